@@ -1,0 +1,21 @@
+"""exoflow: inventory, checksum, deduplicate, scan and profile file trees too big
+for one machine, as a Dask dataflow.
+
+What job scripts import::
+
+    from exoflow import Job, Argument, Batch, WalkOptions, ChunkOptions, main
+"""
+__version__ = "0.1.0"
+
+from .batch import Batch  # noqa: E402
+from .job import Argument, Job, Kernel, Reducer  # noqa: E402
+from .options import ChunkOptions, LoadOptions, WalkOptions  # noqa: E402
+
+
+def main(job: Job) -> None:
+    """Run ``job`` from the command line: ``python jobs/NAME.py PATH... [options]``."""
+    from .cli import job_main
+    job_main(job)
+
+
+__all__ = ["Argument", "Batch", "ChunkOptions", "Job", "Kernel", "LoadOptions", "Reducer", "WalkOptions", "main"]

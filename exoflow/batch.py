@@ -1,0 +1,126 @@
+"""Batch: a chunk's listing rows plus, when a job reads contents, their bytes.
+
+All small files of a chunk are read into ONE contiguous ``uint8`` buffer with
+an ``int64`` offsets array (file ``i`` is ``data[offsets[i]:offsets[i+1]]``),
+the layout of an Arrow binary column, so a kernel can work on the whole chunk
+at once and the same buffer can move to a GPU in one copy. Files larger than
+``LoadOptions.piece_bytes`` are not put in the buffer; kernels read them with
+``Batch.pieces(i)``, which streams them through a reused piece buffer.
+"""
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from .options import LoadOptions
+from .paths import raw_paths
+from .sources.entries import describe_error
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
+
+_local = threading.local()
+
+
+def _reusable(name: str, size: int) -> np.ndarray:
+    """A per-thread buffer of at least ``size`` bytes, grown but never shrunk, reused across chunks."""
+    buf = getattr(_local, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1 << 20), dtype=np.uint8)
+        setattr(_local, name, buf)
+    return buf
+
+
+@dataclass
+class Batch:
+    table: pa.Table                         # the chunk's listing rows
+    params: dict[str, Any] = field(default_factory=dict)
+    data: np.ndarray | None = None          # uint8 contents of the rows in the buffer
+    offsets: np.ndarray | None = None       # int64, num_rows + 1
+    errors: list[str | None] = field(default_factory=list)   # per row: why its content is missing
+    large: np.ndarray | None = None         # bool per row: streamed with pieces(), not in data
+    paths: list[str] = field(default_factory=list)
+    piece_bytes: int = LoadOptions.piece_bytes
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows
+
+    def content(self, i: int) -> memoryview:
+        """The bytes of row ``i`` (empty when not loaded)."""
+        return memoryview(self.data)[self.offsets[i]:self.offsets[i + 1]]
+
+    def pieces(self, i: int) -> Iterator[memoryview]:
+        """Stream a large file in pieces of ``piece_bytes`` through a reused buffer.
+
+        Raises OSError on read problems; each piece is only valid until the next.
+        """
+        buf = memoryview(_reusable("piece", self.piece_bytes))[: self.piece_bytes]
+        fd = os.open(self.paths[i], OPEN_FLAGS)
+        try:
+            while True:
+                n = os.readv(fd, [buf])
+                if n == 0:
+                    return
+                yield buf[:n]
+        finally:
+            os.close(fd)
+
+
+def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None) -> Batch:
+    """Read the chunk's regular files into one buffer (large ones are left for streaming)."""
+    n = table.num_rows
+    paths = raw_paths(table)
+    types = table.column("type").to_pylist()
+    sizes = table.column("size").fill_null(0).to_numpy()
+    errors: list[str | None] = [None] * n
+    large = np.zeros(n, dtype=bool)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    small = (sizes <= opts.piece_bytes)
+    capacity = int(sizes[small].sum()) + n + 1   # +1 per file: room to notice a file that grew
+    buf = _reusable("batch", capacity)
+    mv = memoryview(buf)
+    pos = 0
+    for i in range(n):
+        offsets[i] = pos
+        if types[i] != "file":
+            continue
+        try:
+            fd = os.open(paths[i], OPEN_FLAGS)
+        except OSError as e:
+            errors[i] = describe_error(e)
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                errors[i] = "changed: no longer a regular file"
+                continue
+            want = st.st_size
+            if want > opts.piece_bytes:
+                large[i] = True
+                continue
+            if pos + want + 1 > buf.size:   # grew since listing: move to a bigger buffer
+                bigger = _reusable("batch", 2 * (pos + want + 1))
+                bigger[:pos] = buf[:pos]
+                buf, mv = bigger, memoryview(bigger)
+            got = 0
+            while got <= want:
+                r = os.readv(fd, [mv[pos + got:pos + want + 1]])
+                if r == 0:
+                    break
+                got += r
+            if got > want:
+                errors[i] = "changed: file grew while being read"
+                continue
+            pos += got
+        except OSError as e:
+            errors[i] = describe_error(e)
+        finally:
+            os.close(fd)
+    offsets[n] = pos
+    return Batch(table, params or {}, buf[:pos], offsets, errors, large, paths, opts.piece_bytes)

@@ -1,0 +1,40 @@
+"""Cutting a listing part into chunks: one Dask task each."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .options import ChunkOptions
+
+
+def order_for_reading(listing: pa.Table) -> pa.Table:
+    """Sort by (device, inode): on most file systems that is close to on-disk order."""
+    if listing.num_rows < 2:
+        return listing
+    return listing.sort_by([("device", "ascending"), ("inode", "ascending")])
+
+
+def content_bytes(listing: pa.Table) -> np.ndarray:
+    """Bytes a chunk would read per row: the size of regular files, 0 otherwise."""
+    is_file = pc.fill_null(pc.equal(listing.column("type"), "file"), False)
+    sizes = pc.fill_null(listing.column("size"), 0)
+    return pc.if_else(is_file, sizes, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def cut(sizes: np.ndarray, opts: ChunkOptions) -> list[tuple[int, int]]:
+    """Row ranges holding at most ``max_files`` rows and ``max_bytes`` bytes each.
+
+    A file larger than ``max_bytes`` gets a chunk of its own. The loop runs
+    once per chunk, not per file.
+    """
+    n = len(sizes)
+    csum = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    ranges = []
+    start = 0
+    while start < n:
+        by_bytes = int(np.searchsorted(csum, csum[start] + opts.max_bytes, side="right")) - 1
+        stop = max(start + 1, min(start + opts.max_files, by_bytes, n))
+        ranges.append((start, stop))
+        start = stop
+    return ranges

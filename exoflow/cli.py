@@ -1,0 +1,205 @@
+"""The ``exoflow`` command.
+
+    exoflow run JOB PATH... [options]   run a job (a shipped job's name or a job file)
+    exoflow jobs                        list the shipped jobs
+
+Exit codes: 0 success; 1 finished, but some files had errors (see the
+``error`` column); 2 usage error or unusable input; 3 internal error;
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Sequence
+
+from . import __version__
+from .job import Job
+from .options import ChunkOptions, ClusterOptions, WalkOptions
+from .sinks import UsageError
+
+EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
+          "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'1500', '64k', '10MiB', '2G' -> bytes (k/M/G alone are binary, as in find and du)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 4096, 64k, 10MiB, 2G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line plus the usage hint, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
+    """The options of ``exoflow run JOB``: shared by every job, plus the job's own."""
+    p = _Parser(prog=prog, description=job.description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories to process")
+    p.add_argument("--from-list", metavar="FILE",
+                   help="read paths from FILE: newline- or NUL-separated (detected), or an exoflow Parquet manifest")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="output directory (default: ./exoflow-JOB-DATE-TIME)")
+    out.add_argument("--overwrite", action="store_true", help="replace an earlier exoflow result in --out")
+    out.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of tables")
+    out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    w, d = p.add_argument_group("what to walk"), job.walk
+    w.add_argument("--include", action="append", default=list(d.include), metavar="GLOB",
+                   help="keep only files matching GLOB (gitignore syntax, repeatable)")
+    w.add_argument("--exclude", action="append", default=list(d.exclude), metavar="GLOB",
+                   help="skip files and directories matching GLOB (gitignore syntax, repeatable)")
+    w.add_argument("--gitignore", action=argparse.BooleanOptionalAction, default=d.gitignore,
+                   help=f"honour .gitignore and .ignore files (default: {'on' if d.gitignore else 'off'})")
+    w.add_argument("--hidden", action=argparse.BooleanOptionalAction, default=d.hidden,
+                   help=f"include names starting with '.' (default: {'on' if d.hidden else 'off'})")
+    w.add_argument("-L", "--follow", action="store_true", default=d.follow_symlinks,
+                   help="follow symbolic links (loops are detected and reported)")
+    w.add_argument("-x", "--one-file-system", action="store_true", default=d.one_file_system,
+                   help="do not descend into other file systems")
+    w.add_argument("--max-depth", type=_positive, default=d.max_depth, metavar="N",
+                   help="descend at most N levels (1: only entries directly under each PATH)")
+    w.add_argument("--min-size", type=parse_size, default=d.min_size, metavar="SIZE", help="skip smaller regular files")
+    w.add_argument("--max-size", type=parse_size, default=d.max_size, metavar="SIZE", help="skip larger regular files")
+
+    c = p.add_argument_group("chunks and cluster")
+    c.add_argument("--chunk-files", type=_positive, default=job.chunk.max_files, metavar="N",
+                   help=f"at most N files per task (default: {job.chunk.max_files})")
+    c.add_argument("--chunk-bytes", type=parse_size, default=job.chunk.max_bytes, metavar="SIZE",
+                   help=f"at most SIZE bytes of content per task (default: {job.chunk.max_bytes // 2**20}MiB)")
+    c.add_argument("--scheduler", metavar="ADDRESS",
+                   help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
+    c.add_argument("--workers", type=_positive, metavar="N", help="embedded cluster: worker processes (default: CPU cores)")
+    c.add_argument("--threads-per-worker", type=_positive, default=1, metavar="N", help="embedded cluster (default: 1)")
+    c.add_argument("--memory-limit", default="auto", metavar="SIZE",
+                   help="embedded cluster: memory per worker before spilling to disk (default: auto)")
+    c.add_argument("--dashboard", default="127.0.0.1:8787", metavar="HOST:PORT",
+                   help="embedded cluster: dashboard address (default: 127.0.0.1:8787; another port if taken)")
+    c.add_argument("--no-dashboard", action="store_const", dest="dashboard", const="", help="no dashboard")
+
+    if job.arguments:
+        g = p.add_argument_group(f"{job.name} options")
+        for a in job.arguments:
+            g.add_argument(a.flag, **a.kwargs)
+    return p
+
+
+def _options(args: argparse.Namespace) -> tuple[WalkOptions, ChunkOptions, ClusterOptions]:
+    walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
+                       hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
+                       max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
+    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes)
+    cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
+                             threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
+                             dashboard=args.dashboard)
+    return walk, chunk, cluster
+
+
+def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
+    """Parse a job's options, run it, print the report; return the exit code."""
+    from .progress import Progress
+    from .runner import RunConfig, run, validate
+    from .sinks import default_out_dir, prepare_out_dir, remove_partial_files
+    from .tables import human_bytes, human_count
+
+    args = run_parser(job, prog).parse_args(argv)
+    walk, chunk, cluster_opts = _options(args)
+    params = {a.dest: getattr(args, a.dest) for a in job.arguments}
+    cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
+                    walk=walk, chunk=chunk)
+    validate(cfg)
+    cfg.out_dir = prepare_out_dir(args.out or default_out_dir(job.name), args.overwrite)
+    say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    from .cluster import connect, describe
+    try:
+        with connect(cluster_opts) as client:
+            info = describe(client)
+            say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
+                + (f"; dashboard {info['dashboard']}" if info["dashboard"] else ""))
+            progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
+            summary = run(client, cfg, progress)
+    except KeyboardInterrupt:
+        remove_partial_files(cfg.out_dir)
+        print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    elif not args.quiet:
+        print(job.reducer.report(summary["result"], params))
+        print()
+    say(f"{job.name}: {human_count(summary['files'])} files, {human_bytes(summary['bytes'])} in "
+        f"{summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
+        f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors -> {cfg.out_dir}")
+    return EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK
+
+
+def _guard(fn, prog: str) -> int:
+    """Expected problems are one line and exit 2; anything else is one line and exit 3."""
+    try:
+        return fn()
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if os.environ.get("EXOFLOW_DEBUG"):
+            raise
+        print(f"{prog}: internal error: {type(e).__name__}: {e} (set EXOFLOW_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``exoflow`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = _Parser(prog="exoflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"exoflow {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run a job: exoflow run JOB PATH... (see exoflow run JOB --help)", add_help=False)
+    r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file")
+    sub.add_parser("jobs", help="list the jobs shipped with exoflow")
+    if not argv:
+        p.print_help(sys.stderr)
+        return EXIT_USAGE
+    args, rest = p.parse_known_args(argv[:2] if argv[0] == "run" else argv)
+    if args.command == "jobs":
+        from .jobs_registry import shipped
+        for name, line in shipped().items():
+            print(f"{name:<12} {line}")
+        return EXIT_OK
+    if args.command == "run":
+        from .jobs_registry import load
+        return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
+    p.error(f"unknown arguments: {' '.join(rest)}")
+    return EXIT_USAGE
+
+
+def job_main(job: Job) -> None:
+    """``python jobs/NAME.py PATH...``: the same options as ``exoflow run NAME``."""
+    prog = os.path.basename(sys.argv[0])
+    sys.exit(_guard(lambda: run_job(job, sys.argv[1:], prog), prog))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

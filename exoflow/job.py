@@ -1,0 +1,75 @@
+"""What a job is: kernels that add columns to each chunk, and a reducer that summarises.
+
+A job file builds one ``Job`` and ends with ``exoflow.main(job)`` so that it
+also runs as ``python jobs/NAME.py PATH``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Sequence
+
+import pyarrow as pa
+
+from .batch import Batch
+from .options import ChunkOptions, WalkOptions
+
+# A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
+Kernel = Callable[[Batch], dict[str, Any]]
+
+
+class Reducer(Protocol):
+    """Summarises a job: ``chunk`` runs on the worker that wrote the chunk and
+    returns something small; ``merge`` folds those into one summary on the
+    client; ``report`` renders it for a terminal."""
+
+    def chunk(self, table: pa.Table, params: dict[str, Any]) -> dict: ...
+
+    def merge(self, total: dict | None, part: dict) -> dict: ...
+
+    def finish(self, total: dict | None, params: dict[str, Any]) -> dict: ...
+
+    def report(self, summary: dict, params: dict[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A job-specific command-line flag: ``Argument("--top", type=int, default=20, help=…)``."""
+
+    flag: str
+    kwargs: dict[str, Any]
+
+    def __init__(self, flag: str, **kwargs: Any) -> None:
+        object.__setattr__(self, "flag", flag)
+        object.__setattr__(self, "kwargs", kwargs)
+
+    @property
+    def dest(self) -> str:
+        return self.kwargs.get("dest") or self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    description: str
+    kernels: Sequence[Kernel]
+    reducer: Reducer
+    columns: Sequence[str] | None = None      # output columns in order (None: listing + kernel columns)
+    reads_content: bool = False                # load file bytes into the batch before the kernels
+    walk: WalkOptions = field(default_factory=WalkOptions)
+    chunk: ChunkOptions = field(default_factory=ChunkOptions)
+    arguments: Sequence[Argument] = ()
+    dataset: str = "files"                    # name of the Parquet dataset directory in the output
+
+    def process(self, batch: Batch) -> pa.Table:
+        """Run the kernels over a batch and return the chunk's output rows."""
+        table = batch.table
+        for kernel in self.kernels:
+            for name, values in kernel(batch).items():
+                col = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+                if name in table.column_names:
+                    table = table.set_column(table.column_names.index(name), name, col)
+                else:
+                    table = table.append_column(name, col)
+        if self.columns is not None:
+            table = table.select(list(self.columns))
+        return table

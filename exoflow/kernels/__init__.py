@@ -1,0 +1,1 @@
+"""Kernels: pure functions from a Batch to new columns. No I/O inside a kernel."""

@@ -1,0 +1,49 @@
+"""Options that shape a listing: what is walked, what is kept, how it is chunked."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WalkOptions:
+    """How a tree is walked and which entries are kept.
+
+    Every field has a command-line flag of the same name (``--max-depth`` …);
+    a job may change the defaults (the scan job honours ``.gitignore``, the
+    inventory job does not).
+    """
+
+    include: tuple[str, ...] = ()      # gitignore-style globs; a file must match one
+    exclude: tuple[str, ...] = ()      # gitignore-style globs; matching files and dirs are skipped
+    gitignore: bool = False            # honour .gitignore and .ignore files
+    hidden: bool = True                # keep entries whose name starts with "."
+    follow_symlinks: bool = False      # descend into symlinked dirs; loops detected by (dev, inode)
+    one_file_system: bool = False      # do not cross into other mounted file systems
+    max_depth: int | None = None       # 1 = only the entries directly under a root
+    min_size: int | None = None        # bytes; applies to regular files
+    max_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    """Bounds of one chunk (one Dask task): whichever is reached first."""
+
+    max_files: int = 20_000
+    max_bytes: int = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How file contents are read into a batch."""
+
+    piece_bytes: int = 16 * 2**20      # files larger than this are streamed in pieces of this size
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    scheduler: str | None = None        # tcp:// or tls:// address; None = embedded LocalCluster
+    workers: int | None = None          # embedded cluster: worker processes (default: CPU cores)
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"          # per worker, e.g. "4GiB"
+    dashboard: str = "127.0.0.1:8787"   # embedded cluster: where the dashboard listens ("" = off)
+    extra: dict = field(default_factory=dict)

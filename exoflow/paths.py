@@ -1,0 +1,57 @@
+"""Lossless file names in Arrow tables.
+
+Inside exoflow a path is a Python ``str`` decoded with ``surrogateescape``
+(what ``os`` returns), so any byte sequence a file system allows round-trips.
+Parquet strings must be valid UTF-8, so a table carries two columns:
+
+* ``path``: the name as UTF-8; invalid bytes shown as U+FFFD (for reading).
+* ``path_bytes``: the exact bytes, set only where ``path`` is not exact.
+
+``raw_paths`` turns them back into names that ``open`` accepts.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import pyarrow as pa
+
+
+def _display(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def path_columns(paths: Sequence[str]) -> tuple[pa.Array, pa.Array]:
+    """``path`` and ``path_bytes`` arrays for OS paths (fast path: all valid UTF-8)."""
+    try:
+        return pa.array(paths, pa.string()), pa.nulls(len(paths), pa.binary())
+    except UnicodeEncodeError:
+        pass
+    shown, exact = [], []
+    for p in paths:
+        try:
+            p.encode("utf-8")
+            shown.append(p)
+            exact.append(None)
+        except UnicodeEncodeError:
+            shown.append(_display(p))
+            exact.append(os.fsencode(p))
+    return pa.array(shown, pa.string()), pa.array(exact, pa.binary())
+
+
+def display_column(names: Sequence[str]) -> pa.Array:
+    """A UTF-8 string array for names shown to people (lossy where not UTF-8)."""
+    try:
+        return pa.array(names, pa.string())
+    except UnicodeEncodeError:
+        return pa.array([None if n is None else _display(n) for n in names], pa.string())
+
+
+def raw_paths(table: pa.Table) -> list[str]:
+    """The exact OS paths of a table's rows (``str`` with surrogateescape)."""
+    paths = table.column("path").to_pylist()
+    if "path_bytes" in table.column_names and table.column("path_bytes").null_count < len(table):
+        for i, b in enumerate(table.column("path_bytes").to_pylist()):
+            if b is not None:
+                paths[i] = os.fsdecode(b)
+    return paths

@@ -1,0 +1,49 @@
+"""A one-line progress display on stderr: files/s, bytes/s and ETA."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .tables import human_bytes, human_count
+
+
+class Progress:
+    """Redraws at most 5 times a second; silent unless ``enabled``."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.width = 0
+
+    def update(self, files: int, bytes_: int, listed: int, listing_done: bool, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = files / elapsed
+        if listing_done and listed:
+            pct = 100.0 * files / listed
+            eta = (listed - files) / rate if rate > 0 else 0.0
+            where = f"{human_count(files)}/{human_count(listed)} files {pct:5.1f}%  ETA {_clock(eta)}"
+        else:
+            where = f"{human_count(files)} files done, {human_count(listed)} listed (listing...)"
+        line = f"{where}  {human_count(rate)} files/s  {human_bytes(bytes_ / elapsed)}/s  {_clock(elapsed)}"
+        self.stream.write("\r" + line.ljust(self.width))
+        self.width = len(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds + 0.5)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"

@@ -1,0 +1,1 @@
+"""Reducers: per-chunk summaries folded into one on the client."""

@@ -1,0 +1,243 @@
+"""A run: listing tasks -> chunk tasks -> Parquet parts -> merged summary.
+
+The client only steers: it hands directories to listing tasks, turns each
+listing part's chunk ranges into chunk tasks, and folds the small per-chunk
+summaries. Listing parts stay on the workers that made them, and chunk tasks
+run next to them.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import __version__
+from .batch import Batch, load
+from .chunks import content_bytes, cut, order_for_reading
+from .cluster import describe
+from .job import Job
+from .options import ChunkOptions, LoadOptions, WalkOptions
+from .progress import Progress
+from .sinks import UsageError, write_json, write_part
+from .sources import manifest
+from .sources.entries import EntryCollector
+from .sources.walk import DirItem, Walker, root_item
+
+FIRST_BUDGET = 2_000     # entries: the first task returns early so work spreads fast
+BUDGET = 50_000          # entries per listing task afterwards (~100-200 ms of work)
+
+
+@dataclass
+class RunConfig:
+    job: Job
+    paths: list[str]
+    out_dir: str
+    from_list: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    walk: WalkOptions = field(default_factory=WalkOptions)
+    chunk: ChunkOptions = field(default_factory=ChunkOptions)
+    load: LoadOptions = field(default_factory=LoadOptions)
+
+
+# ---- tasks (run on workers) -------------------------------------------------
+
+def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[pa.Table, dict]:
+    table = order_for_reading(out.table())
+    sizes = content_bytes(table)
+    meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(sizes, chunk_opts))
+    return table, meta
+
+
+def list_tree(stack: list[DirItem], root_files: list[str], opts: WalkOptions, budget: int,
+              chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+    walker = Walker(opts)
+    for f in root_files:
+        walker.add_root_file(f)
+    left = walker.run(stack, budget)
+    return _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned})
+
+
+def list_piece(piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+    return _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0})
+
+
+def run_chunk(listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, params: dict,
+              load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
+    table = listed[0].slice(start, stop - start)
+    batch = load(table, load_opts, params) if job.reads_content else Batch(table, params)
+    result = job.process(batch)
+    write_part(result, dataset_dir, part)
+    errors = result.num_rows - pc.count(result.column("error")).as_py() if "error" in result.column_names else 0
+    return {"rows": result.num_rows, "bytes": int(content_bytes(table).sum()), "errors": errors,
+            "summary": job.reducer.chunk(result, params)}
+
+
+# ---- the client's loop --------------------------------------------------------
+
+def _roots(paths: list[str], opts: WalkOptions) -> tuple[list[DirItem], list[str]]:
+    dirs, files = [], []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise UsageError(f"{p}: no such file or directory") from None
+        except OSError as e:
+            raise UsageError(f"{p}: {e.strerror}") from None
+        if os.path.isdir(p):
+            dirs.append(root_item(p, opts))
+        else:
+            files.append(p)
+        del st
+    return dirs, files
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise UsageError for inputs that cannot work, before any cluster starts."""
+    if not cfg.paths and not cfg.from_list:
+        raise UsageError("nothing to do: give a PATH or --from-list FILE")
+    _roots(cfg.paths, cfg.walk)
+    if cfg.from_list:
+        manifest.plan(cfg.from_list)
+
+
+class _Run:
+    def __init__(self, client, cfg: RunConfig, progress: Progress) -> None:
+        from distributed import as_completed
+
+        self.client, self.cfg, self.progress = client, cfg, progress
+        self.id = uuid.uuid4().hex[:8]
+        self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
+        self.ac = as_completed()
+        self.pending: deque[DirItem] = deque()
+        self.slots = max(2, 2 * sum(client.nthreads().values()))
+        self.walks_in_flight = 0
+        self.listings: dict[str, Any] = {}       # meta future key -> listing future
+        self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
+        self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
+        self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
+        self.seq = 0
+        self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
+        self.total: dict | None = None
+
+    def key(self, kind: str) -> str:
+        self.seq += 1
+        return f"exoflow-{kind}-{self.id}-{self.seq:06d}"
+
+    def submit_listing(self, fn, *args) -> None:
+        lf = self.client.submit(fn, *args, key=self.key("list"), pure=False)
+        mf = self.client.submit(itemgetter(1), lf, key=self.key("meta"))
+        self.listings[mf.key] = lf
+        self.futures[lf.key] = lf
+        self.futures[mf.key] = mf
+        self.walks_in_flight += 1
+        self.ac.add(mf)
+
+    def submit_walks(self, budget: int = BUDGET, root_files: list[str] | None = None) -> None:
+        free = self.slots - self.walks_in_flight
+        if root_files:
+            self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)
+        if free <= 0 or not self.pending:
+            return
+        per = math.ceil(len(self.pending) / free)
+        while self.pending and self.walks_in_flight < self.slots:
+            stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
+            self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk)
+
+    def on_listing(self, mf) -> None:
+        meta = mf.result()
+        lf = self.listings.pop(mf.key)
+        del self.futures[mf.key]
+        self.walks_in_flight -= 1
+        self.listed += meta["files"]
+        self.dirs += meta["dirs"]
+        self.pending.extend(meta["left"])
+        cfg = self.cfg
+        for start, stop in meta["chunks"]:
+            key = self.key("chunk")
+            part = f"part-{key.rsplit('-', 1)[1]}.parquet"
+            cf = self.client.submit(run_chunk, lf, start, stop, cfg.job, cfg.params, cfg.load,
+                                    self.dataset_dir, part, key=key, priority=10)
+            self.futures[cf.key] = cf
+            self.chunk_of[cf.key] = lf.key
+            self.ac.add(cf)
+        if meta["chunks"]:
+            self.chunks_left[lf.key] = len(meta["chunks"])
+        else:
+            del self.futures[lf.key]
+        self.submit_walks()
+
+    def on_chunk(self, cf) -> None:
+        r = cf.result()
+        del self.futures[cf.key]
+        lkey = self.chunk_of.pop(cf.key)
+        self.chunks_left[lkey] -= 1
+        if not self.chunks_left[lkey]:
+            del self.chunks_left[lkey]
+            del self.futures[lkey]       # the listing part is no longer needed on its worker
+        self.done += r["rows"]
+        self.bytes += r["bytes"]
+        self.errors += r["errors"]
+        self.n_chunks += 1
+        self.total = self.cfg.job.reducer.merge(self.total, r["summary"])
+
+    def execute(self) -> None:
+        dirs, files = _roots(self.cfg.paths, self.cfg.walk)
+        self.pending.extend(dirs)
+        if self.cfg.from_list:
+            for piece in manifest.plan(self.cfg.from_list):
+                self.submit_listing(list_piece, piece, self.cfg.chunk)
+        self.submit_walks(FIRST_BUDGET, files)
+        try:
+            for f in self.ac:
+                if f.key in self.listings:
+                    self.on_listing(f)
+                else:
+                    self.on_chunk(f)
+                self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
+        except BaseException:
+            self.client.cancel(list(self.futures.values()), force=True)
+            raise
+        finally:
+            self.progress.close()
+
+    def listing_done(self) -> bool:
+        return not self.pending and self.walks_in_flight == 0
+
+
+def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
+    """Run a job to completion; write the dataset and summary.json; return the summary."""
+    t0 = time.time()
+    params = {"now": t0, **cfg.params}
+    cfg = RunConfig(**{**cfg.__dict__, "params": params})
+    r = _Run(client, cfg, progress or Progress(False))
+    r.execute()
+    wall = time.time() - t0
+    summary = {
+        "job": cfg.job.name,
+        "exoflow_version": __version__,
+        "sources": cfg.paths + ([cfg.from_list] if cfg.from_list else []),
+        "out": cfg.out_dir,
+        "dataset": r.dataset_dir,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
+        "wall_s": round(wall, 3),
+        "files": r.done,
+        "bytes": r.bytes,
+        "errors": r.errors,
+        "dirs": r.dirs,
+        "chunks": r.n_chunks,
+        "files_per_s": round(r.done / wall, 1) if wall else None,
+        "bytes_per_s": round(r.bytes / wall, 1) if wall else None,
+        "cluster": describe(client),
+        "params": {k: v for k, v in params.items() if k != "now"},
+        "result": cfg.job.reducer.finish(r.total, params),
+    }
+    write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
+    return summary

@@ -1,0 +1,73 @@
+"""Writing results: Parquet parts (atomic), summary.json, and the output directory."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MARKER = ".exoflow-run"   # marks a directory as an exoflow result, so --overwrite may replace it
+TMP_SUFFIX = ".tmp"
+
+
+class UsageError(Exception):
+    """Bad input or settings: reported as one line, exit code 2."""
+
+
+def write_part(table: pa.Table, directory: str, name: str) -> str:
+    """Write one chunk's rows; readers never see a half-written part (temp name, then rename)."""
+    os.makedirs(directory, exist_ok=True)
+    final = os.path.join(directory, name)
+    tmp = f"{final}.{os.getpid()}{TMP_SUFFIX}"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, final)
+    return final
+
+
+def default_out_dir(job: str) -> str:
+    base = f"exoflow-{job}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while os.path.exists(out):
+        n += 1
+        out = f"{base}-{n}"
+    return out
+
+
+def prepare_out_dir(path: str, overwrite: bool) -> str:
+    """Create the output directory; replace an earlier exoflow result only with ``overwrite``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--out {path} exists and is not a directory")
+    if p.is_dir() and any(p.iterdir()):
+        if not overwrite:
+            raise UsageError(f"output directory {path} is not empty (use --overwrite to replace an earlier result)")
+        if not (p / MARKER).exists():
+            raise UsageError(f"output directory {path} is not an exoflow result; refusing to delete it")
+        shutil.rmtree(p)
+    p.mkdir(parents=True, exist_ok=True)
+    (p / MARKER).write_text("exoflow output directory\n")
+    return str(p.resolve())
+
+
+def remove_partial_files(out_dir: str) -> None:
+    """After an interrupted run: drop parts that were still being written."""
+    for root, _dirs, files in os.walk(out_dir):
+        for f in files:
+            if f.endswith(TMP_SUFFIX):
+                try:
+                    os.unlink(os.path.join(root, f))
+                except OSError:
+                    pass
+
+
+def write_json(path: str, data: Any) -> None:
+    tmp = path + TMP_SUFFIX
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,125 @@
+"""The listing table: one row per entry, built from ``lstat`` results.
+
+Every source (tree walk, listing file, Parquet manifest) fills an
+``EntryCollector``; the table it builds is what chunks are cut from.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from operator import attrgetter
+
+import numpy as np
+import pyarrow as pa
+
+from ..paths import display_column, path_columns
+
+# Index = (st_mode >> 12) & 0xF, the file-type bits of st_mode.
+TYPE_NAMES = np.array(
+    ["unknown", "fifo", "char", "unknown", "dir", "unknown", "block", "unknown",
+     "file", "unknown", "symlink", "unknown", "socket", "unknown", "unknown", "unknown"],
+    dtype=object,
+)
+# Mode bits standing in for the type when stat failed and only readdir's d_type is known.
+HINT_MODE = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000}
+
+# listing column -> os.stat_result attribute
+STAT_FIELDS = {"size": "st_size", "blocks": "st_blocks", "mtime_ns": "st_mtime_ns", "mode": "st_mode",
+               "uid": "st_uid", "gid": "st_gid", "inode": "st_ino", "device": "st_dev", "nlink": "st_nlink"}
+
+SCHEMA = pa.schema([
+    ("path", pa.string()),
+    ("path_bytes", pa.binary()),
+    ("type", pa.string()),
+    ("size", pa.int64()),
+    ("blocks", pa.int64()),
+    ("mtime_ns", pa.int64()),
+    ("mode", pa.int64()),
+    ("uid", pa.int64()),
+    ("gid", pa.int64()),
+    ("inode", pa.uint64()),
+    ("device", pa.uint64()),
+    ("nlink", pa.int64()),
+    ("depth", pa.int32()),
+    ("top_dir", pa.string()),
+    ("error", pa.string()),
+])
+
+
+def describe_error(exc: OSError) -> str:
+    """A stable one-line description: ``EACCES: Permission denied``."""
+    code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return f"{code}: {exc.strerror or exc}"
+
+
+class EntryCollector:
+    """Accumulates entries; ``table()`` builds the Arrow listing in one pass.
+
+    Depth and top directory are constant within a directory, so they are kept
+    as runs (``start_run``) rather than per entry: the hot loop appends only a
+    path and a stat result.
+    """
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.stats: list[os.stat_result | None] = []
+        self.runs: list[tuple[int, int, str | None]] = []   # (first row, depth, top)
+        self.errors: dict[int, tuple[str, str | None]] = {}  # row -> (error, type hint)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def n_errors(self) -> int:
+        return len(self.errors)
+
+    def start_run(self, depth: int, top: str | None) -> None:
+        """Rows added from now on have this depth and top directory."""
+        run = (len(self.paths), depth, top)
+        if self.runs and self.runs[-1][0] == run[0]:
+            self.runs[-1] = run
+        else:
+            self.runs.append(run)
+
+    def add(self, path: str, st: os.stat_result) -> None:
+        self.paths.append(path)
+        self.stats.append(st)
+
+    def add_error(self, path: str, error: str, st: os.stat_result | None = None,
+                  hint: str | None = None) -> None:
+        self.errors[len(self.paths)] = (error, hint)
+        self.paths.append(path)
+        self.stats.append(st)
+
+    def _run_columns(self, n: int) -> tuple[np.ndarray, list]:
+        starts = np.array([r[0] for r in self.runs] + [n], dtype=np.int64)
+        lengths = np.diff(starts)
+        depth = np.repeat(np.array([r[1] for r in self.runs], dtype=np.int32), lengths)
+        tops = np.repeat(np.array([r[2] for r in self.runs], dtype=object), lengths)
+        return depth, tops.tolist()
+
+    def table(self) -> pa.Table:
+        n = len(self.paths)
+        stats = self.stats
+        missing = None
+        if any(s is None for s in stats):
+            missing = np.fromiter((s is None for s in stats), dtype=bool, count=n)
+            blank = os.stat_result((0,) * os.stat_result.n_fields)
+            stats = [blank if s is None else s for s in stats]
+        cols = {f: np.fromiter(map(attrgetter(a), stats), dtype=np.int64, count=n) for f, a in STAT_FIELDS.items()}
+        mode = cols["mode"]
+        errors: list[str | None] = [None] * n
+        for i, (err, hint) in self.errors.items():
+            errors[i] = err
+            if missing is not None and missing[i]:
+                mode[i] = HINT_MODE.get(hint, 0)
+        types = TYPE_NAMES[(mode >> 12) & 0xF]
+        if missing is not None:
+            mode[missing] = 0
+        depth, tops = self._run_columns(n)
+        path, path_bytes = path_columns(self.paths)
+        arrays = [path, path_bytes, pa.array(types, pa.string())]
+        for f in STAT_FIELDS:
+            arrays.append(pa.array(cols[f], mask=missing).cast(SCHEMA.field(f).type))
+        arrays += [pa.array(depth), display_column(tops), pa.array(errors, pa.string())]
+        return pa.Table.from_arrays(arrays, schema=SCHEMA)

@@ -1,0 +1,256 @@
+"""A directory walk that runs inside a worker task.
+
+The client hands a task a few directories and an entry budget; the task walks
+them depth first, stops once the budget is spent, and hands back the
+directories it did not reach so the client can share them among workers.
+Entry types come from readdir's d_type; ``lstat`` runs once per kept
+non-directory entry (its fields are the inventory), and on directories only
+when following symlinks or staying on one file system needs it.
+"""
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from dataclasses import dataclass
+
+import pathspec
+
+from ..options import WalkOptions
+from .entries import EntryCollector, describe_error
+
+IGNORE_FILES = (".gitignore", ".ignore")
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """The patterns of one .gitignore/.ignore file, relative to its directory."""
+
+    base: str
+    spec: pathspec.PathSpec
+
+
+@dataclass(frozen=True)
+class DirItem:
+    path: str
+    depth: int                                    # depth of the directory itself (a root is 0)
+    top: str | None                               # first path component under the root
+    root: str                                     # the root this directory was reached from
+    ancestors: tuple[tuple[int, int], ...] = ()   # (dev, ino) chain, kept when following symlinks
+    ignores: tuple[IgnoreRules, ...] = ()
+    dev: int | None = None                        # the root's device, kept for one_file_system
+
+
+def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
+    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+
+
+def _relative(path: str, base: str) -> str:
+    return path[len(base) + 1:] if base != "/" else path[1:]
+
+
+def _ignored(rules: tuple[IgnoreRules, ...], path: str, is_dir: bool) -> bool:
+    """Git semantics: the deepest file with a matching pattern decides."""
+    verdict = False
+    for rule in rules:
+        rel = _relative(path, rule.base) + ("/" if is_dir else "")
+        res = rule.spec.check_file(rel)
+        if res.include is not None:
+            verdict = res.include
+    return verdict
+
+
+def _load_ignores(dirpath: str, names: set[str]) -> tuple[IgnoreRules, ...]:
+    found = []
+    for fname in IGNORE_FILES:
+        if fname in names:
+            try:
+                with open(os.path.join(dirpath, fname), encoding="utf-8", errors="surrogateescape") as f:
+                    found.append(IgnoreRules(dirpath, pathspec.GitIgnoreSpec.from_lines(f.read().splitlines())))
+            except (OSError, ValueError):
+                pass  # an unreadable ignore file ignores nothing, as git does
+    return tuple(found)
+
+
+class Walker:
+    """Walks directories for one task and collects their entries."""
+
+    def __init__(self, opts: WalkOptions) -> None:
+        self.opts = opts
+        self.include = _spec(opts.include)
+        self.exclude = _spec(opts.exclude)
+        self.out = EntryCollector()
+        self.dirs_scanned = 0
+
+    def keep_file(self, item: DirItem, path: str) -> bool:
+        rel = _relative(path, item.root)
+        if self.exclude is not None and self.exclude.match_file(rel):
+            return False
+        if self.include is not None and not self.include.match_file(rel):
+            return False
+        return True
+
+    def run(self, stack: list[DirItem], budget: int) -> list[DirItem]:
+        """Walk until ``budget`` entries are collected; return the directories not reached."""
+        start = len(self.out)
+        while stack and len(self.out) - start < budget:
+            self.scan(stack.pop(), stack)
+        return stack
+
+    def add_root_file(self, path: str) -> None:
+        """A root that is not a directory becomes a row of its own."""
+        self.out.start_run(0, None)
+        try:
+            self.out.add(path, os.stat(path))  # roots are followed, as find -H does
+        except OSError as e:
+            self.out.add_error(path, describe_error(e))
+
+    def scan(self, item: DirItem, stack: list[DirItem]) -> None:
+        d = item.path
+        try:
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            self.out.start_run(item.depth, item.top)
+            self.out.add_error(d, describe_error(e), hint="dir")
+            return
+        try:
+            self.dirs_scanned += 1
+            try:
+                with os.scandir(fd) as it:
+                    entries = list(it)
+            except OSError as e:
+                self.out.start_run(item.depth, item.top)
+                self.out.add_error(d, describe_error(e), hint="dir")
+                return
+            if item.top is None:
+                for e in entries:  # directly under a root: each entry is its own top directory
+                    self.out.start_run(1, e.name)
+                    self.scan_entries(item, fd, [e], stack)
+            else:
+                self.out.start_run(item.depth + 1, item.top)
+                self.scan_entries(item, fd, entries, stack)
+        finally:
+            os.close(fd)
+
+    def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], stack: list[DirItem]) -> None:
+        opts = self.opts
+        prefix = item.path if item.path.endswith("/") else item.path + "/"
+        depth = item.depth + 1
+        descend = opts.max_depth is None or depth < opts.max_depth
+        ignores = item.ignores
+        if opts.gitignore:
+            ignores = ignores + _load_ignores(item.path, {e.name for e in entries if e.name in IGNORE_FILES})
+        plain = not (ignores or self.include or self.exclude or opts.follow_symlinks or opts.one_file_system
+                     or opts.min_size is not None or opts.max_size is not None or not opts.hidden)
+        out, stat = self.out, os.stat
+        for e in entries:
+            name = e.name
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if plain:  # the common case, kept tight: no filters apply
+                if is_dir:
+                    if descend:
+                        stack.append(DirItem(prefix + name, depth, item.top or name, item.root, (), (), item.dev))
+                    continue
+                try:
+                    out.add(prefix + name, stat(name, dir_fd=fd, follow_symlinks=False))
+                except OSError as err:
+                    out.add_error(prefix + name, describe_error(err), hint=_hint(e))
+                continue
+            self.filtered_entry(item, fd, e, is_dir, prefix + name, depth, descend, ignores, stack)
+
+    def filtered_entry(self, item: DirItem, fd: int, e: os.DirEntry, is_dir: bool, path: str, depth: int,
+                       descend: bool, ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
+        opts = self.opts
+        name = e.name
+        if not opts.hidden and name[0] == ".":
+            return
+        top = item.top or name
+        is_link = not is_dir and opts.follow_symlinks and e.is_symlink()
+        if is_dir or is_link:
+            if ignores and _ignored(ignores, path, True):
+                return
+            if self.exclude is not None and self.exclude.match_file(_relative(path, item.root) + "/"):
+                return
+        if is_link:
+            self.symlink(item, e, fd, path, depth, top, descend, ignores, stack)
+            return
+        if is_dir:
+            if not descend:
+                return
+            anc: tuple[tuple[int, int], ...] = ()
+            if opts.follow_symlinks or opts.one_file_system:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except OSError as err:
+                    self.out.add_error(path, describe_error(err), hint="dir")
+                    return
+                if opts.one_file_system and st.st_dev != item.dev:
+                    return
+                if opts.follow_symlinks:
+                    anc = item.ancestors + ((st.st_dev, st.st_ino),)
+            stack.append(DirItem(path, depth, top, item.root, anc, ignores, item.dev))
+            return
+        if ignores and _ignored(ignores, path, False):
+            return
+        if (self.include is not None or self.exclude is not None) and not self.keep_file(item, path):
+            return
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError as err:
+            self.out.add_error(path, describe_error(err), hint=_hint(e))
+            return
+        if self.size_ok(st):
+            self.out.add(path, st)
+
+    def size_ok(self, st: os.stat_result) -> bool:
+        if self.opts.min_size is None and self.opts.max_size is None:
+            return True
+        if not stat_mod.S_ISREG(st.st_mode):
+            return True
+        if self.opts.min_size is not None and st.st_size < self.opts.min_size:
+            return False
+        return self.opts.max_size is None or st.st_size <= self.opts.max_size
+
+    def symlink(self, item: DirItem, e: os.DirEntry, fd: int, path: str, depth: int, top: str,
+                descend: bool, ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
+        """Following symlinks: a link to a directory is walked unless it loops back."""
+        try:
+            st = os.stat(e.name, dir_fd=fd)
+        except OSError as err:
+            try:
+                lst = os.stat(e.name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                lst = None
+            self.out.add_error(path, "broken symlink: " + describe_error(err), st=lst, hint="symlink")
+            return
+        if stat_mod.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in item.ancestors:
+                self.out.add_error(path, "ELOOP: symlink loop", st=os.stat(e.name, dir_fd=fd, follow_symlinks=False))
+            elif descend and not (self.opts.one_file_system and st.st_dev != item.dev):
+                stack.append(DirItem(path, depth, top, item.root, item.ancestors + (key,), ignores, item.dev))
+            return
+        if ignores and _ignored(ignores, path, False):
+            return
+        if (self.include is None and self.exclude is None) or self.keep_file(item, path):
+            if self.size_ok(st):
+                self.out.add(path, st)
+
+
+def _hint(e: os.DirEntry) -> str | None:
+    try:
+        if e.is_symlink():
+            return "symlink"
+        return "file" if e.is_file(follow_symlinks=False) else None
+    except OSError:
+        return None
+
+
+def root_item(path: str, opts: WalkOptions) -> DirItem:
+    """The starting item for a root directory (its symlink, if any, is followed)."""
+    st = os.stat(path)
+    anc = ((st.st_dev, st.st_ino),) if opts.follow_symlinks else ()
+    root = path.rstrip("/") or "/"
+    return DirItem(root, 0, None, root, anc, (), st.st_dev)

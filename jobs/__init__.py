@@ -1,0 +1,1 @@
+"""The jobs shipped with exoflow (installed as the package ``exoflow.jobs``)."""

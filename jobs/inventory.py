@@ -1,0 +1,25 @@
+"""Inventory: one row of metadata per file, with totals, extensions, directories, largest files and ages.
+
+Reads:    a tree walk (or a listing); no file contents.
+Computes: path, size, allocated, mtime_ns, mode, type, uid, gid, inode, device,
+          nlink, extension, depth, top_dir, error for every entry.
+Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
+
+    exoflow run inventory /data
+"""
+from exoflow import Argument, Job, main
+from exoflow.kernels.stat import inventory_columns
+from exoflow.reducers.inventory import InventoryReducer
+
+job = Job(
+    name="inventory",
+    description=__doc__,
+    kernels=[inventory_columns],
+    reducer=InventoryReducer(),
+    columns=["path", "path_bytes", "type", "size", "allocated", "mtime_ns", "mode", "uid", "gid",
+             "inode", "device", "nlink", "extension", "depth", "top_dir", "error"],
+    arguments=[Argument("--top", type=int, default=20, metavar="N", help="rows in each summary table (default: 20)")],
+)
+
+if __name__ == "__main__":
+    main(job)
