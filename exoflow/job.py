@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .batch import Batch
 from .options import ChunkOptions, WalkOptions
@@ -63,6 +64,10 @@ class Job:
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""
         table = batch.table
+        if self.reads_content and any(batch.errors):
+            # a file that could not be read keeps its row; the reason goes to `error`
+            merged = pc.coalesce(table.column("error"), pa.array(batch.errors, pa.string()))
+            table = table.set_column(table.column_names.index("error"), "error", merged)
         for kernel in self.kernels:
             for name, values in kernel(batch).items():
                 col = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)

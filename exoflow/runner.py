@@ -75,7 +75,7 @@ def run_chunk(listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, pa
     batch = load(table, load_opts, params) if job.reads_content else Batch(table, params)
     result = job.process(batch)
     write_part(result, dataset_dir, part)
-    errors = result.num_rows - pc.count(result.column("error")).as_py() if "error" in result.column_names else 0
+    errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
     return {"rows": result.num_rows, "bytes": int(content_bytes(table).sum()), "errors": errors,
             "summary": job.reducer.chunk(result, params)}
 
