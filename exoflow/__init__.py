@@ -8,7 +8,7 @@ What job scripts import::
 __version__ = "0.1.0"
 
 from .batch import Batch  # noqa: E402
-from .job import Argument, Job, Kernel, Reducer  # noqa: E402
+from .job import Argument, Finish, Job, Kernel, Reducer  # noqa: E402
 from .options import ChunkOptions, LoadOptions, WalkOptions  # noqa: E402
 
 
@@ -18,4 +18,4 @@ def main(job: Job) -> None:
     job_main(job)
 
 
-__all__ = ["Argument", "Batch", "ChunkOptions", "Job", "Kernel", "LoadOptions", "Reducer", "WalkOptions", "main"]
+__all__ = ["Argument", "Batch", "Finish", "ChunkOptions", "Job", "Kernel", "LoadOptions", "Reducer", "WalkOptions", "main"]

@@ -149,7 +149,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     say(f"{job.name}: {human_count(summary['files'])} files, {human_bytes(summary['bytes'])} in "
         f"{summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
         f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors -> {cfg.out_dir}")
-    return EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK
+    job_code = int(summary["result"].get("exit_code", 0) or 0)
+    return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
 
 
 def _guard(fn, prog: str) -> int:

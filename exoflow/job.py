@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .batch import Batch
-from .options import ChunkOptions, WalkOptions
+from .options import ChunkOptions, LoadOptions, WalkOptions
 
 # A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
 Kernel = Callable[[Batch], dict[str, Any]]
@@ -30,6 +30,19 @@ class Reducer(Protocol):
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict: ...
 
     def report(self, summary: dict, params: dict[str, Any]) -> str: ...
+
+
+@dataclass
+class Finish:
+    """What a job's ``after`` step gets once every chunk is written (runs on the client)."""
+
+    client: Any                     # distributed.Client: submit further stages to the cluster
+    out_dir: str
+    dataset_dir: str                # the Parquet dataset the chunk tasks wrote
+    params: dict[str, Any]
+    result: dict                    # the reducer's finished summary
+    load: LoadOptions
+    chunk: ChunkOptions
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,9 @@ class Job:
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     arguments: Sequence[Argument] = ()
     dataset: str = "files"                    # name of the Parquet dataset directory in the output
+    # Optional further stages on the cluster (dedup's grouping, an audit …); returns the
+    # final summary. A summary key "exit_code" (0/1) makes the command exit with it.
+    after: Callable[[Finish], dict] | None = None
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""

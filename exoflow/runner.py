@@ -23,7 +23,7 @@ from . import __version__
 from .batch import Batch, load
 from .chunks import content_bytes, cut, order_for_reading
 from .cluster import describe
-from .job import Job
+from .job import Finish, Job
 from .options import ChunkOptions, LoadOptions, WalkOptions
 from .progress import Progress
 from .sinks import UsageError, write_json, write_part
@@ -239,5 +239,10 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
         "params": {k: v for k, v in params.items() if k != "now"},
         "result": cfg.job.reducer.finish(r.total, params),
     }
+    if cfg.job.after is not None:
+        summary["result"] = cfg.job.after(Finish(client, cfg.out_dir, r.dataset_dir, params, summary["result"],
+                                                 cfg.load, cfg.chunk))
+        wall = time.time() - t0
+        summary["wall_s"] = round(wall, 3)
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
     return summary
