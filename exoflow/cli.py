@@ -18,7 +18,7 @@ from typing import Sequence
 
 from . import __version__
 from .job import Job
-from .options import ChunkOptions, ClusterOptions, WalkOptions
+from .options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
 from .sinks import UsageError
 
 EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -85,6 +85,9 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
                    help=f"at most N files per task (default: {job.chunk.max_files})")
     c.add_argument("--chunk-bytes", type=parse_size, default=job.chunk.max_bytes, metavar="SIZE",
                    help=f"at most SIZE bytes of content per task (default: {job.chunk.max_bytes // 2**20}MiB)")
+    c.add_argument("--piece-size", type=parse_size, default=LoadOptions.piece_bytes, metavar="SIZE",
+                   help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
+                        f"(default: {LoadOptions.piece_bytes // 2**20}MiB)")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
     c.add_argument("--workers", type=_positive, metavar="N", help="embedded cluster: worker processes (default: CPU cores)")
@@ -102,15 +105,16 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _options(args: argparse.Namespace) -> tuple[WalkOptions, ChunkOptions, ClusterOptions]:
+def _options(args: argparse.Namespace) -> tuple[WalkOptions, ChunkOptions, LoadOptions, ClusterOptions]:
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
     chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes)
+    load = LoadOptions(piece_bytes=args.piece_size)
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
                              threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
                              dashboard=args.dashboard)
-    return walk, chunk, cluster
+    return walk, chunk, load, cluster
 
 
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
@@ -121,10 +125,10 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
-    walk, chunk, cluster_opts = _options(args)
+    walk, chunk, load, cluster_opts = _options(args)
     params = {a.dest: getattr(args, a.dest) for a in job.arguments}
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
-                    walk=walk, chunk=chunk)
+                    walk=walk, chunk=chunk, load=load)
     validate(cfg)
     cfg.out_dir = prepare_out_dir(args.out or default_out_dir(job.name), args.overwrite)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
