@@ -76,6 +76,9 @@ class Job:
     # Optional further stages on the cluster (dedup's grouping, an audit …); returns the
     # final summary. A summary key "exit_code" (0/1) makes the command exit with it.
     after: Callable[[Finish], dict] | None = None
+    # Optional: turn the chunk's per-file rows (after the kernels) into the rows written, for jobs
+    # whose output is not one row per file (scan: one row per finding).
+    emit: Callable[[Batch, pa.Table], pa.Table] | None = None
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""
@@ -91,6 +94,8 @@ class Job:
                     table = table.set_column(table.column_names.index(name), name, col)
                 else:
                     table = table.append_column(name, col)
+        if self.emit is not None:
+            table = self.emit(batch, table)
         if self.columns is not None:
             table = table.select(list(self.columns))
         return table

@@ -28,7 +28,7 @@ from .options import ChunkOptions, LoadOptions, WalkOptions
 from .progress import Progress
 from .sinks import UsageError, write_json, write_part
 from .sources import manifest
-from .sources.entries import EntryCollector
+from .sources.entries import SCHEMA, EntryCollector
 from .sources.walk import DirItem, Walker, root_item
 
 FIRST_BUDGET = 2_000     # entries: the first task returns early so work spreads fast
@@ -76,7 +76,7 @@ def run_chunk(listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, pa
     result = job.process(batch)
     write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
-    return {"rows": result.num_rows, "bytes": int(content_bytes(table).sum()), "errors": errors,
+    return {"rows": table.num_rows, "bytes": int(content_bytes(table).sum()), "errors": errors,
             "summary": job.reducer.chunk(result, params)}
 
 
@@ -219,6 +219,10 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
     cfg = RunConfig(**{**cfg.__dict__, "params": params})
     r = _Run(client, cfg, progress or Progress(False))
     r.execute()
+    if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
+        empty = SCHEMA.empty_table()
+        batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
+        write_part(cfg.job.process(batch), r.dataset_dir, "part-empty.parquet")
     wall = time.time() - t0
     summary = {
         "job": cfg.job.name,

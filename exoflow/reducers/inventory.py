@@ -19,9 +19,9 @@ AGE_BINS = [  # (label, upper bound in seconds of age)
 
 
 def _group(t: pa.Table, key: str) -> dict[str, list[int]]:
-    g = t.group_by(key).aggregate([("size", "count"), ("size", "sum")])
+    g = t.group_by(key).aggregate([("path", "count"), ("size", "sum")])   # path is never null
     return {k if k is not None else "": [int(c), int(s or 0)]
-            for k, c, s in zip(g.column(key).to_pylist(), g.column("size_count").to_pylist(),
+            for k, c, s in zip(g.column(key).to_pylist(), g.column("path_count").to_pylist(),
                                g.column("size_sum").to_pylist())}
 
 

@@ -121,24 +121,25 @@ class Walker:
                 self.out.start_run(item.depth, item.top)
                 self.out.add_error(d, describe_error(e), hint="dir")
                 return
+            ignores = item.ignores
+            if self.opts.gitignore:
+                ignores = ignores + _load_ignores(d, {e.name for e in entries if e.name in IGNORE_FILES})
             if item.top is None:
                 for e in entries:  # directly under a root: each entry is its own top directory
                     self.out.start_run(1, e.name)
-                    self.scan_entries(item, fd, [e], stack)
+                    self.scan_entries(item, fd, [e], ignores, stack)
             else:
                 self.out.start_run(item.depth + 1, item.top)
-                self.scan_entries(item, fd, entries, stack)
+                self.scan_entries(item, fd, entries, ignores, stack)
         finally:
             os.close(fd)
 
-    def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], stack: list[DirItem]) -> None:
+    def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry],
+                     ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
         opts = self.opts
         prefix = item.path if item.path.endswith("/") else item.path + "/"
         depth = item.depth + 1
         descend = opts.max_depth is None or depth < opts.max_depth
-        ignores = item.ignores
-        if opts.gitignore:
-            ignores = ignores + _load_ignores(item.path, {e.name for e in entries if e.name in IGNORE_FILES})
         plain = not (ignores or self.include or self.exclude or opts.follow_symlinks or opts.one_file_system
                      or opts.min_size is not None or opts.max_size is not None or not opts.hidden)
         out, stat = self.out, os.stat

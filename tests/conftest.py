@@ -1,0 +1,84 @@
+"""Shared helpers: generated trees with every awkward case, and running the CLI as a user does."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IS_ROOT = os.geteuid() == 0
+# root ignores permission bits; without these two capabilities it obeys them like any user
+DROP_ROOT_POWERS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if IS_ROOT else []
+
+
+def exoflow(*args: str, cwd: str | None = None, obey_permissions: bool = False, timeout: int = 120,
+            **kw) -> subprocess.CompletedProcess:
+    """Run ``exoflow ARGS`` in a subprocess, the way a user does."""
+    prefix = DROP_ROOT_POWERS if obey_permissions else []
+    return subprocess.run([*prefix, sys.executable, "-m", "exoflow.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, **kw)
+
+
+def read_dataset(path: str | Path):
+    return ds.dataset(str(path), format="parquet").to_table()
+
+
+def make_awkward_tree(root: Path) -> dict[str, Path]:
+    """Every per-file problem the walk must survive. Returns named special paths."""
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "one.txt").write_bytes(b"1")
+    (root / "a" / "b" / "two.TXT").write_bytes(b"22")
+    (root / "a" / "b" / "c" / "archive.tar.gz").write_bytes(b"x" * 5000)
+    (root / "empty").write_bytes(b"")
+    (root / ".hidden").write_bytes(b"hidden")
+    (root / ".hiddendir").mkdir()
+    (root / ".hiddendir" / "inside.py").write_bytes(b"print()\n")
+    (root / "sparse.bin").write_bytes(b"")
+    with open(root / "sparse.bin", "r+b") as f:
+        f.truncate(10 * 2**20)                               # allocated << size
+    os.link(root / "a" / "one.txt", root / "hardlink.txt")
+    os.symlink("a/one.txt", root / "link-to-file")
+    os.symlink("a", root / "link-to-dir")
+    os.symlink("does-not-exist", root / "broken-link")
+    os.symlink("..", root / "a" / "b" / "loop")               # a loop when following links
+    os.mkfifo(root / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(root / "sock"))
+    sock.close()
+    bad = os.fsencode(str(root)) + b"/bad-\xff\xfe-name.txt"  # not valid UTF-8
+    with open(bad, "wb") as f:
+        f.write(b"bad name")
+    (root / "new\nline.txt").write_bytes(b"newline in name")
+    locked = root / "locked"
+    locked.mkdir()
+    (locked / "secret.txt").write_bytes(b"cannot list me")
+    locked.chmod(0o000)
+    unreadable = root / "unreadable.txt"
+    unreadable.write_bytes(b"no read")
+    unreadable.chmod(0o000)
+    out = {"locked": locked, "bad": Path(os.fsdecode(bad)), "fifo": root / "fifo"}
+    if IS_ROOT:
+        os.mknod(root / "null-device", 0o600 | 0o020000, os.makedev(1, 3))  # a char device like /dev/null
+        out["chardev"] = root / "null-device"
+    return out
+
+
+@pytest.fixture
+def awkward_tree(tmp_path: Path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    special = make_awkward_tree(tree)
+    yield tree, special
+    special["locked"].chmod(0o755)
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d

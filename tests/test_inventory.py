@@ -1,0 +1,211 @@
+"""The inventory job as a user runs it, against os.walk + lstat and find -printf."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from conftest import IS_ROOT, exoflow, read_dataset
+from oracle import find_printf, walk_lstat
+
+
+def exact_paths(t) -> list[bytes]:
+    paths, raw = t.column("path").to_pylist(), t.column("path_bytes").to_pylist()
+    return [r if r is not None else p.encode() for p, r in zip(paths, raw)]
+
+
+def rows_by_path(t) -> dict[bytes, dict]:
+    return dict(zip(exact_paths(t), t.to_pylist()))
+
+
+def test_inventory_matches_oracles(awkward_tree, out_dir):
+    tree, special = awkward_tree
+    r = exoflow("run", "inventory", str(tree), "--out", str(out_dir / "inv"), "--no-dashboard",
+                "--chunk-files", "3", "--json", obey_permissions=True)
+    assert r.returncode == 1, r.stderr          # finished, with per-file errors (the locked directory)
+    assert "Traceback" not in r.stderr
+    summary = json.loads(r.stdout)
+    t = read_dataset(out_dir / "inv" / "files")
+    rows = rows_by_path(t)
+    locked = os.fsencode(str(special["locked"]))
+
+    # the locked directory is one error row; everything else matches the oracles exactly
+    assert rows[locked]["type"] == "dir" and rows[locked]["error"].startswith("EACCES")
+    expected = {p: v for p, v in walk_lstat(str(tree)).items() if not p.startswith(locked + b"/")}
+    got = {p: (r["size"], r["type"]) for p, r in rows.items() if p != locked}
+    assert got == expected
+    assert {p: v for p, v in find_printf(str(tree)).items() if not p.startswith(locked + b"/")} == expected
+
+    # awkward names survive exactly; special files are typed, never opened
+    assert os.fsencode(str(special["bad"])) in rows
+    assert os.fsencode(str(tree / "new\nline.txt")) in rows
+    assert rows[os.fsencode(str(special["fifo"]))]["type"] == "fifo"
+    assert rows[os.fsencode(str(tree / "sock"))]["type"] == "socket"
+    if IS_ROOT:
+        assert rows[os.fsencode(str(special["chardev"]))]["type"] == "char"
+
+    # per-file fields against lstat of the same file
+    one = os.fsencode(str(tree / "a" / "one.txt"))
+    st = os.lstat(one)
+    r1 = rows[one]
+    assert (r1["inode"], r1["device"], r1["nlink"], r1["mtime_ns"], r1["mode"]) == \
+        (st.st_ino, st.st_dev, 2, st.st_mtime_ns, st.st_mode)
+    assert (r1["uid"], r1["gid"], r1["extension"], r1["depth"], r1["top_dir"]) == (st.st_uid, st.st_gid, "txt", 2, "a")
+    sparse = rows[os.fsencode(str(tree / "sparse.bin"))]
+    assert sparse["size"] == 10 * 2**20 and sparse["allocated"] == os.lstat(tree / "sparse.bin").st_blocks * 512
+    assert rows[os.fsencode(str(tree / "a/b/c/archive.tar.gz"))]["extension"] == "gz"
+    assert rows[os.fsencode(str(tree / "a/b/two.TXT"))]["extension"] == "txt"
+    assert rows[os.fsencode(str(tree / ".hidden"))]["extension"] == ""
+
+    # the summary agrees with the dataset
+    res = summary["result"]
+    files = [r for r in rows.values() if r["type"] == "file"]
+    assert summary["files"] == t.num_rows == res["entries"]
+    assert res["files"] == len(files)
+    assert res["bytes"] == sum(r["size"] for r in files)
+    assert summary["errors"] == res["errors"] == 1
+    assert res["largest"][0] == [str(tree / "sparse.bin"), 10 * 2**20]
+    assert {e["name"]: e["files"] for e in res["by_type"]} == \
+        {k: sum(1 for r in rows.values() if r["type"] == k) for k in {r["type"] for r in rows.values()}}
+    assert sum(a["files"] for a in res["age"]) == len(files)
+    assert (out_dir / "inv" / "summary.json").exists()
+
+
+def test_follow_symlinks_detects_loops(awkward_tree, out_dir):
+    tree, special = awkward_tree
+    special["locked"].chmod(0o755)
+    r = exoflow("run", "inventory", str(tree), "-L", "--out", str(out_dir / "inv"), "--no-dashboard", "-q")
+    assert r.returncode == 1, r.stderr
+    rows = rows_by_path(read_dataset(out_dir / "inv" / "files"))
+    loop = rows[os.fsencode(str(tree / "a/b/loop"))]
+    assert loop["error"] == "ELOOP: symlink loop"
+    assert rows[os.fsencode(str(tree / "broken-link"))]["error"].startswith("broken symlink")
+    # the link to a directory was walked: its files appear under the link's path
+    assert rows[os.fsencode(str(tree / "link-to-dir/one.txt"))]["type"] == "file"
+    # regular files match find -L (which also reports the loop and the broken link)
+    find_files = {p for p, (_, t) in find_printf(str(tree), "-L").items()
+                  if t == "file" and b"/loop/" not in p}
+    ours = {p for p, r in rows.items() if r["type"] == "file" and r["error"] is None}
+    assert ours == find_files
+
+
+def test_walk_filters(tmp_path, out_dir):
+    tree = tmp_path / "t"
+    for rel, size in [("a.py", 10), ("b.txt", 2000), ("sub/c.py", 3000), ("sub/deep/d.py", 1),
+                      ("node_modules/x.py", 5), (".git/config", 7), ("sub/.env", 9)]:
+        p = tree / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * size)
+
+    def listed(*args: str) -> set[str]:
+        out = out_dir / str(len(list(out_dir.iterdir())))
+        r = exoflow("run", "inventory", str(tree), "--out", str(out), "--no-dashboard", "-q", *args)
+        assert r.returncode == 0, r.stderr
+        return {p[len(str(tree)) + 1:] for p in read_dataset(out / "files").column("path").to_pylist()}
+
+    everything = {"a.py", "b.txt", "sub/c.py", "sub/deep/d.py", "node_modules/x.py", ".git/config", "sub/.env"}
+    assert listed() == everything
+    assert listed("--no-hidden") == everything - {".git/config", "sub/.env"}
+    assert listed("--include", "*.py") == {"a.py", "sub/c.py", "sub/deep/d.py", "node_modules/x.py"}
+    assert listed("--exclude", "node_modules", "--exclude", "*.txt") == everything - {"node_modules/x.py", "b.txt"}
+    assert listed("--max-depth", "1") == {"a.py", "b.txt"}
+    assert listed("--max-depth", "2") == {"a.py", "b.txt", "sub/c.py", "node_modules/x.py", ".git/config", "sub/.env"}
+    assert listed("--min-size", "1k") == {"b.txt", "sub/c.py"}
+    assert listed("--max-size", "9") == {"sub/deep/d.py", "node_modules/x.py", ".git/config", "sub/.env"}
+
+
+def test_gitignore_matches_git_check_ignore(tmp_path, out_dir):
+    tree = tmp_path / "repo"
+    files = ["keep.py", "build/out.o", "debug.log", "src/app.py", "src/gen/x.py", "src/important.log",
+             "docs/a.md", "docs/tmp/b.md", "vendor/lib.c"]
+    for rel in files:
+        p = tree / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(rel)
+    (tree / ".gitignore").write_text("build/\n*.log\n!src/important.log\n/vendor\n")
+    (tree / "src" / ".gitignore").write_text("gen/\n")
+    (tree / "docs" / ".ignore").write_text("tmp\n")
+    import subprocess
+    subprocess.run(["git", "init", "-q", str(tree)], check=True)
+    ignored = subprocess.run(["git", "-C", str(tree), "check-ignore", "--no-index", *files],
+                             capture_output=True, text=True).stdout.split()
+    # git does not read .ignore files (ripgrep does): add that rule's effect by hand
+    expected = set(files) - set(ignored) - {"docs/tmp/b.md"} | {".gitignore", "src/.gitignore", "docs/.ignore"}
+    r = exoflow("run", "inventory", str(tree), "--gitignore", "--exclude", ".git", "--out", str(out_dir / "g"),
+                "--no-dashboard", "-q")
+    assert r.returncode == 0, r.stderr
+    got = {p[len(str(tree)) + 1:] for p in read_dataset(out_dir / "g" / "files").column("path").to_pylist()}
+    assert got == expected
+
+
+def test_one_file_system_stays_off_proc(out_dir):
+    if not os.path.isdir("/proc/self") or os.stat("/proc").st_dev == os.stat("/").st_dev:
+        pytest.fail("this test needs /proc mounted as its own file system")
+    args = ["run", "inventory", "/", "--max-depth", "2", "--no-dashboard", "-q", "--include", "/proc/*"]
+    with_x = exoflow(*args, "-x", "--out", str(out_dir / "x"))
+    without = exoflow(*args, "--out", str(out_dir / "nox"))
+    assert with_x.returncode in (0, 1) and without.returncode in (0, 1)
+    assert read_dataset(out_dir / "x" / "files").num_rows == 0
+    assert read_dataset(out_dir / "nox" / "files").num_rows > 0
+
+
+def test_listing_files_give_the_same_rows(tmp_path, out_dir):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    names = ["plain.txt", "sp ace.txt", "new\nline.txt", "uni-é.txt"]
+    for n in names:
+        (tree / n).write_text(n)
+    paths = [str(tree / n) for n in names] + [str(tree / "gone.txt")]
+    (tmp_path / "list.nul").write_bytes(b"\0".join(p.encode() for p in paths) + b"\0")
+    (tmp_path / "list.txt").write_text("\n".join(p for p in paths if "\n" not in p) + "\n")
+    r = exoflow("run", "inventory", "--from-list", str(tmp_path / "list.nul"), "--out", str(out_dir / "nul"),
+                "--no-dashboard", "-q")
+    assert r.returncode == 1, r.stderr          # gone.txt does not exist: an error row, not a crash
+    t = read_dataset(out_dir / "nul" / "files")
+    rows = {p: e for p, e in zip(t.column("path").to_pylist(), t.column("error").to_pylist())}
+    assert set(rows) == set(paths)
+    assert rows[str(tree / "gone.txt")].startswith("ENOENT")
+    r = exoflow("run", "inventory", "--from-list", str(tmp_path / "list.txt"), "--out", str(out_dir / "txt"),
+                "--no-dashboard", "-q")
+    assert set(read_dataset(out_dir / "txt" / "files").column("path").to_pylist()) == \
+        {p for p in paths if "\n" not in p}
+    # an exoflow output directory is itself a manifest
+    r = exoflow("run", "inventory", "--from-list", str(out_dir / "nul" / "files"), "--out", str(out_dir / "pq"),
+                "--no-dashboard", "-q")
+    assert set(read_dataset(out_dir / "pq" / "files").column("path").to_pylist()) == set(paths)
+
+
+def test_job_file_forms_agree(tmp_path, out_dir):
+    """exoflow run NAME, exoflow run FILE, python FILE and a user's copy give the same rows."""
+    import subprocess
+    import sys
+    tree = tmp_path / "t"
+    (tree / "d").mkdir(parents=True)
+    for i in range(20):
+        (tree / "d" / f"f{i}").write_bytes(b"x" * i)
+    user_job = tmp_path / "my_job.py"
+    shutil.copy(Path(__file__).parents[1] / "jobs" / "inventory.py", user_job)
+    runs = {
+        "name": exoflow("run", "inventory", str(tree), "--out", str(out_dir / "a"), "--no-dashboard", "-q"),
+        "file": exoflow("run", "jobs/inventory.py", str(tree), "--out", str(out_dir / "b"), "--no-dashboard", "-q",
+                        cwd=str(Path(__file__).parents[1])),
+        "user": exoflow("run", str(user_job), str(tree), "--out", str(out_dir / "c"), "--no-dashboard", "-q"),
+        "python": subprocess.run([sys.executable, str(Path(__file__).parents[1] / "jobs" / "inventory.py"), str(tree),
+                                  "--out", str(out_dir / "d"), "--no-dashboard", "-q"], capture_output=True, text=True),
+    }
+    for name, r in runs.items():
+        assert r.returncode == 0, (name, r.stderr)
+    tables = [read_dataset(out_dir / d / "files").sort_by("path").select(["path", "size"]) for d in "abcd"]
+    assert all(t.equals(tables[0]) for t in tables) and tables[0].num_rows == 20
+
+
+def test_empty_tree(tmp_path, out_dir):
+    (tmp_path / "e").mkdir()
+    r = exoflow("run", "inventory", str(tmp_path / "e"), "--out", str(out_dir / "o"), "--no-dashboard", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["files"] == 0
+    assert read_dataset(out_dir / "o" / "files").num_rows == 0
