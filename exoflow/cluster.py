@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from typing import Iterator
 
@@ -43,6 +44,9 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
         workers = opts.workers or os.cpu_count() or 1
         # fork: workers start in ~0.3 s instead of re-importing everything (spawn)
         method = "fork" if sys.platform == "linux" else "spawn"
+        # Worker processes ignore Ctrl-C (SIGINT goes to the whole process group): the client
+        # catches it, cancels the tasks and shuts the cluster down in order.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             try:
                 cluster = LocalCluster(
@@ -56,6 +60,8 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
                 )
             except ValueError as e:
                 raise UsageError(f"cannot start the local cluster: {e}") from None
+            finally:
+                signal.signal(signal.SIGINT, previous)
         with cluster, Client(cluster) as client:
             yield client
 

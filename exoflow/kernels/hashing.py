@@ -1,0 +1,124 @@
+"""Content hashes of a batch: xxh3-128, blake3, sha256, sha1, md5.
+
+Small files are hashed straight from memoryview slices of the batch buffer
+(no copies); files larger than the batch bound are streamed through
+``Batch.pieces`` so memory stays bounded whatever the file size. Hashing is
+inherently one call per file, but every call works on the batch's memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Callable, Iterable, Sequence
+
+import blake3
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from ..batch import OPEN_FLAGS, Batch
+from ..sources.entries import describe_error
+
+# algorithm name (as on the command line) -> column name in the manifest
+COLUMNS = {"xxh3-128": "xxh3_128", "blake3": "blake3", "sha256": "sha256", "sha1": "sha1", "md5": "md5"}
+DEFAULT = "xxh3-128"
+
+_NEW: dict[str, Callable[[], object]] = {
+    "xxh3-128": xxhash.xxh3_128,
+    "blake3": blake3.blake3,
+    "sha256": hashlib.sha256,
+    "sha1": hashlib.sha1,
+    "md5": hashlib.md5,
+}
+
+
+def _one_shot(name: str) -> Callable[[memoryview], str]:
+    """The fastest whole-buffer hex digest for ``name``."""
+    if name == "xxh3-128":
+        return xxhash.xxh3_128_hexdigest
+    new = _NEW[name]
+    return lambda mv: new(mv).hexdigest()
+
+
+def parse_algorithms(text: str) -> tuple[str, ...]:
+    """'sha256,blake3' -> ('sha256', 'blake3'); unknown names raise ValueError."""
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in COLUMNS]
+    if bad or not names:
+        raise ValueError(f"unknown hash {', '.join(bad) or text!r} (choose from {', '.join(COLUMNS)})")
+    return names
+
+
+def hasher(name: str):
+    """A new incremental hasher (``update``/``hexdigest``)."""
+    return _NEW[name]()
+
+
+def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]:
+    """Hex digests of a stream of pieces, for every algorithm in one pass over the data."""
+    hs = [_NEW[n]() for n in names]
+    for piece in pieces:
+        for h in hs:
+            h.update(piece)
+    return [h.hexdigest() for h in hs]
+
+
+def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str | None]], list[str | None]]:
+    """Hash every loaded regular file of ``batch``.
+
+    Returns ``({column: hex digests}, errors)``: digests are None for rows
+    that are not regular files or could not be read; ``errors`` holds the
+    reason for rows whose streaming failed (in-buffer read errors are already
+    in ``batch.errors``).
+    """
+    n = batch.num_rows
+    out: dict[str, list[str | None]] = {COLUMNS[a]: [None] * n for a in names}
+    errors: list[str | None] = list(batch.errors) if batch.errors else [None] * n
+    if n == 0:
+        return out, errors
+    is_file = np.asarray(batch.table.column("type").to_pylist(), dtype=object) == "file"
+    large = batch.large if batch.large is not None else np.zeros(n, dtype=bool)
+    ok = is_file & np.array([e is None for e in errors], dtype=bool)
+    mv = memoryview(batch.data) if batch.data is not None else memoryview(b"")
+    offs = batch.offsets.tolist() if batch.offsets is not None else [0] * (n + 1)
+    fns = [(COLUMNS[a], _one_shot(a)) for a in names]
+    for i in np.flatnonzero(ok & ~large).tolist():      # in the buffer: hash the slice in place
+        piece = mv[offs[i]:offs[i + 1]]
+        for col, fn in fns:
+            out[col][i] = fn(piece)
+    for i in np.flatnonzero(ok & large).tolist():       # streamed: bounded memory
+        try:
+            digests = hash_stream(names, batch.pieces(i))
+        except OSError as e:
+            errors[i] = describe_error(e)
+            continue
+        for a, d in zip(names, digests):
+            out[COLUMNS[a]][i] = d
+    return out, errors
+
+
+def hash_file(path: str, name: str, piece_bytes: int = 1 << 20, start: int = 0, length: int | None = None) -> str:
+    """Hex digest of a file (or of ``length`` bytes from ``start``), read in bounded pieces."""
+    h = _NEW[name]()
+    buf = bytearray(piece_bytes)
+    view = memoryview(buf)
+    fd = os.open(path, OPEN_FLAGS)
+    try:
+        left = length
+        pos = start
+        while left is None or left > 0:
+            want = piece_bytes if left is None else min(piece_bytes, left)
+            got = os.preadv(fd, [view[:want]], pos)
+            if got == 0:
+                break
+            h.update(view[:got])
+            pos += got
+            if left is not None:
+                left -= got
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def digest_columns_schema(names: Iterable[str] = COLUMNS) -> list[pa.Field]:
+    return [pa.field(COLUMNS[n], pa.string()) for n in names]

@@ -1,0 +1,140 @@
+"""The command as a user meets it: exit codes, one-line errors, output directories, Ctrl-C."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from conftest import exoflow, read_dataset
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert lines and "error" in lines[0], r.stderr
+    return lines[0]
+
+
+def test_nonexistent_path(tmp_path):
+    r = exoflow("run", "inventory", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert "no such file or directory" in one_line_error(r)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_job_and_bad_job_file(tmp_path):
+    r = exoflow("run", "nosuchjob", str(tmp_path))
+    assert r.returncode == 2 and "unknown job 'nosuchjob'" in one_line_error(r)
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise RuntimeError('boom')\n")
+    r = exoflow("run", str(bad), str(tmp_path))
+    assert r.returncode == 2 and "failed to load" in one_line_error(r)
+    nojob = tmp_path / "nojob.py"
+    nojob.write_text("x = 1\n")
+    r = exoflow("run", str(nojob), str(tmp_path))
+    assert r.returncode == 2 and "does not define" in one_line_error(r)
+
+
+def test_bad_option_values(tmp_path):
+    for args in (["--max-depth", "0"], ["--min-size", "12 parsecs"], ["--chunk-files", "x"], ["--bogus"]):
+        r = exoflow("run", "inventory", str(tmp_path), *args)
+        assert r.returncode == 2, args
+        one_line_error(r)
+
+
+def test_unreachable_scheduler(tmp_path):
+    with socket.socket() as s:          # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = exoflow("run", "inventory", str(tmp_path), "--scheduler", f"tcp://127.0.0.1:{port}",
+                "--out", str(tmp_path / "o"), timeout=60)
+    assert r.returncode == 2
+    assert "cannot reach scheduler" in one_line_error(r)
+    r = exoflow("run", "inventory", str(tmp_path), "--scheduler", "localhost:8786", "--out", str(tmp_path / "o2"))
+    assert r.returncode == 2 and "expected an address like tcp://" in one_line_error(r)
+
+
+def test_out_dir_is_never_silently_replaced(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "f").write_text("x")
+    out = tmp_path / "o"
+    assert exoflow("run", "inventory", str(tree), "--out", str(out), "-q", "--no-dashboard").returncode == 0
+    r = exoflow("run", "inventory", str(tree), "--out", str(out), "-q", "--no-dashboard")
+    assert r.returncode == 2 and "--overwrite" in one_line_error(r)
+    (tree / "g").write_text("y")
+    r = exoflow("run", "inventory", str(tree), "--out", str(out), "-q", "--no-dashboard", "--overwrite")
+    assert r.returncode == 0 and read_dataset(out / "files").num_rows == 2
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    r = exoflow("run", "inventory", str(tree), "--out", str(precious), "--overwrite", "--no-dashboard")
+    assert r.returncode == 2 and "not an exoflow result" in one_line_error(r)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_default_out_dir_and_report(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("hello")
+    r = exoflow("run", "inventory", str(tree), "--no-dashboard", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    outs = [p for p in tmp_path.iterdir() if p.name.startswith("exoflow-inventory-")]
+    assert len(outs) == 1 and (outs[0] / "summary.json").exists()
+    assert "By extension" in r.stdout and "a.txt" in r.stdout
+    assert "1 files" in r.stderr and "files/s" in r.stderr
+
+
+def test_json_goes_to_stdout_alone(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(5):
+        (tree / f"{i}.bin").write_bytes(b"x" * (i * 100))
+    r = exoflow("run", "inventory", str(tree), "--json", "--out", str(tmp_path / "o"), "--no-dashboard")
+    s = json.loads(r.stdout)
+    assert r.returncode == 0
+    assert (s["files"], s["bytes"], s["errors"]) == (5, 1000, 0)
+    assert s["result"]["by_extension"] == [{"name": "bin", "files": 5, "bytes": 1000}]
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["files"] == 5
+
+
+def test_jobs_lists_inventory():
+    r = exoflow("jobs")
+    assert r.returncode == 0 and r.stdout.startswith("inventory") or "\ninventory" in r.stdout
+
+
+def test_ctrl_c_leaves_only_complete_parts(tmp_path):
+    tree = tmp_path / "t"
+    for d in range(40):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(500):
+            (tree / f"d{d}" / f"f{f}").write_bytes(b"")
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out", str(out),
+                          "--chunk-files", "50", "--workers", "1", "--no-dashboard", "-q"],
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / "files").glob("part-*.parquet")) if out.exists() else True:
+        time.sleep(0.02)
+        if p.poll() is not None:
+            break
+    os.killpg(p.pid, signal.SIGINT)      # what a terminal's Ctrl-C does: the whole process group
+    err = p.communicate(timeout=60)[1]
+    assert "Traceback" not in err, err
+    if p.returncode == 130:
+        assert "interrupted" in err
+        assert not (out / "summary.json").exists()
+    else:                                   # the run won the race: it must then be complete
+        assert p.returncode == 0, err
+        assert read_dataset(out / "files").num_rows == 20_000
+    leftovers = [f for f in (out / "files").iterdir() if not f.name.endswith(".parquet")]
+    assert leftovers == []
+    for part in (out / "files").iterdir():
+        pq.read_table(part)                 # every part is complete and readable
