@@ -1,0 +1,112 @@
+"""Engine pieces checked directly: chunk cutting, the batch loader, the walk under change."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import pytest
+
+from exoflow.batch import load
+from exoflow.chunks import cut
+from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
+from exoflow.sources.walk import Walker, root_item
+
+
+def test_cut_respects_both_bounds():
+    sizes = np.array([10, 10, 10, 100, 5, 5, 5, 5, 1000, 0, 0], dtype=np.int64)
+    # hand-computed: at most 3 files and 30 bytes per chunk; a 100- or 1000-byte file stands alone
+    assert cut(sizes, ChunkOptions(max_files=3, max_bytes=30)) == \
+        [(0, 3), (3, 4), (4, 7), (7, 8), (8, 9), (9, 11)]
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(0, 5000, 2000)
+    ranges = cut(sizes, ChunkOptions(max_files=37, max_bytes=20_000))
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(sizes)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    for s, e in ranges:
+        assert e - s <= 37 and (sizes[s:e].sum() <= 20_000 or e - s == 1)
+
+
+def _listing(paths):
+    from exoflow.sources.entries import EntryCollector
+    out = EntryCollector()
+    out.start_run(1, "t")
+    for p in paths:
+        out.add(p, os.lstat(p))
+    return out.table()
+
+
+def test_batch_holds_exact_contents_and_streams_large_files(tmp_path):
+    rng = random.Random(7)
+    contents = {}
+    for i in range(30):
+        data = rng.randbytes(rng.choice([0, 1, 17, 4096, 70_000]))
+        p = tmp_path / f"f{i}"
+        p.write_bytes(data)
+        contents[str(p)] = data
+    os.mkfifo(tmp_path / "fifo")                  # must never be opened (it would block)
+    paths = list(contents) + [str(tmp_path / "fifo")]
+    batch = load(_listing(paths), LoadOptions(piece_bytes=5000))
+    assert batch.offsets[0] == 0 and len(batch.offsets) == len(paths) + 1
+    for i, p in enumerate(paths[:-1]):
+        if len(contents[p]) > 5000:
+            assert batch.large[i] and bytes(batch.content(i)) == b""
+            assert b"".join(bytes(piece) for piece in batch.pieces(i)) == contents[p]
+            assert all(len(piece) <= 5000 for piece in batch.pieces(i))
+        else:
+            assert not batch.large[i] and bytes(batch.content(i)) == contents[p]
+    assert batch.errors[-1] is None and bytes(batch.content(len(paths) - 1)) == b""
+    # one contiguous buffer: every small file's bytes, in order, nothing else
+    assert bytes(batch.data) == b"".join(c for c in contents.values() if len(c) <= 5000)
+
+
+def test_batch_records_files_that_changed_or_vanished(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for p in (a, b, c):
+        p.write_bytes(b"12345")
+    table = _listing([str(a), str(b), str(c)])
+    a.unlink()                                   # vanished after listing
+    b.write_bytes(b"1234567890" * 10)            # grew after listing
+    batch = load(table, LoadOptions())
+    assert batch.errors[0].startswith("ENOENT")
+    assert batch.errors[1] is None and bytes(batch.content(1)) == b"1234567890" * 10
+    assert bytes(batch.content(2)) == b"12345"
+
+
+def test_walk_records_a_file_that_vanishes_between_readdir_and_stat(tmp_path, monkeypatch):
+    for n in ("keep", "gone"):
+        (tmp_path / n).write_text(n)
+    real_scandir = os.scandir
+
+    class Vanishing:
+        """scandir that deletes 'gone' right after listing it, as a busy tree would."""
+        def __init__(self, fd):
+            self.it = real_scandir(fd)
+        def __enter__(self):
+            entries = list(self.it)
+            (tmp_path / "gone").unlink()
+            return iter(entries)
+        def __exit__(self, *a):
+            self.it.close()
+
+    monkeypatch.setattr("exoflow.sources.walk.os.scandir", Vanishing)
+    w = Walker(WalkOptions())
+    assert w.run([root_item(str(tmp_path), WalkOptions())], 100) == []
+    t = w.out.table()
+    rows = dict(zip(t.column("path").to_pylist(), t.column("error").to_pylist()))
+    assert rows[str(tmp_path / "keep")] is None
+    assert rows[str(tmp_path / "gone")].startswith("ENOENT")
+    assert t.column("type").to_pylist()[t.column("path").to_pylist().index(str(tmp_path / "gone"))] == "file"
+
+
+def test_walk_budget_hands_back_unvisited_directories(tmp_path):
+    for d in range(10):
+        (tmp_path / f"d{d}").mkdir()
+        for f in range(10):
+            (tmp_path / f"d{d}" / f"f{f}").write_text("x")
+    w = Walker(WalkOptions())
+    left = w.run([root_item(str(tmp_path), WalkOptions())], 25)
+    assert left and len(w.out) < 100
+    while left:                                  # the handed-back directories finish the walk
+        left = w.run(left, 25)
+    assert len(w.out) == 100 and len(set(w.out.paths)) == 100
