@@ -72,7 +72,7 @@ def list_piece(piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: Chu
 def run_chunk(listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, params: dict,
               load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
     table = listed[0].slice(start, stop - start)
-    batch = load(table, load_opts, params) if job.reads_content else Batch(table, params)
+    batch = load(table, load_opts, params) if job.reads_content else Batch(table, params, piece_bytes=load_opts.piece_bytes)
     result = job.process(batch)
     write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
