@@ -1,0 +1,254 @@
+"""Checksum manifests: the per-chunk hashing step, --trust-mtime reuse, and text manifests.
+
+The manifest schema is fixed (every algorithm has a column; unselected ones
+are null) so manifests from different runs always compare.
+
+Which rows are read depends on the old manifest when ``--trust-mtime`` is
+given, so the checksum job loads content itself (``reads_content=False``):
+``checksum_columns`` picks the rows to read, calls the engine's loader on
+just those, and hands the batch to the pure ``hash_batch`` kernel.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import xxhash
+
+from .batch import Batch, load
+from .kernels.hashing import COLUMNS, DEFAULT, hash_batch, parse_algorithms
+from .options import LoadOptions
+from .paths import raw_paths
+from .sinks import UsageError
+
+MANIFEST_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device",
+                    *COLUMNS.values(), "trusted", "error"]
+TEXT_NAMES = {"xxh3-128": "checksums.xxh128", "blake3": "checksums.b3", "sha256": "checksums.sha256",
+              "sha1": "checksums.sha1", "md5": "checksums.md5"}
+# Characters escaped in text manifests. coreutils 9 escapes CR too; b3sum 1.x only \\ and \n,
+# and its --check would not undo "\r", so the b3 file follows b3sum.
+_ESCAPES = {"default": [("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r")], "blake3": [("\\", "\\\\"), ("\n", "\\n")]}
+
+
+# ---- the old manifest (--verify) ------------------------------------------------
+
+def manifest_files(spec: str) -> list[str]:
+    """Parquet files of a manifest given as an exoflow output dir, a dataset dir or one file."""
+    if os.path.isfile(spec):
+        return [spec]
+    if os.path.isdir(os.path.join(spec, "files")):
+        spec = os.path.join(spec, "files")
+    if os.path.isdir(spec):
+        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(spec) for f in fs if f.endswith(".parquet"))
+        if parts:
+            return parts
+    raise UsageError(f"{spec}: no Parquet manifest found")
+
+
+@lru_cache(maxsize=8)
+def manifest_algorithms(spec: str) -> tuple[str, ...]:
+    """Algorithms present (non-empty) in a manifest, in COLUMNS order."""
+    files = manifest_files(spec)
+    try:
+        names = pq.read_schema(files[0]).names
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise UsageError(f"{spec}: not a readable Parquet manifest ({e})") from None
+    if "path" not in names:
+        raise UsageError(f"{spec}: not a checksum manifest (no 'path' column)")
+    present = [a for a, c in COLUMNS.items() if c in names]
+    filled = tuple(a for a in present if _has_values(files, COLUMNS[a]))
+    if not filled:
+        raise UsageError(f"{spec}: manifest holds no hashes ({', '.join(COLUMNS.values())})")
+    return filled
+
+
+def _has_values(files: list[str], column: str) -> bool:
+    """Whether any row of ``column`` is non-null (from the Parquet statistics, no data read)."""
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        idx = meta.schema.names.index(column)
+        for g in range(meta.num_row_groups):
+            rg = meta.row_group(g)
+            stats = rg.column(idx).statistics
+            if rg.num_rows and (stats is None or not stats.has_null_count or stats.null_count < rg.num_rows):
+                return True
+    return False
+
+
+def verify_argument(text: str) -> str:
+    """argparse type for --verify: the manifest must exist and hold hashes (exit 2 otherwise)."""
+    import argparse
+    try:
+        manifest_algorithms(os.path.abspath(text))
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return os.path.abspath(text)
+
+
+def hash_argument(text: str) -> tuple[str, ...]:
+    import argparse
+    try:
+        return parse_algorithms(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def algorithms(params: dict[str, Any]) -> tuple[str, ...]:
+    """--hash if given; else the old manifest's algorithms when verifying; else xxh3-128."""
+    if params.get("hash"):
+        chosen = tuple(params["hash"])
+        if params.get("verify") and not set(chosen) & set(manifest_algorithms(params["verify"])):
+            raise UsageError(f"--hash {','.join(chosen)}: the manifest to verify has only "
+                             f"{','.join(manifest_algorithms(params['verify']))}")
+        return chosen
+    if params.get("verify"):
+        return manifest_algorithms(params["verify"])
+    return (DEFAULT,)
+
+
+# ---- --trust-mtime: reuse hashes of files whose metadata did not change ---------------
+
+def _path_keys(paths: list[str]) -> np.ndarray:
+    h = xxhash.xxh3_64_intdigest
+    return np.fromiter((h(os.fsencode(p)) for p in paths), dtype=np.uint64, count=len(paths))
+
+
+class TrustIndex:
+    """The old manifest's regular files keyed by a 64-bit hash of the exact path, with the
+    metadata that must match exactly (size, mtime_ns, inode, device) and their digests.
+    Loaded once per worker process (see ``trust_index``)."""
+
+    FIELDS = ("size", "mtime_ns", "inode", "device")
+
+    def __init__(self, spec: str, names: tuple[str, ...]) -> None:
+        cols = [COLUMNS[a] for a in names]
+        parts = []
+        for f in manifest_files(spec):
+            t = pq.read_table(f, columns=["path", "path_bytes", "type", *self.FIELDS, *cols])
+            keep = pc.equal(t.column("type"), "file")
+            for c in cols:
+                keep = pc.and_(keep, pc.is_valid(t.column(c)))
+            parts.append(t.filter(keep))
+        t = pa.concat_tables(parts) if parts else pa.table({})
+        keys = _path_keys(raw_paths(t)) if t.num_rows else np.zeros(0, np.uint64)
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.meta = {f: t.column(f).to_numpy(zero_copy_only=False)[order].astype(np.int64) for f in self.FIELDS} \
+            if t.num_rows else {f: np.zeros(0, np.int64) for f in self.FIELDS}
+        self.digests = {c: np.asarray(t.column(c).to_pylist(), dtype=object)[order] if t.num_rows
+                        else np.zeros(0, object) for c in cols}
+
+    def lookup(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of ``table`` whose path and metadata match, their rows in the index)."""
+        if not len(self.keys) or not table.num_rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        keys = _path_keys(raw_paths(table))
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        ok = self.keys[pos] == keys
+        ok &= pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+        for f in self.FIELDS:
+            ok &= pc.fill_null(table.column(f), -1).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[f][pos]
+        rows = np.flatnonzero(ok)
+        return rows, pos[rows]
+
+
+@lru_cache(maxsize=2)
+def trust_index(spec: str, names: tuple[str, ...]) -> TrustIndex:
+    return TrustIndex(spec, names)
+
+
+# ---- the chunk step -------------------------------------------------------------
+
+def checksum_columns(batch: Batch) -> dict[str, Any]:
+    """Hash columns, ``trusted`` and ``error`` for one chunk (reads the files it must hash)."""
+    params = batch.params
+    names = algorithms(params)
+    t = batch.table
+    n = t.num_rows
+    is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    trusted = np.zeros(n, dtype=bool)
+    cols = {c: np.full(n, None, dtype=object) for c in COLUMNS.values()}
+    if params.get("trust_mtime") and params.get("verify"):
+        index = trust_index(params["verify"], tuple(a for a in names if a in manifest_algorithms(params["verify"])))
+        if set(names) <= set(manifest_algorithms(params["verify"])):
+            rows, old = index.lookup(t)
+            trusted[rows] = True
+            for c, values in index.digests.items():
+                cols[c][rows] = values[old]
+    todo = np.flatnonzero(is_file & ~trusted)
+    sub = load(t.take(pa.array(todo)), LoadOptions(piece_bytes=batch.piece_bytes),
+               params)
+    digests, errors = hash_batch(sub, names)
+    for c, values in digests.items():
+        cols[c][todo] = np.asarray(values, dtype=object)
+    err = np.full(n, None, dtype=object)
+    err[todo] = errors
+    error = pc.coalesce(t.column("error"), pa.array(err, pa.string()))
+    out = {c: pa.array(v, pa.string()) for c, v in cols.items()}
+    out.update(trusted=pa.array(trusted), error=error)
+    return out
+
+
+# ---- text manifests in the sha256sum / b3sum format -----------------------------
+
+def text_lines(table: pa.Table, algorithm: str) -> bytes:
+    """``HASH  NAME\\n`` lines for rows with a digest; names with special characters are
+    escaped and the line starts with a backslash, as coreutils does."""
+    col = COLUMNS[algorithm]
+    t = table.filter(pc.is_valid(table.column(col)))
+    if not t.num_rows:
+        return b""
+    exact = t.column("path_bytes") if "path_bytes" in t.column_names else pa.nulls(t.num_rows, pa.binary())
+    name = pc.coalesce(exact, pc.cast(t.column("path"), pa.binary()))
+    escapes = _ESCAPES.get(algorithm, _ESCAPES["default"])
+    special = pc.match_substring(name, escapes[0][0])
+    for raw, _ in escapes[1:]:
+        special = pc.or_(special, pc.match_substring(name, raw))
+    for raw, esc in escapes:
+        name = pc.replace_substring(name, raw, esc)
+    prefix = pc.if_else(special, pa.scalar(b"\\"), pa.scalar(b""))
+    lines = pc.binary_join_element_wise(prefix, pc.cast(t.column(col), pa.binary()), pa.scalar(b"  "), name,
+                                        pa.scalar(b"\n"), pa.scalar(b""))
+    lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
+    _, offs_buf, data = lines.buffers()
+    offsets = np.frombuffer(offs_buf, dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return bytes(memoryview(data)[offsets[0]:offsets[-1]])   # the lines are contiguous in the data buffer
+
+
+def write_text_part(part: str, out: str, algorithm: str) -> str:
+    """One Parquet part of the manifest -> its text lines (a worker task)."""
+    data = text_lines(pq.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]), algorithm)
+    tmp = f"{out}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, out)
+    return out
+
+
+def write_text_manifests(client, dataset_dir: str, out_dir: str, names: tuple[str, ...]) -> dict[str, str]:
+    """Write OUT/checksums.<alg> for each algorithm: parts converted on the cluster, joined here."""
+    import shutil
+    parts = sorted(os.path.join(dataset_dir, f) for f in os.listdir(dataset_dir) if f.endswith(".parquet")) \
+        if os.path.isdir(dataset_dir) else []
+    tmp_dir = os.path.join(out_dir, ".text-parts")
+    os.makedirs(tmp_dir, exist_ok=True)
+    written = {}
+    for a in names:
+        futures = [client.submit(write_text_part, p, os.path.join(tmp_dir, f"{a}-{i:06d}.txt"), a, pure=False)
+                   for i, p in enumerate(parts)]
+        target = os.path.join(out_dir, TEXT_NAMES[a])
+        with open(target + ".tmp", "wb") as out:
+            for fut in futures:
+                piece = fut.result()
+                with open(piece, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+                os.unlink(piece)
+        os.replace(target + ".tmp", target)
+        written[a] = target
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    return written

@@ -1,0 +1,243 @@
+"""Exact duplicate detection on the cluster, in stages that each cut the candidates.
+
+1. size      the chunk phase counts sizes (``DedupReducer``); only sizes seen at least
+             twice stay candidates (empty files dropped unless --include-empty).
+2. shuffle   candidates are shuffled by size (Dask P2P shuffle, spills to disk), so one
+             partition holds every file of its sizes and no process holds every path.
+3. links     within a partition, names of the same (device, inode) are one file.
+4. prefix    hash of the first 4 KiB (plus the last 4 KiB of files over 64 KiB).
+5. full      full hash, streamed in bounded pieces, of files still paired.
+
+Groups are ranked by reclaimable bytes on the client from a per-group summary
+(size, digest, count: no paths); each partition then writes its Parquet part
+and its piece of the text report, and applies actions when asked.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import shutil
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .kernels.hashing import COLUMNS, hash_file
+from .batch import OPEN_FLAGS
+from .sources.entries import describe_error
+from .sinks import write_part
+from .tables import human_bytes
+
+PREFIX = 4096
+SUFFIX_FROM = 64 * 1024         # files larger than this also get their last PREFIX bytes hashed
+READ_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device", "nlink", "error"]
+GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash", pa.string()),
+                          ("path", pa.string()), ("path_bytes", pa.binary()), ("mtime_ns", pa.int64()),
+                          ("inode", pa.uint64()), ("device", pa.uint64()), ("nlink", pa.int64())])
+
+
+def _exact(df: pd.DataFrame) -> list[str]:
+    raw = df["path_bytes"].tolist()
+    return [os.fsdecode(b) if b is not None and b == b else p for p, b in zip(df["path"].tolist(), raw)]
+
+
+def select_candidates(df: pd.DataFrame, sizes: np.ndarray, include_empty: bool) -> pd.DataFrame:
+    """Regular, readable files whose size occurs at least twice in the whole listing."""
+    keep = (df["type"] == "file") & df["error"].isna() & np.isin(df["size"].to_numpy(), sizes)
+    if not include_empty:
+        keep &= df["size"] > 0
+    return df[keep.to_numpy()].drop(columns=["type", "error"])
+
+
+def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Rows whose key occurs at least twice."""
+    if df.empty:
+        return df
+    return df[df.groupby(keys, sort=False)[keys[0]].transform("size").to_numpy() >= 2]
+
+
+def _prefix_digest(path: str, size: int, algorithm: str) -> str:
+    fd = os.open(path, OPEN_FLAGS)
+    try:
+        head = os.pread(fd, PREFIX, 0)
+        tail = os.pread(fd, PREFIX, size - PREFIX) if size > SUFFIX_FROM else b""
+    finally:
+        os.close(fd)
+    from .kernels.hashing import hasher
+    h = hasher(algorithm)
+    h.update(head)
+    h.update(tail)
+    return h.hexdigest()
+
+
+def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
+    """``fn(path, size)`` per row in (device, inode) order; failures drop the row, reason kept."""
+    order = df.sort_values(["device", "inode"]).index
+    out = pd.Series(None, index=df.index, dtype=object)
+    paths = dict(zip(df.index, _exact(df)))
+    sizes = df["size"].to_dict()
+    for i in order:
+        try:
+            out[i] = fn(paths[i], sizes[i])
+        except OSError as e:
+            errors.append([df.at[i, "path"], describe_error(e)])
+    return out
+
+
+def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """One shuffled partition (every candidate of its sizes) -> duplicate rows + stage counts."""
+    algorithm = params.get("hash") or "xxh3-128"
+    stats = {"candidates": len(df)}
+    errors: list = []
+    df = df.sort_values("path", kind="stable")
+    if not params.get("hardlinks"):
+        df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
+    df = _paired(df, ["size"])
+    stats["after_links"] = len(df)
+    df = df.assign(key=_digests(df, lambda p, s: _prefix_digest(p, s, algorithm), errors))
+    df = _paired(df[df["key"].notna()], ["size", "key"])
+    stats["after_prefix"] = len(df)
+    whole = df["size"] <= PREFIX                              # the prefix hash already covered them
+    big = df[~whole]
+    full = _digests(big, lambda p, s: hash_file(p, algorithm), errors) if len(big) else pd.Series([], dtype=object)
+    df = df.assign(hash=df["key"].where(whole, full))
+    df = _paired(df[df["hash"].notna()], ["size", "hash"])
+    stats["after_full"] = len(df)
+    groups = df.groupby(["size", "hash"], sort=False).size().rename("count").reset_index()
+    if params.get("hardlinks"):   # reclaimable counts distinct inodes only
+        inodes = df.groupby(["size", "hash"], sort=False)["inode"].nunique().rename("inodes").reset_index()
+        groups = groups.merge(inodes, on=["size", "hash"])
+    else:
+        groups["inodes"] = groups["count"]
+    stats["errors"] = len(errors)
+    return {"rows": df.drop(columns="key"), "groups": groups, "stats": stats, "errors": errors[:10]}
+
+
+def group_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What the client needs to rank groups: no paths."""
+    g = result["groups"]
+    return {"size": g["size"].to_numpy(np.int64), "count": g["count"].to_numpy(np.int64),
+            "inodes": g["inodes"].to_numpy(np.int64), "hash": g["hash"].to_numpy(object),
+            "stats": result["stats"], "errors": result["errors"]}
+
+
+def rank(summaries: list[dict[str, Any]]) -> list[np.ndarray]:
+    """Global group ids (1 = most reclaimable bytes), returned per partition in local order."""
+    size = np.concatenate([s["size"] for s in summaries]) if summaries else np.zeros(0, np.int64)
+    inodes = np.concatenate([s["inodes"] for s in summaries]) if summaries else np.zeros(0, np.int64)
+    digest = np.concatenate([s["hash"] for s in summaries]) if summaries else np.zeros(0, object)
+    reclaim = size * (inodes - 1)
+    order = np.lexsort((digest.astype(str), -size, -reclaim))   # last key is primary
+    ids = np.empty(len(order), np.int64)
+    ids[order] = np.arange(1, len(order) + 1)
+    bounds = np.cumsum([0] + [len(s["size"]) for s in summaries])
+    return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: int,
+                 params: dict[str, Any]) -> dict[str, Any]:
+    """Write a partition's groups (Parquet + text report piece) and apply actions (a worker task)."""
+    from .dedup_actions import apply_actions
+    rows, groups = result["rows"], result["groups"].assign(group_id=ids)
+    rows = rows.merge(groups[["size", "hash", "group_id", "count"]], on=["size", "hash"]).sort_values(
+        ["group_id", "path"], kind="stable")
+    table = pa.Table.from_pandas(rows[[f.name for f in GROUP_SCHEMA]], schema=GROUP_SCHEMA, preserve_index=False)
+    name = f"part-{part:06d}.parquet"
+    if table.num_rows:
+        write_part(table, os.path.join(out_dir, "duplicates"), name)
+    text_dir = os.path.join(out_dir, ".report-parts")
+    os.makedirs(text_dir, exist_ok=True)
+    text = os.path.join(text_dir, f"{part:06d}.txt")
+    algorithm = params.get("hash") or "xxh3-128"
+    with open(text, "w", encoding="utf-8", errors="replace") as f:
+        for gid, g in rows.groupby("group_id", sort=True):
+            size, n = int(g["size"].iat[0]), len(g)
+            f.write(f"# group {gid}: {n} files of {human_bytes(size)} ({size} bytes), "
+                    f"{algorithm} {g['hash'].iat[0]}\n")
+            f.write("".join(p + "\n" for p in g["path"].astype(str)))
+            f.write("\n")
+    actions = apply_actions(rows, out_dir, part, params) if params.get("action") else None
+    return {"text": text, "actions": actions}
+
+
+def _blocks(path: str) -> Iterator[tuple[int, str]]:
+    """(group id, block text) from a report piece."""
+    block: list[str] = []
+    gid = 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("# group ") and block:
+                yield gid, "".join(block)
+                block = []
+            if line.startswith("# group "):
+                gid = int(line[8:line.index(":")])
+            block.append(line)
+    if block:
+        yield gid, "".join(block)
+
+
+def merge_reports(pieces: list[str], target: str) -> None:
+    """k-way merge of the sorted report pieces into one file ordered by group id (streamed)."""
+    with open(target + ".tmp", "w", encoding="utf-8") as out:
+        for _, text in heapq.merge(*(_blocks(p) for p in pieces)):
+            out.write(text)
+    os.replace(target + ".tmp", target)
+    shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
+
+
+def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any]) -> dict[str, Any]:
+    """Stages 2-5 and the outputs; returns the summary."""
+    import dask
+    import dask.dataframe as dd
+
+    summary: dict[str, Any] = {"groups": 0, "duplicate_files": 0, "files_in_groups": 0, "reclaimable": 0,
+                               "stages": {"size": 0, "after_links": 0, "after_prefix": 0, "after_full": 0},
+                               "hash_errors": 0, "error_examples": [], "top": []}
+    if not len(sizes) or not os.path.isdir(dataset_dir):
+        return summary
+    ddf = dd.read_parquet(dataset_dir, columns=READ_COLUMNS)
+    ddf = ddf.map_partitions(select_candidates, sizes, bool(params.get("include_empty")),
+                             meta=ddf._meta.drop(columns=["type", "error"]))
+    ddf = ddf.shuffle(on="size", npartitions=max(1, ddf.npartitions))
+    parts = [dask.delayed(find_duplicates)(p, params) for p in ddf.to_delayed()]
+    results = client.compute(parts)
+    summaries = client.gather([client.submit(group_summary, r, pure=False) for r in results])
+    ids = rank(summaries)
+    writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
+                            for n, (r, i) in enumerate(zip(results, ids))])
+    del results
+    merge_reports([w["text"] for w in writes], os.path.join(out_dir, "duplicates.txt"))
+    for s in summaries:
+        for k in ("after_links", "after_prefix", "after_full"):
+            summary["stages"][k] += s["stats"][k]
+        summary["stages"]["size"] += s["stats"]["candidates"]
+        summary["hash_errors"] += s["stats"]["errors"]
+        summary["error_examples"] = (summary["error_examples"] + s["errors"])[:10]
+    if summaries:
+        size = np.concatenate([s["size"] for s in summaries])
+        count = np.concatenate([s["count"] for s in summaries])
+        inodes = np.concatenate([s["inodes"] for s in summaries])
+        digest = np.concatenate([s["hash"] for s in summaries])
+        gid = np.concatenate(ids)
+        summary.update(groups=int(len(size)), files_in_groups=int(count.sum()),
+                       duplicate_files=int((inodes - 1).sum()), reclaimable=int((size * (inodes - 1)).sum()))
+        top = np.argsort(gid)[: int(params.get("top") or 20)]
+        summary["top"] = [{"group_id": int(gid[i]), "size": int(size[i]), "files": int(count[i]),
+                           "reclaimable": int(size[i] * (inodes[i] - 1)), "hash": str(digest[i])} for i in top]
+    from .dedup_actions import merge_logs
+    if params.get("action"):
+        summary["actions"] = merge_logs([w["actions"] for w in writes], out_dir)
+    return summary
+
+
+def read_groups(out_dir: str) -> pa.Table:
+    """The duplicate groups a run wrote (for tests and follow-up tools)."""
+    d = os.path.join(out_dir, "duplicates")
+    if not os.path.isdir(d):
+        return GROUP_SCHEMA.empty_table()
+    return pq.read_table(d, schema=GROUP_SCHEMA)
+
+
+__all__ = ["COLUMNS", "find_duplicates", "rank", "run_stages", "read_groups"]

@@ -1,0 +1,65 @@
+"""The checksum summary: files hashed, files trusted (--trust-mtime), bytes read, errors;
+plus the audit's counts and examples when --verify ran."""
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..tables import human_bytes, human_count, table
+
+
+class ChecksumReducer:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+        is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
+        trusted = pc.fill_null(t.column("trusted"), False)
+        digest_cols = [c for c in ("xxh3_128", "blake3", "sha256", "sha1", "md5") if t.column(c).null_count < len(t)]
+        has = pc.is_valid(t.column(digest_cols[0])) if digest_cols else pa.array([False] * len(t))
+        hashed = pc.and_(has, pc.invert(trusted))
+        err = t.filter(pc.is_valid(t.column("error")))
+        size = pc.fill_null(t.column("size"), 0)
+        return {
+            "files": int(pc.sum(is_file).as_py() or 0),
+            "hashed": int(pc.sum(hashed).as_py() or 0),
+            "bytes_hashed": int(pc.sum(pc.if_else(hashed, size, 0)).as_py() or 0),
+            "trusted": int(pc.sum(trusted).as_py() or 0),
+            "errors": err.num_rows,
+            "error_examples": list(zip(err.column("path").to_pylist()[:10], err.column("error").to_pylist()[:10])),
+        }
+
+    def merge(self, total: dict | None, part: dict) -> dict:
+        if total is None:
+            return part
+        for k in ("files", "hashed", "bytes_hashed", "trusted", "errors"):
+            total[k] += part[k]
+        total["error_examples"] = (total["error_examples"] + part["error_examples"])[:10]
+        return total
+
+    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+        return total or {"files": 0, "hashed": 0, "bytes_hashed": 0, "trusted": 0, "errors": 0, "error_examples": []}
+
+    def report(self, s: dict, params: dict[str, Any]) -> str:
+        rows = [["regular files", human_count(s["files"])], ["hashed", human_count(s["hashed"])],
+                ["bytes hashed", human_bytes(s["bytes_hashed"])], ["errors", human_count(s["errors"])]]
+        if params.get("trust_mtime"):
+            rows.insert(2, ["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(s["trusted"])])
+        parts = [table(f"Checksums ({', '.join(s.get('algorithms', []))})", ["", "value"], rows)]
+        for alg, path in s.get("text_manifests", {}).items():
+            parts.append(f"{alg} text manifest: {path}")
+        audit = s.get("audit")
+        if audit:
+            parts.append(table("Audit against " + str(params.get("verify")), ["status", "files"],
+                               [[k, human_count(v)] for k, v in audit["counts"].items()]))
+            for status, ex in audit["examples"].items():
+                if ex:
+                    cols = ["new path", "old path"] if status == "moved" else ["path"]
+                    shown = [[o, p] if status == "moved" else [p or o] for p, o in ex]
+                    if status == "moved":
+                        shown = [[p, o] for p, o in ex]
+                    parts.append(table(f"{status} (first {len(ex)}; all in {audit['dataset']})", cols, shown))
+            parts.append("audit: " + ("no differences" if not audit["differences"]
+                                      else f"{human_count(audit['differences'])} files differ"))
+        if s["errors"]:
+            parts.append(table("Errors (first 10)", ["path", "error"], s["error_examples"]))
+        return "\n\n".join(parts)

@@ -1,0 +1,64 @@
+"""Dedup: exact duplicate files, found in stages (size, hard links, prefix/suffix hash, full hash).
+
+Reads:    a tree walk (symlinks not followed unless -L); then, on the cluster, only
+          candidates: the first/last 4 KiB of same-size files, and all bytes of those still paired.
+Computes: duplicate groups with jdupes semantics by default (hard links are one file,
+          empty files excluded).
+Writes:   OUT/files/*.parquet (the listing), OUT/duplicates/*.parquet (group_id, size, hash,
+          path, …), OUT/duplicates.txt (groups by reclaimable bytes), OUT/actions.log with --action.
+
+    exoflow run dedup /data
+    exoflow run dedup /data --action hardlink --keep oldest            # dry run: see OUT/actions.log
+    exoflow run dedup /data --action hardlink --keep oldest --apply
+"""
+import os
+
+from exoflow import Argument, Finish, Job, main
+from exoflow.checksum import hash_argument
+from exoflow.dedup import run_stages
+from exoflow.dedup_actions import ACTIONS, KEEP
+from exoflow.reducers.dedup import DedupReducer
+from exoflow.sinks import UsageError
+
+
+def after(f: Finish) -> dict:
+    """Stages 2-5 on the cluster, from the size counts the chunk phase gathered."""
+    sizes = f.result.pop("candidate_sizes")
+    summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, f.params)
+    summary.update(files=f.result["files"], bytes=f.result["bytes"],
+                   report=os.path.join(f.out_dir, "duplicates.txt"))
+    return summary
+
+
+def _hash(text: str) -> str:
+    names = hash_argument(text)
+    if len(names) != 1:
+        raise UsageError("dedup takes one --hash")
+    return names[0]
+
+
+job = Job(
+    name="dedup",
+    description=__doc__,
+    kernels=[],
+    reducer=DedupReducer(),
+    columns=["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device", "nlink", "error"],
+    arguments=[
+        Argument("--hash", type=_hash, default="xxh3-128", metavar="ALG",
+                 help="xxh3-128 (default), blake3, sha256, sha1 or md5"),
+        Argument("--hardlinks", action="store_true",
+                 help="list hard links of one file as duplicates of each other (jdupes -H)"),
+        Argument("--include-empty", action="store_true", help="empty files are duplicates of each other (jdupes -z)"),
+        Argument("--action", choices=ACTIONS, help="what to do with the extra copies (dry run unless --apply)"),
+        Argument("--keep", choices=KEEP, default="oldest",
+                 help="which copy of a group stays: oldest (default), newest, first (path order), shortest-path"),
+        Argument("--keep-path", action="append", metavar="GLOB",
+                 help="copies whose path matches GLOB are preferred as keeper and never changed (repeatable)"),
+        Argument("--apply", action="store_true", help="really change files (default: dry run, logged)"),
+        Argument("--top", type=int, default=20, metavar="N", help="groups shown in the report (default: 20)"),
+    ],
+    after=after,
+)
+
+if __name__ == "__main__":
+    main(job)
