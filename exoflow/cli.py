@@ -105,11 +105,11 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _options(args: argparse.Namespace) -> tuple[WalkOptions, ChunkOptions, LoadOptions, ClusterOptions]:
+def _options(args: argparse.Namespace, job: Job) -> tuple[WalkOptions, ChunkOptions, LoadOptions, ClusterOptions]:
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
-    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes)
+    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes, read_order=job.reads_content)
     load = LoadOptions(piece_bytes=args.piece_size)
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
                              threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
@@ -125,7 +125,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
-    walk, chunk, load, cluster_opts = _options(args)
+    walk, chunk, load, cluster_opts = _options(args, job)
     params = {a.dest: getattr(args, a.dest) for a in job.arguments}
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                     walk=walk, chunk=chunk, load=load)

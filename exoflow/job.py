@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .batch import Batch
+from .metrics import meter
 from .options import ChunkOptions, LoadOptions, WalkOptions
 
 # A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
@@ -88,7 +89,9 @@ class Job:
             merged = pc.coalesce(table.column("error"), pa.array(batch.errors, pa.string()))
             table = table.set_column(table.column_names.index("error"), "error", merged)
         for kernel in self.kernels:
-            for name, values in kernel(batch).items():
+            with meter(getattr(kernel, "__name__", type(kernel).__name__)):
+                columns = kernel(batch)
+            for name, values in columns.items():
                 col = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
                 if name in table.column_names:
                     table = table.set_column(table.column_names.index(name), name, col)

@@ -30,6 +30,7 @@ class ChunkOptions:
 
     max_files: int = 20_000
     max_bytes: int = 256 * 2**20
+    read_order: bool = True            # sort by (device, inode); pointless when no content is read
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .batch import Batch, load
 from .chunks import content_bytes, cut, order_for_reading
 from .cluster import describe
 from .job import Finish, Job
+from .metrics import count, emit, meter
 from .options import ChunkOptions, LoadOptions, WalkOptions
 from .progress import Progress
 from .sinks import UsageError, write_json, write_part
@@ -50,34 +51,53 @@ class RunConfig:
 # ---- tasks (run on workers) -------------------------------------------------
 
 def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[pa.Table, dict]:
-    table = order_for_reading(out.table())
+    table = out.table()
+    if chunk_opts.read_order:
+        table = order_for_reading(table)
     sizes = content_bytes(table)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(sizes, chunk_opts))
     return table, meta
 
 
-def list_tree(stack: list[DirItem], root_files: list[str], opts: WalkOptions, budget: int,
+def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions, budget: int,
               chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
-    walker = Walker(opts)
-    for f in root_files:
-        walker.add_root_file(f)
-    left = walker.run(stack, budget)
-    return _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned})
+    with meter("list"):
+        walker = Walker(opts)
+        for f in root_files:
+            walker.add_root_file(f)
+        left = walker.run(stack, budget)
+        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned})
+    emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
+    return listed
 
 
-def list_piece(piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
-    return _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0})
+def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart,
+               chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+    with meter("list"):
+        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0})
+    emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
+    return listed
 
 
-def run_chunk(listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, params: dict,
+def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, params: dict,
               load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
     table = listed[0].slice(start, stop - start)
-    batch = load(table, load_opts, params) if job.reads_content else Batch(table, params, piece_bytes=load_opts.piece_bytes)
+    nbytes = int(content_bytes(table).sum())
+    if job.reads_content:
+        with meter("read"):
+            batch = load(table, load_opts, params)
+        count("read", nbytes, "bytes")
+    else:
+        batch = Batch(table, params, piece_bytes=load_opts.piece_bytes)
     result = job.process(batch)
-    write_part(result, dataset_dir, part)
+    with meter("write"):
+        write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
-    return {"rows": table.num_rows, "bytes": int(content_bytes(table).sum()), "errors": errors,
-            "summary": job.reducer.chunk(result, params)}
+    with meter("summarise"):
+        summary = job.reducer.chunk(result, params)
+    emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
+    # rows: the chunk's files (a job may write a different number of rows, e.g. one per finding)
+    return {"rows": table.num_rows, "bytes": nbytes, "errors": errors, "summary": summary}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -132,7 +152,7 @@ class _Run:
         return f"exoflow-{kind}-{self.id}-{self.seq:06d}"
 
     def submit_listing(self, fn, *args) -> None:
-        lf = self.client.submit(fn, *args, key=self.key("list"), pure=False)
+        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False)
         mf = self.client.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
         self.futures[lf.key] = lf
@@ -163,7 +183,7 @@ class _Run:
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
             part = f"part-{key.rsplit('-', 1)[1]}.parquet"
-            cf = self.client.submit(run_chunk, lf, start, stop, cfg.job, cfg.params, cfg.load,
+            cf = self.client.submit(run_chunk, self.id, lf, start, stop, cfg.job, cfg.params, cfg.load,
                                     self.dataset_dir, part, key=key, priority=10)
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key

@@ -1,0 +1,68 @@
+"""Side-by-side timing of whole processes: wall time and peak memory, median of runs."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass
+class Timing:
+    wall: float          # seconds, median
+    wall_min: float
+    wall_max: float
+    client_mb: float     # peak RSS of the launched process, MB (median)
+    children_mb: float   # peak summed RSS of its descendants (e.g. Dask workers), MB (median)
+
+
+def measure(cmd: list[str] | str, runs: int = 3, warmup: int = 1, prepare=None, shell: bool = False) -> Timing:
+    """Run ``cmd`` ``warmup`` + ``runs`` times; stdout is discarded."""
+    walls, clients, kids = [], [], []
+    for i in range(warmup + runs):
+        if prepare:
+            prepare()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell)
+        proc = psutil.Process(p.pid)
+        peak_client = peak_kids = 0
+        while p.poll() is None:
+            try:
+                peak_client = max(peak_client, proc.memory_info().rss)
+                peak_kids = max(peak_kids, sum(c.memory_info().rss for c in proc.children(recursive=True)))
+            except psutil.Error:
+                pass
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+        err = p.stderr.read().decode(errors="replace")
+        if p.returncode not in (0, 1):
+            raise RuntimeError(f"{cmd} failed ({p.returncode}): {err[-500:]}")
+        if i >= warmup:
+            walls.append(wall)
+            clients.append(peak_client / 1e6)
+            kids.append(peak_kids / 1e6)
+    return Timing(statistics.median(walls), min(walls), max(walls), statistics.median(clients), statistics.median(kids))
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 2**30
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}"
+
+
+def tree_stats(root: str) -> tuple[int, int]:
+    """(non-directory entries, bytes of regular files) from find, for the report."""
+    out = subprocess.run(["find", root, "-not", "-type", "d", "-printf", "%y %s\\n"], capture_output=True,
+                         text=True).stdout.splitlines()
+    return len(out), sum(int(l.split()[1]) for l in out if l.startswith("f"))
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if not path:
+        raise SystemExit(f"benchmark needs {tool!r} (apt-get install {tool})")
+    return path
