@@ -27,8 +27,9 @@ import pyarrow.dataset as ds
 from .kernels.hashing import COLUMNS
 
 STATUSES = ["unchanged", "modified", "added", "removed", "moved", "unreadable"]
-_OUT = {"status": "str", "path": "str", "old_path": "str", "size": "Int64", "old_size": "Int64",
-        "digest": "str", "old_digest": "str", "trusted": "boolean"}
+AUDIT_SCHEMA = pa.schema([("status", pa.string()), ("path", pa.string()), ("old_path", pa.string()),
+                          ("size", pa.int64()), ("old_size", pa.int64()), ("digest", pa.string()),
+                          ("old_digest", pa.string()), ("trusted", pa.bool_())])
 
 
 def _prepare(df: pd.DataFrame, digest_cols: list[str]) -> pd.DataFrame:
@@ -108,7 +109,7 @@ def run_audit(client, dataset_dir: str, old_files: list[str], names: tuple[str, 
     paired = classified[maybe].shuffle(on="content").map_partitions(_pair_moves, meta=settled._meta)
     result = dd.concat([settled, paired])
     audit_dir = os.path.join(out_dir, "audit")
-    result.to_parquet(audit_dir, write_index=False, compute=True)
+    result.to_parquet(audit_dir, write_index=False, schema=AUDIT_SCHEMA, compute=True)
     return summarise(audit_dir, examples)
 
 
