@@ -24,7 +24,7 @@ from .batch import Batch, load
 from .chunks import content_bytes, cut, order_for_reading
 from .cluster import describe
 from .job import Finish, Job
-from .metrics import count, emit, meter
+from .metrics import TOPIC, count, emit, meter
 from .options import ChunkOptions, LoadOptions, WalkOptions
 from .progress import Progress
 from .sinks import UsageError, write_json, write_part
@@ -208,7 +208,12 @@ class _Run:
         self.n_chunks += 1
         self.total = self.cfg.job.reducer.merge(self.total, r["summary"])
 
+    def event(self, kind: str, **fields: Any) -> None:
+        self.client.log_event(TOPIC, {"kind": kind, "run": self.id, "job": self.cfg.job.name, "time": time.time(),
+                                      **fields})
+
     def execute(self) -> None:
+        self.event("run-start", sources=self.cfg.paths + ([self.cfg.from_list] if self.cfg.from_list else []))
         dirs, files = _roots(self.cfg.paths, self.cfg.walk)
         self.pending.extend(dirs)
         if self.cfg.from_list:
@@ -224,6 +229,7 @@ class _Run:
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
         except BaseException:
             self.client.cancel(list(self.futures.values()), force=True)
+            self.event("run-end", status="interrupted", files=self.done, bytes=self.bytes, errors=self.errors)
             raise
         finally:
             self.progress.close()
@@ -239,6 +245,7 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
     cfg = RunConfig(**{**cfg.__dict__, "params": params})
     r = _Run(client, cfg, progress or Progress(False))
     r.execute()
+    r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
         empty = SCHEMA.empty_table()
         batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
