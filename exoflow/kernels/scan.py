@@ -1,0 +1,408 @@
+"""The scan kernel: rule matching over a whole batch buffer.
+
+Two steps, so every engine gives the same findings:
+
+1. Candidates: a multi-pattern engine runs over ONE buffer holding every text file of
+   the chunk and reports (rule, end offset) pairs. Hyperscan (all rules in one database,
+   one pass) when installed; else RE2 or Python ``re`` per rule over the buffer.
+2. Confirmation: each (rule, line) candidate's line is matched with the rule's Python
+   regex, which fixes the exact span, the secret group, keywords, entropy and allowlists.
+
+Lines, columns and file rows come from offsets with NumPy (``searchsorted`` over the
+file offsets and the newline positions). Columns are 1-based and count Unicode code
+points (UTF-8 lead bytes; an invalid byte counts as one). Binary files (a NUL byte
+anywhere, as ripgrep) are skipped. Files larger than the piece size are streamed: each
+window ends at a newline and the unfinished line is carried into the next, so a match
+is never cut at a piece boundary.
+"""
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from ..batch import Batch
+from .rules import Rule, RuleSet
+
+ENGINES = ("auto", "hyperscan", "re2", "re")
+CARRY_MAX = 1 << 20        # a line longer than this in a streamed file may be split
+CONTEXT_MAX = 240          # bytes of a line kept as context around a match
+REDACTED = b"REDACTED"
+
+FINDINGS_SCHEMA = pa.schema([
+    ("path", pa.string()), ("path_bytes", pa.binary()), ("line", pa.int64()), ("column", pa.int64()),
+    ("end_column", pa.int64()), ("rule", pa.string()), ("severity", pa.string()), ("match", pa.string()),
+    ("context", pa.string()), ("redacted", pa.bool_()), ("error", pa.string()),
+])
+
+
+def engine_available(name: str) -> bool:
+    try:
+        __import__({"hyperscan": "hyperscan", "re2": "re2", "re": "re"}[name])
+        return True
+    except ImportError:
+        return False
+
+
+def resolve_engine(name: str) -> str:
+    if name == "auto":
+        return next(e for e in ("hyperscan", "re2", "re") if engine_available(e))
+    return name
+
+
+# ---- compiled engines (cached per worker thread, keyed by the rule set) ---------
+
+class Compiled:
+    """Rules compiled for one engine: a candidate finder plus Python regexes for confirming."""
+
+    def __init__(self, rules: tuple[Rule, ...], engine: str) -> None:
+        self.rules = rules
+        self.engine = engine
+        self.confirm = [r.compiled() for r in rules]
+        self.allow_regexes = [[re.compile(p.encode("utf-8")) for p in r.allow_regexes] for r in rules]
+        self.allow_paths = [re.compile("|".join(f"(?:{p})" for p in r.allow_paths)) if r.allow_paths else None
+                            for r in rules]
+        self.groups = [_group_index(rx, r.secret_group) for rx, r in zip(self.confirm, rules)]
+        self.finders: list[Any] = list(self.confirm)
+        self.hs_db = None
+        if engine == "hyperscan":
+            import hyperscan
+            flags = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_MULTILINE | hyperscan.HS_FLAG_ALLOWEMPTY
+            self.hs_db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            self.hs_db.compile(expressions=[r.pattern.encode("latin-1") for r in rules], ids=list(range(len(rules))),
+                               elements=len(rules), flags=[flags] * len(rules))
+        elif engine == "re2":
+            import re2
+            opts = re2.Options()
+            opts.encoding = re2.Options.Encoding.LATIN1   # bytes, as Python re and Hyperscan see them
+            opts.log_errors = False
+            for i, r in enumerate(rules):
+                try:
+                    self.finders[i] = re2.compile(r.pattern.encode("latin-1"), opts)
+                except Exception:   # lookarounds, backreferences: this rule stays on Python re
+                    pass
+
+    def candidates(self, buf: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rule index, first byte, last byte) of candidate matches in ``buf``; for
+        Hyperscan the first byte is unknown and equals the last."""
+        ids: list[int] = []
+        lo: list[int] = []
+        hi: list[int] = []
+        if self.hs_db is not None:
+            def on_match(i: int, _frm: int, to: int, _flags: int, _ctx: Any) -> None:
+                ids.append(i)
+                hi.append(to - 1)
+            self.hs_db.scan(buf, match_event_handler=on_match)
+            lo = hi
+        else:
+            low = buf.lower() if any(r.keywords for r in self.rules) else b""
+            for i, (rule, finder) in enumerate(zip(self.rules, self.finders)):
+                if rule.keywords and not any(k.encode() in low for k in rule.keywords):
+                    continue   # the keyword prefilter: this rule cannot match anywhere here
+                for m in finder.finditer(buf):
+                    ids.append(i)
+                    lo.append(m.start())
+                    hi.append(max(m.start(), m.end() - 1))
+        return (np.asarray(ids, dtype=np.int64), np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64))
+
+
+def _group_index(rx: re.Pattern, group: int | str | None) -> int:
+    if group is None:
+        return 0
+    return rx.groupindex[group] if isinstance(group, str) else int(group)
+
+
+_local = threading.local()
+
+
+def compiled_for(ruleset: RuleSet, engine: str) -> Compiled:
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    key = (ruleset.key, engine)
+    if key not in cache:
+        cache[key] = Compiled(ruleset.rules, resolve_engine(engine))
+    return cache[key]
+
+
+# ---- matching a buffer of segments ------------------------------------------------
+
+@dataclass
+class Hit:
+    seg: int             # index of the segment (file or window) in the buffer
+    rule: int
+    line_start: int      # absolute offset of the line in the buffer
+    start: int           # the reported span (the secret group), relative to the line
+    end: int
+    m_start: int         # the whole match, relative to the line
+    m_end: int
+
+
+def shannon_entropy(data: bytes) -> float:
+    """Bits per byte."""
+    if not data:
+        return 0.0
+    n = len(data)
+    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
+
+
+def _line_bounds(buf: bytes, pos: int, seg_lo: int, seg_hi: int) -> tuple[int, int]:
+    ls = buf.rfind(b"\n", seg_lo, pos) + 1
+    ls = max(ls, seg_lo)
+    le = buf.find(b"\n", pos, seg_hi)
+    return ls, (seg_hi if le < 0 else le)
+
+
+def match_buffer(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray) -> list[Hit]:
+    """Confirmed matches in ``buf``, whose segments [seg_lo[k], seg_hi[k]) are files or windows."""
+    ids, lo, hi = c.candidates(buf)
+    if not len(ids):
+        return []
+    hits: list[Hit] = []
+    seen: set[tuple[int, int]] = set()
+    for pos_arr in ((lo, hi) if lo is not hi else (hi,)):
+        segs = np.searchsorted(seg_lo, pos_arr, side="right") - 1
+        for rule, pos, seg in zip(ids.tolist(), pos_arr.tolist(), segs.tolist()):
+            if seg < 0 or pos >= seg_hi[seg]:
+                continue
+            s_lo, s_hi = int(seg_lo[seg]), int(seg_hi[seg])
+            ls, le = _line_bounds(buf, pos, s_lo, s_hi)
+            if (rule, ls) in seen:
+                continue
+            seen.add((rule, ls))
+            hits += _confirm(c, rule, seg, buf, ls, le)
+    return hits
+
+
+def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> list[Hit]:
+    rule = c.rules[i]
+    line = buf[ls:le]
+    if line.endswith(b"\r"):          # CRLF: the CR is not part of the line
+        line = line[:-1]
+    if rule.keywords:
+        low = line.lower()
+        if not any(k.encode() in low for k in rule.keywords):
+            return []
+    out = []
+    g = c.groups[i]
+    for m in c.confirm[i].finditer(line):
+        s, e = m.span(g)
+        if s < 0:
+            s, e = m.span()
+        secret = line[s:e]
+        if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
+            continue
+        if rule.allow_stopwords and any(w.encode() in secret.lower() for w in rule.allow_stopwords):
+            continue
+        if any(a.search(secret) for a in c.allow_regexes[i]):
+            continue
+        out.append(Hit(seg, i, ls, s, e, m.start(), m.end()))
+    return out
+
+
+# ---- from hits to rows ----------------------------------------------------------
+
+def _codepoints(b: bytes) -> int:
+    a = np.frombuffer(b, dtype=np.uint8)
+    return int(np.count_nonzero((a & 0xC0) != 0x80))
+
+
+def _show(line: bytes, lo: int, hi: int, spans: list[tuple[int, int]]) -> str:
+    """line[lo:hi] as text, every span in ``spans`` replaced by REDACTED."""
+    parts, pos = [], lo
+    for s, e in sorted(spans):
+        s, e = max(s, lo), min(e, hi)
+        if e <= s or s < pos:
+            if e > pos and s < pos:
+                pos = e   # overlapping spans: skip what is already hidden
+            continue
+        parts += [line[pos:s], REDACTED]
+        pos = e
+    parts.append(line[pos:hi])
+    return b"".join(parts).decode("utf-8", "replace")
+
+
+def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
+             seg_line0: np.ndarray) -> dict[str, list]:
+    """Line, column, match and context of each hit; line numbers via newline positions."""
+    cols: dict[str, list] = {k: [] for k in ("seg", "line", "column", "end_column", "rule", "severity",
+                                             "match", "context", "redacted")}
+    if not hits:
+        return cols
+    by_line: dict[int, list[Hit]] = {}
+    for h in hits:
+        by_line.setdefault(h.line_start, []).append(h)
+    line_no = _line_numbers(buf, hits, seg_lo, seg_line0)
+    for h in hits:
+        rule = c.rules[h.rule]
+        le = buf.find(b"\n", h.line_start)
+        line = buf[h.line_start: len(buf) if le < 0 else le].rstrip(b"\r")
+        secrets = [(o.start, o.end) for o in by_line[h.line_start] if c.rules[o.rule].redact]
+        lo = max(0, h.m_start - (CONTEXT_MAX - (h.m_end - h.m_start)) // 2) if len(line) > CONTEXT_MAX else 0
+        hi = min(len(line), max(lo + CONTEXT_MAX, h.m_end))
+        col = 1 + _codepoints(line[:h.start])
+        cols["seg"].append(h.seg)
+        cols["line"].append(line_no[(h.seg, h.line_start)])
+        cols["column"].append(col)
+        cols["end_column"].append(col + _codepoints(line[h.start:h.end]))
+        cols["rule"].append(rule.id)
+        cols["severity"].append(rule.severity)
+        cols["match"].append(_show(line, h.m_start, h.m_end, secrets))
+        cols["context"].append(_show(line, lo, hi, secrets).strip())
+        cols["redacted"].append(rule.redact)
+    return cols
+
+
+def _line_numbers(buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
+                  seg_line0: np.ndarray) -> dict[tuple[int, int], int]:
+    """(segment, line start) -> 1-based line number: one newline search per segment with hits."""
+    starts: dict[int, set[int]] = {}
+    for h in hits:
+        starts.setdefault(h.seg, set()).add(h.line_start)
+    data = np.frombuffer(buf, dtype=np.uint8)
+    out = {}
+    for seg, ls_set in starts.items():
+        ls = np.array(sorted(ls_set), dtype=np.int64)
+        lo = int(seg_lo[seg])
+        newlines = np.flatnonzero(data[lo:int(ls[-1])] == 10) + lo
+        numbers = int(seg_line0[seg]) + np.searchsorted(newlines, ls, side="left")
+        out.update({(seg, int(a)): int(n) for a, n in zip(ls, numbers)})
+    return out
+
+
+# ---- the batch ------------------------------------------------------------------
+
+def binary_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """True for files in the buffer that hold a NUL byte (one pass: a segmented minimum)."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(nonempty):
+        out[nonempty] = np.minimum.reduceat(data, offsets[nonempty]) == 0
+    return out
+
+
+def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray,
+                   seg_line0: np.ndarray) -> dict[str, list]:
+    hits = match_buffer(c, buf, seg_lo, seg_hi)
+    return hit_rows(c, buf, hits, seg_lo, seg_line0)
+
+
+def _windows(pieces: Iterable[memoryview]) -> Iterable[bytes]:
+    """Pieces re-cut at newlines: each window holds whole lines (a longer line than
+    CARRY_MAX is cut)."""
+    carry = b""
+    for piece in pieces:
+        window = carry + bytes(piece)
+        cut = window.rfind(b"\n") + 1
+        if cut == 0:
+            if len(window) <= CARRY_MAX:
+                carry = window
+                continue
+            cut = len(window)
+        carry = window[cut:]
+        yield window[:cut]
+    if carry:
+        yield carry
+
+
+def scan_large(c: Compiled, pieces: Iterable[memoryview]) -> tuple[dict[str, list], bool, int]:
+    """Stream one large file: (rows of its findings, is binary, bytes scanned)."""
+    out: dict[str, list] = {}
+    line0, scanned = 1, 0
+    for window in _windows(pieces):
+        if b"\0" in window:
+            return {}, True, scanned
+        one = np.zeros(1, dtype=np.int64)
+        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0)
+        for k, v in rows.items():
+            out.setdefault(k, []).extend(v)
+        line0 += window.count(b"\n")
+        scanned += len(window)
+    return out, False, scanned
+
+
+def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
+    """A chunk's findings (one row per finding) plus one row per file that could not be
+    read. Counts of scanned and skipped files ride along in the schema metadata."""
+    params = batch.params
+    c = compiled_for(params["rules"], params.get("engine") or "auto")
+    n = batch.num_rows
+    data = batch.data if batch.data is not None else np.zeros(0, np.uint8)
+    offsets = batch.offsets if batch.offsets is not None else np.zeros(n + 1, np.int64)
+    large = batch.large if batch.large is not None else np.zeros(n, bool)
+    errors = files.column("error").to_pylist()
+    is_file = np.array([t == "file" for t in files.column("type").to_pylist()], dtype=bool)
+    failed = np.array([e is not None for e in errors], dtype=bool)
+    binary = binary_rows(data, offsets)
+    sizes = np.diff(offsets)
+    text = is_file & ~failed & ~large & ~binary
+
+    # all text files of the chunk in one buffer, one segment each
+    rows = np.flatnonzero(text & (sizes > 0))
+    mv = memoryview(data)
+    buf = b"".join(mv[a:b] for a, b in zip(offsets[rows].tolist(), offsets[rows + 1].tolist()))
+    seg_hi = np.cumsum(sizes[rows])
+    seg_lo = seg_hi - sizes[rows]
+    found = _scan_segments(c, buf, seg_lo, seg_hi, np.ones(len(rows), dtype=np.int64))
+    found_rows = [int(rows[s]) for s in found.pop("seg")]
+    scanned_bytes = len(buf)
+
+    for i in np.flatnonzero(is_file & ~failed & large).tolist():
+        try:
+            got, is_binary, nbytes = scan_large(c, batch.pieces(i))
+        except OSError as e:
+            from ..sources.entries import describe_error
+            errors[i] = describe_error(e)
+            failed[i] = True
+            continue
+        binary[i] = is_binary
+        text[i] = not is_binary
+        scanned_bytes += nbytes
+        if got:
+            found_rows += [i] * len(got.pop("seg"))
+            for k, v in got.items():
+                found[k].extend(v)
+
+    table = _findings_table(files, found_rows, found, c)
+    err_rows = np.flatnonzero(failed)
+    if len(err_rows):
+        e = files.take(pa.array(err_rows)).select(["path", "path_bytes"])
+        cols = {f.name: pa.nulls(len(err_rows), f.type) for f in FINDINGS_SCHEMA}
+        cols.update(path=e.column("path"), path_bytes=e.column("path_bytes"),
+                    error=pa.array([errors[i] for i in err_rows.tolist()], pa.string()))
+        table = pa.concat_tables([table, pa.table(cols, schema=FINDINGS_SCHEMA)])
+    stats = {"regular_files": int(is_file.sum()), "scanned_files": int(text.sum()),
+             "binary_files": int((binary & is_file & ~failed).sum()), "scanned_bytes": int(scanned_bytes),
+             "engine": c.engine}
+    import json
+    return table.replace_schema_metadata({"exoflow.scan": json.dumps(stats)})
+
+
+def _findings_table(files: pa.Table, rows: list[int], found: dict[str, list], c: Compiled) -> pa.Table:
+    paths = files.column("path").take(pa.array(rows, pa.int64()))
+    keep = np.ones(len(rows), dtype=bool)
+    allow = {r.id: rx for r, rx in zip(c.rules, c.allow_paths) if rx is not None}
+    if allow:
+        for k, (p, rule) in enumerate(zip(paths.to_pylist(), found["rule"])):
+            if rule in allow and allow[rule].search(p):
+                keep[k] = False
+    table = pa.table({
+        "path": paths,
+        "path_bytes": files.column("path_bytes").take(pa.array(rows, pa.int64())),
+        **{k: pa.array(found[k], FINDINGS_SCHEMA.field(k).type)
+           for k in ("line", "column", "end_column", "rule", "severity", "match", "context", "redacted")},
+        "error": pa.nulls(len(rows), pa.string()),
+    }, schema=FINDINGS_SCHEMA)
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    if table.num_rows > 1:
+        table = table.sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending"),
+                               ("rule", "ascending")])
+    return table

@@ -1,0 +1,89 @@
+"""The scan summary: findings by rule and severity, files scanned and skipped, the
+most severe findings first (matches already redacted), and the --fail-on exit code."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..kernels.rules import SEVERITIES, severity_rank
+from ..tables import human_bytes, human_count, table
+
+STATS = ("regular_files", "scanned_files", "binary_files", "scanned_bytes")
+
+
+class ScanReducer:
+    def __init__(self, top: int = 20) -> None:
+        self.top = top
+
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+        meta = json.loads((t.schema.metadata or {}).get(b"exoflow.scan", b"{}"))
+        found = t.filter(pc.is_valid(t.column("rule")))
+        by_rule: dict[str, list] = {}
+        if found.num_rows:
+            g = found.group_by(["rule", "severity"]).aggregate([("line", "count"), ("path", "count_distinct")])
+            for r, s, c, f in zip(*(g.column(k).to_pylist() for k in ("rule", "severity", "line_count",
+                                                                       "path_count_distinct"))):
+                by_rule[r] = [s, c, f]
+        top = int(params.get("top", self.top))
+        ex = found.select(["path", "line", "column", "rule", "severity", "match"]).to_pylist()
+        ex.sort(key=lambda f: (-severity_rank(f["severity"]), f["path"], f["line"], f["column"]))
+        return {**{k: int(meta.get(k, 0)) for k in STATS}, "engine": meta.get("engine"),
+                "findings": found.num_rows, "by_rule": by_rule, "examples": ex[:top]}
+
+    def merge(self, total: dict | None, part: dict) -> dict:
+        if total is None:
+            return part
+        for k in STATS + ("findings",):
+            total[k] += part[k]
+        total["engine"] = total["engine"] or part["engine"]
+        for r, (s, c, f) in part["by_rule"].items():
+            old = total["by_rule"].setdefault(r, [s, 0, 0])
+            old[1] += c
+            old[2] += f
+        ex = total["examples"] + part["examples"]
+        ex.sort(key=lambda f: (-severity_rank(f["severity"]), f["path"], f["line"], f["column"]))
+        total["examples"] = ex[: self.top if "top" not in part else part["top"]]
+        return total
+
+    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+        if total is None:
+            total = {**{k: 0 for k in STATS}, "engine": None, "findings": 0, "by_rule": {}, "examples": []}
+        top = int(params.get("top", self.top))
+        rows = sorted(total["by_rule"].items(), key=lambda kv: (-severity_rank(kv[1][0]), -kv[1][1], kv[0]))
+        total["by_rule"] = [{"rule": r, "severity": s, "findings": c, "files": f} for r, (s, c, f) in rows]
+        sev = {s: 0 for s in reversed(SEVERITIES)}
+        for r in total["by_rule"]:
+            sev[r["severity"]] += r["findings"]
+        total["by_severity"] = sev
+        total["examples"] = total["examples"][:top]
+        fail_on = params.get("fail_on")
+        if fail_on:
+            hit = sum(c for s, c in sev.items() if severity_rank(s) >= severity_rank(fail_on))
+            total["exit_code"] = 1 if hit else 0
+        return total
+
+    def report(self, s: dict, params: dict[str, Any]) -> str:
+        parts = [table("Scan", ["", "value"], [
+            ["rules", str(params.get("rules", ""))], ["engine", s.get("engine") or "-"],
+            ["files scanned", human_count(s["scanned_files"])],
+            ["binary files skipped", human_count(s["binary_files"])],
+            ["bytes scanned", human_bytes(s["scanned_bytes"])], ["findings", human_count(s["findings"])]])]
+        parts.append(table("By severity", ["severity", "findings"],
+                           [[k, human_count(v)] for k, v in s["by_severity"].items()]))
+        if s["by_rule"]:
+            parts.append(table("By rule", ["rule", "severity", "findings", "files"],
+                               [[r["rule"], r["severity"], human_count(r["findings"]), human_count(r["files"])]
+                                for r in s["by_rule"]]))
+        if s["examples"]:
+            parts.append(table(f"Findings (first {len(s['examples'])}, most severe first)",
+                               ["location", "rule", "severity", "match"],
+                               [[f"{e['path']}:{e['line']}:{e['column']}", e["rule"], e["severity"],
+                                 e["match"][:80]] for e in s["examples"]]))
+        if s.get("sarif"):
+            parts.append(f"SARIF: {s['sarif']}")
+        if params.get("fail_on"):
+            parts.append(f"--fail-on {params['fail_on']}: " + ("FAILED" if s.get("exit_code") else "passed"))
+        return "\n\n".join(parts)

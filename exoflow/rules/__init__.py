@@ -1,0 +1,1 @@
+"""Shipped scan rule packs (TOML): secrets, placeholders, emoji."""

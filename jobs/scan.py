@@ -1,0 +1,77 @@
+"""Scan: find secrets, placeholder markers and emoji in file contents with rule packs.
+
+Reads:    file contents (text files; binary files, with a NUL byte, are skipped);
+          honours .gitignore by default; skips .git/ directories.
+Computes: one row per finding: path, line, column (code points, 1-based), rule,
+          severity, the match and a context line (secrets REDACTED everywhere).
+Writes:   OUT/findings/*.parquet, OUT/scan.sarif (SARIF 2.1.0), OUT/summary.json;
+          prints findings by severity and rule. --fail-on SEVERITY: exit 1 on findings
+          at or above it (for CI).
+
+    exoflow run scan . --rules secrets,placeholders --fail-on high
+"""
+import argparse
+import os
+
+from exoflow import Argument, Finish, Job, WalkOptions, main
+from exoflow.kernels.rules import PACKS, SEVERITIES, load_rules, parse_severity
+from exoflow.kernels.scan import ENGINES, engine_available, scan_findings
+from exoflow.reducers.scan import ScanReducer
+from exoflow.sarif import write_sarif
+from exoflow.sinks import UsageError
+
+
+def engine_arg(name: str) -> str:
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r} (one of: {', '.join(ENGINES)})")
+    if name != "auto" and not engine_available(name):
+        raise UsageError(f"engine {name} is not installed (pip install {'google-re2' if name == 're2' else name})")
+    return name
+
+
+def write_outputs(f: Finish) -> dict:
+    """SARIF from the findings dataset (already redacted), written on the client."""
+    result = dict(f.result)
+    if f.params.get("sarif", True):
+        import pyarrow.dataset as ds
+        cols = ["path", "line", "column", "end_column", "rule", "severity", "match", "context"]
+
+        def findings():
+            if not os.path.isdir(f.dataset_dir):
+                return
+            d = ds.dataset(f.dataset_dir, format="parquet")
+            for b in d.to_batches(columns=cols, filter=ds.field("rule").is_valid()):
+                yield from b.to_pylist()
+
+        path = os.path.join(f.out_dir, "scan.sarif")
+        write_sarif(path, f.params["rules"].rules, findings())
+        result["sarif"] = path
+    return result
+
+
+job = Job(
+    name="scan",
+    description=__doc__,
+    kernels=[],
+    reducer=ScanReducer(),
+    reads_content=True,
+    walk=WalkOptions(gitignore=True, exclude=(".git/",)),
+    dataset="findings",
+    emit=scan_findings,
+    after=write_outputs,
+    arguments=[
+        Argument("--rules", type=load_rules, default="secrets", metavar="PACKS",
+                 help=f"comma-separated rule packs ({', '.join(PACKS)}) and/or rule files (.toml, .yaml); "
+                      "default: secrets"),
+        Argument("--fail-on", type=parse_severity, default=None, metavar="SEVERITY",
+                 help=f"exit 1 when a finding at or above SEVERITY exists ({', '.join(SEVERITIES)})"),
+        Argument("--engine", type=engine_arg, default="auto", metavar="NAME",
+                 help="matching engine: auto (hyperscan, else re2, else re), hyperscan, re2, re"),
+        Argument("--sarif", action=argparse.BooleanOptionalAction, default=True,
+                 help="write OUT/scan.sarif (default: on)"),
+        Argument("--top", type=int, default=20, metavar="N", help="findings listed on the terminal (default: 20)"),
+    ],
+)
+
+if __name__ == "__main__":
+    main(job)
