@@ -32,7 +32,8 @@ TEXT_NAMES = {"xxh3-128": "checksums.xxh128", "blake3": "checksums.b3", "sha256"
               "sha1": "checksums.sha1", "md5": "checksums.md5"}
 # Characters escaped in text manifests. coreutils 9 escapes CR too; b3sum 1.x only \\ and \n,
 # and its --check would not undo "\r", so the b3 file follows b3sum. xxhsum 0.8 escapes
-# nothing: names with a newline cannot be written in its format and are left out.
+# nothing: names with a newline cannot be written in its format and are left out. b3sum
+# cannot check names that are not valid UTF-8: they are left out of the b3 file.
 _ESCAPES = {"default": [("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r")], "blake3": [("\\", "\\\\"), ("\n", "\\n")],
             "xxh3-128": []}
 
@@ -206,6 +207,9 @@ def text_lines(table: pa.Table, algorithm: str) -> bytes:
     if not t.num_rows:
         return b""
     exact = t.column("path_bytes") if "path_bytes" in t.column_names else pa.nulls(t.num_rows, pa.binary())
+    if algorithm == "blake3":      # b3sum --check rejects names that are not UTF-8: leave them out
+        t = t.filter(pc.is_null(exact))
+        exact = pa.nulls(t.num_rows, pa.binary())
     name = pc.coalesce(exact, pc.cast(t.column("path"), pa.binary()))
     escapes = _ESCAPES.get(algorithm, _ESCAPES["default"])
     if not escapes:

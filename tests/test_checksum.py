@@ -1,0 +1,171 @@
+"""Checksum job: digests against hashlib/blake3/xxhash and the coreutils/b3sum/xxhsum tools,
+text manifests accepted by their --check modes, and the audit against planted changes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import blake3
+import pytest
+import xxhash
+
+from conftest import exoflow, read_dataset
+from exoflow.batch import load
+from exoflow.kernels.hashing import COLUMNS, hash_batch
+from exoflow.options import LoadOptions, WalkOptions
+from exoflow.sources.walk import Walker, root_item
+
+ORACLES = {"xxh3-128": lambda b: xxhash.xxh3_128_hexdigest(b), "blake3": lambda b: blake3.blake3(b).hexdigest(),
+           "sha256": lambda b: hashlib.sha256(b).hexdigest(), "sha1": lambda b: hashlib.sha1(b).hexdigest(),
+           "md5": lambda b: hashlib.md5(b).hexdigest()}
+TOOLS = {"sha256": ["sha256sum"], "sha1": ["sha1sum"], "md5": ["md5sum"], "blake3": ["b3sum"],
+         "xxh3-128": ["xxh128sum"]}
+TEXT = {"sha256": "checksums.sha256", "sha1": "checksums.sha1", "md5": "checksums.md5", "blake3": "checksums.b3",
+        "xxh3-128": "checksums.xxh128"}
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    """Files of many sizes (some above the tiny piece size used in the runs), awkward names."""
+    files = {
+        "empty": b"",
+        "one": b"1",
+        "text.txt": b"hello world\n" * 100,
+        "sub/big.bin": os.urandom(300_000),           # streamed in pieces with --piece-size 64k
+        "sub/exact": os.urandom(65536),               # exactly one piece
+        "sub/deeper/mid.bin": os.urandom(70_000),
+        "back\\slash": b"backslash",
+        "new\nline": b"newline",
+        "sp ace": b"space",
+    }
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    bad = os.fsencode(str(root)) + b"/latin1-\xe9.dat"   # not valid UTF-8
+    with open(bad, "wb") as f:
+        f.write(b"latin1")
+    os.symlink("one", root / "link-to-one")                # not hashed: not a regular file
+    return files
+
+
+def _digests(out: Path) -> dict[bytes, dict]:
+    t = read_dataset(out / "files").to_pylist()
+    return {(r["path_bytes"] or r["path"].encode()): r for r in t}
+
+
+def test_hash_batch_matches_oracles_in_buffer_and_streamed(tmp_path):
+    files = make_tree(tmp_path)
+    opts = WalkOptions()
+    w = Walker(opts)
+    w.run([root_item(str(tmp_path), opts)], 10_000)
+    table = w.out.table()
+    batch = load(table, LoadOptions(piece_bytes=1000), {})     # most files streamed in 1000-byte pieces
+    assert batch.large.sum() >= 3
+    cols, errors = hash_batch(batch, list(COLUMNS))
+    seen = 0
+    for i, (path, kind) in enumerate(zip(batch.paths, table.column("type").to_pylist())):
+        if kind != "file":
+            assert all(cols[c][i] is None for c in COLUMNS.values())
+            continue
+        data = Path(path).read_bytes()
+        for alg, col in COLUMNS.items():
+            assert cols[col][i] == ORACLES[alg](data), (path, alg)
+        seen += 1
+    assert seen == len(files) + 1 and not any(errors)
+
+
+def test_manifest_equals_oracles_and_tools_check_text(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    make_tree(tree)
+    out = tmp_path / "out"
+    r = exoflow("run", "checksum", "t", "--out", str(out), "--hash", ",".join(COLUMNS), "--text",
+                "--piece-size", "64k", "--chunk-files", "3", "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = _digests(out)
+    regular = [p for p, row in rows.items() if row["type"] == "file"]
+    assert len(regular) == 10
+    for path in regular:
+        data = (tmp_path / os.fsdecode(path)).read_bytes()
+        for alg, col in COLUMNS.items():
+            assert rows[path][col] == ORACLES[alg](data), (path, alg)
+    link = rows[b"t/link-to-one"]
+    assert link["type"] == "symlink" and link["sha256"] is None
+    for alg, tool in TOOLS.items():
+        # the tools' own output for the same files (xxhsum cannot write names with a newline,
+        # b3sum cannot check names that are not UTF-8: those are left out of those formats)
+        names = [os.fsdecode(p) for p in regular if not (alg == "xxh3-128" and b"\n" in p)
+                 and not (alg == "blake3" and b"\xe9" in p)]
+        theirs = subprocess.run([*tool, "--", *names], cwd=tmp_path, capture_output=True, check=True).stdout
+        ours = (out / TEXT[alg]).read_bytes()
+        assert sorted(ours.splitlines()) == sorted(theirs.splitlines()), alg
+        check = subprocess.run([*tool, "-c", str(out / TEXT[alg])], cwd=tmp_path, capture_output=True)
+        assert check.returncode == 0, (alg, check.stdout, check.stderr)
+        assert check.stdout.count(b": OK") == len(names)
+
+
+def test_audit_finds_exactly_the_planted_changes(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    make_tree(tree)
+    old = tmp_path / "old"
+    r = exoflow("run", "checksum", "t", "--out", str(old), "--hash", "sha256", "--no-dashboard", "--workers", "1",
+                cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    # unchanged tree: exit 0, nothing differs
+    same = exoflow("run", "checksum", "t", "--out", str(tmp_path / "same"), "--verify", str(old), "--json",
+                   "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+    assert same.returncode == 0, same.stderr
+    (tree / "text.txt").write_bytes(b"modified\n")                 # modify
+    (tree / "sub" / "added.txt").write_bytes(b"brand new")         # add
+    (tree / "one").unlink()                                        # remove
+    os.rename(tree / "sub" / "big.bin", tree / "renamed.bin")      # move/rename
+    new = tmp_path / "new"
+    r = exoflow("run", "checksum", "t", "--out", str(new), "--verify", str(old), "--no-dashboard", "--workers", "1",
+                cwd=str(tmp_path))
+    assert r.returncode == 1, r.stderr
+    audit = read_dataset(new / "audit").to_pylist()
+    changed = {(a["status"], a["path"], a["old_path"]) for a in audit if a["status"] != "unchanged"}
+    assert changed == {("modified", "t/text.txt", "t/text.txt"), ("added", "t/sub/added.txt", None),
+                       ("removed", None, "t/one"), ("moved", "t/renamed.bin", "t/sub/big.bin")}
+    assert sum(a["status"] == "unchanged" for a in audit) == 10 - 3
+    assert "moved" in r.stdout and "t/renamed.bin" in r.stdout
+
+
+def test_trust_mtime_skips_rehashing_only_unchanged_metadata(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    make_tree(tree)
+    old = tmp_path / "old"
+    assert exoflow("run", "checksum", "t", "--out", str(old), "--no-dashboard", "--workers", "1",
+                   cwd=str(tmp_path)).returncode == 0
+    # same size and mtime, different bytes: with --trust-mtime the old digest is reused (not re-read)
+    p = tree / "sub" / "deeper" / "mid.bin"
+    st = p.stat()
+    p.write_bytes(os.urandom(st.st_size))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    (tree / "text.txt").write_bytes(b"different length")          # metadata changed: re-hashed
+    r = exoflow("run", "checksum", "t", "--out", str(tmp_path / "trust"), "--verify", str(old), "--trust-mtime",
+                "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+    assert r.returncode == 1, r.stderr
+    audit = {a["path"]: a for a in read_dataset(tmp_path / "trust" / "audit").to_pylist()}
+    assert audit["t/sub/deeper/mid.bin"]["status"] == "unchanged" and audit["t/sub/deeper/mid.bin"]["trusted"]
+    assert audit["t/text.txt"]["status"] == "modified" and not audit["t/text.txt"]["trusted"]
+    assert "trusted (not re-hashed" in r.stdout
+    # without --trust-mtime the silent change is found
+    r = exoflow("run", "checksum", "t", "--out", str(tmp_path / "full"), "--verify", str(old),
+                "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+    audit = {a["path"]: a for a in read_dataset(tmp_path / "full" / "audit").to_pylist()}
+    assert audit["t/sub/deeper/mid.bin"]["status"] == "modified"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--hash", "crc99"], "unknown hash"),
+    (["--verify", "/nonexistent/manifest"], "no Parquet manifest"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    r = exoflow("run", "checksum", str(tmp_path), "--out", str(tmp_path / "o"), *args)
+    assert r.returncode == 2
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) <= 2
