@@ -20,6 +20,7 @@ TYPE_NAMES = np.array(
      "file", "unknown", "symlink", "unknown", "socket", "unknown", "unknown", "unknown"],
     dtype=object,
 )
+TYPE_DICT = pa.array(TYPE_NAMES.tolist(), pa.string())
 # Mode bits standing in for the type when stat failed and only readdir's d_type is known.
 HINT_MODE = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000}
 
@@ -91,12 +92,16 @@ class EntryCollector:
         self.paths.append(path)
         self.stats.append(st)
 
-    def _run_columns(self, n: int) -> tuple[np.ndarray, list]:
+    def _run_columns(self, n: int) -> tuple[pa.Array, pa.Array]:
+        """depth and top_dir expanded from runs; top_dir through a dictionary (C++ does the copying)."""
+        if not self.runs:
+            return pa.array([], pa.int32()), pa.array([], pa.string())
         starts = np.array([r[0] for r in self.runs] + [n], dtype=np.int64)
         lengths = np.diff(starts)
         depth = np.repeat(np.array([r[1] for r in self.runs], dtype=np.int32), lengths)
-        tops = np.repeat(np.array([r[2] for r in self.runs], dtype=object), lengths)
-        return depth, tops.tolist()
+        which = np.repeat(np.arange(len(self.runs), dtype=np.int32), lengths)
+        tops = pa.DictionaryArray.from_arrays(pa.array(which), display_column([r[2] for r in self.runs]))
+        return pa.array(depth), tops.cast(pa.string())
 
     def table(self) -> pa.Table:
         n = len(self.paths)
@@ -108,18 +113,18 @@ class EntryCollector:
             stats = [blank if s is None else s for s in stats]
         cols = {f: np.fromiter(map(attrgetter(a), stats), dtype=np.int64, count=n) for f, a in STAT_FIELDS.items()}
         mode = cols["mode"]
-        errors: list[str | None] = [None] * n
+        errors: list[str | None] = [None] * n if self.errors else []
         for i, (err, hint) in self.errors.items():
             errors[i] = err
             if missing is not None and missing[i]:
                 mode[i] = HINT_MODE.get(hint, 0)
-        types = TYPE_NAMES[(mode >> 12) & 0xF]
+        types = pa.DictionaryArray.from_arrays(pa.array(((mode >> 12) & 0xF).astype(np.int8)), TYPE_DICT)
         if missing is not None:
             mode[missing] = 0
         depth, tops = self._run_columns(n)
         path, path_bytes = path_columns(self.paths)
-        arrays = [path, path_bytes, pa.array(types, pa.string())]
+        arrays = [path, path_bytes, types.cast(pa.string())]
         for f in STAT_FIELDS:
             arrays.append(pa.array(cols[f], mask=missing).cast(SCHEMA.field(f).type))
-        arrays += [pa.array(depth), display_column(tops), pa.array(errors, pa.string())]
+        arrays += [depth, tops, pa.array(errors, pa.string()) if self.errors else pa.nulls(n, pa.string())]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)

@@ -142,24 +142,44 @@ class Walker:
         descend = opts.max_depth is None or depth < opts.max_depth
         plain = not (ignores or self.include or self.exclude or opts.follow_symlinks or opts.one_file_system
                      or opts.min_size is not None or opts.max_size is not None or not opts.hidden)
-        out, stat = self.out, os.stat
+        if plain:
+            self.plain_entries(item, fd, entries, prefix, depth, descend, stack)
+            return
         for e in entries:
-            name = e.name
             try:
                 is_dir = e.is_dir(follow_symlinks=False)
             except OSError:
                 is_dir = False
-            if plain:  # the common case, kept tight: no filters apply
-                if is_dir:
-                    if descend:
-                        stack.append(DirItem(prefix + name, depth, item.top or name, item.root, (), (), item.dev))
-                    continue
-                try:
-                    out.add(prefix + name, stat(name, dir_fd=fd, follow_symlinks=False))
-                except OSError as err:
-                    out.add_error(prefix + name, describe_error(err), hint=_hint(e))
+            self.filtered_entry(item, fd, e, is_dir, prefix + e.name, depth, descend, ignores, stack)
+
+    def plain_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], prefix: str, depth: int,
+                      descend: bool, stack: list[DirItem]) -> None:
+        """The common case, no filters: list comprehensions instead of a loop with branches."""
+        try:
+            is_dir = [e.is_dir(follow_symlinks=False) for e in entries]
+        except OSError:   # d_type unknown and the entry vanished: let the careful path decide
+            is_dir = [_is_dir(e) for e in entries]
+        files = [e.name for e, d in zip(entries, is_dir) if not d]
+        if descend:
+            top = item.top
+            stack.extend(DirItem(prefix + e.name, depth, top or e.name, item.root, (), (), item.dev)
+                         for e, d in zip(entries, is_dir) if d)
+        out, stat = self.out, os.stat
+        try:
+            stats = [stat(n, dir_fd=fd, follow_symlinks=False) for n in files]
+        except OSError:
+            stats = None
+        if stats is not None:
+            out.paths.extend([prefix + n for n in files])
+            out.stats.extend(stats)
+            return
+        for e, d in zip(entries, is_dir):   # something vanished or failed: one entry at a time
+            if d:
                 continue
-            self.filtered_entry(item, fd, e, is_dir, prefix + name, depth, descend, ignores, stack)
+            try:
+                out.add(prefix + e.name, stat(e.name, dir_fd=fd, follow_symlinks=False))
+            except OSError as err:
+                out.add_error(prefix + e.name, describe_error(err), hint=_hint(e))
 
     def filtered_entry(self, item: DirItem, fd: int, e: os.DirEntry, is_dir: bool, path: str, depth: int,
                        descend: bool, ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
@@ -238,6 +258,13 @@ class Walker:
         if (self.include is None and self.exclude is None) or self.keep_file(item, path):
             if self.size_ok(st):
                 self.out.add(path, st)
+
+
+def _is_dir(e: os.DirEntry) -> bool:
+    try:
+        return e.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _hint(e: os.DirEntry) -> str | None:
