@@ -91,7 +91,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     algorithm = params.get("hash") or "xxh3-128"
     stats = {"candidates": len(df)}
     errors: list = []
-    df = df.sort_values("path", kind="stable")
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)   # shuffled rows repeat index values
     if not params.get("hardlinks"):
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])

@@ -1,0 +1,142 @@
+"""Dedup job: duplicate sets equal jdupes' on a tree with every trap planted; actions keep
+content, need --apply, and skip files changed between scan and action."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import exoflow, read_dataset
+from exoflow.dedup_actions import act_on_group
+
+
+def make_tree(root: Path) -> None:
+    """Planted duplicates, hard links, empty files, symlinks and near misses."""
+    rnd = os.urandom
+    big = rnd(300_000)
+    files = {
+        "a/dup1": b"same small content\n", "b/dup1-copy": b"same small content\n", "c/dup1-again": b"same small content\n",
+        "a/big": big, "b/big-copy": big,                                   # > 64 KiB: prefix + suffix + full
+        "a/samesize1": b"x" * 1000, "a/samesize2": b"y" * 1000,            # same size, different content
+        "p/prefix1": big[:-1] + b"A", "p/prefix2": big[:-1] + b"B",        # same prefix, different suffix
+        "m/middle1": big[:150_000] + b"1" + big[150_001:],                 # same prefix and suffix, middle differs
+        "m/middle2": big[:150_000] + b"2" + big[150_001:],
+        "e/empty1": b"", "e/empty2": b"", "e/empty3": b"",
+        "u/unique": rnd(5000),
+        "h/orig": b"linked content", "h/copy": b"linked content",
+        "x/4096a": b"q" * 4096, "x/4096b": b"q" * 4096,                    # exactly the prefix length
+    }
+    for rel, data in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    os.link(root / "h/orig", root / "h/orig-hardlink")       # same inode: one file, not a duplicate
+    os.link(root / "u/unique", root / "u/unique-link")       # only hard links: no group at all
+    os.symlink("../a/dup1", root / "b/symlink-to-dup1")      # symlinks are not followed
+
+
+def _ours(out: Path) -> set[frozenset]:
+    t = read_dataset(out / "duplicates").to_pandas()
+    return {frozenset(g["path"]) for _, g in t.groupby("group_id")}
+
+
+def _jdupes(root: Path, *flags: str) -> set[frozenset]:
+    r = subprocess.run(["jdupes", "-r", "-q", *flags, "."], cwd=root, capture_output=True, text=True, check=True)
+    groups = [g for g in r.stdout.strip().split("\n\n") if g.strip()]
+    return {frozenset(str(root / os.path.normpath(p)) for p in g.splitlines()) for g in groups}
+
+
+def _by_inode(groups: set[frozenset]) -> set[frozenset]:
+    """Groups as sets of (device, inode): which name of a hard-linked file is shown may differ."""
+    return {frozenset((os.lstat(p).st_dev, os.lstat(p).st_ino) for p in g) for g in groups}
+
+
+def _run(tree: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    r = exoflow("run", "dedup", str(tree), "--out", str(out), "--chunk-files", "4", "--no-dashboard", *args)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_duplicate_sets_equal_jdupes(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    r = _run(tree, tmp_path / "out")
+    ours, theirs = _ours(tmp_path / "out"), _jdupes(tree)
+    assert len(ours) == 4          # dup1 x3, big x2, h/orig+copy, x/4096 x2
+    assert _by_inode(ours) == _by_inode(theirs)
+    assert "reclaimable" in r.stdout
+    # the readable report lists the same groups, the largest reclaimable first
+    text = (tmp_path / "out" / "duplicates.txt").read_text()
+    blocks = [b.splitlines() for b in text.strip().split("\n\n")]
+    assert {frozenset(b[1:]) for b in blocks} == ours
+    assert blocks[0][1:] == sorted([str(tree / "a/big"), str(tree / "b/big-copy")])
+
+
+def test_flags_match_jdupes_include_empty_and_hardlinks(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    _run(tree, tmp_path / "z", "--include-empty")
+    assert _by_inode(_ours(tmp_path / "z")) == _by_inode(_jdupes(tree, "-z"))
+    _run(tree, tmp_path / "H", "--hardlinks")
+    ours = _ours(tmp_path / "H")
+    assert ours == _jdupes(tree, "-H")          # with -H every name is listed, so paths compare exactly
+    assert frozenset({str(tree / "u/unique"), str(tree / "u/unique-link")}) in ours
+
+
+def _contents(tree: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(tree)): p.read_bytes() for p in tree.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
+def test_actions_need_apply_and_keep_content(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    before = _contents(tree)
+    inodes = {p: os.lstat(tree / p).st_ino for p in before}
+    r = _run(tree, tmp_path / "dry", "--action", "hardlink")
+    assert {p: os.lstat(tree / p).st_ino for p in before} == inodes          # dry run: nothing changed
+    log = (tmp_path / "dry" / "actions.log").read_text()
+    assert log.count("\tdry-run\t") == 5 and "\tdone\t" not in log
+
+    _run(tree, tmp_path / "apply", "--action", "hardlink", "--keep", "first", "--apply")
+    assert _contents(tree) == before                                         # every name, same bytes
+    for group in _ours(tmp_path / "apply"):
+        assert len({os.lstat(p).st_ino for p in group}) == 1                 # now one inode per group
+    assert (tmp_path / "apply" / "actions.log").read_text().count("\tdone\t") == 5
+
+    tree2 = tmp_path / "t2"
+    make_tree(tree2)
+    before2 = _contents(tree2)
+    _run(tree2, tmp_path / "del", "--action", "delete", "--keep", "shortest-path", "--apply")
+    after2 = _contents(tree2)
+    assert set(before2.values()) == set(after2.values())                     # no content lost
+    assert len(before2) - len(after2) == 5
+    assert "a/dup1" in after2 and "a/big" in after2                          # the shortest path is kept
+    assert "c/dup1-again" not in after2 and "b/big-copy" not in after2
+
+
+def _group(tree: Path, names: list[str]) -> pd.DataFrame:
+    rows = []
+    for n in names:
+        st = os.lstat(tree / n)
+        rows.append({"group_id": 1, "path": str(tree / n), "path_bytes": None, "size": st.st_size,
+                     "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev})
+    return pd.DataFrame(rows)
+
+
+def test_changed_between_scan_and_action_is_skipped(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    g = _group(tree, ["a/dup1", "b/dup1-copy", "c/dup1-again"])
+    (tree / "b/dup1-copy").write_bytes(b"edited after the scan\n")          # metadata differs
+    target = tree / "c/dup1-again"                                          # bytes differ, metadata restored
+    st = target.stat()
+    target.write_bytes(b"SAME small content\n")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    lines = act_on_group(g, {"action": "delete", "apply": True, "keep": "first"})
+    status = {line[3]: (line[2], line[5]) for line in lines}
+    assert status[str(tree / "a/dup1")][0] == "kept"
+    assert status[str(tree / "b/dup1-copy")][0] == "skipped" and "changed since scan" in status[str(tree / "b/dup1-copy")][1]
+    assert status[str(tree / "c/dup1-again")] == ("skipped", "contents differ byte by byte")
+    assert (tree / "b/dup1-copy").exists() and target.read_bytes() == b"SAME small content\n"
