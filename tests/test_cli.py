@@ -138,3 +138,22 @@ def test_ctrl_c_leaves_only_complete_parts(tmp_path):
     assert leftovers == []
     for part in (out / "files").iterdir():
         pq.read_table(part)                 # every part is complete and readable
+
+
+def test_readme_job_example_runs(tmp_path):
+    """The job shown in README's 'Writing a job' works as a user's own job file."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Writing a job"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    job_file = tmp_path / "my_job.py"
+    job_file.write_text(code)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "small.txt").write_bytes(b"x" * 10)
+    (tree / "large.iso").write_bytes(b"x" * 5000)
+    r = exoflow("run", str(job_file), str(tree), "--threshold", "1000", "--out", str(tmp_path / "o"),
+                "--no-dashboard", "-q")
+    assert r.returncode == 0, r.stderr
+    t = read_dataset(tmp_path / "o" / "files")
+    assert dict(zip(t.column("path").to_pylist(), t.column("big").to_pylist())) == \
+        {str(tree / "small.txt"): False, str(tree / "large.iso"): True}
