@@ -1,0 +1,26 @@
+"""Codestats: lines of code, comments and blanks per file and by language, like cloc.
+
+Reads:    file contents of files in a known language (by name, extension or shebang;
+          50+ languages); binary files are skipped.
+Computes: one row per file: language, lines, blank, comment, code (null where no
+          language is known), with each language's comment syntax (nested block
+          comments where the language nests them; comment markers in strings are code).
+Writes:   OUT/files/*.parquet, OUT/summary.json; prints a table by language.
+
+    exoflow run codestats ~/src/project
+"""
+from exoflow import ChunkOptions, Job, main
+from exoflow.kernels.codestats import codestats_columns
+from exoflow.reducers.codestats import CodestatsReducer
+
+job = Job(
+    name="codestats",
+    description=__doc__,
+    kernels=[codestats_columns],
+    reducer=CodestatsReducer(),
+    columns=["path", "path_bytes", "size", "language", "lines", "blank", "comment", "code", "error"],
+    chunk=ChunkOptions(max_files=20_000, max_bytes=64 * 2**20),   # the kernel holds ~5 bytes per byte read
+)
+
+if __name__ == "__main__":
+    main(job)
