@@ -30,7 +30,7 @@ class ChunkOptions:
 
     max_files: int = 20_000
     max_bytes: int = 256 * 2**20
-    read_order: bool = True            # sort by (device, inode); pointless when no content is read
+    read_order: bool = True            # jobs that read contents: sort by (device, inode), bound bytes
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -55,7 +56,9 @@ def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[
     if chunk_opts.read_order:
         table = order_for_reading(table)
     sizes = content_bytes(table)
-    meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(sizes, chunk_opts))
+    # the byte bound is about memory for contents: without reading, only the file count matters
+    bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
+    meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts))
     return table, meta
 
 
