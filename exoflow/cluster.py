@@ -57,6 +57,7 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
                     dashboard_address=opts.dashboard or None,
                     host="127.0.0.1",
                     silence_logs=logging.ERROR,
+                    scheduler_kwargs={"preload": ["exoflow.dashboard"]},   # the exoflow page, /metrics
                 )
             except ValueError as e:
                 raise UsageError(f"cannot start the local cluster: {e}") from None
@@ -67,12 +68,16 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
 
 
 def describe(client) -> dict:
-    """Scheduler address, dashboard, workers and threads, for summaries."""
+    """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
+    from .dashboard import page_url
+
     info = client.scheduler_info(n_workers=-1)
     workers = info.get("workers", {})
+    dashboard = client.dashboard_link if info.get("services", {}).get("dashboard") else None
     return {
         "scheduler": client.scheduler.address,
-        "dashboard": client.dashboard_link if info.get("services", {}).get("dashboard") else None,
+        "dashboard": dashboard,
+        "exoflow_page": page_url(client) if dashboard else None,
         "workers": len(workers),
         "threads": sum(w.get("nthreads", 0) for w in workers.values()),
     }

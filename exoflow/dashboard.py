@@ -1,0 +1,320 @@
+"""Scheduler preload: the "exoflow" dashboard page and Prometheus metrics.
+
+    dask scheduler --preload exoflow.dashboard
+
+(the embedded cluster loads it by itself). It adds
+
+* a ``SchedulerPlugin`` that folds the ``exoflow`` events (run-start, listed,
+  chunk, run-end) into per-run statistics;
+* a Bokeh page ``/exoflow`` on the scheduler's dashboard, listed in its menu:
+  files/s and bytes/s over time, per-worker rates, each run's progress and
+  errors, time per activity (Dask's fine performance metrics) and each
+  worker's memory tiers;
+* ``exoflow_*`` counters and gauges on the scheduler's ``/metrics``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from .metrics import TOPIC
+from .telemetry import RunStats, rate_series, time_by_activity
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_NAME = "exoflow"
+PAGE = "exoflow"
+KEEP_RUNS = 50            # the page and /metrics show the latest runs; counters never go down
+
+
+class ExoflowPlugin(SchedulerPlugin):
+    """Folds exoflow's events into per-run statistics and per-job totals."""
+
+    name = PLUGIN_NAME
+
+    def __init__(self) -> None:
+        self.runs: OrderedDict[str, RunStats] = OrderedDict()
+        # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
+        self.totals: dict[str, dict[str, int]] = {}
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        if topic != TOPIC or not isinstance(msg, dict) or "run" not in msg:
+            return
+        stats = self.runs.get(msg["run"])
+        if stats is None:
+            stats = self.runs[msg["run"]] = RunStats(msg["run"], job=str(msg.get("job", "?")))
+            while len(self.runs) > KEEP_RUNS:
+                self.runs.popitem(last=False)
+        stats.apply(msg)
+        if msg.get("kind") == "chunk":
+            t = self.totals.setdefault(stats.job, {"files": 0, "bytes": 0, "errors": 0, "chunks": 0})
+            t["files"] += int(msg.get("files", 0))
+            t["bytes"] += int(msg.get("bytes", 0))
+            t["errors"] += int(msg.get("errors", 0))
+            t["chunks"] += 1
+
+    def current(self) -> RunStats | None:
+        """The run to show: the latest one still running, else the latest one."""
+        running = [r for r in self.runs.values() if r.status == "running"]
+        return running[-1] if running else next(reversed(self.runs.values()), None)
+
+
+# ---- Prometheus ----------------------------------------------------------------
+
+class ExoflowCollector:
+    """``exoflow_*`` metrics for prometheus_client's registry (the one Dask's /metrics serves)."""
+
+    def __init__(self, plugin: ExoflowPlugin) -> None:
+        self.plugin = plugin
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        p = self.plugin
+        counters = {
+            "files": CounterMetricFamily("exoflow_files_processed", "Files processed", labels=["job"]),
+            "bytes": CounterMetricFamily("exoflow_bytes_processed", "Bytes of files processed", labels=["job"]),
+            "errors": CounterMetricFamily("exoflow_errors", "Files that could not be processed", labels=["job"]),
+            "chunks": CounterMetricFamily("exoflow_chunks_done", "Chunk tasks finished", labels=["job"]),
+        }
+        for job, totals in sorted(p.totals.items()):
+            for k, family in counters.items():
+                family.add_metric([job], totals[k])
+        yield from counters.values()
+
+        runs = list(p.runs.values())
+        pending = GaugeMetricFamily("exoflow_chunks_pending", "Chunks listed but not done, running runs",
+                                    labels=["job"])
+        files_s = GaugeMetricFamily("exoflow_files_per_second", "Files/s over the last 10 s of running runs",
+                                    labels=["job"])
+        bytes_s = GaugeMetricFamily("exoflow_bytes_per_second", "Bytes/s over the last 10 s of running runs",
+                                    labels=["job"])
+        by_job: dict[str, list[float]] = {}
+        for r in runs:
+            acc = by_job.setdefault(r.job, [0, 0.0, 0.0])
+            if r.status == "running":
+                f, b = r.recent_rate()
+                acc[0] += r.chunks_pending
+                acc[1] += f
+                acc[2] += b
+        for job, (n, f, b) in sorted(by_job.items()):
+            pending.add_metric([job], n)
+            files_s.add_metric([job], f)
+            bytes_s.add_metric([job], b)
+        yield pending
+        yield files_s
+        yield bytes_s
+        yield GaugeMetricFamily("exoflow_runs_active", "Runs started and not ended",
+                                value=sum(r.status == "running" for r in runs))
+
+
+_collector: ExoflowCollector | None = None
+
+
+def _register_prometheus(plugin: ExoflowPlugin) -> None:
+    global _collector
+    try:
+        import prometheus_client
+    except ImportError:
+        logger.warning("exoflow: prometheus_client is not installed; no exoflow_* metrics on /metrics")
+        return
+    if _collector is None:
+        _collector = ExoflowCollector(plugin)
+        prometheus_client.REGISTRY.register(_collector)
+    else:   # one registry per process: the latest scheduler wins (as in Dask's own collectors)
+        _collector.plugin = plugin
+
+
+# ---- the Bokeh page --------------------------------------------------------------
+
+def _fmt_bytes(n: float) -> str:
+    from dask.utils import format_bytes
+    return format_bytes(int(n))
+
+
+class ExoflowPage:
+    """The page's figures and data sources; ``update`` refreshes them from the plugin."""
+
+    def __init__(self, scheduler, plugin: ExoflowPlugin) -> None:
+        from bokeh.layouts import column, row
+        from bokeh.models import ColumnDataSource, Div, HoverTool, NumeralTickFormatter
+        from bokeh.plotting import figure
+
+        self.scheduler, self.plugin = scheduler, plugin
+        self.header = Div(text="", name="exoflow-header", sizing_mode="stretch_width")
+        self.rate_src = ColumnDataSource({"t": [], "width": [], "files_per_s": [], "bytes_per_s": []}, name="exoflow-rate")
+        self.worker_src = ColumnDataSource({"worker": [], "files_per_s": [], "bytes_per_s": [], "files": []},
+                                           name="exoflow-workers")
+        self.progress_src = ColumnDataSource({"label": [], "done": [], "files": [], "files_listed": [], "chunks": [],
+                                              "chunks_listed": [], "errors": [], "status": []},
+                                             name="exoflow-progress")
+        self.activity_src = ColumnDataSource({"activity": [], "seconds": []}, name="exoflow-activity")
+        self.memory_src = ColumnDataSource({"worker": [], "memory": [], "unmanaged": [], "spilled": [], "gpu": [],
+                                            "memory_h": [], "spilled_h": [], "gpu_h": []}, name="exoflow-memory")
+
+        def fig(title: str, **kw):
+            return figure(title=title, height=260, sizing_mode="stretch_width", toolbar_location=None,
+                          tools="", **kw)
+
+        self.files_fig = fig("Files/s (current run)", x_axis_label="seconds since start")
+        self.files_fig.vbar(x="t", top="files_per_s", width="width", source=self.rate_src, color="#1f77b4")
+        self.files_fig.line(x="t", y="files_per_s", source=self.rate_src, color="#1f77b4")
+        self.bytes_fig = fig("Bytes/s (current run)", x_axis_label="seconds since start")
+        self.bytes_fig.line(x="t", y="bytes_per_s", source=self.rate_src, color="#ff7f0e", line_width=2)
+        self.bytes_fig.scatter(x="t", y="bytes_per_s", source=self.rate_src, color="#ff7f0e")
+        self.bytes_fig.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
+        for f in (self.files_fig, self.bytes_fig):
+            f.add_tools(HoverTool(tooltips=[("t", "@t s"), ("files/s", "@files_per_s{0,0}"),
+                                            ("bytes/s", "@bytes_per_s{0.0 b}")]))
+
+        self.worker_fig = fig("Files/s per worker (current run)", y_range=[])
+        self.worker_fig.hbar(y="worker", right="files_per_s", height=0.8, source=self.worker_src)
+        self.worker_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("files/s", "@files_per_s{0,0}"),
+                                                      ("bytes/s", "@bytes_per_s{0.0 b}"), ("files", "@files")]))
+
+        self.progress_fig = fig("Progress of each run (chunks done / listed)", y_range=[], x_range=(0, 1))
+        self.progress_fig.hbar(y="label", right="done", height=0.8, source=self.progress_src, color="#2ca02c")
+        self.progress_fig.xaxis.formatter = NumeralTickFormatter(format="0%")
+        self.progress_fig.add_tools(HoverTool(tooltips=[
+            ("run", "@label"), ("status", "@status"), ("chunks", "@chunks / @chunks_listed"),
+            ("files", "@files / @files_listed"), ("errors", "@errors")]))
+
+        self.activity_fig = fig("Where time goes: task seconds per activity (exoflow tasks)", y_range=[])
+        self.activity_fig.hbar(y="activity", right="seconds", height=0.8, source=self.activity_src, color="#9467bd")
+
+        self.memory_fig = fig("Worker memory: in memory, unmanaged, spilled to disk, GPU", y_range=[])
+        self.memory_fig.hbar_stack(["memory", "unmanaged", "spilled", "gpu"], y="worker", height=0.8,
+                                   source=self.memory_src, color=["#1f77b4", "#aec7e8", "#d62728", "#76b900"],
+                                   legend_label=["in memory", "unmanaged", "spilled", "GPU"])
+        self.memory_fig.xaxis.formatter = NumeralTickFormatter(format="0.0 b")
+        self.memory_fig.legend.location = "bottom_right"
+        self.memory_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("in memory", "@memory_h"),
+                                                      ("spilled", "@spilled_h"), ("GPU", "@gpu_h")]))
+
+        self.root = column(self.header, row(self.files_fig, self.bytes_fig, sizing_mode="stretch_width"),
+                           row(self.progress_fig, self.worker_fig, sizing_mode="stretch_width"),
+                           row(self.activity_fig, self.memory_fig, sizing_mode="stretch_width"),
+                           sizing_mode="stretch_width")
+
+    def update(self) -> None:
+        cur = self.plugin.current()
+        now = time.time()
+        if cur is None:
+            self.header.text = "<h3>exoflow</h3><p>No exoflow run has reported to this scheduler yet.</p>"
+        else:
+            f, b = cur.recent_rate(now=now)
+            self.header.text = (
+                f"<h3>exoflow {cur.job} <small>run {cur.run} ({cur.status})</small></h3>"
+                f"<p>{cur.files:,} files, {_fmt_bytes(cur.bytes)} done of {cur.files_listed:,} files listed; "
+                f"chunks {cur.chunks}/{cur.chunks_listed}; <b>{cur.errors:,} errors</b>; "
+                f"{f:,.0f} files/s, {_fmt_bytes(b)}/s; {cur.elapsed:.1f} s</p>")
+            self.rate_src.data = rate_series(cur, end=None if cur.ended else now)
+            workers = sorted(cur.workers.items())
+            self.worker_src.data = {"worker": [w for w, _ in workers],
+                                    "files_per_s": [v[0] / cur.elapsed for _, v in workers],
+                                    "bytes_per_s": [v[1] / cur.elapsed for _, v in workers],
+                                    "files": [v[0] for _, v in workers]}
+            self.worker_fig.y_range.factors = [w for w, _ in workers]
+        runs = list(self.plugin.runs.values())[-10:]
+        labels = [f"{r.job} {r.run}" for r in runs]
+        self.progress_src.data = {
+            "label": labels,
+            "done": [r.chunks / r.chunks_listed if r.chunks_listed else (1.0 if r.status != "running" else 0.0)
+                     for r in runs],
+            "files": [r.files for r in runs], "files_listed": [r.files_listed for r in runs],
+            "chunks": [r.chunks for r in runs], "chunks_listed": [r.chunks_listed for r in runs],
+            "errors": [r.errors for r in runs], "status": [r.status for r in runs]}
+        self.progress_fig.y_range.factors = labels
+        activities = time_by_activity(self.scheduler.cumulative_worker_metrics)
+        self.activity_src.data = {"activity": list(activities), "seconds": list(activities.values())}
+        self.activity_fig.y_range.factors = list(activities)[::-1]
+        self._update_memory()
+
+    def _update_memory(self) -> None:
+        rows = []
+        for addr, ws in sorted(self.scheduler.workers.items()):
+            mem = ws.memory
+            gpu = (ws.metrics.get("gpu") or {}).get("memory-used") or 0   # GPU workers (pynvml); unverified
+            rows.append((addr, mem.managed, mem.unmanaged, mem.spilled, gpu))
+        cols = list(zip(*rows)) if rows else [[]] * 5
+        self.memory_src.data = {"worker": list(cols[0]), "memory": list(cols[1]), "unmanaged": list(cols[2]),
+                                "spilled": list(cols[3]), "gpu": list(cols[4]),
+                                "memory_h": [_fmt_bytes(v) for v in cols[1]],
+                                "spilled_h": [_fmt_bytes(v) for v in cols[3]],
+                                "gpu_h": [_fmt_bytes(v) for v in cols[4]]}
+        self.memory_fig.y_range.factors = list(cols[0])
+
+
+def exoflow_doc(scheduler, extra: dict, doc) -> None:
+    """The Bokeh document of the /exoflow page (one per browser tab)."""
+    from distributed.dashboard.components.scheduler import BOKEH_THEME, env
+
+    plugin = scheduler.plugins.get(PLUGIN_NAME)
+    page = ExoflowPage(scheduler, plugin or ExoflowPlugin())
+    page.update()
+    doc.add_periodic_callback(page.update, 500)
+    doc.title = "Dask: exoflow"
+    doc.add_root(page.root)
+    doc.template = env.get_template("simple.html")
+    doc.template_variables.update(extra)
+    doc.theme = BOKEH_THEME
+
+
+def _add_page(scheduler) -> str | None:
+    """Serve /exoflow from the scheduler's HTTP server and list it in the menu. Returns the path."""
+    app = getattr(scheduler, "http_application", None)
+    dask_bokeh = [a for a in getattr(app, "applications", []) if "bokeh" in type(a).__module__.lower()
+                  or "Bokeh" in type(a).__name__]
+    if app is None or not dask_bokeh:
+        return None      # no dashboard (bokeh missing, or dashboard off)
+    if any(f"/{PAGE}" in getattr(a, "app_paths", ()) for a in dask_bokeh):
+        return PAGE
+    from tornado.ioloop import IOLoop
+
+    from distributed.dashboard.core import BokehApplication
+    from distributed.dashboard.scheduler import template_variables
+
+    variables = template_variables(scheduler)     # memoized, shared with every Dask page: the menu
+    if PAGE not in variables["pages"]:
+        variables["pages"].append(PAGE)
+    prefix = getattr(dask_bokeh[0], "_prefix", "") or ""
+    bokeh_app = BokehApplication({f"/{PAGE}": exoflow_doc}, scheduler, prefix=prefix,
+                                 template_variables=variables)
+    app.add_application(bokeh_app)
+    bokeh_app.initialize(IOLoop.current())
+    bokeh_app.start()
+    return PAGE
+
+
+def dask_setup(scheduler) -> None:
+    """Preload entry point (``--preload exoflow.dashboard``)."""
+    plugin = scheduler.plugins.get(PLUGIN_NAME)
+    if plugin is None:
+        plugin = ExoflowPlugin()
+        scheduler.add_plugin(plugin, name=PLUGIN_NAME)
+    _register_prometheus(plugin)
+    try:
+        _add_page(scheduler)
+    except Exception as e:     # the page is a convenience: never stop a scheduler over it
+        logger.warning("exoflow: dashboard page not available: %s: %s", type(e).__name__, e)
+
+
+def page_url(client) -> str | None:
+    """The URL of the exoflow page for ``client``'s scheduler, or None without page/dashboard."""
+    link = getattr(client, "dashboard_link", None)
+    if not link:
+        return None
+    try:
+        has = client.run_on_scheduler(_has_page)
+    except Exception:
+        return None
+    return link.rsplit("/", 1)[0] + f"/{PAGE}" if has else None
+
+
+def _has_page(dask_scheduler=None) -> bool:
+    app = getattr(dask_scheduler, "http_application", None)
+    return any(f"/{PAGE}" in getattr(a, "app_paths", ()) for a in getattr(app, "applications", []))

@@ -1,0 +1,134 @@
+"""Turning exoflow's scheduler events and Dask's fine performance metrics into numbers.
+
+Shared by the dashboard page and Prometheus collector (on the scheduler, fed
+live by a ``SchedulerPlugin``) and by the run report (on the client, fed by
+``client.get_events("exoflow")`` after the run). Pure Python, no Bokeh.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+# Dask's own pieces of a task's time that are not one of exoflow's meters. thread-cpu and
+# thread-noncpu are what is left of the task outside any meter (e.g. the loop between kernels).
+DASK_ACTIVITIES = {"executor": "dask: executor", "other": "dask: other",
+                   "thread-cpu": "unmetered (cpu)", "thread-noncpu": "unmetered (waiting)"}
+
+
+@dataclass
+class RunStats:
+    """What is known about one run from its events; ``points`` is the cumulative
+    (time, files, bytes) after each chunk, the raw material for every rate."""
+
+    run: str
+    job: str = "?"
+    sources: list[str] = field(default_factory=list)
+    status: str = "running"
+    started: float = 0.0
+    ended: float | None = None
+    files_listed: int = 0
+    bytes_listed: int = 0
+    chunks_listed: int = 0
+    files: int = 0
+    bytes: int = 0
+    errors: int = 0
+    chunks: int = 0
+    workers: dict[str, list[int]] = field(default_factory=dict)    # address -> [files, bytes]
+    points: list[tuple[float, int, int]] = field(default_factory=list)
+
+    def apply(self, msg: dict) -> None:
+        kind, t = msg.get("kind"), float(msg.get("time") or time.time())
+        if kind == "run-start":
+            self.job, self.sources, self.started = msg.get("job", self.job), list(msg.get("sources") or []), t
+        elif kind == "listed":
+            self.files_listed += int(msg.get("files", 0))
+            self.bytes_listed += int(msg.get("bytes", 0))
+            self.chunks_listed += int(msg.get("chunks", 0))
+        elif kind == "chunk":
+            files, nbytes = int(msg.get("files", 0)), int(msg.get("bytes", 0))
+            self.files += files
+            self.bytes += nbytes
+            self.errors += int(msg.get("errors", 0))
+            self.chunks += 1
+            w = self.workers.setdefault(str(msg.get("worker", "?")), [0, 0])
+            w[0] += files
+            w[1] += nbytes
+            self.points.append((t, self.files, self.bytes))
+        elif kind == "run-end":
+            self.status, self.ended = msg.get("status", "done"), t
+        if not self.started:
+            self.started = t
+
+    @property
+    def elapsed(self) -> float:
+        return max((self.ended or time.time()) - self.started, 1e-9)
+
+    @property
+    def chunks_pending(self) -> int:
+        return max(self.chunks_listed - self.chunks, 0) if self.status == "running" else 0
+
+    def recent_rate(self, window: float = 10.0, now: float | None = None) -> tuple[float, float]:
+        """(files/s, bytes/s) over the last ``window`` seconds (the whole run once it ended)."""
+        if self.ended is not None:
+            return self.files / self.elapsed, self.bytes / self.elapsed
+        now = now or time.time()
+        since = now - window
+        before = [p for p in self.points if p[0] < since]
+        f0, b0 = (before[-1][1], before[-1][2]) if before else (0, 0)
+        span = min(window, max(now - self.started, 1e-9))
+        return (self.files - f0) / span, (self.bytes - b0) / span
+
+    def summary(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("run", "job", "status", "files", "bytes", "errors", "chunks",
+                                              "chunks_listed", "files_listed")}
+
+
+def fold(events: Iterable[dict], run: str | None = None) -> dict[str, RunStats]:
+    """Events (dicts with "kind" and "run") -> RunStats per run, optionally only ``run``."""
+    runs: dict[str, RunStats] = {}
+    for msg in events:
+        if not isinstance(msg, dict) or "run" not in msg or (run is not None and msg["run"] != run):
+            continue
+        runs.setdefault(msg["run"], RunStats(msg["run"])).apply(msg)
+    return runs
+
+
+def rate_series(stats: RunStats, bins: int = 60, end: float | None = None) -> dict[str, list[float]]:
+    """Files/s and bytes/s in equal time bins from the run's start (x: seconds since start).
+
+    Bins are at least 0.5 s wide so a short run shows a few honest bars, not one spike per chunk.
+    """
+    end = end or stats.ended or time.time()
+    span = max(end - stats.started, 1e-9)
+    width = max(span / bins, 0.5)
+    n = max(1, int(span / width + 0.999))
+    files, nbytes = [0.0] * n, [0.0] * n
+    prev_f = prev_b = 0
+    for t, f, b in stats.points:
+        i = min(max(int((t - stats.started) / width), 0), n - 1)
+        files[i] += f - prev_f
+        nbytes[i] += b - prev_b
+        prev_f, prev_b = f, b
+    return {"t": [round((i + 0.5) * width, 3) for i in range(n)], "width": [width * 0.9] * n,
+            "files_per_s": [v / width for v in files], "bytes_per_s": [v / width for v in nbytes]}
+
+
+def time_by_activity(metrics: dict, before: dict | None = None) -> dict[str, float]:
+    """Seconds per activity in exoflow's tasks, from ``Scheduler.cumulative_worker_metrics``
+    (minus a snapshot ``before`` the run, for a scheduler that ran other work before)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if not (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute"
+                and str(key[1]).startswith("exoflow-") and key[3] == "seconds"):
+            continue
+        value -= (before or {}).get(key, 0)
+        name = DASK_ACTIVITIES.get(key[2], key[2])
+        out[name] = out.get(name, 0.0) + value
+    return {k: round(v, 6) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
+def spilled_bytes(metrics: dict, before: dict | None = None) -> int:
+    """Bytes written to disk by Dask's spilling (any context), from the fine metrics."""
+    return int(sum(v - (before or {}).get(k, 0) for k, v in metrics.items()
+                   if isinstance(k, tuple) and len(k) >= 3 and k[-2] == "disk-write" and k[-1] == "bytes"))
