@@ -26,8 +26,6 @@ from .languages import LANGS, by_name, by_shebang, comment_regex
 MAX_FILE = 256 * 2**20      # larger files are not counted (cloc's default cap is 100 MB)
 HEAD = 256                  # bytes read to find a shebang
 
-_NOT_WS = np.ones(256, dtype=bool)
-_NOT_WS[[9, 10, 11, 12, 13, 32]] = False
 
 
 @lru_cache(maxsize=None)
@@ -84,19 +82,18 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
     data = np.frombuffer(buf, dtype=np.uint8)
     if not len(data) or not n_seg:
         return zero
-    not_ws = _NOT_WS[data]
-    mark = np.zeros(len(data) + 1, dtype=np.int8)
-    if starts:
-        mark[np.asarray(starts)] += 1
-        mark[np.asarray(ends)] -= 1
-    in_comment = np.cumsum(mark[:-1], dtype=np.int8).view(bool)
-    code = (not_ws & ~in_comment).view(np.uint8)
-    comment = (not_ws & in_comment).view(np.uint8)
+    # comments blanked out (to spaces) in a copy: a line has code where the copy still
+    # has a byte above ' ', and comment where only the original has one
+    clean = data.copy()
+    for s, e in zip(starts, ends):
+        clean[s:e] = 32
     nonempty = seg_hi > seg_lo
-    line_starts = np.unique(np.concatenate([seg_lo[nonempty], np.flatnonzero(data == 10) + 1]))
-    line_starts = line_starts[line_starts < len(data)]
-    has_code = np.maximum.reduceat(code, line_starts).astype(bool)
-    has_comment = np.maximum.reduceat(comment, line_starts).astype(bool)
+    is_start = np.zeros(len(data) + 1, dtype=bool)      # a mask, not a sort: O(bytes)
+    is_start[np.flatnonzero(data == 10) + 1] = True
+    is_start[seg_lo[nonempty]] = True
+    line_starts = np.flatnonzero(is_start[:-1])
+    has_code = np.maximum.reduceat(clean, line_starts) > 32
+    has_comment = np.maximum.reduceat(data, line_starts) > 32
     # empty segments share their start with the next one: map lines by nonempty ones
     ne_idx = np.flatnonzero(nonempty)
     seg_of = ne_idx[np.searchsorted(seg_lo[ne_idx], line_starts, side="right") - 1]
