@@ -7,6 +7,7 @@ run next to them.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -82,8 +84,16 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart,
     return listed
 
 
-def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job: Job, params: dict,
+@functools.lru_cache(maxsize=8)
+def unpack_job(blob: bytes) -> Job:
+    """Jobs travel as cloudpickle bytes: Dask pickles a task's arguments by reference when it can,
+    which would break a user's job file on workers that cannot import it. Cached per worker."""
+    return cloudpickle.loads(blob)
+
+
+def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
               load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
+    job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
     if job.reads_content:
@@ -137,6 +147,7 @@ class _Run:
 
         self.client, self.cfg, self.progress = client, cfg, progress
         self.id = uuid.uuid4().hex[:8]
+        self.job_blob = cloudpickle.dumps(cfg.job)
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
         self.ac = as_completed()
         self.pending: deque[DirItem] = deque()
@@ -186,7 +197,7 @@ class _Run:
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
             part = f"part-{key.rsplit('-', 1)[1]}.parquet"
-            cf = self.client.submit(run_chunk, self.id, lf, start, stop, cfg.job, cfg.params, cfg.load,
+            cf = self.client.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
                                     self.dataset_dir, part, key=key, priority=10)
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key

@@ -1,0 +1,80 @@
+"""--scheduler: a job submitted to a separately started scheduler and workers, as on a real cluster."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import exoflow, read_dataset
+from oracle import walk_lstat
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nworkers", "2",
+                                   "--nthreads", "1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+    from distributed import Client
+    deadline = time.time() + 60
+    while True:
+        try:
+            with Client(addr, timeout="2s") as c:
+                if len(c.scheduler_info()["workers"]) == 2:
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            pytest.fail("the test scheduler and workers did not start")
+        time.sleep(0.3)
+    yield addr
+    for p in reversed(procs):
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_inventory_on_a_running_scheduler(scheduler, tmp_path):
+    tree = tmp_path / "t"
+    for d in range(5):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(30):
+            (tree / f"d{d}" / f"f{f}.txt").write_bytes(b"x" * f)
+    r = exoflow("run", "inventory", str(tree), "--scheduler", scheduler, "--out", str(tmp_path / "o"),
+                "--chunk-files", "7")
+    assert r.returncode == 0, r.stderr
+    assert scheduler in r.stderr                      # says where it ran
+    t = read_dataset(tmp_path / "o" / "files")
+    assert {p.encode(): (s, "file") for p, s in zip(t.column("path").to_pylist(), t.column("size").to_pylist())} \
+        == walk_lstat(str(tree))
+
+
+def test_users_own_job_file_is_shipped_to_remote_workers(scheduler, tmp_path):
+    """The workers cannot import the user's file: its code travels by value."""
+    job_dir = tmp_path / "elsewhere"
+    job_dir.mkdir()
+    src = (Path(__file__).parents[1] / "jobs" / "inventory.py").read_text()
+    src = src.replace("kernels=[inventory_columns]", "kernels=[inventory_columns, doubled]")
+    src = src.replace("job = Job(", "def doubled(batch):\n    import pyarrow.compute as pc\n"
+                      "    return {'size2': pc.multiply(batch.table.column('size'), 2)}\n\n\njob = Job(")
+    src = src.replace('"top_dir", "error"]', '"top_dir", "error", "size2"]')
+    (job_dir / "sizes_job.py").write_text(src)
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"abc")
+    r = exoflow("run", str(job_dir / "sizes_job.py"), str(tree), "--scheduler", scheduler,
+                "--out", str(tmp_path / "o"), "-q")
+    assert r.returncode == 0, r.stderr
+    assert read_dataset(tmp_path / "o" / "files").column("size2").to_pylist() == [6]
