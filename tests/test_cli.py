@@ -157,3 +157,36 @@ def test_readme_job_example_runs(tmp_path):
     t = read_dataset(tmp_path / "o" / "files")
     assert dict(zip(t.column("path").to_pylist(), t.column("big").to_pylist())) == \
         {str(tree / "small.txt"): False, str(tree / "large.iso"): True}
+
+
+def test_progress_line_on_a_terminal(tmp_path):
+    """With stderr on a terminal, a redrawn progress line shows files/s, bytes/s and an ETA."""
+    import pty
+    tree = tmp_path / "t"
+    for d in range(20):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(300):
+            (tree / f"d{d}" / f"f{f}").write_bytes(b"x" * 100)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out",
+                          str(tmp_path / "o"), "--no-dashboard", "--chunk-files", "100", "--workers", "1"],
+                         stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            block = os.read(master, 65536)
+        except OSError:
+            break
+        if not block:
+            break
+        seen += block
+    p.wait(timeout=60)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert p.returncode == 0, text
+    assert "\r" in text and "files/s" in text and "/s" in text
+    assert "ETA" in text or "listing" in text
+    # without a terminal there is no progress line
+    r = exoflow("run", "inventory", str(tree), "--out", str(tmp_path / "o2"), "--no-dashboard")
+    assert "\r" not in r.stderr and "ETA" not in r.stderr
