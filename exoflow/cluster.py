@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from typing import Iterator
 
 import dask
@@ -47,7 +48,9 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
         # Worker processes ignore Ctrl-C (SIGINT goes to the whole process group): the client
         # catches it, cancels the tasks and shuts the cluster down in order.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        with dask.config.set({"distributed.worker.multiprocessing-method": method}), warnings.catch_warnings():
+            # a taken port is not a problem: another one is used and its URL printed
+            warnings.filterwarnings("ignore", message=".*already in use")
             try:
                 cluster = LocalCluster(
                     n_workers=workers,
