@@ -5,7 +5,6 @@ import os
 import random
 
 import numpy as np
-import pytest
 
 from exoflow.batch import load
 from exoflow.chunks import cut

@@ -6,7 +6,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pytest
 
 from conftest import IS_ROOT, exoflow, read_dataset
