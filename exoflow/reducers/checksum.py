@@ -54,9 +54,7 @@ class ChecksumReducer:
             for status, ex in audit["examples"].items():
                 if ex:
                     cols = ["new path", "old path"] if status == "moved" else ["path"]
-                    shown = [[o, p] if status == "moved" else [p or o] for p, o in ex]
-                    if status == "moved":
-                        shown = [[p, o] for p, o in ex]
+                    shown = [[p, o] if status == "moved" else [p or o] for p, o in ex]
                     parts.append(table(f"{status} (first {len(ex)}; all in {audit['dataset']})", cols, shown))
             parts.append("audit: " + ("no differences" if not audit["differences"]
                                       else f"{human_count(audit['differences'])} files differ"))
