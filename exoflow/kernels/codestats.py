@@ -96,7 +96,9 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
     has_comment = np.maximum.reduceat(data, line_starts) > 32
     # empty segments share their start with the next one: map lines by nonempty ones
     ne_idx = np.flatnonzero(nonempty)
-    seg_of = ne_idx[np.searchsorted(seg_lo[ne_idx], line_starts, side="right") - 1]
+    seg_of = ne_idx[np.maximum(np.searchsorted(seg_lo[ne_idx], line_starts, side="right") - 1, 0)]
+    inside = (line_starts >= seg_lo[seg_of]) & (line_starts < seg_hi[seg_of])   # not in a gap between segments
+    seg_of, has_code, has_comment = seg_of[inside], has_code[inside], has_comment[inside]
     out = {
         "lines": np.bincount(seg_of, minlength=n_seg),
         "code": np.bincount(seg_of, weights=has_code, minlength=n_seg),

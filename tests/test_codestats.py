@@ -1,0 +1,136 @@
+"""codestats: hand-counted files for each comment style, language detection, and cloc on real code."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import exoflow, read_dataset
+from exoflow.kernels.codestats import _buffer_stats
+from exoflow.kernels.languages import LANGS, by_name, by_shebang, comment_regex
+
+
+def counts(lang: str, text: str) -> tuple[int, int, int, int]:
+    """(lines, blank, comment, code) from the kernel for one file."""
+    b = text.encode()
+    r = _buffer_stats(b, [lang], np.array([0]), np.array([len(b)]))
+    return tuple(int(r[k][0]) for k in ("lines", "blank", "comment", "code"))
+
+
+# (language, text, hand-counted (lines, blank, comment, code))
+CASES = [
+    ("Python", 'x = 1  # c\n\n# full\ns = "# not a comment"\n"""doc\nmore\n"""\ny = """a\nb"""\n   \n',
+     (10, 2, 5, 3)),
+    ("Python", "t = '''\n# inside a string\n'''\nu = '\"\"\"'  # a quote in a string\n", (4, 0, 2, 2)),
+    ("C", 'int x; /* c */\n/* a\n b */\nchar *s = "/* no */";\n// line\n\nint y;', (7, 1, 3, 3)),
+    ("C", "char c = '\"'; /* \" */\nint z; // \"\n", (2, 0, 0, 2)),
+    ("C++", "// only\r\nint main() {\r\n\r\n  return 0; /* x */\r\n}\r\n", (5, 1, 1, 3)),
+    ("Rust", "/* a /* nested */ still */ fn x() {}\n/* a /* b */\n still */\nlet c = '\"';\n"
+             "fn f<'a>(x: &'a str) {} // c\n", (5, 0, 2, 3)),
+    ("Haskell", "{- a {- b -} c -}\nmain = putStrLn \"{- no -}\" -- c\n-- line\n", (3, 0, 2, 1)),
+    ("OCaml", "(* a (* b *) *)\nlet x = 1 (* c *)\n", (2, 0, 1, 1)),
+    ("Bourne Shell", '#!/bin/sh\necho "# x"\n  # c\n\necho hi # c\n', (5, 1, 2, 2)),
+    ("HTML", "<!-- a\nb -->\n<p>x</p> <!-- c -->\n\n", (4, 1, 2, 1)),
+    ("Lua", "--[[ block\nstill ]]\nprint('--no') -- c\n-- line\n", (4, 0, 3, 1)),
+    ("SQL", "-- c\nSELECT '--x' FROM t; /* y */\n/*\n*/\n", (4, 0, 3, 1)),
+    ("Ruby", "=begin\ndoc\n=end\nputs '#x' # c\n", (4, 0, 3, 1)),
+    ("JavaScript", "const s = `\n// in template\n`;\n// c\n", (4, 0, 1, 3)),
+    ("Go", "x := `/* raw\n*/`\n// c\n", (3, 0, 1, 2)),
+    ("YAML", "a: 1 # c\n# c\n\nb: '#x'\n", (4, 1, 1, 2)),
+    ("JSON", '{"a": "// no"}\n', (1, 0, 0, 1)),
+]
+
+
+@pytest.mark.parametrize("lang,text,expected", CASES)
+def test_hand_counted(lang, text, expected):
+    assert counts(lang, text) == expected
+
+
+def test_every_language_compiles_and_forty_plus():
+    assert len(LANGS) >= 40
+    for name, lang in LANGS.items():
+        comment_regex(lang)   # raises on a bad pattern
+
+
+def test_detection():
+    assert by_name("x.py") == "Python" and by_name("Makefile") == "make" and by_name("a.H") == "C/C++ Header"
+    assert by_name("CMakeLists.txt") == "CMake" and by_name(".bashrc") == "Bourne Again Shell"
+    assert by_shebang(b"#!/usr/bin/env python3 -u\n") == "Python"
+    assert by_shebang(b"#!/bin/bash\n") == "Bourne Again Shell"
+    assert by_shebang(b"#! /usr/bin/perl -w\n") == "Perl" and by_shebang(b"hello") is None
+
+
+def test_job_counts_files(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, (lang, text, _) in enumerate(CASES):
+        ext = {"Python": "py", "C": "c", "C++": "cpp", "Rust": "rs", "Haskell": "hs", "OCaml": "ml",
+               "Bourne Shell": "sh", "HTML": "html", "Lua": "lua", "SQL": "sql", "Ruby": "rb",
+               "JavaScript": "js", "Go": "go", "YAML": "yaml", "JSON": "json"}[lang]
+        (src / f"f{i}.{ext}").write_bytes(text.encode())
+    (src / "script").write_bytes(b"#!/usr/bin/env python3\n# c\nprint(1)\n")
+    (src / "data.bin").write_bytes(b"\0\1\2")
+    (src / "blob.c").write_bytes(b"int x;\0\n")            # binary: not counted
+    out = tmp_path / "out"
+    r = exoflow("run", "codestats", str(src), "--out", str(out), "--no-dashboard", "--chunk-files", "4")
+    assert r.returncode == 0, r.stderr
+    t = read_dataset(out / "files").to_pylist()
+    by = {Path(row["path"]).name: row for row in t}
+    for i, (lang, _text, (lines, blank, comment, code)) in enumerate(CASES):
+        row = next(v for k, v in by.items() if k.startswith(f"f{i}."))
+        assert (row["language"], row["lines"], row["blank"], row["comment"], row["code"]) == \
+            (lang, lines, blank, comment, code), row
+    assert by["script"]["language"] == "Python" and by["script"]["code"] == 1 and by["script"]["comment"] == 2
+    assert by["data.bin"]["language"] is None and by["blob.c"]["language"] is None
+    summary = json.loads((out / "summary.json").read_text())
+    py = next(x for x in summary["result"]["languages"] if x["language"] == "Python")
+    assert py["files"] == 3 and py["code"] == 3 + 2 + 1
+    assert "Code by language" in r.stdout
+
+
+def _cloc(path: Path) -> dict[str, dict]:
+    r = subprocess.run(["cloc", "--quiet", "--json", "--skip-uniqueness", str(path)], capture_output=True,
+                       text=True, check=True)
+    return {k: v for k, v in json.loads(r.stdout).items() if k not in ("header", "SUM")}
+
+
+def test_matches_cloc_on_real_code(tmp_path):
+    """Python stdlib packages, C sources and shell scripts found on this machine, against cloc."""
+    assert shutil.which("cloc"), "cloc is required (apt-get install cloc)"
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    import json as json_mod
+    import logging
+    stdlib = Path(json_mod.__file__).parent.parent
+    for pkg in ("json", "logging", "concurrent", "email"):
+        shutil.copytree(stdlib / pkg, tree / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    n_c = n_sh = 0
+    for root, pattern in ((Path("/usr"), "*.c"), (Path("/usr/share"), "*.sh")):
+        for f in sorted(root.rglob(pattern))[:30]:
+            if f.is_file() and not f.is_symlink() and f.stat().st_size < 200_000:
+                shutil.copy(f, tree / f"{len(list(tree.iterdir()))}-{f.name}")
+                n_c += pattern == "*.c"
+                n_sh += pattern == "*.sh"
+    del logging
+    expected = _cloc(tree)
+    out = tmp_path / "out"
+    r = exoflow("run", "codestats", str(tree), "--out", str(out), "--no-dashboard")
+    assert r.returncode == 0, r.stderr
+    ours = {x["language"]: x for x in json.loads((out / "summary.json").read_text())["result"]["languages"]}
+    rows = read_dataset(out / "files").to_pylist()
+    checked = 0
+    for lang in ("Python", "C", "Bourne Shell"):
+        if lang not in expected:
+            continue
+        checked += 1
+        want, got = expected[lang], ours[lang]
+        # cloc ignores empty files
+        assert sum(1 for x in rows if x["language"] == lang and x["lines"]) == want["nFiles"], lang
+        assert abs(got["code"] - want["code"]) <= 0.01 * want["code"], (lang, got, want)
+        assert abs(got["blank"] - want["blank"]) <= 0.01 * max(want["blank"], 1), (lang, got, want)
+    assert checked >= 2 and "Python" in expected
