@@ -288,6 +288,14 @@ def binary_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
+def pack_segments(parts: list) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """One buffer of files, each followed by a newline so that no match joins two files;
+    returns it with each file's [lo, hi)."""
+    sizes = np.array([len(p) for p in parts], dtype=np.int64)
+    hi = np.cumsum(sizes + 1) - 1
+    return b"\n".join(parts), hi - sizes, hi
+
+
 def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray,
                    seg_line0: np.ndarray) -> dict[str, list]:
     hits = match_buffer(c, buf, seg_lo, seg_hi)
@@ -347,12 +355,10 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     # all text files of the chunk in one buffer, one segment each
     rows = np.flatnonzero(text & (sizes > 0))
     mv = memoryview(data)
-    buf = b"".join(mv[a:b] for a, b in zip(offsets[rows].tolist(), offsets[rows + 1].tolist()))
-    seg_hi = np.cumsum(sizes[rows])
-    seg_lo = seg_hi - sizes[rows]
+    buf, seg_lo, seg_hi = pack_segments([mv[a:b] for a, b in zip(offsets[rows].tolist(), offsets[rows + 1].tolist())])
     found = _scan_segments(c, buf, seg_lo, seg_hi, np.ones(len(rows), dtype=np.int64))
     found_rows = [int(rows[s]) for s in found.pop("seg")]
-    scanned_bytes = len(buf)
+    scanned_bytes = int(sizes[rows].sum())
 
     for i in np.flatnonzero(is_file & ~failed & large).tolist():
         try:
