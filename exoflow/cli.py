@@ -138,7 +138,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         with connect(cluster_opts) as client:
             info = describe(client)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
-                + (f"; dashboard {info['dashboard']}" if info["dashboard"] else ""))
+                + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
+                + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
@@ -152,7 +153,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         print()
     say(f"{job.name}: {human_count(summary['files'])} files, {human_bytes(summary['bytes'])} in "
         f"{summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
-        f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors -> {cfg.out_dir}")
+        f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors, "
+        f"{human_bytes(summary.get('spilled_bytes') or 0)} spilled -> {cfg.out_dir}")
     job_code = int(summary["result"].get("exit_code", 0) or 0)
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
 
@@ -184,9 +186,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run", help="run a job: exoflow run JOB PATH... (see exoflow run JOB --help)", add_help=False)
     r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file")
     sub.add_parser("jobs", help="list the jobs shipped with exoflow")
+    sub.add_parser("bench", help="benchmark a job: exoflow bench JOB PATH... (see exoflow bench JOB --help)",
+                   add_help=False)
+    sub.add_parser("info", help="describe this machine and exoflow's versions (add --json)", add_help=False)
     if not argv:
         p.print_help(sys.stderr)
         return EXIT_USAGE
+    if argv[0] in ("bench", "info"):
+        from . import bench
+        return _guard(lambda: bench.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
     args, rest = p.parse_known_args(argv[:2] if argv[0] == "run" else argv)
     if args.command == "jobs":
         from .jobs_registry import shipped

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import __version__
+from . import __version__, report
 from .batch import Batch, load
 from .chunks import content_bytes, cut, order_for_reading
 from .cluster import describe
@@ -258,6 +258,7 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
     params = {"now": t0, **cfg.params}
     cfg = RunConfig(**{**cfg.__dict__, "params": params})
     r = _Run(client, cfg, progress or Progress(False))
+    metrics_before = report.snapshot(client)      # for report.html: this run's share of the fine metrics
     r.execute()
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
@@ -289,5 +290,9 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
                                                  cfg.load, cfg.chunk))
         wall = time.time() - t0
         summary["wall_s"] = round(wall, 3)
+    telemetry = report.collect(client, r.id, metrics_before)
+    summary["spilled_bytes"] = telemetry["spilled_bytes"]
+    summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
+    report.write(cfg.out_dir, summary, telemetry, cfg.job.plots)
     return summary

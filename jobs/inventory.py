@@ -8,6 +8,7 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
     exoflow run inventory /data
 """
 from exoflow import Argument, Job, main
+from exoflow import plots
 from exoflow.kernels.stat import inventory_columns
 from exoflow.reducers.inventory import InventoryReducer
 
@@ -19,6 +20,7 @@ job = Job(
     columns=["path", "path_bytes", "type", "size", "allocated", "mtime_ns", "mode", "uid", "gid",
              "inode", "device", "nlink", "extension", "depth", "top_dir", "error"],
     arguments=[Argument("--top", type=int, default=20, metavar="N", help="rows in each summary table (default: 20)")],
+    plots=plots.inventory,      # report.html: size distribution, top extensions and directories, ages
 )
 
 if __name__ == "__main__":
