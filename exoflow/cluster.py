@@ -59,7 +59,7 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
                     processes=True,
                     dashboard_address=opts.dashboard or None,
                     host="127.0.0.1",
-                    silence_logs=logging.ERROR,
+                    silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
                     scheduler_kwargs={"preload": ["exoflow.dashboard"]},   # the exoflow page, /metrics
                 )
             except ValueError as e:

@@ -1,0 +1,46 @@
+"""Array backends: the same kernel code runs on NumPy (CPU) or CuPy (GPU).
+
+Kernels take an array namespace ``xp`` and use only functions NumPy and CuPy
+share, so the CPU test suite covers the GPU logic. The backend is chosen on the
+worker that runs the task (the client may have no GPU at all).
+"""
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import numpy as np
+
+from .sinks import UsageError
+
+BACKENDS = ("cpu", "gpu", "auto")
+
+
+class BackendUnavailable(UsageError):
+    """Raised on a worker; Dask re-raises it on the client, which reports one line and exits 2."""
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_available() -> bool:
+    """A CUDA device and CuPy are both present on this process's machine."""
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:   # ImportError, or CUDA runtime errors when there is no driver/device
+        return False
+
+
+def array_module(backend: str) -> ModuleType:
+    """numpy for "cpu"; cupy for "gpu" (an error if there is none); "auto" picks cupy when usable."""
+    if backend == "cpu" or (backend == "auto" and not gpu_available()):
+        return np
+    if not gpu_available():
+        raise BackendUnavailable("--backend gpu: no CUDA device or CuPy on this worker "
+                           "(install exoflow[gpu-cuda12] and run on a GPU worker)")
+    import cupy
+    return cupy
+
+
+def to_host(a) -> np.ndarray:
+    """A NumPy array from either backend."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)

@@ -1,0 +1,30 @@
+"""Profile: per file byte entropy, line and CRLF counts, non-ASCII and binary detection (NumPy or CuPy).
+
+Reads:    every regular file's contents, in batches (large files streamed).
+Computes: entropy (bits/byte), lines, crlf, non_ascii, binary per file, from one
+          byte histogram per file made over the whole batch buffer at once.
+Writes:   OUT/files/*.parquet, OUT/summary.json; prints an entropy histogram
+          and the most random (compressed/encrypted-looking) files.
+
+    exoflow run profile /data [--backend cpu|gpu|auto]
+"""
+from exoflow import Argument, ChunkOptions, Job, main
+from exoflow.backends import BACKENDS
+from exoflow.kernels.profile import profile_columns
+from exoflow.reducers.profile import ProfileReducer
+
+job = Job(
+    name="profile",
+    description=__doc__,
+    kernels=[profile_columns],
+    reducer=ProfileReducer(),
+    reads_content=True,
+    chunk=ChunkOptions(max_files=5_000, max_bytes=64 * 2**20),
+    columns=["path", "path_bytes", "type", "size", "mtime_ns", "entropy", "lines", "crlf", "non_ascii", "binary",
+             "error"],
+    arguments=[Argument("--backend", choices=BACKENDS, default="cpu",
+                        help="cpu: NumPy; gpu: CuPy on GPU workers; auto: CuPy where a GPU is present")],
+)
+
+if __name__ == "__main__":
+    main(job)
