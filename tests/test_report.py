@@ -1,0 +1,86 @@
+"""report.html: written by every run, self-contained, renders in headless Chromium with the run's data."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chromium import CHROMIUM, Chromium
+from conftest import exoflow
+
+from exoflow import report
+from exoflow.telemetry import RunStats, rate_series
+
+
+def make_tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Files by extension -> (count, bytes)."""
+    truth: dict[str, tuple[int, int]] = {}
+    for ext, n, size in (("py", 30, 300), ("txt", 12, 5000), ("bin", 3, 70_000)):
+        d = root / ext
+        d.mkdir(parents=True)
+        for i in range(n):
+            (d / f"f{i}.{ext}").write_bytes(b"a" * (size + i))
+        truth[ext] = (n, sum(size + i for i in range(n)))
+    return truth
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/apt-packages.txt)")
+def test_report_renders_with_run_data(tmp_path):
+    truth = make_tree(tmp_path / "tree")
+    files, nbytes = sum(c for c, _ in truth.values()), sum(b for _, b in truth.values())
+    out = tmp_path / "out"
+    r = exoflow("run", "inventory", str(tmp_path / "tree"), "--out", str(out), "--no-dashboard", "--workers", "2",
+                "--chunk-files", "10")
+    assert r.returncode == 0, r.stderr
+    # the terminal headline ends with the same figures as the report, spill included
+    assert f"{files} files" in r.stderr and "files/s" in r.stderr and "0 errors, 0 B spilled" in r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["spilled_bytes"] == 0 and summary["time_by_activity"].get("inventory_columns", 0) > 0
+    page = out / "report.html"
+    text = page.read_text()
+    assert "cdn.bokeh.org" not in text and "<script" in text      # self-contained: Bokeh's JS inline
+    with Chromium() as browser:
+        browser.open(page.as_uri())
+        browser.wait_for("typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Object.keys(Bokeh.index).length > 0")
+        src = browser.bokeh_sources()
+        headline = browser.evaluate("Bokeh.documents[0].get_model_by_name('report-headline').text")
+        canvases = browser.evaluate("Object.values(Bokeh.index).length")
+        assert not browser.errors, browser.errors
+    assert canvases >= 1
+    rate = src["report-rate"]
+    assert sum(rate["files_per_s"]) * rate["width"][0] / 0.9 == pytest.approx(files, rel=1e-6)
+    assert sum(rate["bytes_per_s"]) * rate["width"][0] / 0.9 == pytest.approx(nbytes, rel=1e-6)
+    acts = dict(zip(src["report-activity"]["activity"], src["report-activity"]["seconds"]))
+    assert acts.get("inventory_columns", 0) > 0 and acts.get("write", 0) > 0
+    sizes = src["inventory-sizes"]
+    assert sum(sizes["files"]) == files and sum(sizes["bytes"]) == nbytes
+    assert sizes["files"][sizes["size"].index("< 1K")] == 30 and sizes["files"][sizes["size"].index("64-256K")] == 3
+    ext = dict(zip(src["inventory-extensions"]["name"], zip(src["inventory-extensions"]["files"],
+                                                           src["inventory-extensions"]["bytes"])))
+    assert ext == truth
+    dirs = dict(zip(src["inventory-dirs"]["name"], src["inventory-dirs"]["files"]))
+    assert dirs == {k: c for k, (c, _) in truth.items()}
+    for figure in (f"{files}</div>", "wall time", "files/s", "bytes/s", "errors", "spilled", "exoflow inventory"):
+        assert figure in headline
+
+
+def test_failing_job_plots_do_not_cost_the_report(tmp_path):
+    def broken(summary):
+        raise ValueError("no plots today")
+    summary = {"job": "x", "files": 1, "bytes": 2, "wall_s": 0.5, "files_per_s": 2.0, "bytes_per_s": 4.0, "errors": 0}
+    path = report.write(str(tmp_path), summary, {"events": [], "time_by_activity": {"read": 1.5}}, broken)
+    text = Path(path).read_text()
+    assert "The job&#x27;s plots failed: ValueError: no plots today" in text or "no plots today" in text
+    assert "report-activity" in text
+
+
+def test_rate_series_bins_add_up():
+    s = RunStats("r", started=100.0, ended=110.0)
+    for t, f, b in ((101.0, 10, 100), (101.2, 30, 300), (109.9, 40, 1000)):
+        s.apply({"kind": "chunk", "time": t, "files": f - s.files, "bytes": b - s.bytes, "worker": "w"})
+    series = rate_series(s, bins=10)
+    width = series["width"][0] / 0.9
+    assert width == pytest.approx(1.0) and len(series["t"]) == 10
+    assert series["files_per_s"][1] == pytest.approx(30) and series["files_per_s"][9] == pytest.approx(10)
+    assert sum(series["bytes_per_s"]) * width == pytest.approx(1000)
