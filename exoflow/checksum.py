@@ -215,7 +215,7 @@ def text_lines(table: pa.Table, algorithm: str) -> bytes:
     if not escapes:
         keep = pc.invert(pc.match_substring(name, "\n"))
         t, name = t.filter(keep), name.filter(keep)
-    special = pa.array([False] * t.num_rows)
+    special = pa.array([False] * t.num_rows, pa.bool_())
     for raw, _ in escapes:
         special = pc.or_(special, pc.match_substring(name, raw))
     for raw, esc in escapes:

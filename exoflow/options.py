@@ -30,7 +30,9 @@ class ChunkOptions:
 
     max_files: int = 20_000
     max_bytes: int = 256 * 2**20
-    read_order: bool = True            # jobs that read contents: sort by (device, inode), bound bytes
+    # Content reading: sort by (device, inode) and bound the bytes per chunk. None = what the job's
+    # reads_content says; a job that loads contents itself (checksum) sets True.
+    read_order: bool | None = None
 
 
 @dataclass(frozen=True)

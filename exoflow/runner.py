@@ -55,11 +55,11 @@ class RunConfig:
 
 def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[pa.Table, dict]:
     table = out.table()
-    if chunk_opts.read_order:
+    if chunk_opts.read_order is not False:
         table = order_for_reading(table)
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
-    bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
+    bound = sizes if chunk_opts.read_order is not False else np.zeros_like(sizes)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts))
     return table, meta
 

@@ -9,7 +9,7 @@ Writes:   OUT/files/*.parquet (path, size, mtime_ns, inode, device, digests, tru
     exoflow run checksum /data --hash sha256,blake3 --text
     exoflow run checksum /data --verify exoflow-checksum-OLD --trust-mtime   # exit 1 if anything differs
 """
-from exoflow import Argument, Finish, Job, main
+from exoflow import Argument, ChunkOptions, Finish, Job, main
 from exoflow.checksum import (MANIFEST_COLUMNS, algorithms, checksum_columns, hash_argument, manifest_files,
                               verify_argument, write_text_manifests)
 from exoflow.reducers.checksum import ChecksumReducer
@@ -36,6 +36,7 @@ job = Job(
     reducer=ChecksumReducer(),
     columns=MANIFEST_COLUMNS,
     reads_content=False,          # checksum_columns loads only the files it must hash (see --trust-mtime)
+    chunk=ChunkOptions(max_files=5_000, max_bytes=128 * 2**20, read_order=True),  # but it reads: disk order, bounded
     arguments=[
         Argument("--hash", type=hash_argument, metavar="ALG[,ALG…]",
                  help="xxh3-128 (default), blake3, sha256, sha1, md5; several comma-separated "
