@@ -15,7 +15,9 @@ from exoflow.dedup_actions import act_on_group
 def make_tree(root: Path) -> None:
     """Planted duplicates, hard links, empty files, symlinks and near misses."""
     rnd = os.urandom
-    big = rnd(300_000)
+    big = bytearray(rnd(300_000))
+    big[150_000] = big[-1] = ord("Z")   # never equal to the planted "A"/"B"/"1"/"2" near misses below
+    big = bytes(big)
     files = {
         "a/dup1": b"same small content\n", "b/dup1-copy": b"same small content\n", "c/dup1-again": b"same small content\n",
         "a/big": big, "b/big-copy": big,                                   # > 64 KiB: prefix + suffix + full
