@@ -11,6 +11,7 @@ import html
 import logging
 import os
 import sys
+import threading
 from typing import Any, Callable
 
 from .metrics import TOPIC
@@ -30,6 +31,18 @@ def _scheduler_metrics(dask_scheduler=None) -> dict:
 async def _flush_metrics(dask_worker=None) -> None:
     # fine metrics reach the scheduler with each heartbeat: send one now so the last chunks count
     await dask_worker.heartbeat()
+
+
+def preload() -> threading.Thread:
+    """Import Bokeh (~0.7 s) in the background while the run goes on, not after it."""
+    def load() -> None:
+        import bokeh.embed  # noqa: F401
+        import bokeh.layouts  # noqa: F401
+        import bokeh.models  # noqa: F401
+        import bokeh.plotting  # noqa: F401
+    t = threading.Thread(target=load, name="exoflow-report-preload", daemon=True)
+    t.start()
+    return t
 
 
 def snapshot(client) -> dict:

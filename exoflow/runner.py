@@ -258,6 +258,7 @@ def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
     params = {"now": t0, **cfg.params}
     cfg = RunConfig(**{**cfg.__dict__, "params": params})
     r = _Run(client, cfg, progress or Progress(False))
+    report.preload()    # after the workers are forked: a fork must not copy a thread mid-import
     metrics_before = report.snapshot(client)      # for report.html: this run's share of the fine metrics
     r.execute()
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
