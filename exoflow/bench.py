@@ -85,11 +85,12 @@ def info() -> dict[str, Any]:
 
 def format_info(d: dict) -> str:
     from .tables import human_bytes
-    lines = [f"exoflow   {d['exoflow']} (Python {d['python']})", f"platform  {d['platform']}",
-             f"cpu       {d['cpu']}, {d['cores']} cores", f"memory    {human_bytes(d['memory_bytes'])}",
-             "gpus      " + (", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none")]
-    lines += [f"{k:<10}{v}" for k, v in d["packages"].items()]
-    return "\n".join(lines)
+    rows = [("exoflow", f"{d['exoflow']} (Python {d['python']})"), ("platform", d["platform"]),
+            ("cpu", f"{d['cpu']}, {d['cores']} cores"), ("memory", human_bytes(d["memory_bytes"])),
+            ("gpus", ", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none")]
+    rows += list(d["packages"].items())
+    width = max(len(k) for k, _ in rows) + 2
+    return "\n".join(f"{k:<{width}}{v}" for k, v in rows)
 
 
 # ---- the modes -------------------------------------------------------------------
