@@ -72,11 +72,16 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
 
 def describe(client) -> dict:
     """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
-    from .dashboard import page_url
+    from .dashboard import page_url, serves
 
     info = client.scheduler_info(n_workers=-1)
     workers = info.get("workers", {})
-    dashboard = client.dashboard_link if info.get("services", {}).get("dashboard") else None
+    # the scheduler's HTTP server runs even without a dashboard (for /metrics): ask for the page itself
+    try:
+        served = client.run_on_scheduler(serves, "/status")
+    except Exception:
+        served = False
+    dashboard = client.dashboard_link if served else None
     return {
         "scheduler": client.scheduler.address,
         "dashboard": dashboard,
@@ -84,4 +89,5 @@ def describe(client) -> dict:
         "workers": len(workers),
         "threads": sum(w.get("nthreads", 0) for w in workers.values()),
     }
+
 

@@ -309,12 +309,13 @@ def page_url(client) -> str | None:
     if not link:
         return None
     try:
-        has = client.run_on_scheduler(_has_page)
+        has = client.run_on_scheduler(serves, f"/{PAGE}")
     except Exception:
         return None
     return link.rsplit("/", 1)[0] + f"/{PAGE}" if has else None
 
 
-def _has_page(dask_scheduler=None) -> bool:
+def serves(path: str, dask_scheduler=None) -> bool:
+    """Whether the scheduler's Bokeh server has a page at ``path`` (run on the scheduler)."""
     app = getattr(dask_scheduler, "http_application", None)
-    return any(f"/{PAGE}" in getattr(a, "app_paths", ()) for a in getattr(app, "applications", []))
+    return any(path in getattr(a, "app_paths", ()) for a in getattr(app, "applications", []))

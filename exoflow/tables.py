@@ -1,6 +1,7 @@
 """Plain-text tables and human-readable numbers for terminal reports."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 
@@ -16,13 +17,19 @@ def human_count(n: float) -> str:
     return f"{n:,.0f}"
 
 
+_NUMERIC = re.compile(r"[-+]?[\d.,]+(?: ?[A-Za-z]{1,3}|%)?")   # 1,234  2.5 MiB  75%
+
+
 def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-align the first column, right-align the rest."""
+    """Numbers (with an optional unit) right-aligned, text left-aligned."""
     cells = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [i > 0 and bool(cells) and all(_NUMERIC.fullmatch(r[i]) or not r[i] for r in cells)
+               for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
 
     out = [title, line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]

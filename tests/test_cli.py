@@ -90,6 +90,7 @@ def test_default_out_dir_and_report(tmp_path):
     assert len(outs) == 1 and (outs[0] / "summary.json").exists()
     assert "By extension" in r.stdout and "a.txt" in r.stdout
     assert "1 files" in r.stderr and "files/s" in r.stderr
+    assert "dashboard" not in r.stderr            # --no-dashboard: no link to a page that is not served
 
 
 def test_json_goes_to_stdout_alone(tmp_path):
