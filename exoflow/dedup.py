@@ -2,11 +2,14 @@
 
 1. size      the chunk phase counts sizes (``DedupReducer``); only sizes seen at least
              twice stay candidates (empty files dropped unless --include-empty).
-2. shuffle   candidates are shuffled by size (Dask P2P shuffle, spills to disk), so one
-             partition holds every file of its sizes and no process holds every path.
+2. shuffle   candidates are shuffled by size with plain futures (map tasks cut their listing
+             parts' candidates into P pieces by size, reduce task j joins piece j of each;
+             pieces stay on the workers and spill like any result), so one partition holds
+             every file of its sizes and no process holds every path.
 3. links     within a partition, names of the same (device, inode) are one file.
-4. prefix    hash of the first 4 KiB (plus the last 4 KiB of files over 64 KiB).
-5. full      full hash, streamed in bounded pieces, of files still paired.
+4. prefix    files up to 64 KiB: the full hash, in one read; larger files: hash of the
+             first and last 4 KiB.
+5. full      full hash, streamed in bounded pieces, of files over 64 KiB still paired.
 
 Groups are ranked by reclaimable bytes on the client from a per-group summary
 (size, digest, count: no paths); each partition then writes its Parquet part
@@ -14,7 +17,10 @@ and its piece of the text report, and applies actions when asked.
 """
 from __future__ import annotations
 
+import glob
 import heapq
+import math
+import operator
 import os
 import shutil
 from typing import Any, Iterator
@@ -22,16 +28,19 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .kernels.hashing import COLUMNS, hash_file
+from .kernels.hashing import COLUMNS, _one_shot, hash_file
 from .batch import OPEN_FLAGS
 from .sources.entries import describe_error
 from .sinks import write_part
 from .tables import human_bytes
 
 PREFIX = 4096
-SUFFIX_FROM = 64 * 1024         # files larger than this also get their last PREFIX bytes hashed
+SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
+PARTS_PER_MAP = 32              # listing parts (<= 20,000 entries each by default) read by one map task
+ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
 READ_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device", "nlink", "error"]
 GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash", pa.string()),
                           ("path", pa.string()), ("path_bytes", pa.binary()), ("mtime_ns", pa.int64()),
@@ -51,6 +60,30 @@ def select_candidates(df: pd.DataFrame, sizes: np.ndarray, include_empty: bool) 
     return df[keep.to_numpy()].drop(columns=["type", "error"])
 
 
+def _bucket(size: np.ndarray, nparts: int) -> np.ndarray:
+    """Partition of each size: a multiplicative hash, so aligned sizes (multiples of 4096) still spread."""
+    mixed = size.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)    # wraps mod 2**64 on purpose
+    return ((mixed >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
+
+
+def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
+                     include_empty: bool) -> list[pa.Table]:
+    """Map side of the shuffle (a worker task): candidate rows of some listing parts, cut into
+    ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
+    tables = [pq.read_table(p, columns=READ_COLUMNS) for p in part_paths]
+    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
+    keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=pa.array(sizes, pa.int64())))
+    if not include_empty:
+        keep = pc.and_(keep, pc.greater(t.column("size"), 0))
+    t = t.filter(keep).drop_columns(["type", "error"])
+    bucket = _bucket(t.column("size").to_numpy(), nparts)
+    order = np.argsort(bucket, kind="stable")
+    t = t.take(pa.array(order))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))])
+    return [t.slice(a, b - a) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+
+
 def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Rows whose key occurs at least twice."""
     if df.empty:
@@ -58,37 +91,55 @@ def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df[df.groupby(keys, sort=False)[keys[0]].transform("size").to_numpy() >= 2]
 
 
-def _prefix_digest(path: str, size: int, algorithm: str) -> str:
-    fd = os.open(path, OPEN_FLAGS)
-    try:
-        head = os.pread(fd, PREFIX, 0)
-        tail = os.pread(fd, PREFIX, size - PREFIX) if size > SUFFIX_FROM else b""
-    finally:
-        os.close(fd)
-    from .kernels.hashing import hasher
-    h = hasher(algorithm)
-    h.update(head)
-    h.update(tail)
-    return h.hexdigest()
+class Changed(OSError):
+    """The file no longer has the size of the listing: it is left out (and reported)."""
+
+
+def _first_digest(fd: int, size: int, one_shot) -> str:
+    """Files up to SUFFIX_FROM: the full hash (one read, so they need no second pass);
+    larger files: the hash of the first and last PREFIX bytes."""
+    if size <= SUFFIX_FROM:
+        data = os.pread(fd, size + 1, 0)      # one byte more: a file that grew is noticed
+        if len(data) != size:
+            raise Changed(0, "changed: size differs from the listing")
+        return one_shot(data)
+    return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
 
 
 def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
-    """``fn(path, size)`` per row in (device, inode) order; failures drop the row, reason kept."""
-    order = df.sort_values(["device", "inode"]).index
-    out = pd.Series(None, index=df.index, dtype=object)
-    paths = dict(zip(df.index, _exact(df)))
-    sizes = df["size"].to_dict()
+    """``fn(path, size)`` per row in (device, inode) order, once per inode; failures drop the row,
+    reason kept."""
+    paths, sizes = _exact(df), df["size"].tolist()
+    inodes = list(zip(df["device"].tolist(), df["inode"].tolist()))
+    order = np.lexsort((df["inode"].to_numpy(), df["device"].to_numpy())).tolist()
+    out: list[str | None] = [None] * len(df)
+    done: dict[tuple[int, int], str] = {}       # with --hardlinks several names share an inode
     for i in order:
+        if inodes[i] in done:
+            out[i] = done[inodes[i]]
+            continue
         try:
-            out[i] = fn(paths[i], sizes[i])
+            out[i] = done[inodes[i]] = fn(paths[i], sizes[i])
         except OSError as e:
-            errors.append([df.at[i, "path"], describe_error(e)])
-    return out
+            errors.append([df["path"].iat[i], e.strerror if isinstance(e, Changed) else describe_error(e)])
+    return pd.Series(out, index=df.index, dtype=object)
+
+
+def _open_and(fn):
+    """``fn(fd, size)`` on a file opened with the no-follow, non-blocking flags, closed after."""
+    def run(path: str, size: int) -> str:
+        fd = os.open(path, OPEN_FLAGS)
+        try:
+            return fn(fd, size)
+        finally:
+            os.close(fd)
+    return run
 
 
 def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     """One shuffled partition (every candidate of its sizes) -> duplicate rows + stage counts."""
     algorithm = params.get("hash") or "xxh3-128"
+    one_shot = _one_shot(algorithm)
     stats = {"candidates": len(df)}
     errors: list = []
     df = df.sort_values("path", kind="stable").reset_index(drop=True)   # shuffled rows repeat index values
@@ -96,10 +147,10 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
-    df = df.assign(key=_digests(df, lambda p, s: _prefix_digest(p, s, algorithm), errors))
+    df = df.assign(key=_digests(df, _open_and(lambda fd, size: _first_digest(fd, size, one_shot)), errors))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
-    whole = df["size"] <= PREFIX                              # the prefix hash already covered them
+    whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
     big = df[~whole]
     full = _digests(big, lambda p, s: hash_file(p, algorithm), errors) if len(big) else pd.Series([], dtype=object)
     df = df.assign(hash=df["key"].where(whole, full))
@@ -113,6 +164,11 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
         groups["inodes"] = groups["count"]
     stats["errors"] = len(errors)
     return {"rows": df.drop(columns="key"), "groups": groups, "stats": stats, "errors": errors[:10]}
+
+
+def reduce_pieces(pieces: list[pa.Table], params: dict[str, Any]) -> dict[str, Any]:
+    """Reduce side of the shuffle (a worker task): piece j of every map task -> its duplicates."""
+    return find_duplicates(pa.concat_tables(pieces).to_pandas(), params)
 
 
 def group_summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -187,23 +243,37 @@ def merge_reports(pieces: list[str], target: str) -> None:
     shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
 
 
-def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any]) -> dict[str, Any]:
-    """Stages 2-5 and the outputs; returns the summary."""
-    import dask
-    import dask.dataframe as dd
+def _plan(client, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
+    """(listing parts per map task, number of reduce partitions): at least one task per thread,
+    and bounded work per task so a big listing stays in pieces the workers can spill."""
+    threads = max(1, sum(client.nthreads().values()))
+    n_map = max(min(threads, len(parts)), math.ceil(len(parts) / PARTS_PER_MAP))
+    groups = [parts[i::n_map] for i in range(n_map)]
+    rows = candidates if candidates is not None else len(parts) * ROWS_PER_REDUCE
+    return groups, max(2 * threads, math.ceil(rows / ROWS_PER_REDUCE))
 
+
+def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
+               candidates: int | None = None) -> dict[str, Any]:
+    """Stages 2-5 and the outputs; returns the summary. ``candidates``: files of repeated sizes
+    (from the size stage), to size the shuffle."""
     summary: dict[str, Any] = {"groups": 0, "duplicate_files": 0, "files_in_groups": 0, "reclaimable": 0,
                                "stages": {"size": 0, "after_links": 0, "after_prefix": 0, "after_full": 0},
                                "hash_errors": 0, "error_examples": [], "top": []}
-    if not len(sizes) or not os.path.isdir(dataset_dir):
+    parts = sorted(glob.glob(os.path.join(glob.escape(dataset_dir), "*.parquet")))
+    if not len(sizes) or not parts:
         return summary
-    ddf = dd.read_parquet(dataset_dir, columns=READ_COLUMNS)
-    ddf = ddf.map_partitions(select_candidates, sizes, bool(params.get("include_empty")),
-                             meta=ddf._meta.drop(columns=["type", "error"]))
-    ddf = ddf.shuffle(on="size", npartitions=max(1, ddf.npartitions))
-    parts = [dask.delayed(find_duplicates)(p, params) for p in ddf.to_delayed()]
-    results = client.compute(parts)
+    # A shuffle by size made of plain futures: every map task cuts its candidates into P pieces,
+    # reduce task j joins piece j of each. All of it is submitted at once (one round trip) and
+    # stays on the workers; the client only receives per-group summaries (no paths).
+    groups, nparts = _plan(client, parts, candidates)
+    sizes_f = client.scatter(np.asarray(sizes, np.int64), broadcast=len(groups) > 1)
+    maps = [client.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty")), pure=False)
+            for g in groups]
+    results = [client.submit(reduce_pieces, [client.submit(operator.getitem, m, j) for m in maps], params,
+                             pure=False) for j in range(nparts)]
     summaries = client.gather([client.submit(group_summary, r, pure=False) for r in results])
+    del maps, sizes_f
     ids = rank(summaries)
     writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
                             for n, (r, i) in enumerate(zip(results, ids))])

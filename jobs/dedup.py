@@ -24,7 +24,7 @@ from exoflow.sinks import UsageError
 def after(f: Finish) -> dict:
     """Stages 2-5 on the cluster, from the size counts the chunk phase gathered."""
     sizes = f.result.pop("candidate_sizes")
-    summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, f.params)
+    summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, f.params, f.result.pop("candidate_files", None))
     summary.update(files=f.result["files"], bytes=f.result["bytes"],
                    report=os.path.join(f.out_dir, "duplicates.txt"))
     return summary

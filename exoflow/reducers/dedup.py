@@ -38,10 +38,11 @@ class DedupReducer:
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         total = total or {"sizes": np.zeros(0, np.int64), "counts": np.zeros(0, np.int64), "files": 0, "bytes": 0}
-        cand = total["sizes"][total["counts"] >= 2]
+        keep = total["counts"] >= 2
         if not params.get("include_empty"):
-            cand = cand[cand > 0]
-        return {"files": total["files"], "bytes": total["bytes"], "candidate_sizes": cand}
+            keep &= total["sizes"] > 0
+        return {"files": total["files"], "bytes": total["bytes"], "candidate_sizes": total["sizes"][keep],
+                "candidate_files": int(total["counts"][keep].sum())}
 
     def report(self, s: dict, params: dict[str, Any]) -> str:
         st = s["stages"]
