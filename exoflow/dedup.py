@@ -95,15 +95,19 @@ class Changed(OSError):
     """The file no longer has the size of the listing: it is left out (and reported)."""
 
 
-def _first_digest(fd: int, size: int, one_shot) -> str:
+def _first_digest(path: str, size: int, one_shot) -> str:
     """Files up to SUFFIX_FROM: the full hash (one read, so they need no second pass);
     larger files: the hash of the first and last PREFIX bytes."""
-    if size <= SUFFIX_FROM:
-        data = os.pread(fd, size + 1, 0)      # one byte more: a file that grew is noticed
-        if len(data) != size:
-            raise Changed(0, "changed: size differs from the listing")
-        return one_shot(data)
-    return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
+    fd = os.open(path, OPEN_FLAGS)
+    try:
+        if size <= SUFFIX_FROM:
+            data = os.pread(fd, size + 1, 0)      # one byte more: a file that grew is noticed
+            if len(data) != size:
+                raise Changed(0, "changed: size differs from the listing")
+            return one_shot(data)
+        return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
+    finally:
+        os.close(fd)
 
 
 def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
@@ -125,17 +129,6 @@ def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
     return pd.Series(out, index=df.index, dtype=object)
 
 
-def _open_and(fn):
-    """``fn(fd, size)`` on a file opened with the no-follow, non-blocking flags, closed after."""
-    def run(path: str, size: int) -> str:
-        fd = os.open(path, OPEN_FLAGS)
-        try:
-            return fn(fd, size)
-        finally:
-            os.close(fd)
-    return run
-
-
 def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     """One shuffled partition (every candidate of its sizes) -> duplicate rows + stage counts."""
     algorithm = params.get("hash") or "xxh3-128"
@@ -147,7 +140,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
-    df = df.assign(key=_digests(df, _open_and(lambda fd, size: _first_digest(fd, size, one_shot)), errors))
+    df = df.assign(key=_digests(df, lambda p, s: _first_digest(p, s, one_shot), errors))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
@@ -207,12 +200,17 @@ def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: in
     os.makedirs(text_dir, exist_ok=True)
     text = os.path.join(text_dir, f"{part:06d}.txt")
     algorithm = params.get("hash") or "xxh3-128"
+    columns = (rows[c].tolist() for c in ("group_id", "count", "size", "hash", "path"))
     with open(text, "w", encoding="utf-8", errors="replace") as f:
-        for gid, g in rows.groupby("group_id", sort=True):
-            size, n = int(g["size"].iat[0]), len(g)
-            f.write(f"# group {gid}: {n} files of {human_bytes(size)} ({size} bytes), "
-                    f"{algorithm} {g['hash'].iat[0]}\n")
-            f.write("".join(p + "\n" for p in g["path"].astype(str)))
+        last = None                          # rows are in group order: a header where the group changes
+        for gid, n, size, digest, path in zip(*columns):
+            if gid != last:
+                if last is not None:
+                    f.write("\n")              # a blank line ends each group
+                f.write(f"# group {gid}: {n} files of {human_bytes(size)} ({size} bytes), {algorithm} {digest}\n")
+                last = gid
+            f.write(f"{path}\n")
+        if last is not None:
             f.write("\n")
     actions = apply_actions(rows, out_dir, part, params) if params.get("action") else None
     return {"text": text, "actions": actions}
