@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,16 @@ def exoflow_sets(out: str) -> set[frozenset]:
     return {frozenset(s) for s in groups.values()}
 
 
+def _measure_cpu(cmd: list[str], runs: int, warmup: int = 1):
+    """measure() plus CPU seconds (user, sys) per run, averaged over all runs including the warm-up:
+    the resource usage of waited-for children, which includes exoflow's worker processes."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timing = measure(cmd, runs=runs, warmup=warmup)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    n = runs + warmup
+    return timing, ((after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trees", nargs="*", default=["/usr", "GEN"], help="trees (GEN = the generated tree)")
@@ -90,14 +101,17 @@ def main() -> int:
                 "jdupes -r": ["jdupes", "-r", "-q", tree],
                 "rmlint": ["rmlint", "-o", f"json:{rm_out}", "-T", "df", tree],
             }
-            times = {name: measure(cmd, runs=a.runs) for name, cmd in tools.items()}
+            times, cpu = {}, {}
+            for name, cmd in tools.items():
+                times[name], cpu[name] = _measure_cpu(cmd, a.runs)
             same = exoflow_sets(out) == jdupes_sets(tree)
             base = times["jdupes -r"].wall
             print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB; duplicate sets identical to jdupes: {same}")
-            print(f"{'tool':<16}{'median s':>10}{'min':>8}{'max':>8}{'vs jdupes':>11}{'peak MB':>10}")
+            print(f"{'tool':<16}{'median s':>10}{'min':>8}{'max':>8}{'vs jdupes':>11}{'peak MB':>10}"
+                  f"{'user s':>8}{'sys s':>8}")
             for name, t in times.items():
                 print(f"{name:<16}{t.wall:>10.2f}{t.wall_min:>8.2f}{t.wall_max:>8.2f}{t.wall / base:>10.2f}x"
-                      f"{t.client_mb + t.children_mb:>10.0f}")
+                      f"{t.client_mb + t.children_mb:>10.0f}{cpu[name][0]:>8.2f}{cpu[name][1]:>8.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

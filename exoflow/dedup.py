@@ -41,7 +41,10 @@ PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
 PARTS_PER_MAP = 32              # listing parts (<= 20,000 entries each by default) read by one map task
 ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
-READ_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device", "nlink", "error"]
+READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
+                         ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.uint64()),
+                         ("device", pa.uint64()), ("nlink", pa.int64()), ("error", pa.string())])
+READ_COLUMNS = READ_SCHEMA.names
 GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash", pa.string()),
                           ("path", pa.string()), ("path_bytes", pa.binary()), ("mtime_ns", pa.int64()),
                           ("inode", pa.uint64()), ("device", pa.uint64()), ("nlink", pa.int64())])
@@ -50,14 +53,6 @@ GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash
 def _exact(df: pd.DataFrame) -> list[str]:
     raw = df["path_bytes"].tolist()
     return [os.fsdecode(b) if b is not None and b == b else p for p, b in zip(df["path"].tolist(), raw)]
-
-
-def select_candidates(df: pd.DataFrame, sizes: np.ndarray, include_empty: bool) -> pd.DataFrame:
-    """Regular, readable files whose size occurs at least twice in the whole listing."""
-    keep = (df["type"] == "file") & df["error"].isna() & np.isin(df["size"].to_numpy(), sizes)
-    if not include_empty:
-        keep &= df["size"] > 0
-    return df[keep.to_numpy()].drop(columns=["type", "error"])
 
 
 def _bucket(size: np.ndarray, nparts: int) -> np.ndarray:
@@ -70,8 +65,8 @@ def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
                      include_empty: bool) -> list[pa.Table]:
     """Map side of the shuffle (a worker task): candidate rows of some listing parts, cut into
     ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
-    tables = [pq.read_table(p, columns=READ_COLUMNS) for p in part_paths]
-    t = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    # one schema for every piece (a part whose path_bytes are all null may read back as type null)
+    t = pa.concat_tables([pq.read_table(p, columns=READ_COLUMNS).cast(READ_SCHEMA) for p in part_paths])
     keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
     keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=pa.array(sizes, pa.int64())))
     if not include_empty:

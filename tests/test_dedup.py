@@ -6,9 +6,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-
+import pyarrow as pa
+import pyarrow.parquet as pq
 from conftest import exoflow, read_dataset
+
+from exoflow.dedup import READ_COLUMNS, find_duplicates, split_candidates
 from exoflow.dedup_actions import act_on_group
 
 
@@ -142,3 +146,47 @@ def test_changed_between_scan_and_action_is_skipped(tmp_path):
     assert status[str(tree / "b/dup1-copy")][0] == "skipped" and "changed since scan" in status[str(tree / "b/dup1-copy")][1]
     assert status[str(tree / "c/dup1-again")] == ("skipped", "contents differ byte by byte")
     assert (tree / "b/dup1-copy").exists() and target.read_bytes() == b"SAME small content\n"
+
+
+def _listing(tree: Path) -> pd.DataFrame:
+    """Listing rows (the columns dedup reads) of every regular file under ``tree``."""
+    rows = []
+    for p in sorted(tree.rglob("*")):
+        st = os.lstat(p)
+        if p.is_file() and not p.is_symlink():
+            rows.append({"path": str(p), "path_bytes": None, "type": "file", "size": st.st_size,
+                         "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev,
+                         "nlink": st.st_nlink, "error": None})
+    return pd.DataFrame(rows, columns=READ_COLUMNS)
+
+
+def test_shuffle_pieces_hold_all_candidates_of_their_sizes(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    df = _listing(tree)
+    df.loc[df["path"].str.endswith("u/unique"), ["type", "error"]] = ["file", "EACCES: Permission denied"]
+    parts = []
+    for i, half in enumerate((df.iloc[::2], df.iloc[1::2])):       # two listing parts, one map task
+        parts.append(str(tmp_path / f"part-{i}.parquet"))
+        pq.write_table(pa.Table.from_pandas(half, preserve_index=False), parts[-1])
+    sizes = np.array(sorted(s for s, n in df["size"].value_counts().items() if n >= 2 and s > 0))
+    pieces = split_candidates(parts, sizes, 3, include_empty=False)
+    assert len(pieces) == 3
+    seen = [set(p.column("size").to_pylist()) for p in pieces]
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not seen[a] & seen[b]                                # each size lives in one piece
+    paths = sorted(x for p in pieces for x in p.column("path").to_pylist())
+    ok = df["error"].isna() & df["size"].isin(sizes)
+    assert paths == sorted(df.loc[ok, "path"])                          # no errors, no empties, no unique sizes
+
+
+def test_file_changed_since_listing_is_left_out(tmp_path):
+    tree = tmp_path / "t"
+    make_tree(tree)
+    df = _listing(tree)
+    df = df[df["path"].str.contains("dup1")]                            # three equal small files
+    (tree / "c/dup1-again").write_bytes(b"same small content\n plus more")   # grew after the listing
+    r = find_duplicates(df.copy(), {"hash": "xxh3-128"})
+    assert sorted(r["rows"]["path"]) == [str(tree / "a/dup1"), str(tree / "b/dup1-copy")]
+    assert r["stats"]["errors"] == 1 and "changed" in r["errors"][0][1]
