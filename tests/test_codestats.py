@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import exoflow, read_dataset
-from exoflow.kernels.codestats import _buffer_stats
-from exoflow.kernels.languages import LANGS, by_name, by_shebang, comment_regex
+from exoflow.kernels.codestats import _buffer_stats, comment_spans, count_lines
+from exoflow.kernels.languages import LANGS, by_name, by_shebang, comment_regex, token_chars
 
 
 def counts(lang: str, text: str) -> tuple[int, int, int, int]:
@@ -134,3 +134,33 @@ def test_matches_cloc_on_real_code(tmp_path):
         assert abs(got["code"] - want["code"]) <= 0.01 * want["code"], (lang, got, want)
         assert abs(got["blank"] - want["blank"]) <= 0.01 * max(want["blank"], 1), (lang, got, want)
     assert checked >= 2 and "Python" in expected
+
+
+def _raw_counts(lang: str, b: bytes) -> tuple[int, int, int, int]:
+    """The reference: the comment regex searched over the original bytes, one comment at a time."""
+    starts: list[int] = []
+    ends: list[int] = []
+    comment_spans(lang, b, 0, len(b), starts, ends)
+    r = count_lines(b, np.array([0]), np.array([len(b)]), starts, ends)
+    return tuple(int(r[k][0]) for k in ("lines", "blank", "comment", "code"))
+
+
+@pytest.mark.parametrize("lang", sorted(LANGS))
+def test_token_text_reads_like_the_original(lang):
+    """Runs of other bytes shortened to one byte: same counts as the regex over the original
+    bytes, on random texts made of the language's delimiters, letters, spaces and newlines."""
+    chars = token_chars(LANGS[lang])
+    alphabet = list((chars or b"") + b"\"'#/*\\-=[]{}()<>!;%|`") + [ord(c) for c in "ab \t\n\n\r"]
+    rng = np.random.default_rng(len(lang))
+    texts = [bytes(rng.choice(alphabet, size=int(rng.integers(1, 300)))) for _ in range(150)]
+    texts += [t.encode() for lang_, t, _ in CASES]
+    for b in texts:
+        r = _buffer_stats(b, [lang], np.array([0]), np.array([len(b)]))
+        assert tuple(int(r[k][0]) for k in ("lines", "blank", "comment", "code")) == _raw_counts(lang, b), (lang, b)
+    # several files in one buffer, in gaps and out of order of language, as the kernel gets them
+    buf = b"".join(texts[:40])
+    cuts = np.cumsum([0] + [len(t) for t in texts[:40]])
+    langs = [lang if i % 3 else "Python" for i in range(40)]
+    r = _buffer_stats(buf, langs, cuts[:-1], cuts[1:])
+    for i, t in enumerate(texts[:40]):
+        assert tuple(int(r[k][i]) for k in ("lines", "blank", "comment", "code")) == _raw_counts(langs[i], t), (lang, i)

@@ -1,19 +1,28 @@
 """The codestats kernel: language, lines, blank, comment and code lines per file.
 
-Comments are found per file by one regex per language (code and strings skipped in
-bulk, so the Python loop runs once per comment, not per line or byte); everything
-else is NumPy over the chunk's buffer: whitespace and comment masks, line starts
-from newline positions, and per-line maxima with ``reduceat``.
+Each language's comments are found by one regex (code and strings skipped in bulk, see
+``languages.comment_regex``). Running it over every byte is what used to cost most, so
+for most languages the regex reads a *token text* instead: NumPy finds, over the whole
+batch buffer at once, the bytes the language's comment and string syntax is written
+with (``languages.token_chars``: quotes, backslash, ``#``, ``/``, ``*`` … and newline),
+and every run of other bytes between them becomes ONE byte: ``a`` if the run holds
+something above a space, else a space. The regex reads that text exactly as it reads
+the original (it only tells those bytes apart from "anything else", and neighbouring
+delimiters stay neighbours), and the text keeps what the line counts need, so lines are
+counted on it too. On Python sources it is ~10x shorter than the original.
 
 A line is blank when it holds only whitespace, code when it holds a byte outside
 comments that is not whitespace, comment otherwise (cloc's definitions). A last line
 without a newline counts. Python triple-quoted strings count as comments, as in cloc.
+Languages whose syntax depends on letters or counted repeats (Ruby ``=begin``, Perl
+POD, Java/Go/Rust character literals, ``rem``) are read byte by byte, the same way.
 """
 from __future__ import annotations
 
 import os
 import re
 from functools import lru_cache
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -21,16 +30,23 @@ import pyarrow as pa
 from ..batch import Batch, load
 from ..options import LoadOptions
 from ..paths import raw_paths
-from .languages import LANGS, by_name, by_shebang, comment_regex
+from .languages import LANGS, by_name, by_shebang, comment_regex, token_chars
 
 MAX_FILE = 256 * 2**20      # larger files are not counted (cloc's default cap is 100 MB)
 HEAD = 256                  # bytes read to find a shebang
-
+CODE, SPACE = ord("a"), ord(" ")   # stand-ins for a run of other bytes (with / without a non-blank)
 
 
 @lru_cache(maxsize=None)
 def _regex(lang: str) -> re.Pattern[bytes] | None:
     return comment_regex(LANGS[lang])
+
+
+@lru_cache(maxsize=None)
+def _token_lut(lang: str) -> bytes | None:
+    """The language's token bytes plus newline, as a key and a 256-entry table (None: raw text)."""
+    chars = token_chars(LANGS[lang])
+    return None if chars is None else bytes(sorted(set(chars) | {10}))
 
 
 @lru_cache(maxsize=None)
@@ -50,7 +66,7 @@ def _nested_end(lang: str, buf: bytes | np.ndarray, pos: int, end: int) -> int:
 
 
 def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: list[int], ends: list[int]) -> None:
-    """Append the [start, end) byte spans of comments in buf[lo:hi]."""
+    """Append the [start, end) byte spans of comments in buf[lo:hi] (one search per comment)."""
     rx = _regex(lang)
     if rx is None:
         return
@@ -74,9 +90,42 @@ def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: 
         pos = e
 
 
-def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, starts: list[int],
-                ends: list[int]) -> dict[str, np.ndarray]:
-    """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf``."""
+def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted [start, end) spans of the comments in each segment of ``buf`` (segments sorted).
+
+    Languages without nested comments take one ``findall`` per file: the regex's matches
+    tile the file as (code, comment) pairs, so the spans come from a cumulative sum of
+    their lengths without a Python step per comment."""
+    lens: list[int] = []          # (gap or code, comment) length pairs, tiling buf[0:last]
+    starts: list[int] = []        # spans found by searching (nested comments)
+    ends: list[int] = []
+    pos = 0
+    for lang, a, b in zip(langs, seg_lo, seg_hi):
+        rx = _regex(lang)
+        if rx is None or b <= a:
+            continue
+        if rx.groups == 2:
+            lens += (a - pos, 0)
+            lens += map(len, chain.from_iterable(rx.findall(buf, a, b)))
+            pos = b
+        else:
+            comment_spans(lang, buf, a, b, starts, ends)
+    cum = np.cumsum(np.array(lens, dtype=np.int64))
+    if len(cum) and cum[-1] != pos:
+        raise AssertionError("comment regex matches do not tile the text")   # a bug in a language's regex
+    is_comment = np.array(lens[1::2], dtype=np.int64) > 0
+    s = np.concatenate([cum[0::2][is_comment], np.array(starts, dtype=np.int64)])
+    e = np.concatenate([cum[1::2][is_comment], np.array(ends, dtype=np.int64)])
+    if len(starts) and len(lens):
+        order = np.argsort(s, kind="stable")
+        s, e = s[order], e[order]
+    return s, e
+
+
+def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, starts: np.ndarray | list[int],
+                ends: np.ndarray | list[int]) -> dict[str, np.ndarray]:
+    """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf``, given
+    the sorted, non-overlapping comment spans [starts, ends)."""
     n_seg = len(seg_lo)
     zero = {k: np.zeros(n_seg, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
     data = np.frombuffer(buf, dtype=np.uint8)
@@ -84,16 +133,22 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
         return zero
     # comments blanked out (to spaces) in a copy: a line has code where the copy still
     # has a byte above ' ', and comment where only the original has one
-    clean = data.copy()
-    for s, e in zip(starts, ends):
-        clean[s:e] = 32
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    clean = data
+    if len(starts):
+        bounds = np.empty(2 * len(starts) + 2, dtype=np.int64)
+        bounds[0], bounds[-1] = 0, len(data)
+        bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+        in_comment = np.repeat(np.tile(np.array([False, True]), len(starts) + 1)[:-1], np.diff(bounds))
+        clean = np.where(in_comment, np.uint8(SPACE), data)
     nonempty = seg_hi > seg_lo
     is_start = np.zeros(len(data) + 1, dtype=bool)      # a mask, not a sort: O(bytes)
     is_start[np.flatnonzero(data == 10) + 1] = True
     is_start[seg_lo[nonempty]] = True
+    is_start[seg_hi[nonempty]] = True                   # a last line without newline ends at its segment
     line_starts = np.flatnonzero(is_start[:-1])
-    has_code = np.maximum.reduceat(clean, line_starts) > 32
-    has_comment = np.maximum.reduceat(data, line_starts) > 32
+    has_code = np.maximum.reduceat(clean, line_starts) > SPACE
+    has_comment = np.maximum.reduceat(data, line_starts) > SPACE
     # empty segments share their start with the next one: map lines by nonempty ones
     ne_idx = np.flatnonzero(nonempty)
     seg_of = ne_idx[np.maximum(np.searchsorted(seg_lo[ne_idx], line_starts, side="right") - 1, 0)]
@@ -106,6 +161,59 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
     }
     out["blank"] = out["lines"] - out["code"] - out["comment"]
     return {k: v.astype(np.int64) for k, v in out.items()}
+
+
+def token_text(data: np.ndarray, file_lo: np.ndarray, chars: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The token text of contiguous files (file i is data[file_lo[i]:file_lo[i+1]], all
+    nonempty): each byte in ``chars`` kept, each run of other bytes (never across a file
+    start) replaced by CODE or SPACE. Returns the text and the files' starts in it."""
+    lut = np.zeros(256, dtype=bool)
+    lut[np.frombuffer(chars, dtype=np.uint8)] = True
+    ev = np.flatnonzero(lut[data])               # the one pass that reads every byte …
+    cut = np.empty(2 * len(ev), dtype=np.int64)  # … then tokens start at each event, after it, at each file
+    cut[0::2], cut[1::2] = ev, ev + 1
+    cut = np.insert(cut, np.searchsorted(cut, file_lo), file_lo)
+    keep = np.empty(len(cut), dtype=bool)
+    keep[0] = True
+    np.not_equal(cut[1:], cut[:-1], out=keep[1:])
+    keep &= cut < len(data)
+    cut = cut[keep]
+    top = np.maximum.reduceat(data, cut)         # an event's own byte; a run's largest byte
+    text = np.where(lut[top], top, np.where(top > SPACE, np.uint8(CODE), np.uint8(SPACE))).astype(np.uint8)
+    return text, np.searchsorted(cut, file_lo)
+
+
+def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
+    """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf`` in
+    language ``langs[i]``. Files are grouped by their token bytes; each group's files are
+    copied next to each other, shortened to their token text and counted there."""
+    data = np.frombuffer(buf, dtype=np.uint8)
+    seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
+    out = {k: np.zeros(len(langs), dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
+    groups: dict[bytes | None, list[int]] = {}
+    for i, (lang, a, b) in enumerate(zip(langs, seg_lo.tolist(), seg_hi.tolist())):
+        if b > a:
+            groups.setdefault(_token_lut(lang), []).append(i)
+    for chars, idx in groups.items():
+        lo, hi = seg_lo[idx], seg_hi[idx]
+        sizes = hi - lo
+        file_lo = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=file_lo[1:])
+        if len(idx) == 1 or np.array_equal(lo[1:], hi[:-1]):
+            part = data[lo[0]:hi[-1]]            # already next to each other
+        else:
+            part = np.concatenate([data[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        if chars is not None:
+            part, file_lo[:-1] = token_text(part, file_lo[:-1], chars)
+            file_lo[-1] = len(part)
+        text = part.tobytes()
+        group_langs = [langs[i] for i in idx]
+        lo_l, hi_l = file_lo[:-1].tolist(), file_lo[1:].tolist()
+        starts, ends = all_comment_spans(text, group_langs, lo_l, hi_l)
+        st = count_lines(text, file_lo[:-1], file_lo[1:], starts, ends)
+        for k in out:
+            out[k][idx] = st[k]
+    return out
 
 
 def _languages(batch: Batch) -> list[str | None]:
@@ -136,15 +244,6 @@ def _head(path: str) -> bytes:
         return b""
     finally:
         os.close(fd)
-
-
-def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
-    starts: list[int] = []
-    ends: list[int] = []
-    for lang, a, b in zip(langs, seg_lo.tolist(), seg_hi.tolist()):
-        if b > a:
-            comment_spans(lang, buf, a, b, starts, ends)
-    return count_lines(buf, seg_lo, seg_hi, starts, ends)
 
 
 def codestats_columns(batch: Batch) -> dict[str, pa.Array]:

@@ -3,6 +3,9 @@
 Names follow cloc's so that the two tables compare line by line. Each language
 compiles to ONE regex that skips code and strings and stops at the next comment
 (see ``comment_regex``), so comment markers inside strings are not comments.
+``token_chars`` names the bytes a language's comment and string syntax is written
+with, so that the kernel can run that regex over a much shorter text (see
+``exoflow.kernels.codestats``).
 """
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ LANGS: dict[str, Lang] = {l.name: l for l in [
     _hash("Bourne Shell", SH_STRINGS), _hash("Bourne Again Shell", SH_STRINGS), _hash("zsh", SH_STRINGS),
     _hash("Korn Shell", SH_STRINGS), _hash("C Shell", SH_STRINGS), _hash("Fish Shell", SH_STRINGS),
     Lang("PowerShell", ("#",), ((r"<#", r"#>"),), False, (DQ, SQ)),
-    Lang("Lua", ("--(?!\\[=*\\[)",), ((r"--\[(=*)\[", r"\](?:=*)\]"),), False, (DQ, SQ)),
+    Lang("Lua", ("--(?!\\[=*\\[)",), ((r"--\[=*\[", r"\]=*\]"),), False, (DQ, SQ)),
     Lang("SQL", ("--",), (C_BLOCK,), False, (SQ, DQ)),
     Lang("HTML", (), ((r"<!--", r"-->"),)), Lang("XML", (), ((r"<!--", r"-->"),)),
     Lang("Markdown", (), ((r"<!--", r"-->"),)),
@@ -153,8 +156,10 @@ def by_shebang(head: bytes) -> str | None:
 
 def comment_regex(lang: Lang) -> re.Pattern[bytes] | None:
     """One regex that, searched from a position, consumes code and strings and stops at
-    the next comment: group ``c`` is a whole comment, group ``n`` the opener of a nested
-    block (its end is found by counting). Matches empty at the end when none is left."""
+    the next comment: group ``k`` is the code and strings before it, group ``c`` a whole
+    comment, group ``n`` the opener of a nested block (its end is found by counting).
+    Matches empty at the end when none is left. Each match starts where the last ended,
+    so ``findall`` walks a whole file."""
     comments = [f"{o}[^\\n]*" for o in lang.line]
     openers = list(lang.line) + [o for o, _ in lang.block]
     if lang.nested:
@@ -177,7 +182,7 @@ def comment_regex(lang: Lang) -> re.Pattern[bytes] | None:
     if nested_open:
         tail += f"|(?P<n>{nested_open})"
     flags = "(?m)" if any(o.startswith("^") for o in openers) else ""
-    return re.compile(f"{flags}(?:{item})*+(?:{tail}|\\Z)".encode())
+    return re.compile(f"{flags}(?P<k>(?:{item})*+)(?:{tail}|\\Z)".encode())
 
 
 def _first_chars(regexes: list[str]) -> str:
@@ -195,3 +200,47 @@ def _first_chars(regexes: list[str]) -> str:
     if any(r.startswith("^") for r in regexes):
         out.add("\n")   # a line-start opener: stop at each newline to test it
     return "".join(re.escape(ch) if ch in "]\\^-" else ch for ch in sorted(out))
+
+
+# the bytes each shared string regex is written with
+_STRING_CHARS = {DQ: '"\\', SQ: "'\\", SH_SQ: "'", BACKTICK: "`\\", TEXT_BLOCK: '"\\',
+                 PY_DOC[0]: '"\\', PY_DOC[1]: "'\\"}
+
+
+def token_chars(lang: Lang) -> bytes | None:
+    """Every byte the language's comment and string syntax is written with (quotes,
+    backslash, each character of each comment delimiter), or None when the syntax also
+    depends on letters, digits, word boundaries or counted repeats (Ruby ``=begin``,
+    Perl POD, ``rem``, Java/Go/Rust character literals).
+
+    Where it is not None, the comment regex reads a text the same way when every run of
+    other bytes in it is shortened to one byte: that is what the kernel exploits."""
+    chars: set[str] = set()
+    for s in lang.strings + lang.doc:
+        if s not in _STRING_CHARS:
+            return None
+        chars.update(_STRING_CHARS[s])
+    for r in list(lang.line) + [x for pair in lang.block for x in pair]:
+        lit = _literal_chars(r)
+        if lit is None:
+            return None
+        chars.update(lit)
+    assert not any(c.isalnum() or c.isspace() for c in chars), chars   # the kernel's stand-ins
+    return "".join(sorted(chars)).encode()
+
+
+def _literal_chars(regex: str) -> set[str] | None:
+    """The characters a delimiter regex matches literally (a superset is fine: lookahead
+    contents count too); None if it matches letters or digits or uses escapes like ``\\b``."""
+    body = re.sub(r"\(\?[:!=]", "", regex)
+    out: set[str] = set()
+    for esc, ch in re.findall(r"\\(.)|(.)", body, flags=re.S):
+        if esc:
+            if esc.isalnum():
+                return None
+            out.add(esc)
+        elif ch.isalnum():
+            return None
+        elif ch not in "()[]|*+?^$.{}":
+            out.add(ch)
+    return out
