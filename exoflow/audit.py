@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from .checksum import has_values
 from .kernels.hashing import COLUMNS
 
 STATUSES = ["unchanged", "modified", "added", "removed", "moved", "unreadable"]
@@ -91,7 +92,8 @@ def run_audit(client, dataset_dir: str, old_files: list[str], names: tuple[str, 
     import dask.dataframe as dd
 
     old_cols = set(ds.dataset(old_files, format="parquet").schema.names)
-    digest_cols = [COLUMNS[a] for a in names if COLUMNS[a] in old_cols]
+    # compare only digests the old manifest really holds (its schema has a column for every algorithm)
+    digest_cols = [COLUMNS[a] for a in names if COLUMNS[a] in old_cols and has_values(old_files, COLUMNS[a])]
     base = ["path", "path_bytes", "type", "size"]
     new = dd.read_parquet(dataset_dir, columns=base + digest_cols + ["trusted"])
     old = dd.read_parquet(old_files, columns=[c for c in base if c in old_cols] + digest_cols)

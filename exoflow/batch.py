@@ -27,6 +27,10 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never
 _local = threading.local()
 
 
+class FileChanged(OSError):
+    """A file changed (or stopped being a regular file) while exoflow read it."""
+
+
 def _reusable(name: str, size: int) -> np.ndarray:
     """A per-thread buffer of at least ``size`` bytes, grown but never shrunk, reused across chunks."""
     buf = getattr(_local, name, None)
@@ -58,16 +62,28 @@ class Batch:
     def pieces(self, i: int) -> Iterator[memoryview]:
         """Stream a large file in pieces of ``piece_bytes`` through a reused buffer.
 
-        Raises OSError on read problems; each piece is only valid until the next.
+        Raises OSError on read problems, and FileChanged when the file is not a regular
+        file or changes while it is read (so a digest never mixes two versions of a file).
+        Each piece is only valid until the next.
         """
+        if self.piece_bytes < 1:
+            raise ValueError("piece_bytes must be at least 1")
         buf = memoryview(_reusable("piece", self.piece_bytes))[: self.piece_bytes]
         fd = os.open(self.paths[i], OPEN_FLAGS)
         try:
+            before = os.fstat(fd)
+            if not stat_mod.S_ISREG(before.st_mode):
+                raise FileChanged("changed: no longer a regular file")
+            total = 0
             while True:
                 n = os.readv(fd, [buf])
                 if n == 0:
-                    return
+                    break
+                total += n
                 yield buf[:n]
+            after = os.fstat(fd)
+            if total != before.st_size or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                raise FileChanged("changed: file changed while being read")
         finally:
             os.close(fd)
 

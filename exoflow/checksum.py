@@ -64,13 +64,13 @@ def manifest_algorithms(spec: str) -> tuple[str, ...]:
     if "path" not in names:
         raise UsageError(f"{spec}: not a checksum manifest (no 'path' column)")
     present = [a for a, c in COLUMNS.items() if c in names]
-    filled = tuple(a for a in present if _has_values(files, COLUMNS[a]))
+    filled = tuple(a for a in present if has_values(files, COLUMNS[a]))
     if not filled:
         raise UsageError(f"{spec}: manifest holds no hashes ({', '.join(COLUMNS.values())})")
     return filled
 
 
-def _has_values(files: list[str], column: str) -> bool:
+def has_values(files: list[str], column: str) -> bool:
     """Whether any row of ``column`` is non-null (from the Parquet statistics, no data read)."""
     for f in files:
         meta = pq.ParquetFile(f).metadata

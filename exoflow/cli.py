@@ -35,6 +35,38 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
+def _size_at_least(minimum: int):
+    """An argparse type: a size (see parse_size) of at least ``minimum`` bytes."""
+    def parse(text: str) -> int:
+        n = parse_size(text)
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes, got {text!r}")
+        return n
+    return parse
+
+
+def _dashboard_address(text: str) -> str:
+    """HOST:PORT (or :PORT) with a numeric port, as the dashboard server needs."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r} (expected HOST:PORT, e.g. 127.0.0.1:8787)")
+    return text
+
+
+def _memory_limit(text: str) -> str:
+    """'auto', a fraction of the machine's memory (0.5), or a size Dask understands (4GiB)."""
+    from dask.utils import parse_bytes
+    try:
+        if text != "auto" and not 0 < float(text) <= 1:
+            raise ValueError
+    except ValueError:
+        try:
+            parse_bytes(text)
+        except (ValueError, TypeError):
+            raise argparse.ArgumentTypeError(f"invalid memory limit {text!r} (examples: auto, 0.5, 4GiB)") from None
+    return text
+
+
 def _positive(text: str) -> int:
     try:
         n = int(text)
@@ -83,18 +115,18 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     c = p.add_argument_group("chunks and cluster")
     c.add_argument("--chunk-files", type=_positive, default=job.chunk.max_files, metavar="N",
                    help=f"at most N files per task (default: {job.chunk.max_files})")
-    c.add_argument("--chunk-bytes", type=parse_size, default=job.chunk.max_bytes, metavar="SIZE",
+    c.add_argument("--chunk-bytes", type=_size_at_least(1), default=job.chunk.max_bytes, metavar="SIZE",
                    help=f"at most SIZE bytes of content per task (default: {job.chunk.max_bytes // 2**20}MiB)")
-    c.add_argument("--piece-size", type=parse_size, default=LoadOptions.piece_bytes, metavar="SIZE",
+    c.add_argument("--piece-size", type=_size_at_least(1024), default=LoadOptions.piece_bytes, metavar="SIZE",
                    help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
                         f"(default: {LoadOptions.piece_bytes // 2**20}MiB)")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
     c.add_argument("--workers", type=_positive, metavar="N", help="embedded cluster: worker processes (default: CPU cores)")
     c.add_argument("--threads-per-worker", type=_positive, default=1, metavar="N", help="embedded cluster (default: 1)")
-    c.add_argument("--memory-limit", default="auto", metavar="SIZE",
+    c.add_argument("--memory-limit", type=_memory_limit, default="auto", metavar="SIZE",
                    help="embedded cluster: memory per worker before spilling to disk (default: auto)")
-    c.add_argument("--dashboard", default="127.0.0.1:8787", metavar="HOST:PORT",
+    c.add_argument("--dashboard", type=_dashboard_address, default="127.0.0.1:8787", metavar="HOST:PORT",
                    help="embedded cluster: dashboard address (default: 127.0.0.1:8787; another port if taken)")
     c.add_argument("--no-dashboard", action="store_const", dest="dashboard", const="", help="no dashboard")
 
@@ -122,7 +154,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
     from .progress import Progress
     from .runner import RunConfig, run, validate
-    from .sinks import default_out_dir, prepare_out_dir, remove_partial_files
+    from .sinks import check_out_dir, default_out_dir, prepare_out_dir, remove_partial_files
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
@@ -131,12 +163,14 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                     walk=walk, chunk=chunk, load=load)
     validate(cfg)
-    cfg.out_dir = prepare_out_dir(args.out or default_out_dir(job.name), args.overwrite)
+    out_dir = args.out or default_out_dir(job.name)
+    check_out_dir(out_dir, args.overwrite)      # fail before starting anything; create once connected
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     from .cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
+            cfg.out_dir = prepare_out_dir(out_dir, args.overwrite)
             info = describe(client)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
@@ -144,6 +178,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
+        if not cfg.out_dir:
+            print(f"{prog}: interrupted before anything was written", file=sys.stderr)
+            return EXIT_INTERRUPTED
         remove_partial_files(cfg.out_dir)
         print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)", file=sys.stderr)
         return EXIT_INTERRUPTED

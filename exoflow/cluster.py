@@ -62,12 +62,19 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
                     silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
                     scheduler_kwargs={"preload": ["exoflow.dashboard"]},   # the exoflow page, /metrics
                 )
-            except ValueError as e:
-                raise UsageError(f"cannot start the local cluster: {e}") from None
+            except (ValueError, RuntimeError, OSError) as e:   # bad --memory-limit, address in use …
+                cause = e.__cause__ or e
+                raise UsageError(f"cannot start the local cluster: {cause}") from None
             finally:
                 signal.signal(signal.SIGINT, previous)
         with cluster, Client(cluster) as client:
-            yield client
+            try:
+                yield client
+            except BaseException:
+                # interrupted or failed: the in-process scheduler may complain about comms the
+                # teardown closes under it; the user gets exoflow's one line instead
+                logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+                raise
 
 
 def describe(client) -> dict:

@@ -38,8 +38,8 @@ def default_out_dir(job: str) -> str:
     return out
 
 
-def prepare_out_dir(path: str, overwrite: bool) -> str:
-    """Create the output directory; replace an earlier exoflow result only with ``overwrite``."""
+def check_out_dir(path: str, overwrite: bool) -> None:
+    """Raise UsageError unless ``path`` can be used as the output directory (changes nothing)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"--out {path} exists and is not a directory")
@@ -48,6 +48,18 @@ def prepare_out_dir(path: str, overwrite: bool) -> str:
             raise UsageError(f"output directory {path} is not empty (use --overwrite to replace an earlier result)")
         if not (p / MARKER).exists():
             raise UsageError(f"output directory {path} is not an exoflow result; refusing to delete it")
+    existing = p.resolve()
+    while not existing.exists():           # the nearest directory that exists must take new entries
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {path} cannot be created or written ({existing} is not writable)")
+
+
+def prepare_out_dir(path: str, overwrite: bool) -> str:
+    """Create the output directory; replace an earlier exoflow result only with ``overwrite``."""
+    check_out_dir(path, overwrite)
+    p = Path(path)
+    if p.is_dir() and any(p.iterdir()):
         shutil.rmtree(p)
     p.mkdir(parents=True, exist_ok=True)
     (p / MARKER).write_text("exoflow output directory\n")

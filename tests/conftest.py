@@ -58,10 +58,14 @@ def make_awkward_tree(root: Path) -> dict[str, Path]:
     locked.mkdir()
     (locked / "secret.txt").write_bytes(b"cannot list me")
     locked.chmod(0o000)
+    listable = root / "listable-only"              # r-- : names can be read, but not lstat'ed
+    listable.mkdir()
+    (listable / "f").write_bytes(b"abc")
+    listable.chmod(0o444)
     unreadable = root / "unreadable.txt"
     unreadable.write_bytes(b"no read")
     unreadable.chmod(0o000)
-    out = {"locked": locked, "bad": Path(os.fsdecode(bad)), "fifo": root / "fifo"}
+    out = {"locked": locked, "listable": listable, "bad": Path(os.fsdecode(bad)), "fifo": root / "fifo"}
     if IS_ROOT:
         os.mknod(root / "null-device", 0o600 | 0o020000, os.makedev(1, 3))  # a char device like /dev/null
         out["chardev"] = root / "null-device"
@@ -75,6 +79,7 @@ def awkward_tree(tmp_path: Path):
     special = make_awkward_tree(tree)
     yield tree, special
     special["locked"].chmod(0o755)
+    special["listable"].chmod(0o755)
 
 
 @pytest.fixture

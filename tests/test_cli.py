@@ -43,7 +43,9 @@ def test_unknown_job_and_bad_job_file(tmp_path):
 
 
 def test_bad_option_values(tmp_path):
-    for args in (["--max-depth", "0"], ["--min-size", "12 parsecs"], ["--chunk-files", "x"], ["--bogus"]):
+    for args in (["--max-depth", "0"], ["--min-size", "12 parsecs"], ["--chunk-files", "x"], ["--bogus"],
+                 ["--piece-size", "0"], ["--chunk-bytes", "0"], ["--dashboard", "nonsense:xx"],
+                 ["--memory-limit", "lots"]):
         r = exoflow("run", "inventory", str(tmp_path), *args)
         assert r.returncode == 2, args
         one_line_error(r)
@@ -57,6 +59,7 @@ def test_unreachable_scheduler(tmp_path):
                 "--out", str(tmp_path / "o"), timeout=60)
     assert r.returncode == 2
     assert "cannot reach scheduler" in one_line_error(r)
+    assert not (tmp_path / "o").exists()          # nothing was written
     r = exoflow("run", "inventory", str(tmp_path), "--scheduler", "localhost:8786", "--out", str(tmp_path / "o2"))
     assert r.returncode == 2 and "expected an address like tcp://" in one_line_error(r)
 

@@ -5,6 +5,7 @@ import os
 import random
 
 import numpy as np
+import pytest
 
 from exoflow.batch import load
 from exoflow.chunks import cut
@@ -109,3 +110,18 @@ def test_walk_budget_hands_back_unvisited_directories(tmp_path):
     while left:                                  # the handed-back directories finish the walk
         left = w.run(left, 25)
     assert len(w.out) == 100 and len(set(w.out.paths)) == 100
+
+
+def test_streamed_file_that_changes_while_read_is_an_error(tmp_path):
+    from exoflow.batch import FileChanged
+    p = tmp_path / "big"
+    p.write_bytes(b"a" * 10_000)
+    batch = load(_listing([str(p)]), LoadOptions(piece_bytes=4096))
+    assert batch.large[0]
+    pieces = batch.pieces(0)
+    next(pieces)
+    with open(p, "ab") as f:                   # appended after the first piece was read
+        f.write(b"b" * 5000)
+    with pytest.raises(FileChanged, match="changed while being read"):
+        list(pieces)
+    assert b"".join(bytes(x) for x in batch.pieces(0)) == b"a" * 10_000 + b"b" * 5000   # unchanged: fine

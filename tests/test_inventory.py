@@ -32,12 +32,16 @@ def test_inventory_matches_oracles(awkward_tree, out_dir):
     rows = rows_by_path(t)
     locked = os.fsencode(str(special["locked"]))
 
-    # the locked directory is one error row; everything else matches the oracles exactly
+    # the locked directory is one error row; a file in a directory that can be listed but not
+    # entered is a row with its type from readdir and the lstat error; the rest matches the oracles
     assert rows[locked]["type"] == "dir" and rows[locked]["error"].startswith("EACCES")
-    expected = {p: v for p, v in walk_lstat(str(tree)).items() if not p.startswith(locked + b"/")}
-    got = {p: (r["size"], r["type"]) for p, r in rows.items() if p != locked}
+    inner = os.fsencode(str(special["listable"] / "f"))
+    assert (rows[inner]["type"], rows[inner]["size"]) == ("file", None) and rows[inner]["error"].startswith("EACCES")
+    expected = {p: v for p, v in walk_lstat(str(tree)).items() if not p.startswith(locked + b"/") and p != inner}
+    got = {p: (r["size"], r["type"]) for p, r in rows.items() if p not in (locked, inner)}
     assert got == expected
-    assert {p: v for p, v in find_printf(str(tree)).items() if not p.startswith(locked + b"/")} == expected
+    assert {p: v for p, v in find_printf(str(tree)).items() if not p.startswith(locked + b"/") and p != inner} \
+        == expected
 
     # awkward names survive exactly; special files are typed, never opened
     assert os.fsencode(str(special["bad"])) in rows
@@ -62,11 +66,11 @@ def test_inventory_matches_oracles(awkward_tree, out_dir):
 
     # the summary agrees with the dataset
     res = summary["result"]
-    files = [r for r in rows.values() if r["type"] == "file"]
+    files = [r for r in rows.values() if r["type"] == "file" and r["size"] is not None]
     assert summary["files"] == t.num_rows == res["entries"]
     assert res["files"] == len(files)
     assert res["bytes"] == sum(r["size"] for r in files)
-    assert summary["errors"] == res["errors"] == 1
+    assert summary["errors"] == res["errors"] == 2
     assert res["largest"][0] == [str(tree / "sparse.bin"), 10 * 2**20]
     assert {e["name"]: e["files"] for e in res["by_type"]} == \
         {k: sum(1 for r in rows.values() if r["type"] == k) for k in {r["type"] for r in rows.values()}}
@@ -77,6 +81,7 @@ def test_inventory_matches_oracles(awkward_tree, out_dir):
 def test_follow_symlinks_detects_loops(awkward_tree, out_dir):
     tree, special = awkward_tree
     special["locked"].chmod(0o755)
+    special["listable"].chmod(0o755)
     r = exoflow("run", "inventory", str(tree), "-L", "--out", str(out_dir / "inv"), "--no-dashboard", "-q")
     assert r.returncode == 1, r.stderr
     rows = rows_by_path(read_dataset(out_dir / "inv" / "files"))
@@ -208,3 +213,31 @@ def test_empty_tree(tmp_path, out_dir):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["files"] == 0
     assert read_dataset(out_dir / "o" / "files").num_rows == 0
+
+
+def test_top_is_not_capped_by_chunks(tmp_path, out_dir):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"f{i:02d}").write_bytes(b"x" * (i + 1))
+    r = exoflow("run", "inventory", str(tree), "--chunk-files", "5", "--top", "30", "--json",
+                "--out", str(out_dir / "o"), "--no-dashboard")
+    largest = json.loads(r.stdout)["result"]["largest"]
+    assert [size for _, size in largest] == list(range(40, 10, -1))
+
+
+def test_listing_from_an_output_directory_reads_only_its_files_dataset(tmp_path, out_dir):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_text("a")
+    assert exoflow("run", "inventory", str(tree), "--out", str(out_dir / "first"), "-q",
+                   "--no-dashboard").returncode == 0
+    (out_dir / "first" / "findings").mkdir()    # another job's dataset beside files/: not a listing
+    pq.write_table(pa.table({"path": [str(tree / "a"), None], "line": [1, 2]}),
+                   out_dir / "first" / "findings" / "part-0.parquet")
+    r = exoflow("run", "inventory", "--from-list", str(out_dir / "first"), "--out", str(out_dir / "second"),
+                "-q", "--no-dashboard")
+    assert r.returncode == 0, r.stderr
+    assert read_dataset(out_dir / "second" / "files").column("path").to_pylist() == [str(tree / "a")]

@@ -13,7 +13,6 @@ from typing import Callable, Iterable, Sequence
 
 import blake3
 import numpy as np
-import pyarrow as pa
 import xxhash
 
 from ..batch import OPEN_FLAGS, Batch
@@ -47,11 +46,6 @@ def parse_algorithms(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise ValueError(f"unknown hash {', '.join(bad) or text!r} (choose from {', '.join(COLUMNS)})")
     return names
-
-
-def hasher(name: str):
-    """A new incremental hasher (``update``/``hexdigest``)."""
-    return _NEW[name]()
 
 
 def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]:
@@ -118,7 +112,3 @@ def hash_file(path: str, name: str, piece_bytes: int = 1 << 20, start: int = 0, 
     finally:
         os.close(fd)
     return h.hexdigest()
-
-
-def digest_columns_schema(names: Iterable[str] = COLUMNS) -> list[pa.Field]:
-    return [pa.field(COLUMNS[n], pa.string()) for n in names]

@@ -44,7 +44,8 @@ class InventoryReducer:
     def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
         now_ns = int((params.get("now") or time.time()) * 1e9)
         top = int(params.get("top", self.top))
-        is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
+        # regular files whose lstat worked (a failed lstat leaves a row with an error and no size)
+        is_file = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_valid(t.column("size")))
         files = t.filter(is_file)
         sizes = files.column("size").to_numpy()
         ages = (now_ns - files.column("mtime_ns").to_numpy()) / 1e9
@@ -54,20 +55,17 @@ class InventoryReducer:
         age_bytes = np.bincount(bins, weights=sizes, minlength=len(AGE_BINS))
         nlink = pc.fill_null(t.column("nlink"), 1).to_numpy()
         alloc = pc.fill_null(t.column("allocated"), 0).to_numpy()
-        linked = nlink > 1
-        shared = {}
-        if linked.any():
-            dev = t.column("device").to_numpy(zero_copy_only=False)[linked]
-            ino = t.column("inode").to_numpy(zero_copy_only=False)[linked]
-            shared = {f"{d}:{i}": int(a) for d, i, a in zip(dev, ino, alloc[linked])}
         largest_idx = np.argsort(-sizes, kind="stable")[:top]
-        err = t.filter(pc.invert(pc.is_null(t.column("error"))))
+        err = t.filter(pc.is_valid(t.column("error")))
         return {
+            "top": top,
             "entries": t.num_rows,
             "files": files.num_rows,
             "bytes": int(sizes.sum()),
-            "allocated_unlinked": int(alloc[~linked].sum()),
-            "hardlinked": shared,
+            # each of a file's n names carries 1/n of its blocks: exact when all its links are in the tree,
+            # and no set of (device, inode) has to be held on the client
+            "allocated": float((alloc / np.maximum(nlink, 1)).sum()),
+            "hardlinked_names": int((nlink > 1).sum()),
             "errors": err.num_rows,
             "error_examples": list(zip(err.column("path").to_pylist()[:10], err.column("error").to_pylist()[:10])),
             "by_type": _group(t, "type"),
@@ -81,24 +79,20 @@ class InventoryReducer:
     def merge(self, total: dict | None, part: dict) -> dict:
         if total is None:
             return part
-        for k in ("entries", "files", "bytes", "allocated_unlinked", "errors"):
+        for k in ("entries", "files", "bytes", "allocated", "hardlinked_names", "errors"):
             total[k] += part[k]
-        total["hardlinked"].update(part["hardlinked"])
         total["error_examples"] = (total["error_examples"] + part["error_examples"])[:10]
         for k in ("by_type", "by_extension", "by_top_dir"):
             _add_groups(total[k], part[k])
-        total["largest"] = sorted(total["largest"] + part["largest"], key=lambda r: -r[1])[: self.top]
+        total["largest"] = sorted(total["largest"] + part["largest"], key=lambda r: -r[1])[: part["top"]]
         total["age"] = [[a[0] + b[0], a[1] + b[1]] for a, b in zip(total["age"], part["age"])]
         return total
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         if total is None:
             total = self.chunk(_empty(), params)
-        top = int(params.get("top", self.top))
-        shared = total.pop("hardlinked")
-        total["allocated"] = total.pop("allocated_unlinked") + sum(shared.values())
-        total["hardlinked_files"] = len(shared)
-        total["largest"] = total["largest"][:top]
+        total.pop("top")
+        total["allocated"] = int(round(total["allocated"]))
         total["age"] = [{"age": label, "files": c, "bytes": b} for (label, _), (c, b) in zip(AGE_BINS, total["age"])]
         for k in ("by_type", "by_extension", "by_top_dir"):
             rows = sorted(total[k].items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))

@@ -49,6 +49,8 @@ SCHEMA = pa.schema([
 
 def describe_error(exc: OSError) -> str:
     """A stable one-line description: ``EACCES: Permission denied``."""
+    if exc.errno is None and exc.args:      # exoflow's own (e.g. batch.FileChanged)
+        return str(exc.args[0])
     code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
     return f"{code}: {exc.strerror or exc}"
 
@@ -69,10 +71,6 @@ class EntryCollector:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-    @property
-    def n_errors(self) -> int:
-        return len(self.errors)
 
     def start_run(self, depth: int, top: str | None) -> None:
         """Rows added from now on have this depth and top directory."""

@@ -34,9 +34,13 @@ class ParquetPart:
 def plan(listing: str) -> list[TextRange] | list[ParquetPart]:
     """Cut a listing file into pieces for workers; bad input raises UsageError."""
     if os.path.isdir(listing):
-        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(listing) for f in fs if f.endswith(".parquet"))
+        # an exoflow output directory: its files/ dataset, not its other outputs (findings/, audit/ …)
+        base = os.path.join(listing, "files") if os.path.isdir(os.path.join(listing, "files")) else listing
+        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(base) for f in fs if f.endswith(".parquet"))
         if not parts:
             raise UsageError(f"--from-list {listing}: directory holds no Parquet manifest")
+        for part in parts:
+            _check_manifest(part)
         return [ParquetPart(p) for p in parts]
     try:
         with open(listing, "rb") as f:
@@ -47,15 +51,19 @@ def plan(listing: str) -> list[TextRange] | list[ParquetPart]:
     except OSError as e:
         raise UsageError(f"--from-list {listing}: {e.strerror}") from None
     if head == b"PAR1":
-        try:
-            schema = pq.read_schema(listing)
-        except Exception as e:  # pyarrow raises several types for corrupt files
-            raise UsageError(f"--from-list {listing}: not a readable Parquet file ({e})") from None
-        if "path" not in schema.names:
-            raise UsageError(f"--from-list {listing}: Parquet manifest has no 'path' column")
+        _check_manifest(listing)
         return [ParquetPart(listing)]
     sep = b"\0" if b"\0" in sample else b"\n"
     return [TextRange(listing, s, min(s + RANGE_BYTES, size), sep) for s in range(0, max(size, 1), RANGE_BYTES)]
+
+
+def _check_manifest(path: str) -> None:
+    try:
+        schema = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise UsageError(f"--from-list {path}: not a readable Parquet file ({e})") from None
+    if "path" not in schema.names:
+        raise UsageError(f"--from-list {path}: Parquet manifest has no 'path' column")
 
 
 def _read_range(r: TextRange) -> list[str]:
@@ -96,6 +104,8 @@ def collect(piece: TextRange | ParquetPart) -> EntryCollector:
     out = EntryCollector()
     lstat = os.lstat
     for p in paths:
+        if p is None:      # a manifest row without a path (e.g. a removed file in an audit) lists nothing
+            continue
         out.start_run(0, p.lstrip("/").split("/", 1)[0] or "/")
         try:
             out.add(p, lstat(p))
