@@ -169,3 +169,23 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     r = exoflow("run", "checksum", str(tmp_path), "--out", str(tmp_path / "o"), *args)
     assert r.returncode == 2
     assert message in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_verify_with_more_algorithms_than_the_old_manifest_holds(tmp_path):
+    """Only digests both manifests hold are compared: an unchanged tree has no differences."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(3):
+        (tree / f"f{i}").write_bytes(b"content %d" % i)
+    assert exoflow("run", "checksum", str(tree), "--out", str(tmp_path / "old"), "-q",
+                   "--no-dashboard").returncode == 0
+    r = exoflow("run", "checksum", str(tree), "--verify", str(tmp_path / "old"), "--hash", "xxh3-128,sha256",
+                "--out", str(tmp_path / "new"), "--json", "--no-dashboard")
+    assert r.returncode == 0, r.stderr
+    import json
+    audit = json.loads(r.stdout)["result"]["audit"]
+    assert audit["differences"] == 0 and audit["counts"]["unchanged"] == 3
+    (tree / "f1").write_bytes(b"changed")
+    r = exoflow("run", "checksum", str(tree), "--verify", str(tmp_path / "old"), "--hash", "xxh3-128,sha256",
+                "--out", str(tmp_path / "new2"), "--json", "--no-dashboard")
+    assert r.returncode == 1 and json.loads(r.stdout)["result"]["audit"]["counts"]["modified"] == 1
