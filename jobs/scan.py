@@ -69,7 +69,7 @@ job = Job(
                  help="matching engine: auto (hyperscan, else re2, else re), hyperscan, re2, re"),
         Argument("--sarif", action=argparse.BooleanOptionalAction, default=True,
                  help="write OUT/scan.sarif (default: on)"),
-        Argument("--top", type=int, default=20, metavar="N", help="findings listed on the terminal (default: 20)"),
+        Argument("--top", type=int, default=20, metavar="N", help="findings listed on the terminal and in summary.json, most severe first (default: 20)"),
     ],
 )
 

@@ -2,8 +2,10 @@
 engine; secrets never in clear in any output; SARIF valid against the official schema."""
 from __future__ import annotations
 
+import base64
 import json
 import os
+import random
 from pathlib import Path
 
 import jsonschema
@@ -25,7 +27,44 @@ SLACK = "xoxb-" + "1234567890123-1234567890123-" + "aBcDeFgHiJkLmNoPqRsTuVwX"
 PASSWORD = "Zq8#kLm2Vx9!pQ4w"
 STRIPE = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
 PG_PASS = "s3cr3tP4ss"
-SECRETS = [AWS, GHP, SLACK, PASSWORD, STRIPE, PG_PASS]
+
+
+def key_lines(seed: int) -> list[str]:
+    """The base64 lines of a made-up 2048-bit PKCS#8 key: the standard ASN.1 start (the same in
+    every such key, not secret) and random bytes."""
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC" + base64.b64encode(
+        random.Random(seed).randbytes(1170)).decode()
+    return [body[i:i + 64] for i in range(0, len(body), 64)]
+
+
+# a multi-line PEM block; one body line has "/TODO+" (valid base64) after a "//", which the
+# placeholders pack matches: that finding must not show the line
+PEM_LINES = key_lines(1)
+PEM_LINES[7] = PEM_LINES[7][:10] + "//" + PEM_LINES[7][12:30] + "/TODO+" + PEM_LINES[7][36:]
+PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(PEM_LINES) + "\n-----END RSA PRIVATE KEY-----\n"
+# a Google service account file: the key on ONE line, its newlines written as backslash-n
+SA_LINES = key_lines(2)
+SA_JSON = ('{"type": "service_account", "project_id": "demo", "private_key": "-----BEGIN PRIVATE KEY-----\\n'
+           + "\\n".join(SA_LINES) + '\\n-----END PRIVATE KEY-----\\n", "client_email": '
+           '"svc@demo.iam.gserviceaccount.com", "token_uri": "https://oauth2.googleapis.com/token"}\n')
+# a JWT longer than the context kept around a match, inside a long minified line
+_rng = random.Random(3)
+_b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+JWT = ("eyJhbGciOiJIUzI1NiJ9.ey" + "".join(_rng.choice(_b64url) for _ in range(400)) + "."
+       + "".join(_rng.choice(_b64url) for _ in range(300)))
+MINIFIED = "var a=[" + ",".join(str(i) for i in range(400)) + f'];var cfg={{"auth":"{JWT}","n":[1,2,3]}};\n'
+
+
+def distinctive(lines: list[str]) -> list[str]:
+    """Several 12-byte pieces of a key body past the standard ASN.1 start (the first 51
+    characters), from inside lines: the start of the body (what a context around the BEGIN
+    marker would show first), then every other line."""
+    pieces = [lines[0][52:64]] + [line[k:k + 12] for line in lines[1::2] for k in (0, 40)]
+    return [p for p in pieces if len(p) == 12]
+
+
+KEY_PIECES = distinctive(PEM_LINES) + distinctive(SA_LINES) + [PEM_LINES[7][40:52], PEM_LINES[7][12:24]]
+SECRETS = [AWS, GHP, SLACK, PASSWORD, STRIPE, PG_PASS] + KEY_PIECES + [JWT[k:k + 12] for k in range(30, 700, 97)]
 
 FILES = {
     "app.py": f'import os\n# TODO: remove this\nKEY = "{AWS}"\npassword = "{PASSWORD}"\n',
@@ -36,6 +75,10 @@ FILES = {
     "db.yaml": f"url: postgres://admin:{PG_PASS}@db.internal:5432/app\n",
     "split.sh": "echo TOD",                                  # must not join with the next file
     "z.sh": "O\n# HACK: x\n",
+    "id_rsa": PEM,
+    "sa.json": SA_JSON,
+    "min.js": MINIFIED,
+    "page.html": "<p>\n  <!-- XXX: check this --> <b>\n",
 }
 
 
@@ -47,7 +90,8 @@ def expected_hits() -> set[tuple[str, int, int, str]]:
                ("emoji.md", "\U0001F680", "emoji"), ("emoji.md", "\u2705", "emoji"),
                ("emoji.md", "\u2764", "emoji-presentation"), ("no-newline.txt", SLACK, "slack-bot-token"),
                ("starts.cfg", STRIPE, "stripe-secret-key"), ("db.yaml", PG_PASS, "database-url-credentials"),
-               ("z.sh", "HACK", "hack")]
+               ("z.sh", "HACK", "hack"), ("id_rsa", "-----BEGIN", "private-key"), ("id_rsa", "TODO", "todo"),
+               ("sa.json", "-----BEGIN", "private-key"), ("min.js", JWT, "jwt"), ("page.html", "XXX", "xxx")]
     out = set()
     for name, needle, rule in planted:
         text = FILES[name]
@@ -74,6 +118,28 @@ def test_kernel_exact_positions(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_match_is_the_reported_span(engine):
+    """``match`` is the text from column to end_column (not the comment starter before a
+    placeholder); secrets' matches are REDACTED, and nothing of a line from a secret on."""
+    rs = load_rules("secrets,placeholders,emoji")
+    c = S.compiled_for(rs, engine)
+    names = list(FILES)
+    buf, lo, hi = S.pack_segments([FILES[n].encode() for n in names])
+    rows = S._scan_segments(c, buf, lo, hi, np.ones(len(names), np.int64))
+    for seg, ln, col, end, rule, match, ctx, red in zip(*(rows[k] for k in (
+            "seg", "line", "column", "end_column", "rule", "match", "context", "redacted"))):
+        line = FILES[names[seg]].split("\n")[ln - 1].rstrip("\r")
+        if red:
+            assert match == "REDACTED" and ctx.endswith("REDACTED"), (rule, ctx)
+            assert ctx[:-len("REDACTED")].strip() in line[:col - 1], (rule, ctx)   # only what precedes it
+        else:
+            assert match == line[col - 1:end - 1], (rule, match)
+    got = {(names[s], r, m) for s, r, m in zip(rows["seg"], rows["rule"], rows["match"])}
+    assert {("page.html", "xxx", "XXX"), ("z.sh", "hack", "HACK"), ("app.py", "todo", "TODO"),
+            ("crlf.js", "fixme", "FIXME")} <= got
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_streamed_large_file_keeps_matches_across_pieces(engine):
     """A file streamed in small pieces: every match straddling a piece boundary is found."""
     rs = load_rules("secrets,placeholders")
@@ -95,14 +161,22 @@ def test_streamed_large_file_keeps_matches_across_pieces(engine):
 
 
 def test_binary_detection():
-    data = np.frombuffer(b"text\x00bin" + b"plain" + b"", dtype=np.uint8)
-    offsets = np.array([0, 8, 13, 13])
-    assert S.binary_rows(data, offsets).tolist() == [True, False, False]
+    from exoflow.kernels.profile import nul_rows
+    assert S.binary_rows is nul_rows            # one helper, reusable by other kernels
+    data = np.frombuffer(b"text\x00bin" + b"plain" + b"" + b"\x00" + b"\x00tail", dtype=np.uint8)
+    offsets = np.array([0, 8, 13, 13, 14, 19])
+    assert S.binary_rows(data, offsets).tolist() == [True, False, False, True, True]
+    # bytes past the last offset (a buffer with slack) do not count for the last file
+    assert S.binary_rows(np.frombuffer(b"ab\x00", dtype=np.uint8), np.array([0, 2])).tolist() == [False]
 
 
 def test_entropy_and_allowlists(tmp_path):
-    assert S.shannon_entropy(b"aaaa") == 0.0
-    assert abs(S.shannon_entropy(b"abcd") - 2.0) < 1e-9
+    # scan uses the profile kernel's entropy (one shared implementation)
+    from exoflow.kernels.profile import byte_entropy
+    assert S.shannon_entropy is byte_entropy
+    assert byte_entropy(b"") == 0.0 and byte_entropy(b"aaaa") == 0.0
+    assert abs(byte_entropy(b"abcd") - 2.0) < 1e-9
+    assert abs(byte_entropy(b"aab") - 0.9182958340544896) < 1e-12
     rs = load_rules("secrets")
     c = S.compiled_for(rs, "re")
     text = b'password = "aaaaaaaaaaaa"\npassword = "example-Zq8#kLm2Vx9"\n'
@@ -187,16 +261,28 @@ def test_scan_job_end_to_end(tmp_path):
     assert res["findings"] == len(want) and res["binary_files"] == 1 and res["exit_code"] == 1
     assert summary["files"] == len(FILES) + 3               # + image.bin, big.log, .gitignore
 
-    # no secret in clear anywhere: Parquet, SARIF, summary, terminal
-    for path in out.rglob("*"):
-        if path.is_file():
-            blob = path.read_bytes()
-            for s in SECRETS:
-                assert s.encode() not in blob, (path, s)
-    for s in SECRETS:
-        assert s not in r.stdout and s not in r.stderr
+    # no secret in clear anywhere: Parquet (raw and decoded), SARIF, summary, report.html, terminal
+    assert_no_secrets(out, r, rows)
     assert {x["match"] for x in rows if x["rule"] == "aws-access-key-id"} == {"REDACTED"}
     assert any("REDACTED" in x["context"] for x in rows if x["rule"] == "database-url-credentials")
+    # private keys: the one-line JSON key is one secret up to its END marker; the TODO inside the
+    # multi-line block is reported, but neither its match nor its context shows the line
+    sa = next(x for x in rows if x["rule"] == "private-key" and x["path"].endswith("sa.json"))
+    sa_line = SA_JSON.splitlines()[0]
+    assert sa["end_column"] - 1 == sa_line.index("-----END PRIVATE KEY-----") + len("-----END PRIVATE KEY-----")
+    assert sa["context"] == sa_line[:sa_line.index("-----BEGIN")] + "REDACTED"
+    todo = next(x for x in rows if x["rule"] == "todo" and x["path"].endswith("id_rsa"))
+    assert (todo["match"], todo["context"], todo["redacted"]) == ("REDACTED", "REDACTED", True)
+    jwt = next(x for x in rows if x["rule"] == "jwt")
+    assert jwt["context"].endswith('"auth":"REDACTED') and len(jwt["context"]) <= S.CONTEXT_MAX + 8
+
+    # the match is the text from column to end_column (code points), for every rule not redacted
+    shown = [x for x in rows if x["rule"] and not x["redacted"]]
+    assert {x["rule"] for x in shown} >= {"todo", "fixme", "hack", "xxx", "emoji", "emoji-presentation"}
+    for x in shown:
+        line = FILES[Path(x["path"]).name].split("\n")[x["line"] - 1]
+        assert x["match"] == line[x["column"] - 1:x["end_column"] - 1], x
+    assert {x["match"] for x in shown if x["rule"] == "xxx"} == {"XXX"}
 
     # SARIF: valid against the official schema; same findings; code point columns
     sarif = json.loads((out / "scan.sarif").read_text())
@@ -208,6 +294,56 @@ def test_scan_job_end_to_end(tmp_path):
              x["locations"][0]["physicalLocation"]["region"]["startLine"],
              x["locations"][0]["physicalLocation"]["region"]["startColumn"], x["ruleId"]) for x in run["results"]}
     assert locs == want
+
+
+def assert_no_secrets(out: Path, r, rows: list[dict]) -> None:
+    """No planted secret (nor a 12-byte piece of a key body or a long token) in any output
+    file, in any decoded value of the findings, on stdout or stderr."""
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"summary.json", "report.html", "scan.sarif"} <= {p.name for p in files}
+    assert any(p.suffix == ".parquet" for p in files)
+    for path in files:
+        blob = path.read_bytes()
+        for s in SECRETS:
+            assert s.encode() not in blob, (path, s)
+    values = json.dumps(rows, default=str, ensure_ascii=False)
+    for s in SECRETS:
+        assert s not in values, s
+        assert s not in r.stdout and s not in r.stderr, s
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_private_key_block_hidden_across_streamed_windows(engine):
+    """A PEM block in a streamed file: a match inside it, in a later window than its BEGIN
+    line, shows nothing of the line; outside the block lines show again."""
+    rs = load_rules("secrets,placeholders")
+    c = S.compiled_for(rs, engine)
+    data = ("# TODO before\n" + "x\n" * 50 + PEM + "# TODO after\n").encode()
+    for piece in (7, 100, 4096):
+        pieces = (memoryview(data)[i:i + piece] for i in range(0, len(data), piece))
+        got, _, _ = S.scan_large(c, pieces)
+        rows = sorted(zip(got["line"], got["rule"], got["match"], got["context"]))
+        pem_line = 52                                      # the BEGIN line
+        assert rows == [(1, "todo", "TODO", "# TODO before"),
+                        (pem_line, "private-key", "REDACTED", "REDACTED"),
+                        (pem_line + 8, "todo", "REDACTED", "REDACTED"),
+                        (pem_line + len(PEM_LINES) + 2, "todo", "TODO", "# TODO after")], piece
+        assert not any(k in json.dumps(got) for k in KEY_PIECES)
+
+
+def test_top_above_20_with_many_chunks(tmp_path):
+    """--top 30 over many chunks gives the first 30 findings (the merge used to keep 20)."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(12):
+        (tree / f"f{i:02}.py").write_text("".join(f"# TODO item {k}\n" for k in range(5)))
+    r = exoflow("run", "scan", str(tree), "--rules", "placeholders", "--no-dashboard", "--out",
+                str(tmp_path / "o"), "--chunk-files", "2", "--top", "30", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)["result"]
+    assert res["findings"] == 60
+    got = [(Path(e["path"]).name, e["line"]) for e in res["examples"]]
+    assert got == [(f"f{i:02}.py", k + 1) for i in range(12) for k in range(5)][:30]
 
 
 def test_fail_on_threshold_and_json(tmp_path):

@@ -32,6 +32,27 @@ def entropy_bits(xp, hist):
     return -(p * xp.log2(xp.where(p > 0, p, 1))).sum(axis=1)
 
 
+def byte_entropy(data: bytes) -> float:
+    """Shannon entropy in bits per byte of one byte string (``entropy_bits`` of its histogram)."""
+    if not data:
+        return 0.0
+    hist = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)
+    return float(entropy_bits(np, hist[None, :])[0])
+
+
+def nul_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """True for each file ``data[offsets[i]:offsets[i+1]]`` that holds a NUL byte anywhere
+    (ripgrep's "binary"), in one pass: a segmented minimum (``minimum.reduceat``). Shared by
+    the scan kernel; codestats has the same four lines inline."""
+    n = len(offsets) - 1
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    if len(nonempty):
+        # only the bytes the offsets cover, so the last file's minimum stops at its end
+        out[nonempty] = np.minimum.reduceat(data[: int(offsets[-1])], offsets[nonempty]) == 0
+    return out
+
+
 def crlf_counts(xp, data, offsets, n: int):
     """Number of "\\r\\n" pairs inside each file (a pair never spans two files)."""
     if data.size < 2:

@@ -14,26 +14,35 @@ points (UTF-8 lead bytes; an invalid byte counts as one). Binary files (a NUL by
 anywhere, as ripgrep) are skipped. Files larger than the piece size are streamed: each
 window ends at a newline and the unfinished line is carried into the next, so a match
 is never cut at a piece boundary.
+
+Redaction: on a line with a finding of a redacted (secret) rule, nothing from the start of
+the first secret to the end of the line is ever shown (``match`` and ``context`` of every
+finding on that line), since a rule's regex may cover only the start of a longer secret.
+Lines inside a private key block (after a ``-----BEGIN … PRIVATE KEY-----`` marker of the
+same file, up to its ``-----END …-----`` marker) are never shown at all, and a BEGIN marker
+hides the rest of its line, whatever rules are loaded.
 """
 from __future__ import annotations
 
-import math
 import re
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..batch import Batch
+from .profile import byte_entropy, nul_rows
 from .rules import Rule, RuleSet
 
 ENGINES = ("auto", "hyperscan", "re2", "re")
 CARRY_MAX = 1 << 20        # a line longer than this in a streamed file may be split
 CONTEXT_MAX = 240          # bytes of a line kept as context around a match
 REDACTED = b"REDACTED"
+# private key block markers: what lies between them is never shown (see the module doc)
+PEM_MARK = re.compile(rb"-----(BEGIN|END)[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----")
 
 FINDINGS_SCHEMA = pa.schema([
     ("path", pa.string()), ("path_bytes", pa.binary()), ("line", pa.int64()), ("column", pa.int64()),
@@ -144,12 +153,7 @@ class Hit:
     m_end: int
 
 
-def shannon_entropy(data: bytes) -> float:
-    """Bits per byte."""
-    if not data:
-        return 0.0
-    n = len(data)
-    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
+shannon_entropy = byte_entropy     # bits per byte; the profile kernel's entropy_bits
 
 
 def _line_bounds(buf: bytes, pos: int, seg_lo: int, seg_hi: int) -> tuple[int, int]:
@@ -196,7 +200,7 @@ def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> lis
         if s < 0:
             s, e = m.span()
         secret = line[s:e]
-        if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
+        if rule.entropy is not None and byte_entropy(secret) < rule.entropy:
             continue
         if rule.allow_stopwords and any(w.encode() in secret.lower() for w in rule.allow_stopwords):
             continue
@@ -213,24 +217,55 @@ def _codepoints(b: bytes) -> int:
     return int(np.count_nonzero((a & 0xC0) != 0x80))
 
 
-def _show(line: bytes, lo: int, hi: int, spans: list[tuple[int, int]]) -> str:
-    """line[lo:hi] as text, every span in ``spans`` replaced by REDACTED."""
-    parts, pos = [], lo
-    for s, e in sorted(spans):
-        s, e = max(s, lo), min(e, hi)
-        if e <= s or s < pos:
-            if e > pos and s < pos:
-                pos = e   # overlapping spans: skip what is already hidden
-            continue
-        parts += [line[pos:s], REDACTED]
-        pos = e
-    parts.append(line[pos:hi])
-    return b"".join(parts).decode("utf-8", "replace")
+def pem_marks(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets of the private key BEGIN/END markers in ``buf`` and True where BEGIN."""
+    if b"PRIVATE KEY" not in buf:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    ms = [(m.start(), m.group(1) == b"BEGIN") for m in PEM_MARK.finditer(buf)]
+    return np.array([p for p, _ in ms], np.int64), np.array([b for _, b in ms], bool)
+
+
+def _hidden_from(line: bytes, ls: int, seg_start: int, hits: list[Hit], c: Compiled,
+                 marks: tuple[np.ndarray, np.ndarray], open_at_seg_start: bool) -> int:
+    """The first byte of ``line`` (which starts at ``ls`` in the buffer) never shown:
+    the start of the first secret of a redacted rule on it, of a private key BEGIN marker
+    on it, 0 inside a private key block; ``len(line)`` when all of it may be shown."""
+    cut = min((h.start for h in hits if c.rules[h.rule].redact), default=len(line))
+    pos, begin = marks
+    if len(pos):
+        k = int(np.searchsorted(pos, ls, side="left")) - 1       # the last marker before the line
+        if (begin[k] if k >= 0 and pos[k] >= seg_start else open_at_seg_start):
+            return 0
+        on_line = np.flatnonzero(begin & (pos >= ls) & (pos < ls + len(line)))
+        if len(on_line):
+            cut = min(cut, int(pos[on_line[0]]) - ls)
+    elif open_at_seg_start:
+        return 0
+    return cut
+
+
+def _window(start: int, end: int, cut: int) -> tuple[int, int]:
+    """[lo, hi) of at most CONTEXT_MAX visible bytes (before ``cut``) around the span
+    [start, end), or the span's visible part when it is longer."""
+    a, b = min(start, cut), min(end, cut)
+    if cut <= CONTEXT_MAX:
+        return 0, cut
+    lo = max(0, min(a - max(0, CONTEXT_MAX - (b - a)) // 2, cut - CONTEXT_MAX))
+    return lo, min(cut, lo + max(CONTEXT_MAX, b - a))
+
+
+def _text(line: bytes, lo: int, hi: int, cut: int) -> str:
+    """line[lo:hi] as text, REDACTED in place of everything from ``cut`` on."""
+    if hi <= cut:
+        return line[lo:hi].decode("utf-8", "replace")
+    return (line[lo:cut] if lo < cut else b"").decode("utf-8", "replace") + REDACTED.decode()
 
 
 def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
-             seg_line0: np.ndarray) -> dict[str, list]:
-    """Line, column, match and context of each hit; line numbers via newline positions."""
+             seg_line0: np.ndarray, open_at_start: bool = False) -> dict[str, list]:
+    """Line, column, match and context of each hit; line numbers via newline positions.
+    ``open_at_start``: the buffer's first segment starts inside a private key block (a
+    window of a streamed file)."""
     cols: dict[str, list] = {k: [] for k in ("seg", "line", "column", "end_column", "rule", "severity",
                                              "match", "context", "redacted")}
     if not hits:
@@ -239,13 +274,17 @@ def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
     for h in hits:
         by_line.setdefault(h.line_start, []).append(h)
     line_no = _line_numbers(buf, hits, seg_lo, seg_line0)
+    marks = pem_marks(buf)
+    lines: dict[int, tuple[bytes, int]] = {}
+    for ls, on_line in by_line.items():
+        le = buf.find(b"\n", ls)
+        line = buf[ls: len(buf) if le < 0 else le].rstrip(b"\r")
+        seg = on_line[0].seg
+        lines[ls] = line, _hidden_from(line, ls, int(seg_lo[seg]), on_line, c, marks, open_at_start and seg == 0)
     for h in hits:
         rule = c.rules[h.rule]
-        le = buf.find(b"\n", h.line_start)
-        line = buf[h.line_start: len(buf) if le < 0 else le].rstrip(b"\r")
-        secrets = [(o.start, o.end) for o in by_line[h.line_start] if c.rules[o.rule].redact]
-        lo = max(0, h.m_start - (CONTEXT_MAX - (h.m_end - h.m_start)) // 2) if len(line) > CONTEXT_MAX else 0
-        hi = min(len(line), max(lo + CONTEXT_MAX, h.m_end))
+        line, cut = lines[h.line_start]
+        lo, hi = _window(h.start, h.end, cut)
         col = 1 + _codepoints(line[:h.start])
         cols["seg"].append(h.seg)
         cols["line"].append(line_no[(h.seg, h.line_start)])
@@ -253,9 +292,10 @@ def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
         cols["end_column"].append(col + _codepoints(line[h.start:h.end]))
         cols["rule"].append(rule.id)
         cols["severity"].append(rule.severity)
-        cols["match"].append(_show(line, h.m_start, h.m_end, secrets))
-        cols["context"].append(_show(line, lo, hi, secrets).strip())
-        cols["redacted"].append(rule.redact)
+        # the match is the reported span: the text from column to end_column
+        cols["match"].append(REDACTED.decode() if rule.redact else _text(line, h.start, h.end, cut))
+        cols["context"].append(_text(line, lo, len(line) if hi == cut else hi, cut).strip())
+        cols["redacted"].append(rule.redact or cut < h.end)
     return cols
 
 
@@ -278,14 +318,7 @@ def _line_numbers(buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
 
 # ---- the batch ------------------------------------------------------------------
 
-def binary_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """True for files in the buffer that hold a NUL byte (one pass: a segmented minimum)."""
-    n = len(offsets) - 1
-    out = np.zeros(n, dtype=bool)
-    nonempty = np.flatnonzero(np.diff(offsets) > 0)
-    if len(nonempty):
-        out[nonempty] = np.minimum.reduceat(data, offsets[nonempty]) == 0
-    return out
+binary_rows = nul_rows      # True for files in the buffer that hold a NUL byte (profile.nul_rows)
 
 
 def pack_segments(parts: list) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -297,9 +330,9 @@ def pack_segments(parts: list) -> tuple[bytes, np.ndarray, np.ndarray]:
 
 
 def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray,
-                   seg_line0: np.ndarray) -> dict[str, list]:
+                   seg_line0: np.ndarray, open_at_start: bool = False) -> dict[str, list]:
     hits = match_buffer(c, buf, seg_lo, seg_hi)
-    return hit_rows(c, buf, hits, seg_lo, seg_line0)
+    return hit_rows(c, buf, hits, seg_lo, seg_line0, open_at_start)
 
 
 def _windows(pieces: Iterable[memoryview]) -> Iterable[bytes]:
@@ -324,13 +357,17 @@ def scan_large(c: Compiled, pieces: Iterable[memoryview]) -> tuple[dict[str, lis
     """Stream one large file: (rows of its findings, is binary, bytes scanned)."""
     out: dict[str, list] = {}
     line0, scanned = 1, 0
+    in_key = False            # inside a private key block that began in an earlier window
     for window in _windows(pieces):
         if b"\0" in window:
             return {}, True, scanned
         one = np.zeros(1, dtype=np.int64)
-        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0)
+        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0, in_key)
         for k, v in rows.items():
             out.setdefault(k, []).extend(v)
+        pos, begin = pem_marks(window)
+        if len(pos):
+            in_key = bool(begin[-1])
         line0 += window.count(b"\n")
         scanned += len(window)
     return out, False, scanned
@@ -345,10 +382,10 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     data = batch.data if batch.data is not None else np.zeros(0, np.uint8)
     offsets = batch.offsets if batch.offsets is not None else np.zeros(n + 1, np.int64)
     large = batch.large if batch.large is not None else np.zeros(n, bool)
-    errors = files.column("error").to_pylist()
-    is_file = np.array([t == "file" for t in files.column("type").to_pylist()], dtype=bool)
-    failed = np.array([e is not None for e in errors], dtype=bool)
-    binary = binary_rows(data, offsets)
+    is_file = pc.fill_null(pc.equal(files.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    failed = pc.is_valid(files.column("error")).to_numpy(zero_copy_only=False).copy()
+    new_errors: dict[int, str] = {}        # streamed files that failed here
+    binary = nul_rows(data, offsets)
     sizes = np.diff(offsets)
     text = is_file & ~failed & ~large & ~binary
 
@@ -357,7 +394,7 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     mv = memoryview(data)
     buf, seg_lo, seg_hi = pack_segments([mv[a:b] for a, b in zip(offsets[rows].tolist(), offsets[rows + 1].tolist())])
     found = _scan_segments(c, buf, seg_lo, seg_hi, np.ones(len(rows), dtype=np.int64))
-    found_rows = [int(rows[s]) for s in found.pop("seg")]
+    found_rows = [rows[np.asarray(found.pop("seg"), dtype=np.int64)]]
     scanned_bytes = int(sizes[rows].sum())
 
     for i in np.flatnonzero(is_file & ~failed & large).tolist():
@@ -365,24 +402,26 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
             got, is_binary, nbytes = scan_large(c, batch.pieces(i))
         except OSError as e:
             from ..sources.entries import describe_error
-            errors[i] = describe_error(e)
+            new_errors[i] = describe_error(e)
             failed[i] = True
             continue
         binary[i] = is_binary
         text[i] = not is_binary
         scanned_bytes += nbytes
         if got:
-            found_rows += [i] * len(got.pop("seg"))
+            found_rows.append(np.full(len(got.pop("seg")), i, dtype=np.int64))
             for k, v in got.items():
                 found[k].extend(v)
 
-    table = _findings_table(files, found_rows, found, c)
+    table = _findings_table(files, np.concatenate(found_rows), found, c)
     err_rows = np.flatnonzero(failed)
     if len(err_rows):
-        e = files.take(pa.array(err_rows)).select(["path", "path_bytes"])
+        e = files.take(pa.array(err_rows)).select(["path", "path_bytes", "error"])
+        msg = e.column("error")
+        if new_errors:
+            msg = pc.coalesce(msg, pa.array([new_errors.get(i) for i in err_rows.tolist()], pa.string()))
         cols = {f.name: pa.nulls(len(err_rows), f.type) for f in FINDINGS_SCHEMA}
-        cols.update(path=e.column("path"), path_bytes=e.column("path_bytes"),
-                    error=pa.array([errors[i] for i in err_rows.tolist()], pa.string()))
+        cols.update(path=e.column("path"), path_bytes=e.column("path_bytes"), error=msg)
         table = pa.concat_tables([table, pa.table(cols, schema=FINDINGS_SCHEMA)])
     stats = {"regular_files": int(is_file.sum()), "scanned_files": int(text.sum()),
              "binary_files": int((binary & is_file & ~failed).sum()), "scanned_bytes": int(scanned_bytes),
@@ -391,7 +430,7 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     return table.replace_schema_metadata({"exoflow.scan": json.dumps(stats)})
 
 
-def _findings_table(files: pa.Table, rows: list[int], found: dict[str, list], c: Compiled) -> pa.Table:
+def _findings_table(files: pa.Table, rows: np.ndarray, found: dict[str, list], c: Compiled) -> pa.Table:
     paths = files.column("path").take(pa.array(rows, pa.int64()))
     keep = np.ones(len(rows), dtype=bool)
     allow = {r.id: rx for r, rx in zip(c.rules, c.allow_paths) if rx is not None}

@@ -28,10 +28,13 @@ class ScanReducer:
                                                                        "path_count_distinct"))):
                 by_rule[r] = [s, c, f]
         top = int(params.get("top", self.top))
-        ex = found.select(["path", "line", "column", "rule", "severity", "match"]).to_pylist()
-        ex.sort(key=lambda f: (-severity_rank(f["severity"]), f["path"], f["line"], f["column"]))
+        # the chunk's first `top` findings, most severe first, sorted by Arrow (not per row in Python)
+        ex = found.select(["path", "line", "column", "rule", "severity", "match"])
+        ex = ex.append_column("rank", pc.index_in(ex.column("severity"), value_set=pa.array(SEVERITIES)))
+        ex = ex.sort_by([("rank", "descending"), ("path", "ascending"), ("line", "ascending"),
+                         ("column", "ascending")]).slice(0, top).drop(["rank"])
         return {**{k: int(meta.get(k, 0)) for k in STATS}, "engine": meta.get("engine"),
-                "findings": found.num_rows, "by_rule": by_rule, "examples": ex[:top]}
+                "findings": found.num_rows, "by_rule": by_rule, "examples": ex.to_pylist(), "top": top}
 
     def merge(self, total: dict | None, part: dict) -> dict:
         if total is None:
@@ -43,9 +46,13 @@ class ScanReducer:
             old = total["by_rule"].setdefault(r, [s, 0, 0])
             old[1] += c
             old[2] += f
+        # each part holds its chunk's first `top` (the --top of this run): keeping the first
+        # `top` of their union keeps the client's memory bounded and loses none of the final top
+        top = max(total.get("top", self.top), part.get("top", self.top))
         ex = total["examples"] + part["examples"]
         ex.sort(key=lambda f: (-severity_rank(f["severity"]), f["path"], f["line"], f["column"]))
-        total["examples"] = ex[: self.top if "top" not in part else part["top"]]
+        total["examples"] = ex[:top]
+        total["top"] = top
         return total
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
@@ -59,6 +66,7 @@ class ScanReducer:
             sev[r["severity"]] += r["findings"]
         total["by_severity"] = sev
         total["examples"] = total["examples"][:top]
+        total.pop("top", None)
         fail_on = params.get("fail_on")
         if fail_on:
             hit = sum(c for s, c in sev.items() if severity_rank(s) >= severity_rank(fail_on))
