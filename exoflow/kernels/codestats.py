@@ -43,8 +43,8 @@ def _regex(lang: str) -> re.Pattern[bytes] | None:
 
 
 @lru_cache(maxsize=None)
-def _token_lut(lang: str) -> bytes | None:
-    """The language's token bytes plus newline, as a key and a 256-entry table (None: raw text)."""
+def _token_chars(lang: str) -> bytes | None:
+    """The language's token bytes plus newline (None: its regex reads the original bytes)."""
     chars = token_chars(LANGS[lang])
     return None if chars is None else bytes(sorted(set(chars) | {10}))
 
@@ -127,10 +127,10 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
     """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf``, given
     the sorted, non-overlapping comment spans [starts, ends)."""
     n_seg = len(seg_lo)
-    zero = {k: np.zeros(n_seg, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
     data = np.frombuffer(buf, dtype=np.uint8)
     if not len(data) or not n_seg:
-        return zero
+        return {k: np.zeros(n_seg, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
+    seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
     # comments blanked out (to spaces) in a copy: a line has code where the copy still
     # has a byte above ' ', and comment where only the original has one
     starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
@@ -141,46 +141,53 @@ def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray,
         bounds[1:-1:2], bounds[2:-1:2] = starts, ends
         in_comment = np.repeat(np.tile(np.array([False, True]), len(starts) + 1)[:-1], np.diff(bounds))
         clean = np.where(in_comment, np.uint8(SPACE), data)
-    nonempty = seg_hi > seg_lo
     is_start = np.zeros(len(data) + 1, dtype=bool)      # a mask, not a sort: O(bytes)
     is_start[np.flatnonzero(data == 10) + 1] = True
-    is_start[seg_lo[nonempty]] = True
-    is_start[seg_hi[nonempty]] = True                   # a last line without newline ends at its segment
+    is_start[seg_lo] = True
+    is_start[seg_hi] = True                             # a last line without newline ends at its segment
     line_starts = np.flatnonzero(is_start[:-1])
     has_code = np.maximum.reduceat(clean, line_starts) > SPACE
-    has_comment = np.maximum.reduceat(data, line_starts) > SPACE
-    # empty segments share their start with the next one: map lines by nonempty ones
-    ne_idx = np.flatnonzero(nonempty)
-    seg_of = ne_idx[np.maximum(np.searchsorted(seg_lo[ne_idx], line_starts, side="right") - 1, 0)]
-    inside = (line_starts >= seg_lo[seg_of]) & (line_starts < seg_hi[seg_of])   # not in a gap between segments
-    seg_of, has_code, has_comment = seg_of[inside], has_code[inside], has_comment[inside]
-    out = {
-        "lines": np.bincount(seg_of, minlength=n_seg),
-        "code": np.bincount(seg_of, weights=has_code, minlength=n_seg),
-        "comment": np.bincount(seg_of, weights=~has_code & has_comment, minlength=n_seg),
-    }
-    out["blank"] = out["lines"] - out["code"] - out["comment"]
-    return {k: v.astype(np.int64) for k, v in out.items()}
+    nonblank = np.maximum.reduceat(data, line_starts) > SPACE
+    # segment i holds the lines starting in [seg_lo, seg_hi): sums by differences of running totals
+    first, stop = np.searchsorted(line_starts, seg_lo), np.searchsorted(line_starts, seg_hi)
+    code_sum = np.concatenate([[0], np.cumsum(has_code)])
+    nonblank_sum = np.concatenate([[0], np.cumsum(nonblank)])
+    lines = stop - first
+    code = code_sum[stop] - code_sum[first]
+    nonblank_n = nonblank_sum[stop] - nonblank_sum[first]
+    # a line with code is nonblank: comment lines are the other nonblank ones
+    return {"lines": lines, "blank": lines - nonblank_n, "comment": nonblank_n - code, "code": code}
 
 
-def token_text(data: np.ndarray, file_lo: np.ndarray, chars: bytes) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=None)
+def _classes(chars: bytes) -> bytes:
+    """translate() table: token bytes -> 2, other bytes above a space -> 1, the rest -> 0."""
+    table = bytearray(b"\1" * 256)
+    table[:SPACE + 1] = bytes(SPACE + 1)
+    for c in chars:
+        table[c] = 2
+    return bytes(table)
+
+
+def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes) -> tuple[np.ndarray, np.ndarray]:
     """The token text of contiguous files (file i is data[file_lo[i]:file_lo[i+1]], all
     nonempty): each byte in ``chars`` kept, each run of other bytes (never across a file
     start) replaced by CODE or SPACE. Returns the text and the files' starts in it."""
-    lut = np.zeros(256, dtype=bool)
-    lut[np.frombuffer(chars, dtype=np.uint8)] = True
-    ev = np.flatnonzero(lut[data])               # the one pass that reads every byte …
-    cut = np.empty(2 * len(ev), dtype=np.int64)  # … then tokens start at each event, after it, at each file
-    cut[0::2], cut[1::2] = ev, ev + 1
-    cut = np.insert(cut, np.searchsorted(cut, file_lo), file_lo)
-    keep = np.empty(len(cut), dtype=bool)
-    keep[0] = True
-    np.not_equal(cut[1:], cut[:-1], out=keep[1:])
-    keep &= cut < len(data)
-    cut = cut[keep]
-    top = np.maximum.reduceat(data, cut)         # an event's own byte; a run's largest byte
-    text = np.where(lut[top], top, np.where(top > SPACE, np.uint8(CODE), np.uint8(SPACE))).astype(np.uint8)
-    return text, np.searchsorted(cut, file_lo)
+    cls = np.frombuffer(data.translate(_classes(chars)), dtype=np.uint8)   # the passes over every byte
+    is_cut = cls == 2
+    is_cut[file_lo] = True
+    cut = np.flatnonzero(is_cut)           # each token byte, and each file start
+    # OR over [cut i, cut i+1): bit 1 = cut i is a token byte, bit 0 = a non-blank byte follows before the next
+    bits = np.bitwise_or.reduceat(cls, cut)
+    is_event = bits >= 2
+    run_len = np.diff(cut, append=len(data)) - is_event            # other bytes after cut i
+    has_run = run_len > 0
+    pos = np.zeros(len(cut) + 1, dtype=np.int64)                    # where cut i's output starts
+    np.cumsum(is_event.astype(np.int64) + has_run, out=pos[1:])
+    text = np.empty(pos[-1], dtype=np.uint8)
+    text[pos[:-1][is_event]] = np.frombuffer(data, dtype=np.uint8)[cut[is_event]]
+    text[(pos[:-1] + is_event)[has_run]] = np.where(bits[has_run] & 1, CODE, SPACE)
+    return text, pos[np.searchsorted(cut, file_lo)]
 
 
 def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
@@ -193,20 +200,19 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
     groups: dict[bytes | None, list[int]] = {}
     for i, (lang, a, b) in enumerate(zip(langs, seg_lo.tolist(), seg_hi.tolist())):
         if b > a:
-            groups.setdefault(_token_lut(lang), []).append(i)
+            groups.setdefault(_token_chars(lang), []).append(i)
     for chars, idx in groups.items():
         lo, hi = seg_lo[idx], seg_hi[idx]
         sizes = hi - lo
         file_lo = np.zeros(len(idx) + 1, dtype=np.int64)
         np.cumsum(sizes, out=file_lo[1:])
-        if len(idx) == 1 or np.array_equal(lo[1:], hi[:-1]):
-            part = data[lo[0]:hi[-1]]            # already next to each other
-        else:
-            part = np.concatenate([data[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        view = memoryview(data)       # one copy: the group's files next to each other
+        part = bytearray().join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
         if chars is not None:
-            part, file_lo[:-1] = token_text(part, file_lo[:-1], chars)
-            file_lo[-1] = len(part)
-        text = part.tobytes()
+            tokens, file_lo[:-1] = token_text(part, file_lo[:-1], chars)
+            file_lo[-1] = len(tokens)
+            part = tokens.tobytes()
+        text = bytes(part)
         group_langs = [langs[i] for i in idx]
         lo_l, hi_l = file_lo[:-1].tolist(), file_lo[1:].tolist()
         starts, ends = all_comment_spans(text, group_langs, lo_l, hi_l)
