@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections import Counter
 
@@ -45,12 +46,16 @@ def test_profile_job_matches_plain_python(tmp_path):
     tree = tmp_path / "t"
     tree.mkdir()
     files = make_files(tree, random.Random(3))
+    os.symlink("one.txt", tree / "link")            # listed, never read: its profile is null
+    os.mkfifo(tree / "fifo")
     r = exoflow("run", "profile", str(tree), "--out", str(tmp_path / "o"), "--no-dashboard", "-q",
                 "--piece-size", "4096", "--chunk-files", "4")
     assert r.returncode == 0, r.stderr
     t = read_dataset(tmp_path / "o" / "files")
     got = {p.rsplit("/", 1)[1]: row for p, row in zip(t.column("path").to_pylist(), t.to_pylist())}
-    assert set(got) == set(files)
+    assert set(got) == set(files) | {"link", "fifo"}
+    for name in ("link", "fifo"):
+        assert [got[name][c] for c in ("entropy", "lines", "crlf", "non_ascii", "binary")] == [None] * 5
     for name, data in files.items():
         want = plain_profile(data)
         row = got[name]

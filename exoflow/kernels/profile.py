@@ -7,6 +7,9 @@ CuPy): the same code is the CPU and the GPU path.
 """
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +21,7 @@ from ..sources.entries import describe_error
 SNIFF = 8192          # NUL in the first 8 KiB means binary (ripgrep's and git's heuristic)
 
 
-def histograms(xp, data, offsets, n: int):
+def histograms(xp: ModuleType, data: Any, offsets: Any, n: int) -> Any:
     """(n, 256) int64 byte counts per file from one contiguous buffer."""
     # file index of every byte: +1 at each file start, summed (works for empty files, and on CuPy)
     owner = xp.cumsum(xp.bincount(offsets[1:n], minlength=data.size + 1)[: data.size])
@@ -26,7 +29,7 @@ def histograms(xp, data, offsets, n: int):
     return flat.reshape(n, 256)
 
 
-def entropy_bits(xp, hist):
+def entropy_bits(xp: ModuleType, hist: Any) -> Any:
     """Shannon entropy in bits per byte of each histogram row (0 for empty files)."""
     p = hist / xp.maximum(hist.sum(axis=1, keepdims=True), 1)
     return -(p * xp.log2(xp.where(p > 0, p, 1))).sum(axis=1)
@@ -53,7 +56,7 @@ def nul_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def crlf_counts(xp, data, offsets, n: int):
+def crlf_counts(xp: ModuleType, data: Any, offsets: Any, n: int) -> Any:
     """Number of "\\r\\n" pairs inside each file (a pair never spans two files)."""
     if data.size < 2:
         return xp.zeros(n, dtype=xp.int64)
@@ -63,7 +66,7 @@ def crlf_counts(xp, data, offsets, n: int):
     return xp.bincount(owner[inside], minlength=n)
 
 
-def first_nul(xp, data, offsets, n: int):
+def first_nul(xp: ModuleType, data: Any, offsets: Any, n: int) -> Any:
     """True where a NUL byte occurs in the first SNIFF bytes of the file."""
     pos = xp.flatnonzero(data == 0)
     owner = xp.searchsorted(offsets, pos, side="right") - 1
@@ -71,8 +74,9 @@ def first_nul(xp, data, offsets, n: int):
     return xp.bincount(owner[early], minlength=n) > 0
 
 
-def profile_columns(batch: Batch) -> dict:
-    """entropy (bits/byte), lines, crlf, non_ascii, binary per row; zeros for rows without content."""
+def profile_columns(batch: Batch) -> dict[str, pa.Array]:
+    """entropy (bits/byte), lines, crlf, non_ascii, binary per row; null where no content was read
+    (not a regular file, or it could not be read)."""
     xp = array_module(batch.params.get("backend", "cpu"))
     n = batch.num_rows
     data = xp.asarray(batch.data)                 # one host-to-device copy on GPU workers
@@ -88,19 +92,22 @@ def profile_columns(batch: Batch) -> dict:
         except OSError as e:
             batch.errors[i] = describe_error(e)
             failed = True
-    columns = {
+    is_file = pc.fill_null(pc.equal(batch.table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    read = is_file & np.array([e is None for e in batch.errors], dtype=bool) if n else is_file
+    values = {
         "entropy": to_host(entropy_bits(np, hist)),
         "lines": hist[:, 10],
         "crlf": crlf,
         "non_ascii": hist[:, 128:].sum(axis=1),
         "binary": binary,
     }
+    columns = {name: pa.array(v, mask=~read) for name, v in values.items()}
     if failed:   # a streamed file failed part-way: its reason joins the error column
         columns["error"] = pc.coalesce(batch.table.column("error"), pa.array(batch.errors, pa.string()))
     return columns
 
 
-def _streamed(xp, batch: Batch, i: int) -> tuple[np.ndarray, int, bool]:
+def _streamed(xp: ModuleType, batch: Batch, i: int) -> tuple[np.ndarray, int, bool]:
     """The same profile for a file read in pieces (a CRLF may straddle two pieces)."""
     hist = np.zeros(256, dtype=np.int64)
     crlf, seen, binary, last_cr = 0, 0, False, False
