@@ -74,9 +74,10 @@ def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
     t = t.filter(keep).drop_columns(["type", "error"])
     bucket = _bucket(t.column("size").to_numpy(), nparts)
     order = np.argsort(bucket, kind="stable")
-    t = t.take(pa.array(order))
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))])
-    return [t.slice(a, b - a) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))]).tolist()
+    # a take per piece, not slices of one table: each piece owns its buffers (a pickled slice
+    # would carry the whole table)
+    return [t.take(pa.array(order[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
