@@ -179,15 +179,18 @@ def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes) -> tuple[np.n
     cut = np.flatnonzero(is_cut)           # each token byte, and each file start
     # OR over [cut i, cut i+1): bit 1 = cut i is a token byte, bit 0 = a non-blank byte follows before the next
     bits = np.bitwise_or.reduceat(cls, cut)
-    is_event = bits >= 2
-    run_len = np.diff(cut, append=len(data)) - is_event            # other bytes after cut i
-    has_run = run_len > 0
-    pos = np.zeros(len(cut) + 1, dtype=np.int64)                    # where cut i's output starts
-    np.cumsum(is_event.astype(np.int64) + has_run, out=pos[1:])
-    text = np.empty(pos[-1], dtype=np.uint8)
-    text[pos[:-1][is_event]] = np.frombuffer(data, dtype=np.uint8)[cut[is_event]]
-    text[(pos[:-1] + is_event)[has_run]] = np.where(bits[has_run] & 1, CODE, SPACE)
-    return text, pos[np.searchsorted(cut, file_lo)]
+    # cut i gives up to two output bytes: its token byte, then a stand-in for the run after it
+    out = np.empty((len(cut), 2), dtype=np.uint8)
+    keep = np.empty((len(cut), 2), dtype=bool)
+    out[:, 0] = np.frombuffer(data, dtype=np.uint8)[cut]
+    np.greater_equal(bits, 2, out=keep[:, 0])
+    out[:, 1] = SPACE + (CODE - SPACE) * (bits & 1)
+    np.greater(np.diff(cut, append=len(data)), keep[:, 0], out=keep[:, 1])   # a run follows
+    text = out[keep]
+    first = np.searchsorted(cut, file_lo)
+    starts = np.zeros(len(file_lo), dtype=np.int64)
+    np.cumsum(np.add.reduceat(keep.ravel(), 2 * first, dtype=np.int64)[:-1], out=starts[1:])
+    return text, starts
 
 
 def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
