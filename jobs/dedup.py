@@ -1,7 +1,8 @@
 """Dedup: exact duplicate files, found in stages (size, hard links, prefix/suffix hash, full hash).
 
 Reads:    a tree walk (symlinks not followed unless -L); then, on the cluster, only
-          candidates: the first/last 4 KiB of same-size files, and all bytes of those still paired.
+          candidates: same-size files up to 64 KiB whole, the first/last 4 KiB of larger ones,
+          and all bytes of those still paired.
 Computes: duplicate groups with jdupes semantics by default (hard links are one file,
           empty files excluded).
 Writes:   OUT/files/*.parquet (the listing), OUT/duplicates/*.parquet (group_id, size, hash,

@@ -54,7 +54,8 @@ class DedupReducer:
             ["reclaimable", human_bytes(s["reclaimable"])]]),
             table("Stages (candidates left)", ["stage", "files"], [
                 ["same size", human_count(st["size"])], ["hard links collapsed", human_count(st["after_links"])],
-                ["prefix/suffix hash", human_count(st["after_prefix"])], ["full hash", human_count(st["after_full"])]])]
+                ["first read (<= 64 KiB: full hash)", human_count(st["after_prefix"])],
+                ["full hash", human_count(st["after_full"])]])]
         if s["top"]:
             parts.append(table(f"Top {len(s['top'])} groups by reclaimable bytes (all in {s.get('report')})",
                                ["group", "files", "size", "reclaimable", "hash"],
