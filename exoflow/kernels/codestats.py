@@ -30,6 +30,8 @@ import pyarrow as pa
 from ..batch import Batch, load
 from ..options import LoadOptions
 from ..paths import raw_paths
+from ..sources.entries import describe_error
+from .profile import nul_rows
 from .languages import LANGS, by_name, by_shebang, comment_regex, token_chars
 
 MAX_FILE = 256 * 2**20      # larger files are not counted (cloc's default cap is 100 MB)
@@ -273,13 +275,14 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
         for j in np.flatnonzero(sub.large).tolist():
             i = int(rows[j])
             known[i] = False
-            try:
-                with open(sub.paths[j], "rb") as f:
-                    data = f.read(MAX_FILE + 1)
-            except OSError as e:
-                errors[i] = str(e)
+            if sub.table.column("size")[j].as_py() > MAX_FILE:   # not counted, like cloc's size cap
                 continue
-            if len(data) > MAX_FILE or b"\0" in data:
+            try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
+                data = b"".join(bytes(piece) for piece in sub.pieces(j))
+            except OSError as e:
+                errors[i] = describe_error(e)
+                continue
+            if b"\0" in data:
                 continue
             one = _buffer_stats(data, [langs[i]], np.array([0]), np.array([len(data)]))
             for k in cols:
@@ -290,10 +293,7 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
         in_buf = np.array([known[r] for r in rows], dtype=bool) & ~sub.large
         # binary files (a NUL byte) are not code: cloc skips them too
         lo, hi = offsets[:-1], offsets[1:]
-        nonempty = np.flatnonzero(hi > lo)
-        binary = np.zeros(len(rows), dtype=bool)
-        if len(nonempty):
-            binary[nonempty] = np.minimum.reduceat(data, lo[nonempty]) == 0
+        binary = nul_rows(data, offsets)
         for j in np.flatnonzero(binary & in_buf).tolist():
             known[rows[j]] = False
         in_buf &= ~binary

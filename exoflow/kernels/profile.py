@@ -46,7 +46,7 @@ def byte_entropy(data: bytes) -> float:
 def nul_rows(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """True for each file ``data[offsets[i]:offsets[i+1]]`` that holds a NUL byte anywhere
     (ripgrep's "binary"), in one pass: a segmented minimum (``minimum.reduceat``). Shared by
-    the scan kernel; codestats has the same four lines inline."""
+    the scan and codestats kernels."""
     n = len(offsets) - 1
     out = np.zeros(n, dtype=bool)
     nonempty = np.flatnonzero(np.diff(offsets) > 0)
