@@ -7,6 +7,12 @@ What job scripts import::
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# Arrow's query engine (group_by) warns on stderr about buffers that arrive unaligned from
+# Dask's zero-copy transfers; copying them is the right answer and the warning is noise.
+_os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
+
 from .batch import Batch  # noqa: E402
 from .job import Argument, Finish, Job, Kernel, Reducer  # noqa: E402
 from .options import ChunkOptions, LoadOptions, WalkOptions  # noqa: E402

@@ -246,11 +246,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown (freeing every object: ~0.4 s after a big run).
+    Everything is written and closed by now; only the standard streams need a flush."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def entry() -> None:
+    """The ``exoflow`` console command."""
+    _leave(main())
+
+
 def job_main(job: Job) -> None:
     """``python jobs/NAME.py PATH...``: the same options as ``exoflow run NAME``."""
     prog = os.path.basename(sys.argv[0])
-    sys.exit(_guard(lambda: run_job(job, sys.argv[1:], prog), prog))
+    _leave(_guard(lambda: run_job(job, sys.argv[1:], prog), prog))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

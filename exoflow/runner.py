@@ -35,8 +35,11 @@ from .sources import manifest
 from .sources.entries import SCHEMA, EntryCollector
 from .sources.walk import DirItem, Walker, root_item
 
-FIRST_BUDGET = 2_000     # entries: the first task returns early so work spreads fast
-BUDGET = 50_000          # entries per listing task afterwards (~100-200 ms of work)
+# A listing task stops at whichever comes first, entries or seconds, and hands back the
+# directories it did not reach. Time keeps tasks short where directories are small and
+# many (/usr), so an idle worker soon gets work; entries bound a task's memory.
+FIRST_BUDGET = (2_000, 0.02)     # the first task returns early so work spreads fast
+BUDGET = (100_000, 0.3)
 
 
 @dataclass
@@ -64,13 +67,13 @@ def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[
     return table, meta
 
 
-def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions, budget: int,
-              chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
+              budget: tuple[int, float], chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
     with meter("list"):
         walker = Walker(opts)
         for f in root_files:
             walker.add_root_file(f)
-        left = walker.run(stack, budget)
+        left = walker.run(stack, *budget)
         listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned})
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
@@ -174,7 +177,7 @@ class _Run:
         self.walks_in_flight += 1
         self.ac.add(mf)
 
-    def submit_walks(self, budget: int = BUDGET, root_files: list[str] | None = None) -> None:
+    def submit_walks(self, budget: tuple[int, float] = BUDGET, root_files: list[str] | None = None) -> None:
         free = self.slots - self.walks_in_flight
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)

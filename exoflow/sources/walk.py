@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import time
 from dataclasses import dataclass
 
 import pathspec
@@ -89,10 +90,12 @@ class Walker:
             return False
         return True
 
-    def run(self, stack: list[DirItem], budget: int) -> list[DirItem]:
-        """Walk until ``budget`` entries are collected; return the directories not reached."""
+    def run(self, stack: list[DirItem], budget: int, seconds: float = float("inf")) -> list[DirItem]:
+        """Walk until ``budget`` entries are collected or ``seconds`` have passed;
+        return the directories not reached."""
         start = len(self.out)
-        while stack and len(self.out) - start < budget:
+        deadline = time.monotonic() + seconds
+        while stack and len(self.out) - start < budget and time.monotonic() < deadline:
             self.scan(stack.pop(), stack)
         return stack
 
