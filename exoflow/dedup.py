@@ -147,7 +147,8 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     stats["after_full"] = len(df)
     groups = df.groupby(["size", "hash"], sort=False).size().rename("count").reset_index()
     if params.get("hardlinks"):   # reclaimable counts distinct inodes only
-        inodes = df.groupby(["size", "hash"], sort=False)["inode"].nunique().rename("inodes").reset_index()
+        inodes = (df.drop_duplicates(["size", "hash", "device", "inode"])     # a file is (device, inode)
+                  .groupby(["size", "hash"], sort=False).size().rename("inodes").reset_index())
         groups = groups.merge(inodes, on=["size", "hash"])
     else:
         groups["inodes"] = groups["count"]
@@ -205,11 +206,18 @@ def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: in
                     f.write("\n")              # a blank line ends each group
                 f.write(f"# group {gid}: {n} files of {human_bytes(size)} ({size} bytes), {algorithm} {digest}\n")
                 last = gid
-            f.write(f"{path}\n")
+            f.write(report_name(path) + "\n")
         if last is not None:
             f.write("\n")
     actions = apply_actions(rows, out_dir, part, params) if params.get("action") else None
     return {"text": text, "actions": actions}
+
+
+def report_name(path: str) -> str:
+    """A path as one line of duplicates.txt: \\ \n \r escaped, and a leading # as \\#, so no
+    name can end a line early or pose as a group header."""
+    name = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "\\" + name if name.startswith("#") else name
 
 
 def _blocks(path: str) -> Iterator[tuple[int, str]]:
@@ -272,6 +280,9 @@ def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params
     writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
                             for n, (r, i) in enumerate(zip(results, ids))])
     del results
+    from .dedup_actions import merge_logs
+    if params.get("action"):      # first: after --apply the log is what must never be lost
+        summary["actions"] = merge_logs([w["actions"] for w in writes], out_dir)
     merge_reports([w["text"] for w in writes], os.path.join(out_dir, "duplicates.txt"))
     for s in summaries:
         for k in ("after_links", "after_prefix", "after_full"):
@@ -290,9 +301,6 @@ def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params
         top = np.argsort(gid)[: int(params.get("top") or 20)]
         summary["top"] = [{"group_id": int(gid[i]), "size": int(size[i]), "files": int(count[i]),
                            "reclaimable": int(size[i] * (inodes[i] - 1)), "hash": str(digest[i])} for i in top]
-    from .dedup_actions import merge_logs
-    if params.get("action"):
-        summary["actions"] = merge_logs([w["actions"] for w in writes], out_dir)
     return summary
 
 

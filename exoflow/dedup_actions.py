@@ -36,9 +36,15 @@ def _exact(path: str, raw: Any) -> str:
     return os.fsdecode(raw) if isinstance(raw, (bytes, bytearray)) else path
 
 
+def _protected(exact: str, keep_paths: list[str]) -> bool:
+    """--keep-path patterns are matched against the exact name (not its UTF-8 display form)."""
+    return any(fnmatch.fnmatch(exact, pat) for pat in keep_paths)
+
+
 def choose_keeper(g: pd.DataFrame, keep: str, keep_paths: list[str]) -> Any:
     """Index of the copy to keep: among --keep-path matches if any, by the --keep rule, then path."""
-    pool = g[g["path"].map(lambda p: any(fnmatch.fnmatch(p, pat) for pat in keep_paths))] if keep_paths else g
+    exact = [_exact(p, r) for p, r in zip(g["path"], g["path_bytes"])]
+    pool = g[[_protected(e, keep_paths) for e in exact]] if keep_paths else g
     if pool.empty:
         pool = g
     by = {"oldest": (["mtime_ns", "path"], [True, True]), "newest": (["mtime_ns", "path"], [False, True]),
@@ -46,16 +52,25 @@ def choose_keeper(g: pd.DataFrame, keep: str, keep_paths: list[str]) -> Any:
     return pool.assign(_len=pool["path"].str.len()).sort_values(by[0], ascending=by[1], kind="stable").index[0]
 
 
-def same_bytes(a: str, b: str, piece: int = 1 << 20) -> bool:
-    """Byte-by-byte comparison, streamed."""
-    fa, fb = os.open(a, OPEN_FLAGS), os.open(b, OPEN_FLAGS)
+def _is_scanned(fd: int, row: pd.Series) -> bool:
+    st = os.fstat(fd)
+    return (stat_mod.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+            == (row["size"], row["mtime_ns"], row["inode"], row["device"]))
+
+
+def differs(keeper: str, dup: str, krow: pd.Series, row: pd.Series, piece: int = 1 << 20) -> str | None:
+    """None when both files are still the ones the scan saw (checked on the opened descriptors,
+    so a swap after the last lstat cannot pass) and equal byte by byte; else why not."""
+    fa, fb = os.open(keeper, OPEN_FLAGS), os.open(dup, OPEN_FLAGS)
     try:
+        if not (_is_scanned(fa, krow) and _is_scanned(fb, row)):
+            return "changed since scan (the file opened is not the one scanned)"
         while True:
             x, y = os.read(fa, piece), os.read(fb, piece)
             if x != y:
-                return False
+                return "contents differ byte by byte"
             if not x:
-                return True
+                return None
     finally:
         os.close(fa)
         os.close(fb)
@@ -125,7 +140,7 @@ def act_on_group(g: pd.DataFrame, params: dict[str, Any]) -> list[list[str]]:
 
         def log(status: str, reason: str = "") -> None:
             lines.append([gid, action, status, row["path"], krow["path"], reason])
-        if keep_paths and any(fnmatch.fnmatch(row["path"], p) for p in keep_paths):
+        if keep_paths and _protected(dup, keep_paths):
             log("protected", "matches --keep-path")
             continue
         if (row["device"], row["inode"]) == (krow["device"], krow["inode"]):
@@ -139,13 +154,14 @@ def act_on_group(g: pd.DataFrame, params: dict[str, Any]) -> list[list[str]]:
             log("skipped", why)
             continue
         try:
-            if not same_bytes(keeper, dup):
-                log("skipped", "contents differ byte by byte")
+            why = differs(keeper, dup, krow, row)
+            if why:
+                log("skipped", why)
                 continue
             if not apply:
                 log("dry-run", "would " + action + " (use --apply)")
                 continue
-            why = _unchanged(dup, row)          # last look just before the change
+            why = _unchanged(keeper, krow) or _unchanged(dup, row)   # last look at both just before the change
             if why:
                 log("skipped", why)
                 continue
@@ -166,8 +182,13 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
         for _, g in rows.groupby("group_id", sort=True):
             for line in act_on_group(g, params):
                 counts[line[2]] = counts.get(line[2], 0) + 1
-                f.write("\t".join(s.replace("\t", "\\t").replace("\n", "\\n") for s in line) + "\n")
+                f.write("\t".join(_log_field(s) for s in line) + "\n")
     return {"log": path, "counts": counts}
+
+
+def _log_field(text: str) -> str:
+    """One tab-separated field: backslash first, so every escape can be undone unambiguously."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def merge_logs(pieces: list[dict[str, Any] | None], out_dir: str) -> dict[str, Any]:

@@ -190,3 +190,26 @@ def test_file_changed_since_listing_is_left_out(tmp_path):
     r = find_duplicates(df.copy(), {"hash": "xxh3-128"})
     assert sorted(r["rows"]["path"]) == [str(tree / "a/dup1"), str(tree / "b/dup1-copy")]
     assert r["stats"]["errors"] == 1 and "changed" in r["errors"][0][1]
+
+
+def test_awkward_names_in_report_and_actions(tmp_path):
+    """A name with a newline posing as a group header, and a protected copy: the run completes,
+    the report escapes names, the log is written, and --keep-path is honoured."""
+    tree = tmp_path / "t"
+    (tree / "keep").mkdir(parents=True)
+    data = b"same bytes\n" * 10
+    names = ["a", "d2\n# group 9: fake", "keep/precious"]
+    for n in names:
+        (tree / n).write_bytes(data)
+    r = exoflow("run", "dedup", str(tree), "--out", str(tmp_path / "o"), "--no-dashboard", "-q",
+                "--action", "delete", "--keep", "first", "--keep-path", "*/keep/*", "--apply")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    report = (tmp_path / "o" / "duplicates.txt").read_text()
+    assert str(tree / "d2") + "\\n# group 9: fake" in report            # escaped, one line
+    assert report.count("# group ") == 1 + 1                             # the real header + the escaped text
+    assert [l for l in report.splitlines() if l.startswith("# group")] == [report.splitlines()[0]]
+    log = (tmp_path / "o" / "actions.log").read_text()
+    assert "\tkept\t" + str(tree / "keep/precious") in log               # --keep-path wins over --keep first
+    assert (tree / "keep/precious").read_bytes() == data                  # the protected copy survives
+    assert not (tree / "a").exists() and not (tree / names[1]).exists()   # the others were removed
