@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .kernels.hashing import COLUMNS, _one_shot, hash_file
+from .kernels.hashing import _one_shot, hash_file
 from .batch import OPEN_FLAGS
 from .sources.entries import describe_error
 from .sinks import write_part
@@ -302,14 +302,3 @@ def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params
         summary["top"] = [{"group_id": int(gid[i]), "size": int(size[i]), "files": int(count[i]),
                            "reclaimable": int(size[i] * (inodes[i] - 1)), "hash": str(digest[i])} for i in top]
     return summary
-
-
-def read_groups(out_dir: str) -> pa.Table:
-    """The duplicate groups a run wrote (for tests and follow-up tools)."""
-    d = os.path.join(out_dir, "duplicates")
-    if not os.path.isdir(d):
-        return GROUP_SCHEMA.empty_table()
-    return pq.read_table(d, schema=GROUP_SCHEMA)
-
-
-__all__ = ["COLUMNS", "find_duplicates", "rank", "run_stages", "read_groups"]

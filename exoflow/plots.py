@@ -29,7 +29,7 @@ def top_bars(rows: list[dict], title: str, name: str, top: int = 15):
 
 def size_histogram(sizes, title: str = "File size distribution", name: str = "inventory-sizes"):
     """Files and bytes per size class (powers of 4 from 1 KiB)."""
-    from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
+    from bokeh.models import ColumnDataSource, HoverTool
     sizes = np.asarray(sizes, dtype=np.int64)
     bins = np.searchsorted(np.array(SIZE_EDGES, dtype=np.int64), sizes, side="right")
     counts = np.bincount(bins, minlength=len(SIZE_LABELS)).tolist()

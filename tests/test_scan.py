@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import random
 from pathlib import Path
 
@@ -162,18 +161,16 @@ def test_streamed_large_file_keeps_matches_across_pieces(engine):
 
 def test_binary_detection():
     from exoflow.kernels.profile import nul_rows
-    assert S.binary_rows is nul_rows            # one helper, reusable by other kernels
     data = np.frombuffer(b"text\x00bin" + b"plain" + b"" + b"\x00" + b"\x00tail", dtype=np.uint8)
     offsets = np.array([0, 8, 13, 13, 14, 19])
-    assert S.binary_rows(data, offsets).tolist() == [True, False, False, True, True]
+    assert nul_rows(data, offsets).tolist() == [True, False, False, True, True]
     # bytes past the last offset (a buffer with slack) do not count for the last file
-    assert S.binary_rows(np.frombuffer(b"ab\x00", dtype=np.uint8), np.array([0, 2])).tolist() == [False]
+    assert nul_rows(np.frombuffer(b"ab\x00", dtype=np.uint8), np.array([0, 2])).tolist() == [False]
 
 
 def test_entropy_and_allowlists(tmp_path):
     # scan uses the profile kernel's entropy (one shared implementation)
     from exoflow.kernels.profile import byte_entropy
-    assert S.shannon_entropy is byte_entropy
     assert byte_entropy(b"") == 0.0 and byte_entropy(b"aaaa") == 0.0
     assert abs(byte_entropy(b"abcd") - 2.0) < 1e-9
     assert abs(byte_entropy(b"aab") - 0.9182958340544896) < 1e-12

@@ -153,9 +153,6 @@ class Hit:
     m_end: int
 
 
-shannon_entropy = byte_entropy     # bits per byte; the profile kernel's entropy_bits
-
-
 def _line_bounds(buf: bytes, pos: int, seg_lo: int, seg_hi: int) -> tuple[int, int]:
     ls = buf.rfind(b"\n", seg_lo, pos) + 1
     ls = max(ls, seg_lo)
@@ -317,8 +314,6 @@ def _line_numbers(buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
 
 
 # ---- the batch ------------------------------------------------------------------
-
-binary_rows = nul_rows      # True for files in the buffer that hold a NUL byte (profile.nul_rows)
 
 
 def pack_segments(parts: list) -> tuple[bytes, np.ndarray, np.ndarray]:
