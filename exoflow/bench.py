@@ -110,7 +110,7 @@ def run_serial(cfg) -> dict:
     listings = [list_piece("serial", p, cfg.chunk) for p in manifest.plan(cfg.from_list)] if cfg.from_list else []
     stack, first = list(dirs), True
     while stack or (first and files):
-        listed = list_tree("serial", stack, files if first else [], cfg.walk, 10**12, cfg.chunk)
+        listed = list_tree("serial", stack, files if first else [], cfg.walk, (10**12, float("inf")), cfg.chunk)
         stack, first = listed[1]["left"], False
         listings.append(listed)
     total, n_files, n_bytes, seq = None, 0, 0, 0
