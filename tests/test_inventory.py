@@ -130,6 +130,12 @@ def test_gitignore_matches_git_check_ignore(tmp_path, out_dir):
         p = tree / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(rel)
+    for d in range(30):     # enough entries that the first listing task hands back directories
+        for f in range(80):  # (with their ignore rules) to the client and other workers
+            p = tree / "bulk" / f"d{d}" / (f"f{f}.log" if f % 10 == 0 else f"f{f}.txt")
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text("x")
+            files.append(str(p.relative_to(tree)))
     (tree / ".gitignore").write_text("build/\n*.log\n!src/important.log\n/vendor\n")
     (tree / "src" / ".gitignore").write_text("gen/\n")
     (tree / "docs" / ".ignore").write_text("tmp\n")

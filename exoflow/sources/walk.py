@@ -9,6 +9,7 @@ when following symlinks or staying on one file system needs it.
 """
 from __future__ import annotations
 
+import functools
 import os
 import stat as stat_mod
 import time
@@ -24,10 +25,23 @@ IGNORE_FILES = (".gitignore", ".ignore")
 
 @dataclass(frozen=True)
 class IgnoreRules:
-    """The patterns of one .gitignore/.ignore file, relative to its directory."""
+    """The patterns of one .gitignore/.ignore file, relative to its directory.
+
+    Directories handed back to the client carry these, so they travel as text: a compiled
+    spec may hold objects that cannot be pickled (pathspec's RE2 backend); each process
+    compiles them once."""
 
     base: str
-    spec: pathspec.PathSpec
+    lines: tuple[str, ...]
+
+    @property
+    def spec(self) -> pathspec.PathSpec:
+        return _compiled(self.lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(lines: tuple[str, ...]) -> pathspec.PathSpec:
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 @dataclass(frozen=True)
@@ -65,8 +79,13 @@ def _load_ignores(dirpath: str, names: set[str]) -> tuple[IgnoreRules, ...]:
     for fname in IGNORE_FILES:
         if fname in names:
             try:
-                with open(os.path.join(dirpath, fname), encoding="utf-8", errors="surrogateescape") as f:
-                    found.append(IgnoreRules(dirpath, pathspec.GitIgnoreSpec.from_lines(f.read().splitlines())))
+                fd = os.open(os.path.join(dirpath, fname), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:
+                    if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                        continue   # a FIFO or device named .gitignore is never read
+                    lines = tuple(f.read().splitlines())
+                _compiled(lines)   # a bad pattern fails here, inside the try
+                found.append(IgnoreRules(dirpath, lines))
             except (OSError, ValueError):
                 pass  # an unreadable ignore file ignores nothing, as git does
     return tuple(found)
