@@ -39,13 +39,14 @@ def scheduler():
         if time.time() > deadline:
             pytest.fail("the test scheduler and workers did not start")
         time.sleep(0.3)
-    yield addr
+    yield addr, procs[1].pid
     for p in reversed(procs):
         p.terminate()
         p.wait(timeout=30)
 
 
 def test_inventory_on_a_running_scheduler(scheduler, tmp_path):
+    scheduler, _ = scheduler
     tree = tmp_path / "t"
     for d in range(5):
         (tree / f"d{d}").mkdir(parents=True)
@@ -62,6 +63,7 @@ def test_inventory_on_a_running_scheduler(scheduler, tmp_path):
 
 def test_users_own_job_file_is_shipped_to_remote_workers(scheduler, tmp_path):
     """The workers cannot import the user's file: its code travels by value."""
+    scheduler, _ = scheduler
     job_dir = tmp_path / "elsewhere"
     job_dir.mkdir()
     src = (Path(__file__).parents[1] / "jobs" / "inventory.py").read_text()
@@ -77,3 +79,31 @@ def test_users_own_job_file_is_shipped_to_remote_workers(scheduler, tmp_path):
                 "--out", str(tmp_path / "o"), "-q")
     assert r.returncode == 0, r.stderr
     assert read_dataset(tmp_path / "o" / "files").column("size2").to_pylist() == [6]
+
+
+def test_a_worker_killed_mid_run_loses_and_doubles_nothing(scheduler, tmp_path):
+    """Dask recomputes the lost tasks; deterministic part names mean no row is lost or doubled."""
+    import psutil
+    addr, worker_cli = scheduler
+    tree = tmp_path / "t"
+    for d in range(40):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(250):
+            (tree / f"d{d}" / f"f{f}").write_bytes(b"")
+    out = tmp_path / "o"
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "profile", str(tree), "--scheduler", addr,
+                          "--out", str(out), "--chunk-files", "100", "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and len(list((out / "files").glob("*.parquet"))
+                                                                  if (out / "files").exists() else []) < 3:
+        time.sleep(0.01)
+    victims = psutil.Process(worker_cli).children()
+    assert p.poll() is None and victims, "the run ended before a worker could be killed"
+    victims[0].kill()                                   # SIGKILL: the worker's results are gone
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 0, err
+    paths = read_dataset(out / "files").column("path").to_pylist()
+    assert len(paths) == len(set(paths)) == 10_000
+    deadline = time.time() + 30                          # let the nanny bring the worker back for later tests
+    while len(psutil.Process(worker_cli).children()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
