@@ -16,7 +16,10 @@ few examples back.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 import numpy as np
 import pandas as pd
@@ -86,7 +89,7 @@ def _pair_moves(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows).drop(columns="content")
 
 
-def run_audit(client, dataset_dir: str, old_files: list[str], names: tuple[str, ...], out_dir: str,
+def run_audit(client: Client, dataset_dir: str, old_files: list[str], names: tuple[str, ...], out_dir: str,
               examples: int = 20) -> dict[str, Any]:
     """Compare the manifest just written with the old one; write OUT/audit/ and return counts."""
     import dask.dataframe as dd

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 import numpy as np
 import pyarrow as pa
@@ -239,7 +242,7 @@ def write_text_part(part: str, out: str, algorithm: str) -> str:
     return out
 
 
-def write_text_manifests(client, dataset_dir: str, out_dir: str, names: tuple[str, ...]) -> dict[str, str]:
+def write_text_manifests(client: Client, dataset_dir: str, out_dir: str, names: tuple[str, ...]) -> dict[str, str]:
     """Write OUT/checksums.<alg> for each algorithm: parts converted on the cluster, joined here."""
     import shutil
     parts = sorted(os.path.join(dataset_dir, f) for f in os.listdir(dataset_dir) if f.endswith(".parquet")) \

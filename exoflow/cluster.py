@@ -7,12 +7,15 @@ import os
 import signal
 import sys
 import warnings
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import dask
 
 from .options import ClusterOptions
 from .sinks import UsageError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 # Worker settings that keep big jobs alive: spill to local disk (compressed)
 # before a worker is paused or killed.
@@ -27,7 +30,7 @@ WORKER_CONFIG = {
 
 
 @contextlib.contextmanager
-def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F821
+def connect(opts: ClusterOptions) -> Iterator[Client]:
     """Yield a Client; the embedded cluster lives exactly as long as the block."""
     from distributed import Client, LocalCluster
 
@@ -77,7 +80,7 @@ def connect(opts: ClusterOptions) -> Iterator["distributed.Client"]:  # noqa: F8
                 raise
 
 
-def describe(client) -> dict:
+def describe(client: Client) -> dict:
     """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
     from .dashboard import page_url, serves
 

@@ -17,7 +17,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -303,7 +306,7 @@ def dask_setup(scheduler) -> None:
         logger.warning("exoflow: dashboard page not available: %s: %s", type(e).__name__, e)
 
 
-def page_url(client) -> str | None:
+def page_url(client: Client) -> str | None:
     """The URL of the exoflow page for ``client``'s scheduler, or None without page/dashboard."""
     link = getattr(client, "dashboard_link", None)
     if not link:

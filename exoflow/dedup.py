@@ -23,7 +23,10 @@ import math
 import operator
 import os
 import shutil
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 import numpy as np
 import pandas as pd
@@ -245,7 +248,7 @@ def merge_reports(pieces: list[str], target: str) -> None:
     shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
 
 
-def _plan(client, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
+def _plan(client: Client, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
     """(listing parts per map task, number of reduce partitions): at least one task per thread,
     and bounded work per task so a big listing stays in pieces the workers can spill."""
     threads = max(1, sum(client.nthreads().values()))
@@ -255,7 +258,7 @@ def _plan(client, parts: list[str], candidates: int | None) -> tuple[list[list[s
     return groups, max(2 * threads, math.ceil(rows / ROWS_PER_REDUCE))
 
 
-def run_stages(client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
+def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
                candidates: int | None = None) -> dict[str, Any]:
     """Stages 2-5 and the outputs; returns the summary. ``candidates``: files of repeated sizes
     (from the size stage), to size the shuffle."""

@@ -12,7 +12,10 @@ import logging
 import os
 import sys
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 from .metrics import TOPIC
 from .telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
@@ -45,7 +48,7 @@ def preload() -> threading.Thread:
     return t
 
 
-def snapshot(client) -> dict:
+def snapshot(client: Client) -> dict:
     """The scheduler's cumulative fine metrics before a run (it may have run other work)."""
     try:
         return client.run_on_scheduler(_scheduler_metrics)
@@ -53,7 +56,7 @@ def snapshot(client) -> dict:
         return {}
 
 
-def collect(client, run_id: str, before: dict) -> dict[str, Any]:
+def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
     """After a run: its events, seconds per activity and bytes spilled."""
     try:
         client.run(_flush_metrics)

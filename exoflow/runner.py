@@ -15,7 +15,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 import cloudpickle
 import numpy as np
@@ -255,7 +258,7 @@ class _Run:
         return not self.pending and self.walks_in_flight == 0
 
 
-def run(client, cfg: RunConfig, progress: Progress | None = None) -> dict:
+def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dict:
     """Run a job to completion; write the dataset and summary.json; return the summary."""
     t0 = time.time()
     params = {"now": t0, **cfg.params}
