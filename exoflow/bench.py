@@ -305,7 +305,7 @@ def bench(argv: Sequence[str]) -> int:
             _load_result(args.compare)        # a bad baseline file fails before minutes of benchmarking
         say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
         result = {"format": FORMAT, "job": job.name,
-                  "sources": cfg.paths + ([cfg.from_list] if cfg.from_list else []),
+                  "sources": cfg.sources,
                   "repeats": args.repeats, "warmup": args.warmup, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "machine": info(), "modes": {}}
         for mode in modes:

@@ -141,8 +141,7 @@ def _options(args: argparse.Namespace, job: Job) -> tuple[WalkOptions, ChunkOpti
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
-    reading = job.reads_content if job.chunk.read_order is None else job.chunk.read_order
-    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes, read_order=reading)
+    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes, read_order=job.chunk.read_order)
     load = LoadOptions(piece_bytes=args.piece_size)
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
                              threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,

@@ -7,9 +7,11 @@ run next to them.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
+import stat as stat_mod
 import time
 import uuid
 from collections import deque
@@ -56,16 +58,24 @@ class RunConfig:
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     load: LoadOptions = field(default_factory=LoadOptions)
 
+    def __post_init__(self) -> None:
+        if self.chunk.read_order is None:   # unset: the job's reads_content decides
+            self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
+
+    @property
+    def sources(self) -> list[str]:
+        return self.paths + ([self.from_list] if self.from_list else [])
+
 
 # ---- tasks (run on workers) -------------------------------------------------
 
 def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[pa.Table, dict]:
     table = out.table()
-    if chunk_opts.read_order is not False:
+    if chunk_opts.read_order:
         table = order_for_reading(table)
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
-    bound = sizes if chunk_opts.read_order is not False else np.zeros_like(sizes)
+    bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts))
     return table, meta
 
@@ -130,11 +140,10 @@ def _roots(paths: list[str], opts: WalkOptions) -> tuple[list[DirItem], list[str
             raise UsageError(f"{p}: no such file or directory") from None
         except OSError as e:
             raise UsageError(f"{p}: {e.strerror}") from None
-        if os.path.isdir(p):
+        if stat_mod.S_ISDIR(st.st_mode):
             dirs.append(root_item(p, opts))
         else:
             files.append(p)
-        del st
     return dirs, files
 
 
@@ -233,7 +242,7 @@ class _Run:
                                       **fields})
 
     def execute(self) -> None:
-        self.event("run-start", sources=self.cfg.paths + ([self.cfg.from_list] if self.cfg.from_list else []))
+        self.event("run-start", sources=self.cfg.sources)
         dirs, files = _roots(self.cfg.paths, self.cfg.walk)
         self.pending.extend(dirs)
         if self.cfg.from_list:
@@ -262,7 +271,7 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
     """Run a job to completion; write the dataset and summary.json; return the summary."""
     t0 = time.time()
     params = {"now": t0, **cfg.params}
-    cfg = RunConfig(**{**cfg.__dict__, "params": params})
+    cfg = dataclasses.replace(cfg, params=params)
     r = _Run(client, cfg, progress or Progress(False))
     report.preload()    # after the workers are forked: a fork must not copy a thread mid-import
     metrics_before = report.snapshot(client)      # for report.html: this run's share of the fine metrics
@@ -276,7 +285,7 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
     summary = {
         "job": cfg.job.name,
         "exoflow_version": __version__,
-        "sources": cfg.paths + ([cfg.from_list] if cfg.from_list else []),
+        "sources": cfg.sources,
         "out": cfg.out_dir,
         "dataset": r.dataset_dir,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),

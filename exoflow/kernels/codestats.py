@@ -27,7 +27,7 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from ..batch import Batch, load
+from ..batch import OPEN_FLAGS, Batch, load
 from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
@@ -246,7 +246,7 @@ def _languages(batch: Batch) -> list[str | None]:
 
 def _head(path: str) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError:
         return b""
     try:

@@ -105,10 +105,13 @@ class EntryCollector:
         n = len(self.paths)
         stats = self.stats
         missing = None
-        if any(s is None for s in stats):
-            missing = np.fromiter((s is None for s in stats), dtype=bool, count=n)
-            blank = os.stat_result((0,) * os.stat_result.n_fields)
-            stats = [blank if s is None else s for s in stats]
+        no_stat = [i for i in self.errors if stats[i] is None]   # only error rows can lack a stat
+        if no_stat:
+            missing = np.zeros(n, dtype=bool)
+            missing[no_stat] = True
+            stats = list(stats)
+            for i in no_stat:
+                stats[i] = os.stat_result((0,) * os.stat_result.n_fields)
         cols = {f: np.fromiter(map(attrgetter(a), stats), dtype=np.int64, count=n) for f, a in STAT_FIELDS.items()}
         mode = cols["mode"]
         errors: list[str | None] = [None] * n if self.errors else []

@@ -1,7 +1,7 @@
 """A directory walk that runs inside a worker task.
 
-The client hands a task a few directories and an entry budget; the task walks
-them depth first, stops once the budget is spent, and hands back the
+The client hands a task a few directories and a budget (entries and seconds); the
+task walks them depth first, stops once either is spent, and hands back the
 directories it did not reach so the client can share them among workers.
 Entry types come from readdir's d_type; ``lstat`` runs once per kept
 non-directory entry (its fields are the inventory), and on directories only
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pathspec
 
+from ..batch import OPEN_FLAGS
 from ..options import WalkOptions
 from .entries import EntryCollector, describe_error
 
@@ -56,7 +57,7 @@ class DirItem:
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
-    return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
+    return _compiled(patterns) if patterns else None
 
 
 def _relative(path: str, base: str) -> str:
@@ -79,7 +80,7 @@ def _load_ignores(dirpath: str, names: set[str]) -> tuple[IgnoreRules, ...]:
     for fname in IGNORE_FILES:
         if fname in names:
             try:
-                fd = os.open(os.path.join(dirpath, fname), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+                fd = os.open(os.path.join(dirpath, fname), OPEN_FLAGS)
                 with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:
                     if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
                         continue   # a FIFO or device named .gitignore is never read
@@ -100,6 +101,12 @@ class Walker:
         self.exclude = _spec(opts.exclude)
         self.out = EntryCollector()
         self.dirs_scanned = 0
+
+    def wanted(self, item: DirItem, path: str, ignores: tuple[IgnoreRules, ...]) -> bool:
+        """A file passes the ignore files and --include/--exclude."""
+        if ignores and _ignored(ignores, path, False):
+            return False
+        return (self.include is None and self.exclude is None) or self.keep_file(item, path)
 
     def keep_file(self, item: DirItem, path: str) -> bool:
         rel = _relative(path, item.root)
@@ -168,11 +175,7 @@ class Walker:
             self.plain_entries(item, fd, entries, prefix, depth, descend, stack)
             return
         for e in entries:
-            try:
-                is_dir = e.is_dir(follow_symlinks=False)
-            except OSError:
-                is_dir = False
-            self.filtered_entry(item, fd, e, is_dir, prefix + e.name, depth, descend, ignores, stack)
+            self.filtered_entry(item, fd, e, _is_dir(e), prefix + e.name, depth, descend, ignores, stack)
 
     def plain_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], prefix: str, depth: int,
                       descend: bool, stack: list[DirItem]) -> None:
@@ -235,9 +238,7 @@ class Walker:
                     anc = item.ancestors + ((st.st_dev, st.st_ino),)
             stack.append(DirItem(path, depth, top, item.root, anc, ignores, item.dev))
             return
-        if ignores and _ignored(ignores, path, False):
-            return
-        if (self.include is not None or self.exclude is not None) and not self.keep_file(item, path):
+        if not self.wanted(item, path, ignores):
             return
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -275,11 +276,8 @@ class Walker:
             elif descend and not (self.opts.one_file_system and st.st_dev != item.dev):
                 stack.append(DirItem(path, depth, top, item.root, item.ancestors + (key,), ignores, item.dev))
             return
-        if ignores and _ignored(ignores, path, False):
-            return
-        if (self.include is None and self.exclude is None) or self.keep_file(item, path):
-            if self.size_ok(st):
-                self.out.add(path, st)
+        if self.wanted(item, path, ignores) and self.size_ok(st):
+            self.out.add(path, st)
 
 
 def _is_dir(e: os.DirEntry) -> bool:
