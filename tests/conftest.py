@@ -28,6 +28,15 @@ def read_dataset(path: str | Path):
     return ds.dataset(str(path), format="parquet").to_table()
 
 
+def make_grid(root: Path, dirs: int, per_dir: int, content=lambda f: b"", suffix: str = "") -> Path:
+    """root/d{d}/f{f}{suffix} for dirs x per_dir files; ``content(f)`` gives each file's bytes."""
+    for d in range(dirs):
+        (root / f"d{d}").mkdir(parents=True)
+        for f in range(per_dir):
+            (root / f"d{d}" / f"f{f}{suffix}").write_bytes(content(f))
+    return root
+
+
 def make_awkward_tree(root: Path) -> dict[str, Path]:
     """Every per-file problem the walk must survive. Returns named special paths."""
     (root / "a" / "b" / "c").mkdir(parents=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import exoflow, read_dataset
+from conftest import exoflow, make_grid, read_dataset
 
 
 def one_line_error(r: subprocess.CompletedProcess) -> str:
@@ -115,11 +115,7 @@ def test_jobs_lists_inventory():
 
 
 def test_ctrl_c_leaves_only_complete_parts(tmp_path):
-    tree = tmp_path / "t"
-    for d in range(40):
-        (tree / f"d{d}").mkdir(parents=True)
-        for f in range(500):
-            (tree / f"d{d}" / f"f{f}").write_bytes(b"")
+    tree = make_grid(tmp_path / "t", 40, 500)
     out = tmp_path / "o"
     p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out", str(out),
                           "--chunk-files", "50", "--workers", "1", "--no-dashboard", "-q"],
@@ -166,11 +162,7 @@ def test_readme_job_example_runs(tmp_path):
 def test_progress_line_on_a_terminal(tmp_path):
     """With stderr on a terminal, a redrawn progress line shows files/s, bytes/s and an ETA."""
     import pty
-    tree = tmp_path / "t"
-    for d in range(20):
-        (tree / f"d{d}").mkdir(parents=True)
-        for f in range(300):
-            (tree / f"d{d}" / f"f{f}").write_bytes(b"x" * 100)
+    tree = make_grid(tmp_path / "t", 20, 300, lambda f: b"x" * 100)
     master, slave = pty.openpty()
     p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out",
                           str(tmp_path / "o"), "--no-dashboard", "--chunk-files", "100", "--workers", "1"],

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from conftest import make_grid
 from exoflow.batch import load
 from exoflow.chunks import cut
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
@@ -100,10 +101,7 @@ def test_walk_records_a_file_that_vanishes_between_readdir_and_stat(tmp_path, mo
 
 
 def test_walk_budget_hands_back_unvisited_directories(tmp_path):
-    for d in range(10):
-        (tmp_path / f"d{d}").mkdir()
-        for f in range(10):
-            (tmp_path / f"d{d}" / f"f{f}").write_text("x")
+    make_grid(tmp_path, 10, 10, lambda f: b"x")
     w = Walker(WalkOptions())
     left = w.run([root_item(str(tmp_path), WalkOptions())], 25)
     assert left and len(w.out) < 100

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exoflow, read_dataset
+from conftest import exoflow, make_grid, read_dataset
 from oracle import walk_lstat
 
 
@@ -47,11 +47,7 @@ def scheduler():
 
 def test_inventory_on_a_running_scheduler(scheduler, tmp_path):
     scheduler, _ = scheduler
-    tree = tmp_path / "t"
-    for d in range(5):
-        (tree / f"d{d}").mkdir(parents=True)
-        for f in range(30):
-            (tree / f"d{d}" / f"f{f}.txt").write_bytes(b"x" * f)
+    tree = make_grid(tmp_path / "t", 5, 30, lambda f: b"x" * f, ".txt")
     r = exoflow("run", "inventory", str(tree), "--scheduler", scheduler, "--out", str(tmp_path / "o"),
                 "--chunk-files", "7")
     assert r.returncode == 0, r.stderr
@@ -85,11 +81,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(scheduler, tmp_path):
     """Dask recomputes the lost tasks; deterministic part names mean no row is lost or doubled."""
     import psutil
     addr, worker_cli = scheduler
-    tree = tmp_path / "t"
-    for d in range(40):
-        (tree / f"d{d}").mkdir(parents=True)
-        for f in range(250):
-            (tree / f"d{d}" / f"f{f}").write_bytes(b"")
+    tree = make_grid(tmp_path / "t", 40, 250)
     out = tmp_path / "o"
     p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "profile", str(tree), "--scheduler", addr,
                           "--out", str(out), "--chunk-files", "100", "-q"], stderr=subprocess.PIPE, text=True)
