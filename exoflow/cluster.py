@@ -63,13 +63,17 @@ def connect(opts: ClusterOptions) -> Iterator[Client]:
                     dashboard_address=opts.dashboard or None,
                     host="127.0.0.1",
                     silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
-                    scheduler_kwargs={"preload": ["exoflow.dashboard"]},   # the exoflow page, /metrics
+                    # the exoflow page and /metrics; Dask's dashboard is attached once the run is going
+                    scheduler_kwargs={"preload": ["exoflow.dashboard"], "dashboard": False},
                 )
             except (ValueError, RuntimeError, OSError) as e:   # bad --memory-limit, address in use …
                 cause = e.__cause__ or e
                 raise UsageError(f"cannot start the local cluster: {cause}") from None
             finally:
                 signal.signal(signal.SIGINT, previous)
+        if opts.dashboard != "":
+            from .dashboard import attach_later
+            attach_later(cluster.scheduler)
         with cluster, Client(cluster) as client:
             try:
                 yield client

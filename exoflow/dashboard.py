@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterator
@@ -40,6 +41,7 @@ class ExoflowPlugin(SchedulerPlugin):
     name = PLUGIN_NAME
 
     def __init__(self) -> None:
+        self.dashboard_pending = False    # attach_later() is importing the dashboard
         self.runs: OrderedDict[str, RunStats] = OrderedDict()
         # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
         self.totals: dict[str, dict[str, int]] = {}
@@ -306,6 +308,40 @@ def dask_setup(scheduler) -> None:
         logger.warning("exoflow: dashboard page not available: %s: %s", type(e).__name__, e)
 
 
+def attach_later(scheduler) -> None:
+    """Give an embedded scheduler started with ``dashboard=False`` Dask's dashboard and the exoflow page.
+
+    Importing Bokeh and building Dask's dashboard takes ~0.4 s of CPU, which a cluster started
+    with its dashboard pays before the first task; here a thread imports it while the run goes
+    on and the event loop attaches it to the HTTP server already listening (``/metrics`` is
+    served from the start). Call it after the workers are forked: a fork must not copy a
+    thread in the middle of an import."""
+    plugin = scheduler.plugins.get(PLUGIN_NAME)
+    if plugin is not None:
+        plugin.dashboard_pending = True
+
+    def attach(dash) -> None:
+        try:
+            dash.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+            _add_page(scheduler)
+        except Exception as e:    # a convenience: never stop a run over it
+            logger.warning("exoflow: dashboard not available: %s: %s", type(e).__name__, e)
+        finally:
+            if plugin is not None:
+                plugin.dashboard_pending = False
+
+    def load() -> None:
+        try:
+            import distributed.dashboard.scheduler as dash
+        except ImportError:       # bokeh missing: no dashboard, as Dask itself would do
+            if plugin is not None:
+                plugin.dashboard_pending = False
+            return
+        scheduler.loop.add_callback(attach, dash)
+
+    threading.Thread(target=load, name="exoflow-dashboard", daemon=True).start()
+
+
 def page_url(client: Client) -> str | None:
     """The URL of the exoflow page for ``client``'s scheduler, or None without page/dashboard."""
     link = getattr(client, "dashboard_link", None)
@@ -319,6 +355,10 @@ def page_url(client: Client) -> str | None:
 
 
 def serves(path: str, dask_scheduler=None) -> bool:
-    """Whether the scheduler's Bokeh server has a page at ``path`` (run on the scheduler)."""
+    """Whether the scheduler's Bokeh server has (or is about to have) a page at ``path``
+    (run on the scheduler)."""
+    plugin = getattr(dask_scheduler, "plugins", {}).get(PLUGIN_NAME)
+    if getattr(plugin, "dashboard_pending", False):
+        return True
     app = getattr(dask_scheduler, "http_application", None)
     return any(path in getattr(a, "app_paths", ()) for a in getattr(app, "applications", []))
