@@ -21,21 +21,22 @@ def _display(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def path_columns(paths: Sequence[str]) -> tuple[pa.Array, pa.Array]:
-    """``path`` and ``path_bytes`` arrays for OS paths (fast path: all valid UTF-8)."""
+def path_columns(raw: pa.BinaryArray) -> tuple[pa.Array, pa.Array]:
+    """``path`` and ``path_bytes`` arrays from the exact bytes of OS paths.
+
+    Fast path: Arrow checks the whole buffer is UTF-8 at once; otherwise row by row."""
     try:
-        return pa.array(paths, pa.string()), pa.nulls(len(paths), pa.binary())
-    except UnicodeEncodeError:
+        return raw.cast(pa.string()), pa.nulls(len(raw), pa.binary())
+    except pa.ArrowInvalid:
         pass
     shown, exact = [], []
-    for p in paths:
+    for b in raw.to_pylist():
         try:
-            p.encode("utf-8")
-            shown.append(p)
+            shown.append(b.decode("utf-8"))
             exact.append(None)
-        except UnicodeEncodeError:
-            shown.append(_display(p))
-            exact.append(os.fsencode(p))
+        except UnicodeDecodeError:
+            shown.append(b.decode("utf-8", "replace"))
+            exact.append(b)
     return pa.array(shown, pa.string()), pa.array(exact, pa.binary())
 
 

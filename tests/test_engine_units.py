@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from conftest import make_grid
+from conftest import make_awkward_tree, make_grid
 from exoflow.batch import load
 from exoflow.chunks import cut
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
-from exoflow.sources.walk import Walker, root_item
+from exoflow.sources.walk import Walker, native_available, root_item
 
 
 def test_cut_respects_both_bounds():
@@ -107,7 +107,28 @@ def test_walk_budget_hands_back_unvisited_directories(tmp_path):
     assert left and len(w.out) < 100
     while left:                                  # the handed-back directories finish the walk
         left = w.run(left, 25)
-    assert len(w.out) == 100 and len(set(w.out.paths)) == 100
+    assert len(w.out) == 100 and len(set(w.out.table().column("path").to_pylist())) == 100
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+def test_compiled_lister_gives_the_same_table_as_os_scandir(tmp_path):
+    """The two listers (C and os.scandir) of one awkward tree, below the root so that the compiled one
+    lists every special entry: identical rows, column by column."""
+    nested = tmp_path / "top" / "nested"
+    nested.mkdir(parents=True)
+    special = make_awkward_tree(nested)
+    try:
+        tables = []
+        for native in (True, False):
+            w = Walker(WalkOptions(), native=native)
+            left = w.run([root_item(str(tmp_path), WalkOptions())], 10**6)
+            assert left == []
+            tables.append(w.out.table().sort_by("path_bytes").sort_by("path"))
+        assert tables[0].num_rows > 15
+        assert tables[0].to_pydict() == tables[1].to_pydict()
+    finally:
+        special["locked"].chmod(0o755)
+        special["listable"].chmod(0o755)
 
 
 def test_streamed_file_that_changes_while_read_is_an_error(tmp_path):

@@ -58,23 +58,28 @@ def describe_error(exc: OSError) -> str:
 class EntryCollector:
     """Accumulates entries; ``table()`` builds the Arrow listing in one pass.
 
-    Depth and top directory are constant within a directory, so they are kept
-    as runs (``start_run``) rather than per entry: the hot loop appends only a
-    path and a stat result.
+    Rows arrive in blocks of flat bytes (paths, their lengths, N x 9 stat fields) from
+    the compiled lister, or one at a time (``add``) from Python; the latter are sealed
+    into a block before the next block, so rows keep their order. Depth and top
+    directory are constant within a directory, so they are kept as runs (``start_run``)
+    rather than per entry.
     """
 
     def __init__(self) -> None:
-        self.paths: list[str] = []
+        self.paths: list[str] = []                       # rows added one at a time, not yet sealed
         self.stats: list[os.stat_result | None] = []
+        self.blocks: list[tuple[bytes, bytes, bytes]] = []
+        self.sealed = 0                                  # rows in blocks
+        self.no_stat: list[int] = []                     # error rows without a stat result
         self.runs: list[tuple[int, int, str | None]] = []   # (first row, depth, top)
         self.errors: dict[int, tuple[str, str | None]] = {}  # row -> (error, type hint)
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return self.sealed + len(self.paths)
 
     def start_run(self, depth: int, top: str | None) -> None:
         """Rows added from now on have this depth and top directory."""
-        run = (len(self.paths), depth, top)
+        run = (len(self), depth, top)
         if self.runs and self.runs[-1][0] == run[0]:
             self.runs[-1] = run
         else:
@@ -86,9 +91,31 @@ class EntryCollector:
 
     def add_error(self, path: str, error: str, st: os.stat_result | None = None,
                   hint: str | None = None) -> None:
-        self.errors[len(self.paths)] = (error, hint)
+        self.errors[len(self)] = (error, hint)
+        if st is None:
+            self.no_stat.append(len(self))
         self.paths.append(path)
-        self.stats.append(st)
+        self.stats.append(st or _NO_STAT)
+
+    def add_block(self, paths: bytes, lengths: bytes, stats: bytes) -> None:
+        """Rows as ``exoflow._native.scan_dir`` returns them."""
+        self._seal()
+        self.blocks.append((paths, lengths, stats))
+        self.sealed += len(lengths) // 8
+
+    def _seal(self) -> None:
+        n = len(self.paths)
+        if not n:
+            return
+        cols = np.empty((n, len(STAT_FIELDS)), dtype=np.int64)
+        for j, attr in enumerate(STAT_FIELDS.values()):
+            dtype = np.uint64 if attr in ("st_ino", "st_dev") else np.int64
+            cols[:, j] = np.fromiter(map(attrgetter(attr), self.stats), dtype=dtype, count=n).view(np.int64)
+        encoded = [os.fsencode(p) for p in self.paths]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+        self.blocks.append((b"".join(encoded), lengths.tobytes(), cols.tobytes()))
+        self.sealed += n
+        self.paths, self.stats = [], []
 
     def _run_columns(self, n: int) -> tuple[pa.Array, pa.Array]:
         """depth and top_dir expanded from runs; top_dir through a dictionary (C++ does the copying)."""
@@ -102,17 +129,18 @@ class EntryCollector:
         return pa.array(depth), tops.cast(pa.string())
 
     def table(self) -> pa.Table:
-        n = len(self.paths)
-        stats = self.stats
+        self._seal()
+        n = len(self)
+        stats = np.frombuffer(b"".join(b[2] for b in self.blocks), dtype=np.int64).reshape(n, len(STAT_FIELDS))
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(b"".join(b[1] for b in self.blocks), dtype=np.int64), out=offsets[1:])
+        raw = pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets),
+                                                          pa.py_buffer(b"".join(b[0] for b in self.blocks))])
         missing = None
-        no_stat = [i for i in self.errors if stats[i] is None]   # only error rows can lack a stat
-        if no_stat:
+        if self.no_stat:
             missing = np.zeros(n, dtype=bool)
-            missing[no_stat] = True
-            stats = list(stats)
-            for i in no_stat:
-                stats[i] = os.stat_result((0,) * os.stat_result.n_fields)
-        cols = {f: np.fromiter(map(attrgetter(a), stats), dtype=np.int64, count=n) for f, a in STAT_FIELDS.items()}
+            missing[self.no_stat] = True
+        cols = {f: np.ascontiguousarray(stats[:, j]) for j, f in enumerate(STAT_FIELDS)}
         mode = cols["mode"]
         errors: list[str | None] = [None] * n if self.errors else []
         for i, (err, hint) in self.errors.items():
@@ -123,9 +151,13 @@ class EntryCollector:
         if missing is not None:
             mode[missing] = 0
         depth, tops = self._run_columns(n)
-        path, path_bytes = path_columns(self.paths)
+        path, path_bytes = path_columns(raw.cast(pa.binary()))
         arrays = [path, path_bytes, types.cast(pa.string())]
         for f in STAT_FIELDS:
-            arrays.append(pa.array(cols[f], mask=missing).cast(SCHEMA.field(f).type))
+            col = cols[f].view(np.uint64) if SCHEMA.field(f).type == pa.uint64() else cols[f]
+            arrays.append(pa.array(col, mask=missing))
         arrays += [depth, tops, pa.array(errors, pa.string()) if self.errors else pa.nulls(n, pa.string())]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
+
+
+_NO_STAT = os.stat_result((0,) * os.stat_result.n_fields)   # stands in until the row is masked

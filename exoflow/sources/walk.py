@@ -6,6 +6,9 @@ directories it did not reach so the client can share them among workers.
 Entry types come from readdir's d_type; ``lstat`` runs once per kept
 non-directory entry (its fields are the inventory), and on directories only
 when following symlinks or staying on one file system needs it.
+
+Directories without filters (the common case) are listed by ``exoflow._native``
+when it is built; filters, and installs without a C compiler, use ``os.scandir``.
 """
 from __future__ import annotations
 
@@ -21,7 +24,13 @@ from ..batch import OPEN_FLAGS
 from ..options import WalkOptions
 from .entries import EntryCollector, describe_error
 
+try:
+    from .. import _native     # the compiled lister (setup.py); optional
+except ImportError:
+    _native = None
+
 IGNORE_FILES = (".gitignore", ".ignore")
+D_TYPE_HINT = {stat_mod.S_IFREG >> 12: "file", stat_mod.S_IFLNK >> 12: "symlink", stat_mod.S_IFDIR >> 12: "dir"}
 
 
 @dataclass(frozen=True)
@@ -92,15 +101,24 @@ def _load_ignores(dirpath: str, names: set[str]) -> tuple[IgnoreRules, ...]:
     return tuple(found)
 
 
+def native_available() -> bool:
+    return _native is not None
+
+
 class Walker:
     """Walks directories for one task and collects their entries."""
 
-    def __init__(self, opts: WalkOptions) -> None:
+    def __init__(self, opts: WalkOptions, native: bool = True) -> None:
         self.opts = opts
         self.include = _spec(opts.include)
         self.exclude = _spec(opts.exclude)
         self.out = EntryCollector()
         self.dirs_scanned = 0
+        # no filter needs a look at an entry before its lstat: the compiled lister can do them all
+        self.plain = not (self.include or self.exclude or opts.gitignore or opts.follow_symlinks
+                          or opts.one_file_system or opts.min_size is not None or opts.max_size is not None
+                          or not opts.hidden)
+        self.native = native and self.plain and _native is not None
 
     def wanted(self, item: DirItem, path: str, ignores: tuple[IgnoreRules, ...]) -> bool:
         """A file passes the ignore files and --include/--exclude."""
@@ -143,6 +161,9 @@ class Walker:
             return
         try:
             self.dirs_scanned += 1
+            if self.native and item.top is not None:
+                self.native_entries(item, fd, d, stack)
+                return
             try:
                 with os.scandir(fd) as it:
                     entries = list(it)
@@ -163,15 +184,31 @@ class Walker:
         finally:
             os.close(fd)
 
+    def native_entries(self, item: DirItem, fd: int, d: str, stack: list[DirItem]) -> None:
+        """One directory through ``exoflow._native.scan_dir``: subdirectories, then a block of rows."""
+        prefix = d if d.endswith("/") else d + "/"
+        try:
+            dirs, paths, lengths, stats, problems = _native.scan_dir(fd, os.fsencode(prefix))
+        except OSError as e:
+            self.out.start_run(item.depth, item.top)
+            self.out.add_error(d, describe_error(e), hint="dir")
+            return
+        depth = item.depth + 1
+        if self.opts.max_depth is None or depth < self.opts.max_depth:
+            stack.extend(DirItem(prefix + n, depth, item.top, item.root, (), (), item.dev) for n in dirs)
+        self.out.start_run(depth, item.top)
+        self.out.add_block(paths, lengths, stats)
+        for name, code, d_type in problems:      # lstat failed: vanished, permission …
+            self.out.add_error(prefix + name, describe_error(OSError(code, os.strerror(code))),
+                               hint=D_TYPE_HINT.get(d_type))
+
     def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry],
                      ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
         opts = self.opts
         prefix = item.path if item.path.endswith("/") else item.path + "/"
         depth = item.depth + 1
         descend = opts.max_depth is None or depth < opts.max_depth
-        plain = not (ignores or self.include or self.exclude or opts.follow_symlinks or opts.one_file_system
-                     or opts.min_size is not None or opts.max_size is not None or not opts.hidden)
-        if plain:
+        if self.plain:
             self.plain_entries(item, fd, entries, prefix, depth, descend, stack)
             return
         for e in entries:
