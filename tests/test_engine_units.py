@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -108,6 +109,12 @@ def test_walk_budget_hands_back_unvisited_directories(tmp_path):
     while left:                                  # the handed-back directories finish the walk
         left = w.run(left, 25)
     assert len(w.out) == 100 and len(set(w.out.table().column("path").to_pylist())) == 100
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler on this machine")
+def test_compiled_lister_is_built_where_a_compiler_exists():
+    """setup.py marks the extension optional: a failed build would otherwise go unnoticed."""
+    assert native_available()
 
 
 @pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
