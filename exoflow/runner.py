@@ -45,6 +45,15 @@ from .sources.walk import DirItem, Walker, root_item
 # many (/usr), so an idle worker soon gets work; entries bound a task's memory.
 FIRST_BUDGET = (2_000, 0.02)     # the first task returns early so work spreads fast
 BUDGET = (100_000, 0.3)
+# Jobs that read contents: chunk tasks run where their listing part is, so a part holding many
+# chunks' worth of files would load one worker; parts of a couple of chunks spread the work.
+CHUNKS_PER_PART = 2
+
+
+def walk_budget(chunk: ChunkOptions) -> tuple[int, float]:
+    if not chunk.read_order:
+        return BUDGET
+    return min(BUDGET[0], CHUNKS_PER_PART * chunk.max_files), BUDGET[1]
 
 
 @dataclass
@@ -55,10 +64,12 @@ class RunConfig:
     from_list: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     walk: WalkOptions = field(default_factory=WalkOptions)
-    chunk: ChunkOptions = field(default_factory=ChunkOptions)
+    chunk: ChunkOptions | None = None      # None: the job's own chunk bounds
     load: LoadOptions = field(default_factory=LoadOptions)
 
     def __post_init__(self) -> None:
+        if self.chunk is None:
+            self.chunk = self.job.chunk
         if self.chunk.read_order is None:   # unset: the job's reads_content decides
             self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
 
@@ -189,7 +200,8 @@ class _Run:
         self.walks_in_flight += 1
         self.ac.add(mf)
 
-    def submit_walks(self, budget: tuple[int, float] = BUDGET, root_files: list[str] | None = None) -> None:
+    def submit_walks(self, budget: tuple[int, float] | None = None, root_files: list[str] | None = None) -> None:
+        budget = budget or walk_budget(self.cfg.chunk)
         free = self.slots - self.walks_in_flight
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)
