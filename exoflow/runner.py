@@ -91,22 +91,35 @@ def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[
     return table, meta
 
 
+def _where() -> str | None:
+    """The address of the worker running this task (None outside a cluster, e.g. bench's serial mode)."""
+    from distributed import get_worker
+    try:
+        return get_worker().address
+    except ValueError:
+        return None
+
+
 def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
               budget: tuple[int, float], chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+    t0 = time.perf_counter()
     with meter("list"):
         walker = Walker(opts)
         for f in root_files:
             walker.add_root_file(f)
         left = walker.run(stack, *budget)
-        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned})
+        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned, "worker": _where()})
+    listed[1]["seconds"] = time.perf_counter() - t0
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
 
 def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart,
                chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+    t0 = time.perf_counter()
     with meter("list"):
-        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0})
+        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0, "worker": _where()})
+    listed[1]["seconds"] = time.perf_counter() - t0
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -120,6 +133,7 @@ def unpack_job(blob: bytes) -> Job:
 
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
               load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
+    t0 = time.perf_counter()
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
@@ -137,7 +151,8 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
         summary = job.reducer.chunk(result, params)
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
     # rows: the chunk's files (a job may write a different number of rows, e.g. one per finding)
-    return {"rows": table.num_rows, "bytes": nbytes, "errors": errors, "summary": summary}
+    return {"rows": table.num_rows, "bytes": nbytes, "errors": errors, "summary": summary,
+            "seconds": time.perf_counter() - t0}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -167,6 +182,42 @@ def validate(cfg: RunConfig) -> None:
         manifest.plan(cfg.from_list)
 
 
+class _Load:
+    """What the run has handed each worker and not seen finish: listing tasks, and seconds of
+    work estimated from the mean duration of each kind of task so far. A listing task goes
+    to the worker with the fewest listings in flight, then the least work."""
+
+    def __init__(self, nthreads: dict[str, int]) -> None:
+        self.nthreads = dict(nthreads)
+        self.listings = dict.fromkeys(self.nthreads, 0)
+        self.busy = dict.fromkeys(self.nthreads, 0.0)
+        self.mean = {"list": 0.1, "chunk": 0.1}    # until the first tasks finish
+        self.seen = {"list": 0, "chunk": 0}
+
+    def least_busy(self) -> str | None:
+        def key(w: str) -> tuple[float, float]:
+            n = max(self.nthreads.get(w, 1), 1)
+            return self.listings[w] / n, self.busy[w] / n
+        return min(self.busy, key=key, default=None)
+
+    def add(self, worker: str | None, kind: str) -> tuple[str | None, float]:
+        """Count a task on ``worker``; returns what ``done`` takes back."""
+        if worker is not None:
+            self.busy[worker] = self.busy.get(worker, 0.0) + self.mean[kind]
+            if kind == "list":
+                self.listings[worker] = self.listings.get(worker, 0) + 1
+        return worker, self.mean[kind]
+
+    def done(self, placed: tuple[str | None, float], kind: str, seconds: float) -> None:
+        worker, counted = placed
+        if worker in self.busy:
+            self.busy[worker] = max(0.0, self.busy[worker] - counted)
+            if kind == "list":
+                self.listings[worker] -= 1
+        self.seen[kind] += 1
+        self.mean[kind] += (seconds - self.mean[kind]) / self.seen[kind]
+
+
 class _Run:
     def __init__(self, client, cfg: RunConfig, progress: Progress) -> None:
         from distributed import as_completed
@@ -182,6 +233,8 @@ class _Run:
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
         self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
+        self.load = _Load(client.nthreads())      # where the next listing task goes
+        self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
         self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
         self.seq = 0
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
@@ -192,7 +245,12 @@ class _Run:
         return f"exoflow-{kind}-{self.id}-{self.seq:06d}"
 
     def submit_listing(self, fn, *args) -> None:
-        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False)
+        # on the least busy worker (Dask would queue several on one worker, and does not steal a
+        # task of a kind it has no duration for yet); allowed elsewhere should that worker leave
+        w = self.load.least_busy()
+        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False,
+                                workers=[w] if w else None, allow_other_workers=True)
+        self.placed[lf.key] = self.load.add(w, "list")
         mf = self.client.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
         self.futures[lf.key] = lf
@@ -217,6 +275,8 @@ class _Run:
         lf = self.listings.pop(mf.key)
         del self.futures[mf.key]
         self.walks_in_flight -= 1
+        self.load.done(self.placed.pop(lf.key), "list", meta["seconds"])
+        where = meta["worker"]    # chunk tasks run next to their listing part
         self.listed += meta["files"]
         self.dirs += meta["dirs"]
         self.pending.extend(meta["left"])
@@ -228,6 +288,7 @@ class _Run:
                                     self.dataset_dir, part, key=key, priority=10)
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key
+            self.placed[cf.key] = self.load.add(where, "chunk")
             self.ac.add(cf)
         if meta["chunks"]:
             self.chunks_left[lf.key] = len(meta["chunks"])
@@ -238,6 +299,7 @@ class _Run:
     def on_chunk(self, cf) -> None:
         r = cf.result()
         del self.futures[cf.key]
+        self.load.done(self.placed.pop(cf.key), "chunk", r["seconds"])
         lkey = self.chunk_of.pop(cf.key)
         self.chunks_left[lkey] -= 1
         if not self.chunks_left[lkey]:
