@@ -1,10 +1,12 @@
-/* exoflow._native: one directory listed and lstat'ed in C.
+/* exoflow._native: one directory listed and lstat'ed in C; a batch of files read in C.
  *
  * The listing task's hot loop in Python builds a DirEntry, a str and a stat_result
  * (about twenty Python objects) per file, then reads nine fields back out of each;
  * here readdir + fstatat run with the GIL released and the results come back as
  * three flat byte strings that NumPy and Arrow take without copying per entry.
  * exoflow/sources/walk.py falls back to os.scandir when this module is not built.
+ * read_files does the batch loader's open/fstat/read/close per file the same way
+ * (exoflow/batch.py keeps the Python loop as its fallback).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -167,8 +169,113 @@ done:
     return result;
 }
 
+/* read_files codes besides errno values (> 0) */
+#define NOT_REGULAR (-1)   /* no longer a regular file */
+#define LARGE (-2)         /* larger than the limit: left for streaming */
+#define GREW (-3)          /* grew while being read */
+
+PyDoc_STRVAR(read_files_doc,
+"read_files(paths, flags, limit, out, ends, codes, start, pos) -> (stop, pos)\n\n"
+"Read whole regular files, paths[start:], one after another into the writable buffer\n"
+"``out`` from byte ``pos``: open(path, flags), fstat, read to end of file, close.\n"
+"ends[i] (int64) is where file i's bytes end in ``out``; codes[i] (int32) is 0, an errno,\n"
+"-1 (not a regular file), -2 (larger than ``limit``: not read) or -3 (grew while read).\n"
+"Stops before a file whose size + 1 bytes do not fit in ``out``; returns its index\n"
+"(len(paths) when all were read) and the bytes used, so the caller can grow ``out``\n"
+"and go on. The GIL is released while reading.");
+
+static PyObject *read_files(PyObject *self, PyObject *args) {
+    PyObject *paths;
+    int flags;
+    long long limit;
+    Py_buffer out, ends, codes;
+    Py_ssize_t start, pos;
+    if (!PyArg_ParseTuple(args, "O!iLw*w*w*nn", &PyList_Type, &paths, &flags, &limit, &out, &ends, &codes,
+                          &start, &pos))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(paths);
+    PyObject **encoded = NULL;
+    if ((size_t)ends.len < n * sizeof(int64_t) || (size_t)codes.len < n * sizeof(int32_t) || start < 0
+        || start > n || pos < 0 || pos > out.len) {
+        PyErr_SetString(PyExc_ValueError, "read_files: buffers too small or bad start/pos");
+        goto done;
+    }
+    encoded = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    if (encoded == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = start; i < n; i++) {
+        encoded[i] = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(paths, i));
+        if (encoded[i] == NULL)
+            goto done;
+    }
+    char *buf = out.buf;
+    int64_t *end = ends.buf;
+    int32_t *code = codes.buf;
+    Py_ssize_t i = start;
+    Py_BEGIN_ALLOW_THREADS
+    for (; i < n; i++) {
+        code[i] = 0;
+        end[i] = pos;
+        int fd = open(PyBytes_AS_STRING(encoded[i]), flags);
+        if (fd < 0) {
+            code[i] = errno;
+            continue;
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            code[i] = errno;
+        } else if (!S_ISREG(st.st_mode)) {
+            code[i] = NOT_REGULAR;
+        } else if (st.st_size > limit) {
+            code[i] = LARGE;
+        } else if (pos + st.st_size + 1 > out.len) {
+            close(fd);
+            break;                                   /* no room: the caller grows the buffer */
+        } else {
+            Py_ssize_t want = (Py_ssize_t)st.st_size + 1;   /* one byte more: a file that grew is noticed */
+            Py_ssize_t got = 0;
+            while (got < want) {
+                ssize_t r = read(fd, buf + pos + got, (size_t)(want - got));
+                if (r < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    code[i] = errno;
+                    break;
+                }
+                if (r == 0)
+                    break;
+                got += r;
+            }
+            if (code[i] == 0) {
+                if (got > st.st_size)
+                    code[i] = GREW;
+                else
+                    pos += got;
+            }
+            end[i] = pos;
+        }
+        close(fd);
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(nn)", i, pos);
+done:
+    if (encoded != NULL) {
+        for (Py_ssize_t k = 0; k < n; k++)
+            Py_XDECREF(encoded[k]);
+        PyMem_Free(encoded);
+    }
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&ends);
+    PyBuffer_Release(&codes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
+    {"read_files", read_files, METH_VARARGS, read_files_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -178,7 +285,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "N_FIELDS", N_FIELDS)) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "N_FIELDS", N_FIELDS)
+                      || PyModule_AddIntConstant(m, "NOT_REGULAR", NOT_REGULAR)
+                      || PyModule_AddIntConstant(m, "LARGE", LARGE) || PyModule_AddIntConstant(m, "GREW", GREW))) {
         Py_DECREF(m);
         return NULL;
     }

@@ -17,12 +17,20 @@ from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .options import LoadOptions
 from .paths import raw_paths
 from .sources.entries import describe_error
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
+NOT_REGULAR = "changed: no longer a regular file"
+GREW = "changed: file grew while being read"
+
+try:
+    from . import _native     # the compiled reader (setup.py); optional
+except ImportError:
+    _native = None
 
 _local = threading.local()
 
@@ -73,7 +81,7 @@ class Batch:
         try:
             before = os.fstat(fd)
             if not stat_mod.S_ISREG(before.st_mode):
-                raise FileChanged("changed: no longer a regular file")
+                raise FileChanged(NOT_REGULAR)
             total = 0
             while True:
                 n = os.readv(fd, [buf])
@@ -88,23 +96,78 @@ class Batch:
             os.close(fd)
 
 
-def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None) -> Batch:
-    """Read the chunk's regular files into one buffer (large ones are left for streaming)."""
+def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None, native: bool = True) -> Batch:
+    """Read the chunk's regular files into one buffer (large ones are left for streaming).
+
+    The reading runs in ``exoflow._native.read_files`` (GIL released) when it is built,
+    else in the Python loop ``_read_python``; both give the same batch."""
     n = table.num_rows
     paths = raw_paths(table)
-    types = table.column("type").to_pylist()
+    is_file = pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
     sizes = table.column("size").fill_null(0).to_numpy()
+    # +1 per file: room to notice a file that grew
+    capacity = int(sizes[is_file & (sizes <= opts.piece_bytes)].sum()) + n + 1
+    data, offsets, errors, large = read_files(paths, is_file, capacity, opts.piece_bytes, native)
+    return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes)
+
+
+def read_files(paths: list[str], is_file: np.ndarray, capacity: int, limit: int,
+               native: bool = True) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+    """The loader's reading step: the regular files among ``paths`` (where ``is_file``) of at most
+    ``limit`` bytes, read whole into one reused buffer (``capacity`` is a first size; it grows).
+    Returns (data, offsets, errors, large): row i is data[offsets[i]:offsets[i+1]]; errors[i] says
+    why it was not read; large[i] marks files over ``limit`` (not read)."""
+    read = _read_native if native and _native is not None else _read_python
+    return read(paths, is_file, capacity, limit)
+
+
+def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,
+                 limit: int) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+    n = len(paths)
+    rows = np.flatnonzero(is_file)
+    todo = [paths[i] for i in rows.tolist()]
+    ends = np.zeros(len(todo), dtype=np.int64)
+    codes = np.zeros(len(todo), dtype=np.int32)
+    buf = _reusable("batch", capacity)
+    start = pos = 0
+    while True:
+        start, pos = _native.read_files(todo, OPEN_FLAGS, limit, buf, ends, codes, start, pos)
+        if start == len(todo):
+            break
+        bigger = _reusable("batch", 2 * buf.size)     # a file grew since the listing
+        bigger[:pos] = buf[:pos]
+        buf = bigger
+    row_end = np.zeros(n, dtype=np.int64)
+    row_end[rows] = ends
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.maximum.accumulate(row_end, out=offsets[1:])   # rows that are not files hold no bytes
+    errors: list[str | None] = [None] * n
+    large = np.zeros(n, dtype=bool)
+    for k in np.flatnonzero(codes).tolist():
+        code, i = int(codes[k]), int(rows[k])
+        if code == _native.LARGE:
+            large[i] = True
+        elif code == _native.NOT_REGULAR:
+            errors[i] = NOT_REGULAR
+        elif code == _native.GREW:
+            errors[i] = GREW
+        else:
+            errors[i] = describe_error(OSError(code, os.strerror(code)))
+    return buf[:pos], offsets, errors, large
+
+
+def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
+                 limit: int) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+    n = len(paths)
     errors: list[str | None] = [None] * n
     large = np.zeros(n, dtype=bool)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    small = (sizes <= opts.piece_bytes)
-    capacity = int(sizes[small].sum()) + n + 1   # +1 per file: room to notice a file that grew
     buf = _reusable("batch", capacity)
     mv = memoryview(buf)
     pos = 0
     for i in range(n):
         offsets[i] = pos
-        if types[i] != "file":
+        if not is_file[i]:
             continue
         try:
             fd = os.open(paths[i], OPEN_FLAGS)
@@ -114,10 +177,10 @@ def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = Non
         try:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
-                errors[i] = "changed: no longer a regular file"
+                errors[i] = NOT_REGULAR
                 continue
             want = st.st_size
-            if want > opts.piece_bytes:
+            if want > limit:
                 large[i] = True
                 continue
             if pos + want + 1 > buf.size:   # grew since listing: move to a bigger buffer
@@ -131,7 +194,7 @@ def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = Non
                     break
                 got += r
             if got > want:
-                errors[i] = "changed: file grew while being read"
+                errors[i] = GREW
                 continue
             pos += got
         except OSError as e:
@@ -139,4 +202,4 @@ def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = Non
         finally:
             os.close(fd)
     offsets[n] = pos
-    return Batch(table, params or {}, buf[:pos], offsets, errors, large, paths, opts.piece_bytes)
+    return buf[:pos], offsets, errors, large

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .kernels.hashing import _one_shot, hash_file
-from .batch import OPEN_FLAGS
+from .batch import OPEN_FLAGS, read_files
 from .sources.entries import describe_error
 from .sinks import write_part
 from .tables import human_bytes
@@ -94,38 +94,70 @@ class Changed(OSError):
     """The file no longer has the size of the listing: it is left out (and reported)."""
 
 
-def _first_digest(path: str, size: int, one_shot) -> str:
-    """Files up to SUFFIX_FROM: the full hash (one read, so they need no second pass);
-    larger files: the hash of the first and last PREFIX bytes."""
+def _prefix_suffix(path: str, size: int, one_shot) -> str:
+    """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes."""
     fd = os.open(path, OPEN_FLAGS)
     try:
-        if size <= SUFFIX_FROM:
-            data = os.pread(fd, size + 1, 0)      # one byte more: a file that grew is noticed
-            if len(data) != size:
-                raise Changed(0, "changed: size differs from the listing")
-            return one_shot(data)
+        if os.fstat(fd).st_size != size:
+            raise Changed(0, "changed: size differs from the listing")
         return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
     finally:
         os.close(fd)
 
 
+def _unique_inodes(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row numbers of one row per (device, inode), in (device, inode) order (the disk's), and for
+    each row the position of its inode in that list. With --hardlinks several names share one."""
+    dev, ino = df["device"].to_numpy(np.uint64), df["inode"].to_numpy(np.uint64)
+    order = np.lexsort((ino, dev))
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (dev[order][1:] != dev[order][:-1]) | (ino[order][1:] != ino[order][:-1])
+    which = np.empty(len(order), dtype=np.int64)
+    which[order] = np.cumsum(new) - 1
+    return order[new], which
+
+
+def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
+    """Per row: the whole file's hash when it is at most SUFFIX_FROM bytes (so it needs no second
+    pass), else the hash of its first and last PREFIX bytes. Small files are read in one batch by
+    the engine's loader; a file whose size differs from the listing is left out (reason kept)."""
+    firsts, which = _unique_inodes(df)
+    paths, shown = _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist()
+    sizes = df["size"].to_numpy(np.int64)[firsts]
+    small = sizes <= SUFFIX_FROM
+    data, offsets, read_errors, large = read_files(paths, small, int(sizes[small].sum()) + len(paths) + 1,
+                                                   SUFFIX_FROM)
+    mv = memoryview(data)
+    offs = offsets.tolist()
+    digests: list[str | None] = [None] * len(paths)
+    for k in range(len(paths)):
+        try:
+            if not small[k]:
+                digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot)
+                continue
+            if read_errors[k] is not None:
+                raise OSError(read_errors[k])
+            if large[k] or offs[k + 1] - offs[k] != sizes[k]:
+                raise Changed(0, "changed: size differs from the listing")
+            digests[k] = one_shot(mv[offs[k]:offs[k + 1]])
+        except OSError as e:
+            errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
+    return pd.Series(np.asarray(digests, dtype=object)[which], index=df.index, dtype=object)
+
+
 def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
     """``fn(path, size)`` per row in (device, inode) order, once per inode; failures drop the row,
     reason kept."""
-    paths, sizes = _exact(df), df["size"].tolist()
-    inodes = list(zip(df["device"].tolist(), df["inode"].tolist()))
-    order = np.lexsort((df["inode"].to_numpy(), df["device"].to_numpy())).tolist()
-    out: list[str | None] = [None] * len(df)
-    done: dict[tuple[int, int], str] = {}       # with --hardlinks several names share an inode
-    for i in order:
-        if inodes[i] in done:
-            out[i] = done[inodes[i]]
-            continue
+    firsts, which = _unique_inodes(df)
+    paths, shown = _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist()
+    sizes = df["size"].to_numpy(np.int64)[firsts].tolist()
+    out: list[str | None] = [None] * len(paths)
+    for k in range(len(paths)):
         try:
-            out[i] = done[inodes[i]] = fn(paths[i], sizes[i])
+            out[k] = fn(paths[k], sizes[k])
         except OSError as e:
-            errors.append([df["path"].iat[i], e.strerror if isinstance(e, Changed) else describe_error(e)])
-    return pd.Series(out, index=df.index, dtype=object)
+            errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
+    return pd.Series(np.asarray(out, dtype=object)[which], index=df.index, dtype=object)
 
 
 def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +171,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
-    df = df.assign(key=_digests(df, lambda p, s: _first_digest(p, s, one_shot), errors))
+    df = df.assign(key=_first_digests(df, one_shot, errors))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full

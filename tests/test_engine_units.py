@@ -38,7 +38,11 @@ def _listing(paths):
     return out.table()
 
 
-def test_batch_holds_exact_contents_and_streams_large_files(tmp_path):
+READERS = [pytest.param(True, id="compiled"), pytest.param(False, id="python")]
+
+
+@pytest.mark.parametrize("native", READERS)
+def test_batch_holds_exact_contents_and_streams_large_files(tmp_path, native):
     rng = random.Random(7)
     contents = {}
     for i in range(30):
@@ -48,7 +52,7 @@ def test_batch_holds_exact_contents_and_streams_large_files(tmp_path):
         contents[str(p)] = data
     os.mkfifo(tmp_path / "fifo")                  # must never be opened (it would block)
     paths = list(contents) + [str(tmp_path / "fifo")]
-    batch = load(_listing(paths), LoadOptions(piece_bytes=5000))
+    batch = load(_listing(paths), LoadOptions(piece_bytes=5000), native=native)
     assert batch.offsets[0] == 0 and len(batch.offsets) == len(paths) + 1
     for i, p in enumerate(paths[:-1]):
         if len(contents[p]) > 5000:
@@ -62,17 +66,29 @@ def test_batch_holds_exact_contents_and_streams_large_files(tmp_path):
     assert bytes(batch.data) == b"".join(c for c in contents.values() if len(c) <= 5000)
 
 
-def test_batch_records_files_that_changed_or_vanished(tmp_path):
-    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    for p in (a, b, c):
+@pytest.mark.parametrize("native", READERS)
+def test_batch_records_files_that_changed_or_vanished(tmp_path, native):
+    if native and not native_available():
+        pytest.skip("exoflow._native is not built")
+    a, b, c, d, e, f = (tmp_path / n for n in "abcdef")
+    for p in (a, b, c, d, e, f):
         p.write_bytes(b"12345")
-    table = _listing([str(a), str(b), str(c)])
+    table = _listing([str(p) for p in (a, b, c, d, e, f)])
     a.unlink()                                   # vanished after listing
-    b.write_bytes(b"1234567890" * 10)            # grew after listing
-    batch = load(table, LoadOptions())
+    b.write_bytes(b"1234567890" * 10)            # grew after listing (past the buffer's room)
+    d.unlink()
+    os.mkfifo(d)                                 # a FIFO swapped in: never read (it could block)
+    e.unlink()
+    os.symlink(c, e)                             # a symlink swapped in: not followed
+    f.write_bytes(b"x" * 9000)                   # now larger than the piece size: streamed
+    batch = load(table, LoadOptions(piece_bytes=8192), native=native)
     assert batch.errors[0].startswith("ENOENT")
     assert batch.errors[1] is None and bytes(batch.content(1)) == b"1234567890" * 10
     assert bytes(batch.content(2)) == b"12345"
+    assert batch.errors[3] == "changed: no longer a regular file" and bytes(batch.content(3)) == b""
+    assert batch.errors[4].startswith("ELOOP") and bytes(batch.content(4)) == b""
+    assert batch.large[5] and not batch.large[:5].any() and batch.errors[5] is None
+    assert bytes(batch.data) == b"1234567890" * 10 + b"12345"
 
 
 def test_walk_records_a_file_that_vanishes_between_readdir_and_stat(tmp_path, monkeypatch):
