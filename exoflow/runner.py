@@ -167,7 +167,7 @@ def _roots(paths: list[str], opts: WalkOptions) -> tuple[list[DirItem], list[str
         except OSError as e:
             raise UsageError(f"{p}: {e.strerror}") from None
         if stat_mod.S_ISDIR(st.st_mode):
-            dirs.append(root_item(p, opts))
+            dirs.append(root_item(p, opts, st))
         else:
             files.append(p)
     return dirs, files
@@ -194,6 +194,15 @@ class _Load:
         self.mean = {"list": 0.1, "chunk": 0.1}    # until the first tasks finish
         self.seen = {"list": 0, "chunk": 0}
 
+    def update(self, nthreads: dict[str, int]) -> None:
+        """Workers come and go on a real cluster (and may not have joined when a run starts)."""
+        for w in set(self.busy) - set(nthreads):
+            del self.busy[w], self.listings[w]
+        for w in nthreads:
+            self.busy.setdefault(w, 0.0)
+            self.listings.setdefault(w, 0)
+        self.nthreads = dict(nthreads)
+
     def least_busy(self) -> str | None:
         def key(w: str) -> tuple[float, float]:
             n = max(self.nthreads.get(w, 1), 1)
@@ -204,8 +213,7 @@ class _Load:
         """Count a task on ``worker``; returns what ``done`` takes back."""
         if worker is not None:
             self.busy[worker] = self.busy.get(worker, 0.0) + self.mean[kind]
-            if kind == "list":
-                self.listings[worker] = self.listings.get(worker, 0) + 1
+            self.listings[worker] = self.listings.get(worker, 0) + (kind == "list")
         return worker, self.mean[kind]
 
     def done(self, placed: tuple[str | None, float], kind: str, seconds: float) -> None:
@@ -213,7 +221,7 @@ class _Load:
         if worker in self.busy:
             self.busy[worker] = max(0.0, self.busy[worker] - counted)
             if kind == "list":
-                self.listings[worker] -= 1
+                self.listings[worker] = max(0, self.listings[worker] - 1)
         self.seen[kind] += 1
         self.mean[kind] += (seconds - self.mean[kind]) / self.seen[kind]
 
@@ -248,8 +256,8 @@ class _Run:
         # on the least busy worker (Dask would queue several on one worker, and does not steal a
         # task of a kind it has no duration for yet); allowed elsewhere should that worker leave
         w = self.load.least_busy()
-        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False,
-                                workers=[w] if w else None, allow_other_workers=True)
+        where = {"workers": [w], "allow_other_workers": True} if w else {}
+        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False, **where)
         self.placed[lf.key] = self.load.add(w, "list")
         mf = self.client.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
@@ -261,6 +269,7 @@ class _Run:
     def submit_walks(self, budget: tuple[int, float] | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
         free = self.slots - self.walks_in_flight
+        self.load.update(self.client.nthreads())
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)
         if free <= 0 or not self.pending:

@@ -100,7 +100,7 @@ def test_actions_need_apply_and_keep_content(tmp_path):
     make_tree(tree)
     before = _contents(tree)
     inodes = {p: os.lstat(tree / p).st_ino for p in before}
-    r = _run(tree, tmp_path / "dry", "--action", "hardlink")
+    _run(tree, tmp_path / "dry", "--action", "hardlink")
     assert {p: os.lstat(tree / p).st_ino for p in before} == inodes          # dry run: nothing changed
     log = (tmp_path / "dry" / "actions.log").read_text()
     assert log.count("\tdry-run\t") == 5 and "\tdone\t" not in log

@@ -167,3 +167,21 @@ def test_streamed_file_that_changes_while_read_is_an_error(tmp_path):
     with pytest.raises(FileChanged, match="changed while being read"):
         list(pieces)
     assert b"".join(bytes(x) for x in batch.pieces(0)) == b"a" * 10_000 + b"b" * 5000   # unchanged: fine
+
+
+def test_listing_tasks_go_to_the_least_busy_worker():
+    from exoflow.runner import _Load
+    load = _Load({})
+    assert load.least_busy() is None                     # a real cluster whose workers have not joined yet
+    load.update({"a": 1, "b": 1})
+    first = load.add(load.least_busy(), "list")
+    second = load.add(load.least_busy(), "list")
+    assert {first[0], second[0]} == {"a", "b"}           # one listing each before any gets two
+    for _ in range(3):
+        load.add("a", "chunk")                           # a's listing left chunks there
+    load.done(first if first[0] == "a" else second, "list", 0.2)
+    load.done(first if first[0] == "b" else second, "list", 0.2)
+    assert load.least_busy() == "b"                      # same listings in flight: less work wins
+    load.add("b", "chunk")
+    load.update({"b": 1, "c": 2})                        # a left, c joined
+    assert set(load.busy) == {"b", "c"} and load.least_busy() == "c"

@@ -333,9 +333,9 @@ def _hint(e: os.DirEntry) -> str | None:
         return None
 
 
-def root_item(path: str, opts: WalkOptions) -> DirItem:
-    """The starting item for a root directory (its symlink, if any, is followed)."""
-    st = os.stat(path)
+def root_item(path: str, opts: WalkOptions, st: os.stat_result | None = None) -> DirItem:
+    """The starting item for a root directory (its symlink, if any, is followed); ``st``: its stat."""
+    st = st or os.stat(path)
     anc = ((st.st_dev, st.st_ino),) if opts.follow_symlinks else ()
     root = path.rstrip("/") or "/"
     return DirItem(root, 0, None, root, anc, (), st.st_dev)
