@@ -42,6 +42,7 @@ from .tables import human_bytes
 
 PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
+READ_BATCH = 32 * 2**20         # bytes of small candidates read into memory at once
 PARTS_PER_MAP = 32              # listing parts (<= 20,000 entries each by default) read by one map task
 ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
 READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
@@ -117,31 +118,45 @@ def _unique_inodes(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return order[new], which
 
 
+def _batches(nbytes: np.ndarray, bound: int) -> list[tuple[int, int]]:
+    """Consecutive [a, b) ranges of rows holding at most ``bound`` bytes each (at least one row)."""
+    ends = np.cumsum(nbytes)
+    out, a = [], 0
+    while a < len(nbytes):
+        base = ends[a - 1] if a else 0
+        b = max(a + 1, int(np.searchsorted(ends, base + bound, side="right")))
+        out.append((a, b))
+        a = b
+    return out
+
+
 def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
     """Per row: the whole file's hash when it is at most SUFFIX_FROM bytes (so it needs no second
-    pass), else the hash of its first and last PREFIX bytes. Small files are read in one batch by
-    the engine's loader; a file whose size differs from the listing is left out (reason kept)."""
+    pass), else the hash of its first and last PREFIX bytes. Small files are read by the engine's
+    loader, READ_BATCH bytes at a time; a file whose size differs from the listing is left out
+    (reason kept)."""
     firsts, which = _unique_inodes(df)
     paths, shown = _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist()
     sizes = df["size"].to_numpy(np.int64)[firsts]
     small = sizes <= SUFFIX_FROM
-    data, offsets, read_errors, large = read_files(paths, small, int(sizes[small].sum()) + len(paths) + 1,
-                                                   SUFFIX_FROM)
-    mv = memoryview(data)
-    offs = offsets.tolist()
     digests: list[str | None] = [None] * len(paths)
-    for k in range(len(paths)):
-        try:
-            if not small[k]:
-                digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot)
-                continue
-            if read_errors[k] is not None:
-                raise OSError(read_errors[k])
-            if large[k] or offs[k + 1] - offs[k] != sizes[k]:
-                raise Changed(0, "changed: size differs from the listing")
-            digests[k] = one_shot(mv[offs[k]:offs[k + 1]])
-        except OSError as e:
-            errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
+    for a, b in _batches(np.where(small, sizes + 1, 1), READ_BATCH):
+        data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
+                                                       int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM)
+        mv = memoryview(data)
+        offs = offsets.tolist()
+        for j, k in enumerate(range(a, b)):
+            try:
+                if not small[k]:
+                    digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot)
+                    continue
+                if read_errors[j] is not None:
+                    raise OSError(read_errors[j])
+                if large[j] or offs[j + 1] - offs[j] != sizes[k]:
+                    raise Changed(0, "changed: size differs from the listing")
+                digests[k] = one_shot(mv[offs[j]:offs[j + 1]])
+            except OSError as e:
+                errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
     return pd.Series(np.asarray(digests, dtype=object)[which], index=df.index, dtype=object)
 
 

@@ -213,3 +213,27 @@ def test_awkward_names_in_report_and_actions(tmp_path):
     assert "\tkept\t" + str(tree / "keep/precious") in log               # --keep-path wins over --keep first
     assert (tree / "keep/precious").read_bytes() == data                  # the protected copy survives
     assert not (tree / "a").exists() and not (tree / names[1]).exists()   # the others were removed
+
+
+def test_small_candidates_read_in_bounded_batches_give_the_same_groups(tmp_path, monkeypatch):
+    """The first pass reads small files READ_BATCH bytes at a time: a bound of a few bytes (one
+    file per batch) and an unbounded one find the same duplicates."""
+    import pandas as pd
+
+    from exoflow import dedup
+
+    tree = tmp_path / "t"
+    make_tree(tree)
+    rows = []
+    for p in sorted(tree.rglob("*")):
+        st = os.lstat(p)
+        if p.is_file() and not p.is_symlink() and st.st_size:
+            rows.append({"path": str(p), "path_bytes": None, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                         "inode": st.st_ino, "device": st.st_dev, "nlink": st.st_nlink})
+    df = pd.DataFrame(rows)
+    found = []
+    for bound in (10**9, 1):
+        monkeypatch.setattr(dedup, "READ_BATCH", bound)
+        r = dedup.find_duplicates(df.copy(), {"hash": "xxh3-128"})
+        found.append(sorted(map(tuple, r["rows"][["size", "hash", "path"]].values.tolist())))
+    assert found[0] == found[1] and len(found[0]) == 9    # dup1 x3, big x2, 4096 x2, h/orig + h/copy
