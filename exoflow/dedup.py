@@ -219,6 +219,18 @@ def group_summary(result: dict[str, Any]) -> dict[str, Any]:
             "stats": result["stats"], "errors": result["errors"]}
 
 
+COPY_CLASSES = [(2, 2, "2"), (3, 3, "3"), (4, 4, "4"), (5, 9, "5-9"), (10, 99, "10-99"), (100, None, "100+")]
+
+
+def by_copies(size: np.ndarray, inodes: np.ndarray) -> list[dict[str, Any]]:
+    """Groups and reclaimable bytes by the number of copies (distinct files) in a group."""
+    rows = []
+    for lo, hi, label in COPY_CLASSES:
+        sel = (inodes >= lo) & (inodes <= (hi if hi is not None else np.iinfo(np.int64).max))
+        rows.append({"copies": label, "groups": int(sel.sum()), "reclaimable": int((size * (inodes - 1))[sel].sum())})
+    return rows
+
+
 def rank(summaries: list[dict[str, Any]]) -> list[np.ndarray]:
     """Global group ids (1 = most reclaimable bytes), returned per partition in local order."""
     size = np.concatenate([s["size"] for s in summaries]) if summaries else np.zeros(0, np.int64)
@@ -311,7 +323,7 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
     (from the size stage), to size the shuffle."""
     summary: dict[str, Any] = {"groups": 0, "duplicate_files": 0, "files_in_groups": 0, "reclaimable": 0,
                                "stages": {"size": 0, "after_links": 0, "after_prefix": 0, "after_full": 0},
-                               "hash_errors": 0, "error_examples": [], "top": []}
+                               "hash_errors": 0, "error_examples": [], "top": [], "by_copies": []}
     parts = sorted(glob.glob(os.path.join(glob.escape(dataset_dir), "*.parquet")))
     if not len(sizes) or not parts:
         return summary
@@ -348,6 +360,7 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
         gid = np.concatenate(ids)
         summary.update(groups=int(len(size)), files_in_groups=int(count.sum()),
                        duplicate_files=int((inodes - 1).sum()), reclaimable=int((size * (inodes - 1)).sum()))
+        summary["by_copies"] = by_copies(size, inodes)
         top = np.argsort(gid)[: int(params.get("top") or 20)]
         summary["top"] = [{"group_id": int(gid[i]), "size": int(size[i]), "files": int(count[i]),
                            "reclaimable": int(size[i] * (inodes[i] - 1)), "hash": str(digest[i])} for i in top]

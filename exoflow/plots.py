@@ -1,4 +1,6 @@
-"""Jobs' own plots for report.html (the ``Job.plots`` hook): ``fn(summary) -> [bokeh figures]``."""
+"""Jobs' own plots for report.html (the ``Job.plots`` hook): ``fn(summary) -> [bokeh figures]``.
+
+Bokeh is imported inside the functions: loading a job stays cheap."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,38 +15,50 @@ def _figure(title: str, **kw):
     return figure(title=title, height=320, sizing_mode="stretch_width", toolbar_location=None, tools="", **kw)
 
 
+def _bars(title: str, name: str, data: dict, category: str, value: str, tooltips: list[tuple[str, str]],
+          horizontal: bool = False, value_format: str | None = None, color: str | None = None):
+    """One bar per category (in the order given; horizontal bars list the first at the top)."""
+    from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
+    src = ColumnDataSource(data, name=name)
+    cats = [str(c) for c in data[category]]
+    kw = {"color": color} if color else {}
+    if horizontal:
+        f = _figure(title, y_range=cats[::-1])
+        f.hbar(y=category, right=value, height=0.8, source=src, **kw)
+        axis = f.xaxis
+    else:
+        f = _figure(title, x_range=cats)
+        f.vbar(x=category, top=value, width=0.8, source=src, **kw)
+        f.xaxis.major_label_orientation = 0.8
+        axis = f.yaxis
+    if value_format:
+        axis.formatter = NumeralTickFormatter(format=value_format)
+    f.add_tools(HoverTool(tooltips=tooltips))
+    return f
+
+
 def top_bars(rows: list[dict], title: str, name: str, top: int = 15):
     """Horizontal bars of bytes for the first ``top`` rows of a by_* table ({"name", "files", "bytes"})."""
-    from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
     rows = rows[:top]
-    names = [r["name"] or "(none)" for r in rows]
-    src = ColumnDataSource({"name": names, "bytes": [r["bytes"] for r in rows], "files": [r["files"] for r in rows]},
-                           name=name)
-    f = _figure(title, y_range=names[::-1])
-    f.hbar(y="name", right="bytes", height=0.8, source=src)
-    f.xaxis.formatter = NumeralTickFormatter(format="0.0 b")
-    f.add_tools(HoverTool(tooltips=[("", "@name"), ("bytes", "@bytes{0.0 b}"), ("files", "@files{0,0}")]))
-    return f
+    data = {"name": [r["name"] or "(none)" for r in rows], "bytes": [r["bytes"] for r in rows],
+            "files": [r["files"] for r in rows]}
+    return _bars(title, name, data, "name", "bytes", [("", "@name"), ("bytes", "@bytes{0.0 b}"), ("files", "@files{0,0}")],
+                 horizontal=True, value_format="0.0 b")
 
 
 def size_histogram(sizes, title: str = "File size distribution", name: str = "inventory-sizes"):
     """Files and bytes per size class (powers of 4 from 1 KiB)."""
-    from bokeh.models import ColumnDataSource, HoverTool
     sizes = np.asarray(sizes, dtype=np.int64)
     bins = np.searchsorted(np.array(SIZE_EDGES, dtype=np.int64), sizes, side="right")
     counts = np.bincount(bins, minlength=len(SIZE_LABELS)).tolist()
     totals = np.bincount(bins, weights=sizes, minlength=len(SIZE_LABELS)).astype(np.int64).tolist()
-    src = ColumnDataSource({"size": SIZE_LABELS, "files": counts, "bytes": totals}, name=name)
-    f = _figure(title, x_range=SIZE_LABELS, y_axis_label="files")
-    f.vbar(x="size", top="files", width=0.8, source=src, color="#2ca02c")
-    f.xaxis.major_label_orientation = 0.8
-    f.add_tools(HoverTool(tooltips=[("size", "@size"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")]))
-    return f
+    data = {"size": SIZE_LABELS, "files": counts, "bytes": totals}
+    return _bars(title, name, data, "size", "files", [("size", "@size"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")],
+                 color="#2ca02c")
 
 
 def inventory(summary: dict) -> list:
     """Size distribution (read from the run's dataset), top extensions, top directories, ages."""
-    from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
@@ -61,12 +75,58 @@ def inventory(summary: dict) -> list:
     figs.append(top_bars(result.get("by_top_dir", []), "Top directories by bytes", "inventory-dirs"))
     ages = result.get("age", [])
     if ages:
-        labels = [a["age"] for a in ages]
-        src = ColumnDataSource({"age": labels, "files": [a["files"] for a in ages], "bytes": [a["bytes"] for a in ages]},
-                               name="inventory-age")
-        f = _figure("Age (modification time)", x_range=labels, y_axis_label="bytes")
-        f.vbar(x="age", top="bytes", width=0.8, source=src, color="#8c564b")
-        f.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        f.add_tools(HoverTool(tooltips=[("age", "@age"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")]))
-        figs.append(f)
+        data = {k: [a[k] for a in ages] for k in ("age", "files", "bytes")}
+        figs.append(_bars("Age (modification time)", "inventory-age", data, "age", "bytes",
+                          [("age", "@age"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")],
+                          value_format="0.0 b", color="#8c564b"))
     return figs
+
+
+def dedup(summary: dict) -> list:
+    """Reclaimable bytes by the number of copies in a group."""
+    rows = summary.get("result", {}).get("by_copies", [])
+    if not any(r["groups"] for r in rows):
+        return []
+    data = {k: [r[k] for r in rows] for k in ("copies", "groups", "reclaimable")}
+    return [_bars("Reclaimable bytes by copies in a group", "dedup-copies", data, "copies", "reclaimable",
+                  [("copies", "@copies"), ("groups", "@groups{0,0}"), ("reclaimable", "@reclaimable{0.0 b}")],
+                  value_format="0.0 b", color="#d62728")]
+
+
+def scan(summary: dict, top: int = 20) -> list:
+    """Findings by rule (the rules with most findings first)."""
+    rows = sorted(summary.get("result", {}).get("by_rule", []), key=lambda r: -r["findings"])[:top]
+    if not rows:
+        return []
+    data = {k: [r[k] for r in rows] for k in ("rule", "severity", "findings", "files")}
+    return [_bars("Findings by rule", "scan-rules", data, "rule", "findings",
+                  [("rule", "@rule"), ("severity", "@severity"), ("findings", "@findings{0,0}"),
+                   ("files", "@files{0,0}")], horizontal=True, color="#ff7f0e")]
+
+
+def codestats(summary: dict, top: int = 15) -> list:
+    """Code, comment and blank lines of the languages with most code."""
+    from bokeh.models import ColumnDataSource, HoverTool
+    rows = summary.get("result", {}).get("languages", [])[:top]
+    if not rows:
+        return []
+    data = {k: [r[k] for r in rows] for k in ("language", "files", "code", "comment", "blank")}
+    langs = data["language"]
+    f = _figure("Lines by language", y_range=langs[::-1], x_axis_label="lines")
+    f.hbar_stack(["code", "comment", "blank"], y="language", height=0.8, source=ColumnDataSource(data, name="codestats-lines"),
+                 color=["#1f77b4", "#2ca02c", "#c7c7c7"], legend_label=["code", "comment", "blank"])
+    f.legend.location = "bottom_right"
+    f.add_tools(HoverTool(tooltips=[("language", "@language"), ("files", "@files{0,0}"), ("code", "@code{0,0}"),
+                                    ("comment", "@comment{0,0}"), ("blank", "@blank{0,0}")]))
+    return [f]
+
+
+def profile(summary: dict) -> list:
+    """Files per entropy class (bits per byte)."""
+    rows = summary.get("result", {}).get("entropy_histogram", [])
+    if not rows:
+        return []
+    data = {k: [r[k] for r in rows] for k in ("bits_per_byte", "files", "bytes")}
+    return [_bars("Entropy (bits per byte; near 8 = compressed or encrypted)", "profile-entropy", data,
+                  "bits_per_byte", "files", [("bits/byte", "@bits_per_byte"), ("files", "@files{0,0}"),
+                                             ("bytes", "@bytes{0.0 b}")], color="#9467bd")]

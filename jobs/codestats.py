@@ -9,12 +9,14 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints a table by language.
 
     exoflow run codestats ~/src/project
 """
+from exoflow import plots
 from exoflow import ChunkOptions, Job, main
 from exoflow.kernels.codestats import codestats_columns
 from exoflow.reducers.codestats import CodestatsReducer
 
 job = Job(
     name="codestats",
+    plots=plots.codestats,
     description=__doc__,
     kernels=[codestats_columns],
     reducer=CodestatsReducer(),

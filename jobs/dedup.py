@@ -14,6 +14,7 @@ Writes:   OUT/files/*.parquet (the listing), OUT/duplicates/*.parquet (group_id,
 """
 import os
 
+from exoflow import plots
 from exoflow import Argument, Finish, Job, main
 from exoflow.checksum import hash_argument
 from exoflow.dedup import run_stages
@@ -40,6 +41,7 @@ def _hash(text: str) -> str:
 
 job = Job(
     name="dedup",
+    plots=plots.dedup,
     description=__doc__,
     kernels=[],
     reducer=DedupReducer(),

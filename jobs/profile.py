@@ -8,6 +8,7 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints an entropy histogram
 
     exoflow run profile /data [--backend cpu|gpu|auto]
 """
+from exoflow import plots
 from exoflow import Argument, ChunkOptions, Job, main
 from exoflow.backends import BACKENDS
 from exoflow.kernels.profile import profile_columns
@@ -15,6 +16,7 @@ from exoflow.reducers.profile import ProfileReducer
 
 job = Job(
     name="profile",
+    plots=plots.profile,
     description=__doc__,
     kernels=[profile_columns],
     reducer=ProfileReducer(),

@@ -13,6 +13,7 @@ Writes:   OUT/findings/*.parquet, OUT/scan.sarif (SARIF 2.1.0), OUT/summary.json
 import argparse
 import os
 
+from exoflow import plots
 from exoflow import Argument, Finish, Job, WalkOptions, main
 from exoflow.kernels.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.kernels.scan import ENGINES, engine_available, scan_findings
@@ -51,6 +52,7 @@ def write_outputs(f: Finish) -> dict:
 
 job = Job(
     name="scan",
+    plots=plots.scan,
     description=__doc__,
     kernels=[],
     reducer=ScanReducer(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from chromium import CHROMIUM, Chromium
@@ -84,3 +85,51 @@ def test_rate_series_bins_add_up():
     assert width == pytest.approx(1.0) and len(series["t"]) == 10
     assert series["files_per_s"][1] == pytest.approx(30) and series["files_per_s"][9] == pytest.approx(10)
     assert sum(series["bytes_per_s"]) * width == pytest.approx(1000)
+
+
+def _job_tree(root: Path) -> None:
+    """Known answers for each job's plot: duplicate groups of 3 and 2 copies, placeholders in
+    comments, a Python file of 3 code / 2 comment / 1 blank lines, a zero file and a random one."""
+    root.mkdir()
+    for i in range(3):
+        (root / f"triple{i}.dat").write_bytes(b"t" * 100)     # 3 copies: 200 bytes reclaimable
+    for i in range(2):
+        (root / f"pair{i}.dat").write_bytes(b"p" * 50)        # 2 copies: 50 bytes reclaimable
+    (root / "work.py").write_text("# TODO one\nx = 1\n\n# FIXME two\ny = 2  # TODO three\nz = 3\n")
+    (root / "zeros.bin").write_bytes(bytes(4096))              # entropy 0
+    (root / "noise.bin").write_bytes(np.random.default_rng(3).integers(0, 256, 65536, np.uint8).tobytes())
+
+
+JOB_PLOTS = {
+    # job: (extra args, source name, check(source, summary result))
+    "dedup": ([], "dedup-copies", lambda src, res: (
+        dict(zip(src["copies"], zip(src["groups"], src["reclaimable"])))
+        == {"2": (1, 50), "3": (1, 200), "4": (0, 0), "5-9": (0, 0), "10-99": (0, 0), "100+": (0, 0)})),
+    "scan": (["--rules", "placeholders", "--fail-on", "critical"], "scan-rules", lambda src, res: (
+        dict(zip(src["rule"], src["findings"])) == {"todo": 2, "fixme": 1})),
+    "codestats": ([], "codestats-lines", lambda src, res: (
+        dict(zip(src["language"], zip(src["code"], src["comment"], src["blank"])))["Python"] == (3, 2, 1))),
+    "profile": ([], "profile-entropy", lambda src, res: (
+        src["files"][0] >= 1 and src["files"][-1] == 1 and sum(src["files"]) == res["files"])),
+}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/apt-packages.txt)")
+@pytest.mark.parametrize("job", sorted(JOB_PLOTS))
+def test_each_jobs_plot_shows_its_results(tmp_path, job):
+    """report.html of dedup, scan, codestats and profile runs: the job's plot is rendered with data
+    equal to hand-computed answers for a small tree."""
+    tree = tmp_path / "tree"
+    _job_tree(tree)
+    args, name, check = JOB_PLOTS[job]
+    out = tmp_path / "out"
+    r = exoflow("run", job, str(tree), "--out", str(out), "--no-dashboard", *args)
+    assert r.returncode in (0, 1), r.stderr
+    result = json.loads((out / "summary.json").read_text())["result"]
+    with Chromium() as browser:
+        browser.open((out / "report.html").as_uri())
+        browser.wait_for("typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Object.keys(Bokeh.index).length > 0")
+        src = browser.bokeh_sources()
+        assert not browser.errors, browser.errors
+    assert name in src, sorted(src)
+    assert check(src[name], result), src[name]
