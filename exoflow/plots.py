@@ -3,11 +3,6 @@
 Bokeh is imported inside the functions: loading a job stays cheap."""
 from __future__ import annotations
 
-import numpy as np
-
-SIZE_EDGES = [1, 2**10, 2**12, 2**14, 2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28, 2**30, 2**32]
-SIZE_LABELS = ["0 B", "< 1K", "1-4K", "4-16K", "16-64K", "64-256K", "256K-1M", "1-4M", "4-16M", "16-64M",
-               "64-256M", "256M-1G", "1-4G", "≥ 4G"]
 
 
 def _figure(title: str, **kw):
@@ -46,31 +41,15 @@ def top_bars(rows: list[dict], title: str, name: str, top: int = 15):
                  horizontal=True, value_format="0.0 b")
 
 
-def size_histogram(sizes, title: str = "File size distribution", name: str = "inventory-sizes"):
-    """Files and bytes per size class (powers of 4 from 1 KiB)."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    bins = np.searchsorted(np.array(SIZE_EDGES, dtype=np.int64), sizes, side="right")
-    counts = np.bincount(bins, minlength=len(SIZE_LABELS)).tolist()
-    totals = np.bincount(bins, weights=sizes, minlength=len(SIZE_LABELS)).astype(np.int64).tolist()
-    data = {"size": SIZE_LABELS, "files": counts, "bytes": totals}
-    return _bars(title, name, data, "size", "files", [("size", "@size"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")],
-                 color="#2ca02c")
-
-
 def inventory(summary: dict) -> list:
-    """Size distribution (read from the run's dataset), top extensions, top directories, ages."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
+    """Size distribution, top extensions, top directories, ages (all from the summary)."""
     result = summary.get("result", {})
     figs = []
-    try:
-        # the summary has no size histogram: one column of the dataset is cheap (8 bytes a file)
-        t = ds.dataset(summary["dataset"], format="parquet").to_table(columns=["size", "type"],
-                                                                     filter=ds.field("type") == "file")
-        figs.append(size_histogram(pc.fill_null(t.column("size"), 0).to_numpy()))
-    except (OSError, KeyError, ValueError):
-        pass     # dataset not readable from here (e.g. a remote cluster's disk): skip that plot
+    sizes = result.get("sizes", [])
+    if sizes:
+        data = {k: [r[k] for r in sizes] for k in ("size", "files", "bytes")}
+        figs.append(_bars("File size distribution", "inventory-sizes", data, "size", "files",
+                          [("size", "@size"), ("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")], color="#2ca02c"))
     figs.append(top_bars(result.get("by_extension", []), "Top extensions by bytes", "inventory-extensions"))
     figs.append(top_bars(result.get("by_top_dir", []), "Top directories by bytes", "inventory-dirs"))
     ages = result.get("age", [])

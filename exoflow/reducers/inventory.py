@@ -11,6 +11,10 @@ import pyarrow.compute as pc
 
 from ..tables import human_bytes, human_count, table
 
+# size classes, powers of 4 from 1 KiB: class i holds sizes in [SIZE_EDGES[i-1], SIZE_EDGES[i])
+SIZE_EDGES = [1, 2**10, 2**12, 2**14, 2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28, 2**30, 2**32]
+SIZE_LABELS = ["0 B", "< 1K", "1-4K", "4-16K", "16-64K", "64-256K", "256K-1M", "1-4M", "4-16M", "16-64M",
+               "64-256M", "256M-1G", "1-4G", "≥ 4G"]
 AGE_BINS = [  # (label, upper bound in seconds of age)
     ("future", 0), ("< 1 day", 86400), ("1-7 days", 7 * 86400), ("7-30 days", 30 * 86400),
     ("1-12 months", 365 * 86400), ("1-2 years", 2 * 365 * 86400), ("2-5 years", 5 * 365 * 86400),
@@ -53,6 +57,9 @@ class InventoryReducer:
         bins = np.searchsorted(edges, ages, side="left")
         age_count = np.bincount(bins, minlength=len(AGE_BINS))
         age_bytes = np.bincount(bins, weights=sizes, minlength=len(AGE_BINS))
+        size_bins = np.searchsorted(np.array(SIZE_EDGES, dtype=np.int64), sizes, side="right")
+        size_count = np.bincount(size_bins, minlength=len(SIZE_LABELS))
+        size_bytes = np.bincount(size_bins, weights=sizes, minlength=len(SIZE_LABELS))
         nlink = pc.fill_null(t.column("nlink"), 1).to_numpy()
         alloc = pc.fill_null(t.column("allocated"), 0).to_numpy()
         largest_idx = np.argsort(-sizes, kind="stable")[:top]
@@ -74,6 +81,7 @@ class InventoryReducer:
             "largest": [[p, int(s)] for p, s in zip(files.column("path").take(pa.array(largest_idx)).to_pylist(),
                                                     sizes[largest_idx])],
             "age": [[int(c), int(b)] for c, b in zip(age_count, age_bytes)],
+            "sizes": [[int(c), int(b)] for c, b in zip(size_count, size_bytes)],
         }
 
     def merge(self, total: dict | None, part: dict) -> dict:
@@ -85,7 +93,8 @@ class InventoryReducer:
         for k in ("by_type", "by_extension", "by_top_dir"):
             _add_groups(total[k], part[k])
         total["largest"] = sorted(total["largest"] + part["largest"], key=lambda r: -r[1])[: part["top"]]
-        total["age"] = [[a[0] + b[0], a[1] + b[1]] for a, b in zip(total["age"], part["age"])]
+        for k in ("age", "sizes"):
+            total[k] = [[a[0] + b[0], a[1] + b[1]] for a, b in zip(total[k], part[k])]
         return total
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
@@ -94,6 +103,7 @@ class InventoryReducer:
         total.pop("top")
         total["allocated"] = int(round(total["allocated"]))
         total["age"] = [{"age": label, "files": c, "bytes": b} for (label, _), (c, b) in zip(AGE_BINS, total["age"])]
+        total["sizes"] = [{"size": label, "files": c, "bytes": b} for label, (c, b) in zip(SIZE_LABELS, total["sizes"])]
         for k in ("by_type", "by_extension", "by_top_dir"):
             rows = sorted(total[k].items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
             total[k] = [{"name": n, "files": c, "bytes": s} for n, (c, s) in rows]
@@ -115,6 +125,9 @@ class InventoryReducer:
                                [[r["name"] or "(none)", human_count(r["files"]), human_bytes(r["bytes"])] for r in rows]))
         parts.append(table(f"Largest {len(s['largest'])} files", ["path", "bytes"],
                            [[p, human_bytes(n)] for p, n in s["largest"]]))
+        parts.append(table("Size (regular files)", ["size", "files", "bytes"],
+                           [[r["size"], human_count(r["files"]), human_bytes(r["bytes"])] for r in s["sizes"]
+                            if r["files"]]))
         parts.append(table("Age (modification time)", ["age", "files", "bytes"],
                            [[r["age"], human_count(r["files"]), human_bytes(r["bytes"])] for r in s["age"]]))
         if s["errors"]:
