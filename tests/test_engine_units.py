@@ -185,3 +185,25 @@ def test_listing_tasks_go_to_the_least_busy_worker():
     load.add("b", "chunk")
     load.update({"b": 1, "c": 2})                        # a left, c joined
     assert set(load.busy) == {"b", "c"} and load.least_busy() == "c"
+
+
+def test_extension_matches_os_path_splitext():
+    """The extension kernel against Python's os.path.splitext on tricky and random names,
+    on a slice and on a chunked array."""
+    import pyarrow as pa
+
+    from exoflow.kernels.stat import extension
+
+    names = ["a.b", ".bashrc", "..foo", "a..b", "dir.d/file", "dir.d/.x", "x.", "x.tar.GZ", "/", "", "é.ÉXT",
+             "/usr/lib/x.so.6", "a/b/.c.d", "a/b/..c.d", "...", "a/.", "a/..", "noext", "a.b/c", "./x.py", "é/ü.Ü"]
+    rng = random.Random(1)
+    names += ["".join(rng.choice("ab./é") for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+
+    def oracle(p: str) -> str:
+        return os.path.splitext(p.rsplit("/", 1)[-1])[1][1:].lower()
+
+    assert extension(pa.array(names)).to_pylist() == [oracle(n) for n in names]
+    assert extension(pa.array(names).slice(5, 100)).to_pylist() == [oracle(n) for n in names[5:105]]
+    chunked = pa.chunked_array([pa.array(names[:10]), pa.array(names[10:20])])
+    assert extension(chunked).to_pylist() == [oracle(n) for n in names[:20]]
+    assert extension(pa.array([], pa.string())).to_pylist() == []
