@@ -80,7 +80,7 @@ class Job:
     # Optional: turn the chunk's per-file rows (after the kernels) into the rows written, for jobs
     # whose output is not one row per file (scan: one row per finding).
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
-    # Optional: the job's own plots in report.html, fn(summary) -> list of Bokeh figures (docs/report.md).
+    # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
     plots: Callable[[dict], list] | None = None
 
     def process(self, batch: Batch) -> pa.Table:

@@ -1,23 +1,26 @@
-"""report.html: a self-contained page (Bokeh standalone, inline JS, no server) beside a run's results.
+"""report.html: a self-contained page (BokehJS inline, no server) beside a run's results.
 
 It shows the headline figures, the throughput timeline (from the run's
 ``exoflow`` events on the scheduler), where the time went (Dask's fine
 performance metrics of exoflow's tasks) and the job's own plots: a job may
-set ``Job.plots = fn(summary) -> [bokeh figures]`` (see docs/report.md).
+set ``Job.plots = fn(summary) -> [plots.Bars]`` (see docs/report.md). The
+plots travel as JSON specs and BokehJS draws them in the browser (report.js).
 """
 from __future__ import annotations
 
 import html
+import importlib.util
+import json
 import logging
 import os
 import sys
-import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from distributed import Client
 
 from .metrics import TOPIC
+from .plots import ORANGE, PURPLE, Bars
 from .telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
@@ -34,18 +37,6 @@ def _scheduler_metrics(dask_scheduler=None) -> dict:
 async def _flush_metrics(dask_worker=None) -> None:
     # fine metrics reach the scheduler with each heartbeat: send one now so the last chunks count
     await dask_worker.heartbeat()
-
-
-def preload() -> threading.Thread:
-    """Import Bokeh (~0.7 s) in the background while the run goes on, not after it."""
-    def load() -> None:
-        import bokeh.embed  # noqa: F401
-        import bokeh.layouts  # noqa: F401
-        import bokeh.models  # noqa: F401
-        import bokeh.plotting  # noqa: F401
-    t = threading.Thread(target=load, name="exoflow-report-preload", daemon=True)
-    t.start()
-    return t
 
 
 def snapshot(client: Client) -> dict:
@@ -90,80 +81,86 @@ def headline(summary: dict) -> list[tuple[str, str]]:
             ("spilled", human_bytes(summary.get("spilled_bytes", 0) or 0))]
 
 
-def _figure(title: str, **kw):
-    from bokeh.plotting import figure
-    return figure(title=title, height=300, sizing_mode="stretch_width", toolbar_location=None, tools="", **kw)
-
-
-def throughput_plots(stats: RunStats | None) -> list:
+def throughput_plots(stats: RunStats | None) -> list[Bars]:
     """Files/s and bytes/s over the run, from its chunk events."""
-    from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter
-
     if stats is None or not stats.points:
         return []
-    src = ColumnDataSource(rate_series(stats), name="report-rate")
-    files = _figure("Files/s over the run", x_axis_label="seconds since start")
-    files.vbar(x="t", top="files_per_s", width="width", source=src)
-    bytes_ = _figure("Bytes/s over the run", x_axis_label="seconds since start")
-    bytes_.vbar(x="t", top="bytes_per_s", width="width", source=src, color="#ff7f0e")
-    bytes_.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-    for f in (files, bytes_):
-        f.add_tools(HoverTool(tooltips=[("t", "@t s"), ("files/s", "@files_per_s{0,0}"),
-                                        ("bytes/s", "@bytes_per_s{0.0 b}")]))
-    return [files, bytes_]
+    series = rate_series(stats)
+    tips = [("t", "@t s"), ("files/s", "@files_per_s{0,0}"), ("bytes/s", "@bytes_per_s{0.0 b}")]
+    return [Bars("Files/s over the run", "report-rate", series, "t", ["files_per_s"], tips, numeric=True,
+                 width="width", category_label="seconds since start", value_format="0,0"),
+            Bars("Bytes/s over the run", "report-rate", series, "t", ["bytes_per_s"], tips, numeric=True,
+                 width="width", category_label="seconds since start", value_format="0.0 b", colors=[ORANGE])]
 
 
-def activity_plot(seconds: dict[str, float]) -> list:
+def activity_plot(seconds: dict[str, float]) -> list[Bars]:
     """Task seconds per activity (read, a kernel, write …), summed over all workers."""
-    from bokeh.models import ColumnDataSource, HoverTool
-
     if not seconds:
         return []
-    names = list(seconds)
-    src = ColumnDataSource({"activity": names, "seconds": list(seconds.values())}, name="report-activity")
-    f = _figure("Where time goes: task seconds per activity", y_range=names[::-1], x_axis_label="seconds")
-    f.hbar(y="activity", right="seconds", height=0.8, source=src, color="#9467bd")
-    f.add_tools(HoverTool(tooltips=[("activity", "@activity"), ("seconds", "@seconds{0.000}")]))
-    return [f]
+    data = {"activity": list(seconds), "seconds": list(seconds.values())}
+    return [Bars("Where time goes: task seconds per activity", "report-activity", data, "activity", ["seconds"],
+                 [("activity", "@activity"), ("seconds", "@seconds{0.000}")], horizontal=True, colors=[PURPLE],
+                 value_label="seconds")]
+
+
+def _bokeh_js() -> str:
+    """BokehJS and its plotting API, read from the installed bokeh package (not imported)."""
+    spec = importlib.util.find_spec("bokeh")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("bokeh is not installed")
+    js = os.path.join(spec.submodule_search_locations[0], "server", "static", "js")
+    return "".join(f"<script>{_read(os.path.join(js, name))}</script>\n" for name in ("bokeh.min.js", "bokeh-api.min.js"))
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _json_for_script(obj: Any) -> str:
+    """JSON that cannot end its <script> element early."""
+    return json.dumps(obj, default=str).replace("</", "<\\/")
 
 
 def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str:
-    """The report's HTML text."""
-    from bokeh.embed import file_html
-    from bokeh.layouts import column, gridplot
-    from bokeh.models import Div
-    from bokeh.resources import INLINE
-
+    """The report's HTML text: figures and sections in HTML, plots as Bars specs that report.js draws."""
     stats = fold(telemetry.get("events", []), None)
     run_stats = next(iter(stats.values()), None)
-    cells = "".join(f"<td><div style='font-size:1.6em;font-weight:bold'>{html.escape(v)}</div>"
-                    f"<div style='color:#666'>{html.escape(k)}</div></td>" for k, v in headline(summary))
+    cells = "".join(f"<td><div class='big'>{html.escape(v)}</div><div class='label'>{html.escape(k)}</div></td>"
+                    for k, v in headline(summary))
     sources = ", ".join(html.escape(str(s)) for s in summary.get("sources", []))
-    head = Div(text=f"<h1>exoflow {html.escape(str(summary.get('job', '')))}</h1>"
-                    f"<p>{sources} &middot; started {html.escape(str(summary.get('started', '')))} &middot; "
-                    f"{html.escape(str(summary.get('cluster', {}).get('workers', '?')))} workers, "
-                    f"{html.escape(str(summary.get('cluster', {}).get('threads', '?')))} threads &middot; "
-                    f"exoflow {html.escape(str(summary.get('exoflow_version', '')))}</p>"
-                    f"<table style='width:100%;text-align:center'><tr>{cells}</tr></table>",
-               sizing_mode="stretch_width", name="report-headline")
-    parts: list = [head]
-    timeline = throughput_plots(run_stats)
-    if timeline:
-        parts += [Div(text="<h2>Throughput</h2>"), gridplot([timeline], sizing_mode="stretch_width")]
-    else:
-        parts.append(Div(text="<h2>Throughput</h2><p>No chunk events were recorded for this run.</p>"))
-    activity = activity_plot(telemetry.get("time_by_activity", {}))
-    parts += [Div(text="<h2>Where time goes</h2>")] + (activity or [Div(text="<p>No fine metrics recorded.</p>")])
+    cluster = summary.get("cluster", {})
+    job = html.escape(str(summary.get("job", "")))
+    sections = {"plots-throughput": throughput_plots(run_stats),
+                "plots-activity": activity_plot(telemetry.get("time_by_activity", {})), "plots-job": []}
+    job_note = ""
     if plots is not None:
         try:
-            job_figs = list(plots(summary))
+            sections["plots-job"] = list(plots(summary))
         except Exception as e:     # a job's plot bug must not cost the rest of the report
-            job_figs = [Div(text=f"<p>The job's plots failed: {html.escape(f'{type(e).__name__}: {e}')}</p>")]
-        if job_figs:
-            parts += [Div(text=f"<h2>{html.escape(str(summary.get('job', 'job')))}</h2>")]
-            parts += [gridplot([job_figs[i:i + 2] for i in range(0, len(job_figs), 2)], sizing_mode="stretch_width")]
-    layout = column(parts, sizing_mode="stretch_width")
-    return file_html(layout, resources=INLINE, title=f"exoflow {summary.get('job', '')} report")
+            job_note = f"<p>The job's plots failed: {html.escape(f'{type(e).__name__}: {e}')}</p>"
+    body = [f"<h1>exoflow {job}</h1>",
+            f"<p>{sources} &middot; started {html.escape(str(summary.get('started', '')))} &middot; "
+            f"{html.escape(str(cluster.get('workers', '?')))} workers, {html.escape(str(cluster.get('threads', '?')))} "
+            f"threads &middot; exoflow {html.escape(str(summary.get('exoflow_version', '')))}</p>",
+            f"<table id='report-headline'><tr>{cells}</tr></table>",
+            "<h2>Throughput</h2>",
+            "" if sections["plots-throughput"] else "<p>No chunk events were recorded for this run.</p>",
+            "<div id='plots-throughput'></div>",
+            "<h2>Where time goes</h2>",
+            "" if sections["plots-activity"] else "<p>No fine metrics recorded.</p>",
+            "<div id='plots-activity'></div>"]
+    if sections["plots-job"] or job_note:
+        body += [f"<h2>{job or 'job'}</h2>", job_note, "<div id='plots-job'></div>"]
+    specs = {k: [b.spec() for b in v] for k, v in sections.items()}
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>exoflow {job} report</title>\n"
+            f"<style>{STYLE}</style>\n{_bokeh_js()}</head>\n<body>\n" + "\n".join(body) +
+            f"\n<script type='application/json' id='exoflow-report-plots'>{_json_for_script(specs)}</script>\n"
+            f"<script>{_read(os.path.join(os.path.dirname(__file__), 'report.js'))}</script>\n</body></html>\n")
+
+
+STYLE = ("body{font-family:sans-serif;margin:1em 2em;color:#222} table#report-headline{width:100%;text-align:center}"
+         " .big{font-size:1.6em;font-weight:bold} .label{color:#666}")
 
 
 def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str | None:

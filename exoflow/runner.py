@@ -356,7 +356,6 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
     params = {"now": t0, **cfg.params}
     cfg = dataclasses.replace(cfg, params=params)
     r = _Run(client, cfg, progress or Progress(False))
-    report.preload()    # after the workers are forked: a fork must not copy a thread mid-import
     metrics_before = report.snapshot(client)      # for report.html: this run's share of the fine metrics
     r.execute()
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)

@@ -20,6 +20,20 @@ sys.path.insert(0, str(REPO / "tests"))
 from chromium import Chromium  # noqa: E402
 
 
+def _wait_served(url: str, seconds: float = 20.0) -> None:
+    import urllib.error
+    import urllib.request
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url).read()
+            return
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def main() -> None:
     from exoflow.cluster import connect, describe
     from exoflow.jobs_registry import load
@@ -38,6 +52,7 @@ def main() -> None:
                               chunk=ChunkOptions(max_files=2000, read_order=False)))
         second = threading.Thread(target=run, args=(client, RunConfig(
             job=job, paths=[tree], out_dir=os.path.join(out, "second"), chunk=ChunkOptions(max_files=500, read_order=False))))
+        _wait_served(page)     # the embedded cluster attaches its dashboard a moment after start
         with Chromium(width=1400, height=1000) as browser:
             browser.open(page)
             second.start()
@@ -45,7 +60,7 @@ def main() -> None:
             time.sleep(1.5)       # two page refreshes after the run
             browser.wait_for("Bokeh.documents.length > 0")
             browser.screenshot(str(img / "dashboard.png"))
-        with Chromium(width=1400, height=1000) as browser:
+        with Chromium(width=1400, height=1800) as browser:
             browser.open(Path(out, "second", "report.html").as_uri())
             browser.wait_for("typeof Bokeh !== 'undefined' && Object.keys(Bokeh.index).length > 0")
             time.sleep(0.5)

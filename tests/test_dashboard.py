@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +29,19 @@ def make_tree(root: Path) -> tuple[int, int]:
             (root / f"d{d}" / f"f{i}.dat").write_bytes(b"x" * size)
             total += size
     return N_DIRS * PER_DIR, total
+
+
+def fetch(url: str, wait: float = 20.0) -> str:
+    """GET ``url``; the embedded cluster attaches its dashboard a moment after start, so a 404 is
+    retried for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return urllib.request.urlopen(url).read().decode()
+        except urllib.error.HTTPError as e:
+            if e.code != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def metric(text: str, name: str, job: str | None = "inventory") -> float:
@@ -56,7 +71,7 @@ def ran(tmp_path_factory):
 def test_page_is_listed_and_renders_the_run(ran):
     client, info, summaries, files, nbytes = ran
     assert info["exoflow_page"] and info["exoflow_page"].endswith("/exoflow")
-    status = urllib.request.urlopen(info["dashboard"]).read().decode()
+    status = fetch(info["dashboard"])
     assert 'href="exoflow"' in status                      # in the menu of Dask's own pages
     last = summaries[-1]
     with Chromium() as browser:

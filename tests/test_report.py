@@ -45,7 +45,7 @@ def test_report_renders_with_run_data(tmp_path):
         browser.open(page.as_uri())
         browser.wait_for("typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && Object.keys(Bokeh.index).length > 0")
         src = browser.bokeh_sources()
-        headline = browser.evaluate("Bokeh.documents[0].get_model_by_name('report-headline').text")
+        headline = browser.evaluate("document.getElementById('report-headline').outerHTML + document.title")
         canvases = browser.evaluate("Object.values(Bokeh.index).length")
         assert not browser.errors, browser.errors
     assert canvases >= 1
