@@ -48,6 +48,15 @@ static int put_problem(buf_t *b, const char *name, size_t nlen, int32_t err, int
     return buf_put(b, name, nlen + 1) || buf_put(b, tail, sizeof tail);
 }
 
+/* st_mtim in ns, saturated: int64 ns only reach the years 1677-2262 */
+static int64_t mtime_ns(const struct stat *st) {
+    int64_t ns;
+    if (__builtin_mul_overflow((int64_t)st->st_mtim.tv_sec, (int64_t)1000000000, &ns)
+        || __builtin_add_overflow(ns, (int64_t)st->st_mtim.tv_nsec, &ns))
+        return st->st_mtim.tv_sec < 0 ? INT64_MIN : INT64_MAX;
+    return ns;
+}
+
 static PyObject *bytes_of(buf_t *b) {
     return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len);
 }
@@ -74,7 +83,7 @@ static PyObject *scan_dir(PyObject *self, PyObject *args) {
     int read_errno = 0, nomem = 0;
 
     Py_BEGIN_ALLOW_THREADS
-    int dfd = dup(fd);   /* closedir closes its descriptor; the caller keeps fd */
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);   /* closedir closes its descriptor; the caller keeps fd */
     DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
     if (dir == NULL) {
         read_errno = errno;
@@ -106,8 +115,7 @@ static PyObject *scan_dir(PyObject *self, PyObject *args) {
                 continue;
             }
             int64_t row[N_FIELDS] = {
-                (int64_t)st.st_size, (int64_t)st.st_blocks,
-                (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                (int64_t)st.st_size, (int64_t)st.st_blocks, mtime_ns(&st),
                 (int64_t)st.st_mode, (int64_t)st.st_uid, (int64_t)st.st_gid,
                 (int64_t)(uint64_t)st.st_ino, (int64_t)(uint64_t)st.st_dev, (int64_t)st.st_nlink,
             };
@@ -173,13 +181,16 @@ done:
 #define NOT_REGULAR (-1)   /* no longer a regular file */
 #define LARGE (-2)         /* larger than the limit: left for streaming */
 #define GREW (-3)          /* grew while being read */
+#define CHANGED (-4)       /* size, mtime or ctime changed while being read */
 
 PyDoc_STRVAR(read_files_doc,
 "read_files(paths, flags, limit, out, ends, codes, start, pos) -> (stop, pos)\n\n"
 "Read whole regular files, paths[start:], one after another into the writable buffer\n"
 "``out`` from byte ``pos``: open(path, flags), fstat, read to end of file, close.\n"
 "ends[i] (int64) is where file i's bytes end in ``out``; codes[i] (int32) is 0, an errno,\n"
-"-1 (not a regular file), -2 (larger than ``limit``: not read) or -3 (grew while read).\n"
+"-1 (not a regular file), -2 (larger than ``limit``: not read), -3 (grew while read) or -4\n"
+"(its size, mtime or ctime changed while read: the bytes may mix two versions). A path\n"
+"with a NUL byte is EINVAL.\n"
 "Stops before a file whose size + 1 bytes do not fit in ``out``; returns its index\n"
 "(len(paths) when all were read) and the bytes used, so the caller can grow ``out``\n"
 "and go on. The GIL is released while reading.");
@@ -219,19 +230,27 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
     for (; i < n; i++) {
         code[i] = 0;
         end[i] = pos;
-        int fd = open(PyBytes_AS_STRING(encoded[i]), flags);
+        const char *path = PyBytes_AS_STRING(encoded[i]);
+        if (strlen(path) != (size_t)PyBytes_GET_SIZE(encoded[i])) {   /* would open another file */
+            code[i] = EINVAL;
+            continue;
+        }
+        int fd;
+        do
+            fd = open(path, flags | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
         if (fd < 0) {
             code[i] = errno;
             continue;
         }
-        struct stat st;
+        struct stat st, after;
         if (fstat(fd, &st) != 0) {
             code[i] = errno;
         } else if (!S_ISREG(st.st_mode)) {
             code[i] = NOT_REGULAR;
         } else if (st.st_size > limit) {
             code[i] = LARGE;
-        } else if (pos + st.st_size + 1 > out.len) {
+        } else if (st.st_size >= out.len - pos) {   /* size + 1 bytes do not fit */
             close(fd);
             break;                                   /* no room: the caller grows the buffer */
         } else {
@@ -252,6 +271,12 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
             if (code[i] == 0) {
                 if (got > st.st_size)
                     code[i] = GREW;
+                else if (fstat(fd, &after) != 0)
+                    code[i] = errno;
+                else if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec
+                         || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec || after.st_ctim.tv_sec != st.st_ctim.tv_sec
+                         || after.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
+                    code[i] = CHANGED;
                 else
                     pos += got;
             }
@@ -287,7 +312,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && (PyModule_AddIntConstant(m, "N_FIELDS", N_FIELDS)
                       || PyModule_AddIntConstant(m, "NOT_REGULAR", NOT_REGULAR)
-                      || PyModule_AddIntConstant(m, "LARGE", LARGE) || PyModule_AddIntConstant(m, "GREW", GREW))) {
+                      || PyModule_AddIntConstant(m, "LARGE", LARGE) || PyModule_AddIntConstant(m, "GREW", GREW)
+                      || PyModule_AddIntConstant(m, "CHANGED", CHANGED))) {
         Py_DECREF(m);
         return NULL;
     }

@@ -9,6 +9,7 @@ at once and the same buffer can move to a GPU in one copy. Files larger than
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 import threading
@@ -26,6 +27,7 @@ from .sources.entries import describe_error
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
 NOT_REGULAR = "changed: no longer a regular file"
 GREW = "changed: file grew while being read"
+CHANGED = "changed: file changed while being read"     # its bytes could mix two versions
 
 try:
     from . import _native     # the compiled reader (setup.py); optional
@@ -90,8 +92,8 @@ class Batch:
                 total += n
                 yield buf[:n]
             after = os.fstat(fd)
-            if total != before.st_size or (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-                raise FileChanged("changed: file changed while being read")
+            if total != before.st_size or not _same_version(before, after):
+                raise FileChanged(CHANGED)
         finally:
             os.close(fd)
 
@@ -151,9 +153,15 @@ def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,
             errors[i] = NOT_REGULAR
         elif code == _native.GREW:
             errors[i] = GREW
+        elif code == _native.CHANGED:
+            errors[i] = CHANGED
         else:
             errors[i] = describe_error(OSError(code, os.strerror(code)))
     return buf[:pos], offsets, errors, large
+
+
+def _same_version(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_size, before.st_mtime_ns, before.st_ctime_ns) == (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
 
 
 def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
@@ -173,6 +181,9 @@ def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
             fd = os.open(paths[i], OPEN_FLAGS)
         except OSError as e:
             errors[i] = describe_error(e)
+            continue
+        except ValueError:       # a NUL byte in the name (from a manifest): no such file can exist
+            errors[i] = describe_error(OSError(errno.EINVAL, os.strerror(errno.EINVAL)))
             continue
         try:
             st = os.fstat(fd)
@@ -195,6 +206,9 @@ def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
                 got += r
             if got > want:
                 errors[i] = GREW
+                continue
+            if not _same_version(st, os.fstat(fd)):
+                errors[i] = CHANGED
                 continue
             pos += got
         except OSError as e:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import shutil
 
 import numpy as np
@@ -207,3 +208,61 @@ def test_extension_matches_os_path_splitext():
     chunked = pa.chunked_array([pa.array(names[:10]), pa.array(names[10:20])])
     assert extension(chunked).to_pylist() == [oracle(n) for n in names[:20]]
     assert extension(pa.array([], pa.string())).to_pylist() == []
+
+
+@pytest.mark.parametrize("native", READERS)
+def test_reader_refuses_a_name_with_a_nul_byte(tmp_path, native):
+    """A NUL byte in a name (possible in a crafted manifest) must not open the file its prefix names."""
+    if native and not native_available():
+        pytest.skip("exoflow._native is not built")
+    from exoflow.batch import read_files
+
+    a = tmp_path / "a"
+    a.write_bytes(b"hello")
+    data, offsets, errors, large = read_files([str(a) + "\0junk", str(a)], np.array([True, True]), 64, 1024,
+                                              native=native)
+    assert errors[0].startswith("EINVAL") and errors[1] is None
+    assert bytes(data) == b"hello" and offsets.tolist() == [0, 0, 5]
+
+
+def test_python_reader_notices_a_rewrite_at_the_same_size(tmp_path, monkeypatch):
+    """A file rewritten in place while it is read is reported, never returned with mixed bytes.
+    (The C reader makes the same two fstat calls around its read; they cannot be interposed here.)"""
+    import exoflow.batch as B
+
+    a = tmp_path / "a"
+    a.write_bytes(b"hello")
+    real_fstat = os.fstat
+    calls = []
+
+    def fstat_then_rewrite(fd):
+        st = real_fstat(fd)
+        calls.append(st)
+        if len(calls) == 1:                   # after the first fstat the file changes, same size
+            time.sleep(0.01)                  # past a coarse timestamp tick
+            with open(a, "r+b") as f:
+                f.write(b"HELLO")
+        return st
+    monkeypatch.setattr(B.os, "fstat", fstat_then_rewrite)
+    data, offsets, errors, large = B.read_files([str(a)], np.array([True]), 64, 1024, native=False)
+    assert errors[0] == "changed: file changed while being read" and bytes(data) == b""
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+def test_mtime_beyond_2262_is_saturated_by_both_listers(tmp_path):
+    """int64 nanoseconds end in 2262: a later mtime is stored as the largest value, never wrapped
+    around and never aborting the walk."""
+    d = tmp_path / "top" / "sub"
+    d.mkdir(parents=True)
+    f = d / "future"
+    f.write_bytes(b"x")
+    try:
+        os.utime(f, ns=(0, 10_400_000_000_000_000_000))        # the year 2299
+    except (OSError, OverflowError):
+        pytest.skip("this file system cannot store the year 2299")
+    for native in (True, False):
+        w = Walker(WalkOptions(), native=native)
+        w.run([root_item(str(tmp_path), WalkOptions())], 10**6)
+        t = w.out.table()
+        row = t.column("path").to_pylist().index(str(f))
+        assert t.column("mtime_ns")[row].as_py() == np.iinfo(np.int64).max

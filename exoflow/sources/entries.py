@@ -110,7 +110,12 @@ class EntryCollector:
         cols = np.empty((n, len(STAT_FIELDS)), dtype=np.int64)
         for j, attr in enumerate(STAT_FIELDS.values()):
             dtype = np.uint64 if attr in ("st_ino", "st_dev") else np.int64
-            cols[:, j] = np.fromiter(map(attrgetter(attr), self.stats), dtype=dtype, count=n).view(np.int64)
+            try:
+                cols[:, j] = np.fromiter(map(attrgetter(attr), self.stats), dtype=dtype, count=n).view(np.int64)
+            except OverflowError:     # an mtime past 2262 (or before 1677) in ns: saturated, as the C lister does
+                info = np.iinfo(dtype)
+                cols[:, j] = np.array([min(max(v, info.min), info.max) for v in map(attrgetter(attr), self.stats)],
+                                      dtype=dtype).view(np.int64)
         encoded = [os.fsencode(p) for p in self.paths]
         lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
         self.blocks.append((b"".join(encoded), lengths.tobytes(), cols.tobytes()))
