@@ -43,7 +43,7 @@ from .tables import human_bytes
 PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
 READ_BATCH = 32 * 2**20         # bytes of small candidates read into memory at once
-PARTS_PER_MAP = 32              # listing parts (<= 20,000 entries each by default) read by one map task
+PARTS_PER_MAP = 32              # listing parts (<= 50,000 entries each by default) read by one map task
 ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
 READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
                          ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.uint64()),

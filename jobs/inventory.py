@@ -7,13 +7,15 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
 
     exoflow run inventory /data
 """
-from exoflow import Argument, Job, main
+from exoflow import Argument, ChunkOptions, Job, main
 from exoflow import plots
 from exoflow.kernels.stat import inventory_columns
 from exoflow.reducers.inventory import InventoryReducer
 
 job = Job(
     name="inventory",
+    # no contents read: a chunk costs about 1 µs a file, so bigger chunks spend less on Dask per file
+    chunk=ChunkOptions(max_files=50_000),
     description=__doc__,
     kernels=[inventory_columns],
     reducer=InventoryReducer(),
