@@ -27,8 +27,8 @@ def main() -> int:
     gdu = shutil.which("gdu")
     out = tempfile.mkdtemp(prefix="bench-inv-")
     print(f"machine: {machine()}")
-    print(f"| tree | entries | bytes | tool | wall s (min-max) | files/s | client MB | workers MB | exoflow ratio |")
-    print(f"|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("| tree | entries | bytes | tool | wall s (min-max) | files/s | client MB | workers MB | exoflow ratio |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
     for tree in a.trees:
         n, nbytes = tree_stats(tree)
         tools = {
