@@ -305,7 +305,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister.", -1, methods,
+    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister and batch reader.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
