@@ -298,7 +298,81 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(extensions_doc,
+"extensions(offsets, data) -> (ext_offsets, ext_data)\n\n"
+"The extension of each path of a string column (int32 ``offsets``, n + 1 of them, into\n"
+"``data``): the bytes after the last dot of the file name, when that dot is not the\n"
+"name's last byte and the name has a byte other than a dot before it (os.path.splitext's\n"
+"rule), ASCII letters lower-cased; empty otherwise. Returns the result's int32 offsets\n"
+"and bytes.");
+
+static PyObject *extensions(PyObject *self, PyObject *args) {
+    Py_buffer offs, data;
+    if (!PyArg_ParseTuple(args, "y*y*", &offs, &data))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = offs.len / (Py_ssize_t)sizeof(int32_t) - 1;
+    const int32_t *o = offs.buf;
+    const unsigned char *d = data.buf;
+    if (n < 0 || (n >= 0 && (o[0] < 0 || o[n] > data.len))) {
+        PyErr_SetString(PyExc_ValueError, "extensions: offsets do not fit the data");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (o[i + 1] < o[i]) {
+            PyErr_SetString(PyExc_ValueError, "extensions: offsets decrease");
+            goto done;
+        }
+    }
+    int32_t *out_offs = PyMem_Malloc((size_t)(n + 1) * sizeof(int32_t));
+    unsigned char *out = PyMem_Malloc((size_t)(o[n] - o[0]) + 1);
+    if (out_offs == NULL || out == NULL) {
+        PyMem_Free(out_offs);
+        PyMem_Free(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    int32_t len = 0;
+    out_offs[0] = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t start = o[i], end = o[i + 1], dot = -1, name = start;
+        for (int32_t k = end - 1; k >= start; k--) {       /* the name is after the last '/' */
+            if (d[k] == '/') {
+                name = k + 1;
+                break;
+            }
+            if (d[k] == '.' && dot < 0)
+                dot = k;
+        }
+        int stem_has_other = 0;
+        for (int32_t k = name; k < dot; k++) {
+            if (d[k] != '.') {
+                stem_has_other = 1;
+                break;
+            }
+        }
+        if (dot >= 0 && dot < end - 1 && stem_has_other) {
+            for (int32_t k = dot + 1; k < end; k++) {
+                unsigned char c = d[k];
+                out[len++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+            }
+        }
+        out_offs[i + 1] = len;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(y#y#)", (const char *)out_offs, (Py_ssize_t)((n + 1) * sizeof(int32_t)),
+                           (const char *)out, (Py_ssize_t)len);
+    PyMem_Free(out_offs);
+    PyMem_Free(out);
+done:
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"extensions", extensions, METH_VARARGS, extensions_doc},
     {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},
     {NULL, NULL, 0, NULL},

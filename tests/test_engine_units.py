@@ -188,26 +188,30 @@ def test_listing_tasks_go_to_the_least_busy_worker():
     assert set(load.busy) == {"b", "c"} and load.least_busy() == "c"
 
 
-def test_extension_matches_os_path_splitext():
-    """The extension kernel against Python's os.path.splitext on tricky and random names,
-    on a slice and on a chunked array."""
+@pytest.mark.parametrize("native", READERS)
+def test_extension_matches_os_path_splitext(native):
+    """The extension kernel (the C pass and Arrow's RE2) against Python's os.path.splitext on
+    tricky and random names, on a slice and on a chunked array."""
+    if native and not native_available():
+        pytest.skip("exoflow._native is not built")
     import pyarrow as pa
 
     from exoflow.kernels.stat import extension
 
     names = ["a.b", ".bashrc", "..foo", "a..b", "dir.d/file", "dir.d/.x", "x.", "x.tar.GZ", "/", "", "é.ÉXT",
-             "/usr/lib/x.so.6", "a/b/.c.d", "a/b/..c.d", "...", "a/.", "a/..", "noext", "a.b/c", "./x.py", "é/ü.Ü"]
+             "/usr/lib/x.so.6", "a/b/.c.d", "a/b/..c.d", "...", "a/.", "a/..", "noext", "a.b/c", "./x.py", "é/ü.Ü",
+             "X.TXT", "a.ÉXT", "d.ir/.", "x/y.Z"]
     rng = random.Random(1)
-    names += ["".join(rng.choice("ab./é") for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+    names += ["".join(rng.choice("aB./éÉ") for _ in range(rng.randint(0, 8))) for _ in range(3000)]
 
     def oracle(p: str) -> str:
         return os.path.splitext(p.rsplit("/", 1)[-1])[1][1:].lower()
 
-    assert extension(pa.array(names)).to_pylist() == [oracle(n) for n in names]
-    assert extension(pa.array(names).slice(5, 100)).to_pylist() == [oracle(n) for n in names[5:105]]
+    assert extension(pa.array(names), native).to_pylist() == [oracle(n) for n in names]
+    assert extension(pa.array(names).slice(5, 100), native).to_pylist() == [oracle(n) for n in names[5:105]]
     chunked = pa.chunked_array([pa.array(names[:10]), pa.array(names[10:20])])
-    assert extension(chunked).to_pylist() == [oracle(n) for n in names[:20]]
-    assert extension(pa.array([], pa.string())).to_pylist() == []
+    assert extension(chunked, native).to_pylist() == [oracle(n) for n in names[:20]]
+    assert extension(pa.array([], pa.string()), native).to_pylist() == []
 
 
 @pytest.mark.parametrize("native", READERS)
@@ -266,3 +270,11 @@ def test_mtime_beyond_2262_is_saturated_by_both_listers(tmp_path):
         t = w.out.table()
         row = t.column("path").to_pylist().index(str(f))
         assert t.column("mtime_ns")[row].as_py() == np.iinfo(np.int64).max
+
+
+def test_largest_equals_a_stable_sort():
+    from exoflow.reducers.inventory import largest
+    rng = np.random.default_rng(5)
+    for n, k, hi in ((0, 20, 5), (10, 20, 5), (1000, 20, 7), (1000, 1, 3), (5000, 20, 10**9), (50, 0, 3)):
+        values = rng.integers(0, hi, n)
+        assert largest(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()
