@@ -308,34 +308,60 @@ def dask_setup(scheduler) -> None:
         logger.warning("exoflow: dashboard page not available: %s: %s", type(e).__name__, e)
 
 
+class _Starting:
+    """Answers the dashboard's pages until they are attached: 503 and a page that reloads itself
+    every second (a tornado application consulted before Dask's, removed once they are there)."""
+
+    @staticmethod
+    def application():
+        from tornado import web
+
+        class Handler(web.RequestHandler):
+            def get(self, *args) -> None:
+                self.set_status(503)
+                self.set_header("Retry-After", "1")
+                self.set_header("Cache-Control", "no-store")
+                self.write("<!DOCTYPE html><html><head><meta http-equiv='refresh' content='1'>"
+                           "<title>Dask: starting</title></head><body><p>The dashboard is starting…</p></body></html>")
+
+        return web.Application([(rf"/(?:status|{PAGE})?/?", Handler)])
+
+
 def attach_later(scheduler) -> None:
     """Give an embedded scheduler started with ``dashboard=False`` Dask's dashboard and the exoflow page.
 
     Importing Bokeh and building Dask's dashboard takes ~0.4 s of CPU, which a cluster started
     with its dashboard pays before the first task; here a thread imports it while the run goes
     on and the event loop attaches it to the HTTP server already listening (``/metrics`` is
-    served from the start). Call it after the workers are forked: a fork must not copy a
-    thread in the middle of an import."""
+    served from the start; until then the pages answer 503 with a page that reloads itself).
+    Call it after the workers are forked: a fork must not copy a thread in the middle of an import."""
     plugin = scheduler.plugins.get(PLUGIN_NAME)
     if plugin is not None:
         plugin.dashboard_pending = True
+    app = scheduler.http_application
+    starting = _Starting.application()
+    app.add_application(starting)
+
+    def done() -> None:
+        if starting in app.applications:
+            app.applications.remove(starting)
+        if plugin is not None:
+            plugin.dashboard_pending = False
 
     def attach(dash) -> None:
         try:
-            dash.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+            dash.connect(app, scheduler.http_server, scheduler, prefix="/")
             _add_page(scheduler)
         except Exception as e:    # a convenience: never stop a run over it
             logger.warning("exoflow: dashboard not available: %s: %s", type(e).__name__, e)
         finally:
-            if plugin is not None:
-                plugin.dashboard_pending = False
+            done()
 
     def load() -> None:
         try:
             import distributed.dashboard.scheduler as dash
         except ImportError:       # bokeh missing: no dashboard, as Dask itself would do
-            if plugin is not None:
-                plugin.dashboard_pending = False
+            scheduler.loop.add_callback(done)
             return
         scheduler.loop.add_callback(attach, dash)
 

@@ -32,14 +32,14 @@ def make_tree(root: Path) -> tuple[int, int]:
 
 
 def fetch(url: str, wait: float = 20.0) -> str:
-    """GET ``url``; the embedded cluster attaches its dashboard a moment after start, so a 404 is
-    retried for up to ``wait`` seconds."""
+    """GET ``url``; the embedded cluster attaches its dashboard a moment after start (until then
+    it answers 503, "starting"), so that is retried for up to ``wait`` seconds."""
     deadline = time.monotonic() + wait
     while True:
         try:
             return urllib.request.urlopen(url).read().decode()
         except urllib.error.HTTPError as e:
-            if e.code != 404 or time.monotonic() > deadline:
+            if e.code != 503 or time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
 
@@ -66,6 +66,23 @@ def ran(tmp_path_factory):
                                            chunk=ChunkOptions(max_files=25, read_order=False)))
                      for i in range(2)]
         yield client, describe(client), summaries, files, nbytes
+
+
+def test_dashboard_answers_starting_until_attached_then_serves():
+    """Right after an embedded cluster starts, the dashboard URL printed at start answers 503 with a
+    page that reloads itself (not a 404); a moment later Dask's page and the exoflow page are there."""
+    from exoflow.cluster import connect, describe
+    from exoflow.options import ClusterOptions
+
+    with connect(ClusterOptions(workers=1, dashboard="127.0.0.1:0")) as client:
+        info = describe(client)
+        try:
+            first = urllib.request.urlopen(info["dashboard"])
+            pytest.skip(f"the dashboard was attached before the first request ({first.status})")
+        except urllib.error.HTTPError as e:
+            assert e.code == 503 and "http-equiv='refresh'" in e.read().decode()
+        assert 'href="exoflow"' in fetch(info["dashboard"])
+        assert "exoflow" in fetch(info["exoflow_page"])
 
 
 def test_page_is_listed_and_renders_the_run(ran):
