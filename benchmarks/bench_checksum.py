@@ -9,12 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, measure, need, tree_stats  # noqa: E402
+from common import measure, need, trees  # noqa: E402
 from make_tree import make_tree  # noqa: E402
 
 
@@ -27,28 +25,19 @@ def main() -> int:
     a = p.parse_args()
     for t in ("xxh128sum", "sha256sum"):
         need(t)
-    work = tempfile.mkdtemp(prefix="bench-checksum-")
-    print(f"machine: {machine()}")
-    try:
-        for tree in a.trees:
-            if tree == "GEN":
-                tree = os.path.join(work, "gen")
-                make_tree(tree, a.gen_files)
-            n, size = tree_stats(tree)
-            out = os.path.join(work, "out")
-            print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB")
-            print(f"{'tool':<36}{'median s':>10}{'min':>8}{'max':>8}{'MB/s':>9}{'exoflow/tool':>14}")
-            for alg, tool in (("xxh3-128", "xxh128sum"), ("sha256", "sha256sum")):
-                exo = [sys.executable, "-m", "exoflow.cli", "run", "checksum", tree, "--hash", alg, "--out", out,
-                       "--overwrite", "-q", "--no-dashboard"]
-                shell = f"find {shlex.quote(tree)} -type f -print0 | xargs -0 -P{a.procs} {tool} > /dev/null"
-                te = measure(exo, runs=a.runs)
-                tt = measure(shell, runs=a.runs, shell=True)
-                for name, t in ((f"exoflow checksum --hash {alg}", te), (f"find|xargs -P{a.procs} {tool}", tt)):
-                    print(f"{name:<36}{t.wall:>10.2f}{t.wall_min:>8.2f}{t.wall_max:>8.2f}{size / 1e6 / t.wall:>9.0f}"
-                          f"{tt.wall / te.wall if name.startswith('exo') else 1:>13.2f}x")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for tree, work, n, size in trees(a.trees, "bench-checksum-", lambda path: make_tree(path, a.gen_files)):
+        out = os.path.join(work, "out")
+        print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB")
+        print(f"{'tool':<36}{'median s':>10}{'min':>8}{'max':>8}{'MB/s':>9}{'exoflow/tool':>14}")
+        for alg, tool in (("xxh3-128", "xxh128sum"), ("sha256", "sha256sum")):
+            exo = [sys.executable, "-m", "exoflow.cli", "run", "checksum", tree, "--hash", alg, "--out", out,
+                   "--overwrite", "-q", "--no-dashboard"]
+            shell = f"find {shlex.quote(tree)} -type f -print0 | xargs -0 -P{a.procs} {tool} > /dev/null"
+            te = measure(exo, runs=a.runs)
+            tt = measure(shell, runs=a.runs, shell=True)
+            for name, t in ((f"exoflow checksum --hash {alg}", te), (f"find|xargs -P{a.procs} {tool}", tt)):
+                print(f"{name:<36}{t.wall:>10.2f}{t.wall_min:>8.2f}{t.wall_max:>8.2f}{size / 1e6 / t.wall:>9.0f}"
+                      f"{tt.wall / te.wall if name.startswith('exo') else 1:>13.2f}x")
     return 0
 
 

@@ -14,15 +14,13 @@ import argparse
 import os
 import random
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pyarrow.dataset as ds
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, measure, need, tree_stats  # noqa: E402
+from common import measure, need, trees  # noqa: E402
 
 
 def make_dup_tree(root: str, files: int, seed: int = 7) -> None:
@@ -84,36 +82,27 @@ def main() -> int:
     a = p.parse_args()
     for t in ("jdupes", "rmlint"):
         need(t)
-    work = tempfile.mkdtemp(prefix="bench-dedup-")
-    print(f"machine: {machine()}")
-    try:
-        for tree in a.trees:
-            if tree == "GEN":
-                tree = os.path.join(work, "gen")
-                make_dup_tree(tree, a.gen_files)
-            n, size = tree_stats(tree)
-            out = os.path.join(work, "out")
-            exo = [sys.executable, "-m", "exoflow.cli", "run", "dedup", tree, "--out", out, "--overwrite", "-q",
-                   "--no-dashboard"]
-            rm_out = os.path.join(work, "rmlint.json")
-            tools = {
-                "exoflow dedup": exo,
-                "jdupes -r": ["jdupes", "-r", "-q", tree],
-                "rmlint": ["rmlint", "-o", f"json:{rm_out}", "-T", "df", tree],
-            }
-            times, cpu = {}, {}
-            for name, cmd in tools.items():
-                times[name], cpu[name] = _measure_cpu(cmd, a.runs)
-            same = exoflow_sets(out) == jdupes_sets(tree)
-            base = times["jdupes -r"].wall
-            print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB; duplicate sets identical to jdupes: {same}")
-            print(f"{'tool':<16}{'median s':>10}{'min':>8}{'max':>8}{'vs jdupes':>11}{'peak MB':>10}"
-                  f"{'user s':>8}{'sys s':>8}")
-            for name, t in times.items():
-                print(f"{name:<16}{t.wall:>10.2f}{t.wall_min:>8.2f}{t.wall_max:>8.2f}{t.wall / base:>10.2f}x"
-                      f"{t.client_mb + t.children_mb:>10.0f}{cpu[name][0]:>8.2f}{cpu[name][1]:>8.2f}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for tree, work, n, size in trees(a.trees, "bench-dedup-", lambda path: make_dup_tree(path, a.gen_files)):
+        out = os.path.join(work, "out")
+        exo = [sys.executable, "-m", "exoflow.cli", "run", "dedup", tree, "--out", out, "--overwrite", "-q",
+               "--no-dashboard"]
+        rm_out = os.path.join(work, "rmlint.json")
+        tools = {
+            "exoflow dedup": exo,
+            "jdupes -r": ["jdupes", "-r", "-q", tree],
+            "rmlint": ["rmlint", "-o", f"json:{rm_out}", "-T", "df", tree],
+        }
+        times, cpu = {}, {}
+        for name, cmd in tools.items():
+            times[name], cpu[name] = _measure_cpu(cmd, a.runs)
+        same = exoflow_sets(out) == jdupes_sets(tree)
+        base = times["jdupes -r"].wall
+        print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB; duplicate sets identical to jdupes: {same}")
+        print(f"{'tool':<16}{'median s':>10}{'min':>8}{'max':>8}{'vs jdupes':>11}{'peak MB':>10}"
+              f"{'user s':>8}{'sys s':>8}")
+        for name, t in times.items():
+            print(f"{name:<16}{t.wall:>10.2f}{t.wall_min:>8.2f}{t.wall_max:>8.2f}{t.wall / base:>10.2f}x"
+                  f"{t.client_mb + t.children_mb:>10.0f}{cpu[name][0]:>8.2f}{cpu[name][1]:>8.2f}")
     return 0
 
 

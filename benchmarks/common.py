@@ -6,8 +6,10 @@ import platform
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import psutil
 
@@ -66,3 +68,18 @@ def need(tool: str) -> str:
     if not path:
         raise SystemExit(f"benchmark needs {tool!r} (apt-get install {tool})")
     return path
+
+
+def trees(names: list[str], prefix: str, make_gen: Callable[[str], None]) -> Iterator[tuple[str, str, int, int]]:
+    """(tree, scratch dir, entries, bytes) for each name; the name GEN is a tree that
+    ``make_gen(path)`` generates. The scratch dir (for outputs and GEN) is removed at the end."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    print(f"machine: {machine()}")
+    try:
+        for tree in names:
+            if tree == "GEN":
+                tree = os.path.join(work, "gen")
+                make_gen(tree)
+            yield (tree, work, *tree_stats(tree))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .options import LoadOptions
 from .paths import raw_paths
-from .sources.entries import describe_error
+from .sources.entries import describe_errno, describe_error
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
 NOT_REGULAR = "changed: no longer a regular file"
@@ -145,18 +145,13 @@ def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,
     np.maximum.accumulate(row_end, out=offsets[1:])   # rows that are not files hold no bytes
     errors: list[str | None] = [None] * n
     large = np.zeros(n, dtype=bool)
+    own = {_native.NOT_REGULAR: NOT_REGULAR, _native.GREW: GREW, _native.CHANGED: CHANGED}   # else an errno
     for k in np.flatnonzero(codes).tolist():
         code, i = int(codes[k]), int(rows[k])
         if code == _native.LARGE:
             large[i] = True
-        elif code == _native.NOT_REGULAR:
-            errors[i] = NOT_REGULAR
-        elif code == _native.GREW:
-            errors[i] = GREW
-        elif code == _native.CHANGED:
-            errors[i] = CHANGED
         else:
-            errors[i] = describe_error(OSError(code, os.strerror(code)))
+            errors[i] = own.get(code) or describe_errno(code)
     return buf[:pos], offsets, errors, large
 
 
@@ -183,7 +178,7 @@ def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
             errors[i] = describe_error(e)
             continue
         except ValueError:       # a NUL byte in the name (from a manifest): no such file can exist
-            errors[i] = describe_error(OSError(errno.EINVAL, os.strerror(errno.EINVAL)))
+            errors[i] = describe_errno(errno.EINVAL)
             continue
         try:
             st = os.fstat(fd)

@@ -41,7 +41,6 @@ class ExoflowPlugin(SchedulerPlugin):
     name = PLUGIN_NAME
 
     def __init__(self) -> None:
-        self.dashboard_pending = False    # attach_later() is importing the dashboard
         self.runs: OrderedDict[str, RunStats] = OrderedDict()
         # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
         self.totals: dict[str, dict[str, int]] = {}
@@ -308,23 +307,22 @@ def dask_setup(scheduler) -> None:
         logger.warning("exoflow: dashboard page not available: %s: %s", type(e).__name__, e)
 
 
-class _Starting:
+def _starting_application():
     """Answers the dashboard's pages until they are attached: 503 and a page that reloads itself
     every second (a tornado application consulted before Dask's, removed once they are there)."""
+    from tornado import web
 
-    @staticmethod
-    def application():
-        from tornado import web
+    class Handler(web.RequestHandler):
+        def get(self, *args) -> None:
+            self.set_status(503)
+            self.set_header("Retry-After", "1")
+            self.set_header("Cache-Control", "no-store")
+            self.write("<!DOCTYPE html><html><head><meta http-equiv='refresh' content='1'>"
+                       "<title>Dask: starting</title></head><body><p>The dashboard is starting…</p></body></html>")
 
-        class Handler(web.RequestHandler):
-            def get(self, *args) -> None:
-                self.set_status(503)
-                self.set_header("Retry-After", "1")
-                self.set_header("Cache-Control", "no-store")
-                self.write("<!DOCTYPE html><html><head><meta http-equiv='refresh' content='1'>"
-                           "<title>Dask: starting</title></head><body><p>The dashboard is starting…</p></body></html>")
-
-        return web.Application([(rf"/(?:status|{PAGE})?/?", Handler)])
+    app = web.Application([(rf"/(?:status|{PAGE})?/?", Handler)])
+    app.exoflow_starting = True      # serves() tells from it that the pages are on their way
+    return app
 
 
 def attach_later(scheduler) -> None:
@@ -335,18 +333,13 @@ def attach_later(scheduler) -> None:
     on and the event loop attaches it to the HTTP server already listening (``/metrics`` is
     served from the start; until then the pages answer 503 with a page that reloads itself).
     Call it after the workers are forked: a fork must not copy a thread in the middle of an import."""
-    plugin = scheduler.plugins.get(PLUGIN_NAME)
-    if plugin is not None:
-        plugin.dashboard_pending = True
     app = scheduler.http_application
-    starting = _Starting.application()
+    starting = _starting_application()
     app.add_application(starting)
 
     def done() -> None:
         if starting in app.applications:
             app.applications.remove(starting)
-        if plugin is not None:
-            plugin.dashboard_pending = False
 
     def attach(dash) -> None:
         try:
@@ -383,8 +376,5 @@ def page_url(client: Client) -> str | None:
 def serves(path: str, dask_scheduler=None) -> bool:
     """Whether the scheduler's Bokeh server has (or is about to have) a page at ``path``
     (run on the scheduler)."""
-    plugin = getattr(dask_scheduler, "plugins", {}).get(PLUGIN_NAME)
-    if getattr(plugin, "dashboard_pending", False):
-        return True
-    app = getattr(dask_scheduler, "http_application", None)
-    return any(path in getattr(a, "app_paths", ()) for a in getattr(app, "applications", []))
+    apps = getattr(getattr(dask_scheduler, "http_application", None), "applications", [])
+    return any(getattr(a, "exoflow_starting", False) or path in getattr(a, "app_paths", ()) for a in apps)

@@ -36,6 +36,8 @@ import pyarrow.parquet as pq
 
 from .kernels.hashing import _one_shot, hash_file
 from .batch import OPEN_FLAGS, read_files
+from .chunks import cut
+from .options import ChunkOptions
 from .sources.entries import describe_error
 from .sinks import write_part
 from .tables import human_bytes
@@ -106,28 +108,21 @@ def _prefix_suffix(path: str, size: int, one_shot) -> str:
         os.close(fd)
 
 
-def _unique_inodes(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Row numbers of one row per (device, inode), in (device, inode) order (the disk's), and for
-    each row the position of its inode in that list. With --hardlinks several names share one."""
+def _per_inode(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Each distinct (device, inode) once, in that order (the disk's; with --hardlinks several
+    names share one): (exact paths, paths as shown, sizes, which), row r's file being which[r]."""
     dev, ino = df["device"].to_numpy(np.uint64), df["inode"].to_numpy(np.uint64)
     order = np.lexsort((ino, dev))
     new = np.ones(len(order), dtype=bool)
     new[1:] = (dev[order][1:] != dev[order][:-1]) | (ino[order][1:] != ino[order][:-1])
     which = np.empty(len(order), dtype=np.int64)
     which[order] = np.cumsum(new) - 1
-    return order[new], which
+    firsts = order[new]
+    return _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist(), df["size"].to_numpy(np.int64)[firsts], which
 
 
-def _batches(nbytes: np.ndarray, bound: int) -> list[tuple[int, int]]:
-    """Consecutive [a, b) ranges of rows holding at most ``bound`` bytes each (at least one row)."""
-    ends = np.cumsum(nbytes)
-    out, a = [], 0
-    while a < len(nbytes):
-        base = ends[a - 1] if a else 0
-        b = max(a + 1, int(np.searchsorted(ends, base + bound, side="right")))
-        out.append((a, b))
-        a = b
-    return out
+def _reason(e: OSError) -> str:
+    return e.strerror if isinstance(e, Changed) else describe_error(e)
 
 
 def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
@@ -135,12 +130,11 @@ def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
     pass), else the hash of its first and last PREFIX bytes. Small files are read by the engine's
     loader, READ_BATCH bytes at a time; a file whose size differs from the listing is left out
     (reason kept)."""
-    firsts, which = _unique_inodes(df)
-    paths, shown = _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist()
-    sizes = df["size"].to_numpy(np.int64)[firsts]
+    paths, shown, sizes, which = _per_inode(df)
     small = sizes <= SUFFIX_FROM
     digests: list[str | None] = [None] * len(paths)
-    for a, b in _batches(np.where(small, sizes + 1, 1), READ_BATCH):
+    batches = cut(np.where(small, sizes + 1, 1), ChunkOptions(max_files=max(len(paths), 1), max_bytes=READ_BATCH))
+    for a, b in batches:
         data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
                                                        int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM)
         mv = memoryview(data)
@@ -156,22 +150,20 @@ def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
                     raise Changed(0, "changed: size differs from the listing")
                 digests[k] = one_shot(mv[offs[j]:offs[j + 1]])
             except OSError as e:
-                errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
+                errors.append([shown[k], _reason(e)])
     return pd.Series(np.asarray(digests, dtype=object)[which], index=df.index, dtype=object)
 
 
 def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
     """``fn(path, size)`` per row in (device, inode) order, once per inode; failures drop the row,
     reason kept."""
-    firsts, which = _unique_inodes(df)
-    paths, shown = _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist()
-    sizes = df["size"].to_numpy(np.int64)[firsts].tolist()
+    paths, shown, sizes, which = _per_inode(df)
     out: list[str | None] = [None] * len(paths)
     for k in range(len(paths)):
         try:
-            out[k] = fn(paths[k], sizes[k])
+            out[k] = fn(paths[k], int(sizes[k]))
         except OSError as e:
-            errors.append([shown[k], e.strerror if isinstance(e, Changed) else describe_error(e)])
+            errors.append([shown[k], _reason(e)])
     return pd.Series(np.asarray(out, dtype=object)[which], index=df.index, dtype=object)
 
 

@@ -80,17 +80,6 @@ class RunConfig:
 
 # ---- tasks (run on workers) -------------------------------------------------
 
-def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict) -> tuple[pa.Table, dict]:
-    table = out.table()
-    if chunk_opts.read_order:
-        table = order_for_reading(table)
-    sizes = content_bytes(table)
-    # the byte bound is about memory for contents: without reading, only the file count matters
-    bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
-    meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts))
-    return table, meta
-
-
 def _where() -> str | None:
     """The address of the worker running this task (None outside a cluster, e.g. bench's serial mode)."""
     from distributed import get_worker
@@ -98,6 +87,20 @@ def _where() -> str | None:
         return get_worker().address
     except ValueError:
         return None
+
+
+def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float) -> tuple[pa.Table, dict]:
+    """The listing part and its meta for the client: chunks, counts, where it was made and how long
+    it took since ``t0`` (for placing the next listing tasks)."""
+    table = out.table()
+    if chunk_opts.read_order:
+        table = order_for_reading(table)
+    sizes = content_bytes(table)
+    # the byte bound is about memory for contents: without reading, only the file count matters
+    bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
+    meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts), worker=_where(),
+                seconds=time.perf_counter() - t0)
+    return table, meta
 
 
 def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
@@ -108,8 +111,7 @@ def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: Wa
         for f in root_files:
             walker.add_root_file(f)
         left = walker.run(stack, *budget)
-        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned, "worker": _where()})
-    listed[1]["seconds"] = time.perf_counter() - t0
+        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned}, t0)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -118,8 +120,7 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart,
                chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
     t0 = time.perf_counter()
     with meter("list"):
-        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0, "worker": _where()})
-    listed[1]["seconds"] = time.perf_counter() - t0
+        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0}, t0)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..tables import human_bytes, human_count, table
+from . import largest
 
 # size classes, powers of 4 from 1 KiB: class i holds sizes in [SIZE_EDGES[i-1], SIZE_EDGES[i])
 SIZE_EDGES = [1, 2**10, 2**12, 2**14, 2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28, 2**30, 2**32]
@@ -20,21 +21,6 @@ AGE_BINS = [  # (label, upper bound in seconds of age)
     ("1-12 months", 365 * 86400), ("1-2 years", 2 * 365 * 86400), ("2-5 years", 5 * 365 * 86400),
     ("> 5 years", float("inf")),
 ]
-
-
-def largest(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values, largest first, ties in their original order: what a
-    stable sort of everything gives, from a partition (a chunk has 50,000 files, the top 20)."""
-    n = len(values)
-    if k >= n:
-        return np.argsort(-values, kind="stable")
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    kth = np.partition(values, n - k)[n - k]
-    above = np.flatnonzero(values > kth)
-    ties = np.flatnonzero(values == kth)[: k - len(above)]
-    picked = np.concatenate([above, ties])
-    return picked[np.argsort(-values[picked], kind="stable")]
 
 
 def _group(t: pa.Table, key: str) -> dict[str, list[int]]:

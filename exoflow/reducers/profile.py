@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..tables import human_bytes, human_count, table
+from . import largest
 
 EDGES = np.arange(0, 8.5, 0.5)   # entropy bins, bits per byte: [0, 0.5), … [7.5, 8]
 
@@ -23,7 +24,7 @@ class ProfileReducer:
         size = f.column("size").to_numpy()
         binary = f.column("binary").to_numpy(zero_copy_only=False)
         bins = np.clip(np.searchsorted(EDGES, ent, side="right") - 1, 0, len(EDGES) - 2)
-        order = np.argsort(-ent, kind="stable")[: self.top]
+        order = largest(ent, self.top)
         return {
             "files": f.num_rows,
             "bytes": int(size.sum()),

@@ -55,6 +55,11 @@ def describe_error(exc: OSError) -> str:
     return f"{code}: {exc.strerror or exc}"
 
 
+def describe_errno(code: int) -> str:
+    """``describe_error`` for a bare errno (from the compiled lister and reader)."""
+    return describe_error(OSError(code, os.strerror(code)))
+
+
 class EntryCollector:
     """Accumulates entries; ``table()`` builds the Arrow listing in one pass.
 

@@ -22,7 +22,7 @@ import pathspec
 
 from ..batch import OPEN_FLAGS
 from ..options import WalkOptions
-from .entries import EntryCollector, describe_error
+from .entries import EntryCollector, describe_errno, describe_error
 
 try:
     from .. import _native     # the compiled lister (setup.py); optional
@@ -151,25 +151,34 @@ class Walker:
         except OSError as e:
             self.out.add_error(path, describe_error(e))
 
+    def unreadable(self, item: DirItem, e: OSError) -> None:
+        """A directory that cannot be opened or listed is an error row of its own."""
+        self.out.start_run(item.depth, item.top)
+        self.out.add_error(item.path, describe_error(e), hint="dir")
+
+    def children(self, item: DirItem) -> tuple[str, int, bool]:
+        """(path prefix, depth, whether to descend) of a directory's entries."""
+        depth = item.depth + 1
+        prefix = item.path if item.path.endswith("/") else item.path + "/"
+        return prefix, depth, self.opts.max_depth is None or depth < self.opts.max_depth
+
     def scan(self, item: DirItem, stack: list[DirItem]) -> None:
         d = item.path
         try:
             fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
-            self.out.start_run(item.depth, item.top)
-            self.out.add_error(d, describe_error(e), hint="dir")
+            self.unreadable(item, e)
             return
         try:
             self.dirs_scanned += 1
             if self.native and item.top is not None:
-                self.native_entries(item, fd, d, stack)
+                self.native_entries(item, fd, stack)
                 return
             try:
                 with os.scandir(fd) as it:
                     entries = list(it)
             except OSError as e:
-                self.out.start_run(item.depth, item.top)
-                self.out.add_error(d, describe_error(e), hint="dir")
+                self.unreadable(item, e)
                 return
             ignores = item.ignores
             if self.opts.gitignore:
@@ -184,30 +193,24 @@ class Walker:
         finally:
             os.close(fd)
 
-    def native_entries(self, item: DirItem, fd: int, d: str, stack: list[DirItem]) -> None:
+    def native_entries(self, item: DirItem, fd: int, stack: list[DirItem]) -> None:
         """One directory through ``exoflow._native.scan_dir``: subdirectories, then a block of rows."""
-        prefix = d if d.endswith("/") else d + "/"
+        prefix, depth, descend = self.children(item)
         try:
             dirs, paths, lengths, stats, problems = _native.scan_dir(fd, os.fsencode(prefix))
         except OSError as e:
-            self.out.start_run(item.depth, item.top)
-            self.out.add_error(d, describe_error(e), hint="dir")
+            self.unreadable(item, e)
             return
-        depth = item.depth + 1
-        if self.opts.max_depth is None or depth < self.opts.max_depth:
+        if descend:
             stack.extend(DirItem(prefix + n, depth, item.top, item.root, (), (), item.dev) for n in dirs)
         self.out.start_run(depth, item.top)
         self.out.add_block(paths, lengths, stats)
         for name, code, d_type in problems:      # lstat failed: vanished, permission …
-            self.out.add_error(prefix + name, describe_error(OSError(code, os.strerror(code))),
-                               hint=D_TYPE_HINT.get(d_type))
+            self.out.add_error(prefix + name, describe_errno(code), hint=D_TYPE_HINT.get(d_type))
 
     def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry],
                      ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
-        opts = self.opts
-        prefix = item.path if item.path.endswith("/") else item.path + "/"
-        depth = item.depth + 1
-        descend = opts.max_depth is None or depth < opts.max_depth
+        prefix, depth, descend = self.children(item)
         if self.plain:
             self.plain_entries(item, fd, entries, prefix, depth, descend, stack)
             return
