@@ -14,6 +14,14 @@ import numpy as np
 from .sinks import UsageError
 
 BACKENDS = ("cpu", "gpu", "auto")
+# Dask resource that GPU workers advertise (``dask cuda worker … --resources GPU=1``); chunk tasks
+# of a run with ``--backend gpu`` ask for it, so they run only where a GPU is.
+GPU_RESOURCE = {"GPU": 1}
+
+
+def task_resources(params: dict) -> dict | None:
+    """The Dask resources a chunk task of a run with these job parameters needs."""
+    return GPU_RESOURCE if params.get("backend") == "gpu" else None
 
 
 class BackendUnavailable(UsageError):

@@ -19,6 +19,7 @@ than --threshold; 2 usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import time
 from typing import Any, Sequence
 
 from . import __version__
+from .backends import GPU_RESOURCE, task_resources
 from .sinks import UsageError
 
 MODES = ("serial", "cpu", "gpu")
@@ -161,6 +163,10 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
     """Measure one mode: {"runs": [...], "files_per_s": {...}, ...} or {"skipped": reason}."""
     from .runner import run
 
+    if "backend" in cfg.params:   # a job with NumPy and CuPy kernels runs the ones the mode names
+        cfg = dataclasses.replace(cfg, params={**cfg.params, "backend": "gpu" if mode == "gpu" else "cpu"})
+        cluster_opts = dataclasses.replace(cluster_opts, resources=task_resources(cfg.params))
+
     def on_cluster(client):
         def once(c):
             s = run(client, c)
@@ -177,10 +183,10 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
         why = _gpu_available()
         if why:
             return {"skipped": why}
-        # Unverified here (no GPU on the development machine): one dask-cuda worker per GPU.
+        # one dask-cuda worker per GPU, advertising the resource GPU tasks ask for
         from dask_cuda import LocalCUDACluster
         from distributed import Client
-        with LocalCUDACluster(scheduler_kwargs={"preload": ["exoflow.dashboard"]},
+        with LocalCUDACluster(scheduler_kwargs={"preload": ["exoflow.dashboard"]}, resources=GPU_RESOURCE,
                               dashboard_address=cluster_opts.dashboard or None) as cluster, Client(cluster) as client:
             runs = _repeat(on_cluster(client), cfg, warmup, repeats, say)
     else:
@@ -300,8 +306,8 @@ def bench(argv: Sequence[str]) -> int:
         bad = [m for m in modes if m not in MODES]
         if bad or not modes:
             p.error(f"--modes: unknown mode {', '.join(bad) or '(none)'}; modes: {', '.join(MODES)}")
-        walk, chunk, load_opts, cluster_opts = _options(args, job)
         params = {a.dest: getattr(args, a.dest) for a in job.arguments}
+        walk, chunk, load_opts, cluster_opts = _options(args, job, params)
         cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                         walk=walk, chunk=chunk, load=load_opts)
         validate(cfg)

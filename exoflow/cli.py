@@ -137,7 +137,9 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def _options(args: argparse.Namespace, job: Job) -> tuple[WalkOptions, ChunkOptions, LoadOptions, ClusterOptions]:
+def _options(args: argparse.Namespace, job: Job, params: dict) -> tuple[WalkOptions, ChunkOptions, LoadOptions,
+                                                                     ClusterOptions]:
+    from .backends import task_resources
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
@@ -145,7 +147,9 @@ def _options(args: argparse.Namespace, job: Job) -> tuple[WalkOptions, ChunkOpti
     load = LoadOptions(piece_bytes=args.piece_size)
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
                              threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
-                             dashboard=args.dashboard)
+                             dashboard=args.dashboard,
+                             # embedded workers share this machine's GPU(s), if any, for --backend gpu
+                             resources=task_resources(params))
     return walk, chunk, load, cluster
 
 
@@ -157,8 +161,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
-    walk, chunk, load, cluster_opts = _options(args, job)
     params = {a.dest: getattr(args, a.dest) for a in job.arguments}
+    walk, chunk, load, cluster_opts = _options(args, job, params)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                     walk=walk, chunk=chunk, load=load)
     validate(cfg)

@@ -59,6 +59,7 @@ def connect(opts: ClusterOptions) -> Iterator[Client]:
                     n_workers=workers,
                     threads_per_worker=opts.threads_per_worker,
                     memory_limit=opts.memory_limit,
+                    resources=opts.resources,
                     processes=True,
                     dashboard_address=opts.dashboard or None,
                     host="127.0.0.1",

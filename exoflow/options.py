@@ -49,4 +49,5 @@ class ClusterOptions:
     threads_per_worker: int = 1
     memory_limit: str = "auto"          # per worker, e.g. "4GiB"
     dashboard: str = "127.0.0.1:8787"   # embedded cluster: where the dashboard listens ("" = off)
+    resources: dict | None = None       # embedded cluster: what each worker advertises, e.g. {"GPU": 1}
     extra: dict = field(default_factory=dict)

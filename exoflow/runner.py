@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import __version__, report
+from .backends import task_resources
 from .batch import Batch, load
 from .chunks import content_bytes, cut, order_for_reading
 from .cluster import describe
@@ -245,6 +246,9 @@ class _Run:
         self.load = _Load(client.nthreads())      # where the next listing task goes
         self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
         self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
+        self.resources = task_resources(cfg.params)   # chunk tasks of a GPU run go to GPU workers
+        if self.resources:
+            _check_resources(client, self.resources)
         self.seq = 0
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
         self.total: dict | None = None
@@ -295,7 +299,7 @@ class _Run:
             key = self.key("chunk")
             part = f"part-{key.rsplit('-', 1)[1]}.parquet"
             cf = self.client.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
-                                    self.dataset_dir, part, key=key, priority=10)
+                                    self.dataset_dir, part, key=key, priority=10, resources=self.resources)
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key
             self.placed[cf.key] = self.load.add(where, "chunk")
@@ -349,6 +353,15 @@ class _Run:
 
     def listing_done(self) -> bool:
         return not self.pending and self.walks_in_flight == 0
+
+
+def _check_resources(client, needed: dict) -> None:
+    """Fail now, not hang: tasks asking for a resource wait until a worker that has it joins."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    if not any(all(w.get("resources", {}).get(r, 0) >= n for r, n in needed.items()) for w in workers):
+        wanted = ", ".join(f"{r}={n}" for r, n in needed.items())
+        raise UsageError(f"--backend gpu: no worker of the cluster advertises the resource {wanted} "
+                         f"(start GPU workers with: dask cuda worker SCHEDULER --resources {wanted})")
 
 
 def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dict:

@@ -42,14 +42,16 @@ def make_files(root, rng: random.Random) -> dict[str, bytes]:
     return files
 
 
-def test_profile_job_matches_plain_python(tmp_path):
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("gpu", marks=pytest.mark.skipif(
+    not gpu_available(), reason="no CUDA device with CuPy on this machine"))])
+def test_profile_job_matches_plain_python(tmp_path, backend):
     tree = tmp_path / "t"
     tree.mkdir()
     files = make_files(tree, random.Random(3))
     os.symlink("one.txt", tree / "link")            # listed, never read: its profile is null
     os.mkfifo(tree / "fifo")
     r = exoflow("run", "profile", str(tree), "--out", str(tmp_path / "o"), "--no-dashboard", "-q",
-                "--piece-size", "4096", "--chunk-files", "4")
+                "--piece-size", "4096", "--chunk-files", "4", "--backend", backend)
     assert r.returncode == 0, r.stderr
     t = read_dataset(tmp_path / "o" / "files")
     got = {p.rsplit("/", 1)[1]: row for p, row in zip(t.column("path").to_pylist(), t.to_pylist())}

@@ -57,6 +57,19 @@ def test_inventory_on_a_running_scheduler(scheduler, tmp_path):
         == walk_lstat(str(tree))
 
 
+def test_gpu_run_on_a_cluster_without_gpu_workers_is_a_clear_error(scheduler, tmp_path):
+    """Chunk tasks of a --backend gpu run ask for the GPU resource: with no worker advertising it they
+    would wait for ever, so the run stops at once."""
+    scheduler, _ = scheduler
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"abc")
+    r = exoflow("run", "profile", str(tree), "--backend", "gpu", "--scheduler", scheduler,
+                "--out", str(tmp_path / "o"), "-q", timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "no worker of the cluster advertises the resource GPU=1" in r.stderr
+
+
 def test_users_own_job_file_is_shipped_to_remote_workers(scheduler, tmp_path):
     """The workers cannot import the user's file: its code travels by value."""
     scheduler, _ = scheduler
