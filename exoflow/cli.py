@@ -122,8 +122,10 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
                         f"(default: {LoadOptions.piece_bytes // 2**20}MiB)")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
-    c.add_argument("--workers", type=_positive, metavar="N", help="embedded cluster: worker processes (default: CPU cores)")
-    c.add_argument("--threads-per-worker", type=_positive, default=1, metavar="N", help="embedded cluster (default: 1)")
+    c.add_argument("--workers", type=_positive, metavar="N",
+                   help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: 2)")
+    c.add_argument("--threads-per-worker", type=_positive, metavar="N",
+                   help="embedded cluster (default: 1; with --backend gpu: CPU cores / workers)")
     c.add_argument("--memory-limit", type=_memory_limit, default="auto", metavar="SIZE",
                    help="embedded cluster: memory per worker before spilling to disk (default: auto)")
     c.add_argument("--dashboard", type=_dashboard_address, default="127.0.0.1:8787", metavar="HOST:PORT",

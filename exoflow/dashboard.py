@@ -242,8 +242,7 @@ class ExoflowPage:
         rows = []
         for addr, ws in sorted(self.scheduler.workers.items()):
             mem = ws.memory
-            gpu = (ws.metrics.get("gpu") or {}).get("memory-used") or 0   # GPU workers (pynvml); unverified
-            rows.append((addr, mem.managed, mem.unmanaged, mem.spilled, gpu))
+            rows.append((addr, mem.managed, mem.unmanaged, mem.spilled, gpu_memory_used(ws.metrics)))
         cols = list(zip(*rows)) if rows else [[]] * 5
         self.memory_src.data = {"worker": list(cols[0]), "memory": list(cols[1]), "unmanaged": list(cols[2]),
                                 "spilled": list(cols[3]), "gpu": list(cols[4]),
@@ -251,6 +250,13 @@ class ExoflowPage:
                                 "spilled_h": [_fmt_bytes(v) for v in cols[3]],
                                 "gpu_h": [_fmt_bytes(v) for v in cols[4]]}
         self.memory_fig.y_range.factors = list(cols[0])
+
+
+def gpu_memory_used(metrics: dict) -> int:
+    """Bytes used on a worker's GPU, from its heartbeat metrics (Dask reads them with pynvml;
+    0 where there is no GPU). The system monitor's key is always there on GPU machines; the
+    "gpu" entry only on some workers (it depends on when NVML was first initialised)."""
+    return int(metrics.get("gpu_memory_used") or (metrics.get("gpu") or {}).get("memory-used") or 0)
 
 
 def exoflow_doc(scheduler, extra: dict, doc) -> None:

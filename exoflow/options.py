@@ -46,7 +46,7 @@ class LoadOptions:
 class ClusterOptions:
     scheduler: str | None = None        # tcp:// or tls:// address; None = embedded LocalCluster
     workers: int | None = None          # embedded cluster: worker processes (default: CPU cores)
-    threads_per_worker: int = 1
+    threads_per_worker: int | None = None   # embedded cluster: None = 1 (GPU runs: cores / workers)
     memory_limit: str = "auto"          # per worker, e.g. "4GiB"
     dashboard: str = "127.0.0.1:8787"   # embedded cluster: where the dashboard listens ("" = off)
     resources: dict | None = None       # embedded cluster: what each worker advertises, e.g. {"GPU": 1}
