@@ -189,3 +189,21 @@ def test_verify_with_more_algorithms_than_the_old_manifest_holds(tmp_path):
     r = exoflow("run", "checksum", str(tree), "--verify", str(tmp_path / "old"), "--hash", "xxh3-128,sha256",
                 "--out", str(tmp_path / "new2"), "--json", "--no-dashboard")
     assert r.returncode == 1 and json.loads(r.stdout)["result"]["audit"]["counts"]["modified"] == 1
+
+
+def test_default_pieces_and_read_batches_hash_every_file(tmp_path):
+    """Without --piece-size: files around HASH_PIECE (streamed above it) and enough smaller files
+    to fill several HASH_BATCH read batches in one chunk."""
+    from exoflow.checksum import HASH_BATCH, HASH_PIECE
+    tree = tmp_path / "t"
+    tree.mkdir()
+    sizes = [HASH_PIECE - 1, HASH_PIECE, HASH_PIECE + 1, 3 * HASH_PIECE + 7] + [HASH_BATCH // 5] * 12 + [0, 1]
+    files = {f"f{i:02d}": os.urandom(s) for i, s in enumerate(sizes)}
+    for name, data in files.items():
+        (tree / name).write_bytes(data)
+    r = exoflow("run", "checksum", "t", "--out", str(tmp_path / "out"), "--hash", "xxh3-128,sha256",
+                "--no-dashboard", "-q", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = _digests(tmp_path / "out")
+    assert {os.fsdecode(p)[2:]: (row["xxh3_128"], row["sha256"]) for p, row in rows.items()} == \
+        {name: (ORACLES["xxh3-128"](data), ORACLES["sha256"](data)) for name, data in files.items()}
