@@ -371,15 +371,175 @@ done:
     return result;
 }
 
+/* ---- codestats: token text and line counts (the NumPy versions in kernels/codestats.py
+   are the fallback and the reference the tests compare with) ---------------------------- */
+
+#define CODE_BYTE 'a'    /* stand-ins for a run of other bytes: with / without a byte above a space */
+#define SPACE_BYTE ' '
+
+static int int64s(Py_buffer *b, Py_ssize_t *n) {
+    if (b->len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "expected int64 arrays");
+        return -1;
+    }
+    *n = b->len / (Py_ssize_t)sizeof(int64_t);
+    return 0;
+}
+
+PyDoc_STRVAR(token_text_doc,
+"token_text(data, file_lo, classes, out, starts) -> length\n\n"
+"The token text of contiguous nonempty files (file i is data[file_lo[i]:file_lo[i+1]], the last\n"
+"ends at len(data); file_lo[0] == 0): each byte whose class (classes[byte]) is 2 is kept, each\n"
+"run of other bytes inside a file becomes one byte, 'a' if it holds a byte of class 1, else ' '.\n"
+"Written to out (at least len(data) bytes); starts[i] = where file i begins in it.");
+
+static PyObject *token_text(PyObject *self, PyObject *args) {
+    Py_buffer data, lo, table, out, starts;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*", &data, &lo, &table, &out, &starts))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t k, n = data.len, w = 0;
+    if (int64s(&lo, &k) < 0)
+        goto done;
+    const int64_t *f = lo.buf;
+    if (table.len != 256 || out.len < n || starts.len < lo.len || (k > 0 && f[0] != 0) || (k == 0 && n > 0)) {
+        PyErr_SetString(PyExc_ValueError, "token_text: bad table, output size or file starts");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        if (f[i] >= (i + 1 < k ? f[i + 1] : n)) {
+            PyErr_SetString(PyExc_ValueError, "token_text: file starts must increase (files are nonempty)");
+            goto done;
+        }
+    }
+    const unsigned char *d = data.buf, *cls = table.buf;
+    unsigned char *o = out.buf;
+    int64_t *s = starts.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t p = f[i], end = i + 1 < k ? f[i + 1] : n;
+        s[i] = w;
+        while (p < end) {
+            if (cls[d[p]] == 2)
+                o[w++] = d[p++];
+            unsigned char any = 0;
+            Py_ssize_t q = p;
+            while (q < end && cls[d[q]] != 2)
+                any |= cls[d[q++]];
+            if (q > p)
+                o[w++] = (any & 1) ? CODE_BYTE : SPACE_BYTE;
+            p = q;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(w);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&lo);
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&starts);
+    return result;
+}
+
+PyDoc_STRVAR(count_lines_doc,
+"count_lines(data, seg_lo, seg_hi, starts, ends, counts)\n\n"
+"Lines, blank, comment and code lines of each segment [seg_lo[i], seg_hi[i]) of data, given\n"
+"the sorted, non-overlapping comment spans [starts[j], ends[j]), into counts (int64, 4 per\n"
+"segment). A line ends after a newline or at its segment's end; it is blank when it holds no\n"
+"byte above a space, code when such a byte lies outside every comment, comment otherwise.");
+
+static PyObject *count_lines(PyObject *self, PyObject *args) {
+    Py_buffer data, lo, hi, sb, eb, counts;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*", &data, &lo, &hi, &sb, &eb, &counts))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n_seg, n_hi, n_span, n_end;
+    if (int64s(&lo, &n_seg) < 0 || int64s(&hi, &n_hi) < 0 || int64s(&sb, &n_span) < 0 || int64s(&eb, &n_end) < 0)
+        goto done;
+    const int64_t *a = lo.buf, *b = hi.buf, *cs = sb.buf, *ce = eb.buf;
+    if (n_hi != n_seg || n_end != n_span || counts.len < 4 * n_seg * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "count_lines: array lengths differ");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_seg; i++) {
+        if (a[i] < 0 || a[i] > b[i] || b[i] > data.len) {
+            PyErr_SetString(PyExc_ValueError, "count_lines: a segment is outside the data");
+            goto done;
+        }
+    }
+    for (Py_ssize_t j = 0; j < n_span; j++) {
+        if (cs[j] > ce[j] || (j && ce[j - 1] > cs[j])) {
+            PyErr_SetString(PyExc_ValueError, "count_lines: comment spans must be sorted and disjoint");
+            goto done;
+        }
+    }
+    const unsigned char *d = data.buf;
+    int64_t *out = counts.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n_seg; i++) {
+        Py_ssize_t left = 0, right = n_span;      /* the first span ending after the segment's start */
+        while (left < right) {
+            Py_ssize_t mid = left + (right - left) / 2;
+            if (ce[mid] <= a[i])
+                left = mid + 1;
+            else
+                right = mid;
+        }
+        Py_ssize_t j = left, p = a[i], end = b[i];
+        int64_t lines = 0, blank = 0, comment = 0, code = 0;
+        while (p < end) {
+            int nonblank = 0, has_code = 0;
+            for (;;) {
+                unsigned char c = d[p++];
+                if (c > SPACE_BYTE) {
+                    nonblank = 1;
+                    if (!has_code) {
+                        while (j < n_span && ce[j] <= p - 1)
+                            j++;
+                        has_code = !(j < n_span && cs[j] <= p - 1);
+                    }
+                }
+                if (c == '\n' || p == end)
+                    break;
+            }
+            lines++;
+            if (!nonblank)
+                blank++;
+            else if (has_code)
+                code++;
+            else
+                comment++;
+        }
+        out[4 * i] = lines;
+        out[4 * i + 1] = blank;
+        out[4 * i + 2] = comment;
+        out[4 * i + 3] = code;
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&lo);
+    PyBuffer_Release(&hi);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&eb);
+    PyBuffer_Release(&counts);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"extensions", extensions, METH_VARARGS, extensions_doc},
     {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},
+    {"token_text", token_text, METH_VARARGS, token_text_doc},
+    {"count_lines", count_lines, METH_VARARGS, count_lines_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister and batch reader.", -1, methods,
+    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister, batch reader and codestats passes.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

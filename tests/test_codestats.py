@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from conftest import exoflow, read_dataset
-from exoflow.kernels.codestats import _buffer_stats, comment_spans, count_lines
-from exoflow.kernels.languages import LANGS, by_name, by_shebang, comment_regex, token_chars
+from exoflow.kernels import codestats as cs
+from exoflow.kernels.codestats import _buffer_stats, comment_spans, count_lines, languages_by_name, token_text
+from exoflow.kernels.languages import EXTENSIONS, FILENAMES, LANGS, by_name, by_shebang, comment_regex, token_chars
 
 
 def counts(lang: str, text: str) -> tuple[int, int, int, int]:
@@ -163,3 +167,37 @@ def test_token_text_reads_like_the_original(lang):
     r = _buffer_stats(buf, langs, cuts[:-1], cuts[1:])
     for i, t in enumerate(texts[:40]):
         assert tuple(int(r[k][i]) for k in ("lines", "blank", "comment", "code")) == _raw_counts(langs[i], t), (lang, i)
+
+
+def test_languages_by_name_column_equals_by_name():
+    rng = random.Random(4)
+    stems = ["", ".", "..", "a", "x.y", ".bashrc", "..py", ".foo", "é", "ÄÖ", "Makefile", "CMakeLists.txt",
+             *list(FILENAMES)[:25], *(f"f.{e.upper() if i % 3 == 0 else e}" for i, e in enumerate(list(EXTENSIONS)[:60]))]
+    tails = ["", ".py", ".PY", ".c", ".H", ".sh", ".txt", ".unknown", ".", ".tar.gz"]
+    names = stems + [rng.choice(stems) + rng.choice(tails) for _ in range(3000)]
+    paths = [f"/r/{rng.choice(['a', 'b.c', 'x.py', '.d'])}/{name}" for name in names]
+    got = languages_by_name(pa.array(paths)).to_pylist()
+    assert got == [by_name(os.path.basename(p)) for p in paths]
+
+
+@pytest.mark.skipif(cs._native is None, reason="exoflow._native is not built")
+def test_compiled_token_text_and_line_counts_equal_numpy():
+    rng = np.random.default_rng(8)
+    alphabet = np.frombuffer(b" \t\n\r#/*\"'\\ax;{}\x00\xe9", dtype=np.uint8)
+    for _ in range(300):
+        files = [rng.choice(alphabet, rng.integers(1, 80)).tobytes() for _ in range(rng.integers(1, 8))]
+        data = bytearray(b"".join(files))
+        lo = np.concatenate(([0], np.cumsum([len(f) for f in files])[:-1])).astype(np.int64)
+        chars = bytes(sorted(set(rng.choice(np.frombuffer(b"#/*\"'\\", dtype=np.uint8), 3).tolist()) | {10}))
+        (t1, s1), (t2, s2) = token_text(data, lo, chars, native=True), token_text(data, lo, chars, native=False)
+        assert t1.tobytes() == t2.tobytes() and s1.tolist() == s2.tolist()
+        # sorted, disjoint, nonempty comment spans anywhere; segments: the files, or some of them
+        n = len(data)
+        cuts = np.sort(rng.choice(n + 1, size=2 * int(rng.integers(0, (n + 1) // 2 + 1)), replace=False))
+        starts, ends = cuts[0::2], cuts[1::2]
+        hi = np.append(lo[1:], n)
+        keep = rng.random(len(lo)) < 0.7
+        for seg_lo, seg_hi in ((lo, hi), (lo[keep], hi[keep])):
+            a = count_lines(bytes(data), seg_lo, seg_hi, starts, ends, native=True)
+            b = count_lines(bytes(data), seg_lo, seg_hi, starts, ends, native=False)
+            assert {k: v.tolist() for k, v in a.items()} == {k: v.tolist() for k, v in b.items()}

@@ -26,13 +26,20 @@ from itertools import chain
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..batch import OPEN_FLAGS, Batch, load
 from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
 from .profile import nul_rows
-from .languages import LANGS, by_name, by_shebang, comment_regex, token_chars
+from .languages import EXTENSIONS, FILENAMES, LANGS, by_shebang, comment_regex, token_chars
+from .stat import extension
+
+try:
+    from .. import _native     # token_text and count_lines in one pass each (setup.py); optional
+except ImportError:            # pragma: no cover - installs without a C compiler
+    _native = None
 
 MAX_FILE = 256 * 2**20      # larger files are not counted (cloc's default cap is 100 MB)
 HEAD = 256                  # bytes read to find a shebang
@@ -124,15 +131,24 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
     return s, e
 
 
+def _int64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
 def count_lines(buf: bytes | np.ndarray, seg_lo: np.ndarray, seg_hi: np.ndarray, starts: np.ndarray | list[int],
-                ends: np.ndarray | list[int]) -> dict[str, np.ndarray]:
+                ends: np.ndarray | list[int], native: bool = True) -> dict[str, np.ndarray]:
     """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf``, given
-    the sorted, non-overlapping comment spans [starts, ends)."""
+    the sorted, non-overlapping comment spans [starts, ends). In one C pass when
+    ``exoflow._native`` is built (about 6x faster), else in NumPy passes over every byte."""
     n_seg = len(seg_lo)
     data = np.frombuffer(buf, dtype=np.uint8)
     if not len(data) or not n_seg:
         return {k: np.zeros(n_seg, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
-    seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
+    seg_lo, seg_hi = _int64(seg_lo), _int64(seg_hi)
+    if native and _native is not None:
+        counts = np.empty((n_seg, 4), dtype=np.int64)
+        _native.count_lines(data, seg_lo, seg_hi, _int64(starts), _int64(ends), counts)
+        return {"lines": counts[:, 0], "blank": counts[:, 1], "comment": counts[:, 2], "code": counts[:, 3]}
     # comments blanked out (to spaces) in a copy: a line has code where the copy still
     # has a byte above ' ', and comment where only the original has one
     starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
@@ -171,10 +187,16 @@ def _classes(chars: bytes) -> bytes:
     return bytes(table)
 
 
-def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes) -> tuple[np.ndarray, np.ndarray]:
+def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes, native: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The token text of contiguous files (file i is data[file_lo[i]:file_lo[i+1]], all
     nonempty): each byte in ``chars`` kept, each run of other bytes (never across a file
-    start) replaced by CODE or SPACE. Returns the text and the files' starts in it."""
+    start) replaced by CODE or SPACE. Returns the text and the files' starts in it. In one
+    C pass when ``exoflow._native`` is built, else in NumPy passes over every byte."""
+    if native and _native is not None:
+        text = np.empty(len(data), dtype=np.uint8)        # never longer than the original
+        starts = np.empty(len(file_lo), dtype=np.int64)
+        size = _native.token_text(data, _int64(file_lo), _classes(chars), text, starts)
+        return text[:size], starts
     cls = np.frombuffer(data.translate(_classes(chars)), dtype=np.uint8)   # the passes over every byte
     is_cut = cls == 2
     is_cut[file_lo] = True
@@ -227,20 +249,36 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
     return out
 
 
+@lru_cache(maxsize=1)
+def _name_tables() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    return (pa.array(list(FILENAMES)), pa.array(list(FILENAMES.values())),
+            pa.array(list(EXTENSIONS)), pa.array(list(EXTENSIONS.values())))
+
+
+def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``by_name`` of every path's file name, as column operations (no Python step per file)."""
+    names, name_langs, exts, ext_langs = _name_tables()
+    base = pc.utf8_lower(pc.replace_substring_regex(paths, pattern="^.*/", replacement=""))
+    by_file = pc.take(name_langs, pc.index_in(base, value_set=names))
+    by_ext = pc.take(ext_langs, pc.index_in(extension(paths), value_set=exts))
+    return pc.coalesce(by_file, by_ext)
+
+
 def _languages(batch: Batch) -> list[str | None]:
     """By file name and extension; extensionless files by their shebang."""
     t = batch.table
-    paths = raw_paths(t)
-    types = t.column("type").to_pylist()
-    sizes = t.column("size").fill_null(0).to_pylist()
-    langs: list[str | None] = [None] * len(paths)
-    for i, (p, kind, size) in enumerate(zip(paths, types, sizes)):
-        if kind != "file":
-            continue
-        name = os.path.basename(p)
-        langs[i] = by_name(name)
-        if langs[i] is None and "." not in name[1:] and size > 2:
-            langs[i] = by_shebang(_head(p))
+    is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
+    langs = pc.if_else(is_file, languages_by_name(t.column("path")), None).to_pylist()
+    # a name without an extension may be a script: read its first line (only those files)
+    unknown = pc.and_(is_file, pc.invert(pc.is_valid(pa.array(langs, pa.string()))))
+    sizes = t.column("size").fill_null(0).to_numpy()
+    rows = [i for i in np.flatnonzero(unknown.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
+    if rows:
+        paths = raw_paths(t.take(pa.array(rows)))
+        for i, p in zip(rows, paths):
+            name = os.path.basename(p)
+            if "." not in name[1:]:
+                langs[i] = by_shebang(_head(p))
     return langs
 
 
@@ -307,6 +345,5 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
     for k in ("lines", "blank", "comment", "code"):
         out[k] = pa.array(cols[k], pa.int64(), mask=mask)
     if any(errors):
-        import pyarrow.compute as pc
         out["error"] = pc.coalesce(batch.table.column("error"), pa.array(errors, pa.string()))
     return out

@@ -9,6 +9,7 @@ with, so that the kernel can run that regex over a much shorter text (see
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -131,14 +132,13 @@ _SHEBANG = re.compile(rb"#![ \t]*(\S+)(?:[ \t]+(\S+))?")
 
 
 def by_name(name: str) -> str | None:
-    """Language from a file name: special names first, then the extension."""
+    """Language from a file name: special names first, then the extension (as ``os.path.splitext``
+    finds it: leading dots never start one, so '.bashrc' and '..py' have none)."""
     low = name.lower()
     if low in FILENAMES:
         return FILENAMES[low]
-    dot = low.rfind(".")
-    if dot > 0:
-        return EXTENSIONS.get(low[dot + 1:])
-    return None
+    ext = os.path.splitext(low)[1]
+    return EXTENSIONS.get(ext[1:]) if ext else None
 
 
 def by_shebang(head: bytes) -> str | None:
