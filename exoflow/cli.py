@@ -119,7 +119,8 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
                    help=f"at most SIZE bytes of content per task (default: {job.chunk.max_bytes // 2**20}MiB)")
     c.add_argument("--piece-size", type=_size_at_least(1024), default=LoadOptions.piece_bytes, metavar="SIZE",
                    help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
-                        f"(default: {LoadOptions.piece_bytes // 2**20}MiB)")
+                        f"(default: {LoadOptions.piece_bytes // 2**20}MiB; checksum: at most 1MiB, which "
+                        "keeps the bytes it hashes in the CPU cache)")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
     c.add_argument("--workers", type=_positive, metavar="N",

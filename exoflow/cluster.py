@@ -30,7 +30,8 @@ WORKER_CONFIG = {
 
 
 # GPU runs on the embedded cluster: every worker process opens its own CUDA context (start-up
-# time, GPU memory), so a few processes with several threads each. On one H100 with 16 cores,
+# time, GPU memory), so a few processes with several threads each. Each advertises GPU=1: one
+# chunk task at a time per process, the other threads list. On one H100 with 16 cores,
 # 2 processes x 8 threads ran the profile job fastest (docs/gpu.md).
 GPU_WORKERS = 2
 

@@ -175,7 +175,8 @@ def test_languages_by_name_column_equals_by_name():
              *list(FILENAMES)[:25], *(f"f.{e.upper() if i % 3 == 0 else e}" for i, e in enumerate(list(EXTENSIONS)[:60]))]
     tails = ["", ".py", ".PY", ".c", ".H", ".sh", ".txt", ".unknown", ".", ".tar.gz"]
     names = stems + [rng.choice(stems) + rng.choice(tails) for _ in range(3000)]
-    paths = [f"/r/{rng.choice(['a', 'b.c', 'x.py', '.d'])}/{name}" for name in names]
+    dirs = ["a", "b.c", "x.py", ".d", "new\nline", "ends\n"]       # RE2's '.' stops at a newline
+    paths = [f"/r/{rng.choice(dirs)}/{name}" for name in names]
     got = languages_by_name(pa.array(paths)).to_pylist()
     assert got == [by_name(os.path.basename(p)) for p in paths]
 
