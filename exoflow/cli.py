@@ -100,7 +100,8 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     w.add_argument("--exclude", action="append", default=list(d.exclude), metavar="GLOB",
                    help="skip files and directories matching GLOB (gitignore syntax, repeatable)")
     w.add_argument("--gitignore", action=argparse.BooleanOptionalAction, default=d.gitignore,
-                   help=f"honour .gitignore and .ignore files (default: {'on' if d.gitignore else 'off'})")
+                   help="honour .gitignore and .ignore files, and in git repositories .git/info/exclude and "
+                        f"the user's core.excludesFile (default: {'on' if d.gitignore else 'off'})")
     w.add_argument("--hidden", action=argparse.BooleanOptionalAction, default=d.hidden,
                    help=f"include names starting with '.' (default: {'on' if d.hidden else 'off'})")
     w.add_argument("-L", "--follow", action="store_true", default=d.follow_symlinks,
@@ -143,7 +144,9 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace, job: Job, params: dict) -> tuple[WalkOptions, ChunkOptions, LoadOptions,
                                                                      ClusterOptions]:
     from .backends import task_resources
+    from .sources.gitignore import user_excludes
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
+                       git_excludes=user_excludes() if args.gitignore else (),
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
     chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes, read_order=job.chunk.read_order)

@@ -15,7 +15,8 @@ class WalkOptions:
 
     include: tuple[str, ...] = ()      # gitignore-style globs; a file must match one
     exclude: tuple[str, ...] = ()      # gitignore-style globs; matching files and dirs are skipped
-    gitignore: bool = False            # honour .gitignore and .ignore files
+    gitignore: bool = False            # honour .gitignore and .ignore files, and git's exclude files
+    git_excludes: tuple[str, ...] = ()  # the user's core.excludesFile lines (sources/gitignore.py reads them)
     hidden: bool = True                # keep entries whose name starts with "."
     follow_symlinks: bool = False      # descend into symlinked dirs; loops detected by (dev, inode)
     one_file_system: bool = False      # do not cross into other mounted file systems

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,55 @@ def test_listing_from_an_output_directory_reads_only_its_files_dataset(tmp_path,
                 "-q", "--no-dashboard")
     assert r.returncode == 0, r.stderr
     assert read_dataset(out_dir / "second" / "files").column("path").to_pylist() == [str(tree / "a")]
+
+
+def _git(*args: str, cwd=None, env=None) -> bytes:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, env=env,
+                          capture_output=True, check=True).stdout
+
+
+def test_gitignore_keeps_what_git_calls_untracked_and_not_ignored(tmp_path):
+    """--gitignore against git itself (git ls-files --others --exclude-standard): .gitignore files
+    at any depth, .git/info/exclude, the user's core.excludesFile, in a repository and in a worktree
+    (whose .git is a file); outside any repository only .gitignore/.ignore files apply."""
+    assert shutil.which("git"), "git is required (apt-get install git)"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "GIT_CONFIG_NOSYSTEM": "1"}
+    (home / "global-ignore").write_text("*.bak\n!keep.bak\n")
+    _git("config", "--global", "core.excludesFile", "~/global-ignore", env=env)
+    tree = tmp_path / "t"
+    repo = tree / "repo"
+    _git("init", "-q", str(repo), env=env)
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("secret-*\n*.log\n")
+    files = {".gitignore": "build/\n!important.log\n", "committed.txt": "c", "a.txt": "a", "x.bak": "",
+             "keep.bak": "", "secret-1.txt": "", "app.log": "", "important.log": "", "build/out.o": "",
+             "src/.gitignore": "gen.c\n!*.bak\n", "src/m.py": "", "src/y.bak": "", "src/secret-2": "",
+             "src/gen.c": "", "docs/z.log": ""}
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _git("add", "committed.txt", cwd=repo, env=env)
+    _git("commit", "-q", "-m", "one", cwd=repo, env=env)
+    work = tree / "wt"
+    _git("worktree", "add", "-q", str(work), cwd=repo, env=env)        # .git is a file there
+    for rel in ("w.bak", "secret-w", "w.log", "w.txt"):
+        (work / rel).write_text("")
+    plain = tree / "plain"                                              # no repository
+    plain.mkdir()
+    for rel in ("p.bak", "secret-p", "p.txt"):
+        (plain / rel).write_text("")
+    (plain / ".gitignore").write_text("p.txt\n")
+
+    def untracked(where: Path) -> set[str]:
+        out = _git("ls-files", "--others", "--exclude-standard", "-z", cwd=where, env=env)
+        return {os.path.relpath(where / p.decode(), tree) for p in out.split(b"\0") if p}
+    want = untracked(repo) | untracked(work) | {"repo/committed.txt", "wt/committed.txt", "wt/.git",
+                                                "plain/p.bak", "plain/secret-p", "plain/.gitignore"}
+    assert "repo/src/y.bak" in want and "repo/x.bak" not in want and "repo/important.log" in want  # the test is live
+    r = exoflow("run", "inventory", str(tree), "--gitignore", "--exclude", ".git/", "--out", str(tmp_path / "o"),
+                "--no-dashboard", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    t = read_dataset(tmp_path / "o" / "files")
+    assert {os.path.relpath(p, tree) for p in t.column("path").to_pylist()} == want

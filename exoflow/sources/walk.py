@@ -22,6 +22,7 @@ import pathspec
 
 from ..batch import OPEN_FLAGS
 from ..options import WalkOptions
+from . import gitignore
 from .entries import EntryCollector, describe_errno, describe_error
 
 try:
@@ -84,21 +85,29 @@ def _ignored(rules: tuple[IgnoreRules, ...], path: str, is_dir: bool) -> bool:
     return verdict
 
 
-def _load_ignores(dirpath: str, names: set[str]) -> tuple[IgnoreRules, ...]:
+def _load_ignores(dirpath: str, names: set[str], git_excludes: tuple[str, ...]) -> tuple[IgnoreRules, ...]:
+    """The ignore rules a directory adds, weakest first (a later file overrides an earlier one):
+    at a repository's top (it holds ``.git``) the user's core.excludesFile, then the repository's
+    ``.git/info/exclude``, as git orders them; then ``.gitignore``, then ``.ignore`` (ripgrep's order)."""
     found = []
+    if ".git" in names:
+        found += [IgnoreRules(dirpath, git_excludes)] if git_excludes else []
+        found += _rules(dirpath, gitignore.info_exclude(os.path.join(dirpath, ".git")))
     for fname in IGNORE_FILES:
         if fname in names:
-            try:
-                fd = os.open(os.path.join(dirpath, fname), OPEN_FLAGS)
-                with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:
-                    if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-                        continue   # a FIFO or device named .gitignore is never read
-                    lines = tuple(f.read().splitlines())
-                _compiled(lines)   # a bad pattern fails here, inside the try
-                found.append(IgnoreRules(dirpath, lines))
-            except (OSError, ValueError):
-                pass  # an unreadable ignore file ignores nothing, as git does
+            found += _rules(dirpath, os.path.join(dirpath, fname))
     return tuple(found)
+
+
+def _rules(base: str, path: str | None) -> list[IgnoreRules]:
+    lines = gitignore.read_lines(path) if path else None
+    if not lines:
+        return []
+    try:
+        _compiled(lines)   # a bad pattern fails here
+    except ValueError:
+        return []          # an unusable ignore file ignores nothing, as git does
+    return [IgnoreRules(base, lines)]
 
 
 def native_available() -> bool:
@@ -182,7 +191,8 @@ class Walker:
                 return
             ignores = item.ignores
             if self.opts.gitignore:
-                ignores = ignores + _load_ignores(d, {e.name for e in entries if e.name in IGNORE_FILES})
+                names = {e.name for e in entries if e.name in IGNORE_FILES or e.name == ".git"}
+                ignores = ignores + _load_ignores(d, names, self.opts.git_excludes)
             if item.top is None:
                 for e in entries:  # directly under a root: each entry is its own top directory
                     self.out.start_run(1, e.name)
