@@ -273,7 +273,7 @@ def test_gitignore_keeps_what_git_calls_untracked_and_not_ignored(tmp_path):
     files = {".gitignore": "build/\n!important.log\n", "committed.txt": "c", "a.txt": "a", "x.bak": "",
              "keep.bak": "", "secret-1.txt": "", "app.log": "", "important.log": "", "build/out.o": "",
              "src/.gitignore": "gen.c\n!*.bak\n", "src/m.py": "", "src/y.bak": "", "src/secret-2": "",
-             "src/gen.c": "", "docs/z.log": ""}
+             "src/gen.c": "", "docs/z.log": "", "docs/readme.md": ""}
     for rel, text in files.items():
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(text)
@@ -300,3 +300,17 @@ def test_gitignore_keeps_what_git_calls_untracked_and_not_ignored(tmp_path):
     assert r.returncode == 0, r.stderr
     t = read_dataset(tmp_path / "o" / "files")
     assert {os.path.relpath(p, tree) for p in t.column("path").to_pylist()} == want
+    # a directory inside the repository: the ignore files above it apply too, as in git
+    for sub in ("src", "docs"):
+        want = untracked(repo / sub)
+        assert want and len(want) < len(list((repo / sub).iterdir()))
+        r = exoflow("run", "inventory", str(repo / sub), "--gitignore", "--out", str(tmp_path / sub),
+                    "--no-dashboard", "-q", env=env)
+        assert r.returncode == 0, r.stderr
+        t = read_dataset(tmp_path / sub / "files")
+        assert {os.path.relpath(p, tree) for p in t.column("path").to_pylist()} == want, sub
+        r = exoflow("run", "inventory", sub, "--gitignore", "--out", str(tmp_path / f"{sub}-rel"), "--no-dashboard",
+                    "-q", cwd=str(repo), env=env)                      # a relative PATH
+        assert r.returncode == 0, r.stderr
+        t = read_dataset(tmp_path / f"{sub}-rel" / "files")
+        assert {os.path.relpath(repo / p, tree) for p in t.column("path").to_pylist()} == want, sub

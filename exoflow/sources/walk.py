@@ -44,6 +44,7 @@ class IgnoreRules:
 
     base: str
     lines: tuple[str, ...]
+    within: str = ""     # for a directory above a walk root (base is then the root): the root's path from it
 
     @property
     def spec(self) -> pathspec.PathSpec:
@@ -78,7 +79,7 @@ def _ignored(rules: tuple[IgnoreRules, ...], path: str, is_dir: bool) -> bool:
     """Git semantics: the deepest file with a matching pattern decides."""
     verdict = False
     for rule in rules:
-        rel = _relative(path, rule.base) + ("/" if is_dir else "")
+        rel = rule.within + _relative(path, rule.base) + ("/" if is_dir else "")
         res = rule.spec.check_file(rel)
         if res.include is not None:
             verdict = res.include
@@ -108,6 +109,33 @@ def _rules(base: str, path: str | None) -> list[IgnoreRules]:
     except ValueError:
         return []          # an unusable ignore file ignores nothing, as git does
     return [IgnoreRules(base, lines)]
+
+
+def parent_rules(root: str, git_excludes: tuple[str, ...]) -> tuple[IgnoreRules, ...]:
+    """The ignore rules of the directories above a walk root, up to the top of the git repository
+    the root is in (none when it is in no repository, or is a repository's top itself): what git
+    applies to the root's files (``git ls-files`` run in it)."""
+    real = os.path.abspath(root)
+    if os.path.lexists(os.path.join(real, ".git")):
+        return ()
+    above, d = [], real
+    while True:
+        parent = os.path.dirname(d)
+        if parent == d:
+            return ()
+        d = parent
+        above.append(d)
+        if os.path.lexists(os.path.join(d, ".git")):
+            break
+    rules = []
+    for a in reversed(above):          # the repository's top first: deeper files override
+        try:
+            names = set(os.listdir(a)) & {*IGNORE_FILES, ".git"}
+        except OSError:
+            continue
+        within = os.path.relpath(real, a) + "/"
+        rules += [IgnoreRules(root, r.lines, within) for r in _load_ignores(a, names, git_excludes)]
+    return tuple(rules)
 
 
 def native_available() -> bool:
@@ -351,4 +379,5 @@ def root_item(path: str, opts: WalkOptions, st: os.stat_result | None = None) ->
     st = st or os.stat(path)
     anc = ((st.st_dev, st.st_ino),) if opts.follow_symlinks else ()
     root = path.rstrip("/") or "/"
-    return DirItem(root, 0, None, root, anc, (), st.st_dev)
+    ignores = parent_rules(root, opts.git_excludes) if opts.gitignore else ()
+    return DirItem(root, 0, None, root, anc, ignores, st.st_dev)
