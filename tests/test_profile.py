@@ -82,6 +82,18 @@ def test_kernels_on_a_batch_buffer_match_per_file_results():
         assert ent[i] == pytest.approx(plain_profile(p)["entropy"], abs=1e-9)
 
 
+@pytest.mark.skipif(k._native is None, reason="exoflow._native is not built")
+def test_compiled_histograms_equal_the_bincount():
+    rng = np.random.default_rng(11)
+    for _ in range(20):   # files under and over the C loop's 1024-byte switch, empty ones, runs of one byte
+        parts = [rng.integers(0, 256, rng.integers(0, 5000), dtype=np.uint8).tobytes() for _ in range(50)]
+        parts += [b"", b"\xff" * 4099, b"\0" * 1023, b"a" * 1024]
+        data = np.frombuffer(b"".join(parts), dtype=np.uint8)
+        offsets = np.concatenate(([0], np.cumsum([len(p) for p in parts]))).astype(np.int64)
+        n = len(parts)
+        assert np.array_equal(k.histograms(np, data, offsets, n), k.histograms(np, data, offsets, n, native=False))
+
+
 @pytest.mark.skipif(not gpu_available(), reason="no CUDA device with CuPy on this machine")
 def test_gpu_kernels_equal_cpu_kernels():
     import cupy as cp
