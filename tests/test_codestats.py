@@ -30,6 +30,7 @@ CASES = [
     ("Python", 'x = 1  # c\n\n# full\ns = "# not a comment"\n"""doc\nmore\n"""\ny = """a\nb"""\n   \n',
      (10, 2, 5, 3)),
     ("Python", "t = '''\n# inside a string\n'''\nu = '\"\"\"'  # a quote in a string\n", (4, 0, 2, 2)),
+    ("Python", 'x = 1\n"""open to the end\\', (2, 0, 1, 1)),      # ends in a backslash: once a crash
     ("C", 'int x; /* c */\n/* a\n b */\nchar *s = "/* no */";\n// line\n\nint y;', (7, 1, 3, 3)),
     ("C", "char c = '\"'; /* \" */\nint z; // \"\n", (2, 0, 0, 2)),
     ("C++", "// only\r\nint main() {\r\n\r\n  return 0; /* x */\r\n}\r\n", (5, 1, 1, 3)),
@@ -92,7 +93,8 @@ def test_job_counts_files(tmp_path):
     assert by["data.bin"]["language"] is None and by["blob.c"]["language"] is None
     summary = json.loads((out / "summary.json").read_text())
     py = next(x for x in summary["result"]["languages"] if x["language"] == "Python")
-    assert py["files"] == 3 and py["code"] == 3 + 2 + 1
+    py_cases = [want for lang, _text, want in CASES if lang == "Python"]
+    assert py["files"] == len(py_cases) + 1 and py["code"] == sum(want[3] for want in py_cases) + 1   # + script
     assert "Code by language" in r.stdout
 
 

@@ -19,7 +19,8 @@ SQ = r"'(?:[^'\\\n]|\\[\s\S])*+'"
 CHAR = r"'(?:[^'\\\n]|\\[^\n]{1,10}?)'"          # one-character literal (Rust/Java: 'a' but not 'a lifetimes)
 SH_SQ = r"'[^'\n]*+'"
 BACKTICK = r"`(?:[^`\\]|\\[\s\S])*+`"             # JS template / Go raw string: may span lines
-PY_DOC = (r'"""(?:[^"\\]|\\[\s\S]|"(?!""))*+(?:"""|\Z)', r"'''(?:[^'\\]|\\[\s\S]|'(?!''))*+(?:'''|\Z)")
+# a docstring is a comment (as in cloc); one left open runs to the end, even past a last backslash
+PY_DOC = (r'"""(?:[^"\\]|\\[\s\S]?|"(?!""))*+(?:"""|\Z)', r"'''(?:[^'\\]|\\[\s\S]?|'(?!''))*+(?:'''|\Z)")
 TEXT_BLOCK = r'"""(?:[^"\\]|\\[\s\S]|"(?!""))*+(?:"""|\Z)'   # Java/Kotlin/Swift/Scala multi-line strings
 C_BLOCK = (r"/\*", r"\*/")
 
