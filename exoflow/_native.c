@@ -591,6 +591,114 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(python_comments_doc,
+"python_comments(text, seg_lo, seg_hi) -> (starts, ends)\n\n"
+"The comment spans of Python source in each segment [seg_lo[i], seg_hi[i]) of text (sorted and\n"
+"disjoint segments), as int64 bytes: '#' to the end of the line, and triple-quoted strings\n"
+"(to their end, or the segment's). Single-line strings are skipped. The same spans as the\n"
+"Python comment regex of kernels/languages.py (its reference, compared in the tests).");
+
+typedef struct {
+    int64_t *v;
+    Py_ssize_t n, cap;
+} spans_t;
+
+static int span_add(spans_t *s, int64_t x) {
+    if (s->n == s->cap) {
+        Py_ssize_t cap = s->cap ? 2 * s->cap : 1024;
+        int64_t *v = PyMem_RawRealloc(s->v, (size_t)cap * sizeof(int64_t));
+        if (v == NULL)
+            return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+    return 0;
+}
+
+static PyObject *python_comments(PyObject *self, PyObject *args) {
+    Py_buffer text, lo, hi;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &text, &lo, &hi))
+        return NULL;
+    PyObject *result = NULL;
+    spans_t st = {NULL, 0, 0}, en = {NULL, 0, 0};
+    Py_ssize_t n, n_hi;
+    if (int64s(&lo, &n) < 0 || int64s(&hi, &n_hi) < 0)
+        goto done;
+    const int64_t *a = lo.buf, *b = hi.buf;
+    if (n_hi != n) {
+        PyErr_SetString(PyExc_ValueError, "python_comments: array lengths differ");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (a[i] < 0 || a[i] > b[i] || b[i] > text.len || (i && b[i - 1] > a[i])) {
+            PyErr_SetString(PyExc_ValueError, "python_comments: segments must be sorted, disjoint, inside the text");
+            goto done;
+        }
+    }
+    const unsigned char *d = text.buf;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && !failed; i++) {
+        Py_ssize_t p = a[i], end = b[i];
+        while (p < end && !failed) {
+            unsigned char c = d[p];
+            if (c == '#') {
+                Py_ssize_t s0 = p;
+                while (p < end && d[p] != '\n')
+                    p++;
+                failed = span_add(&st, s0) || span_add(&en, p);
+            } else if (c == '"' || c == '\'') {
+                if (p + 2 < end && d[p + 1] == c && d[p + 2] == c) {     /* a docstring: a comment */
+                    Py_ssize_t s0 = p;
+                    p += 3;
+                    while (p < end) {
+                        if (d[p] == '\\')
+                            p = p + 2 < end ? p + 2 : end;              /* an escape, or a last backslash */
+                        else if (d[p] == c && p + 2 < end && d[p + 1] == c && d[p + 2] == c)
+                            break;
+                        else
+                            p++;
+                    }
+                    p = p < end ? p + 3 : end;
+                    failed = span_add(&st, s0) || span_add(&en, p);
+                } else {                                                /* a one-line string, if closed */
+                    Py_ssize_t q = p + 1;
+                    int closed = 0;
+                    while (q < end) {
+                        unsigned char x = d[q];
+                        if (x == c) {
+                            closed = 1;
+                            break;
+                        }
+                        if (x == '\n' || (x == '\\' && q + 1 >= end))
+                            break;
+                        q += x == '\\' ? 2 : 1;
+                    }
+                    p = closed ? q + 1 : p + 1;                          /* else the quote is code */
+                }
+            } else {
+                p++;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* (y# of a NULL pointer would be None: no comments is b"") */
+    result = Py_BuildValue("(y#y#)", st.v ? (const char *)st.v : "", st.n * (Py_ssize_t)sizeof(int64_t),
+                           en.v ? (const char *)en.v : "", en.n * (Py_ssize_t)sizeof(int64_t));
+done:
+    PyMem_RawFree(st.v);
+    PyMem_RawFree(en.v);
+    PyBuffer_Release(&text);
+    PyBuffer_Release(&lo);
+    PyBuffer_Release(&hi);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"extensions", extensions, METH_VARARGS, extensions_doc},
     {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
@@ -598,6 +706,7 @@ static PyMethodDef methods[] = {
     {"token_text", token_text, METH_VARARGS, token_text_doc},
     {"count_lines", count_lines, METH_VARARGS, count_lines_doc},
     {"byte_histograms", byte_histograms, METH_VARARGS, byte_histograms_doc},
+    {"python_comments", python_comments, METH_VARARGS, python_comments_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -204,3 +204,26 @@ def test_compiled_token_text_and_line_counts_equal_numpy():
             a = count_lines(bytes(data), seg_lo, seg_hi, starts, ends, native=True)
             b = count_lines(bytes(data), seg_lo, seg_hi, starts, ends, native=False)
             assert {k: v.tolist() for k, v in a.items()} == {k: v.tolist() for k, v in b.items()}
+
+
+@pytest.mark.skipif(cs._native is None, reason="exoflow._native is not built")
+def test_compiled_python_scanner_equals_the_regex():
+    """The C scanner for Python's syntax against the comment regex, on random texts of its
+    delimiters and on this Python's own standard library, whole and as token text."""
+    rng = np.random.default_rng(21)
+    alphabet = np.frombuffer(b"\"\"\"'''##\\\\\n\n ax", dtype=np.uint8)
+    texts = [rng.choice(alphabet, int(rng.integers(1, 120))).tobytes() for _ in range(3000)]
+    stdlib = sorted(Path(os.__file__).parent.rglob("*.py"))[:1500]
+    texts += [p.read_bytes() for p in stdlib if p.stat().st_size]
+    chars = cs._token_chars("Python")
+    for group in (texts[:3000], texts[3000:]):
+        lens = [len(t) for t in group]
+        lo = np.concatenate(([0], np.cumsum(lens)[:-1])).astype(np.int64)
+        buf = b"".join(group)
+        tokens, tlo = token_text(bytearray(buf), lo, chars)
+        for data, starts in ((buf, lo), (tokens.tobytes(), tlo)):
+            hi = np.append(starts[1:], len(data))
+            langs = ["Python" if i % 4 else "Cython" for i in range(len(group))]
+            a = cs.all_comment_spans(data, langs, starts.tolist(), hi.tolist(), native=True)
+            b = cs.all_comment_spans(data, langs, starts.tolist(), hi.tolist(), native=False)
+            assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
