@@ -314,3 +314,8 @@ def test_gitignore_keeps_what_git_calls_untracked_and_not_ignored(tmp_path):
         assert r.returncode == 0, r.stderr
         t = read_dataset(tmp_path / f"{sub}-rel" / "files")
         assert {os.path.relpath(repo / p, tree) for p in t.column("path").to_pylist()} == want, sub
+    # a PATH the repository ignores (git would list nothing) is walked as named, like ripgrep
+    r = exoflow("run", "inventory", str(repo / "build"), "--gitignore", "--out", str(tmp_path / "build"),
+                "--no-dashboard", "-q", env=env)
+    assert r.returncode == 0, r.stderr
+    assert read_dataset(tmp_path / "build" / "files").column("path").to_pylist() == [str(repo / "build" / "out.o")]

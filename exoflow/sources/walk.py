@@ -113,8 +113,9 @@ def _rules(base: str, path: str | None) -> list[IgnoreRules]:
 
 def parent_rules(root: str, git_excludes: tuple[str, ...]) -> tuple[IgnoreRules, ...]:
     """The ignore rules of the directories above a walk root, up to the top of the git repository
-    the root is in (none when it is in no repository, or is a repository's top itself): what git
-    applies to the root's files (``git ls-files`` run in it)."""
+    the root is in: what git applies to the root's files (``git ls-files`` run in it). None when
+    the root is in no repository, is a repository's top, or is itself ignored by them (then the
+    tree is walked as named, as ripgrep searches a path you give it; git would list nothing)."""
     real = os.path.abspath(root)
     if os.path.lexists(os.path.join(real, ".git")):
         return ()
@@ -135,7 +136,20 @@ def parent_rules(root: str, git_excludes: tuple[str, ...]) -> tuple[IgnoreRules,
             continue
         within = os.path.relpath(real, a) + "/"
         rules += [IgnoreRules(root, r.lines, within) for r in _load_ignores(a, names, git_excludes)]
+    if _ignored_root(rules):
+        return ()       # a PATH the repository ignores (repo/build/) is walked as the tree you named
     return tuple(rules)
+
+
+def _ignored_root(rules: list[IgnoreRules]) -> bool:
+    """Whether the rules above a walk root ignore the root directory itself (``within`` is its
+    path from each rule's directory, with the trailing slash that marks a directory)."""
+    verdict = False
+    for rule in rules:
+        res = rule.spec.check_file(rule.within)
+        if res.include is not None:
+            verdict = res.include
+    return verdict
 
 
 def native_available() -> bool:
