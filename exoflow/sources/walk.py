@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import pathspec
 
-from ..batch import OPEN_FLAGS
 from ..options import WalkOptions
 from . import gitignore
 from .entries import EntryCollector, describe_errno, describe_error
