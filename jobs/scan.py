@@ -57,7 +57,7 @@ job = Job(
     kernels=[],
     reducer=ScanReducer(),
     reads_content=True,
-    walk=WalkOptions(gitignore=True, exclude=(".git/",)),
+    walk=WalkOptions(gitignore=True, exclude=(".git",)),     # repositories' .git, a worktree's .git file too
     dataset="findings",
     emit=scan_findings,
     after=write_outputs,

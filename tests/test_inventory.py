@@ -319,3 +319,47 @@ def test_gitignore_keeps_what_git_calls_untracked_and_not_ignored(tmp_path):
                 "--no-dashboard", "-q", env=env)
     assert r.returncode == 0, r.stderr
     assert read_dataset(tmp_path / "build" / "files").column("path").to_pylist() == [str(repo / "build" / "out.o")]
+
+
+def test_gitignore_patterns_match_git_entry_by_entry(tmp_path):
+    """Cases where matching a directory pattern below the directory goes wrong: a whitelist
+    (`*`, `!*/`, `!*.py`), a negated directory holding an ignored one, a repository nested in
+    another, a PATH reached through a symlink, and an excludes file that is a symlink."""
+    assert shutil.which("git"), "git is required (apt-get install git)"
+    home = tmp_path / "home"
+    (home / "dotfiles").mkdir(parents=True)
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "GIT_CONFIG_NOSYSTEM": "1"}
+    (home / "dotfiles" / "ignore").write_text("*.glob\n")
+    (home / ".config" / "git").mkdir(parents=True)
+    (home / ".config" / "git" / "ignore").symlink_to(home / "dotfiles" / "ignore")   # a dotfile manager's link
+    repo = tmp_path / "repo"
+    _git("init", "-q", str(repo), env=env)
+    files = {".gitignore": "node_modules/\n__pycache__/\n!vendor/\n*.log\nbuild/\n",
+             "white/.gitignore": "*\n!*/\n!*.py\n",
+             "white/a.py": "", "white/a.txt": "", "white/pkg/b.py": "", "white/pkg/b.txt": "",
+             "vendor/node_modules/p/i.js": "", "vendor/v.js": "", "tests/__pycache__/t.pyc": "", "tests/t.py": "",
+             "sub/.gitignore": "!logs/\n", "sub/logs/a.log": "", "sub/x.glob": "", "src/build/o.o": "", "src/m.py": "",
+             "inner/.gitignore": "keep.txt\n", "inner/keep.txt": "", "inner/x.log": "", "inner/b.py": ""}
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    _git("init", "-q", str(repo / "inner"), env=env)                      # a repository of its own
+    (tmp_path / "link").symlink_to(repo / "src")
+
+    def git_sees(where: Path, rel_to: Path) -> set[str]:
+        out = _git("ls-files", "--others", "--exclude-standard", "-z", cwd=where, env=env)
+        return {os.path.relpath(where / p.decode(), rel_to) for p in out.split(b"\0") if p and not p.endswith(b"/")}
+
+    def exoflow_sees(path: Path, name: str) -> set[str]:
+        r = exoflow("run", "inventory", str(path), "--gitignore", "--exclude", ".git/", "--out", str(tmp_path / f"out-{name}"),
+                    "--no-dashboard", "-q", env=env)
+        assert r.returncode == 0, r.stderr
+        return {os.path.relpath(p, path) for p in read_dataset(tmp_path / f"out-{name}" / "files").column("path").to_pylist()}
+
+    # git lists the nested repository as "inner/"; its files are what git says inside it
+    want = git_sees(repo, repo) | {f"inner/{p}" for p in git_sees(repo / "inner", repo / "inner")}
+    assert {"white/pkg/b.py", "vendor/v.js", "inner/x.log"} <= want                 # the test is live
+    assert not {"white/pkg/b.txt", "vendor/node_modules/p/i.js", "sub/logs/a.log", "sub/x.glob", "inner/keep.txt"} & want
+    assert exoflow_sees(repo, "all") == want
+    assert exoflow_sees(repo / "white", "white") == git_sees(repo / "white", repo / "white")
+    assert exoflow_sees(tmp_path / "link", "link") == git_sees(repo / "src", repo / "src") == {"m.py"}

@@ -10,11 +10,13 @@ import subprocess
 from ..batch import OPEN_FLAGS
 
 
-def read_lines(path: str) -> tuple[str, ...] | None:
+def read_lines(path: str, follow: bool = True) -> tuple[str, ...] | None:
     """The lines of a regular file; None when it cannot be read (it then ignores nothing, as in
-    git). A FIFO or device with that name is never opened for reading (O_NONBLOCK)."""
+    git). A FIFO or device with that name is never opened for reading (O_NONBLOCK); a symlink
+    is followed only with ``follow`` (git reads no .gitignore through one, but dotfile managers
+    link the user's excludes file)."""
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        fd = os.open(path, OPEN_FLAGS if not follow else OPEN_FLAGS & ~os.O_NOFOLLOW)
     except OSError:
         return None
     with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:
@@ -31,7 +33,7 @@ def info_exclude(dot_git: str) -> str | None:
     ``gitdir: PATH`` (worktrees and submodules; a worktree's info/ is in its common directory)."""
     if os.path.isdir(dot_git):
         return os.path.join(dot_git, "info", "exclude")
-    first = (read_lines(dot_git) or ("",))[0]
+    first = (read_lines(dot_git, follow=False) or ("",))[0]
     if not first.startswith("gitdir:"):
         return None
     gitdir = os.path.join(os.path.dirname(dot_git), first[len("gitdir:"):].strip())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import stat as stat_mod
 import time
 from dataclasses import dataclass
@@ -35,19 +36,30 @@ D_TYPE_HINT = {stat_mod.S_IFREG >> 12: "file", stat_mod.S_IFLNK >> 12: "symlink"
 
 @dataclass(frozen=True)
 class IgnoreRules:
-    """The patterns of one .gitignore/.ignore file, relative to its directory.
+    """The patterns of one ignore file, relative to its directory.
 
-    Directories handed back to the client carry these, so they travel as text: a compiled
-    spec may hold objects that cannot be pickled (pathspec's RE2 backend); each process
+    Directories handed back to the client carry these, so they travel as text; each process
     compiles them once."""
 
     base: str
     lines: tuple[str, ...]
     within: str = ""     # for a directory above a walk root (base is then the root): the root's path from it
+    git: bool = True     # from git's files (.gitignore, info/exclude, core.excludesFile), not an .ignore file
 
     @property
-    def spec(self) -> pathspec.PathSpec:
-        return _compiled(self.lines)
+    def patterns(self) -> tuple[tuple[re.Pattern[str], bool], ...]:
+        return _ignore_patterns(self.lines)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ignore_patterns(lines: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], bool], ...]:
+    """Each pattern of an ignore file as (regex, whether a match ignores), matched against one
+    entry at a time as git does: pathspec translates the globs, but its directory patterns also
+    match everything below the directory, which would let a negation (``!*/``, ``!vendor/``)
+    re-include files under it; the walk never enters an ignored directory anyway."""
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return tuple((re.compile(p.regex.pattern.replace("(?P<ps_d>/)", "(?P<ps_d>/)$")), bool(p.include))
+                 for p in spec.patterns if p.include is not None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -67,6 +79,7 @@ class DirItem:
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
+    """--include / --exclude globs (gitignore syntax, matched against the path under the root)."""
     return _compiled(patterns) if patterns else None
 
 
@@ -75,13 +88,13 @@ def _relative(path: str, base: str) -> str:
 
 
 def _ignored(rules: tuple[IgnoreRules, ...], path: str, is_dir: bool) -> bool:
-    """Git semantics: the deepest file with a matching pattern decides."""
+    """Git semantics: the last matching pattern decides, deeper files after shallower ones."""
     verdict = False
     for rule in rules:
-        rel = rule.within + _relative(path, rule.base) + ("/" if is_dir else "")
-        res = rule.spec.check_file(rel)
-        if res.include is not None:
-            verdict = res.include
+        rel = (rule.within + _relative(path, rule.base)).rstrip("/") + ("/" if is_dir else "")
+        for regex, ignores in rule.patterns:
+            if regex.search(rel):
+                verdict = ignores
     return verdict
 
 
@@ -92,63 +105,61 @@ def _load_ignores(dirpath: str, names: set[str], git_excludes: tuple[str, ...]) 
     found = []
     if ".git" in names:
         found += [IgnoreRules(dirpath, git_excludes)] if git_excludes else []
-        found += _rules(dirpath, gitignore.info_exclude(os.path.join(dirpath, ".git")))
+        found += _rules(dirpath, gitignore.info_exclude(os.path.join(dirpath, ".git")), follow=True)
     for fname in IGNORE_FILES:
         if fname in names:
-            found += _rules(dirpath, os.path.join(dirpath, fname))
+            found += _rules(dirpath, os.path.join(dirpath, fname), git=fname == ".gitignore")
     return tuple(found)
 
 
-def _rules(base: str, path: str | None) -> list[IgnoreRules]:
-    lines = gitignore.read_lines(path) if path else None
+def _rules(base: str, path: str | None, follow: bool = False, git: bool = True) -> list[IgnoreRules]:
+    """An ignore file's rules; one in the tree is never followed through a symlink (as git does),
+    info/exclude may be (``follow``)."""
+    lines = gitignore.read_lines(path, follow) if path else None
     if not lines:
         return []
     try:
-        _compiled(lines)   # a bad pattern fails here
+        _ignore_patterns(lines)   # a bad pattern fails here
     except ValueError:
-        return []          # an unusable ignore file ignores nothing, as git does
-    return [IgnoreRules(base, lines)]
+        return []                 # an unusable ignore file ignores nothing, as git does
+    return [IgnoreRules(base, lines, git=git)]
+
+
+def inherited(ignores: tuple[IgnoreRules, ...], names: set[str]) -> tuple[IgnoreRules, ...]:
+    """The rules a directory's entries inherit: at the top of a repository nested in another
+    (it holds ``.git``) the outer repository's git rules stop, as in git; .ignore files go on."""
+    return tuple(r for r in ignores if not r.git) if ".git" in names else ignores
 
 
 def parent_rules(root: str, git_excludes: tuple[str, ...]) -> tuple[IgnoreRules, ...]:
     """The ignore rules of the directories above a walk root, up to the top of the git repository
-    the root is in: what git applies to the root's files (``git ls-files`` run in it). None when
-    the root is in no repository, is a repository's top, or is itself ignored by them (then the
-    tree is walked as named, as ripgrep searches a path you give it; git would list nothing)."""
-    real = os.path.abspath(root)
+    the root is in (its real path's): what git applies to the root's files (``git ls-files`` run
+    in it). None when the root is in no repository, is a repository's top, or is itself ignored
+    (then the tree is walked as named, as ripgrep searches a path you give it; git lists nothing)."""
+    real = os.path.realpath(root)
     if os.path.lexists(os.path.join(real, ".git")):
         return ()
-    above, d = [], real
+    chain, d = [], real
     while True:
         parent = os.path.dirname(d)
         if parent == d:
             return ()
         d = parent
-        above.append(d)
+        chain.append(d)
         if os.path.lexists(os.path.join(d, ".git")):
             break
-    rules = []
-    for a in reversed(above):          # the repository's top first: deeper files override
+    chain.reverse()                    # the repository's top first: deeper files override
+    rules: tuple[IgnoreRules, ...] = ()
+    for i, a in enumerate(chain):
         try:
             names = set(os.listdir(a)) & {*IGNORE_FILES, ".git"}
         except OSError:
-            continue
-        within = os.path.relpath(real, a) + "/"
-        rules += [IgnoreRules(root, r.lines, within) for r in _load_ignores(a, names, git_excludes)]
-    if _ignored_root(rules):
-        return ()       # a PATH the repository ignores (repo/build/) is walked as the tree you named
-    return tuple(rules)
-
-
-def _ignored_root(rules: list[IgnoreRules]) -> bool:
-    """Whether the rules above a walk root ignore the root directory itself (``within`` is its
-    path from each rule's directory, with the trailing slash that marks a directory)."""
-    verdict = False
-    for rule in rules:
-        res = rule.spec.check_file(rule.within)
-        if res.include is not None:
-            verdict = res.include
-    return verdict
+            names = set()
+        rules += _load_ignores(a, names, git_excludes)   # only the top holds .git
+        below = chain[i + 1] if i + 1 < len(chain) else real
+        if _ignored(rules, below, True):
+            return ()   # the root or a directory above it is ignored: walked as named
+    return tuple(IgnoreRules(root, r.lines, os.path.relpath(real, r.base) + "/", r.git) for r in rules)
 
 
 def native_available() -> bool:
@@ -233,7 +244,7 @@ class Walker:
             ignores = item.ignores
             if self.opts.gitignore:
                 names = {e.name for e in entries if e.name in IGNORE_FILES or e.name == ".git"}
-                ignores = ignores + _load_ignores(d, names, self.opts.git_excludes)
+                ignores = inherited(ignores, names) + _load_ignores(d, names, self.opts.git_excludes)
             if item.top is None:
                 for e in entries:  # directly under a root: each entry is its own top directory
                     self.out.start_run(1, e.name)
