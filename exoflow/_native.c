@@ -378,8 +378,8 @@ done:
 #define SPACE_BYTE ' '
 
 static int int64s(Py_buffer *b, Py_ssize_t *n) {
-    if (b->len % (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "expected int64 arrays");
+    if (b->len % (Py_ssize_t)sizeof(int64_t) || (uintptr_t)b->buf % _Alignof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "expected aligned int64 arrays");
         return -1;
     }
     *n = b->len / (Py_ssize_t)sizeof(int64_t);
