@@ -25,8 +25,8 @@ import xxhash
 
 from .batch import Batch, load
 from .kernels.hashing import COLUMNS, DEFAULT, hash_batch, parse_algorithms
-from .chunks import cut
-from .options import ChunkOptions, LoadOptions
+from .chunks import read_batches
+from .options import LoadOptions
 from .paths import raw_paths
 from .sinks import UsageError
 
@@ -197,8 +197,7 @@ def checksum_columns(batch: Batch) -> dict[str, Any]:
     err = np.full(n, None, dtype=object)
     piece = min(batch.piece_bytes, HASH_PIECE)
     sizes = t.column("size").fill_null(0).to_numpy()[todo]
-    in_buffer = np.where(sizes <= piece, sizes + 1, 1)          # streamed files take no buffer room
-    for a, b in cut(in_buffer, ChunkOptions(max_files=max(len(todo), 1), max_bytes=HASH_BATCH)):
+    for a, b in read_batches(sizes, piece, HASH_BATCH):
         rows = todo[a:b]
         digests, errors = hash_batch(load(t.take(pa.array(rows)), LoadOptions(piece_bytes=piece), params), names)
         for c, values in digests.items():

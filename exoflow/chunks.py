@@ -38,3 +38,10 @@ def cut(sizes: np.ndarray, opts: ChunkOptions) -> list[tuple[int, int]]:
         ranges.append((start, stop))
         start = stop
     return ranges
+
+
+def read_batches(sizes: np.ndarray, limit: int, max_bytes: int) -> list[tuple[int, int]]:
+    """Row ranges whose files read whole into one buffer take at most about ``max_bytes`` of it:
+    files over ``limit`` bytes are streamed and take no room; each read file takes one byte more
+    than its size (the loader's room to notice a file that grew)."""
+    return cut(np.where(sizes <= limit, sizes + 1, 1), ChunkOptions(max_files=max(len(sizes), 1), max_bytes=max_bytes))

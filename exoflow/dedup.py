@@ -36,8 +36,7 @@ import pyarrow.parquet as pq
 
 from .kernels.hashing import _one_shot, hash_file
 from .batch import OPEN_FLAGS, read_files
-from .chunks import cut
-from .options import ChunkOptions
+from .chunks import read_batches
 from .sources.entries import describe_error
 from .sinks import write_part
 from .tables import human_bytes
@@ -133,8 +132,7 @@ def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
     paths, shown, sizes, which = _per_inode(df)
     small = sizes <= SUFFIX_FROM
     digests: list[str | None] = [None] * len(paths)
-    batches = cut(np.where(small, sizes + 1, 1), ChunkOptions(max_files=max(len(paths), 1), max_bytes=READ_BATCH))
-    for a, b in batches:
+    for a, b in read_batches(sizes, SUFFIX_FROM, READ_BATCH):
         data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
                                                        int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM)
         mv = memoryview(data)
