@@ -172,6 +172,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     stats = {"candidates": len(df)}
     errors: list = []
     df = df.sort_values("path", kind="stable").reset_index(drop=True)   # shuffled rows repeat index values
+    names = df
     if not params.get("hardlinks"):
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])
@@ -193,7 +194,27 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     else:
         groups["inodes"] = groups["count"]
     stats["errors"] = len(errors)
-    return {"rows": df.drop(columns="key"), "groups": groups, "stats": stats, "errors": errors[:10]}
+    links = _other_names(names, df) if params.get("action") else names.iloc[:0]
+    return {"rows": df.drop(columns="key"), "groups": groups, "stats": stats, "errors": errors[:10],
+            "links": links, "keep_matched": _keep_matched(df, links, params)}
+
+
+def _other_names(names: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The names (rows of ``names``) of the files in ``rows`` that the groups leave out: without
+    --hardlinks a group shows one name per file, but an action must change them all."""
+    rest = names.drop(index=rows.index)
+    return rest.merge(rows[["device", "inode"]].drop_duplicates(), on=["device", "inode"])[
+        ["path", "path_bytes", "device", "inode"]]
+
+
+def _keep_matched(rows: pd.DataFrame, links: pd.DataFrame, params: dict[str, Any]) -> np.ndarray:
+    """Per canonical --keep-path pattern: whether it matches a name of a file in this partition's groups."""
+    from .dedup_actions import _names, keep_matches
+    patterns = params.get("keep_patterns") or []
+    if not patterns or not params.get("action"):
+        return np.zeros(len(patterns), bool)
+    names = pd.concat([rows[["path", "path_bytes"]], links[["path", "path_bytes"]]])
+    return keep_matches(_names(names, params["cwd"])[0], patterns).any(axis=0)
 
 
 def reduce_pieces(pieces: list[pa.Table], params: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +227,7 @@ def group_summary(result: dict[str, Any]) -> dict[str, Any]:
     g = result["groups"]
     return {"size": g["size"].to_numpy(np.int64), "count": g["count"].to_numpy(np.int64),
             "inodes": g["inodes"].to_numpy(np.int64), "hash": g["hash"].to_numpy(object),
-            "stats": result["stats"], "errors": result["errors"]}
+            "stats": result["stats"], "errors": result["errors"], "keep_matched": result["keep_matched"]}
 
 
 COPY_CLASSES = [(2, 2, "2"), (3, 3, "3"), (4, 4, "4"), (5, 9, "5-9"), (10, 99, "10-99"), (100, None, "100+")]
@@ -261,7 +282,11 @@ def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: in
             f.write(report_name(path) + "\n")
         if last is not None:
             f.write("\n")
-    actions = apply_actions(rows, out_dir, part, params) if params.get("action") else None
+    actions = None
+    if params.get("action"):   # every name of each file in a group, also those the groups leave out
+        files = rows.drop_duplicates(["device", "inode"])[["device", "inode", "group_id", "size", "mtime_ns"]]
+        actions = apply_actions(pd.concat([rows, result["links"].merge(files, on=["device", "inode"])]),
+                                out_dir, part, params)
     return {"text": text, "actions": actions}
 
 
@@ -307,6 +332,20 @@ def _plan(client: Client, parts: list[str], candidates: int | None) -> tuple[lis
     return groups, max(2 * threads, math.ceil(rows / ROWS_PER_REDUCE))
 
 
+def _check_keep_paths(summaries: list[dict[str, Any]], params: dict[str, Any]) -> None:
+    """Raise UsageError, before any partition acts, if some --keep-path matches no name of a
+    file in any group (while there are groups)."""
+    from .sinks import UsageError
+    patterns = params.get("keep_path") or []
+    if not patterns or not sum(len(s["size"]) for s in summaries):
+        return
+    matched = np.logical_or.reduce([s["keep_matched"] for s in summaries])
+    missing = [p for p, m in zip(patterns, matched) if not m]
+    if missing:
+        raise UsageError(f"--keep-path {', '.join(map(repr, missing))} matches no file in any duplicate group "
+                         f"(relative patterns are taken from {params['cwd']}); nothing was changed")
+
+
 def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
                candidates: int | None = None) -> dict[str, Any]:
     """Stages 2-5 and the outputs; returns the summary. ``candidates``: files of repeated sizes
@@ -328,6 +367,8 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
                              pure=False) for j in range(nparts)]
     summaries = client.gather([client.submit(group_summary, r, pure=False) for r in results])
     del maps, sizes_f
+    if params.get("action"):
+        _check_keep_paths(summaries, params)
     ids = rank(summaries)
     writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
                             for n, (r, i) in enumerate(zip(results, ids))])

@@ -1,26 +1,42 @@
 """Acting on duplicate groups: hardlink, symlink, reflink or delete the extra copies.
 
-Safety rules, in the order they are checked for every (keeper, duplicate) pair:
+A group holds files (one per (device, inode)); each file may have several names in the
+listing. One file is kept; every other file is acted on through every name it has in the
+listing. Safety rules, in the order they are checked:
 
 * dry run unless --apply: nothing changes, the log says what would happen;
-* files matching --keep-path are never modified; the keeper is never modified;
-* both files must still have the size, mtime_ns, inode and device of the scan,
-  and their bytes are compared in full just before the change (a file changed
-  between scan and action is skipped and logged);
-* replacement is atomic: the new link/clone gets a temporary name in the
-  duplicate's directory and is renamed over it;
-* every decision is one line of OUT/actions.log (tab-separated).
+* a file with a name matching --keep-path is never changed; the keeper is never changed;
+* both files must still have the size, mtime_ns, inode and device of the scan, and their
+  bytes are compared in full just before the change (a file changed between scan and action
+  is skipped and logged);
+* reflink shares the duplicate's extents with the keeper's in place (``FIDEDUPERANGE``: the
+  kernel compares the bytes again and remaps only equal ranges), so the duplicate keeps its
+  inode, owner, mode, times, links and open descriptors;
+* hardlink and symlink replace the name (that is what they are): the new entry gets a
+  temporary name in the duplicate's directory, is checked, and is renamed over it (atomic);
+* every decision is one line of the log, written and flushed before the change is made
+  (``started``) and again after it (``done``/``failed``), so a killed run leaves a record;
+* temporary names left by a killed run (``.exoflow-dedup-ACTION-DEV-INO-RUN-RAND.tmp``, naming
+  the keeper's device and inode) are found by the next run with --action, checked to be exactly
+  what exoflow leaves (another name of that file, or a symlink to it) and removed with --apply.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import fnmatch
+import glob
+import itertools
 import os
+import re
 import shutil
 import stat as stat_mod
+import struct
+import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from .batch import OPEN_FLAGS
@@ -28,94 +44,198 @@ from .sources.entries import describe_error
 
 ACTIONS = ("hardlink", "symlink", "reflink", "delete")
 KEEP = ("oldest", "newest", "first", "shortest-path")
-FICLONE = 0x40049409            # linux/fs.h: _IOW(0x94, 9, int)
 LOG_HEADER = "group_id\taction\tstatus\tpath\tkeeper\treason\n"
+LOG_PIECES = "actions.log.d"      # per-partition logs while actions run (left as they are by a killed run)
+TEMP_RE = re.compile(r"\.exoflow-dedup-(?P<action>hardlink|symlink)-(?P<dev>[0-9a-f]+)-(?P<ino>[0-9a-f]+)"
+                     r"-(?P<run>[0-9a-f]{8})-[0-9a-f]{8}\.tmp")
+# Test hook (tests/test_dedup_actions.py): after making its N-th temporary name, a task sleeps, so
+# a test can SIGKILL the run in exactly that state.
+PAUSE_ENV = "EXOFLOW_TEST_PAUSE_AFTER_TEMP"
+
+FIDEDUPERANGE = 0xC0189436       # linux/fs.h: _IOWR(0x94, 54, struct file_dedupe_range)
+FILE_DEDUPE_RANGE_DIFFERS = 1
+DEDUPE_STEP = 16 << 20           # bytes per FIDEDUPERANGE call (Btrfs caps a call at 16 MiB)
+_DEDUPE = struct.Struct("=QQHHI")  # src_offset, src_length, dest_count, reserved1, reserved2
+_DEDUPE_INFO = struct.Struct("=qQQiI")  # dest_fd, dest_offset, bytes_deduped, status, reserved
+FS_IOC_FIEMAP = 0xC020660B       # linux/fs.h: _IOWR('f', 11, struct fiemap)
+FIEMAP_FLAG_SYNC, FIEMAP_EXTENT_LAST, FIEMAP_EXTENT_SHARED = 0x1, 0x1, 0x2000
+_FIEMAP = struct.Struct("=QQIIII")  # fm_start, fm_length, fm_flags, fm_mapped_extents, fm_extent_count, reserved
+_EXTENT = struct.Struct("=QQQ16xI12x")  # fe_logical, fe_physical, fe_length, fe_flags (56 bytes)
 
 
-def _exact(path: str, raw: Any) -> str:
-    return os.fsdecode(raw) if isinstance(raw, (bytes, bytearray)) else path
+# ---- names and --keep-path --------------------------------------------------------------
+
+def absolute(path: str, cwd: str) -> str:
+    """``path`` (as walked, maybe relative to the CLI's directory ``cwd``) as an absolute name of
+    the same file: ``.`` and repeated slashes dropped, ``..`` kept (it may cross a symlink)."""
+    p = os.path.join(cwd, path)
+    return p if ".." in p.split("/") else os.path.normpath(p)
 
 
-def _protected(exact: str, keep_paths: list[str]) -> bool:
-    """--keep-path patterns are matched against the exact name (not its UTF-8 display form)."""
-    return any(fnmatch.fnmatch(exact, pat) for pat in keep_paths)
+def canonical_patterns(patterns: list[str], cwd: str) -> list[tuple[str, str]]:
+    """Each --keep-path GLOB as (absolute form, real form), matched against a file's absolute
+    and real path. A relative GLOB is taken relative to ``cwd`` (the CLI's working directory)
+    unless it starts with a wildcard (``*.jpg``, ``*/master/*``: any leading directories); a
+    GLOB naming a directory (``master``, ``master/``) means everything under it. The real form
+    resolves the symlinks of the GLOB's leading directories (those without wildcards)."""
+    out = []
+    for pat in patterns:
+        if pat[:1] in ("*", "?", "["):
+            out.append((pat, pat))
+            continue
+        parts = pat.split("/")
+        n = next((i for i, s in enumerate(parts) if glob.has_magic(s)), len(parts))
+        head, rest = os.path.join(cwd, "/".join(parts[:n]) or "/"), "/".join(parts[n:])
+        if not rest and (pat.endswith("/") or os.path.isdir(head)):
+            rest = "*"
+        forms = [glob.escape(f) for f in (absolute(head, "/"), os.path.realpath(head))]
+        out.append(tuple(os.path.join(f, rest) if rest else f for f in forms))
+    return out
 
 
-def choose_keeper(g: pd.DataFrame, keep: str, keep_paths: list[str]) -> Any:
-    """Index of the copy to keep: among --keep-path matches if any, by the --keep rule, then path."""
-    exact = [_exact(p, r) for p, r in zip(g["path"], g["path_bytes"])]
-    pool = g[[_protected(e, keep_paths) for e in exact]] if keep_paths else g
-    if pool.empty:
-        pool = g
+def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarray:
+    """bool (len(names), len(patterns)): which absolute names match which canonical pattern
+    (by their absolute form, or by their real path: symlinked directories resolved)."""
+    out = np.zeros((len(names), len(patterns)), dtype=bool)
+    for i, name in enumerate(names):
+        real = None
+        for j, (pa, pr) in enumerate(patterns):
+            if fnmatch.fnmatchcase(name, pa):
+                out[i, j] = True
+                continue
+            real = real if real is not None else os.path.realpath(name)
+            out[i, j] = fnmatch.fnmatchcase(real, pr)
+    return out
+
+
+def _names(g: pd.DataFrame, cwd: str) -> tuple[list[str], list[str]]:
+    """(exact absolute names to act on, absolute names as shown) of the rows."""
+    shown = [absolute(p, cwd) for p in g["path"].tolist()]
+    exact = [absolute(os.fsdecode(b), cwd) if isinstance(b, (bytes, bytearray)) else s
+             for s, b in zip(shown, g["path_bytes"].tolist())]
+    return exact, shown
+
+
+def choose_keeper(files: pd.DataFrame, keep: str) -> Any:
+    """Index of the file to keep, from one row per file (with a bool column ``protected``):
+    among protected files if any, by the --keep rule, ties by path."""
+    pool = files[files["protected"]] if files["protected"].any() else files
     by = {"oldest": (["mtime_ns", "path"], [True, True]), "newest": (["mtime_ns", "path"], [False, True]),
           "first": (["path"], [True]), "shortest-path": (["_len", "path"], [True, True])}[keep]
     return pool.assign(_len=pool["path"].str.len()).sort_values(by[0], ascending=by[1], kind="stable").index[0]
 
 
-def _is_scanned(fd: int, row: pd.Series) -> bool:
-    st = os.fstat(fd)
+# ---- checks --------------------------------------------------------------------------------
+
+def _is_scanned(st: os.stat_result, row: pd.Series) -> bool:
     return (stat_mod.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
             == (row["size"], row["mtime_ns"], row["inode"], row["device"]))
 
 
-def differs(keeper: str, dup: str, krow: pd.Series, row: pd.Series, piece: int = 1 << 20) -> str | None:
-    """None when both files are still the ones the scan saw (checked on the opened descriptors,
-    so a swap after the last lstat cannot pass) and equal byte by byte; else why not."""
-    fa, fb = os.open(keeper, OPEN_FLAGS), os.open(dup, OPEN_FLAGS)
-    try:
-        if not (_is_scanned(fa, krow) and _is_scanned(fb, row)):
-            return "changed since scan (the file opened is not the one scanned)"
-        while True:
-            x, y = os.read(fa, piece), os.read(fb, piece)
-            if x != y:
-                return "contents differ byte by byte"
-            if not x:
-                return None
-    finally:
-        os.close(fa)
-        os.close(fb)
-
-
 def _unchanged(path: str, row: pd.Series) -> str | None:
-    """None if the file still matches the scan, else why not."""
+    """None if the name still leads to the file the scan saw, else why not."""
     try:
         st = os.lstat(path)
     except OSError as e:
         return "gone: " + describe_error(e)
     if not stat_mod.S_ISREG(st.st_mode):
         return "changed since scan: no longer a regular file"
-    if (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) != (row["size"], row["mtime_ns"], row["inode"], row["device"]):
+    if not _is_scanned(st, row):
         return "changed since scan (size, mtime, inode or device differ)"
     return None
 
 
-def _temp_name(path: str) -> str:
-    d, base = os.path.split(path)
-    return os.path.join(d, f".{base}.exoflow-{uuid.uuid4().hex[:8]}.tmp")
+def _open_scanned(path: str, row: pd.Series) -> int:
+    """A descriptor of the file the scan saw (checked on the descriptor, so a swap after the
+    last lstat cannot pass); raises OSError."""
+    fd = os.open(path, OPEN_FLAGS)
+    if not _is_scanned(os.fstat(fd), row):
+        os.close(fd)
+        raise OSError(0, "changed since scan (the file opened is not the one scanned)")
+    return fd
 
 
-def replace(action: str, keeper: str, dup: str) -> None:
-    """Do one change; raises OSError (the duplicate is then left as it was)."""
-    if action == "delete":
-        os.unlink(dup)
-        return
-    tmp = _temp_name(dup)
+def same_bytes(fa: int, fb: int, piece: int = 1 << 20) -> bool:
+    """Whether two open files hold the same bytes (read from offset 0, streamed)."""
+    pos = 0
+    while True:
+        x, y = os.pread(fa, piece, pos), os.pread(fb, piece, pos)
+        if x != y:
+            return False
+        if not x:
+            return True
+        pos += len(x)
+
+
+# ---- the changes -----------------------------------------------------------------------------
+
+def dedupe(src: int, dst: int, size: int) -> None:
+    """Make the open file ``dst`` share ``src``'s extents for bytes [0, size), in place
+    (FIDEDUPERANGE, DEDUPE_STEP bytes a call); the kernel compares the bytes and remaps only
+    equal ranges. Raises OSError (EOPNOTSUPP where the file system cannot; EILSEQ if the bytes
+    differ)."""
+    off = 0
+    while off < size:
+        n = min(DEDUPE_STEP, size - off)
+        buf = bytearray(_DEDUPE.pack(off, n, 1, 0, 0) + _DEDUPE_INFO.pack(dst, off, 0, 0, 0))
+        fcntl.ioctl(src, FIDEDUPERANGE, buf)
+        _fd, _off, done, status, _r = _DEDUPE_INFO.unpack_from(buf, _DEDUPE.size)
+        if status < 0:
+            raise OSError(-status, os.strerror(-status))
+        if status == FILE_DEDUPE_RANGE_DIFFERS:
+            raise OSError(errno.EILSEQ, "the kernel found the bytes differ")
+        if done <= 0:
+            raise OSError(errno.EIO, "the kernel deduplicated no bytes")
+        off += done
+
+
+def exclusive_bytes(fd: int) -> int:
+    """Bytes of an open file's extents that no other file shares (FIEMAP, synced first):
+    what deleting or deduplicating it frees. Raises OSError where FIEMAP is unsupported."""
+    total, start, count = 0, 0, 256
+    while True:
+        buf = bytearray(_FIEMAP.pack(start, 2**64 - 1 - start, FIEMAP_FLAG_SYNC, 0, count, 0)
+                        + bytes(count * 56))
+        fcntl.ioctl(fd, FS_IOC_FIEMAP, buf)
+        mapped = _FIEMAP.unpack_from(buf)[3]
+        flags = FIEMAP_EXTENT_LAST
+        for i in range(mapped):
+            logical, _phys, length, flags = _EXTENT.unpack_from(buf, _FIEMAP.size + 56 * i)
+            total += 0 if flags & FIEMAP_EXTENT_SHARED else length
+            start = logical + length
+        if not mapped or flags & FIEMAP_EXTENT_LAST:
+            return total
+
+
+def temp_name(dup: str, action: str, keeper: os.stat_result, run_id: str) -> str:
+    """A name no user file has, in ``dup``'s directory, naming the keeper's device and inode."""
+    return os.path.join(os.path.dirname(dup), f".exoflow-dedup-{action}-{keeper.st_dev:x}-{keeper.st_ino:x}"
+                                              f"-{run_id}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+_TEMPS_MADE = itertools.count(1)       # temporary names this process made (for the test hook)
+
+
+def _pause_for_tests() -> None:
+    if next(_TEMPS_MADE) == int(os.environ.get(PAUSE_ENV) or 0):
+        time.sleep(3600)
+
+
+def relink(action: str, keeper: str, kst: os.stat_result, dup: str, run_id: str, log: Callable) -> None:
+    """Replace the name ``dup`` by a hard link to / symlink to the keeper: under a temporary
+    name first, checked to lead to the keeper's inode, then renamed over ``dup``. Raises
+    OSError (``dup`` is then left as it was)."""
+    tmp = temp_name(dup, action, kst, run_id)
+    log("started", "temporary name " + os.path.basename(tmp))
     try:
         if action == "hardlink":
-            os.link(keeper, tmp)
-        elif action == "symlink":
-            os.symlink(os.path.abspath(keeper), tmp)
-        else:  # reflink: a copy-on-write clone with the duplicate's permissions and times
-            src = os.open(keeper, OPEN_FLAGS)
-            try:
-                dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                try:
-                    fcntl.ioctl(dst, FICLONE, src)
-                finally:
-                    os.close(dst)
-            finally:
-                os.close(src)
-            shutil.copystat(dup, tmp, follow_symlinks=False)
+            os.link(keeper, tmp, follow_symlinks=False)
+        else:
+            os.symlink(keeper, tmp)
+        _pause_for_tests()
+        st = os.stat(tmp)
+        if (st.st_dev, st.st_ino) != (kst.st_dev, kst.st_ino):
+            raise OSError(0, "changed since scan: the keeper was replaced during the action")
         os.replace(tmp, dup)
     except BaseException:
         if os.path.lexists(tmp):
@@ -123,67 +243,214 @@ def replace(action: str, keeper: str, dup: str) -> None:
         raise
 
 
-def act_on_group(g: pd.DataFrame, params: dict[str, Any]) -> list[list[str]]:
-    """Log lines for one group (and the changes, with --apply)."""
-    action, apply = params["action"], bool(params.get("apply"))
-    keep_paths = list(params.get("keep_path") or [])
-    k = choose_keeper(g, params.get("keep") or "oldest", keep_paths)
-    krow = g.loc[k]
-    keeper = _exact(krow["path"], krow["path_bytes"])
-    gid = str(krow["group_id"])
-    lines = []
-    for i, row in g.iterrows():
-        if i == k:
-            lines.append([gid, action, "kept", row["path"], row["path"], ""])
-            continue
-        dup = _exact(row["path"], row["path_bytes"])
+# ---- one group -------------------------------------------------------------------------------
 
-        def log(status: str, reason: str = "") -> None:
-            lines.append([gid, action, status, row["path"], krow["path"], reason])
-        if keep_paths and _protected(dup, keep_paths):
-            log("protected", "matches --keep-path")
-            continue
-        if (row["device"], row["inode"]) == (krow["device"], krow["inode"]):
-            log("skipped", "already the same file (hard link)")
-            continue
-        if action == "hardlink" and row["device"] != krow["device"]:
-            log("skipped", "different file systems: cannot hard link")
-            continue
-        why = _unchanged(keeper, krow) or _unchanged(dup, row)
+def act_on_group(g: pd.DataFrame, params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
+    """Decide (and with --apply make) the changes for one group: ``g`` has one row per name
+    (columns group_id, path, path_bytes, size, mtime_ns, inode, device). Writes a log line per
+    decision through ``write``; returns the bytes the file system freed (measured after the
+    changes)."""
+    action = params["action"]
+    exact, shown = _names(g, params.get("cwd") or os.getcwd())
+    patterns = params.get("keep_patterns") or []
+    protected = keep_matches(exact, patterns).any(axis=1) if patterns else np.zeros(len(g), bool)
+    key = ["device", "inode"]
+    g = g.assign(_exact=exact, _shown=shown, protected=protected).sort_values("path", kind="stable")
+    g["protected"] = g.groupby(key, sort=False)["protected"].transform("any")    # a file is protected by any name
+    files = g.drop_duplicates(key)
+    krow = files.loc[choose_keeper(files, params.get("keep") or "oldest")]
+
+    def line(status: str, row: pd.Series, reason: str = "") -> None:
+        write([str(krow["group_id"]), action, status, row["_shown"], krow["_shown"], reason])
+
+    freed = 0
+    for (dev, ino), names in g.groupby(key, sort=False):
+        if (dev, ino) == (krow["device"], krow["inode"]):
+            for _, row in names.iterrows():
+                line("kept", row, "" if row.name == krow.name else "another name of the keeper")
+        elif names["protected"].any():
+            for _, row in names.iterrows():
+                line("protected", row, "matches --keep-path")
+        elif dev != krow["device"] and action in ("hardlink", "reflink"):
+            for _, row in names.iterrows():
+                line("skipped", row, f"different file systems: cannot {action}")
+        else:
+            freed += _act_on_file(action, bool(params.get("apply")), krow, names, params.get("run_id") or "0" * 8,
+                                  line)
+    return freed
+
+
+def _act_on_file(action: str, apply: bool, krow: pd.Series, names: pd.DataFrame, run_id: str,
+                 line: Callable) -> int:
+    """Verify one duplicate file (all its names) against the keeper, then change it."""
+    why = _unchanged(krow["_exact"], krow)
+    for _, row in names.iterrows():
+        why = why or _unchanged(row["_exact"], row)
+    if why:
+        for _, row in names.iterrows():
+            line("skipped", row, why)
+        return 0
+    fk = fd = -1
+    try:
+        fk = _open_scanned(krow["_exact"], krow)
+        fd = _open_scanned(names.iloc[0]["_exact"], names.iloc[0])
+        status, why = ("skipped", "contents differ byte by byte") if not same_bytes(fk, fd) else \
+                      ("dry-run", f"would {action} (use --apply)") if not apply else (None, "")
+    except OSError as e:
+        status, why = "failed", describe_error(e)
+    try:
+        if status:
+            for _, row in names.iterrows():
+                line(status, row, why)
+            return 0
+        if action == "reflink":
+            return _dedupe_file(fk, fd, names, line)
+        return _relink_names(action, krow, names, fk, fd, line, run_id)
+    finally:
+        for f in (fk, fd):
+            if f >= 0:
+                os.close(f)
+
+
+def _dedupe_file(fk: int, fd: int, names: pd.DataFrame, line: Callable) -> int:
+    """reflink: the duplicate's extents shared with the keeper's in place; returns the bytes freed
+    (its extents no other file shared, before minus after)."""
+    first = names.iloc[0]
+    try:
+        before = exclusive_bytes(fd)
+        line("started", first, "FIDEDUPERANGE")
+        dedupe(fk, fd, int(first["size"]))
+        freed = max(0, before - exclusive_bytes(fd))
+    except OSError as e:
+        line("failed", first, describe_error(e))
+        return 0
+    line("done", first, f"extents shared with the keeper in place; {freed} bytes freed")
+    for _, row in names.iloc[1:].iterrows():
+        line("done", row, "another name of the same file")
+    return freed
+
+
+def _identity_note(fk: int, fd: int, action: str) -> str:
+    """For hardlink/symlink: the owner and mode the name now shows, where they change."""
+    k, d = os.fstat(fk), os.fstat(fd)
+    if (k.st_uid, k.st_gid, k.st_mode) == (d.st_uid, d.st_gid, d.st_mode):
+        return ""
+    return (f"the name now leads to the keeper (uid {k.st_uid}, gid {k.st_gid}, mode {k.st_mode & 0o7777:o}; "
+            f"was uid {d.st_uid}, gid {d.st_gid}, mode {d.st_mode & 0o7777:o})") if action != "delete" else ""
+
+
+def _relink_names(action: str, krow: pd.Series, names: pd.DataFrame, fk: int, fd: int, line: Callable,
+                  run_id: str) -> int:
+    """hardlink/symlink/delete on every name of the duplicate; returns the bytes freed."""
+    kst, note = os.fstat(fk), _identity_note(fk, fd, action)
+    for _, row in names.iterrows():
+        why = _unchanged(krow["_exact"], krow) or _unchanged(row["_exact"], row)   # last look before the change
         if why:
-            log("skipped", why)
+            line("skipped", row, why)
             continue
         try:
-            why = differs(keeper, dup, krow, row)
-            if why:
-                log("skipped", why)
+            if action == "delete":
+                line("started", row)
+                os.unlink(row["_exact"])
+            else:
+                relink(action, krow["_exact"], kst, row["_exact"], run_id, lambda s, r="": line(s, row, r))
+            line("done", row, note)
+        except OSError as e:
+            line("failed", row, describe_error(e))
+    return _freed(fd, names, line)
+
+
+def _freed(fd: int, names: pd.DataFrame, line: Callable) -> int:
+    """Bytes freed by removing every name of the file open as ``fd``: its allocated blocks once it
+    has no name left (0, with a note in the log, while it has names outside the listing)."""
+    st = os.fstat(fd)
+    if st.st_nlink:
+        line("note", names.iloc[0], f"the file still has {st.st_nlink} name(s) (outside the listing "
+                                    "or not changed): no space freed")
+        return 0
+    return st.st_blocks * 512
+
+
+# ---- leftovers of a killed run ----------------------------------------------------------------
+
+def _leftover(path: str, m: re.Match, inodes: set) -> tuple[bool, str] | None:
+    """(safe to remove, why) for a temporary name of an earlier run whose keeper is one of this
+    partition's files; None for others (another partition's, or gone)."""
+    want = (int(m["dev"], 16), int(m["ino"], 16))
+    if want not in inodes:
+        return None
+    try:
+        st = os.lstat(path)
+        if m["action"] == "hardlink":
+            ok = stat_mod.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == want and st.st_nlink >= 2
+            return ok, ("a hard link to a file that has other names" if ok else
+                        "not a second name of the file its name gives: left alone")
+        target = os.readlink(path)
+        t = os.stat(target) if os.path.isabs(target) and stat_mod.S_ISLNK(st.st_mode) else None
+        ok = t is not None and stat_mod.S_ISREG(t.st_mode) and (t.st_dev, t.st_ino) == want
+        return ok, "a symlink to " + target if ok else "not a symlink to the file its name gives: left alone"
+    except OSError as e:
+        return (False, describe_error(e)) if e.errno != errno.ENOENT else None
+
+
+def sweep_leftovers(dirs: list[str], inodes: set, params: dict[str, Any],
+                    write: Callable[[list[str]], None]) -> int:
+    """Find temporary names that earlier (killed) runs left in ``dirs``; remove each (with
+    --apply) once checked to be another name of, or a symlink to, one of ``inodes`` (this
+    partition's files). Returns how many were removed."""
+    removed = 0
+    run_id, apply = params.get("run_id"), bool(params.get("apply"))
+    for d in dirs:
+        try:
+            entries = [e.name for e in os.scandir(d) if e.name.startswith(".exoflow-dedup-")]
+        except OSError:
+            continue
+        for name in entries:
+            m = TEMP_RE.fullmatch(name)
+            path = os.path.join(d, name)
+            found = _leftover(path, m, inodes) if m and m["run"] != run_id else None
+            if found is None:
+                continue
+            ok, why = found
+            if not ok:
+                write(["-", params["action"], "leftover-kept", path, "", why])
                 continue
             if not apply:
-                log("dry-run", "would " + action + " (use --apply)")
+                write(["-", params["action"], "leftover", path, "", f"{why}; would remove (use --apply)"])
                 continue
-            why = _unchanged(keeper, krow) or _unchanged(dup, row)   # last look at both just before the change
-            if why:
-                log("skipped", why)
+            write(["-", params["action"], "started", path, "", "removing a leftover of an interrupted run"])
+            try:
+                os.unlink(path)
+            except OSError as e:
+                write(["-", params["action"], "failed", path, "", describe_error(e)])
                 continue
-            replace(action, keeper, dup)
-            log("done")
-        except OSError as e:
-            log("failed", describe_error(e))
-    return lines
+            removed += 1
+            write(["-", params["action"], "leftover-removed", path, "", why + " (left by an interrupted run)"])
+    return removed
 
+
+# ---- a partition, and the log ----------------------------------------------------------------
 
 def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str, Any]) -> dict[str, Any]:
-    """Act on every group of a partition; write its log piece (a worker task)."""
-    d = os.path.join(out_dir, ".action-parts")
+    """Act on every group of a partition (``rows``: one row per name, all names of each file
+    in the listing); write its log piece, each line flushed before the next step (a worker task).
+    Returns {"log": path, "counts": {status: lines}, "freed": bytes, "leftovers_removed": n}."""
+    d = os.path.join(out_dir, LOG_PIECES)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, f"{part:06d}.tsv")
     counts: dict[str, int] = {}
     with open(path, "w", encoding="utf-8", errors="replace") as f:
-        for _, g in rows.groupby("group_id", sort=True):
-            for line in act_on_group(g, params):
-                counts[line[2]] = counts.get(line[2], 0) + 1
-                f.write("\t".join(_log_field(s) for s in line) + "\n")
-    return {"log": path, "counts": counts}
+        def write(fields: list[str]) -> None:
+            f.write("\t".join(_log_field(s) for s in fields) + "\n")
+            f.flush()
+            counts[fields[2]] = counts.get(fields[2], 0) + 1
+
+        cwd = params.get("cwd") or os.getcwd()
+        exact, _ = _names(rows, cwd)
+        inodes = set(zip(rows["device"].tolist(), rows["inode"].tolist()))
+        removed = sweep_leftovers(sorted({os.path.dirname(p) for p in exact}), inodes, params, write)
+        freed = sum(act_on_group(g, params, write) for _, g in rows.groupby("group_id", sort=True))
+    return {"log": path, "counts": counts, "freed": freed, "leftovers_removed": removed}
 
 
 def _log_field(text: str) -> str:
@@ -192,17 +459,23 @@ def _log_field(text: str) -> str:
 
 
 def merge_logs(pieces: list[dict[str, Any] | None], out_dir: str) -> dict[str, Any]:
-    """OUT/actions.log from the pieces (each already in group order), and total counts."""
+    """OUT/actions.log from the pieces (each in group order), and totals: counts per status
+    (``started`` and ``note`` lines left out), bytes freed, leftovers removed."""
     target = os.path.join(out_dir, "actions.log")
     counts: dict[str, int] = {}
-    with open(target, "w", encoding="utf-8") as out:
+    freed = removed = 0
+    with open(target + ".tmp", "w", encoding="utf-8") as out:
         out.write(LOG_HEADER)
         for p in pieces:
             if not p:
                 continue
             for k, v in p["counts"].items():
-                counts[k] = counts.get(k, 0) + v
+                if k not in ("started", "note"):
+                    counts[k] = counts.get(k, 0) + v
+            freed += p["freed"]
+            removed += p["leftovers_removed"]
             with open(p["log"], encoding="utf-8") as f:
                 shutil.copyfileobj(f, out)
-    shutil.rmtree(os.path.join(out_dir, ".action-parts"), ignore_errors=True)
-    return {"log": target, "counts": counts}
+    os.replace(target + ".tmp", target)
+    shutil.rmtree(os.path.join(out_dir, LOG_PIECES), ignore_errors=True)
+    return {"log": target, "counts": counts, "freed_bytes": freed, "leftovers_removed": removed}

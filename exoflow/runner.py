@@ -179,6 +179,8 @@ def validate(cfg: RunConfig) -> None:
     """Raise UsageError for inputs that cannot work, before any cluster starts."""
     if not cfg.paths and not cfg.from_list:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
+    if cfg.job.check is not None:
+        cfg.job.check(cfg.params)
     _roots(cfg.paths, cfg.walk)
     if cfg.from_list:
         manifest.plan(cfg.from_list)

@@ -12,13 +12,16 @@ Writes:   OUT/files/*.parquet (the listing), OUT/duplicates/*.parquet (group_id,
     exoflow run dedup /data --action hardlink --keep oldest            # dry run: see OUT/actions.log
     exoflow run dedup /data --action hardlink --keep oldest --apply
 """
+import argparse
 import os
+import shutil
+import uuid
 
 from exoflow import plots
 from exoflow import Argument, ChunkOptions, Finish, Job, main
 from exoflow.checksum import hash_argument
 from exoflow.dedup import run_stages
-from exoflow.dedup_actions import ACTIONS, KEEP
+from exoflow.dedup_actions import ACTIONS, KEEP, canonical_patterns
 from exoflow.reducers.dedup import DedupReducer
 from exoflow.sinks import UsageError
 
@@ -26,10 +29,38 @@ from exoflow.sinks import UsageError
 def after(f: Finish) -> dict:
     """Stages 2-5 on the cluster, from the size counts the chunk phase gathered."""
     sizes = f.result.pop("candidate_sizes")
-    summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, f.params, f.result.pop("candidate_files", None))
+    # taken here, on the client: workers may run elsewhere, in another directory
+    cwd = os.getcwd()
+    params = {**f.params, "cwd": cwd, "run_id": uuid.uuid4().hex[:8],
+              "keep_patterns": canonical_patterns(f.params.get("keep_path") or [], cwd)}
+    try:
+        summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, params, f.result.pop("candidate_files", None))
+    except UsageError:          # found before anything was changed: leave no result behind either
+        shutil.rmtree(f.out_dir, ignore_errors=True)
+        raise
     summary.update(files=f.result["files"], bytes=f.result["bytes"],
                    report=os.path.join(f.out_dir, "duplicates.txt"))
     return summary
+
+
+def check(params: dict) -> None:
+    """Options that do nothing without --action are usage errors (before anything starts)."""
+    if params.get("action"):
+        return
+    given = [flag for flag, on in (("--apply", params.get("apply")), ("--keep", params.get("keep")),
+                                   ("--keep-path", params.get("keep_path"))) if on]
+    if given:
+        raise UsageError(f"{given[0]} needs --action ({'|'.join(ACTIONS)})")
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {n}")
+    return n
 
 
 def _hash(text: str) -> str:
@@ -55,14 +86,15 @@ job = Job(
                  help="list hard links of one file as duplicates of each other (jdupes -H)"),
         Argument("--include-empty", action="store_true", help="empty files are duplicates of each other (jdupes -z)"),
         Argument("--action", choices=ACTIONS, help="what to do with the extra copies (dry run unless --apply)"),
-        Argument("--keep", choices=KEEP, default="oldest",
+        Argument("--keep", choices=KEEP,
                  help="which copy of a group stays: oldest (default), newest, first (path order), shortest-path"),
         Argument("--keep-path", action="append", metavar="GLOB",
                  help="copies whose path matches GLOB are preferred as keeper and never changed (repeatable)"),
         Argument("--apply", action="store_true", help="really change files (default: dry run, logged)"),
-        Argument("--top", type=int, default=20, metavar="N", help="groups shown in the report (default: 20)"),
+        Argument("--top", type=_count, default=20, metavar="N", help="groups shown in the report (default: 20)"),
     ],
     after=after,
+    check=check,
 )
 
 if __name__ == "__main__":

@@ -109,7 +109,10 @@ def test_actions_need_apply_and_keep_content(tmp_path):
     assert _contents(tree) == before                                         # every name, same bytes
     for group in _ours(tmp_path / "apply"):
         assert len({os.lstat(p).st_ino for p in group}) == 1                 # now one inode per group
-    assert (tmp_path / "apply" / "actions.log").read_text().count("\tdone\t") == 5
+    # every name of a duplicate file is changed: h/orig and its second name h/orig-hardlink both
+    # now lead to the keeper h/copy (5 duplicate files, 6 names)
+    assert len({os.lstat(tree / p).st_ino for p in ("h/copy", "h/orig", "h/orig-hardlink")}) == 1
+    assert (tmp_path / "apply" / "actions.log").read_text().count("\tdone\t") == 6
 
     tree2 = tmp_path / "t2"
     make_tree(tree2)
@@ -117,7 +120,8 @@ def test_actions_need_apply_and_keep_content(tmp_path):
     _run(tree2, tmp_path / "del", "--action", "delete", "--keep", "shortest-path", "--apply")
     after2 = _contents(tree2)
     assert set(before2.values()) == set(after2.values())                     # no content lost
-    assert len(before2) - len(after2) == 5
+    assert len(before2) - len(after2) == 6                                 # 5 files, one with 2 names
+    assert "h/copy" in after2 and "h/orig" not in after2 and "h/orig-hardlink" not in after2
     assert "a/dup1" in after2 and "a/big" in after2                          # the shortest path is kept
     assert "c/dup1-again" not in after2 and "b/big-copy" not in after2
 
@@ -140,8 +144,9 @@ def test_changed_between_scan_and_action_is_skipped(tmp_path):
     st = target.stat()
     target.write_bytes(b"SAME small content\n")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    lines = act_on_group(g, {"action": "delete", "apply": True, "keep": "first"})
-    status = {line[3]: (line[2], line[5]) for line in lines}
+    lines: list[list[str]] = []
+    act_on_group(g, {"action": "delete", "apply": True, "keep": "first"}, lines.append)
+    status = {line[3]: (line[2], line[5]) for line in lines if line[2] != "note"}
     assert status[str(tree / "a/dup1")][0] == "kept"
     assert status[str(tree / "b/dup1-copy")][0] == "skipped" and "changed since scan" in status[str(tree / "b/dup1-copy")][1]
     assert status[str(tree / "c/dup1-again")] == ("skipped", "contents differ byte by byte")

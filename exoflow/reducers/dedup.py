@@ -63,9 +63,13 @@ class DedupReducer:
                                  g["hash"][:16]] for g in s["top"]]))
         if s.get("actions"):
             a = s["actions"]
+            rows = [[k, human_count(v)] for k, v in sorted(a["counts"].items())]
+            if params.get("apply"):
+                rows.append(["freed (measured after the changes)", human_bytes(a["freed_bytes"])])
+            if a["leftovers_removed"]:
+                rows.append(["leftovers of an interrupted run removed", human_count(a["leftovers_removed"])])
             parts.append(table(f"Actions ({params.get('action')}, {'applied' if params.get('apply') else 'dry run'};"
-                               f" log: {a['log']})", ["status", "files"],
-                               [[k, human_count(v)] for k, v in sorted(a["counts"].items())]))
+                               f" log: {a['log']})", ["status", "names"], rows))
         if s["hash_errors"]:
             parts.append(table("Read errors (first 10)", ["path", "error"], s["error_examples"]))
         return "\n\n".join(parts)
