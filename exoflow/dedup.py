@@ -214,7 +214,8 @@ def _keep_matched(rows: pd.DataFrame, links: pd.DataFrame, params: dict[str, Any
     if not patterns or not params.get("action"):
         return np.zeros(len(patterns), bool)
     names = pd.concat([rows[["path", "path_bytes"]], links[["path", "path_bytes"]]])
-    return keep_matches(_names(names, params["cwd"])[0], patterns).any(axis=0)
+    return keep_matches(_names(names["path"].tolist(), names["path_bytes"].tolist(), params["cwd"])[0],
+                        patterns).any(axis=0)
 
 
 def reduce_pieces(pieces: list[pa.Table], params: dict[str, Any]) -> dict[str, Any]:

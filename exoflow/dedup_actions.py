@@ -108,31 +108,36 @@ def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarra
     return out
 
 
-def _names(g: pd.DataFrame, cwd: str) -> tuple[list[str], list[str]]:
-    """(exact absolute names to act on, absolute names as shown) of the rows."""
-    shown = [absolute(p, cwd) for p in g["path"].tolist()]
-    exact = [absolute(os.fsdecode(b), cwd) if isinstance(b, (bytes, bytearray)) else s
-             for s, b in zip(shown, g["path_bytes"].tolist())]
+def _names(paths: list[str], raw: list[Any], cwd: str) -> tuple[list[str], list[str]]:
+    """(exact absolute names to act on, absolute names as shown) from the walked names as shown
+    and their exact bytes (``path_bytes``: None, or bytes where the name is not UTF-8)."""
+    shown = [absolute(p, cwd) for p in paths]
+    exact = [absolute(os.fsdecode(b), cwd) if isinstance(b, (bytes, bytearray)) else s for s, b in zip(shown, raw)]
     return exact, shown
 
 
-def choose_keeper(files: pd.DataFrame, keep: str) -> Any:
-    """Index of the file to keep, from one row per file (with a bool column ``protected``):
-    among protected files if any, by the --keep rule, ties by path."""
-    pool = files[files["protected"]] if files["protected"].any() else files
-    by = {"oldest": (["mtime_ns", "path"], [True, True]), "newest": (["mtime_ns", "path"], [False, True]),
-          "first": (["path"], [True]), "shortest-path": (["_len", "path"], [True, True])}[keep]
-    return pool.assign(_len=pool["path"].str.len()).sort_values(by[0], ascending=by[1], kind="stable").index[0]
+Name = dict          # one name of a file: group_id, path, path_bytes, size, mtime_ns, inode, device, _exact, …
+KEEP_ORDER = {"oldest": lambda f: (f[0]["mtime_ns"], f[0]["path"]),
+              "newest": lambda f: (-f[0]["mtime_ns"], f[0]["path"]),
+              "first": lambda f: f[0]["path"],
+              "shortest-path": lambda f: (len(f[0]["path"]), f[0]["path"])}
+
+
+def choose_keeper(files: list[list[Name]], protected: list[bool], keep: str) -> int:
+    """Which file (a list of its names, in path order) to keep: among the protected files if
+    any, by the --keep rule, ties by path."""
+    pool = [i for i, p in enumerate(protected) if p] or range(len(files))
+    return min(pool, key=lambda i: KEEP_ORDER[keep](files[i]))
 
 
 # ---- checks --------------------------------------------------------------------------------
 
-def _is_scanned(st: os.stat_result, row: pd.Series) -> bool:
+def _is_scanned(st: os.stat_result, row: Name) -> bool:
     return (stat_mod.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
             == (row["size"], row["mtime_ns"], row["inode"], row["device"]))
 
 
-def _unchanged(path: str, row: pd.Series) -> str | None:
+def _unchanged(path: str, row: Name) -> str | None:
     """None if the name still leads to the file the scan saw, else why not."""
     try:
         st = os.lstat(path)
@@ -145,7 +150,7 @@ def _unchanged(path: str, row: pd.Series) -> str | None:
     return None
 
 
-def _open_scanned(path: str, row: pd.Series) -> int:
+def _open_scanned(path: str, row: Name) -> int:
     """A descriptor of the file the scan saw (checked on the descriptor, so a swap after the
     last lstat cannot pass); raises OSError."""
     fd = os.open(path, OPEN_FLAGS)
@@ -245,62 +250,65 @@ def relink(action: str, keeper: str, kst: os.stat_result, dup: str, run_id: str,
 
 # ---- one group -------------------------------------------------------------------------------
 
-def act_on_group(g: pd.DataFrame, params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
-    """Decide (and with --apply make) the changes for one group: ``g`` has one row per name
-    (columns group_id, path, path_bytes, size, mtime_ns, inode, device). Writes a log line per
+def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
+    """Decide (and with --apply make) the changes for one group: ``g`` has one dict per name
+    (keys group_id, path, path_bytes, size, mtime_ns, inode, device). Writes a log line per
     decision through ``write``; returns the bytes the file system freed (measured after the
     changes)."""
     action = params["action"]
-    exact, shown = _names(g, params.get("cwd") or os.getcwd())
+    g = sorted(g, key=lambda r: r["path"])
+    exact, shown = _names([r["path"] for r in g], [r["path_bytes"] for r in g], params.get("cwd") or os.getcwd())
     patterns = params.get("keep_patterns") or []
-    protected = keep_matches(exact, patterns).any(axis=1) if patterns else np.zeros(len(g), bool)
-    key = ["device", "inode"]
-    g = g.assign(_exact=exact, _shown=shown, protected=protected).sort_values("path", kind="stable")
-    g["protected"] = g.groupby(key, sort=False)["protected"].transform("any")    # a file is protected by any name
-    files = g.drop_duplicates(key)
-    krow = files.loc[choose_keeper(files, params.get("keep") or "oldest")]
+    matched = keep_matches(exact, patterns).any(axis=1).tolist() if patterns else [False] * len(g)
+    by_file: dict[tuple[int, int], list[Name]] = {}
+    by_match: dict[tuple[int, int], bool] = {}          # a file is protected by any of its names
+    for r, e, s, m in zip(g, exact, shown, matched):
+        key = (r["device"], r["inode"])
+        by_file.setdefault(key, []).append({**r, "_exact": e, "_shown": s})
+        by_match[key] = by_match.get(key, False) or m
+    files, protected = list(by_file.values()), list(by_match.values())
+    k = choose_keeper(files, protected, params.get("keep") or "oldest")
+    krow = files[k][0]
 
-    def line(status: str, row: pd.Series, reason: str = "") -> None:
+    def line(status: str, row: Name, reason: str = "") -> None:
         write([str(krow["group_id"]), action, status, row["_shown"], krow["_shown"], reason])
 
+    def each(names: list[Name], status: str, reason: str) -> None:
+        for row in names:
+            line(status, row, reason)
+
     freed = 0
-    for (dev, ino), names in g.groupby(key, sort=False):
-        if (dev, ino) == (krow["device"], krow["inode"]):
-            for _, row in names.iterrows():
-                line("kept", row, "" if row.name == krow.name else "another name of the keeper")
-        elif names["protected"].any():
-            for _, row in names.iterrows():
-                line("protected", row, "matches --keep-path")
-        elif dev != krow["device"] and action in ("hardlink", "reflink"):
-            for _, row in names.iterrows():
-                line("skipped", row, f"different file systems: cannot {action}")
+    for i, names in enumerate(files):
+        if i == k:
+            line("kept", names[0])
+            each(names[1:], "kept", "another name of the keeper")
+        elif protected[i]:
+            each(names, "protected", "matches --keep-path")
+        elif names[0]["device"] != krow["device"] and action in ("hardlink", "reflink"):
+            each(names, "skipped", f"different file systems: cannot {action}")
         else:
             freed += _act_on_file(action, bool(params.get("apply")), krow, names, params.get("run_id") or "0" * 8,
                                   line)
     return freed
 
 
-def _act_on_file(action: str, apply: bool, krow: pd.Series, names: pd.DataFrame, run_id: str,
-                 line: Callable) -> int:
+def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id: str, line: Callable) -> int:
     """Verify one duplicate file (all its names) against the keeper, then change it."""
     why = _unchanged(krow["_exact"], krow)
-    for _, row in names.iterrows():
+    for row in names:
         why = why or _unchanged(row["_exact"], row)
-    if why:
-        for _, row in names.iterrows():
-            line("skipped", row, why)
-        return 0
     fk = fd = -1
     try:
-        fk = _open_scanned(krow["_exact"], krow)
-        fd = _open_scanned(names.iloc[0]["_exact"], names.iloc[0])
-        status, why = ("skipped", "contents differ byte by byte") if not same_bytes(fk, fd) else \
-                      ("dry-run", f"would {action} (use --apply)") if not apply else (None, "")
+        if not why:
+            fk = _open_scanned(krow["_exact"], krow)
+            fd = _open_scanned(names[0]["_exact"], names[0])
+        status, why = ("skipped", why) if why else ("skipped", "contents differ byte by byte") \
+            if not same_bytes(fk, fd) else ("dry-run", f"would {action} (use --apply)") if not apply else ("", "")
     except OSError as e:
         status, why = "failed", describe_error(e)
     try:
         if status:
-            for _, row in names.iterrows():
+            for row in names:
                 line(status, row, why)
             return 0
         if action == "reflink":
@@ -312,38 +320,37 @@ def _act_on_file(action: str, apply: bool, krow: pd.Series, names: pd.DataFrame,
                 os.close(f)
 
 
-def _dedupe_file(fk: int, fd: int, names: pd.DataFrame, line: Callable) -> int:
+def _dedupe_file(fk: int, fd: int, names: list[Name], line: Callable) -> int:
     """reflink: the duplicate's extents shared with the keeper's in place; returns the bytes freed
     (its extents no other file shared, before minus after)."""
-    first = names.iloc[0]
     try:
         before = exclusive_bytes(fd)
-        line("started", first, "FIDEDUPERANGE")
-        dedupe(fk, fd, int(first["size"]))
+        line("started", names[0], "FIDEDUPERANGE")
+        dedupe(fk, fd, int(names[0]["size"]))
         freed = max(0, before - exclusive_bytes(fd))
     except OSError as e:
-        line("failed", first, describe_error(e))
+        line("failed", names[0], describe_error(e))
         return 0
-    line("done", first, f"extents shared with the keeper in place; {freed} bytes freed")
-    for _, row in names.iloc[1:].iterrows():
+    line("done", names[0], f"extents shared with the keeper in place; {freed} bytes freed")
+    for row in names[1:]:
         line("done", row, "another name of the same file")
     return freed
 
 
-def _identity_note(fk: int, fd: int, action: str) -> str:
+def _identity_note(fk: int, fd: int) -> str:
     """For hardlink/symlink: the owner and mode the name now shows, where they change."""
     k, d = os.fstat(fk), os.fstat(fd)
     if (k.st_uid, k.st_gid, k.st_mode) == (d.st_uid, d.st_gid, d.st_mode):
         return ""
     return (f"the name now leads to the keeper (uid {k.st_uid}, gid {k.st_gid}, mode {k.st_mode & 0o7777:o}; "
-            f"was uid {d.st_uid}, gid {d.st_gid}, mode {d.st_mode & 0o7777:o})") if action != "delete" else ""
+            f"was uid {d.st_uid}, gid {d.st_gid}, mode {d.st_mode & 0o7777:o})")
 
 
-def _relink_names(action: str, krow: pd.Series, names: pd.DataFrame, fk: int, fd: int, line: Callable,
+def _relink_names(action: str, krow: Name, names: list[Name], fk: int, fd: int, line: Callable,
                   run_id: str) -> int:
     """hardlink/symlink/delete on every name of the duplicate; returns the bytes freed."""
-    kst, note = os.fstat(fk), _identity_note(fk, fd, action)
-    for _, row in names.iterrows():
+    kst, note = os.fstat(fk), "" if action == "delete" else _identity_note(fk, fd)
+    for row in names:
         why = _unchanged(krow["_exact"], krow) or _unchanged(row["_exact"], row)   # last look before the change
         if why:
             line("skipped", row, why)
@@ -360,13 +367,13 @@ def _relink_names(action: str, krow: pd.Series, names: pd.DataFrame, fk: int, fd
     return _freed(fd, names, line)
 
 
-def _freed(fd: int, names: pd.DataFrame, line: Callable) -> int:
+def _freed(fd: int, names: list[Name], line: Callable) -> int:
     """Bytes freed by removing every name of the file open as ``fd``: its allocated blocks once it
     has no name left (0, with a note in the log, while it has names outside the listing)."""
     st = os.fstat(fd)
     if st.st_nlink:
-        line("note", names.iloc[0], f"the file still has {st.st_nlink} name(s) (outside the listing "
-                                    "or not changed): no space freed")
+        line("note", names[0], f"the file still has {st.st_nlink} name(s) (outside the listing "
+                               "or not changed): no space freed")
         return 0
     return st.st_blocks * 512
 
@@ -439,17 +446,21 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, f"{part:06d}.tsv")
     counts: dict[str, int] = {}
+    records = rows[["group_id", "path", "path_bytes", "size", "mtime_ns", "inode", "device"]].to_dict("records")
+    exact, _ = _names(rows["path"].tolist(), rows["path_bytes"].tolist(), params.get("cwd") or os.getcwd())
     with open(path, "w", encoding="utf-8", errors="replace") as f:
         def write(fields: list[str]) -> None:
             f.write("\t".join(_log_field(s) for s in fields) + "\n")
             f.flush()
             counts[fields[2]] = counts.get(fields[2], 0) + 1
 
-        cwd = params.get("cwd") or os.getcwd()
-        exact, _ = _names(rows, cwd)
-        inodes = set(zip(rows["device"].tolist(), rows["inode"].tolist()))
+        inodes = {(r["device"], r["inode"]) for r in records}
         removed = sweep_leftovers(sorted({os.path.dirname(p) for p in exact}), inodes, params, write)
-        freed = sum(act_on_group(g, params, write) for _, g in rows.groupby("group_id", sort=True))
+        # temporary names (listed with --hidden) are never acted on
+        todo = sorted((r for r, p in zip(records, exact) if not TEMP_RE.fullmatch(os.path.basename(p))),
+                      key=lambda r: r["group_id"])
+        freed = sum(act_on_group(list(g), params, write)
+                    for _, g in itertools.groupby(todo, key=lambda r: r["group_id"]))
     return {"log": path, "counts": counts, "freed": freed, "leftovers_removed": removed}
 
 

@@ -145,7 +145,7 @@ def test_changed_between_scan_and_action_is_skipped(tmp_path):
     target.write_bytes(b"SAME small content\n")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     lines: list[list[str]] = []
-    act_on_group(g, {"action": "delete", "apply": True, "keep": "first"}, lines.append)
+    act_on_group(g.to_dict("records"), {"action": "delete", "apply": True, "keep": "first"}, lines.append)
     status = {line[3]: (line[2], line[5]) for line in lines if line[2] != "note"}
     assert status[str(tree / "a/dup1")][0] == "kept"
     assert status[str(tree / "b/dup1-copy")][0] == "skipped" and "changed since scan" in status[str(tree / "b/dup1-copy")][1]

@@ -1,0 +1,289 @@
+"""Dedup actions keep users' data and files' identity: reflink dedupes in place (on an XFS image
+the test makes), --keep-path is compared in one canonical form, every name of a duplicate file
+is acted on and the bytes freed are measured, and a run killed mid --apply leaves a log and
+leftovers that the next run removes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import IS_ROOT, exoflow
+
+from exoflow.dedup_actions import PAUSE_ENV, act_on_group, canonical_patterns, keep_matches
+
+MiB = 2**20
+
+
+def _dedup(paths: str | Path | list, out: Path, *args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    paths = [str(p) for p in paths] if isinstance(paths, list) else [str(paths)]
+    return exoflow("run", "dedup", *paths, "--out", str(out), "--no-dashboard", *args,
+                   cwd=str(cwd) if cwd else None, **kw)
+
+
+def _actions(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())["result"]["actions"]
+
+
+# ---- 1. reflink: in place, on a reflink-capable file system ------------------------------------
+
+@pytest.fixture
+def xfs(tmp_path: Path):
+    """A fresh XFS (reflink=1) on a loop device, mounted at tmp_path/mnt; removed afterwards."""
+    if not IS_ROOT:
+        pytest.skip("mounting a loop device needs root")
+    if not shutil.which("mkfs.xfs"):
+        pytest.skip("mkfs.xfs not installed (Debian package xfsprogs)")
+    img, mnt = tmp_path / "xfs.img", tmp_path / "mnt"
+    with open(img, "wb") as f:
+        f.truncate(300 * MiB)                    # sparse; the smallest XFS mkfs.xfs accepts
+    subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(img)], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
+    if loop.returncode:
+        pytest.skip(f"no loop device: {loop.stderr.strip()}")
+    dev = loop.stdout.strip()
+    mnt.mkdir()
+    mounted = subprocess.run(["mount", dev, str(mnt)], capture_output=True, text=True)
+    try:
+        if mounted.returncode:
+            pytest.skip(f"cannot mount XFS: {mounted.stderr.strip()}")
+        yield mnt
+    finally:
+        if mounted.returncode == 0:
+            subprocess.run(["umount", str(mnt)], check=True)
+        subprocess.run(["losetup", "-d", dev], check=True)
+
+
+def _shared(path: Path) -> list[bool]:
+    """Per extent, whether filefrag (e2fsprogs, FIEMAP) flags it shared."""
+    out = subprocess.run(["filefrag", "-v", str(path)], capture_output=True, text=True, check=True).stdout
+    return ["shared" in line for line in out.splitlines() if line.strip()[:1].isdigit() and ".." in line]
+
+
+def _free(path: Path) -> int:
+    os.sync()
+    st = os.statvfs(path)
+    return st.f_bfree * st.f_frsize
+
+
+def test_reflink_dedupes_in_place_keeping_identity(xfs: Path, tmp_path: Path):
+    tree = xfs / "t"
+    tree.mkdir()
+    data = os.urandom(8 * MiB)
+    (tree / "keep").write_bytes(data)           # written twice: no cp/cat, which clone on XFS
+    (tree / "dup").write_bytes(data)
+    os.utime(tree / "keep", ns=(10**18, 10**18))                 # the oldest: the keeper
+    os.link(tree / "dup", tree / "dup-link")
+    os.chown(tree / "dup", 12345, 123)
+    os.chmod(tree / "dup", 0o640)
+    before = os.lstat(tree / "dup")
+    held = os.open(tree / "dup", os.O_RDWR)                      # a writer that had it open before
+    try:
+        assert not any(_shared(tree / "dup"))
+        free = _free(xfs)
+        r = _dedup(tree, tmp_path / "o", "--action", "reflink", "--keep", "oldest", "--apply", "-q")
+        assert r.returncode == 0, r.stderr
+        after = os.lstat(tree / "dup")
+        keys = ("st_ino", "st_dev", "st_uid", "st_gid", "st_mode", "st_nlink", "st_mtime_ns")
+        assert {k: getattr(after, k) for k in keys} == {k: getattr(before, k) for k in keys}
+        assert os.lstat(tree / "dup-link").st_ino == before.st_ino
+        assert (tree / "dup").read_bytes() == data
+        assert _shared(tree / "dup") and all(_shared(tree / "dup"))           # extents really shared
+        assert _free(xfs) - free >= 8 * MiB                                    # and the space came back
+        assert _actions(tmp_path / "o")["freed_bytes"] == 8 * MiB             # hand count: dup's 8 MiB
+        os.pwrite(held, b"WRITTEN", 0)                                         # the old descriptor still
+    finally:                                                                   # writes into the file
+        os.close(held)
+    assert (tree / "dup").read_bytes()[:7] == b"WRITTEN"
+    assert (tree / "keep").read_bytes() == data                               # copy on write: keeper intact
+    log = (tmp_path / "o" / "actions.log").read_text()
+    assert log.count("\tdone\t") == 2 and "\tstarted\t" in log                 # dup and its second name
+
+
+def test_reflink_where_unsupported_fails_and_changes_nothing(tmp_path: Path):
+    """On a file system without FIDEDUPERANGE (ext4, tmpfs) the action fails per file, files intact."""
+    for n in ("a", "b"):
+        (tmp_path / n).write_bytes(b"same\n" * 1000)
+    before = os.lstat(tmp_path / "b")
+    lines: list[list[str]] = []
+    act_on_group(_rows(tmp_path, ["a", "b"]), {"action": "reflink", "apply": True, "keep": "first"}, lines.append)
+    status = {Path(line[3]).name: line[2] for line in lines if line[2] != "started"}
+    if status["b"] == "done":
+        pytest.skip("this file system supports FIDEDUPERANGE")
+    assert status == {"a": "kept", "b": "failed"}
+    assert os.lstat(tmp_path / "b").st_ino == before.st_ino and (tmp_path / "b").read_bytes() == b"same\n" * 1000
+
+
+def _rows(root: Path, names: list[str]) -> list[dict]:
+    """One group's names as act_on_group takes them (from the file system as it is now)."""
+    sts = [os.lstat(root / n) for n in names]
+    return [{"group_id": 1, "path": str(root / n), "path_bytes": None, "size": st.st_size,
+             "mtime_ns": st.st_mtime_ns, "inode": st.st_ino, "device": st.st_dev} for n, st in zip(names, sts)]
+
+
+# ---- 2. --keep-path in one canonical form -------------------------------------------------------
+
+def _inbox_master(root: Path) -> None:
+    for d in ("inbox", "master"):
+        (root / d).mkdir(parents=True)
+        (root / d / "a.jpg").write_bytes(b"photo\n" * 100)
+    os.symlink("master", root / "mlink")
+
+
+def test_keep_path_spellings_all_mean_the_same_files(tmp_path: Path):
+    """Any spelling of the pattern matches any spelling of a name of the master file (the
+    name walked through a symlinked PATH included), never the inbox copy. Oracle: by hand."""
+    _inbox_master(tmp_path)
+    cwd = str(tmp_path)
+    spellings = ["master/*", "./master/*", f"{tmp_path}/master/*", "master", "master/", "./master/",
+                 "mlink/*", f"{tmp_path}/mlink", "*/master/*", "inbox/../master/*"]
+    master = ["master/a.jpg", "./master/a.jpg", f"{tmp_path}/master/a.jpg", "mlink/a.jpg",
+              f"{tmp_path}/./mlink/a.jpg", "inbox/../master/a.jpg"]
+    inbox = ["inbox/a.jpg", "./inbox/a.jpg", f"{tmp_path}/inbox/a.jpg"]
+    from exoflow.dedup_actions import absolute
+    m = keep_matches([absolute(n, cwd) for n in master + inbox], canonical_patterns(spellings, cwd))
+    assert m[:len(master)].all()
+    assert not m[len(master):].any()
+    # the working directory is the CLI's: the same patterns from elsewhere name other files
+    assert not keep_matches([f"{tmp_path}/master/a.jpg"], canonical_patterns(["master/*"], "/")).any()
+
+
+def test_keep_path_relative_to_relative_paths(tmp_path: Path):
+    """The issue's case: PATHs ./inbox ./mlink (master through a symlink), --keep-path 'master/*':
+    the master copy is kept, the inbox copy deleted."""
+    _inbox_master(tmp_path)
+    r = _dedup(["./inbox", "./mlink"], tmp_path / "o", "--keep-path", "master/*", "--action", "delete",
+               "--apply", "-q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "master/a.jpg").exists() and not (tmp_path / "inbox/a.jpg").exists()
+
+
+def test_keep_path_matching_nothing_is_a_usage_error(tmp_path: Path):
+    _inbox_master(tmp_path)
+    r = _dedup(["./inbox", "./master"], tmp_path / "o", "--keep-path", "masters/*", "--action", "delete",
+               "--apply", "-q", cwd=tmp_path)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "masters/*" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "inbox/a.jpg").exists() and (tmp_path / "master/a.jpg").exists()   # nothing changed
+    assert not (tmp_path / "o").exists()                                                  # nothing left
+
+
+@pytest.mark.parametrize("args", [["--apply"], ["--keep-path", "x/*"], ["--keep", "newest"], ["--top", "-1"],
+                                  ["--action", "delete", "--top", "-1"]])
+def test_bad_options_are_usage_errors_before_the_cluster(tmp_path: Path, args: list[str]):
+    _inbox_master(tmp_path)
+    r = _dedup(tmp_path / "inbox", tmp_path / "o", *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert "error:" in lines[0] and "Traceback" not in r.stderr and "workers" not in r.stderr   # not started
+    assert lines[1:] in ([], ["(see 'exoflow run dedup --help')"])
+    assert not (tmp_path / "o").exists()
+
+
+# ---- 3. every name of a duplicate file; bytes freed measured ------------------------------------
+
+@pytest.mark.parametrize("action", ["hardlink", "delete"])
+def test_hard_linked_set_plus_older_copy(tmp_path: Path, action: str):
+    """t/in/old (oldest) and t/in/new1 = t/in/new2 (one file, two names): both names are acted
+    on, so the file is gone and its blocks are freed. t/in/x-old and t/in/x-new whose file has a
+    third name outside the walked PATH: nothing is freed, and the report says so. Oracle: the
+    file system's own st_blocks of the files, hand-summed."""
+    tin, tout = tmp_path / "t/in", tmp_path / "t/out"
+    tin.mkdir(parents=True)
+    tout.mkdir()
+    a, b = os.urandom(100_000), os.urandom(50_000)
+    for name, data in (("old", a), ("new1", a), ("x-old", b), ("x-new", b)):
+        (tin / name).write_bytes(data)
+    os.utime(tin / "old", ns=(10**18, 10**18))
+    os.utime(tin / "x-old", ns=(10**18, 10**18))
+    os.link(tin / "new1", tin / "new2")
+    os.link(tin / "x-new", tout / "x-new-elsewhere")
+    freed = os.lstat(tin / "new1").st_blocks * 512                # the only file that loses every name
+    r = _dedup(tin, tmp_path / "o", "--action", action, "--keep", "oldest", "--apply")
+    assert r.returncode == 0, r.stderr
+    old = os.lstat(tin / "old").st_ino
+    if action == "hardlink":
+        assert {os.lstat(tin / n).st_ino for n in ("old", "new1", "new2")} == {old}
+        assert (tin / "new1").read_bytes() == a
+    else:
+        assert not (tin / "new1").exists() and not (tin / "new2").exists()
+    assert (tout / "x-new-elsewhere").read_bytes() == b                     # the name outside is untouched
+    acts = _actions(tmp_path / "o")
+    assert acts["freed_bytes"] == freed
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())["result"]
+    assert summary["reclaimable"] == 150_000                                 # expected, not measured
+    assert "freed (measured after the changes)" in r.stdout
+    log = (tmp_path / "o" / "actions.log").read_text()
+    assert log.count("\tdone\t") == 3                                        # new1, new2, x-new
+    assert "still has 1 name(s)" in log                                      # x-new: why nothing was freed
+
+
+# ---- 4. killed mid --apply ----------------------------------------------------------------------
+
+def _temps(tree: Path) -> list[Path]:
+    return sorted(tree.rglob(".exoflow-dedup-*"))
+
+
+def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_path: Path):
+    """40 pairs in 4 directories; the run is SIGKILLed (every process of it) while each worker
+    holds the temporary name of its 3rd change (the test hook PAUSE_ENV makes that moment
+    certain). Nothing is lost, the log says what was done and started, and the rerun removes
+    exactly exoflow's leftovers, not a user's file that only looks like one."""
+    tree = tmp_path / "t"
+    names = []
+    for i in range(40):
+        d = tree / f"d{i % 4}"
+        d.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(1000 + i)                                  # sizes differ: groups spread over partitions
+        for n in (f"a{i}", f"b{i}"):
+            (d / n).write_bytes(data)
+            names.append((d / n, data))
+    keeper = os.lstat(tree / "d0/a0")
+    fake = tree / "d0" / f".exoflow-dedup-hardlink-{keeper.st_dev:x}-{keeper.st_ino:x}-deadbeef-00000000.tmp"
+    fake.write_bytes(b"a user's file with a name like exoflow's")
+    args = ["--action", "hardlink", "--keep", "first", "--apply", "--workers", "2", "--threads-per-worker", "1"]
+    cmd = [sys.executable, "-m", "exoflow.cli", "run", "dedup", str(tree), "--out", str(tmp_path / "killed"),
+           "--no-dashboard", "-q", *args]
+    p = subprocess.Popen(cmd, env={**os.environ, PAUSE_ENV: "3"}, start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_temps(tree)) < 3 and time.monotonic() < deadline:       # the fake + one per worker
+            time.sleep(0.05)
+        assert len(_temps(tree)) == 3, "the run never reached its pause"
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    for _ in range(100):                                               # every process of the run is gone
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    left = [t for t in _temps(tree) if t != fake]
+    assert len(left) == 2
+    assert all(path.read_bytes() == data for path, data in names)      # nothing lost
+    pieces = "".join(f.read_text() for f in (tmp_path / "killed/actions.log.d").iterdir())
+    assert pieces.count("\tdone\t") >= 4                                # 2 changes per worker before the pause
+    for t in left:
+        assert "temporary name " + t.name in pieces                     # the change in flight is in the log
+
+    # --hidden: the leftovers are listed too (as other names of the keepers); they are never acted on
+    r = exoflow("run", "dedup", str(tree), "--out", str(tmp_path / "rerun"), "--no-dashboard", "--hidden", *args)
+    assert r.returncode == 0, r.stderr
+    assert _temps(tree) == [fake] and fake.read_bytes().startswith(b"a user's file")
+    assert all(path.read_bytes() == data for path, data in names)
+    for i in range(40):
+        assert os.lstat(tree / f"d{i % 4}/a{i}").st_ino == os.lstat(tree / f"d{i % 4}/b{i}").st_ino
+    acts = _actions(tmp_path / "rerun")
+    assert acts["leftovers_removed"] == 2 and acts["counts"]["leftover-kept"] == 1
+    log = (tmp_path / "rerun" / "actions.log").read_text()
+    assert sorted(line.split("\t")[3] for line in log.splitlines() if "\tleftover-removed\t" in line) == \
+        sorted(map(str, left))
+    assert "leftovers of an interrupted run removed" in r.stdout
