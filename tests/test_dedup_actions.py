@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 from conftest import IS_ROOT, exoflow
 
-from exoflow.dedup_actions import PAUSE_ENV, act_on_group, canonical_patterns, keep_matches
+from exoflow.dedup_actions import PAUSE_ENV, act_on_group, canonical_patterns, keep_matches, sweep_leftovers
 
 MiB = 2**20
 
 
-def _dedup(paths: str | Path | list, out: Path, *args: str, cwd: Path | None = None, **kw) -> subprocess.CompletedProcess:
+def _dedup(paths: str | Path | list, out: Path, *args: str, cwd: Path | None = None,
+           **kw) -> subprocess.CompletedProcess:
     paths = [str(p) for p in paths] if isinstance(paths, list) else [str(paths)]
     return exoflow("run", "dedup", *paths, "--out", str(out), "--no-dashboard", *args,
                    cwd=str(cwd) if cwd else None, **kw)
@@ -38,8 +39,9 @@ def xfs(tmp_path: Path):
     """A fresh XFS (reflink=1) on a loop device, mounted at tmp_path/mnt; removed afterwards."""
     if not IS_ROOT:
         pytest.skip("mounting a loop device needs root")
-    if not shutil.which("mkfs.xfs"):
-        pytest.skip("mkfs.xfs not installed (Debian package xfsprogs)")
+    for tool, package in (("mkfs.xfs", "xfsprogs"), ("filefrag", "e2fsprogs")):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} not installed (Debian package {package})")
     img, mnt = tmp_path / "xfs.img", tmp_path / "mnt"
     with open(img, "wb") as f:
         f.truncate(300 * MiB)                    # sparse; the smallest XFS mkfs.xfs accepts
@@ -287,3 +289,33 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
     assert sorted(line.split("\t")[3] for line in log.splitlines() if "\tleftover-removed\t" in line) == \
         sorted(map(str, left))
     assert "leftovers of an interrupted run removed" in r.stdout
+
+
+def test_sweep_removes_only_what_exoflow_leaves(tmp_path: Path):
+    """Leftovers of another run: a hard link and an absolute symlink to the kept file are removed
+    (with --apply; a dry run only reports them); a look-alike that is not what its name says, and
+    the current run's own temporary name, are left alone."""
+    keeper = tmp_path / "keeper"
+    keeper.write_bytes(b"kept data")
+    st = os.lstat(keeper)
+
+    def temp(action: str, run: str, n: int) -> Path:
+        return tmp_path / f".exoflow-dedup-{action}-{st.st_dev:x}-{st.st_ino:x}-{run}-{n:08x}.tmp"
+    link, sym = temp("hardlink", "aaaaaaaa", 1), temp("symlink", "aaaaaaaa", 2)
+    fake, own = temp("symlink", "aaaaaaaa", 3), temp("hardlink", "cccccccc", 4)
+    os.link(keeper, link)
+    os.symlink(str(keeper), sym)
+    os.symlink("keeper", fake)                                   # relative: exoflow never makes that
+    os.link(keeper, own)
+    for apply in (False, True):
+        lines: list[list[str]] = []
+        params = {"action": "hardlink", "apply": apply, "run_id": "cccccccc"}
+        removed = sweep_leftovers([str(tmp_path)], {(st.st_dev, st.st_ino)}, params, lines.append)
+        status = {Path(line[3]).name: line[2] for line in lines if line[2] != "started"}
+        if not apply:
+            assert removed == 0
+            assert status == {link.name: "leftover", sym.name: "leftover", fake.name: "leftover-kept"}
+    assert removed == 2 and status == {link.name: "leftover-removed", sym.name: "leftover-removed",
+                                       fake.name: "leftover-kept"}
+    assert not link.exists() and not os.path.lexists(sym) and os.path.lexists(fake) and own.exists()
+    assert keeper.read_bytes() == b"kept data"
