@@ -117,15 +117,15 @@ def _names(paths: list[str], raw: list[Any], cwd: str) -> tuple[list[str], list[
 
 
 Name = dict          # one name of a file: group_id, path, path_bytes, size, mtime_ns, inode, device, _exact, …
-KEEP_ORDER = {"oldest": lambda f: (f[0]["mtime_ns"], f[0]["path"]),
-              "newest": lambda f: (-f[0]["mtime_ns"], f[0]["path"]),
-              "first": lambda f: f[0]["path"],
-              "shortest-path": lambda f: (len(f[0]["path"]), f[0]["path"])}
+KEEP_ORDER = {"oldest": lambda f: (f[0]["mtime_ns"], f[0]["_shown"]),
+              "newest": lambda f: (-f[0]["mtime_ns"], f[0]["_shown"]),
+              "first": lambda f: f[0]["_shown"],
+              "shortest-path": lambda f: (len(f[0]["_shown"]), f[0]["_shown"])}
 
 
 def choose_keeper(files: list[list[Name]], protected: list[bool], keep: str) -> int:
-    """Which file (a list of its names, in path order) to keep: among the protected files if
-    any, by the --keep rule, ties by path."""
+    """Which file (a list of its names, in order of absolute path) to keep: among the protected
+    files if any, by the --keep rule, ties by absolute path."""
     pool = [i for i, p in enumerate(protected) if p] or range(len(files))
     return min(pool, key=lambda i: KEEP_ORDER[keep](files[i]))
 
@@ -156,7 +156,7 @@ def _open_scanned(path: str, row: Name) -> int:
     fd = os.open(path, OPEN_FLAGS)
     if not _is_scanned(os.fstat(fd), row):
         os.close(fd)
-        raise OSError(0, "changed since scan (the file opened is not the one scanned)")
+        raise OSError("changed since scan (the file opened is not the one scanned)")
     return fd
 
 
@@ -240,7 +240,7 @@ def relink(action: str, keeper: str, kst: os.stat_result, dup: str, run_id: str,
         _pause_for_tests()
         st = os.stat(tmp)
         if (st.st_dev, st.st_ino) != (kst.st_dev, kst.st_ino):
-            raise OSError(0, "changed since scan: the keeper was replaced during the action")
+            raise OSError("changed since scan: the keeper was replaced during the action")
         os.replace(tmp, dup)
     except BaseException:
         if os.path.lexists(tmp):
@@ -256,16 +256,16 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
     decision through ``write``; returns the bytes the file system freed (measured after the
     changes)."""
     action = params["action"]
-    g = sorted(g, key=lambda r: r["path"])
     exact, shown = _names([r["path"] for r in g], [r["path_bytes"] for r in g], params.get("cwd") or os.getcwd())
     patterns = params.get("keep_patterns") or []
     matched = keep_matches(exact, patterns).any(axis=1).tolist() if patterns else [False] * len(g)
     by_file: dict[tuple[int, int], list[Name]] = {}
     by_match: dict[tuple[int, int], bool] = {}          # a file is protected by any of its names
-    for r, e, s, m in zip(g, exact, shown, matched):
+    for r in sorted(({**r, "_exact": e, "_shown": s, "_match": m} for r, e, s, m in zip(g, exact, shown, matched)),
+                    key=lambda r: r["_shown"]):
         key = (r["device"], r["inode"])
-        by_file.setdefault(key, []).append({**r, "_exact": e, "_shown": s})
-        by_match[key] = by_match.get(key, False) or m
+        by_file.setdefault(key, []).append(r)
+        by_match[key] = by_match.get(key, False) or r["_match"]
     files, protected = list(by_file.values()), list(by_match.values())
     k = choose_keeper(files, protected, params.get("keep") or "oldest")
     krow = files[k][0]
