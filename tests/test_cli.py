@@ -1,6 +1,7 @@
 """The command as a user meets it: exit codes, one-line errors, output directories, Ctrl-C."""
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from conftest import exoflow, make_grid, read_dataset
+from exoflow.sinks import claim_out_dir
 
 
 def one_line_error(r: subprocess.CompletedProcess) -> str:
@@ -94,6 +96,57 @@ def test_default_out_dir_and_report(tmp_path):
     assert "By extension" in r.stdout and "a.txt" in r.stdout
     assert "1 files" in r.stderr and "files/s" in r.stderr
     assert "dashboard" not in r.stderr            # --no-dashboard: no link to a page that is not served
+
+
+def test_runs_started_together_get_their_own_default_out_dirs(tmp_path):
+    """Two runs started at once in one directory (the same second: the same readable name) both
+    complete, each into a directory of its own that the .gitignore pattern exoflow-*-2*/ covers."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("hello")
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = [sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--json", "--no-dashboard",
+           "--workers", "1"]
+    procs = [subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        summary = json.loads(stdout)
+        assert summary["files"] == 1
+        outs.append(Path(summary["out"]))
+    assert outs[0] != outs[1]
+    assert sorted(outs) == sorted(work.iterdir())
+    for out in outs:
+        assert fnmatch.fnmatch(out.name, "exoflow-*-2*")
+        assert json.loads((out / "summary.json").read_text())["out"] == str(out)
+        assert read_dataset(out / "files").column("path").to_pylist() == [str(tree / "a.txt")]
+
+
+def _claim_after(barrier, base: str, names) -> None:
+    barrier.wait()
+    names.put(claim_out_dir(base))
+
+
+def test_claim_out_dir_gives_each_of_many_racing_processes_its_own():
+    """Eight processes claim one name at the same moment: eight directories, base, base-2 … base-8."""
+    import multiprocessing as mp
+    import tempfile
+    ctx = mp.get_context("fork")
+    barrier, names = ctx.Barrier(8), ctx.Queue()
+    with tempfile.TemporaryDirectory() as d:
+        base = os.path.join(d, "exoflow-x-20000101-000000")
+        procs = [ctx.Process(target=_claim_after, args=(barrier, base, names)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        got = sorted(names.get(timeout=30) for _ in procs)
+        for p in procs:
+            p.join(30)
+            assert p.exitcode == 0
+        want = sorted([base] + [f"{base}-{n}" for n in range(2, 9)])
+        assert got == want and sorted(str(p) for p in Path(d).iterdir()) == want
 
 
 def test_json_goes_to_stdout_alone(tmp_path):
