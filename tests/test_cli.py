@@ -121,7 +121,7 @@ def test_runs_started_together_get_their_own_default_out_dirs(tmp_path):
         assert summary["files"] == 1
         outs.append(Path(summary["out"]))
     assert outs[0] != outs[1]
-    assert sorted(outs) == sorted(work.iterdir())
+    assert sorted(outs) == sorted(p.resolve() for p in work.iterdir())
     for out in outs:
         assert fnmatch.fnmatch(out.name, "exoflow-*-2*")
         assert json.loads((out / "summary.json").read_text())["out"] == str(out)
