@@ -163,7 +163,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
     from .progress import Progress
     from .runner import RunConfig, run, validate
-    from .sinks import check_out_dir, default_out_dir, prepare_out_dir, remove_partial_files
+    from .sinks import check_out_dir, claim_out_dir, default_out_dir, prepare_out_dir, remove_partial_files
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
@@ -179,7 +179,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from .cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
-            cfg.out_dir = prepare_out_dir(out_dir, args.overwrite)
+            cfg.out_dir = prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
             info = describe(client)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")

@@ -1,6 +1,7 @@
 """Writing results: Parquet parts (atomic), summary.json, and the output directory."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -33,12 +34,30 @@ def write_part(table: pa.Table, directory: str, name: str) -> str:
 
 
 def default_out_dir(job: str) -> str:
+    """The default ``--out``: ``exoflow-JOB-YYYYmmdd-HHMMSS`` (local time) in the working directory,
+    ``-2``, ``-3`` … added while the name is taken. Only a name, free when asked: ``claim_out_dir``
+    creates it once the run starts."""
     base = f"exoflow-{job}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out, n = base, 1
-    while os.path.exists(out):
-        n += 1
-        out = f"{base}-{n}"
-    return out
+    return next(name for name in _numbered(base) if not os.path.lexists(name))
+
+
+def claim_out_dir(path: str) -> str:
+    """Create the directory ``path``, or ``path-2``, ``path-3`` … where another run took it first, and
+    return the one created. mkdir is atomic, so runs started together never share a directory.
+    Raises OSError (other than the name being taken) as mkdir does."""
+    for name in _numbered(path):       # endless: some name is free
+        try:
+            os.mkdir(name)
+        except FileExistsError:
+            continue
+        return name
+
+
+def _numbered(base: str):
+    """base, base-2, base-3, …"""
+    yield base
+    for n in itertools.count(2):
+        yield f"{base}-{n}"
 
 
 def check_out_dir(path: str, overwrite: bool) -> None:

@@ -1,6 +1,8 @@
 """The command as a user meets it: exit codes, one-line errors, output directories, Ctrl-C."""
 from __future__ import annotations
 
+import ast
+import fnmatch
 import json
 import os
 import signal
@@ -12,7 +14,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import exoflow, make_grid, read_dataset
+from conftest import REPO, exoflow, make_grid, read_dataset
+from oracle import walk_lstat
+
+from exoflow.sinks import claim_out_dir
 
 
 def one_line_error(r: subprocess.CompletedProcess) -> str:
@@ -96,6 +101,57 @@ def test_default_out_dir_and_report(tmp_path):
     assert "dashboard" not in r.stderr            # --no-dashboard: no link to a page that is not served
 
 
+def test_runs_started_together_get_their_own_default_out_dirs(tmp_path):
+    """Two runs started at once in one directory (the same second: the same readable name) both
+    complete, each into a directory of its own that the .gitignore pattern exoflow-*-2*/ covers."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("hello")
+    work = tmp_path / "work"
+    work.mkdir()
+    cmd = [sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--json", "--no-dashboard",
+           "--workers", "1"]
+    procs = [subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        summary = json.loads(stdout)
+        assert summary["files"] == 1
+        outs.append(Path(summary["out"]))
+    assert outs[0] != outs[1]
+    assert sorted(outs) == sorted(p.resolve() for p in work.iterdir())
+    for out in outs:
+        assert fnmatch.fnmatch(out.name, "exoflow-*-2*")
+        assert json.loads((out / "summary.json").read_text())["out"] == str(out)
+        assert read_dataset(out / "files").column("path").to_pylist() == [str(tree / "a.txt")]
+
+
+def _claim_after(barrier, base: str, names) -> None:
+    barrier.wait()
+    names.put(claim_out_dir(base))
+
+
+def test_claim_out_dir_gives_each_of_many_racing_processes_its_own():
+    """Eight processes claim one name at the same moment: eight directories, base, base-2 … base-8."""
+    import multiprocessing as mp
+    import tempfile
+    ctx = mp.get_context("fork")
+    barrier, names = ctx.Barrier(8), ctx.Queue()
+    with tempfile.TemporaryDirectory() as d:
+        base = os.path.join(d, "exoflow-x-20000101-000000")
+        procs = [ctx.Process(target=_claim_after, args=(barrier, base, names)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        got = sorted(names.get(timeout=30) for _ in procs)
+        for p in procs:
+            p.join(30)
+            assert p.exitcode == 0
+        want = sorted([base] + [f"{base}-{n}" for n in range(2, 9)])
+        assert got == want and sorted(str(p) for p in Path(d).iterdir()) == want
+
+
 def test_json_goes_to_stdout_alone(tmp_path):
     tree = tmp_path / "t"
     tree.mkdir()
@@ -109,9 +165,14 @@ def test_json_goes_to_stdout_alone(tmp_path):
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["files"] == 5
 
 
-def test_jobs_lists_inventory():
+def test_jobs_lists_the_shipped_jobs():
+    """One line per job file in jobs/: its name and the first line of its docstring."""
     r = exoflow("jobs")
-    assert r.returncode == 0 and r.stdout.startswith("inventory") or "\ninventory" in r.stdout
+    assert r.returncode == 0, r.stderr
+    want = {f.stem: ast.get_docstring(ast.parse(f.read_text())).splitlines()[0]
+            for f in (REPO / "jobs").glob("*.py") if not f.name.startswith("_")}
+    assert "inventory" in want and len(want) >= 6
+    assert dict(line.split(None, 1) for line in r.stdout.splitlines()) == want
 
 
 def test_ctrl_c_leaves_only_complete_parts(tmp_path):
@@ -120,24 +181,25 @@ def test_ctrl_c_leaves_only_complete_parts(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out", str(out),
                           "--chunk-files", "50", "--workers", "1", "--no-dashboard", "-q"],
                          stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not list((out / "files").glob("part-*.parquet")) if out.exists() else True:
+
+    def parts() -> list[Path]:
+        return sorted((out / "files").glob("part-*.parquet")) if (out / "files").is_dir() else []
+    deadline = time.monotonic() + 60
+    while not parts() and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-        if p.poll() is not None:
-            break
+    # 400 chunks on one worker take seconds: the first part comes long before the last
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    assert parts(), "no part was written within 60 s"
     os.killpg(p.pid, signal.SIGINT)      # what a terminal's Ctrl-C does: the whole process group
     err = p.communicate(timeout=60)[1]
-    assert "Traceback" not in err, err
-    if p.returncode == 130:
-        assert "interrupted" in err
-        assert not (out / "summary.json").exists()
-    else:                                   # the run won the race: it must then be complete
-        assert p.returncode == 0, err
-        assert read_dataset(out / "files").num_rows == 20_000
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    assert not (out / "summary.json").exists()
     leftovers = [f for f in (out / "files").iterdir() if not f.name.endswith(".parquet")]
     assert leftovers == []
-    for part in (out / "files").iterdir():
-        pq.read_table(part)                 # every part is complete and readable
+    rows = [path for part in parts() for path in pq.read_table(part).column("path").to_pylist()]
+    assert 0 < len(rows) == len(set(rows)) < 20_000         # complete parts of an unfinished run
+    assert {r.encode() for r in rows} <= set(walk_lstat(str(tree)))
 
 
 def test_readme_job_example_runs(tmp_path):
@@ -185,4 +247,5 @@ def test_progress_line_on_a_terminal(tmp_path):
     assert "ETA" in text or "listing" in text
     # without a terminal there is no progress line
     r = exoflow("run", "inventory", str(tree), "--out", str(tmp_path / "o2"), "--no-dashboard")
-    assert "\r" not in r.stderr and "ETA" not in r.stderr
+    assert r.returncode == 0, r.stderr
+    assert "files/s" in r.stderr and "\r" not in r.stderr and "ETA" not in r.stderr

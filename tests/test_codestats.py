@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import exoflow, read_dataset
+from conftest import REPO, exoflow, read_dataset
 from exoflow.kernels import codestats as cs
 from exoflow.kernels.codestats import _buffer_stats, comment_spans, count_lines, languages_by_name, token_text
-from exoflow.kernels.languages import EXTENSIONS, FILENAMES, LANGS, by_name, by_shebang, comment_regex, token_chars
+from exoflow.kernels.languages import EXTENSIONS, FILENAMES, LANGS, by_name, by_shebang, token_chars
 
 
 def counts(lang: str, text: str) -> tuple[int, int, int, int]:
@@ -55,10 +55,55 @@ def test_hand_counted(lang, text, expected):
     assert counts(lang, text) == expected
 
 
-def test_every_language_compiles_and_forty_plus():
-    assert len(LANGS) >= 40
-    for name, lang in LANGS.items():
-        comment_regex(lang)   # raises on a bad pattern
+C = ("/*", "*/")
+# every language: a file name, its line comment and its block comment as each language's manual
+# writes them (cloc 1.96 agrees on these samples except Perl's POD, CMake's #[[ ]] and
+# Scheme's #| |#, which it does not know)
+SYNTAX = {
+    "Python": ("a.py", "#", ('"""', '"""')), "Cython": ("a.pyx", "#", ('"""', '"""')),
+    "C": ("a.c", "//", C), "C/C++ Header": ("a.h", "//", C), "C++": ("a.cpp", "//", C), "C#": ("a.cs", "//", C),
+    "Objective-C": ("a.m", "//", C), "Objective-C++": ("a.mm", "//", C), "Java": ("a.java", "//", C),
+    "JavaScript": ("a.js", "//", C), "TypeScript": ("a.ts", "//", C), "JSX": ("a.jsx", "//", C),
+    "Go": ("a.go", "//", C), "Rust": ("a.rs", "//", C), "Kotlin": ("a.kt", "//", C), "Swift": ("a.swift", "//", C),
+    "Scala": ("a.scala", "//", C), "Dart": ("a.dart", "//", C), "Groovy": ("a.groovy", "//", C),
+    "D": ("a.d", "//", ("/+", "+/")), "Protocol Buffers": ("a.proto", "//", C), "CSS": ("a.css", None, C),
+    "SCSS": ("a.scss", "//", C), "Less": ("a.less", "//", C), "Zig": ("a.zig", "//", None),
+    "PHP": ("a.php", "#", C), "Ruby": ("a.rb", "#", ("=begin", "=end")), "Perl": ("a.pl", "#", ("=pod", "=cut")),
+    "Bourne Shell": ("a.sh", "#", None), "Bourne Again Shell": ("a.bash", "#", None), "zsh": ("a.zsh", "#", None),
+    "Korn Shell": ("a.ksh", "#", None), "C Shell": ("a.csh", "#", None), "Fish Shell": ("a.fish", "#", None),
+    "PowerShell": ("a.ps1", "#", ("<#", "#>")), "Lua": ("a.lua", "--", ("--[[", "]]")), "SQL": ("a.sql", "--", C),
+    "HTML": ("a.html", None, ("<!--", "-->")), "XML": ("a.xml", None, ("<!--", "-->")),
+    "Markdown": ("a.md", None, ("<!--", "-->")), "YAML": ("a.yaml", "#", None), "TOML": ("a.toml", "#", None),
+    "JSON": ("a.json", None, None), "Text": ("a.txt", None, None), "reStructuredText": ("a.rst", None, None),
+    "make": ("Makefile", "#", None), "CMake": ("a.cmake", "#", ("#[[", "]]")), "Dockerfile": ("Dockerfile", "#", None),
+    "R": ("a.r", "#", None), "Elixir": ("a.ex", "#", None), "Tcl": ("a.tcl", "#", None), "awk": ("a.awk", "#", None),
+    "GraphQL": ("a.graphql", "#", None), "Nix": ("a.nix", "#", C), "Julia": ("a.jl", "#", ("#=", "=#")),
+    "Nim": ("a.nim", "#", ("#[", "]#")), "Haskell": ("a.hs", "--", ("{-", "-}")), "OCaml": ("a.ml", None, ("(*", "*)")),
+    "Erlang": ("a.erl", "%", None), "Clojure": ("a.clj", ";", None), "Lisp": ("a.lisp", ";", ("#|", "|#")),
+    "Emacs Lisp": ("a.el", ";", None), "Scheme": ("a.scm", ";", ("#|", "|#")), "Fortran 90": ("a.f90", "!", None),
+    "Assembly": ("a.asm", ";", C), "Pascal": ("a.pas", "//", ("{", "}")), "DOS Batch": ("a.bat", "rem", None),
+    "INI": ("a.ini", ";", None), "HCL": ("a.tf", "#", C), "VHDL": ("a.vhd", "--", None),
+    "Vim Script": ("a.vim", '"', None),
+}
+KNOWN_WRONG = {"Nix": "Nix's /* */ block comments are missing from exoflow's language table"}
+
+
+def test_every_language_has_a_hand_written_sample():
+    assert set(SYNTAX) == set(LANGS)
+
+
+@pytest.mark.parametrize("lang", [pytest.param(lang, marks=pytest.mark.xfail(reason=KNOWN_WRONG[lang], strict=True))
+                                  if lang in KNOWN_WRONG else lang for lang in sorted(SYNTAX)])
+def test_every_language_counts_its_own_comments(lang):
+    """A line comment, two code lines, a blank and a two-line block comment in each language's
+    syntax, recognised by its file name: hand-counted (lines, blank, comment, code)."""
+    name, line, block = SYNTAX[lang]
+    text = (f"{line} a line comment\n" if line else "") + "x = 1\n\n"
+    text += f"{block[0]} a block\n{block[1]}\n" if block else ""
+    text += "x = 2\n"
+    comments = bool(line) + 2 * bool(block)
+    assert by_name(name) == lang
+    assert counts(lang, text) == (3 + comments, 1, comments, 2)
 
 
 def test_detection():
@@ -105,40 +150,32 @@ def _cloc(path: Path) -> dict[str, dict]:
 
 
 def test_matches_cloc_on_real_code(tmp_path):
-    """Python stdlib packages, C sources and shell scripts found on this machine, against cloc."""
+    """Packages of this Python's standard library, and this repository's C and shell sources
+    (nothing else the machine holds), against cloc."""
     assert shutil.which("cloc"), "cloc is required (apt-get install cloc)"
     tree = tmp_path / "tree"
     tree.mkdir()
-    import json as json_mod
-    import logging
-    stdlib = Path(json_mod.__file__).parent.parent
+    stdlib = Path(json.__file__).parent.parent
     for pkg in ("json", "logging", "concurrent", "email"):
         shutil.copytree(stdlib / pkg, tree / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    n_c = n_sh = 0
-    for root, pattern in ((Path("/usr"), "*.c"), (Path("/usr/share"), "*.sh")):
-        for f in sorted(root.rglob(pattern))[:30]:
-            if f.is_file() and not f.is_symlink() and f.stat().st_size < 200_000:
-                shutil.copy(f, tree / f"{len(list(tree.iterdir()))}-{f.name}")
-                n_c += pattern == "*.c"
-                n_sh += pattern == "*.sh"
-    del logging
+    shutil.copy(REPO / "exoflow" / "_native.c", tree)
+    for script in (".ci/install", ".ci/run", "scripts/gpu_check.sh"):          # bash scripts, as .sh files
+        shutil.copy(REPO / script, tree / (script.replace("/", "-").removesuffix(".sh") + ".sh"))
     expected = _cloc(tree)
     out = tmp_path / "out"
     r = exoflow("run", "codestats", str(tree), "--out", str(out), "--no-dashboard")
     assert r.returncode == 0, r.stderr
     ours = {x["language"]: x for x in json.loads((out / "summary.json").read_text())["result"]["languages"]}
     rows = read_dataset(out / "files").to_pylist()
-    checked = 0
+    assert {"Python", "C", "Bourne Shell"} <= set(expected)
     for lang in ("Python", "C", "Bourne Shell"):
-        if lang not in expected:
-            continue
-        checked += 1
         want, got = expected[lang], ours[lang]
-        # cloc ignores empty files
-        assert sum(1 for x in rows if x["language"] == lang and x["lines"]) == want["nFiles"], lang
-        assert abs(got["code"] - want["code"]) <= 0.01 * want["code"], (lang, got, want)
+        # cloc ignores empty files, and counts a first "#!" line as code where exoflow counts a comment
+        files = [x for x in rows if x["language"] == lang and x["lines"]]
+        assert len(files) == want["nFiles"], lang
+        shebangs = sum(Path(x["path"]).read_bytes().startswith(b"#!") for x in files)
+        assert abs(got["code"] - (want["code"] - shebangs)) <= 0.01 * want["code"], (lang, got, want, shebangs)
         assert abs(got["blank"] - want["blank"]) <= 0.01 * max(want["blank"], 1), (lang, got, want)
-    assert checked >= 2 and "Python" in expected
 
 
 def _raw_counts(lang: str, b: bytes) -> tuple[int, int, int, int]:

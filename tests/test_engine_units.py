@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 import shutil
 
 import numpy as np
@@ -243,9 +242,10 @@ def test_python_reader_notices_a_rewrite_at_the_same_size(tmp_path, monkeypatch)
         st = real_fstat(fd)
         calls.append(st)
         if len(calls) == 1:                   # after the first fstat the file changes, same size
-            time.sleep(0.01)                  # past a coarse timestamp tick
             with open(a, "r+b") as f:
                 f.write(b"HELLO")
+            # its mtime moves, as it does for any rewrite a clock tick later (no waiting for one)
+            os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
         return st
     monkeypatch.setattr(B.os, "fstat", fstat_then_rewrite)
     data, offsets, errors, large = B.read_files([str(a)], np.array([True]), 64, 1024, native=False)

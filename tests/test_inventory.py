@@ -153,15 +153,39 @@ def test_gitignore_matches_git_check_ignore(tmp_path, out_dir):
     assert got == expected
 
 
-def test_one_file_system_stays_off_proc(out_dir):
-    if not os.path.isdir("/proc/self") or os.stat("/proc").st_dev == os.stat("/").st_dev:
-        pytest.fail("this test needs /proc mounted as its own file system")
-    args = ["run", "inventory", "/", "--max-depth", "2", "--no-dashboard", "-q", "--include", "/proc/*"]
-    with_x = exoflow(*args, "-x", "--out", str(out_dir / "x"))
-    without = exoflow(*args, "--out", str(out_dir / "nox"))
-    assert with_x.returncode in (0, 1) and without.returncode in (0, 1)
-    assert read_dataset(out_dir / "x" / "files").num_rows == 0
-    assert read_dataset(out_dir / "nox" / "files").num_rows > 0
+def test_one_file_system_against_find_xdev(tmp_path, out_dir):
+    """-x against find -xdev, on a tree holding a file system of its own (a tmpfs the test mounts)."""
+    tree = tmp_path / "t"
+    mnt = tree / "d" / "mnt"
+    mnt.mkdir(parents=True)
+    (tree / "top.txt").write_text("t")
+    (tree / "d" / "beside.txt").write_text("b")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "exoflow-test", str(mnt)], capture_output=True,
+                       text=True)
+    if r.returncode:
+        why = r.stderr.strip().partition("\n")[0]
+        pytest.skip(f"-x needs a second file system and a tmpfs cannot be mounted here: {why}")
+    try:
+        (mnt / "sub").mkdir()
+        (mnt / "sub" / "inner.txt").write_text("i")
+        (mnt / "on-tmpfs.txt").write_text("o")
+
+        def find(*expression: str) -> set[str]:
+            out = subprocess.run(["find", str(tree), *expression, "-not", "-type", "d", "-printf", r"%p\0"],
+                                 capture_output=True, check=True).stdout
+            return {os.fsdecode(p) for p in out.split(b"\0") if p}
+
+        def ours(*args: str) -> set[str]:
+            out = out_dir / f"x{len(args)}"
+            r = exoflow("run", "inventory", str(tree), "--out", str(out), "--no-dashboard", "-q", *args)
+            assert r.returncode == 0, r.stderr
+            return set(read_dataset(out / "files").column("path").to_pylist())
+
+        assert find("-xdev") == {str(tree / "top.txt"), str(tree / "d" / "beside.txt")}    # the test is live
+        assert ours("-x") == find("-xdev")
+        assert ours() == find() == find("-xdev") | {str(mnt / "sub" / "inner.txt"), str(mnt / "on-tmpfs.txt")}
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_listing_files_give_the_same_rows(tmp_path, out_dir):

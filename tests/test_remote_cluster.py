@@ -109,6 +109,6 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(scheduler, tmp_path):
     assert p.returncode == 0, err
     paths = read_dataset(out / "files").column("path").to_pylist()
     assert len(paths) == len(set(paths)) == 10_000
-    deadline = time.time() + 30                          # let the nanny bring the worker back for later tests
-    while len(psutil.Process(worker_cli).children()) < 2 and time.time() < deadline:
-        time.sleep(0.2)
+    from distributed import Client
+    with Client(addr, timeout="10s") as c:              # the nanny brings the worker back for later tests
+        c.wait_for_workers(2, timeout=30)

@@ -16,7 +16,7 @@ from exoflow.kernels import scan as S
 from exoflow.kernels.rules import load_rules
 from exoflow.sinks import UsageError
 
-SCHEMA = REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+SCHEMA = REPO / "tests" / "data" / "sarif-schema-2.1.0.json"       # the official schema; source in tests/data/README.md
 ENGINES = ["hyperscan", "re2", "re"]
 
 # planted values (built at run time so this file holds no literal token)
