@@ -76,18 +76,19 @@ def canonical_patterns(patterns: list[str], cwd: str) -> list[tuple[str, str]]:
     """Each --keep-path GLOB as (absolute form, real form), matched against a file's absolute
     and real path. A relative GLOB is taken relative to ``cwd`` (the CLI's working directory)
     unless it starts with a wildcard (``*.jpg``, ``*/master/*``: any leading directories); a
-    GLOB naming a directory (``master``, ``master/``) means everything under it. The real form
-    resolves the symlinks of the GLOB's leading directories (those without wildcards)."""
+    GLOB naming a directory (``master``, ``master/``, ``mast*/``) means everything under it. The
+    real form resolves the symlinks of the GLOB's leading directories (those without wildcards)."""
     out = []
     for pat in patterns:
-        if pat[:1] in ("*", "?", "["):
+        if pat.startswith("*"):
             out.append((pat, pat))
             continue
         parts = pat.split("/")
         n = next((i for i, s in enumerate(parts) if glob.has_magic(s)), len(parts))
-        head, rest = os.path.join(cwd, "/".join(parts[:n]) or "/"), "/".join(parts[n:])
-        if not rest and (pat.endswith("/") or os.path.isdir(head)):
-            rest = "*"
+        lead = "/".join(parts[:n]) or ("/" if pat.startswith("/") else ".")
+        head, rest = os.path.join(cwd, lead), "/".join(parts[n:])
+        if pat.endswith("/") or (not rest and os.path.isdir(head)):
+            rest += "*"
         forms = [glob.escape(f) for f in (absolute(head, "/"), os.path.realpath(head))]
         out.append(tuple(os.path.join(f, rest) if rest else f for f in forms))
     return out
@@ -197,7 +198,21 @@ def dedupe(src: int, dst: int, size: int) -> None:
 def exclusive_bytes(fd: int) -> int:
     """Bytes of an open file's extents that no other file shares (FIEMAP, synced first):
     what deleting or deduplicating it frees. Raises OSError where FIEMAP is unsupported."""
-    total, start, count = 0, 0, 256
+    return _extent_bytes(fd)[0]
+
+
+def shared_bytes(fd: int) -> int:
+    """Bytes of an open file's extents that other files share (reflinks, earlier dedupes): what
+    removing its last name does not free; 0 where FIEMAP is unsupported (tmpfs: nothing shared)."""
+    try:
+        return _extent_bytes(fd)[1]
+    except OSError:
+        return 0
+
+
+def _extent_bytes(fd: int) -> tuple[int, int]:
+    """(exclusive, shared) bytes of an open file's extents (FIEMAP, synced first); raises OSError."""
+    total, shared, start, count = 0, 0, 0, 256
     while True:
         buf = bytearray(_FIEMAP.pack(start, 2**64 - 1 - start, FIEMAP_FLAG_SYNC, 0, count, 0)
                         + bytes(count * 56))
@@ -206,10 +221,13 @@ def exclusive_bytes(fd: int) -> int:
         flags = FIEMAP_EXTENT_LAST
         for i in range(mapped):
             logical, _phys, length, flags = _EXTENT.unpack_from(buf, _FIEMAP.size + 56 * i)
-            total += 0 if flags & FIEMAP_EXTENT_SHARED else length
+            if flags & FIEMAP_EXTENT_SHARED:
+                shared += length
+            else:
+                total += length
             start = logical + length
         if not mapped or flags & FIEMAP_EXTENT_LAST:
-            return total
+            return total, shared
 
 
 def temp_name(dup: str, action: str, keeper: os.stat_result, run_id: str) -> str:
@@ -271,7 +289,7 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
     krow = files[k][0]
 
     def line(status: str, row: Name, reason: str = "") -> None:
-        write([str(krow["group_id"]), action, status, row["_shown"], krow["_shown"], reason])
+        write([str(krow["group_id"]), action, status, row["_exact"], krow["_exact"], reason])
 
     def each(names: list[Name], status: str, reason: str) -> None:
         for row in names:
@@ -322,17 +340,22 @@ def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id
 
 def _dedupe_file(fk: int, fd: int, names: list[Name], line: Callable) -> int:
     """reflink: the duplicate's extents shared with the keeper's in place; returns the bytes freed
-    (its extents no other file shared, before minus after)."""
+    (its extents no other file shared, before minus after; also where the kernel stopped part
+    way, having shared the ranges before the one that failed)."""
     try:
         before = exclusive_bytes(fd)
-        line("started", names[0], "FIDEDUPERANGE")
-        dedupe(fk, fd, int(names[0]["size"]))
-        freed = max(0, before - exclusive_bytes(fd))
     except OSError as e:
         line("failed", names[0], describe_error(e))
         return 0
-    line("done", names[0], f"extents shared with the keeper in place; {freed} bytes freed")
-    for row in names[1:]:
+    line("started", names[0], "FIDEDUPERANGE")
+    try:
+        dedupe(fk, fd, int(names[0]["size"]))
+        status, why = "done", "extents shared with the keeper in place"
+    except OSError as e:
+        status, why = "failed", describe_error(e)
+    freed = max(0, before - exclusive_bytes(fd))
+    line(status, names[0], f"{why}; {freed} bytes freed")
+    for row in names[1:] if status == "done" else []:
         line("done", row, "another name of the same file")
     return freed
 
@@ -369,13 +392,17 @@ def _relink_names(action: str, krow: Name, names: list[Name], fk: int, fd: int, 
 
 def _freed(fd: int, names: list[Name], line: Callable) -> int:
     """Bytes freed by removing every name of the file open as ``fd``: its allocated blocks once it
-    has no name left (0, with a note in the log, while it has names outside the listing)."""
+    has no name left, less the extents it shares with other files (0, with a note in the log,
+    while it has names outside the listing)."""
     st = os.fstat(fd)
     if st.st_nlink:
         line("note", names[0], f"the file still has {st.st_nlink} name(s) (outside the listing "
                                "or not changed): no space freed")
         return 0
-    return st.st_blocks * 512
+    shared = shared_bytes(fd)
+    if shared:
+        line("note", names[0], f"{shared} bytes of its extents are shared with other files: not freed")
+    return max(0, st.st_blocks * 512 - shared)
 
 
 # ---- leftovers of a killed run ----------------------------------------------------------------
@@ -465,8 +492,10 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
 
 
 def _log_field(text: str) -> str:
-    """One tab-separated field: backslash first, so every escape can be undone unambiguously."""
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    """One tab-separated field: backslash first, so every escape can be undone unambiguously; the
+    bytes of a name that are not UTF-8 (surrogate-escaped) as ``\\xNN``."""
+    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def merge_logs(pieces: list[dict[str, Any] | None], out_dir: str) -> dict[str, Any]:

@@ -108,6 +108,48 @@ def test_reflink_dedupes_in_place_keeping_identity(xfs: Path, tmp_path: Path):
     assert log.count("\tdone\t") == 2 and "\tstarted\t" in log                 # dup and its second name
 
 
+def test_reflink_stopped_part_way_reports_the_bytes_it_freed(xfs: Path):
+    """The bytes change after the comparison (simulated: equal for the first 16 MiB call, not
+    after): the kernel shares the first range and refuses the rest; the file reads as before and
+    the log says failed, with the bytes really freed. Oracle: statvfs before and after."""
+    from exoflow.dedup_actions import DEDUPE_STEP, _dedupe_file
+    a = os.urandom(DEDUPE_STEP + 4 * MiB)
+    b = a[:DEDUPE_STEP + MiB] + os.urandom(3 * MiB)
+    (xfs / "k").write_bytes(a)
+    (xfs / "d").write_bytes(b)
+    free, lines = _free(xfs), []
+    fk, fd = os.open(xfs / "k", os.O_RDONLY), os.open(xfs / "d", os.O_RDONLY)
+    try:
+        freed = _dedupe_file(fk, fd, [{"size": len(a)}], lambda status, row, why="": lines.append((status, why)))
+    finally:
+        os.close(fk)
+        os.close(fd)
+    assert (xfs / "d").read_bytes() == b and (xfs / "k").read_bytes() == a
+    assert lines[-1][0] == "failed" and f"{DEDUPE_STEP} bytes freed" in lines[-1][1]
+    assert freed == _free(xfs) - free == DEDUPE_STEP
+
+
+@pytest.mark.parametrize("action", ["hardlink", "symlink", "delete"])
+def test_removing_a_reflinked_copy_frees_only_its_own_extents(xfs: Path, tmp_path: Path, action: str):
+    """A duplicate that already shares its extents with the keeper (cp --reflink, or an earlier
+    --action reflink) frees nothing when its names are removed; one that does not frees its
+    blocks. Oracle: statvfs before and after, and by hand (1 MiB)."""
+    tree = xfs / "t"
+    tree.mkdir()
+    a, b = os.urandom(4 * MiB), os.urandom(MiB)
+    (tree / "keep").write_bytes(a)
+    subprocess.run(["cp", "--reflink=always", str(tree / "keep"), str(tree / "clone")], check=True)
+    (tree / "keep2").write_bytes(b)
+    (tree / "copy2").write_bytes(b)
+    for n in ("keep", "keep2"):
+        os.utime(tree / n, ns=(10**18, 10**18))
+    free = _free(xfs)
+    r = _dedup(tree, tmp_path / "o", "--action", action, "--apply", "-q")
+    assert r.returncode == 0, r.stderr
+    assert (tree / "clone").read_bytes() == a if action != "delete" else not (tree / "clone").exists()
+    assert _actions(tmp_path / "o")["freed_bytes"] == _free(xfs) - free == MiB
+
+
 def test_reflink_where_unsupported_fails_and_changes_nothing(tmp_path: Path):
     """On a file system without FIDEDUPERANGE (ext4, tmpfs) the action fails per file, files intact."""
     for n in ("a", "b"):
@@ -144,7 +186,8 @@ def test_keep_path_spellings_all_mean_the_same_files(tmp_path: Path):
     _inbox_master(tmp_path)
     cwd = str(tmp_path)
     spellings = ["master/*", "./master/*", f"{tmp_path}/master/*", "master", "master/", "./master/",
-                 "mlink/*", f"{tmp_path}/mlink", "*/master/*", "inbox/../master/*"]
+                 "mlink/*", f"{tmp_path}/mlink", "*/master/*", "inbox/../master/*",
+                 "mast*/*", "mast*/", "./m?ster/", "[m]aster/*", f"{tmp_path}/mas*/"]   # wildcards in the first part
     master = ["master/a.jpg", "./master/a.jpg", f"{tmp_path}/master/a.jpg", "mlink/a.jpg",
               f"{tmp_path}/./mlink/a.jpg", "inbox/../master/a.jpg"]
     inbox = ["inbox/a.jpg", "./inbox/a.jpg", f"{tmp_path}/inbox/a.jpg"]
@@ -154,6 +197,9 @@ def test_keep_path_spellings_all_mean_the_same_files(tmp_path: Path):
     assert not m[len(master):].any()
     # the working directory is the CLI's: the same patterns from elsewhere name other files
     assert not keep_matches([f"{tmp_path}/master/a.jpg"], canonical_patterns(["master/*"], "/")).any()
+    # a relative pattern with a wildcard in its first part is still relative: never /master/*
+    for pat in ("mast*/*", "mast*/", "[m]aster/*", "?aster/*"):
+        assert not keep_matches(["/master/a.jpg"], canonical_patterns([pat], cwd)).any(), pat
 
 
 def test_keep_path_relative_to_relative_paths(tmp_path: Path):
@@ -186,6 +232,24 @@ def test_bad_options_are_usage_errors_before_the_cluster(tmp_path: Path, args: l
     assert "error:" in lines[0] and "Traceback" not in r.stderr and "workers" not in r.stderr   # not started
     assert lines[1:] in ([], ["(see 'exoflow run dedup --help')"])
     assert not (tmp_path / "o").exists()
+
+
+def test_log_names_files_exactly(tmp_path: Path):
+    """Names that are not UTF-8 and differ only there are told apart in actions.log (their bytes
+    as \\xNN; backslash, tab and newline escaped). Oracle: the names os.listdir gives as bytes."""
+    import codecs
+    d = os.fsencode(tmp_path / "t")
+    os.mkdir(d)
+    names = [b"keep", b"a\xff", b"a\xfe", b"b\\xff", b"c\tx\ny"]
+    for n in names:
+        with open(os.path.join(d, n), "wb") as f:
+            f.write(b"same bytes\n" * 100)
+    os.utime(os.path.join(d, b"keep"), ns=(10**18, 10**18))
+    r = _dedup(tmp_path / "t", tmp_path / "o", "--action", "delete", "-q")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in (tmp_path / "o/actions.log").read_text().splitlines()[1:]]
+    got = {codecs.escape_decode(row[3].encode())[0]: row[2] for row in rows}
+    assert got == {os.path.join(d, n): "kept" if n == b"keep" else "dry-run" for n in os.listdir(d)}
 
 
 # ---- 3. every name of a duplicate file; bytes freed measured ------------------------------------
