@@ -12,19 +12,30 @@ listing. Safety rules, in the order they are checked:
 * reflink shares the duplicate's extents with the keeper's in place (``FIDEDUPERANGE``: the
   kernel compares the bytes again and remaps only equal ranges), so the duplicate keeps its
   inode, owner, mode, times, links and open descriptors;
-* hardlink and symlink replace the name (that is what they are): the new entry gets a
-  temporary name in the duplicate's directory, is checked, and is renamed over it (atomic);
+* with --apply, both files are locked (flock, in (device, inode) order) while they are checked
+  and changed, so two runs never act on the same pair at once (they could remove both copies);
+* hardlink and symlink replace the name (that is what they are), delete removes it; a name is
+  never changed blindly: the new entry is made in a temporary directory beside it and swapped
+  with the name atomically (``renameat2(RENAME_EXCHANGE)``; delete moves the name there), then
+  what was swapped out must be the scanned file and the keeper still the scanned keeper; only
+  then is it removed, else the swap is undone (``skipped``). Where renameat2 is not supported,
+  the name is changed right after the last check and the log says so;
 * every decision is one line of the log, written and flushed before the change is made
   (``started``) and again after it (``done``/``failed``), so a killed run leaves a record;
-* temporary names left by a killed run (``.exoflow-dedup-ACTION-DEV-INO-RUN-RAND.tmp``, naming
-  the keeper's device and inode) are found by the next run with --action, checked to be exactly
-  what exoflow leaves (another name of that file, or a symlink to it) and removed with --apply.
+* temporary directories left by a killed run (``.exoflow-dedup-ACTION-DEV-INO-RUN-RAND.tmp``,
+  naming the keeper's device and inode) are found by the next run with --action: exoflow's
+  unfinished new entry is removed, a user's file in one is put back under its name (never over
+  another file), and the empty directory removed (with --apply). Names of that form, or in such
+  a directory, are never acted on (logged ``skipped``).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import fcntl
 import fnmatch
+import functools
 import glob
 import itertools
 import os
@@ -46,11 +57,20 @@ ACTIONS = ("hardlink", "symlink", "reflink", "delete")
 KEEP = ("oldest", "newest", "first", "shortest-path")
 LOG_HEADER = "group_id\taction\tstatus\tpath\tkeeper\treason\n"
 LOG_PIECES = "actions.log.d"      # per-partition logs while actions run (left as they are by a killed run)
-TEMP_RE = re.compile(r"\.exoflow-dedup-(?P<action>hardlink|symlink)-(?P<dev>[0-9a-f]+)-(?P<ino>[0-9a-f]+)"
+TEMP_RE = re.compile(r"\.exoflow-dedup-(?P<action>hardlink|symlink|delete)-(?P<dev>[0-9a-f]+)-(?P<ino>[0-9a-f]+)"
                      r"-(?P<run>[0-9a-f]{8})-[0-9a-f]{8}\.tmp")
 # Test hook (tests/test_dedup_actions.py): after making its N-th temporary name, a task sleeps, so
 # a test can SIGKILL the run in exactly that state.
 PAUSE_ENV = "EXOFLOW_TEST_PAUSE_AFTER_TEMP"
+LOCK_WAIT = 10.0                 # seconds to wait for a file another process holds locked (flock)
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2          # linux/fs.h
+_AT_FDCWD = -100
+_UNSUPPORTED = (errno.ENOSYS, errno.EINVAL)       # no renameat2, or a file system without the flag
+_RENAMEAT2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)   # glibc >= 2.28
+if _RENAMEAT2 is not None:
+    _RENAMEAT2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 FIDEDUPERANGE = 0xC0189436       # linux/fs.h: _IOWR(0x94, 54, struct file_dedupe_range)
 FILE_DEDUPE_RANGE_DIFFERS = 1
@@ -230,40 +250,164 @@ def _extent_bytes(fd: int) -> tuple[int, int]:
             return total, shared
 
 
-def temp_name(dup: str, action: str, keeper: os.stat_result, run_id: str) -> str:
-    """A name no user file has, in ``dup``'s directory, naming the keeper's device and inode."""
-    return os.path.join(os.path.dirname(dup), f".exoflow-dedup-{action}-{keeper.st_dev:x}-{keeper.st_ino:x}"
+class Skip(Exception):
+    """Nothing was changed, for the reason given (a file changed or is in use)."""
+
+
+def renameat2(src: str, dst: str, flags: int) -> None:
+    """rename(2) with RENAME_NOREPLACE (fails with EEXIST where ``dst`` exists) or RENAME_EXCHANGE
+    (swaps the two names atomically; both must exist). Raises OSError: ENOSYS where the C library
+    or kernel lacks renameat2, EINVAL where the file system lacks the flag."""
+    if _RENAMEAT2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not in this C library")
+    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), src, None, dst)
+
+
+def lock(fds: list[int]) -> None:
+    """An exclusive flock on each open file, in the order given (callers give (device, inode)
+    order, so two runs never wait for each other crosswise), waiting up to LOCK_WAIT s for each;
+    raises Skip if another process holds one longer, OSError where flock fails otherwise."""
+    for fd in fds:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise Skip(f"another process (another exoflow run?) held a lock on it for over {LOCK_WAIT:g} s")
+                time.sleep(0.01)
+
+
+def looks_temporary(path: str) -> bool:
+    """Whether a name, or its directory's, has the form of exoflow's temporary names (TEMP_RE)."""
+    return any(TEMP_RE.fullmatch(os.path.basename(p)) for p in (path, os.path.dirname(path)))
+
+
+def temp_dir(dup: str, action: str, keeper: os.stat_result, run_id: str) -> tuple[str, int]:
+    """A new directory no user file has, in ``dup``'s directory, named after the action and the
+    keeper's device and inode (TEMP_RE), and a descriptor holding an exclusive flock on it (so the
+    leftover sweep of another run leaves it alone while it is in use)."""
+    path = os.path.join(os.path.dirname(dup), f".exoflow-dedup-{action}-{keeper.st_dev:x}-{keeper.st_ino:x}"
                                               f"-{run_id}-{uuid.uuid4().hex[:8]}.tmp")
+    os.mkdir(path, 0o700)
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        os.rmdir(path)
+        raise
+    return path, fd
 
 
-_TEMPS_MADE = itertools.count(1)       # temporary names this process made (for the test hook)
+_TEMPS_MADE = itertools.count(1)       # temporary directories this process made (for the test hook)
 
 
 def _pause_for_tests() -> None:
+    """Test hook: between the last check of a name and its change (tests monkeypatch it to race
+    the change; PAUSE_ENV makes the N-th call sleep)."""
     if next(_TEMPS_MADE) == int(os.environ.get(PAUSE_ENV) or 0):
         time.sleep(3600)
 
 
-def relink(action: str, keeper: str, kst: os.stat_result, dup: str, run_id: str, log: Callable) -> None:
-    """Replace the name ``dup`` by a hard link to / symlink to the keeper: under a temporary
-    name first, checked to lead to the keeper's inode, then renamed over ``dup``. Raises
-    OSError (``dup`` is then left as it was)."""
-    tmp = temp_name(dup, action, kst, run_id)
-    log("started", "temporary name " + os.path.basename(tmp))
+def is_new_entry(path: str, action: str, keeper: tuple[int, int]) -> bool:
+    """Whether ``path`` is exactly what hardlink/symlink makes: another name of the keeper
+    (device, inode), which has other names, or an absolute symlink to it."""
     try:
+        st = os.lstat(path)
         if action == "hardlink":
-            os.link(keeper, tmp, follow_symlinks=False)
-        else:
-            os.symlink(keeper, tmp)
+            return stat_mod.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == keeper and st.st_nlink > 1
+        if action != "symlink" or not stat_mod.S_ISLNK(st.st_mode) or not os.path.isabs(os.readlink(path)):
+            return False
+        t = os.stat(path)
+        return stat_mod.S_ISREG(t.st_mode) and (t.st_dev, t.st_ino) == keeper
+    except OSError:
+        return False
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _make_entry(action: str, keeper: str, kid: tuple[int, int], path: str) -> tuple[int, int]:
+    """A hard link to / an absolute symlink to the keeper at ``path``, checked to lead to it;
+    returns the (device, inode) of the entry made. Raises Skip (nothing left), OSError."""
+    if action == "hardlink":
+        os.link(keeper, path, follow_symlinks=False)
+    else:
+        os.symlink(keeper, path)
+    if not is_new_entry(path, action, kid):
+        if action == "symlink" or os.lstat(path).st_nlink > 1:
+            os.unlink(path)                   # ours: a symlink, or a name of a file that has others
+        raise Skip("changed since scan: the keeper was replaced during the action")
+    return _identity(path)
+
+
+def put_back(side: str, name: str, ours: Callable[[str], bool]) -> None:
+    """Move the file at ``side`` back to ``name``: renamed where the name is free (never over
+    another file), or swapped with exoflow's new entry there (``ours(name)``), which is then
+    removed. Raises FileExistsError where the name holds any other file (both are left where
+    they are), OSError."""
+    try:
+        return renameat2(side, name, RENAME_NOREPLACE)
+    except FileExistsError:
+        if not ours(name):
+            raise FileExistsError(errno.EEXIST, f"its name is taken by another file: it is kept at {side}") from None
+    renameat2(side, name, RENAME_EXCHANGE)
+    if not ours(side):
+        raise FileExistsError(errno.EEXIST, f"another file took its name meanwhile: that file is kept at {side}")
+    os.unlink(side)
+
+
+def change_name(action: str, krow: Name, kst: os.stat_result, row: Name, run_id: str, log: Callable) -> str:
+    """Replace the name ``row["_exact"]`` by a hard link to / symlink to the keeper, or remove it
+    (delete), so that only the file the scan saw can be removed: the new entry is made in a
+    temporary directory beside the name and swapped with it atomically (RENAME_EXCHANGE; delete:
+    the name is moved there), then what was swapped out is checked to be the scanned file and the
+    keeper to be the scanned keeper; only then is it removed, else it is put back. Where renameat2
+    is not supported, the name is replaced or removed after the last check (as the note returned
+    says). Returns a note for the log ("" if none); raises Skip (nothing changed), OSError."""
+    dup, keeper, kid = row["_exact"], krow["_exact"], (kst.st_dev, kst.st_ino)
+    tmp, held = temp_dir(dup, action, kst, run_id)
+    side = os.path.join(tmp, os.path.basename(dup))
+    log("started", "temporary name " + os.path.basename(tmp))
+    made = None                               # (device, inode) of the new entry
+    try:
+        if action != "delete":
+            made = _make_entry(action, keeper, kid, side)
         _pause_for_tests()
-        st = os.stat(tmp)
-        if (st.st_dev, st.st_ino) != (kst.st_dev, kst.st_ino):
-            raise OSError("changed since scan: the keeper was replaced during the action")
-        os.replace(tmp, dup)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
+        try:
+            renameat2(dup, side, RENAME_NOREPLACE if action == "delete" else RENAME_EXCHANGE)
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED:
+                raise
+            if action == "delete":
+                os.unlink(dup)
+            else:
+                os.replace(side, dup)
+            return f"renameat2 not supported here ({describe_error(e)}): changed after the last check, unchecked after"
+        why = _unchanged(side, row) or _unchanged(keeper, krow)
+        if why:
+            try:
+                put_back(side, dup, lambda p: _identity(p) == made)
+            except OSError as e:
+                raise OSError(e.errno, f"{why}; found after the swap, which could not be undone: {e.strerror}") from e
+            raise Skip(why + "; found after the swap, which was undone")
+        os.unlink(side)
+        return ""
+    finally:
+        if made and _identity(side) == made:
+            os.unlink(side)                   # the entry made, never swapped in (or swapped back)
+        with contextlib.suppress(OSError):
+            os.rmdir(tmp)                     # left only while it holds a user's file (the log says where)
+        os.close(held)
 
 
 # ---- one group -------------------------------------------------------------------------------
@@ -277,24 +421,29 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
     exact, shown = _names([r["path"] for r in g], [r["path_bytes"] for r in g], params.get("cwd") or os.getcwd())
     patterns = params.get("keep_patterns") or []
     matched = keep_matches(exact, patterns).any(axis=1).tolist() if patterns else [False] * len(g)
+    rows = sorted(({**r, "_exact": e, "_shown": s, "_match": m} for r, e, s, m in zip(g, exact, shown, matched)),
+                  key=lambda r: r["_shown"])
+    temps = [r for r in rows if looks_temporary(r["_exact"])]       # never acted on, never the keeper
     by_file: dict[tuple[int, int], list[Name]] = {}
     by_match: dict[tuple[int, int], bool] = {}          # a file is protected by any of its names
-    for r in sorted(({**r, "_exact": e, "_shown": s, "_match": m} for r, e, s, m in zip(g, exact, shown, matched)),
-                    key=lambda r: r["_shown"]):
-        key = (r["device"], r["inode"])
-        by_file.setdefault(key, []).append(r)
-        by_match[key] = by_match.get(key, False) or r["_match"]
+    for r in rows:
+        if not looks_temporary(r["_exact"]):
+            key = (r["device"], r["inode"])
+            by_file.setdefault(key, []).append(r)
+            by_match[key] = by_match.get(key, False) or r["_match"]
     files, protected = list(by_file.values()), list(by_match.values())
-    k = choose_keeper(files, protected, params.get("keep") or "oldest")
-    krow = files[k][0]
+    k = choose_keeper(files, protected, params.get("keep") or "oldest") if files else -1
+    krow = files[k][0] if files else None
 
     def line(status: str, row: Name, reason: str = "") -> None:
-        write([str(krow["group_id"]), action, status, row["_exact"], krow["_exact"], reason])
+        write([str(row["group_id"]), action, status, row["_exact"], krow["_exact"] if krow else "", reason])
 
     def each(names: list[Name], status: str, reason: str) -> None:
         for row in names:
             line(status, row, reason)
 
+    each(temps, "skipped", "named like exoflow's temporary names (.exoflow-dedup-…tmp, or in such a directory): "
+                           "never acted on")
     freed = 0
     for i, names in enumerate(files):
         if i == k:
@@ -311,7 +460,8 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
 
 
 def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id: str, line: Callable) -> int:
-    """Verify one duplicate file (all its names) against the keeper, then change it."""
+    """Verify one duplicate file (all its names) against the keeper, then change it (with --apply,
+    holding flocks on both files, taken in (device, inode) order)."""
     why = _unchanged(krow["_exact"], krow)
     for row in names:
         why = why or _unchanged(row["_exact"], row)
@@ -320,8 +470,13 @@ def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id
         if not why:
             fk = _open_scanned(krow["_exact"], krow)
             fd = _open_scanned(names[0]["_exact"], names[0])
+            if apply:      # another run acting on the same files waits (its checks come after the lock)
+                lock([f for _, f in sorted([((krow["device"], krow["inode"]), fk),
+                                            ((names[0]["device"], names[0]["inode"]), fd)])])
         status, why = ("skipped", why) if why else ("skipped", "contents differ byte by byte") \
             if not same_bytes(fk, fd) else ("dry-run", f"would {action} (use --apply)") if not apply else ("", "")
+    except Skip as e:
+        status, why = "skipped", str(e)
     except OSError as e:
         status, why = "failed", describe_error(e)
     try:
@@ -331,7 +486,7 @@ def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id
             return 0
         if action == "reflink":
             return _dedupe_file(fk, fd, names, line)
-        return _relink_names(action, krow, names, fk, fd, line, run_id)
+        return _change_names(action, krow, names, fk, fd, line, run_id)
     finally:
         for f in (fk, fd):
             if f >= 0:
@@ -369,7 +524,7 @@ def _identity_note(fk: int, fd: int) -> str:
             f"was uid {d.st_uid}, gid {d.st_gid}, mode {d.st_mode & 0o7777:o})")
 
 
-def _relink_names(action: str, krow: Name, names: list[Name], fk: int, fd: int, line: Callable,
+def _change_names(action: str, krow: Name, names: list[Name], fk: int, fd: int, line: Callable,
                   run_id: str) -> int:
     """hardlink/symlink/delete on every name of the duplicate; returns the bytes freed."""
     kst, note = os.fstat(fk), "" if action == "delete" else _identity_note(fk, fd)
@@ -379,12 +534,10 @@ def _relink_names(action: str, krow: Name, names: list[Name], fk: int, fd: int, 
             line("skipped", row, why)
             continue
         try:
-            if action == "delete":
-                line("started", row)
-                os.unlink(row["_exact"])
-            else:
-                relink(action, krow["_exact"], kst, row["_exact"], run_id, lambda s, r="": line(s, row, r))
-            line("done", row, note)
+            done = change_name(action, krow, kst, row, run_id, lambda s, r="", row=row: line(s, row, r))
+            line("done", row, "; ".join(filter(None, (note, done))))
+        except Skip as e:
+            line("skipped", row, str(e))
         except OSError as e:
             line("failed", row, describe_error(e))
     return _freed(fd, names, line)
@@ -407,60 +560,80 @@ def _freed(fd: int, names: list[Name], line: Callable) -> int:
 
 # ---- leftovers of a killed run ----------------------------------------------------------------
 
-def _leftover(path: str, m: re.Match, inodes: set) -> tuple[bool, str] | None:
-    """(safe to remove, why) for a temporary name of an earlier run whose keeper is one of this
-    partition's files; None for others (another partition's, or gone)."""
-    want = (int(m["dev"], 16), int(m["ino"], 16))
-    if want not in inodes:
-        return None
-    try:
-        st = os.lstat(path)
-        if m["action"] == "hardlink":
-            ok = stat_mod.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == want and st.st_nlink >= 2
-            return ok, ("a hard link to a file that has other names" if ok else
-                        "not a second name of the file its name gives: left alone")
-        target = os.readlink(path)
-        t = os.stat(target) if os.path.isabs(target) and stat_mod.S_ISLNK(st.st_mode) else None
-        ok = t is not None and stat_mod.S_ISREG(t.st_mode) and (t.st_dev, t.st_ino) == want
-        return ok, "a symlink to " + target if ok else "not a symlink to the file its name gives: left alone"
-    except OSError as e:
-        return (False, describe_error(e)) if e.errno != errno.ENOENT else None
-
-
-def sweep_leftovers(dirs: list[str], inodes: set, params: dict[str, Any],
-                    write: Callable[[list[str]], None]) -> int:
-    """Find temporary names that earlier (killed) runs left in ``dirs``; remove each (with
-    --apply) once checked to be another name of, or a symlink to, one of ``inodes`` (this
-    partition's files). Returns how many were removed."""
+def sweep_leftovers(dirs: list[str], params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
+    """Find the temporary directories (TEMP_RE) that earlier, killed runs left in ``dirs`` and clear
+    each (with --apply; a dry run says what it would do): exoflow's unfinished new entry is removed;
+    a user's file that was set aside is put back under its name (never deleted, never put over
+    another file: where another file has the name now, it is left where it is, ``leftover-kept``);
+    then the empty directory is removed. Directories of this run, or locked by a running one, are
+    left alone. Returns how many directories were removed."""
     removed = 0
-    run_id, apply = params.get("run_id"), bool(params.get("apply"))
     for d in dirs:
         try:
-            entries = [e.name for e in os.scandir(d) if e.name.startswith(".exoflow-dedup-")]
+            found = [TEMP_RE.fullmatch(e.name) for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
-        for name in entries:
-            m = TEMP_RE.fullmatch(name)
-            path = os.path.join(d, name)
-            found = _leftover(path, m, inodes) if m and m["run"] != run_id else None
-            if found is None:
-                continue
-            ok, why = found
-            if not ok:
-                write(["-", params["action"], "leftover-kept", path, "", why])
-                continue
-            if not apply:
-                write(["-", params["action"], "leftover", path, "", f"{why}; would remove (use --apply)"])
-                continue
-            write(["-", params["action"], "started", path, "", "removing a leftover of an interrupted run"])
-            try:
-                os.unlink(path)
-            except OSError as e:
-                write(["-", params["action"], "failed", path, "", describe_error(e)])
-                continue
-            removed += 1
-            write(["-", params["action"], "leftover-removed", path, "", why + " (left by an interrupted run)"])
+        for m in found:
+            if m and m["run"] != params.get("run_id"):
+                removed += _sweep_temp_dir(os.path.join(d, m[0]), m, params, write)
     return removed
+
+
+def _sweep_temp_dir(tmp: str, m: re.Match, params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
+    """Clear one temporary directory of an earlier run (see sweep_leftovers); 1 if removed."""
+    apply = bool(params.get("apply"))
+
+    def log(status: str, path: str, why: str) -> None:
+        write(["-", params["action"], status, path, "", why])
+    try:
+        held = os.open(tmp, _DIR_FLAGS)
+    except OSError:
+        return 0                                    # gone meanwhile: cleared by another partition
+    try:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0                                # in use by a running exoflow
+        entries = os.listdir(tmp)
+        for name in entries:
+            _sweep_entry(os.path.join(tmp, name), m, apply, log)
+        if not entries:
+            log("leftover-removed" if apply else "leftover", tmp, "an empty temporary directory of an interrupted "
+                "run: " + ("removed" if apply else "would be removed (use --apply)"))
+        if apply:
+            with contextlib.suppress(OSError):
+                os.rmdir(tmp)                       # not if it still holds a user's file (leftover-kept)
+                return 1
+        return 0
+    finally:
+        os.close(held)
+
+
+def _sweep_entry(side: str, m: re.Match, apply: bool, log: Callable[[str, str, str], None]) -> None:
+    """One entry of an earlier run's temporary directory: removed if it is exoflow's new entry,
+    else (a user's file) put back under its name, if that is free or holds exoflow's new entry."""
+    action, kid = m["action"], (int(m["dev"], 16), int(m["ino"], 16))
+    orig = os.path.join(os.path.dirname(os.path.dirname(side)), os.path.basename(side))
+    ours = functools.partial(is_new_entry, action=action, keeper=kid)
+    if ours(side):
+        status, what, done = "leftover-removed", "an unfinished new entry (a name of, or symlink to, a kept file)", \
+            "removed"
+    elif os.path.lexists(orig) and not ours(orig):
+        return log("leftover-kept", side, f"a file an interrupted run set aside; another file has its name {orig} "
+                                          "now: left here")
+    else:
+        status, what, done = "leftover-restored", "a file an interrupted run set aside", f"put back as {orig}"
+    if not apply:
+        return log("leftover", side, f"{what}: would be {done} (use --apply)")
+    log("started", side, f"{what}: {done}")
+    try:
+        if status == "leftover-removed":
+            os.unlink(side)
+        else:
+            put_back(side, orig, ours)
+        log(status, side, f"{what}: {done}")
+    except OSError as e:
+        log("leftover-kept" if isinstance(e, FileExistsError) else "failed", side, describe_error(e))
 
 
 # ---- a partition, and the log ----------------------------------------------------------------
@@ -481,11 +654,8 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
             f.flush()
             counts[fields[2]] = counts.get(fields[2], 0) + 1
 
-        inodes = {(r["device"], r["inode"]) for r in records}
-        removed = sweep_leftovers(sorted({os.path.dirname(p) for p in exact}), inodes, params, write)
-        # temporary names (listed with --hidden) are never acted on
-        todo = sorted((r for r, p in zip(records, exact) if not TEMP_RE.fullmatch(os.path.basename(p))),
-                      key=lambda r: r["group_id"])
+        removed = sweep_leftovers(sorted({os.path.dirname(p) for p in exact}), params, write)
+        todo = sorted(records, key=lambda r: r["group_id"])
         freed = sum(act_on_group(list(g), params, write)
                     for _, g in itertools.groupby(todo, key=lambda r: r["group_id"]))
     return {"log": path, "counts": counts, "freed": freed, "leftovers_removed": removed}
