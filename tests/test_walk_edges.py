@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import IS_ROOT, exoflow, read_dataset
@@ -168,6 +170,14 @@ def test_from_list_lists_a_path_once_however_spelled(tmp_path, monkeypatch):
     rows = [p for piece, drop in zip(pieces, drops) for p in manifest.collect(piece, drop).table()
             .column("path").to_pylist()]
     assert sorted(rows) == ["t/a", "t/b"]                           # hand count: two files
+
+    # a Parquet manifest (an exoflow output directory) read by workers elsewhere: relative entries
+    # are below the client's directory and come out spelled from /
+    (tmp_path / "out" / "files").mkdir(parents=True)
+    pq.write_table(pa.table({"path": ["t/a", "t//a", "t/b", None]}), tmp_path / "out" / "files" / "part-0.parquet")
+    pieces = manifest.plan("out", base=str(tmp_path))
+    rows = [p for piece in pieces for p in manifest.collect(piece).table().column("path").to_pylist()]
+    assert sorted(rows) == [str(t / "a"), str(t / "b")]
 
 
 def test_from_list_repeats_across_pieces_end_to_end(tmp_path):

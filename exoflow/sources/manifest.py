@@ -43,18 +43,18 @@ def plan(listing: str, base: str | None = None) -> list[TextRange] | list[Parque
     """Cut a listing file into pieces for workers; bad input raises UsageError. ``base``: the directory
     relative entries are below, for workers that do not share the client's (they are then spelled
     from /)."""
-    listing = absolute(listing)
-    if os.path.isdir(listing):
+    path = absolute(listing)          # workers open it wherever they run; messages keep your spelling
+    if os.path.isdir(path):
         # an exoflow output directory: its files/ dataset, not its other outputs (findings/, audit/ …)
-        base = os.path.join(listing, "files") if os.path.isdir(os.path.join(listing, "files")) else listing
-        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(base) for f in fs if f.endswith(".parquet"))
+        top = os.path.join(path, "files") if os.path.isdir(os.path.join(path, "files")) else path
+        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs if f.endswith(".parquet"))
         if not parts:
             raise UsageError(f"--from-list {listing}: directory holds no Parquet manifest")
         for part in parts:
             _check_manifest(part)
         return [ParquetPart(p, base) for p in parts]
     try:
-        with open(listing, "rb") as f:
+        with open(path, "rb") as f:
             head = f.read(4)
             size = os.fstat(f.fileno()).st_size
             f.seek(0)
@@ -62,10 +62,10 @@ def plan(listing: str, base: str | None = None) -> list[TextRange] | list[Parque
     except OSError as e:
         raise UsageError(f"--from-list {listing}: {e.strerror}") from None
     if head == b"PAR1":
-        _check_manifest(listing)
-        return [ParquetPart(listing, base)]
+        _check_manifest(path)
+        return [ParquetPart(path, base)]
     sep = b"\0" if b"\0" in sample else b"\n"
-    return [TextRange(listing, s, min(s + RANGE_BYTES, size), sep, base)
+    return [TextRange(path, s, min(s + RANGE_BYTES, size), sep, base)
             for s in range(0, max(size, 1), RANGE_BYTES)]
 
 

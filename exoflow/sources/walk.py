@@ -452,14 +452,13 @@ def _hint(e: os.DirEntry) -> str | None:
         return None
 
 
-def root_item(path: str, opts: WalkOptions, st: os.stat_result | None = None, views: tuple[View, ...] = OWN,
-              others: frozenset[tuple[int, int]] = frozenset()) -> DirItem:
-    """The starting item for a root directory (its symlink, if any, is followed); ``st``: its stat;
-    ``views`` and ``others``: see DirItem."""
+def root_item(path: str, opts: WalkOptions, st: os.stat_result | None = None) -> DirItem:
+    """The starting item for a root directory (its symlink, if any, is followed); ``st``: its stat.
+    (``plan_roots`` sets its views and the other roots.)"""
     st = st or stat_path(path)
     root = path.rstrip("/") or "/"
     ignores = parent_rules(root, opts.git_excludes) if opts.gitignore else ()
-    return DirItem(root, 0, None, root, (), ignores, st.st_dev, views, others)
+    return DirItem(root, 0, None, root, (), ignores, st.st_dev)
 
 
 def absolute(path: str, cwd: str | None = None) -> str:
@@ -553,6 +552,9 @@ def _reaches(walker: Walker, outer: DirItem, outer_real: str, below: str, is_dir
         if (ignores and _ignored(ignores, path, True)) or not walker.entered(item, path) \
                 or not walker.descending(OWN, depth):
             return False
-        if opts.one_file_system and stat_path(real).st_dev != outer.dev:
+        try:
+            if opts.one_file_system and stat_path(real).st_dev != outer.dev:
+                return False
+        except OSError:
             return False
     return True
