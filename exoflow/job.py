@@ -82,6 +82,9 @@ class Job:
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
     # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
     plots: Callable[[dict], list] | None = None
+    # Optional: fn(params) raising exoflow.sinks.UsageError for options that cannot work together
+    # (one option needing another, …); runs before the cluster starts.
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""
