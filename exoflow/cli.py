@@ -182,6 +182,9 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
     """Raise UsageError for options that cannot have the effect asked: a glob that can never match,
     bounds that exclude everything, an option that only applies with another, or with another
     kind of job or cluster; then the job's own checks (``Job.check``)."""
+    import importlib.util
+
+    from .backends import task_resources
     for flag, patterns in (("--include", walk.include), ("--exclude", walk.exclude)):
         check_globs(flag, patterns)
     if walk.min_size is not None and walk.max_size is not None and walk.min_size > walk.max_size:
@@ -196,6 +199,10 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
         given = [flag for name, flag in EMBEDDED_ONLY.items() if getattr(args, name) is not None]
         if given:
             raise UsageError(f"{given[0]} shapes the embedded cluster, not one given with --scheduler")
+    elif task_resources(params) and importlib.util.find_spec("cupy") is None:
+        # the embedded workers are this machine's; CUDA itself is not touched here (workers fork)
+        raise UsageError("--backend gpu: no CUDA device or CuPy on this machine: CuPy is not installed "
+                         "(install exoflow[gpu-cuda12], or give --scheduler with GPU workers)")
     reads = job.chunk.read_order if job.chunk.read_order is not None else job.reads_content
     if not reads:
         given = [flag for name, flag in CONTENT_ONLY.items() if getattr(args, name) is not None]
