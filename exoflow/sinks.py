@@ -112,9 +112,13 @@ def discard_out_dir(out_dir: str, created: list[str]) -> None:
                 break
         return
     for name in os.listdir(out_dir):
-        if name != REPLACED:
-            p = os.path.join(out_dir, name)
-            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+        p = os.path.join(out_dir, name)
+        if name == REPLACED:
+            continue
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
     if os.path.isdir(held):
         for name in os.listdir(held):
             os.rename(os.path.join(held, name), os.path.join(out_dir, name))
