@@ -251,8 +251,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
     from .progress import Progress
     from .runner import RunConfig, run, validate
-    from .sinks import (check_out_dir, default_out_dir, discard_out_dir, keep_out_dir, prepare_out_dir,
-                        remove_partial_files)
+    from .sinks import (check_out_dir, default_out_dir, discard_out_dir, holds_results, keep_out_dir,
+                        prepare_out_dir, remove_partial_files)
     from .report import headline_counts
     from .tables import human_bytes, human_count
 
@@ -279,12 +279,15 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
-        if not cfg.out_dir:
-            print(f"{prog}: interrupted before anything was written", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        remove_partial_files(cfg.out_dir)
-        keep_out_dir(cfg.out_dir)
-        print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)", file=sys.stderr)
+        if cfg.out_dir:
+            remove_partial_files(cfg.out_dir)
+            if holds_results(cfg.out_dir):
+                keep_out_dir(cfg.out_dir)
+                print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)",
+                      file=sys.stderr)
+                return EXIT_INTERRUPTED
+            discard_out_dir(cfg.out_dir, created)     # nothing written: as if never started
+        print(f"{prog}: interrupted before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BaseException:
         if cfg.out_dir:          # a run that failed leaves nothing behind, and an earlier result as it was

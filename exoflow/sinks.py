@@ -93,6 +93,17 @@ def prepare_out_dir(path: str, overwrite: bool) -> str:
     return str(p.resolve())
 
 
+def holds_results(out_dir: str) -> bool:
+    """Whether a run wrote any file besides the marker (an earlier result it replaces aside)."""
+    for root, dirs, files in os.walk(out_dir):
+        if root == out_dir:
+            dirs[:] = [d for d in dirs if d != REPLACED]
+            files = [f for f in files if f != MARKER]
+        if files:
+            return True
+    return False
+
+
 def keep_out_dir(out_dir: str) -> None:
     """The run ended (done or interrupted): drop the earlier result it replaced."""
     shutil.rmtree(os.path.join(out_dir, REPLACED), ignore_errors=True)
