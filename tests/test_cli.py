@@ -384,3 +384,38 @@ def test_headlines_count_regular_files_and_other_entries_apart(tmp_path):
         page = (tmp_path / job / "report.html").read_text()
         for n, label in ((regular, "regular files"), (other, "other entries")):
             assert f"<div class='big'>{n}</div><div class='label'>{label}</div>" in page, job
+
+
+SLOW_JOB = '''
+import time
+from exoflow import Job, main
+from exoflow.reducers.inventory import InventoryReducer
+
+
+def slow(batch):
+    time.sleep(60)
+    return {}
+
+
+job = Job(name="slow", description="writes nothing for a minute", kernels=[slow], reducer=InventoryReducer())
+'''
+
+
+def test_ctrl_c_before_any_result_leaves_the_out_dir_as_it_was(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tmp_path / "slow.py").write_text(SLOW_JOB)
+    prev = tmp_path / "prev"
+    assert exoflow("run", "inventory", str(tree), "--out", str(prev), "-q", "--no-dashboard",
+                   "--workers", "1").returncode == 0
+    before = tree_state(tmp_path)
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", str(tmp_path / "slow.py"), str(tree),
+                          "--out", str(prev), "--overwrite", "--no-dashboard", "--workers", "1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = p.stderr.readline()           # printed once the output directory is made
+    assert "workers" in first, first
+    os.killpg(p.pid, signal.SIGINT)
+    err = first + p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and "interrupted before anything was written" in err, err
+    assert tree_state(tmp_path) == before
