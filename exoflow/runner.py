@@ -155,9 +155,14 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     with meter("summarise"):
         summary = job.reducer.chunk(result, params)
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
-    # rows: the chunk's files (a job may write a different number of rows, e.g. one per finding)
-    return {"rows": table.num_rows, "bytes": nbytes, "errors": errors, "summary": summary,
-            "seconds": time.perf_counter() - t0}
+    # rows: the chunk's listing entries (a job may write a different number of rows, e.g. one per
+    # finding); of them regular files and other entries (symlinks, FIFOs …; not the error rows of
+    # directories that could not be read)
+    kinds = table.column("type")
+    files = pc.sum(pc.equal(kinds, "file")).as_py() or 0
+    dirs = pc.sum(pc.equal(kinds, "dir")).as_py() or 0
+    return {"rows": table.num_rows, "files": files, "other": table.num_rows - files - dirs, "bytes": nbytes,
+            "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -188,8 +193,6 @@ def validate(cfg: RunConfig) -> None:
     PATHs overlap (their files are listed once)."""
     if not cfg.paths and not cfg.from_list:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
-    if cfg.job.check is not None:
-        cfg.job.check(cfg.params)
     merged = plan(cfg.paths, cfg.walk).merged
     if merged:
         print("exoflow: PATHs overlap, each file is listed once: "
@@ -265,6 +268,7 @@ class _Run:
             _check_resources(client, self.resources)
         self.seq = 0
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
+        self.files = self.other = 0      # of the entries done: regular files, other entries
         self.total: dict | None = None
 
     def key(self, kind: str) -> str:
@@ -334,6 +338,8 @@ class _Run:
             del self.chunks_left[lkey]
             del self.futures[lkey]       # the listing part is no longer needed on its worker
         self.done += r["rows"]
+        self.files += r["files"]
+        self.other += r["other"]
         self.bytes += r["bytes"]
         self.errors += r["errors"]
         self.n_chunks += 1
@@ -421,12 +427,14 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
         "dataset": r.dataset_dir,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
         "wall_s": round(wall, 3),
-        "files": r.done,
+        "files": r.files,                  # regular files (find -type f)
+        "other_entries": r.other,          # symlinks, FIFOs, sockets, devices (find ! -type f ! -type d)
+        "entries": r.done,                 # every row listed, with unreadable directories' error rows
         "bytes": r.bytes,
         "errors": r.errors,
         "dirs": r.dirs,
         "chunks": r.n_chunks,
-        "files_per_s": round(r.done / wall, 1) if wall else None,
+        "files_per_s": round(r.files / wall, 1) if wall else None,
         "bytes_per_s": round(r.bytes / wall, 1) if wall else None,
         "cluster": describe(client),
         "params": {k: v for k, v in params.items() if k != "now"},
