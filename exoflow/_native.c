@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -177,6 +178,66 @@ done:
     return result;
 }
 
+/* open(path, flags) for a path of PATH_MAX bytes or more (exoflow/longpath.py does the same in
+ * Python): its directories are opened a piece at a time, each piece shorter than PATH_MAX, with
+ * O_PATH relative to the one before (search permission only, as the kernel's own lookup), and the
+ * last name with flags relative to the last of them. */
+static int open_long(const char *path, int flags) {
+    const char *last = strrchr(path, '/');
+    if (last == NULL) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char piece[PATH_MAX];
+    size_t n = 0;
+    int dfd = AT_FDCWD;
+    if (path[0] == '/')
+        piece[n++] = '/';
+    for (const char *p = path; p < last;) {
+        while (p < last && *p == '/')
+            p++;
+        const char *e = p;
+        while (e < last && *e != '/')
+            e++;
+        size_t len = (size_t)(e - p);
+        int named = n > 0 && piece[n - 1] != '/';        /* the piece holds a name already */
+        if (named && n + 1 + len >= PATH_MAX) {           /* full: open it, start the next one */
+            piece[n] = 0;
+            int next = openat(dfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (dfd != AT_FDCWD)
+                close(dfd);
+            if (next < 0)
+                return -1;
+            dfd = next;
+            n = 0;
+            named = 0;
+        }
+        if (named)
+            piece[n++] = '/';
+        memcpy(piece + n, p, len);
+        n += len;
+        p = e;
+    }
+    int fd = -1;
+    if (n > 0) {
+        piece[n] = 0;
+        int next = openat(dfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd != AT_FDCWD)
+            close(dfd);
+        if (next < 0)
+            return -1;
+        dfd = next;
+    }
+    do
+        fd = openat(dfd, last + 1, flags);
+    while (fd < 0 && errno == EINTR);
+    int saved = errno;
+    if (dfd != AT_FDCWD)
+        close(dfd);
+    errno = saved;
+    return fd;
+}
+
 /* read_files codes besides errno values (> 0) */
 #define NOT_REGULAR (-1)   /* no longer a regular file */
 #define LARGE (-2)         /* larger than the limit: left for streaming */
@@ -186,7 +247,8 @@ done:
 PyDoc_STRVAR(read_files_doc,
 "read_files(paths, flags, limit, out, ends, codes, start, pos) -> (stop, pos)\n\n"
 "Read whole regular files, paths[start:], one after another into the writable buffer\n"
-"``out`` from byte ``pos``: open(path, flags), fstat, read to end of file, close.\n"
+"``out`` from byte ``pos``: open(path, flags), fstat, read to end of file, close. A path of\n"
+"PATH_MAX bytes or more is opened a piece at a time (openat).\n"
 "ends[i] (int64) is where file i's bytes end in ``out``; codes[i] (int32) is 0, an errno,\n"
 "-1 (not a regular file), -2 (larger than ``limit``: not read), -3 (grew while read) or -4\n"
 "(its size, mtime or ctime changed while read: the bytes may mix two versions). A path\n"
@@ -239,6 +301,8 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
         do
             fd = open(path, flags | O_CLOEXEC);
         while (fd < 0 && errno == EINTR);
+        if (fd < 0 && errno == ENAMETOOLONG)
+            fd = open_long(path, flags | O_CLOEXEC);
         if (fd < 0) {
             code[i] = errno;
             continue;

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .longpath import open_path
 from .options import LoadOptions
 from .paths import raw_paths
 from .sources.entries import describe_errno, describe_error
@@ -79,7 +80,7 @@ class Batch:
         if self.piece_bytes < 1:
             raise ValueError("piece_bytes must be at least 1")
         buf = memoryview(_reusable("piece", self.piece_bytes))[: self.piece_bytes]
-        fd = os.open(self.paths[i], OPEN_FLAGS)
+        fd = open_path(self.paths[i], OPEN_FLAGS)
         try:
             before = os.fstat(fd)
             if not stat_mod.S_ISREG(before.st_mode):
@@ -173,7 +174,7 @@ def _read_python(paths: list[str], is_file: np.ndarray, capacity: int,
         if not is_file[i]:
             continue
         try:
-            fd = os.open(paths[i], OPEN_FLAGS)
+            fd = open_path(paths[i], OPEN_FLAGS)
         except OSError as e:
             errors[i] = describe_error(e)
             continue

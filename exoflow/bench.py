@@ -126,7 +126,7 @@ def run_serial(cfg) -> dict:
             seq += 1
             r = run_chunk("serial", listed, start, stop, job_blob, params, cfg.load, dataset_dir,
                           f"part-{seq:06d}.parquet")
-            n_files += r["rows"]
+            n_files += r["files"]      # regular files, as the summary counts them
             n_bytes += r["bytes"]
             total = cfg.job.reducer.merge(total, r["summary"])
     cfg.job.reducer.finish(total, params)

@@ -40,12 +40,18 @@ MANIFEST_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "
                     *COLUMNS.values(), "trusted", "error"]
 TEXT_NAMES = {"xxh3-128": "checksums.xxh128", "blake3": "checksums.b3", "sha256": "checksums.sha256",
               "sha1": "checksums.sha1", "md5": "checksums.md5"}
-# Characters escaped in text manifests. coreutils 9 escapes CR too; b3sum 1.x only \\ and \n,
-# and its --check would not undo "\r", so the b3 file follows b3sum. xxhsum 0.8 escapes
-# nothing: names with a newline cannot be written in its format and are left out. b3sum
-# cannot check names that are not valid UTF-8: they are left out of the b3 file.
+# Characters escaped in text manifests, as each tool writes them (checked against the tools in
+# tests/test_checksum.py). coreutils 9 escapes \\, \n and \r: sha256sum, sha1sum and md5sum
+# take every name. b3sum 1.x escapes \\ and \n only (its --check reads a raw \r as it is).
+# xxhsum 0.8 escapes nothing.
 _ESCAPES = {"default": [("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r")], "blake3": [("\\", "\\\\"), ("\n", "\\n")],
             "xxh3-128": []}
+# Names a format cannot hold, left out of its text manifest and listed in UNLISTED: b3sum --check
+# refuses names that are not UTF-8 or hold U+FFFD ("Unicode replacement character in path"); an
+# xxhsum line cannot hold a newline.
+CANNOT_HOLD = {"blake3": "files whose names are not UTF-8 or hold U+FFFD (b3sum --check refuses them)",
+               "xxh3-128": "files whose names hold a newline (xxhsum cannot write them)"}
+UNLISTED = "{}.unlisted.txt"      # beside OUT/checksums.<ext>
 
 
 # ---- the old manifest (--verify) ------------------------------------------------
@@ -211,22 +217,41 @@ def checksum_columns(batch: Batch) -> dict[str, Any]:
 
 # ---- text manifests in the sha256sum / b3sum format -----------------------------
 
-def text_lines(table: pa.Table, algorithm: str) -> bytes:
+def _holds(t: pa.Table, name: pa.ChunkedArray, algorithm: str) -> pa.ChunkedArray | None:
+    """Which names the algorithm's text format can hold (None: all of them)."""
+    if algorithm == "blake3":
+        utf8 = pc.is_null(t.column("path_bytes")) if "path_bytes" in t.column_names else None
+        clean = pc.invert(pc.match_substring(t.column("path"), "\ufffd"))
+        return clean if utf8 is None else pc.and_(utf8, clean)
+    if algorithm == "xxh3-128":
+        return pc.invert(pc.match_substring(name, "\n"))
+    return None
+
+
+def escaped_name(name: bytes) -> str:
+    """A name on one line of text: \\\\, \\n and \\r escaped, bytes that are not UTF-8 as \\xHH."""
+    text = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+    return text.decode("utf-8", "backslashreplace")
+
+
+def text_lines(table: pa.Table, algorithm: str) -> tuple[bytes, list[str]]:
     """``HASH  NAME\\n`` lines for rows with a digest; names with special characters are
-    escaped and the line starts with a backslash, as coreutils does."""
+    escaped and the line starts with a backslash, as coreutils does. Also the names the format
+    cannot hold (left out of the lines; see CANNOT_HOLD), escaped (``escaped_name``)."""
     col = COLUMNS[algorithm]
     t = table.filter(pc.is_valid(table.column(col)))
     if not t.num_rows:
-        return b""
+        return b"", []
     exact = t.column("path_bytes") if "path_bytes" in t.column_names else pa.nulls(t.num_rows, pa.binary())
-    if algorithm == "blake3":      # b3sum --check rejects names that are not UTF-8: leave them out
-        t = t.filter(pc.is_null(exact))
-        exact = pa.nulls(t.num_rows, pa.binary())
     name = pc.coalesce(exact, pc.cast(t.column("path"), pa.binary()))
+    holds = _holds(t, name, algorithm)
+    unlisted = []
+    if holds is not None:
+        unlisted = [escaped_name(n) for n in name.filter(pc.invert(holds)).to_pylist()]   # few, if any
+        t, name = t.filter(holds), name.filter(holds)
+    if not t.num_rows:
+        return b"", unlisted
     escapes = _ESCAPES.get(algorithm, _ESCAPES["default"])
-    if not escapes:
-        keep = pc.invert(pc.match_substring(name, "\n"))
-        t, name = t.filter(keep), name.filter(keep)
     special = pa.array([False] * t.num_rows, pa.bool_())
     for raw, _ in escapes:
         special = pc.or_(special, pc.match_substring(name, raw))
@@ -238,38 +263,57 @@ def text_lines(table: pa.Table, algorithm: str) -> bytes:
     lines = lines.combine_chunks() if isinstance(lines, pa.ChunkedArray) else lines
     _, offs_buf, data = lines.buffers()
     offsets = np.frombuffer(offs_buf, dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
-    return bytes(memoryview(data)[offsets[0]:offsets[-1]])   # the lines are contiguous in the data buffer
+    return bytes(memoryview(data)[offsets[0]:offsets[-1]]), unlisted   # the lines are contiguous in the buffer
 
 
-def write_text_part(part: str, out: str, algorithm: str) -> str:
-    """One Parquet part of the manifest -> its text lines (a worker task)."""
-    data = text_lines(pq.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]), algorithm)
-    tmp = f"{out}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, out)
-    return out
+def write_text_part(part: str, out: str, algorithm: str) -> tuple[str, int]:
+    """One Parquet part of the manifest -> its text lines in ``out`` and the names left out in
+    ``out.unlisted``, one escaped name a line (a worker task); returns ``out`` and how many."""
+    data, unlisted = text_lines(pq.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]), algorithm)
+    for path, content in ((out, data), (out + ".unlisted", "".join(n + "\n" for n in unlisted).encode())):
+        with open(path + ".tmp", "wb") as f:
+            f.write(content)
+        os.replace(path + ".tmp", path)
+    return out, len(unlisted)
 
 
-def write_text_manifests(client: Client, dataset_dir: str, out_dir: str, names: tuple[str, ...]) -> dict[str, str]:
-    """Write OUT/checksums.<alg> for each algorithm: parts converted on the cluster, joined here."""
+def write_text_manifests(client: Client, dataset_dir: str, out_dir: str,
+                         names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Write OUT/checksums.<alg> for each algorithm: parts converted on the cluster, joined here.
+    Returns {alg: path} and {alg: {"names": names left out, "list": OUT/checksums.<ext>.unlisted.txt
+    or None when none was}}."""
     import shutil
     parts = sorted(os.path.join(dataset_dir, f) for f in os.listdir(dataset_dir) if f.endswith(".parquet")) \
         if os.path.isdir(dataset_dir) else []
     tmp_dir = os.path.join(out_dir, ".text-parts")
     os.makedirs(tmp_dir, exist_ok=True)
-    written = {}
+    written, left_out = {}, {}
     for a in names:
         futures = [client.submit(write_text_part, p, os.path.join(tmp_dir, f"{a}-{i:06d}.txt"), a, pure=False)
                    for i, p in enumerate(parts)]
         target = os.path.join(out_dir, TEXT_NAMES[a])
-        with open(target + ".tmp", "wb") as out:
+        listing = os.path.join(out_dir, UNLISTED.format(TEXT_NAMES[a]))
+        count = 0
+        with open(target + ".tmp", "wb") as out, open(listing + ".tmp", "wb") as unlisted:
             for fut in futures:
-                piece = fut.result()
-                with open(piece, "rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-                os.unlink(piece)
+                piece, n = fut.result()
+                for src, dst in ((piece, out), (piece + ".unlisted", unlisted)):
+                    with open(src, "rb") as f:
+                        shutil.copyfileobj(f, dst, 1 << 20)
+                    os.unlink(src)
+                count += n
         os.replace(target + ".tmp", target)
+        if count:
+            os.replace(listing + ".tmp", listing)
+        else:
+            os.unlink(listing + ".tmp")
         written[a] = target
+        left_out[a] = {"names": count, "list": listing if count else None}
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    return written
+    return written, left_out
+
+
+def left_out_warnings(left_out: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per text manifest that leaves names out: how many, which kind, where listed."""
+    return [f"{TEXT_NAMES[a]} leaves out {v['names']:,} of the {CANNOT_HOLD[a]}; listed in {v['list']}"
+            for a, v in left_out.items() if v["names"]]

@@ -67,19 +67,25 @@ def _memory_limit(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+def count_at_least(minimum: int):
+    """An argparse type for job and engine options: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {n}")
+        return n
+    return parse
+
+
+_positive = count_at_least(1)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line plus the usage hint, exit 2
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+    def error(self, message: str):  # one line with the usage hint, exit 2
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
@@ -116,9 +122,10 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     c = p.add_argument_group("chunks and cluster")
     c.add_argument("--chunk-files", type=_positive, default=job.chunk.max_files, metavar="N",
                    help=f"at most N files per task (default: {job.chunk.max_files})")
-    c.add_argument("--chunk-bytes", type=_size_at_least(1), default=job.chunk.max_bytes, metavar="SIZE",
+    # None: not given (these options, and the embedded cluster's, are refused where they cannot apply)
+    c.add_argument("--chunk-bytes", type=_size_at_least(1), metavar="SIZE",
                    help=f"at most SIZE bytes of content per task (default: {job.chunk.max_bytes // 2**20}MiB)")
-    c.add_argument("--piece-size", type=_size_at_least(1024), default=LoadOptions.piece_bytes, metavar="SIZE",
+    c.add_argument("--piece-size", type=_size_at_least(1024), metavar="SIZE",
                    help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
                         f"(default: {LoadOptions.piece_bytes // 2**20}MiB; checksum: at most 1MiB, which "
                         "keeps the bytes it hashes in the CPU cache)")
@@ -128,9 +135,9 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
                    help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: 2)")
     c.add_argument("--threads-per-worker", type=_positive, metavar="N",
                    help="embedded cluster (default: 1; with --backend gpu: CPU cores / workers)")
-    c.add_argument("--memory-limit", type=_memory_limit, default="auto", metavar="SIZE",
+    c.add_argument("--memory-limit", type=_memory_limit, metavar="SIZE",
                    help="embedded cluster: memory per worker before spilling to disk (default: auto)")
-    c.add_argument("--dashboard", type=_dashboard_address, default="127.0.0.1:8787", metavar="HOST:PORT",
+    c.add_argument("--dashboard", type=_dashboard_address, metavar="HOST:PORT",
                    help="embedded cluster: dashboard address (default: 127.0.0.1:8787; another port if taken)")
     c.add_argument("--no-dashboard", action="store_const", dest="dashboard", const="", help="no dashboard")
 
@@ -141,29 +148,112 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     return p
 
 
+# the flag of each WalkOptions field, for messages
+WALK_FLAGS = {"include": "--include", "exclude": "--exclude", "gitignore": "--gitignore/--no-gitignore",
+              "hidden": "--hidden/--no-hidden", "follow_symlinks": "--follow", "one_file_system": "--one-file-system",
+              "max_depth": "--max-depth", "min_size": "--min-size", "max_size": "--max-size"}
+EMBEDDED_ONLY = {"workers": "--workers", "threads_per_worker": "--threads-per-worker",
+                 "memory_limit": "--memory-limit", "dashboard": "--dashboard/--no-dashboard"}
+CONTENT_ONLY = {"chunk_bytes": "--chunk-bytes", "piece_size": "--piece-size"}
+
+
 def _options(args: argparse.Namespace, job: Job, params: dict) -> tuple[WalkOptions, ChunkOptions, LoadOptions,
                                                                      ClusterOptions]:
+    """The run's options from the command line, checked (UsageError) before anything starts."""
     from .backends import task_resources
     from .sources.gitignore import user_excludes
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        git_excludes=user_excludes() if args.gitignore else (),
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
                        max_depth=args.max_depth, min_size=args.min_size, max_size=args.max_size)
-    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes, read_order=job.chunk.read_order)
-    load = LoadOptions(piece_bytes=args.piece_size)
+    check_options(args, job, walk, params)
+    chunk = ChunkOptions(max_files=args.chunk_files, max_bytes=args.chunk_bytes or job.chunk.max_bytes,
+                         read_order=job.chunk.read_order)
+    load = LoadOptions(piece_bytes=args.piece_size or LoadOptions.piece_bytes)
     cluster = ClusterOptions(scheduler=args.scheduler, workers=args.workers,
-                             threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
-                             dashboard=args.dashboard,
+                             threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit or "auto",
+                             dashboard=ClusterOptions.dashboard if args.dashboard is None else args.dashboard,
                              # embedded workers share this machine's GPU(s), if any, for --backend gpu
                              resources=task_resources(params))
     return walk, chunk, load, cluster
+
+
+def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params: dict) -> None:
+    """Raise UsageError for options that cannot have the effect asked: a glob that can never match,
+    bounds that exclude everything, an option that only applies with another, or with another
+    kind of job or cluster; then the job's own checks (``Job.check``)."""
+    import importlib.util
+
+    from .backends import task_resources
+    for flag, patterns in (("--include", walk.include), ("--exclude", walk.exclude)):
+        check_globs(flag, patterns)
+    if walk.min_size is not None and walk.max_size is not None and walk.min_size > walk.max_size:
+        raise UsageError(f"--min-size {walk.min_size:,} bytes is above --max-size {walk.max_size:,} bytes: "
+                         "no file can match")
+    if args.from_list and not args.paths:
+        changed = [flag for name, flag in WALK_FLAGS.items() if getattr(walk, name) != getattr(job.walk, name)]
+        if changed:
+            raise UsageError(f"{changed[0]} selects what a walk finds, and no PATH is walked "
+                             "(--from-list entries are taken as listed)")
+    if args.scheduler:
+        given = [flag for name, flag in EMBEDDED_ONLY.items() if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{given[0]} shapes the embedded cluster, not one given with --scheduler")
+    elif task_resources(params) and importlib.util.find_spec("cupy") is None:
+        # the embedded workers are this machine's; CUDA itself is not touched here (workers fork)
+        raise UsageError("--backend gpu: no CUDA device or CuPy on this machine: CuPy is not installed "
+                         "(install exoflow[gpu-cuda12], or give --scheduler with GPU workers)")
+    reads = job.chunk.read_order if job.chunk.read_order is not None else job.reads_content
+    if not reads:
+        given = [flag for name, flag in CONTENT_ONLY.items() if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"{given[0]} applies to jobs whose chunk tasks read file contents; "
+                             f"the {job.name} job's do not")
+    if job.check is not None:
+        job.check(params)
+
+
+def check_globs(flag: str, patterns: Sequence[str]) -> None:
+    """Each GLOB must be a gitignore pattern that can change the outcome: one that compiles
+    (``a\\`` and ``[z-a]`` do not), is no comment or blank line, has no unterminated ``[`` (git
+    matches nothing with it), and is no negation with nothing before it to take back. Raises
+    UsageError naming the first one that cannot."""
+    import warnings
+
+    import pathspec
+    earlier = False
+    for text in patterns:
+        try:
+            with warnings.catch_warnings():       # re's FutureWarnings about sets like '[[]'
+                warnings.simplefilter("ignore")
+                compiled = pathspec.GitIgnoreSpec.from_lines([text]).patterns
+        except Exception as e:      # pathspec's own errors and re.error, by pattern
+            raise UsageError(f"{flag} {text!r}: not a valid pattern ({e})") from None
+        include = compiled[0].include if compiled else None
+        if include is None:
+            raise UsageError(f"{flag} {text!r}: {_never_matches(text)}")
+        if not include and not earlier:
+            raise UsageError(f"{flag} {text!r}: a negated pattern only takes back what an earlier {flag} "
+                             "matched, and none comes before it")
+        earlier = earlier or include
+
+
+def _never_matches(text: str) -> str:
+    if not text.strip():
+        return "an empty pattern matches nothing"
+    if text.startswith("#"):
+        return "a comment in gitignore syntax, matches nothing (write '\\#' for a name starting with '#')"
+    hint = " (an unterminated '['; write '\\[' for a literal bracket)" if "[" in text else ""
+    return f"can never match, in git as here{hint}"
 
 
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
     from .progress import Progress
     from .runner import RunConfig, run, validate
-    from .sinks import check_out_dir, claim_out_dir, default_out_dir, prepare_out_dir, remove_partial_files
+    from .sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir, holds_results,
+                        keep_out_dir, prepare_out_dir, remove_partial_files)
+    from .report import headline_counts
     from .tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
@@ -172,8 +262,10 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                     walk=walk, chunk=chunk, load=load)
     validate(cfg)
-    out_dir = args.out or default_out_dir(job.name)
-    check_out_dir(out_dir, args.overwrite)      # fail before starting anything; create once connected
+    if args.overwrite and args.out is None:
+        raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
+    out_dir = default_out_dir(job.name) if args.out is None else args.out
+    created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     from .cluster import connect, describe
@@ -187,18 +279,29 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
-        if not cfg.out_dir:
-            print(f"{prog}: interrupted before anything was written", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        remove_partial_files(cfg.out_dir)
-        print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)", file=sys.stderr)
+        if cfg.out_dir:
+            remove_partial_files(cfg.out_dir)
+            if holds_results(cfg.out_dir):
+                keep_out_dir(cfg.out_dir)
+                print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)",
+                      file=sys.stderr)
+                return EXIT_INTERRUPTED
+            discard_out_dir(cfg.out_dir, created)     # nothing written: as if never started
+        print(f"{prog}: interrupted before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BaseException:
+        if cfg.out_dir:          # a run that failed leaves nothing behind, and an earlier result as it was
+            discard_out_dir(cfg.out_dir, created)
+        raise
+    keep_out_dir(cfg.out_dir)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif not args.quiet:
         print(job.reducer.report(summary["result"], params))
         print()
-    say(f"{job.name}: {human_count(summary['files'])} files, {human_bytes(summary['bytes'])} in "
+    for warning in summary["result"].get("warnings", []):
+        say(f"{prog}: warning: {warning}")
+    say(f"{job.name}: {headline_counts(summary)}, {human_bytes(summary['bytes'])} in "
         f"{summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
         f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors, "
         f"{human_bytes(summary.get('spilled_bytes') or 0)} spilled -> {cfg.out_dir}")

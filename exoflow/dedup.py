@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from .kernels.hashing import _one_shot, hash_file
 from .batch import OPEN_FLAGS, read_files
 from .chunks import read_batches
+from .longpath import open_path
 from .sources.entries import describe_error
 from .sinks import write_part
 from .tables import human_bytes
@@ -98,7 +99,7 @@ class Changed(OSError):
 
 def _prefix_suffix(path: str, size: int, one_shot) -> str:
     """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes."""
-    fd = os.open(path, OPEN_FLAGS)
+    fd = open_path(path, OPEN_FLAGS)
     try:
         if os.fstat(fd).st_size != size:
             raise Changed(0, "changed: size differs from the listing")

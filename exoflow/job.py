@@ -77,14 +77,14 @@ class Job:
     # Optional further stages on the cluster (dedup's grouping, an audit …); returns the
     # final summary. A summary key "exit_code" (0/1) makes the command exit with it.
     after: Callable[[Finish], dict] | None = None
-    # Optional: raise sinks.UsageError for job options that cannot work (together); called with
-    # the job's parameters before any cluster starts.
-    check: Callable[[dict], None] | None = None
     # Optional: turn the chunk's per-file rows (after the kernels) into the rows written, for jobs
     # whose output is not one row per file (scan: one row per finding).
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
     # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
     plots: Callable[[dict], list] | None = None
+    # Optional: fn(params) raising exoflow.sinks.UsageError for options that cannot work together
+    # (one option needing another, …); runs before the cluster starts.
+    check: Callable[[dict[str, Any]], None] | None = None
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""

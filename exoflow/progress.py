@@ -1,4 +1,4 @@
-"""A one-line progress display on stderr: files/s, bytes/s and ETA."""
+"""A one-line progress display on stderr: entries/s, bytes/s and ETA."""
 from __future__ import annotations
 
 import sys
@@ -18,7 +18,8 @@ class Progress:
         self.last = 0.0
         self.width = 0
 
-    def update(self, files: int, bytes_: int, listed: int, listing_done: bool, force: bool = False) -> None:
+    def update(self, entries: int, bytes_: int, listed: int, listing_done: bool, force: bool = False) -> None:
+        """``entries`` done of ``listed`` (every listed entry, regular file or not); bytes read."""
         if not self.enabled:
             return
         now = time.monotonic()
@@ -26,14 +27,14 @@ class Progress:
             return
         self.last = now
         elapsed = max(now - self.start, 1e-9)
-        rate = files / elapsed
+        rate = entries / elapsed
         if listing_done and listed:
-            pct = 100.0 * files / listed
-            eta = (listed - files) / rate if rate > 0 else 0.0
-            where = f"{human_count(files)}/{human_count(listed)} files {pct:5.1f}%  ETA {_clock(eta)}"
+            pct = 100.0 * entries / listed
+            eta = (listed - entries) / rate if rate > 0 else 0.0
+            where = f"{human_count(entries)}/{human_count(listed)} entries {pct:5.1f}%  ETA {_clock(eta)}"
         else:
-            where = f"{human_count(files)} files done, {human_count(listed)} listed (listing...)"
-        line = f"{where}  {human_count(rate)} files/s  {human_bytes(bytes_ / elapsed)}/s  {_clock(elapsed)}"
+            where = f"{human_count(entries)} entries done, {human_count(listed)} listed (listing...)"
+        line = f"{where}  {human_count(rate)} entries/s  {human_bytes(bytes_ / elapsed)}/s  {_clock(elapsed)}"
         self.stream.write("\r" + line.ljust(self.width))
         self.width = len(line)
         self.stream.flush()

@@ -70,10 +70,21 @@ def human_bytes(n: float) -> str:
     return hb(n)
 
 
-def headline(summary: dict) -> list[tuple[str, str]]:
-    """The figures shown at the top of the report and at the end of the terminal output."""
+def headline_counts(summary: dict) -> str:
+    """'4,692 regular files (+82 other entries)': regular files and the other entries (symlinks,
+    FIFOs, …) apart, as the terminal's last line says them."""
     from .tables import human_count
-    return [("files", human_count(summary.get("files", 0))), ("bytes", human_bytes(summary.get("bytes", 0))),
+    files, other = summary.get("files", 0), summary.get("other_entries", 0)
+    return f"{human_count(files)} regular file{'s' * (files != 1)}" + (
+        f" (+{human_count(other)} other {'entries' if other != 1 else 'entry'})" if other else "")
+
+
+def headline(summary: dict) -> list[tuple[str, str]]:
+    """The figures shown at the top of the report."""
+    from .tables import human_count
+    return [("regular files", human_count(summary.get("files", 0))),
+            ("other entries", human_count(summary.get("other_entries", 0))),
+            ("bytes", human_bytes(summary.get("bytes", 0))),
             ("wall time", f"{summary.get('wall_s', 0):.2f} s"),
             ("files/s", human_count(summary.get("files_per_s") or 0)),
             ("bytes/s", human_bytes(summary.get("bytes_per_s") or 0) + "/s"),

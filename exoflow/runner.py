@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import math
 import os
-import stat as stat_mod
+import sys
 import time
 import uuid
 from collections import deque
@@ -39,7 +39,9 @@ from .progress import Progress
 from .sinks import UsageError, write_json, write_part
 from .sources import manifest
 from .sources.entries import SCHEMA, EntryCollector
-from .sources.walk import DirItem, Walker, root_item
+from .longpath import stat_path
+from .sources import walk
+from .sources.walk import DirItem, RootPlan, Walker
 
 # A listing task stops at whichever comes first, entries or seconds, and hands back the
 # directories it did not reach. Time keeps tasks short where directories are small and
@@ -117,11 +119,12 @@ def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: Wa
     return listed
 
 
-def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart,
-               chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions,
+               drop: np.ndarray | None = None) -> tuple[pa.Table, dict]:
+    """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
     with meter("list"):
-        listed = _listed(manifest.collect(piece), chunk_opts, {"left": [], "dirs": 0}, t0)
+        listed = _listed(manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -152,36 +155,48 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     with meter("summarise"):
         summary = job.reducer.chunk(result, params)
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
-    # rows: the chunk's files (a job may write a different number of rows, e.g. one per finding)
-    return {"rows": table.num_rows, "bytes": nbytes, "errors": errors, "summary": summary,
-            "seconds": time.perf_counter() - t0}
+    # rows: the chunk's listing entries (a job may write a different number of rows, e.g. one per
+    # finding); of them regular files and other entries (symlinks, FIFOs …; not the error rows of
+    # directories that could not be read)
+    kinds = table.column("type")
+    files = pc.sum(pc.equal(kinds, "file")).as_py() or 0
+    dirs = pc.sum(pc.equal(kinds, "dir")).as_py() or 0
+    return {"rows": table.num_rows, "files": files, "other": table.num_rows - files - dirs, "bytes": nbytes,
+            "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0}
 
 
 # ---- the client's loop --------------------------------------------------------
 
-def _roots(paths: list[str], opts: WalkOptions) -> tuple[list[DirItem], list[str]]:
-    dirs, files = [], []
+def plan(paths: list[str], opts: WalkOptions, absolute: bool = False) -> RootPlan:
+    """The PATHs as walk roots, each file reached through them once (see ``walk.plan_roots``);
+    ``absolute``: spelled from /, for workers that do not share this process's working directory.
+    Raises UsageError for a PATH that cannot be reached."""
+    given = []
     for p in paths:
         try:
-            st = os.stat(p)
+            st = stat_path(p)
         except FileNotFoundError:
             raise UsageError(f"{p}: no such file or directory") from None
         except OSError as e:
             raise UsageError(f"{p}: {e.strerror}") from None
-        if stat_mod.S_ISDIR(st.st_mode):
-            dirs.append(root_item(p, opts, st))
-        else:
-            files.append(p)
-    return dirs, files
+        given.append((walk.absolute(p) if absolute else p, st))
+    return walk.plan_roots(given, opts)
+
+
+def _roots(paths: list[str], opts: WalkOptions, absolute: bool = False) -> tuple[list[DirItem], list[str]]:
+    roots = plan(paths, opts, absolute)
+    return roots.dirs, roots.files
 
 
 def validate(cfg: RunConfig) -> None:
-    """Raise UsageError for inputs that cannot work, before any cluster starts."""
+    """Raise UsageError for inputs that cannot work, before any cluster starts; say on stderr which
+    PATHs overlap (their files are listed once)."""
     if not cfg.paths and not cfg.from_list:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
-    if cfg.job.check is not None:
-        cfg.job.check(cfg.params)
-    _roots(cfg.paths, cfg.walk)
+    merged = plan(cfg.paths, cfg.walk).merged
+    if merged:
+        print("exoflow: PATHs overlap, each file is listed once: "
+              + ", ".join(" ".join(m) for m in merged), file=sys.stderr)
     if cfg.from_list:
         manifest.plan(cfg.from_list)
 
@@ -253,6 +268,7 @@ class _Run:
             _check_resources(client, self.resources)
         self.seq = 0
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
+        self.files = self.other = 0      # of the entries done: regular files, other entries
         self.total: dict | None = None
 
     def key(self, kind: str) -> str:
@@ -322,6 +338,8 @@ class _Run:
             del self.chunks_left[lkey]
             del self.futures[lkey]       # the listing part is no longer needed on its worker
         self.done += r["rows"]
+        self.files += r["files"]
+        self.other += r["other"]
         self.bytes += r["bytes"]
         self.errors += r["errors"]
         self.n_chunks += 1
@@ -333,11 +351,11 @@ class _Run:
 
     def execute(self) -> None:
         self.event("run-start", sources=self.cfg.sources)
-        dirs, files = _roots(self.cfg.paths, self.cfg.walk)
+        base = None if _shares_cwd(self.client) else os.getcwd()    # relative PATHs mean the same there?
+        dirs, files = _roots(self.cfg.paths, self.cfg.walk, absolute=base is not None)
         self.pending.extend(dirs)
         if self.cfg.from_list:
-            for piece in manifest.plan(self.cfg.from_list):
-                self.submit_listing(list_piece, piece, self.cfg.chunk)
+            self.submit_list(manifest.plan(self.cfg.from_list, base))
         self.submit_walks(FIRST_BUDGET, files)
         try:
             for f in self.ac:
@@ -353,8 +371,29 @@ class _Run:
         finally:
             self.progress.close()
 
+    def submit_list(self, pieces: list[manifest.TextRange] | list[manifest.ParquetPart]) -> None:
+        """Listing tasks for the pieces of a --from-list listing. A path listed twice is one entry: with
+        several pieces, a task on the cluster finds the repeats from the pieces' path keys first."""
+        if len(pieces) == 1:
+            self.submit_listing(list_piece, pieces[0], self.cfg.chunk)
+            return
+        keys = [self.client.submit(manifest.piece_keys, p, key=self.key("keys")) for p in pieces]
+        drops = self.client.submit(manifest.repeats, keys, key=self.key("repeats"))
+        for i, piece in enumerate(pieces):
+            self.submit_listing(list_piece, piece, self.cfg.chunk,
+                                self.client.submit(itemgetter(i), drops, key=self.key("drop")))
+
     def listing_done(self) -> bool:
         return not self.pending and self.walks_in_flight == 0
+
+
+def _shares_cwd(client) -> bool:
+    """Whether every worker runs in this process's working directory (an embedded cluster's do), so a
+    relative PATH means the same there; else PATHs are sent spelled from / (symlinks kept)."""
+    try:
+        return set(client.run(os.getcwd).values()) == {os.getcwd()}
+    except Exception:     # a worker that cannot answer: do not rely on it
+        return False
 
 
 def _check_resources(client, needed: dict) -> None:
@@ -388,12 +427,14 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
         "dataset": r.dataset_dir,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
         "wall_s": round(wall, 3),
-        "files": r.done,
+        "files": r.files,                  # regular files (find -type f)
+        "other_entries": r.other,          # symlinks, FIFOs, sockets, devices (find ! -type f ! -type d)
+        "entries": r.done,                 # every row listed, with unreadable directories' error rows
         "bytes": r.bytes,
         "errors": r.errors,
         "dirs": r.dirs,
         "chunks": r.n_chunks,
-        "files_per_s": round(r.done / wall, 1) if wall else None,
+        "files_per_s": round(r.files / wall, 1) if wall else None,
         "bytes_per_s": round(r.bytes / wall, 1) if wall else None,
         "cluster": describe(client),
         "params": {k: v for k, v in params.items() if k != "now"},

@@ -60,9 +60,16 @@ def _numbered(base: str):
         yield f"{base}-{n}"
 
 
-def check_out_dir(path: str, overwrite: bool) -> None:
-    """Raise UsageError unless ``path`` can be used as the output directory (changes nothing)."""
-    p = Path(path)
+REPLACED = ".exoflow-replaced"   # inside --out: an earlier result, kept until the new run ends
+
+
+def check_out_dir(path: str, overwrite: bool) -> list[str]:
+    """Raise UsageError unless ``path`` can be used as the output directory; return the directories
+    the run will create (outermost first; empty when ``path`` exists). Changes nothing that stays:
+    a directory that must be created is created and removed again, the one sure test."""
+    if not path:
+        raise UsageError("--out: empty path")
+    p = Path(path).absolute()
     if p.exists() and not p.is_dir():
         raise UsageError(f"--out {path} exists and is not a directory")
     if p.is_dir() and any(p.iterdir()):
@@ -70,22 +77,82 @@ def check_out_dir(path: str, overwrite: bool) -> None:
             raise UsageError(f"output directory {path} is not empty (use --overwrite to replace an earlier result)")
         if not (p / MARKER).exists():
             raise UsageError(f"output directory {path} is not an exoflow result; refusing to delete it")
-    existing = p.resolve()
-    while not existing.exists():           # the nearest directory that exists must take new entries
+    missing = []
+    existing = p
+    while not existing.is_dir():           # the nearest directory that exists must take new entries
+        if existing.exists() or existing.is_symlink():
+            raise UsageError(f"--out {path}: {existing} is not a directory")
+        missing.insert(0, str(existing))
         existing = existing.parent
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"output directory {path} cannot be created or written ({existing} is not writable)")
+        raise UsageError(f"--out {path}: cannot write in {existing}")
+    if missing:
+        try:
+            os.mkdir(missing[0])
+            os.rmdir(missing[0])
+        except OSError as e:
+            raise UsageError(f"--out {path}: cannot create {missing[0]}: {e.strerror}") from None
+    return missing
 
 
 def prepare_out_dir(path: str, overwrite: bool) -> str:
-    """Create the output directory; replace an earlier exoflow result only with ``overwrite``."""
+    """Create the output directory; with ``overwrite`` an earlier exoflow result in it is moved
+    into ``path/.exoflow-replaced`` (dropped by ``keep_out_dir``, put back by ``discard_out_dir``)."""
     check_out_dir(path, overwrite)
     p = Path(path)
-    if p.is_dir() and any(p.iterdir()):
-        shutil.rmtree(p)
     p.mkdir(parents=True, exist_ok=True)
+    held = p / REPLACED
+    shutil.rmtree(held, ignore_errors=True)     # left by a run that was killed: an older result
+    old = list(p.iterdir())
+    if old:
+        held.mkdir()
+        for e in old:
+            os.rename(e, held / e.name)
     (p / MARKER).write_text("exoflow output directory\n")
     return str(p.resolve())
+
+
+def holds_results(out_dir: str) -> bool:
+    """Whether a run wrote any file besides the marker (an earlier result it replaces aside)."""
+    for root, dirs, files in os.walk(out_dir):
+        if root == out_dir:
+            dirs[:] = [d for d in dirs if d != REPLACED]
+            files = [f for f in files if f != MARKER]
+        if files:
+            return True
+    return False
+
+
+def keep_out_dir(out_dir: str) -> None:
+    """The run ended (done or interrupted): drop the earlier result it replaced."""
+    shutil.rmtree(os.path.join(out_dir, REPLACED), ignore_errors=True)
+
+
+def discard_out_dir(out_dir: str, created: list[str]) -> None:
+    """The run failed: remove what it wrote. A directory that existed before is left as it was
+    (an earlier result it was to replace is put back); ``created`` (from ``check_out_dir``):
+    the directories above ``out_dir`` that the run made, removed while empty."""
+    held = os.path.join(out_dir, REPLACED)
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        for d in reversed(created[:-1]):
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+        return
+    for name in os.listdir(out_dir):
+        p = os.path.join(out_dir, name)
+        if name == REPLACED:
+            continue
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+    if os.path.isdir(held):
+        for name in os.listdir(held):
+            os.rename(os.path.join(held, name), os.path.join(out_dir, name))
+        os.rmdir(held)
 
 
 def remove_partial_files(out_dir: str) -> None:

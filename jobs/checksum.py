@@ -10,23 +10,39 @@ Writes:   OUT/files/*.parquet (path, size, mtime_ns, inode, device, digests, tru
     exoflow run checksum /data --verify exoflow-checksum-OLD --trust-mtime   # exit 1 if anything differs
 """
 from exoflow import Argument, ChunkOptions, Finish, Job, main
-from exoflow.checksum import (MANIFEST_COLUMNS, algorithms, checksum_columns, hash_argument, manifest_files,
-                              verify_argument, write_text_manifests)
+from exoflow.checksum import (MANIFEST_COLUMNS, algorithms, checksum_columns, hash_argument, left_out_warnings,
+                              manifest_files, verify_argument, write_text_manifests)
+from exoflow.cli import count_at_least
 from exoflow.reducers.checksum import ChecksumReducer
+from exoflow.sinks import UsageError
+
+SHOW = 20
 
 
 def after(f: Finish) -> dict:
     """Text manifests and the audit run on the cluster once every chunk is hashed."""
     result = dict(f.result, algorithms=list(algorithms(f.params)))
     if f.params.get("text"):
-        result["text_manifests"] = write_text_manifests(f.client, f.dataset_dir, f.out_dir, algorithms(f.params))
+        written, left_out = write_text_manifests(f.client, f.dataset_dir, f.out_dir, algorithms(f.params))
+        result.update(text_manifests=written, text_unlisted=left_out)
+        if left_out_warnings(left_out):
+            result["warnings"] = left_out_warnings(left_out)
     if f.params.get("verify"):
         from exoflow.audit import run_audit
+        show = f.params.get("show")
         audit = run_audit(f.client, f.dataset_dir, manifest_files(f.params["verify"]), algorithms(f.params),
-                          f.out_dir, examples=f.params.get("show", 20))
+                          f.out_dir, examples=SHOW if show is None else show)
         result["audit"] = audit
         result["exit_code"] = 1 if audit["differences"] else 0
     return result
+
+
+def check(params: dict) -> None:
+    """Before the cluster starts: options that need --verify, and --hash against its manifest."""
+    for dest, flag in (("trust_mtime", "--trust-mtime"), ("show", "--show")):
+        if params.get(dest) not in (None, False) and not params.get("verify"):
+            raise UsageError(f"{flag} applies to the audit against an earlier manifest: give --verify OLD")
+    algorithms(params)      # raises when --hash shares no algorithm with the manifest to verify
 
 
 job = Job(
@@ -47,9 +63,11 @@ job = Job(
                  help="audit against an earlier manifest (its output dir, files/ dir or a .parquet); exit 1 on differences"),
         Argument("--trust-mtime", action="store_true",
                  help="with --verify: reuse the old digest when size, mtime_ns, inode and device are unchanged"),
-        Argument("--show", type=int, default=20, metavar="N", help="example paths per audit status (default: 20)"),
+        Argument("--show", type=count_at_least(0), metavar="N",
+                 help=f"with --verify: example paths per audit status (default: {SHOW})"),
     ],
     after=after,
+    check=check,
 )
 
 if __name__ == "__main__":

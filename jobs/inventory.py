@@ -9,6 +9,7 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
 """
 from exoflow import Argument, ChunkOptions, Job, main
 from exoflow import plots
+from exoflow.cli import count_at_least
 from exoflow.kernels.stat import inventory_columns
 from exoflow.reducers.inventory import InventoryReducer
 
@@ -21,7 +22,8 @@ job = Job(
     reducer=InventoryReducer(),
     columns=["path", "path_bytes", "type", "size", "allocated", "mtime_ns", "mode", "uid", "gid",
              "inode", "device", "nlink", "extension", "depth", "top_dir", "error"],
-    arguments=[Argument("--top", type=int, default=20, metavar="N", help="rows in each summary table (default: 20)")],
+    arguments=[Argument("--top", type=count_at_least(0), default=20, metavar="N",
+                        help="rows in each summary table (default: 20)")],
     plots=plots.inventory,      # report.html: size distribution, top extensions and directories, ages
 )
 

@@ -18,6 +18,7 @@ from exoflow import Argument, Finish, Job, WalkOptions, main
 from exoflow.kernels.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.kernels.scan import ENGINES, engine_available, scan_findings
 from exoflow.reducers.scan import ScanReducer
+from exoflow.cli import count_at_least
 from exoflow.sarif import write_sarif
 from exoflow.sinks import UsageError
 
@@ -71,7 +72,7 @@ job = Job(
                  help="matching engine: auto (hyperscan, else re2, else re), hyperscan, re2, re"),
         Argument("--sarif", action=argparse.BooleanOptionalAction, default=True,
                  help="write OUT/scan.sarif (default: on)"),
-        Argument("--top", type=int, default=20, metavar="N", help="findings listed on the terminal and in summary.json, most severe first (default: 20)"),
+        Argument("--top", type=count_at_least(0), default=20, metavar="N", help="findings listed on the terminal and in summary.json, most severe first (default: 20)"),
     ],
 )
 

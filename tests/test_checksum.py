@@ -207,3 +207,50 @@ def test_default_pieces_and_read_batches_hash_every_file(tmp_path):
     rows = _digests(tmp_path / "out")
     assert {os.fsdecode(p)[2:]: (row["xxh3_128"], row["sha256"]) for p, row in rows.items()} == \
         {name: (ORACLES["xxh3-128"](data), ORACLES["sha256"](data)) for name, data in files.items()}
+
+
+AWKWARD = [b"plain", b"new\nline", b"cr\rx", b"back\\slash", b"lit\\n", b"latin1-\xe9", b"repl-\xef\xbf\xbd",
+           b"tab\tx", b" lead", b"trail "]
+
+
+def tool_holds(tool: list[str], cwd: Path, name: bytes) -> bool:
+    """The oracle: the tool writes its own line for ``name`` and its --check accepts that line."""
+    line = subprocess.run([*tool, "--", name], cwd=cwd, capture_output=True, check=True).stdout
+    (cwd / "one-line.txt").write_bytes(line)
+    return subprocess.run([*tool, "-c", "one-line.txt"], cwd=cwd, capture_output=True).returncode == 0
+
+
+def test_text_manifests_list_the_names_their_format_cannot_hold(tmp_path):
+    import codecs
+    import json
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for name in AWKWARD:
+        with open(os.fsencode(str(tree)) + b"/" + name, "wb") as f:
+            f.write(b"content of " + name)
+    names = {b"t/" + n for n in AWKWARD}
+    out = tmp_path / "out"
+    r = exoflow("run", "checksum", "t", "--out", str(out), "--hash", "blake3,xxh3-128,sha256", "--text", "--json",
+                "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)["result"]
+    left_out = {}
+    for alg in ("blake3", "xxh3-128", "sha256"):
+        held = {n for n in names if tool_holds(TOOLS[alg], tmp_path, n)}
+        left = names - held
+        check = subprocess.run([*TOOLS[alg], "-c", str(out / TEXT[alg])], cwd=tmp_path, capture_output=True)
+        assert check.returncode == 0 and check.stdout.count(b": OK") == len(held), (alg, check.stdout, check.stderr)
+        unlisted = out / f"{TEXT[alg]}.unlisted.txt"
+        assert result["text_unlisted"][alg] == {"names": len(left), "list": str(unlisted) if left else None}
+        if left:
+            lines = unlisted.read_bytes().splitlines()
+            assert {codecs.escape_decode(line)[0] for line in lines} == left and len(lines) == len(left), alg
+            warning = f"warning: {TEXT[alg]} leaves out {len(left)} of the files"
+            assert sum(warning in line and str(unlisted) in line for line in r.stderr.splitlines()) == 1, r.stderr
+        else:
+            assert not unlisted.exists()
+        left_out[alg] = left
+    # what the tools themselves cannot hold: b3sum names that are not UTF-8 or hold U+FFFD, xxhsum newlines
+    assert left_out == {"blake3": {b"t/latin1-\xe9", b"t/repl-\xef\xbf\xbd"}, "xxh3-128": {b"t/new\nline"},
+                        "sha256": set()}
+    assert len(result["warnings"]) == 2

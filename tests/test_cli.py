@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import importlib.util
 import json
 import os
 import signal
@@ -48,10 +49,9 @@ def test_unknown_job_and_bad_job_file(tmp_path):
 
 
 def test_bad_option_values(tmp_path):
-    for args in (["--max-depth", "0"], ["--min-size", "12 parsecs"], ["--chunk-files", "x"], ["--bogus"],
-                 ["--piece-size", "0"], ["--chunk-bytes", "0"], ["--dashboard", "nonsense:xx"],
-                 ["--memory-limit", "lots"]):
-        r = exoflow("run", "inventory", str(tmp_path), *args)
+    cases = (["--max-depth", "0"], ["--min-size", "12 parsecs"], ["--chunk-files", "x"], ["--bogus"],
+             ["--piece-size", "0"], ["--chunk-bytes", "0"], ["--dashboard", "nonsense:xx"], ["--memory-limit", "lots"])
+    for args, r in zip(cases, run_all([("inventory", str(tmp_path), *args) for args in cases], tmp_path)):
         assert r.returncode == 2, args
         one_line_error(r)
 
@@ -97,7 +97,7 @@ def test_default_out_dir_and_report(tmp_path):
     outs = [p for p in tmp_path.iterdir() if p.name.startswith("exoflow-inventory-")]
     assert len(outs) == 1 and (outs[0] / "summary.json").exists()
     assert "By extension" in r.stdout and "a.txt" in r.stdout
-    assert "1 files" in r.stderr and "files/s" in r.stderr
+    assert "inventory: 1 regular file, 5 B in" in r.stderr and "files/s" in r.stderr
     assert "dashboard" not in r.stderr            # --no-dashboard: no link to a page that is not served
 
 
@@ -243,9 +243,242 @@ def test_progress_line_on_a_terminal(tmp_path):
     os.close(master)
     text = seen.decode(errors="replace")
     assert p.returncode == 0, text
-    assert "\r" in text and "files/s" in text and "/s" in text
+    assert "\r" in text and "entries/s" in text and "/s" in text
     assert "ETA" in text or "listing" in text
     # without a terminal there is no progress line
     r = exoflow("run", "inventory", str(tree), "--out", str(tmp_path / "o2"), "--no-dashboard")
     assert r.returncode == 0, r.stderr
     assert "files/s" in r.stderr and "\r" not in r.stderr and "ETA" not in r.stderr
+
+
+# ---- bad options: one line, exit 2, before anything starts, nothing left behind ----------------
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """Everything under ``root``: relative path -> (type, size, inode, content of small files)."""
+    state = {}
+    for d, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            small = os.path.isfile(p) and not os.path.islink(p) and st.st_size < 1 << 20
+            state[os.path.relpath(p, root)] = (st.st_mode, st.st_size, st.st_ino,
+                                               Path(p).read_bytes() if small else None)
+    return state
+
+
+def refused(r: subprocess.CompletedProcess, message: str) -> None:
+    """Exit 2 and exactly one line on stderr, naming the problem."""
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and message in lines[0], r.stderr
+
+
+def run_all(cases: list[tuple], cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Each case's exoflow command, a few at a time (each only starts Python and gives up)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(lambda args: exoflow("run", *args, cwd=str(cwd)), cases))
+
+
+def test_every_kind_of_bad_option_is_refused_before_anything_starts(tmp_path):
+    import pyarrow as pa
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tree / 'a.txt'}\n")
+    old = tmp_path / "old.parquet"           # a manifest holding xxh3-128 digests only
+    pq.write_table(pa.table({"path": ["t/a.txt"], "xxh3_128": ["0" * 32]}), old)
+    out = ["--out", str(tmp_path / "new" / "out")]
+    kinds = {   # kind -> (job, options, what the one line says)
+        "negative count": ("inventory", ["--top", "-1"], "at least 0"),
+        "negative count, scan": ("scan", ["--top", "-1"], "at least 0"),
+        "negative count, checksum": ("checksum", ["--show", "-1"], "at least 0"),
+        "bounds that exclude every file": ("inventory", ["--min-size", "10k", "--max-size", "1k"], "no file can match"),
+        "needs --verify": ("checksum", ["--trust-mtime"], "give --verify"),
+        "needs --verify, --show": ("checksum", ["--show", "5"], "give --verify"),
+        "needs --out": ("inventory", ["--overwrite"], "--out DIR"),
+        "embedded cluster only": ("inventory", ["--scheduler", "tcp://127.0.0.1:9", "--workers", "2"],
+                                  "embedded cluster"),
+        "embedded cluster only, dashboard": ("inventory", ["--scheduler", "tcp://127.0.0.1:9", "--no-dashboard"],
+                                             "embedded cluster"),
+        "job reads no contents": ("inventory", ["--piece-size", "1M"], "read file contents"),
+        "walk option, nothing walked": ("inventory", ["--from-list", str(listing), "--include", "*.txt"], "no PATH"),
+        "hash the old manifest lacks": ("checksum", ["--verify", str(old), "--hash", "sha256"], "has only xxh3-128"),
+    }
+    if importlib.util.find_spec("cupy") is None:
+        kinds["GPU backend without CuPy, embedded cluster"] = ("profile", ["--backend", "gpu"], "CuPy is not installed")
+    before = tree_state(tmp_path)
+    cases = [(job, *([] if "--from-list" in opts else [str(tree)]), *opts, *([] if "--overwrite" in opts else out))
+             for job, opts, _ in kinds.values()]
+    for (kind, (_, _, message)), r in zip(kinds.items(), run_all(cases, tmp_path)):
+        refused(r, message)
+    assert tree_state(tmp_path) == before           # no --out, no default exoflow-* directory, nothing
+
+
+def test_out_that_cannot_be_made_is_refused(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tmp_path / "file").write_text("not a directory")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    cases = {"": "empty path", str(tmp_path / "file"): "not a directory",
+             str(tmp_path / "file" / "sub"): "is not a directory", str(ro / "out"): "cannot write in"}
+    if os.path.isdir("/proc/self"):      # procfs: writable for root by its mode, yet takes no new entries
+        cases["/proc/nope"] = "cannot create /proc/nope"
+    before = tree_state(tmp_path)
+    for out, message in cases.items():
+        r = exoflow("run", "inventory", str(tree), "--out", out, cwd=str(tmp_path),
+                    obey_permissions=out.startswith(str(ro)))     # root may write anywhere
+        refused(r, message)
+    assert tree_state(tmp_path) == before
+
+
+def git_ignores(tmp_path: Path, pattern: str, names: list[str]) -> list[str]:
+    """The names git's own matcher ignores with ``pattern`` in a .gitignore (the oracle)."""
+    repo = tmp_path / "repo"
+    if not repo.exists():
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text(pattern + "\n")
+    r = subprocess.run(["git", "-C", str(repo), "check-ignore", "--no-index", "--", *names],
+                       capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr
+    return r.stdout.splitlines()
+
+
+def test_globs_that_can_never_match_are_refused_as_git_matches_nothing(tmp_path):
+    names = ["[", "a[b", "#x", "x", "a\\", " ", "z", "ab", "a[b]"]
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for n in names:
+        (tree / n).write_text(n)
+    never = {"[": "unterminated '['", "a[b": "unterminated '['", "[a-": "unterminated '['", "#x": "comment",
+             " ": "empty pattern", "!x": "negated pattern", "a\\": "not a valid pattern"}
+    for pattern in never:
+        assert git_ignores(tmp_path, pattern, names) == [], pattern
+    assert git_ignores(tmp_path, "[z-a]", names) == ["z"]      # git matches it; Python's re cannot compile it
+    before = tree_state(tmp_path)
+    cases = [(job, str(tree), flag, p, "--out", str(tmp_path / "o")) for p in [*never, "[z-a]"]
+             for job, flag in [("inventory", "--include")]] + [("scan", str(tree), "--exclude", "[", "--out",
+                                                                 str(tmp_path / "o"))]
+    results = run_all(cases, tmp_path)
+    for pattern, r in zip([*never, "[z-a]"], results):
+        refused(r, never.get(pattern, "not a valid pattern"))
+    refused(results[-1], "--exclude '['")
+    assert tree_state(tmp_path) == before
+    # patterns that name the bracket itself are valid and match what git matches
+    for pattern in ("\\[", "[[]", "a[[]b]"):
+        r = exoflow("run", "inventory", str(tree), "--include", pattern, "--json", "--out",
+                    str(tmp_path / f"ok{len(pattern)}"), "--no-dashboard", "--workers", "1", cwd=str(tmp_path))
+        assert r.returncode == 0, r.stderr
+        kept = sorted(read_dataset(tmp_path / f"ok{len(pattern)}" / "files").column("path").to_pylist())
+        assert kept == sorted(str(tree / n) for n in git_ignores(tmp_path, pattern, names)) != [], pattern
+
+
+FAILING_JOB = '''
+from exoflow import Job, main
+from exoflow.reducers.inventory import InventoryReducer
+
+
+def boom(batch):
+    raise RuntimeError("this kernel always fails")
+
+
+job = Job(name="boom", description="fails after the cluster started", kernels=[boom], reducer=InventoryReducer())
+'''
+
+
+def test_a_run_that_fails_leaves_nothing_behind(tmp_path):
+    """New directories are removed, an existing one is left as it was (an earlier result that
+    --overwrite was to replace is put back), so a rerun is not blocked."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    job = tmp_path / "boom.py"
+    job.write_text(FAILING_JOB)
+    prev = tmp_path / "prev"
+    assert exoflow("run", "inventory", str(tree), "--out", str(prev), "-q", "--no-dashboard",
+                   "--workers", "1").returncode == 0
+    (tmp_path / "empty").mkdir()
+    before = tree_state(tmp_path)
+    cases = [(str(job), str(tree), "--out", str(tmp_path / "a" / "b" / "c")),
+             (str(job), str(tree), "--out", str(tmp_path / "empty")),
+             (str(job), str(tree), "--out", str(prev), "--overwrite")]
+    for r in run_all([(*c, "--no-dashboard", "--workers", "1", "-q") for c in cases], tmp_path):
+        assert r.returncode == 3, r.stderr
+        assert len(r.stderr.splitlines()) == 1 and "this kernel always fails" in r.stderr, r.stderr
+    assert tree_state(tmp_path) == before
+
+
+def test_headlines_count_regular_files_and_other_entries_apart(tmp_path):
+    """Terminal, summary.json and report.html of several jobs (a listing job, one that reads every
+    file, one that writes rows per finding): regular files as ``find -type f`` counts them, other
+    entries as ``find ! -type f ! -type d``."""
+    import socket
+    tree = tmp_path / "t"
+    (tree / "sub").mkdir(parents=True)
+    for i in range(4):
+        (tree / "sub" / f"f{i}.txt").write_text("x" * i)
+    os.link(tree / "sub" / "f1.txt", tree / "hardlink.txt")     # a second name: a regular file for find too
+    os.symlink("sub/f1.txt", tree / "link")
+    os.symlink("sub", tree / "dirlink")
+    os.symlink("nowhere", tree / "broken")
+    os.mkfifo(tree / "fifo")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tree / "sock"))
+    (tree / "emptydir").mkdir()
+
+    def find(*test: str) -> int:
+        found = subprocess.run(["find", str(tree), *test, "-print0"], capture_output=True, check=True).stdout
+        return found.count(b"\0")
+    regular, other = find("-type", "f"), find("!", "-type", "f", "!", "-type", "d")
+    assert (regular, other) == (5, 5)          # the oracle agrees with the hand count
+    jobs = ["inventory", "checksum", "scan"]
+    results = run_all([(job, str(tree), "--json", "--out", str(tmp_path / job), "--no-dashboard", "--workers", "1")
+                       for job in jobs], tmp_path)
+    for job, r in zip(jobs, results):
+        assert r.returncode == 0, r.stderr
+        s = json.loads(r.stdout)
+        assert (s["files"], s["other_entries"], s["entries"]) == (regular, other, regular + other), job
+        assert f"{job}: {regular} regular files (+{other} other entries), " in r.stderr, r.stderr
+        page = (tmp_path / job / "report.html").read_text()
+        for n, label in ((regular, "regular files"), (other, "other entries")):
+            assert f"<div class='big'>{n}</div><div class='label'>{label}</div>" in page, job
+
+
+SLOW_JOB = '''
+import time
+from exoflow import Job, main
+from exoflow.reducers.inventory import InventoryReducer
+
+
+def slow(batch):
+    time.sleep(60)
+    return {}
+
+
+job = Job(name="slow", description="writes nothing for a minute", kernels=[slow], reducer=InventoryReducer())
+'''
+
+
+def test_ctrl_c_before_any_result_leaves_the_out_dir_as_it_was(tmp_path):
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    (tmp_path / "slow.py").write_text(SLOW_JOB)
+    prev = tmp_path / "prev"
+    assert exoflow("run", "inventory", str(tree), "--out", str(prev), "-q", "--no-dashboard",
+                   "--workers", "1").returncode == 0
+    before = tree_state(tmp_path)
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", str(tmp_path / "slow.py"), str(tree),
+                          "--out", str(prev), "--overwrite", "--no-dashboard", "--workers", "1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first = p.stderr.readline()           # printed once the output directory is made
+    assert "workers" in first, first
+    os.killpg(p.pid, signal.SIGINT)
+    err = first + p.communicate(timeout=60)[1]
+    assert p.returncode == 130 and "interrupted before anything was written" in err, err
+    assert tree_state(tmp_path) == before

@@ -68,8 +68,8 @@ def test_inventory_matches_oracles(awkward_tree, out_dir):
     # the summary agrees with the dataset
     res = summary["result"]
     files = [r for r in rows.values() if r["type"] == "file" and r["size"] is not None]
-    assert summary["files"] == t.num_rows == res["entries"]
-    assert res["files"] == len(files)
+    assert summary["entries"] == t.num_rows == res["entries"]
+    assert summary["files"] == res["files"] == len(files)
     assert res["bytes"] == sum(r["size"] for r in files)
     assert summary["errors"] == res["errors"] == 2
     assert res["largest"][0] == [str(tree / "sparse.bin"), 10 * 2**20]

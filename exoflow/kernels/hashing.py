@@ -16,6 +16,7 @@ import numpy as np
 import xxhash
 
 from ..batch import OPEN_FLAGS, Batch
+from ..longpath import open_path
 from ..sources.entries import describe_error
 
 # algorithm name (as on the command line) -> column name in the manifest
@@ -96,7 +97,7 @@ def hash_file(path: str, name: str, piece_bytes: int = 1 << 20, start: int = 0, 
     h = _NEW[name]()
     buf = bytearray(piece_bytes)
     view = memoryview(buf)
-    fd = os.open(path, OPEN_FLAGS)
+    fd = open_path(path, OPEN_FLAGS)
     try:
         left = length
         pos = start

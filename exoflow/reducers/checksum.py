@@ -46,7 +46,10 @@ class ChecksumReducer:
             rows.insert(2, ["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(s["trusted"])])
         parts = [table(f"Checksums ({', '.join(s.get('algorithms', []))})", ["", "value"], rows)]
         for alg, path in s.get("text_manifests", {}).items():
-            parts.append(f"{alg} text manifest: {path}")
+            left = s.get("text_unlisted", {}).get(alg) or {"names": 0}
+            parts.append(f"{alg} text manifest: {path}" + (
+                f" (leaves out {human_count(left['names'])} files whose names it cannot hold: listed in {left['list']})"
+                if left["names"] else ""))
         audit = s.get("audit")
         if audit:
             parts.append(table("Audit against " + str(params.get("verify")), ["status", "files"],

@@ -150,7 +150,9 @@ class EntryCollector:
         if self.no_stat:
             missing = np.zeros(n, dtype=bool)
             missing[self.no_stat] = True
-        cols = {f: np.ascontiguousarray(stats[:, j]) for j, f in enumerate(STAT_FIELDS)}
+        # copies: the stat block is a read-only view of bytes, and a column of a one-row block would
+        # still be that view (a single element counts as contiguous), so writing a mode would fail
+        cols = {f: stats[:, j].copy() for j, f in enumerate(STAT_FIELDS)}
         mode = cols["mode"]
         errors: list[str | None] = [None] * n if self.errors else []
         for i, (err, hint) in self.errors.items():

@@ -8,6 +8,7 @@ import stat
 import subprocess
 
 from ..batch import OPEN_FLAGS
+from ..longpath import open_path
 
 
 def read_lines(path: str, follow: bool = True) -> tuple[str, ...] | None:
@@ -16,7 +17,7 @@ def read_lines(path: str, follow: bool = True) -> tuple[str, ...] | None:
     is followed only with ``follow`` (git reads no .gitignore through one, but dotfile managers
     link the user's excludes file)."""
     try:
-        fd = os.open(path, OPEN_FLAGS if not follow else OPEN_FLAGS & ~os.O_NOFOLLOW)
+        fd = open_path(path, OPEN_FLAGS if not follow else OPEN_FLAGS & ~os.O_NOFOLLOW)
     except OSError:
         return None
     with os.fdopen(fd, encoding="utf-8", errors="surrogateescape") as f:

@@ -2,18 +2,24 @@
 
 The client only cuts the file into byte ranges (text) or parts (Parquet);
 workers read their share and ``lstat`` each path, so a listing of millions
-of paths never passes through the client.
+of paths never passes through the client. A path listed twice (however spelled:
+``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed by a 128-bit hash
+of their absolute spelling, and the repeats are found from the keys alone.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow.parquet as pq
+import xxhash
 
 from ..paths import raw_paths
 from ..sinks import UsageError
+from ..longpath import stat_path
 from .entries import EntryCollector, describe_error
+from .walk import absolute
 
 RANGE_BYTES = 4 * 2**20
 
@@ -24,26 +30,31 @@ class TextRange:
     start: int
     end: int
     sep: bytes
+    base: str | None = None    # relative entries are below this directory (None: the worker's own)
 
 
 @dataclass(frozen=True)
 class ParquetPart:
     path: str
+    base: str | None = None
 
 
-def plan(listing: str) -> list[TextRange] | list[ParquetPart]:
-    """Cut a listing file into pieces for workers; bad input raises UsageError."""
-    if os.path.isdir(listing):
+def plan(listing: str, base: str | None = None) -> list[TextRange] | list[ParquetPart]:
+    """Cut a listing file into pieces for workers; bad input raises UsageError. ``base``: the directory
+    relative entries are below, for workers that do not share the client's (they are then spelled
+    from /)."""
+    path = absolute(listing)          # workers open it wherever they run; messages keep your spelling
+    if os.path.isdir(path):
         # an exoflow output directory: its files/ dataset, not its other outputs (findings/, audit/ …)
-        base = os.path.join(listing, "files") if os.path.isdir(os.path.join(listing, "files")) else listing
-        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(base) for f in fs if f.endswith(".parquet"))
+        top = os.path.join(path, "files") if os.path.isdir(os.path.join(path, "files")) else path
+        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs if f.endswith(".parquet"))
         if not parts:
             raise UsageError(f"--from-list {listing}: directory holds no Parquet manifest")
         for part in parts:
             _check_manifest(part)
-        return [ParquetPart(p) for p in parts]
+        return [ParquetPart(p, base) for p in parts]
     try:
-        with open(listing, "rb") as f:
+        with open(path, "rb") as f:
             head = f.read(4)
             size = os.fstat(f.fileno()).st_size
             f.seek(0)
@@ -51,10 +62,11 @@ def plan(listing: str) -> list[TextRange] | list[ParquetPart]:
     except OSError as e:
         raise UsageError(f"--from-list {listing}: {e.strerror}") from None
     if head == b"PAR1":
-        _check_manifest(listing)
-        return [ParquetPart(listing)]
+        _check_manifest(path)
+        return [ParquetPart(path, base)]
     sep = b"\0" if b"\0" in sample else b"\n"
-    return [TextRange(listing, s, min(s + RANGE_BYTES, size), sep) for s in range(0, max(size, 1), RANGE_BYTES)]
+    return [TextRange(path, s, min(s + RANGE_BYTES, size), sep, base)
+            for s in range(0, max(size, 1), RANGE_BYTES)]
 
 
 def _check_manifest(path: str) -> None:
@@ -94,21 +106,55 @@ def _read_until(f, sep: bytes) -> bytes:
         out += block
 
 
-def collect(piece: TextRange | ParquetPart) -> EntryCollector:
-    """lstat every path of a listing piece."""
+def _paths(piece: TextRange | ParquetPart) -> list[str]:
+    """The paths of a piece, in order (manifest rows without a path, e.g. a removed file in an audit,
+    list nothing); relative ones below ``piece.base`` when it is set."""
     if isinstance(piece, TextRange):
         paths = _read_range(piece)
     else:
-        paths = raw_paths(pq.read_table(piece.path, columns=[c for c in ("path", "path_bytes")
-                                                              if c in pq.read_schema(piece.path).names]))
+        names = pq.read_schema(piece.path).names
+        paths = [p for p in raw_paths(pq.read_table(piece.path, columns=[c for c in ("path", "path_bytes")
+                                                                         if c in names])) if p is not None]
+    return [absolute(p, piece.base) for p in paths] if piece.base else paths
+
+
+def _keys(paths: list[str]) -> np.ndarray:
+    """128-bit keys of the paths' absolute spellings (``./a``, ``a`` and ``a//`` are one path)."""
+    digest, cwd = xxhash.xxh3_128_digest, os.getcwd()
+    raw = b"".join(digest(os.fsencode(absolute(p, cwd))) for p in paths)
+    return np.frombuffer(raw, dtype=np.dtype((np.void, 16)))
+
+
+def piece_keys(piece: TextRange | ParquetPart) -> np.ndarray:
+    """The keys of a piece's paths, in order (a worker task)."""
+    return _keys(_paths(piece))
+
+
+def repeats(keys: list[np.ndarray]) -> list[np.ndarray]:
+    """For each piece's keys, the positions (int64) of paths listed before: earlier in the piece or
+    in an earlier piece."""
+    every = np.concatenate(keys) if keys else np.zeros(0, np.dtype((np.void, 16)))
+    seen = np.ones(len(every), dtype=bool)
+    seen[np.unique(every, return_index=True)[1]] = False        # first occurrences
+    bounds = np.cumsum([0] + [len(k) for k in keys])
+    return [np.flatnonzero(seen[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> EntryCollector:
+    """lstat every path of a listing piece once; ``drop``: positions of paths listed before (from
+    ``repeats`` over every piece; None: the repeats within this piece)."""
+    paths = _paths(piece)
+    if drop is None:
+        drop = repeats([_keys(paths)])[0]
+    if len(drop):
+        keep = np.ones(len(paths), dtype=bool)
+        keep[drop] = False
+        paths = [p for p, k in zip(paths, keep.tolist()) if k]
     out = EntryCollector()
-    lstat = os.lstat
     for p in paths:
-        if p is None:      # a manifest row without a path (e.g. a removed file in an audit) lists nothing
-            continue
         out.start_run(0, p.lstrip("/").split("/", 1)[0] or "/")
         try:
-            out.add(p, lstat(p))
+            out.add(p, stat_path(p, follow_symlinks=False))
         except OSError as e:
             out.add_error(p, describe_error(e))
     return out

@@ -12,6 +12,7 @@ when it is built; filters, and installs without a C compiler, use ``os.scandir``
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -23,6 +24,7 @@ import pathspec
 
 from ..options import WalkOptions
 from . import gitignore
+from ..longpath import open_path, stat_path
 from .entries import EntryCollector, describe_errno, describe_error
 
 try:
@@ -67,15 +69,24 @@ def _compiled(lines: tuple[str, ...]) -> pathspec.PathSpec:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
+View = tuple[str, int]    # see DirItem.views
+OWN: tuple[View, ...] = (("", 0),)
+
+
 @dataclass(frozen=True)
 class DirItem:
     path: str
     depth: int                                    # depth of the directory itself (a root is 0)
     top: str | None                               # first path component under the root
     root: str                                     # the root this directory was reached from
-    ancestors: tuple[tuple[int, int], ...] = ()   # (dev, ino) chain, kept when following symlinks
+    ancestors: tuple[tuple[int, int], ...] = ()   # (dev, ino) of the directories above it, the root's first
     ignores: tuple[IgnoreRules, ...] = ()
     dev: int | None = None                        # the root's device, kept for one_file_system
+    # How the roots that list this tree see it, for --include/--exclude/--max-depth: ("", 0) is its own
+    # root; a root nested in another PATH also keeps the outer root's view (its path below the outer
+    # root + "/", its depth there), so an entry is kept when any view keeps it (the union of the PATHs).
+    views: tuple[View, ...] = OWN
+    others: frozenset[tuple[int, int]] = frozenset()   # (dev, ino) of the roots: each walks its own tree
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
@@ -181,19 +192,34 @@ class Walker:
                           or not opts.hidden)
         self.native = native and self.plain and _native is not None
 
-    def wanted(self, item: DirItem, path: str, ignores: tuple[IgnoreRules, ...]) -> bool:
+    def wanted(self, item: DirItem, path: str, depth: int, ignores: tuple[IgnoreRules, ...]) -> bool:
         """A file passes the ignore files and --include/--exclude."""
         if ignores and _ignored(ignores, path, False):
             return False
-        return (self.include is None and self.exclude is None) or self.keep_file(item, path)
+        return (self.include is None and self.exclude is None) or self.keep_file(item, path, depth)
 
-    def keep_file(self, item: DirItem, path: str) -> bool:
+    def keep_file(self, item: DirItem, path: str, depth: int) -> bool:
+        """Some view of ``item`` (see DirItem.views) reaches the file at ``depth`` and its globs keep it."""
         rel = _relative(path, item.root)
+        limit = self.opts.max_depth
+        return any(self.matches(above + rel) for above, k in item.views if limit is None or depth + k <= limit)
+
+    def matches(self, rel: str) -> bool:
         if self.exclude is not None and self.exclude.match_file(rel):
             return False
-        if self.include is not None and not self.include.match_file(rel):
-            return False
-        return True
+        return self.include is None or self.include.match_file(rel)
+
+    def entered(self, item: DirItem, path: str) -> tuple[View, ...]:
+        """The views of ``item`` whose --exclude does not skip the directory ``path``."""
+        if self.exclude is None:
+            return item.views
+        rel = _relative(path, item.root) + "/"
+        return tuple(v for v in item.views if not self.exclude.match_file(v[0] + rel))
+
+    def descending(self, views: tuple[View, ...], depth: int) -> tuple[View, ...]:
+        """The views that list the entries of a directory at ``depth`` (--max-depth)."""
+        limit = self.opts.max_depth
+        return views if limit is None else tuple(v for v in views if depth + v[1] < limit)
 
     def run(self, stack: list[DirItem], budget: int, seconds: float = float("inf")) -> list[DirItem]:
         """Walk until ``budget`` entries are collected or ``seconds`` have passed;
@@ -205,35 +231,61 @@ class Walker:
         return stack
 
     def add_root_file(self, path: str) -> None:
-        """A root that is not a directory becomes a row of its own."""
+        """A root that is not a directory becomes a row of its own (when the size bounds keep it)."""
         self.out.start_run(0, None)
         try:
-            self.out.add(path, os.stat(path))  # roots are followed, as find -H does
+            st = stat_path(path)       # roots are followed, as find -H does
         except OSError as e:
             self.out.add_error(path, describe_error(e))
+            return
+        if self.size_ok(st):
+            self.out.add(path, st)
 
     def unreadable(self, item: DirItem, e: OSError) -> None:
         """A directory that cannot be opened or listed is an error row of its own."""
         self.out.start_run(item.depth, item.top)
         self.out.add_error(item.path, describe_error(e), hint="dir")
 
+    def loop(self, item: DirItem, key: tuple[int, int], st: os.stat_result) -> None:
+        """A directory that is one of its own ancestors (a tree bind-mounted below itself): an error row,
+        not entered (find: "File system loop detected")."""
+        above = item.path
+        for _ in range(len(item.ancestors) - item.ancestors.index(key)):
+            above = os.path.dirname(above)
+        self.out.start_run(item.depth, item.top)
+        self.out.add_error(item.path, f"ELOOP: file system loop: the same directory as {above}", st=st)
+
     def children(self, item: DirItem) -> tuple[str, int, bool]:
         """(path prefix, depth, whether to descend) of a directory's entries."""
         depth = item.depth + 1
         prefix = item.path if item.path.endswith("/") else item.path + "/"
-        return prefix, depth, self.opts.max_depth is None or depth < self.opts.max_depth
+        return prefix, depth, bool(self.descending(item.views, depth))
+
+    def child(self, item: DirItem, path: str, top: str | None, chain: tuple[tuple[int, int], ...],
+              ignores: tuple[IgnoreRules, ...] = (), views: tuple[View, ...] | None = None) -> DirItem:
+        """The item of a subdirectory of ``item``; ``chain``: ``item``'s ancestors and itself."""
+        return DirItem(path, item.depth + 1, top, item.root, chain, ignores, item.dev,
+                       item.views if views is None else views, item.others)
 
     def scan(self, item: DirItem, stack: list[DirItem]) -> None:
         d = item.path
         try:
-            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = open_path(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as e:
             self.unreadable(item, e)
             return
         try:
+            st = os.fstat(fd)        # one per directory: loops (bind mounts, -L) and other PATHs' trees
+            key = (st.st_dev, st.st_ino)
+            if key in item.ancestors:
+                self.loop(item, key, st)
+                return
+            if item.depth and key in item.others:
+                return                # another PATH: its own walk lists this tree
+            chain = item.ancestors + (key,)
             self.dirs_scanned += 1
             if self.native and item.top is not None:
-                self.native_entries(item, fd, stack)
+                self.native_entries(item, fd, chain, stack)
                 return
             try:
                 with os.scandir(fd) as it:
@@ -248,14 +300,15 @@ class Walker:
             if item.top is None:
                 for e in entries:  # directly under a root: each entry is its own top directory
                     self.out.start_run(1, e.name)
-                    self.scan_entries(item, fd, [e], ignores, stack)
+                    self.scan_entries(item, fd, [e], ignores, chain, stack)
             else:
                 self.out.start_run(item.depth + 1, item.top)
-                self.scan_entries(item, fd, entries, ignores, stack)
+                self.scan_entries(item, fd, entries, ignores, chain, stack)
         finally:
             os.close(fd)
 
-    def native_entries(self, item: DirItem, fd: int, stack: list[DirItem]) -> None:
+    def native_entries(self, item: DirItem, fd: int, chain: tuple[tuple[int, int], ...],
+                       stack: list[DirItem]) -> None:
         """One directory through ``exoflow._native.scan_dir``: subdirectories, then a block of rows."""
         prefix, depth, descend = self.children(item)
         try:
@@ -264,23 +317,23 @@ class Walker:
             self.unreadable(item, e)
             return
         if descend:
-            stack.extend(DirItem(prefix + n, depth, item.top, item.root, (), (), item.dev) for n in dirs)
+            stack.extend(self.child(item, prefix + n, item.top, chain) for n in dirs)
         self.out.start_run(depth, item.top)
         self.out.add_block(paths, lengths, stats)
         for name, code, d_type in problems:      # lstat failed: vanished, permission …
             self.out.add_error(prefix + name, describe_errno(code), hint=D_TYPE_HINT.get(d_type))
 
-    def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry],
-                     ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
+    def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], ignores: tuple[IgnoreRules, ...],
+                     chain: tuple[tuple[int, int], ...], stack: list[DirItem]) -> None:
         prefix, depth, descend = self.children(item)
         if self.plain:
-            self.plain_entries(item, fd, entries, prefix, depth, descend, stack)
+            self.plain_entries(item, fd, entries, prefix, descend, chain, stack)
             return
         for e in entries:
-            self.filtered_entry(item, fd, e, _is_dir(e), prefix + e.name, depth, descend, ignores, stack)
+            self.filtered_entry(item, fd, e, _is_dir(e), prefix + e.name, depth, ignores, chain, stack)
 
-    def plain_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], prefix: str, depth: int,
-                      descend: bool, stack: list[DirItem]) -> None:
+    def plain_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], prefix: str, descend: bool,
+                      chain: tuple[tuple[int, int], ...], stack: list[DirItem]) -> None:
         """The common case, no filters: list comprehensions instead of a loop with branches."""
         try:
             is_dir = [e.is_dir(follow_symlinks=False) for e in entries]
@@ -289,7 +342,7 @@ class Walker:
         files = [e.name for e, d in zip(entries, is_dir) if not d]
         if descend:
             top = item.top
-            stack.extend(DirItem(prefix + e.name, depth, top or e.name, item.root, (), (), item.dev)
+            stack.extend(self.child(item, prefix + e.name, top or e.name, chain)
                          for e, d in zip(entries, is_dir) if d)
         out, stat = self.out, os.stat
         try:
@@ -309,38 +362,39 @@ class Walker:
                 out.add_error(prefix + e.name, describe_error(err), hint=_hint(e))
 
     def filtered_entry(self, item: DirItem, fd: int, e: os.DirEntry, is_dir: bool, path: str, depth: int,
-                       descend: bool, ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
+                       ignores: tuple[IgnoreRules, ...], chain: tuple[tuple[int, int], ...],
+                       stack: list[DirItem]) -> None:
         opts = self.opts
         name = e.name
         if not opts.hidden and name[0] == ".":
             return
         top = item.top or name
         is_link = not is_dir and opts.follow_symlinks and e.is_symlink()
+        views = item.views
         if is_dir or is_link:
             if ignores and _ignored(ignores, path, True):
                 return
-            if self.exclude is not None and self.exclude.match_file(_relative(path, item.root) + "/"):
+            views = self.entered(item, path)
+            if not views:
                 return
         if is_link:
-            self.symlink(item, e, fd, path, depth, top, descend, ignores, stack)
+            self.symlink(item, e, fd, path, depth, top, views, ignores, chain, stack)
             return
         if is_dir:
-            if not descend:
+            views = self.descending(views, depth)
+            if not views:
                 return
-            anc: tuple[tuple[int, int], ...] = ()
-            if opts.follow_symlinks or opts.one_file_system:
+            if opts.one_file_system:
                 try:
                     st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except OSError as err:
                     self.out.add_error(path, describe_error(err), hint="dir")
                     return
-                if opts.one_file_system and st.st_dev != item.dev:
+                if st.st_dev != item.dev:
                     return
-                if opts.follow_symlinks:
-                    anc = item.ancestors + ((st.st_dev, st.st_ino),)
-            stack.append(DirItem(path, depth, top, item.root, anc, ignores, item.dev))
+            stack.append(self.child(item, path, top, chain, ignores, views))
             return
-        if not self.wanted(item, path, ignores):
+        if not self.wanted(item, path, depth, ignores):
             return
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
@@ -351,16 +405,16 @@ class Walker:
             self.out.add(path, st)
 
     def size_ok(self, st: os.stat_result) -> bool:
-        if self.opts.min_size is None and self.opts.max_size is None:
+        """With --min-size/--max-size only regular files within the bounds are kept (as fd and
+        find -type f -size do); a symlink followed with -L is its target."""
+        lo, hi = self.opts.min_size, self.opts.max_size
+        if lo is None and hi is None:
             return True
-        if not stat_mod.S_ISREG(st.st_mode):
-            return True
-        if self.opts.min_size is not None and st.st_size < self.opts.min_size:
-            return False
-        return self.opts.max_size is None or st.st_size <= self.opts.max_size
+        return stat_mod.S_ISREG(st.st_mode) and (lo is None or st.st_size >= lo) and (hi is None or st.st_size <= hi)
 
     def symlink(self, item: DirItem, e: os.DirEntry, fd: int, path: str, depth: int, top: str,
-                descend: bool, ignores: tuple[IgnoreRules, ...], stack: list[DirItem]) -> None:
+                views: tuple[View, ...], ignores: tuple[IgnoreRules, ...], chain: tuple[tuple[int, int], ...],
+                stack: list[DirItem]) -> None:
         """Following symlinks: a link to a directory is walked unless it loops back."""
         try:
             st = os.stat(e.name, dir_fd=fd)
@@ -372,13 +426,13 @@ class Walker:
             self.out.add_error(path, "broken symlink: " + describe_error(err), st=lst, hint="symlink")
             return
         if stat_mod.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in item.ancestors:
+            views = self.descending(views, depth)
+            if (st.st_dev, st.st_ino) in chain:
                 self.out.add_error(path, "ELOOP: symlink loop", st=os.stat(e.name, dir_fd=fd, follow_symlinks=False))
-            elif descend and not (self.opts.one_file_system and st.st_dev != item.dev):
-                stack.append(DirItem(path, depth, top, item.root, item.ancestors + (key,), ignores, item.dev))
+            elif views and not (self.opts.one_file_system and st.st_dev != item.dev):
+                stack.append(self.child(item, path, top, chain, ignores, views))
             return
-        if self.wanted(item, path, ignores) and self.size_ok(st):
+        if self.wanted(item, path, depth, ignores) and self.size_ok(st):
             self.out.add(path, st)
 
 
@@ -399,9 +453,108 @@ def _hint(e: os.DirEntry) -> str | None:
 
 
 def root_item(path: str, opts: WalkOptions, st: os.stat_result | None = None) -> DirItem:
-    """The starting item for a root directory (its symlink, if any, is followed); ``st``: its stat."""
-    st = st or os.stat(path)
-    anc = ((st.st_dev, st.st_ino),) if opts.follow_symlinks else ()
+    """The starting item for a root directory (its symlink, if any, is followed); ``st``: its stat.
+    (``plan_roots`` sets its views and the other roots.)"""
+    st = st or stat_path(path)
     root = path.rstrip("/") or "/"
     ignores = parent_rules(root, opts.git_excludes) if opts.gitignore else ()
-    return DirItem(root, 0, None, root, anc, ignores, st.st_dev)
+    return DirItem(root, 0, None, root, (), ignores, st.st_dev)
+
+
+def absolute(path: str, cwd: str | None = None) -> str:
+    """``path`` made absolute against ``cwd`` (default: this process's), its spelling kept: symlinks are
+    not resolved and ``..`` stays (dropping it with the name before would be wrong after a symlink);
+    ``.`` and repeated or trailing slashes go."""
+    names = [n for n in os.path.join(cwd or os.getcwd(), path).split("/") if n not in ("", ".")]
+    return "/" + "/".join(names)
+
+
+@dataclass
+class RootPlan:
+    """The PATHs to walk, each file and directory reached through them once (see ``plan_roots``)."""
+
+    dirs: list[DirItem]
+    files: list[str]
+    merged: list[tuple[str, str, str]]   # (a PATH left out, "is" or "is inside", the PATH that lists it)
+
+
+def plan_roots(given: list[tuple[str, os.stat_result]], opts: WalkOptions) -> RootPlan:
+    """Overlapping PATHs, decided on the client before the walk: ``given`` is each PATH (as it is to be
+    spelled in the output) with its ``stat``.
+
+    A PATH that is another one (same real path, or same directory) or that the walk of another lists
+    exactly (a real path below it, reached by that walk, and no --include/--exclude/--max-depth that
+    would judge its entries differently from there) is left out (``merged``). A directory PATH below
+    another that is kept stays a root of its own: every walk skips the directories of the other roots
+    (``DirItem.others``), and it keeps the outer root's view of its tree (``DirItem.views``), so each
+    file is listed once and kept when any PATH's options keep it (the union)."""
+    walker = Walker(opts)
+    exact = not (opts.include or opts.exclude or opts.max_depth is not None)
+    reals = [os.path.realpath(p) for p, _ in given]
+    kept: list[tuple[int, DirItem, list[View]]] = []      # directory roots: index, item, views
+    files: list[int] = []
+    merged: list[tuple[str, str, str]] = []
+    for i in sorted(range(len(given)), key=lambda i: reals[i].rstrip("/").count("/")):   # outer roots first
+        path, st = given[i]
+        is_dir = stat_mod.S_ISDIR(st.st_mode)
+        views, cover, same = list(OWN), None, True
+        for j, outer, _ in kept:
+            ostat = given[j][1]
+            if reals[i] == reals[j] or (is_dir and (st.st_dev, st.st_ino) == (ostat.st_dev, ostat.st_ino)):
+                cover = j
+                break
+            below = _below(reals[i], reals[j])
+            if below is not None and _reaches(walker, outer, reals[j], below, is_dir, st):
+                if exact or not is_dir:
+                    cover, same = j, False
+                    break
+                views.append((below + "/", below.count("/") + 1))
+        if cover is None and not is_dir:
+            cover = next((j for j in files if reals[j] == reals[i]), None)
+        if cover is not None:
+            merged.append((path, "is" if same else "is inside", given[cover][0]))
+        elif is_dir:
+            kept.append((i, root_item(path, opts, st), views))
+        else:
+            files.append(i)
+    others = frozenset((given[i][1].st_dev, given[i][1].st_ino) for i, _, _ in kept)
+    dirs = [dataclasses.replace(item, views=tuple(views), others=others) for _, item, views in sorted(kept)]
+    return RootPlan(dirs, [given[i][0] for i in sorted(files)], merged)
+
+
+def _below(real: str, outer: str) -> str | None:
+    """``real``'s path below ``outer`` (both real paths), or None when it is not below it."""
+    prefix = outer.rstrip("/") + "/"
+    return real[len(prefix):] if real.startswith(prefix) and real != prefix else None
+
+
+def _reaches(walker: Walker, outer: DirItem, outer_real: str, below: str, is_dir: bool,
+             st: os.stat_result) -> bool:
+    """Whether the walk of the root ``outer`` (real path ``outer_real``) enters the directory, or lists
+    the file, at ``below`` under it: the walk's own rules applied along that one path (each directory
+    on the way readable, not hidden, ignored or excluded, within --max-depth, on the root's file system)."""
+    opts, item = walker.opts, dataclasses.replace(outer, views=OWN)
+    ignores, path, real = outer.ignores, outer.path, outer_real
+    names = below.split("/")
+    for depth, name in enumerate(names, 1):
+        try:
+            os.close(open_path(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError:
+            return False
+        if opts.gitignore:
+            present = {n for n in (*IGNORE_FILES, ".git") if os.path.lexists(os.path.join(real, n))}
+            ignores = inherited(ignores, present) + _load_ignores(path, present, opts.git_excludes)
+        path, real = path.rstrip("/") + "/" + name, os.path.join(real, name)
+        if not opts.hidden and name.startswith("."):
+            return False
+        if depth == len(names) and not is_dir:
+            return walker.wanted(item, path, depth, ignores) and walker.size_ok(st)
+        if (ignores and _ignored(ignores, path, True)) or not walker.entered(item, path) \
+                or not walker.descending(OWN, depth):
+            return False
+        try:
+            if opts.one_file_system and stat_path(real).st_dev != outer.dev:
+                return False
+        except OSError:
+            return False
+    return True
