@@ -26,7 +26,11 @@ listing. Safety rules, in the order they are checked:
   naming the keeper's device and inode) are found by the next run with --action: exoflow's
   unfinished new entry is removed, a user's file in one is put back under its name (never over
   another file), and the empty directory removed (with --apply). Names of that form, or in such
-  a directory, are never acted on (logged ``skipped``).
+  a directory, are never acted on (logged ``skipped``);
+* names of any depth: past PATH_MAX every call is made relative to a descriptor of the name's
+  directory (exoflow.longpath). A symlink holds the keeper's absolute path, or where that is
+  PATH_MAX or longer (the kernel follows no such link) the path from the duplicate's directory;
+  where both are, the name is skipped with the reason.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from .batch import OPEN_FLAGS
+from .longpath import PATH_MAX, call_at, call_at2, open_path, parent_at, real_path, stat_path
 from .sources.entries import describe_error
 
 ACTIONS = ("hardlink", "symlink", "reflink", "delete")
@@ -107,11 +112,18 @@ def canonical_patterns(patterns: list[str], cwd: str) -> list[tuple[str, str]]:
         n = next((i for i, s in enumerate(parts) if glob.has_magic(s)), len(parts))
         lead = "/".join(parts[:n]) or ("/" if pat.startswith("/") else ".")
         head, rest = os.path.join(cwd, lead), "/".join(parts[n:])
-        if pat.endswith("/") or (not rest and os.path.isdir(head)):
+        if pat.endswith("/") or (not rest and _is_dir(head)):
             rest += "*"
-        forms = [glob.escape(f) for f in (absolute(head, "/"), os.path.realpath(head))]
+        forms = [glob.escape(f) for f in (absolute(head, "/"), real_path(head))]
         out.append(tuple(os.path.join(f, rest) if rest else f for f in forms))
     return out
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return stat_mod.S_ISDIR(stat_path(path).st_mode)
+    except OSError:
+        return False
 
 
 def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarray:
@@ -124,7 +136,7 @@ def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarra
             if fnmatch.fnmatchcase(name, pa):
                 out[i, j] = True
                 continue
-            real = real if real is not None else os.path.realpath(name)
+            real = real if real is not None else real_path(name)
             out[i, j] = fnmatch.fnmatchcase(real, pr)
     return out
 
@@ -161,7 +173,7 @@ def _is_scanned(st: os.stat_result, row: Name) -> bool:
 def _unchanged(path: str, row: Name) -> str | None:
     """None if the name still leads to the file the scan saw, else why not."""
     try:
-        st = os.lstat(path)
+        st = stat_path(path, follow_symlinks=False)
     except OSError as e:
         return "gone: " + describe_error(e)
     if not stat_mod.S_ISREG(st.st_mode):
@@ -174,7 +186,7 @@ def _unchanged(path: str, row: Name) -> str | None:
 def _open_scanned(path: str, row: Name) -> int:
     """A descriptor of the file the scan saw (checked on the descriptor, so a swap after the
     last lstat cannot pass); raises OSError."""
-    fd = os.open(path, OPEN_FLAGS)
+    fd = open_path(path, OPEN_FLAGS)
     if not _is_scanned(os.fstat(fd), row):
         os.close(fd)
         raise OSError("changed since scan (the file opened is not the one scanned)")
@@ -255,12 +267,16 @@ class Skip(Exception):
 
 
 def renameat2(src: str, dst: str, flags: int) -> None:
-    """rename(2) with RENAME_NOREPLACE (fails with EEXIST where ``dst`` exists) or RENAME_EXCHANGE
-    (swaps the two names atomically; both must exist). Raises OSError: ENOSYS where the C library
-    or kernel lacks renameat2, EINVAL where the file system lacks the flag."""
+    """rename(2) of paths of any length with RENAME_NOREPLACE (fails with EEXIST where ``dst``
+    exists) or RENAME_EXCHANGE (swaps the two names atomically; both must exist). Raises
+    OSError: ENOSYS where the C library or kernel lacks renameat2, EINVAL where the file system
+    lacks the flag."""
     if _RENAMEAT2 is None:
         raise OSError(errno.ENOSYS, "renameat2 is not in this C library")
-    if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags):
+    with parent_at(src) as (sfd, sname), parent_at(dst) as (dfd, dname):
+        failed = _RENAMEAT2(_AT_FDCWD if sfd is None else sfd, os.fsencode(sname),
+                            _AT_FDCWD if dfd is None else dfd, os.fsencode(dname), flags)
+    if failed:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e), src, None, dst)
 
@@ -292,13 +308,15 @@ def temp_dir(dup: str, action: str, keeper: os.stat_result, run_id: str) -> tupl
     leftover sweep of another run leaves it alone while it is in use)."""
     path = os.path.join(os.path.dirname(dup), f".exoflow-dedup-{action}-{keeper.st_dev:x}-{keeper.st_ino:x}"
                                               f"-{run_id}-{uuid.uuid4().hex[:8]}.tmp")
-    os.mkdir(path, 0o700)
-    fd = os.open(path, _DIR_FLAGS)
+    call_at(os.mkdir, path, 0o700)
+    fd = -1
     try:
+        fd = open_path(path, _DIR_FLAGS)
         fcntl.flock(fd, fcntl.LOCK_EX)
     except BaseException:
-        os.close(fd)
-        os.rmdir(path)
+        if fd >= 0:
+            os.close(fd)
+        call_at(os.rmdir, path)
         raise
     return path, fd
 
@@ -313,16 +331,34 @@ def _pause_for_tests() -> None:
         time.sleep(3600)
 
 
-def is_new_entry(path: str, action: str, keeper: tuple[int, int]) -> bool:
-    """Whether ``path`` is exactly what hardlink/symlink makes: another name of the keeper
-    (device, inode), which has other names, or an absolute symlink to it."""
+def symlink_target(keeper: str, dup: str) -> str:
+    """What symlink writes at ``dup`` (absolute) to lead to ``keeper`` (absolute): the keeper's
+    absolute path; where that is PATH_MAX or longer (the kernel follows no such link), the path
+    from ``dup``'s directory to it, if that is shorter. Raises Skip where both are too long."""
+    rel = keeper if len(os.fsencode(keeper)) < PATH_MAX else os.path.relpath(keeper, os.path.dirname(dup))
+    if len(os.fsencode(rel)) >= PATH_MAX:
+        raise Skip(f"a symlink to the keeper could not be followed: its path ({len(os.fsencode(keeper))} bytes) "
+                   f"and the path to it from here ({len(os.fsencode(rel))} bytes) are both PATH_MAX "
+                   f"({PATH_MAX} bytes) or longer")
+    return rel
+
+
+def is_new_entry(path: str, action: str, keeper: tuple[int, int], home: str) -> bool:
+    """Whether ``path`` is exactly what hardlink/symlink makes for a name in the directory ``home``
+    (``path`` is there, or in a temporary directory in it): another name of the keeper (device,
+    inode), which has other names, or a symlink to it that symlink_target writes (its text leads
+    to the keeper from ``home``; relative only where the absolute path would be PATH_MAX or longer)."""
     try:
-        st = os.lstat(path)
+        st = stat_path(path, follow_symlinks=False)
         if action == "hardlink":
             return stat_mod.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == keeper and st.st_nlink > 1
-        if action != "symlink" or not stat_mod.S_ISLNK(st.st_mode) or not os.path.isabs(os.readlink(path)):
+        if action != "symlink" or not stat_mod.S_ISLNK(st.st_mode):
             return False
-        t = os.stat(path)
+        text = call_at(os.readlink, path)
+        target = os.path.join(home, text)
+        if not os.path.isabs(text) and len(os.fsencode(os.path.normpath(target))) < PATH_MAX:
+            return False                      # relative, where symlink_target writes the absolute path
+        t = stat_path(target)
         return stat_mod.S_ISREG(t.st_mode) and (t.st_dev, t.st_ino) == keeper
     except OSError:
         return False
@@ -330,23 +366,26 @@ def is_new_entry(path: str, action: str, keeper: tuple[int, int]) -> bool:
 
 def _identity(path: str) -> tuple[int, int] | None:
     try:
-        st = os.lstat(path)
+        st = stat_path(path, follow_symlinks=False)
     except OSError:
         return None
     return st.st_dev, st.st_ino
 
 
-def _make_entry(action: str, keeper: str, kid: tuple[int, int], path: str) -> tuple[int, int]:
-    """A hard link to / an absolute symlink to the keeper at ``path``, checked to lead to it;
-    returns the (device, inode) of the entry made. Raises Skip (nothing left), OSError."""
+def _make_entry(action: str, keeper: str, kid: tuple[int, int], path: str, dup: str) -> tuple[int, int]:
+    """A hard link to / a symlink to the keeper (symlink_target) at ``path``, a temporary name of
+    ``dup``, checked to lead to it from ``dup``'s directory; returns the (device, inode) of the entry
+    made. Raises Skip (nothing left), OSError."""
     if action == "hardlink":
-        os.link(keeper, path, follow_symlinks=False)
+        call_at2(os.link, keeper, path, follow_symlinks=False)
     else:
-        os.symlink(keeper, path)
-    if not is_new_entry(path, action, kid):
-        if action == "symlink" or os.lstat(path).st_nlink > 1:
-            os.unlink(path)                   # ours: a symlink, or a name of a file that has others
-        raise Skip("changed since scan: the keeper was replaced during the action")
+        with parent_at(path) as (fd, name):
+            os.symlink(symlink_target(keeper, dup), name, dir_fd=fd)
+    if not is_new_entry(path, action, kid, os.path.dirname(dup)):
+        if action == "symlink" or stat_path(path, follow_symlinks=False).st_nlink > 1:
+            call_at(os.unlink, path)          # ours: a symlink, or a name of a file that has others
+        raise Skip("changed since scan: the keeper was replaced during the action, or a symlinked directory "
+                   "on the way to it from here leads elsewhere")
     return _identity(path)
 
 
@@ -363,7 +402,7 @@ def put_back(side: str, name: str, ours: Callable[[str], bool]) -> None:
     renameat2(side, name, RENAME_EXCHANGE)
     if not ours(side):
         raise FileExistsError(errno.EEXIST, f"another file took its name meanwhile: that file is kept at {side}")
-    os.unlink(side)
+    call_at(os.unlink, side)
 
 
 def change_name(action: str, krow: Name, kst: os.stat_result, row: Name, run_id: str, log: Callable) -> str:
@@ -381,7 +420,7 @@ def change_name(action: str, krow: Name, kst: os.stat_result, row: Name, run_id:
     made = None                               # (device, inode) of the new entry
     try:
         if action != "delete":
-            made = _make_entry(action, keeper, kid, side)
+            made = _make_entry(action, keeper, kid, side, dup)
         _pause_for_tests()
         try:
             renameat2(dup, side, RENAME_NOREPLACE if action == "delete" else RENAME_EXCHANGE)
@@ -389,9 +428,9 @@ def change_name(action: str, krow: Name, kst: os.stat_result, row: Name, run_id:
             if e.errno not in _UNSUPPORTED:
                 raise
             if action == "delete":
-                os.unlink(dup)
+                call_at(os.unlink, dup)
             else:
-                os.replace(side, dup)
+                call_at2(os.replace, side, dup)
             return f"renameat2 not supported here ({describe_error(e)}): changed after the last check, unchecked after"
         why = _unchanged(side, row) or _unchanged(keeper, krow)
         if why:
@@ -400,13 +439,13 @@ def change_name(action: str, krow: Name, kst: os.stat_result, row: Name, run_id:
             except OSError as e:
                 raise OSError(e.errno, f"{why}; found after the swap, which could not be undone: {e.strerror}") from e
             raise Skip(why + "; found after the swap, which was undone")
-        os.unlink(side)
+        call_at(os.unlink, side)
         return ""
     finally:
         if made and _identity(side) == made:
-            os.unlink(side)                   # the entry made, never swapped in (or swapped back)
+            call_at(os.unlink, side)          # the entry made, never swapped in (or swapped back)
         with contextlib.suppress(OSError):
-            os.rmdir(tmp)                     # left only while it holds a user's file (the log says where)
+            call_at(os.rmdir, tmp)            # left only while it holds a user's file (the log says where)
         os.close(held)
 
 
@@ -462,6 +501,10 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
 def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id: str, line: Callable) -> int:
     """Verify one duplicate file (all its names) against the keeper, then change it (with --apply,
     holding flocks on both files, taken in (device, inode) order)."""
+    if action == "symlink":
+        names = _linkable(krow, names, line)
+        if not names:
+            return 0
     why = _unchanged(krow["_exact"], krow)
     for row in names:
         why = why or _unchanged(row["_exact"], row)
@@ -491,6 +534,19 @@ def _act_on_file(action: str, apply: bool, krow: Name, names: list[Name], run_id
         for f in (fk, fd):
             if f >= 0:
                 os.close(f)
+
+
+def _linkable(krow: Name, names: list[Name], line: Callable) -> list[Name]:
+    """symlink: the names a symlink that the kernel can follow to the keeper can replace
+    (symlink_target); each other name is logged ``skipped``, with the reason."""
+    out = []
+    for row in names:
+        try:
+            symlink_target(krow["_exact"], row["_exact"])
+            out.append(row)
+        except Skip as e:
+            line("skipped", row, str(e))
+    return out
 
 
 def _dedupe_file(fk: int, fd: int, names: list[Name], line: Callable) -> int:
@@ -569,14 +625,26 @@ def sweep_leftovers(dirs: list[str], params: dict[str, Any], write: Callable[[li
     left alone. Returns how many directories were removed."""
     removed = 0
     for d in dirs:
-        try:
-            found = [TEMP_RE.fullmatch(e.name) for e in os.scandir(d) if e.is_dir(follow_symlinks=False)]
-        except OSError:
-            continue
-        for m in found:
-            if m and m["run"] != params.get("run_id"):
+        for m in _temp_dirs_in(d):
+            if m["run"] != params.get("run_id"):
                 removed += _sweep_temp_dir(os.path.join(d, m[0]), m, params, write)
     return removed
+
+
+def _temp_dirs_in(d: str) -> list[re.Match]:
+    """The subdirectories of ``d`` (a path of any length) named like temporary ones (TEMP_RE);
+    [] where ``d`` cannot be read."""
+    try:
+        fd = open_path(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        with os.scandir(fd) as entries:
+            return [m for e in entries if (m := TEMP_RE.fullmatch(e.name)) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
 
 
 def _sweep_temp_dir(tmp: str, m: re.Match, params: dict[str, Any], write: Callable[[list[str]], None]) -> int:
@@ -586,7 +654,7 @@ def _sweep_temp_dir(tmp: str, m: re.Match, params: dict[str, Any], write: Callab
     def log(status: str, path: str, why: str) -> None:
         write(["-", params["action"], status, path, "", why])
     try:
-        held = os.open(tmp, _DIR_FLAGS)
+        held = open_path(tmp, _DIR_FLAGS)
     except OSError:
         return 0                                    # gone meanwhile: cleared by another partition
     try:
@@ -594,7 +662,7 @@ def _sweep_temp_dir(tmp: str, m: re.Match, params: dict[str, Any], write: Callab
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0                                # in use by a running exoflow
-        entries = os.listdir(tmp)
+        entries = os.listdir(held)
         for name in entries:
             _sweep_entry(os.path.join(tmp, name), m, apply, log)
         if not entries:
@@ -602,7 +670,7 @@ def _sweep_temp_dir(tmp: str, m: re.Match, params: dict[str, Any], write: Callab
                 "run: " + ("removed" if apply else "would be removed (use --apply)"))
         if apply:
             with contextlib.suppress(OSError):
-                os.rmdir(tmp)                       # not if it still holds a user's file (leftover-kept)
+                call_at(os.rmdir, tmp)              # not if it still holds a user's file (leftover-kept)
                 return 1
         return 0
     finally:
@@ -614,11 +682,11 @@ def _sweep_entry(side: str, m: re.Match, apply: bool, log: Callable[[str, str, s
     else (a user's file) put back under its name, if that is free or holds exoflow's new entry."""
     action, kid = m["action"], (int(m["dev"], 16), int(m["ino"], 16))
     orig = os.path.join(os.path.dirname(os.path.dirname(side)), os.path.basename(side))
-    ours = functools.partial(is_new_entry, action=action, keeper=kid)
+    ours = functools.partial(is_new_entry, action=action, keeper=kid, home=os.path.dirname(orig))
     if ours(side):
         status, what, done = "leftover-removed", "an unfinished new entry (a name of, or symlink to, a kept file)", \
             "removed"
-    elif os.path.lexists(orig) and not ours(orig):
+    elif _identity(orig) and not ours(orig):
         return log("leftover-kept", side, f"a file an interrupted run set aside; another file has its name {orig} "
                                           "now: left here")
     else:
@@ -628,7 +696,7 @@ def _sweep_entry(side: str, m: re.Match, apply: bool, log: Callable[[str, str, s
     log("started", side, f"{what}: {done}")
     try:
         if status == "leftover-removed":
-            os.unlink(side)
+            call_at(os.unlink, side)
         else:
             put_back(side, orig, ours)
         log(status, side, f"{what}: {done}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 PATH_MAX = 4096          # Linux: bytes of a path with its terminating NUL
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
@@ -40,6 +40,53 @@ def stat_path(path: str | bytes, follow_symlinks: bool = True) -> os.stat_result
             raise
     with parent_at(path, force=True) as (fd, name):
         return os.stat(name, dir_fd=fd, follow_symlinks=follow_symlinks)
+
+
+def call_at(func: Callable[..., Any], path: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    """``func(path, *args, **kwargs)`` for a path of any length, where ``func`` takes ``dir_fd``
+    (os.lstat, os.unlink, os.mkdir, os.rmdir, os.readlink …): its ``*at`` form past PATH_MAX.
+    Raises OSError as ``func`` does."""
+    with parent_at(path) as (fd, name):
+        return func(name, *args, dir_fd=fd, **kwargs)
+
+
+def call_at2(func: Callable[..., Any], src: str | bytes, dst: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    """``func(src, dst, *args, **kwargs)`` for paths of any length, where ``func`` takes
+    ``src_dir_fd`` and ``dst_dir_fd`` (os.link, os.rename, os.replace …). Raises OSError as ``func`` does."""
+    with parent_at(src) as (sfd, sname), parent_at(dst) as (dfd, dname):
+        return func(sname, dname, *args, src_dir_fd=sfd, dst_dir_fd=dfd, **kwargs)
+
+
+def real_path(path: str) -> str:
+    """``os.path.realpath(path)`` for a path of any length: os.path.realpath silently stops resolving
+    symlinks past PATH_MAX; this resolves each name's symlink as the kernel does at any depth (a
+    name that does not exist, or a loop of more than 40 links, is kept as it is, as realpath does)."""
+    try:
+        return os.path.realpath(path, strict=True)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            return os.path.realpath(path)
+    todo = os.path.join(os.getcwd(), path).split("/")[::-1]       # names still to resolve (a stack)
+    done, hops = "", 0                                             # the real path so far ("" for /)
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            done = done.rpartition("/")[0]
+            continue
+        step = f"{done}/{name}"
+        try:
+            link = call_at(os.readlink, step) if hops < 40 else None
+        except OSError:                                            # not a symlink (EINVAL), or missing
+            link = None
+        if link is None:
+            done = step
+            continue
+        hops += 1
+        done = "" if link.startswith("/") else done
+        todo.extend(link.split("/")[::-1])
+    return done or "/"
 
 
 @contextmanager

@@ -572,3 +572,177 @@ def test_names_like_temporary_ones_are_never_acted_on_and_logged(tmp_path: Path)
     assert "temporary" in status[str(tmp_path / look_alike)][1]
     assert (tmp_path / look_alike).read_bytes() == data and (temp_dir / "x").read_bytes() == data
     assert (tmp_path / "dup").read_bytes() == data and not (tmp_path / "keep").exists()
+
+
+# ---- 6. trees deeper than PATH_MAX ---------------------------------------------------------------
+
+LEVELS = [f"d{i:02d}" + "x" * 198 for i in range(30)]       # 200-byte names: 30 levels are 6 kB
+DEEP, MID = "/".join(LEVELS), "/".join(LEVELS[:22])          # both past PATH_MAX (4096 bytes)
+DEEP_FILES = {   # name under the root: (content, keeper?); --keep oldest picks the keepers
+    f"{DEEP}/a-keep": ("A", True), f"{DEEP}/a-dup": ("A", False),        # same deep directory
+    "b-keep": ("B", True), f"{DEEP}/b-dup": ("B", False),                # keeper near the top
+    f"{DEEP}/c-keep": ("C", True), "c-dup": ("C", False),                # keeper deep, copy near the top
+    f"{MID}/d-keep": ("D", True), f"{DEEP}/d-dup": ("D", False),         # both deep, 8 levels apart
+    f"{DEEP}/unique": ("E", False)}
+
+
+def _dir_at(root: Path, rel: str) -> tuple[int, str]:
+    """The test's own walk: a descriptor of rel's directory under root (opened a name at a time,
+    so any depth), and rel's last name."""
+    *dirs, name = rel.split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for d in dirs:
+        sub = os.open(d, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = sub
+    return fd, name
+
+
+def _read_at(root: Path, rel: str) -> bytes:
+    """The bytes under root/rel (following a symlink there, as the kernel does)."""
+    d, name = _dir_at(root, rel)
+    try:
+        f = os.open(name, os.O_RDONLY, dir_fd=d)
+    finally:
+        os.close(d)
+    with os.fdopen(f, "rb") as fh:
+        return fh.read()
+
+
+def _find(root: Path) -> dict[str, tuple[str, int, str]]:
+    """Every non-directory entry under root, from GNU find: relative name -> (type, inode, symlink target)."""
+    raw = subprocess.run(["find", str(root), "-not", "-type", "d", "-printf", r"%P\0%y\0%i\0%l\0"],
+                         capture_output=True, check=True).stdout.split(b"\0")[:-1]
+    return {os.fsdecode(raw[i]): (raw[i + 1].decode(), int(raw[i + 2]), os.fsdecode(raw[i + 3]))
+            for i in range(0, len(raw), 4)}
+
+
+@pytest.fixture
+def deep_dups(tmp_path: Path):
+    """A function making DEEP_FILES under a root (fresh each time: the actions change it), with a
+    second name of a-dup (every name is acted on) and an earlier run's leftovers at depth: a
+    hard link and a relative symlink it made to a-keep (removed by the sweep) and a user's file it
+    set aside (put back). Returns (root, {content letter: bytes})."""
+    def make(root: Path) -> tuple[Path, dict[str, bytes]]:
+        root.mkdir()
+        d = os.open(root, os.O_RDONLY)
+        for name in LEVELS:
+            os.mkdir(name, dir_fd=d)
+            sub = os.open(name, os.O_RDONLY, dir_fd=d)
+            os.close(d)
+            d = sub
+        os.close(d)
+        data = {c: os.urandom(4096 * (2 + i)) for i, c in enumerate("ABCDEF")}   # whole blocks, sizes differ
+        for rel, (c, keeper) in DEEP_FILES.items():
+            d, name = _dir_at(root, rel)
+            f = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d)
+            os.write(f, data[c])
+            os.close(f)
+            os.utime(name, dir_fd=d, ns=(10**18, 10**18) if keeper else (2 * 10**18, 2 * 10**18))
+            os.close(d)
+        d, _ = _dir_at(root, f"{DEEP}/x")
+        try:
+            os.link("a-dup", "a-dup2", src_dir_fd=d, dst_dir_fd=d)
+            st = os.stat("a-keep", dir_fd=d)
+            tmp = {a: f".exoflow-dedup-{a}-{st.st_dev:x}-{st.st_ino:x}-deadbeef-{i:08x}.tmp"
+                   for i, a in enumerate(("hardlink", "symlink", "delete"))}
+            for t in tmp.values():
+                os.mkdir(t, dir_fd=d)
+            os.link("a-keep", f"{tmp['hardlink']}/a-new", src_dir_fd=d, dst_dir_fd=d)
+            os.symlink("a-keep", f"{tmp['symlink']}/a-new", dir_fd=d)     # relative to its home, DEEP
+            f = os.open(f"{tmp['delete']}/f-aside", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d)
+            os.write(f, data["F"])
+            os.close(f)
+        finally:
+            os.close(d)
+        return root, data
+    return make
+
+
+def _deep_run(root: Path, out: Path, action: str, *args: str) -> tuple[dict, dict[str, tuple[str, str]]]:
+    r = _dedup(root, out, "--action", action, "--keep", "oldest", "-q", *args)
+    assert r.returncode == 0, r.stderr
+    log = [line.split("\t") for line in (out / "actions.log").read_text().splitlines()[1:]]
+    return _actions(out), {os.path.relpath(line[3], root): (line[2], line[5]) for line in log
+                           if line[2] not in ("started", "note") and line[0] != "-"}
+
+
+@pytest.mark.parametrize("action", ["hardlink", "symlink", "delete", "reflink"])
+def test_actions_past_path_max(deep_dups, tmp_path: Path, request, action: str):
+    """Every action on duplicates nested deeper than PATH_MAX (6 kB paths): done as on short paths,
+    every name of a file acted on, an earlier run's leftovers at depth cleared. symlink writes the
+    keeper's absolute path where it is shorter than PATH_MAX, else the path from the link's
+    directory; where both are too long for the kernel to follow (c-dup, keeper 6 kB deep) the pair
+    is skipped with the reason. Oracle: GNU find's entries (type, inode, symlink target), the
+    bytes read through each name by the test's own openat walk (sha256), by-hand freed bytes."""
+    root, data = deep_dups(request.getfixturevalue("xfs") / "t" if action == "reflink" else tmp_path / "t")
+    before = _find(root)
+    assert len(before) == 13 and sum(v[0] == "f" for v in before.values()) == 12
+    dups = {rel for rel, (_, keeper) in DEEP_FILES.items() if not keeper and rel != f"{DEEP}/unique"}
+    dups.add(f"{DEEP}/a-dup2")
+    refused = {"c-dup"} if action == "symlink" else set()
+    if action == "symlink":                               # a dry run says the same, and changes nothing
+        _, status = _deep_run(root, tmp_path / "dry", action)
+        assert {rel: s for rel, (s, _) in status.items() if rel in dups} == \
+            {rel: "skipped" if rel in refused else "dry-run" for rel in dups}
+        assert _find(root) == before
+    acts, status = _deep_run(root, tmp_path / "o", action, "--apply")
+
+    after = _find(root)
+    assert not [rel for rel in after if ".exoflow-dedup-" in rel]                   # leftovers cleared
+    aside = next(ino for rel, (_, ino, _) in before.items() if rel.endswith("/f-aside"))
+    assert after[f"{DEEP}/f-aside"][1] == aside and _read_at(root, f"{DEEP}/f-aside") == data["F"]   # put back
+    assert acts["leftovers_removed"] == 3
+    letter = {rel: c for rel, (c, _) in DEEP_FILES.items()} | {f"{DEEP}/a-dup2": "A"}
+    for rel, c in letter.items():                                                   # every content, every name
+        if action == "delete" and rel in dups:
+            assert rel not in after
+            continue
+        assert hashlib.sha256(_read_at(root, rel)).digest() == hashlib.sha256(data[c]).digest(), rel
+    keeper_of = {c: rel for rel, (c, keeper) in DEEP_FILES.items() if keeper}
+    expect_status = {rel: ("skipped" if rel in refused else "done") for rel in dups}
+    assert {rel: s for rel, (s, _) in status.items() if rel in dups} == expect_status
+    if refused:
+        assert "PATH_MAX" in status["c-dup"][1]
+    for rel in dups - refused if action != "delete" else ():
+        kino = after[keeper_of[letter[rel]]][1]
+        typ, ino, target = after[rel]
+        if action == "hardlink":
+            assert (typ, ino) == ("f", kino), rel
+        elif action == "reflink":
+            assert (typ, ino) == ("f", before[rel][1]), rel                         # the same file, in place
+        elif action == "symlink":
+            assert typ == "l" and target == {"a": "a-keep", "b": str(root / "b-keep"),
+                                             "d": "../" * 8 + "d-keep"}[os.path.basename(rel)[0]], rel
+    for rel in refused | set(keeper_of.values()):
+        assert after[rel] == before[rel]                                            # untouched
+    files = sum(v[0] == "f" for v in after.values())                                # names left + f-aside
+    assert files == {"hardlink": 11, "reflink": 11, "symlink": 7, "delete": 6}[action]
+    freed = "ABD" if action == "symlink" else "ABCD"                               # whole blocks: size = blocks
+    assert acts["freed_bytes"] == sum(len(data[c]) for c in freed)
+
+
+def test_keep_path_matches_past_path_max(tmp_path: Path):
+    """--keep-path naming a directory 6 kB deep matches the names reached through symlinks to it at
+    that depth (one with ``..``), resolved as the kernel resolves them (os.path.realpath stops
+    resolving past PATH_MAX), and no other. Oracle: the links made by hand."""
+    root = tmp_path / "t"
+    root.mkdir()
+    d, _ = _dir_at(root, "x")
+    for name in LEVELS + ["sub"]:
+        os.mkdir(name, dir_fd=d)
+        sub = os.open(name, os.O_RDONLY, dir_fd=d)
+        os.close(d)
+        d = sub
+    os.close(d)
+    d, _ = _dir_at(root, f"{DEEP}/x")
+    try:
+        os.mkdir("other", dir_fd=d)
+        os.symlink("sub", "link", dir_fd=d)
+        os.symlink(f"../{LEVELS[-1]}/sub", "up-and-back", dir_fd=d)
+    finally:
+        os.close(d)
+    deep = f"{root}/{DEEP}"
+    names = [f"{deep}/{n}/f" for n in ("sub", "link", "up-and-back", "other")]
+    for pattern in (f"{deep}/sub", f"{deep}/link/*", f"{deep}/up-and-back/"):
+        assert keep_matches(names, canonical_patterns([pattern], "/"))[:, 0].tolist() == [True, True, True, False]
