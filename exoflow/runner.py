@@ -188,6 +188,18 @@ def _roots(paths: list[str], opts: WalkOptions, absolute: bool = False) -> tuple
     return roots.dirs, roots.files
 
 
+def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]:
+    """The run's own output directory is never walked, however it is spelled (``--out`` inside a
+    PATH, the default ``./exoflow-…`` under ``.``): it is skipped like another PATH's tree."""
+    try:
+        st = os.stat(out_dir) if out_dir else None
+    except OSError:
+        st = None
+    if st is None:
+        return dirs
+    return [dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)}) for d in dirs]
+
+
 def validate(cfg: RunConfig) -> None:
     """Raise UsageError for inputs that cannot work, before any cluster starts; say on stderr which
     PATHs overlap (their files are listed once)."""
@@ -353,7 +365,7 @@ class _Run:
         self.event("run-start", sources=self.cfg.sources)
         base = None if _shares_cwd(self.client) else os.getcwd()    # relative PATHs mean the same there?
         dirs, files = _roots(self.cfg.paths, self.cfg.walk, absolute=base is not None)
-        self.pending.extend(dirs)
+        self.pending.extend(_skipping_out_dir(dirs, self.cfg.out_dir))
         if self.cfg.from_list:
             self.submit_list(manifest.plan(self.cfg.from_list, base))
         self.submit_walks(FIRST_BUDGET, files)

@@ -464,3 +464,23 @@ def test_size_bounds_keep_only_regular_files(sized, follow):
     assert walked([sized / "big"], min_size=100, max_size=1000) == []
     assert walked([sized / "fifo"], min_size=1) == []
     assert walked([sized / "mid"], min_size=100) == [str(sized / "mid")]
+
+
+def test_the_run_never_walks_its_own_output(tmp_path):
+    """--out inside a PATH, and the default ./exoflow-… under '.': the rows are find's listing of
+    the tree as it was before the run (oracle), never the run's own parts or marker."""
+    tree = tmp_path / "t"
+    make_small = [tree / "a" / "x.txt", tree / "b.txt"]
+    for p in make_small:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    before = find(str(tree), "-mindepth", "1", "!", "-type", "d")
+    r = exoflow("run", "checksum", str(tree), "--out", str(tree / "out"), "--json", "--no-dashboard")
+    assert r.returncode == 0, r.stderr
+    assert {canonical(p) for p in read_dataset(tree / "out" / "files").column("path").to_pylist()} == before
+    r = exoflow("run", "inventory", ".", "--json", "--no-dashboard", cwd=str(tree))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["out"]
+    assert os.path.dirname(out) == str(tree) and os.path.basename(out).startswith("exoflow-inventory-")
+    rows = {canonical(os.path.join(tree, p)) for p in read_dataset(Path(out) / "files").column("path").to_pylist()}
+    assert rows == before | find(str(tree / "out"), "!", "-type", "d")
