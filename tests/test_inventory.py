@@ -69,7 +69,8 @@ def test_inventory_matches_oracles(awkward_tree, out_dir):
     res = summary["result"]
     files = [r for r in rows.values() if r["type"] == "file" and r["size"] is not None]
     assert summary["entries"] == t.num_rows == res["entries"]
-    assert summary["files"] == res["files"] == len(files)
+    regular = [r for r in rows.values() if r["type"] == "file"]     # find -type f: with or without lstat
+    assert summary["files"] == res["files"] == len(regular) == len(files) + 1     # listable-only/f: no lstat
     assert res["bytes"] == sum(r["size"] for r in files)
     assert summary["errors"] == res["errors"] == 2
     assert res["largest"][0] == [str(tree / "sparse.bin"), 10 * 2**20]

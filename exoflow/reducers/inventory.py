@@ -49,9 +49,10 @@ class InventoryReducer:
     def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
         now_ns = int((params.get("now") or time.time()) * 1e9)
         top = int(params.get("top", self.top))
-        # regular files whose lstat worked (a failed lstat leaves a row with an error and no size)
-        is_file = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_valid(t.column("size")))
-        files = t.filter(is_file)
+        # regular files (find -type f) are counted; sizes and ages come from those whose lstat worked
+        # (a failed lstat leaves a row with an error and no size)
+        regular = pc.fill_null(pc.equal(t.column("type"), "file"), False)
+        files = t.filter(pc.and_(regular, pc.is_valid(t.column("size"))))
         sizes = files.column("size").to_numpy()
         ages = (now_ns - files.column("mtime_ns").to_numpy()) / 1e9
         edges = np.array([b for _, b in AGE_BINS[:-1]], dtype=float)
@@ -68,7 +69,7 @@ class InventoryReducer:
         return {
             "top": top,
             "entries": t.num_rows,
-            "files": files.num_rows,
+            "files": int(pc.sum(regular.cast(pa.int64())).as_py() or 0),
             "bytes": int(sizes.sum()),
             # each of a file's n names carries 1/n of its blocks: exact when all its links are in the tree,
             # and no set of (device, inode) has to be held on the client
