@@ -35,7 +35,7 @@ def test_report_renders_with_run_data(tmp_path):
                 "--chunk-files", "10")
     assert r.returncode == 0, r.stderr
     # the terminal headline ends with the same figures as the report, spill included
-    assert f"{files} files" in r.stderr and "files/s" in r.stderr and "0 errors, 0 B spilled" in r.stderr
+    assert f"inventory: {files} regular files," in r.stderr and "files/s" in r.stderr and "0 errors, 0 B spilled" in r.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["spilled_bytes"] == 0 and summary["time_by_activity"].get("inventory_columns", 0) > 0
     page = out / "report.html"
