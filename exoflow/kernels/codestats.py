@@ -23,6 +23,7 @@ import os
 import re
 from functools import lru_cache
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -33,8 +34,9 @@ from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
 from .profile import nul_rows
-from .languages import EXTENSIONS, FILENAMES, LANGS, by_shebang, comment_regex, token_chars
+from .languages import EXTENSIONS, FILENAMES, LANGS, PREFIXES, UTF8_BOM, by_shebang, comment_regex, token_chars
 from .stat import extension
+from .text import UTF16_BOMS, decode_utf16
 
 try:
     from .. import _native     # token_text and count_lines in one pass each (setup.py); optional
@@ -129,9 +131,9 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         if use_c and _python_syntax(lang):
             py_lo.append(a)
             py_hi.append(b)
-        elif rx.groups == 2:
+        elif "n" not in rx.groupindex:
             lens += (a - pos, 0)
-            lens += map(len, chain.from_iterable(rx.findall(buf, a, b)))
+            lens += map(len, chain.from_iterable(map(_code_and_comment(rx), rx.findall(buf, a, b))))
             pos = b
         else:
             comment_spans(lang, buf, a, b, starts, ends)
@@ -146,6 +148,12 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         order = np.argsort(s, kind="stable")
         s, e = s[order], e[order]
     return s, e
+
+
+@lru_cache(maxsize=None)
+def _code_and_comment(rx: re.Pattern[bytes]) -> itemgetter:
+    """Picks groups k and c from a ``findall`` tuple (strings may hold groups of their own)."""
+    return itemgetter(rx.groupindex["k"] - 1, rx.groupindex["c"] - 1)
 
 
 def _int64(a) -> np.ndarray:
@@ -235,12 +243,25 @@ def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes, native: bool 
     return text, starts
 
 
+def starts_with(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, prefix: bytes) -> np.ndarray:
+    """True for each segment data[lo[i]:hi[i]] that starts with ``prefix`` (a few column reads)."""
+    ok = (hi - lo) >= len(prefix)
+    if not ok.any():
+        return ok
+    for k, byte in enumerate(prefix):
+        ok &= data[np.minimum(lo + k, len(data) - 1)] == byte
+    return ok
+
+
 def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
     """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf`` in
-    language ``langs[i]``. Files are grouped by their token bytes; each group's files are
-    copied next to each other, shortened to their token text and counted there."""
+    language ``langs[i]``; a UTF-8 byte-order mark at a segment's start is not part of its text.
+    Files are grouped by their token bytes; each group's files are copied next to each other
+    with a newline between two (what a lookbehind at a file's start then sees reads as the
+    start of a text), shortened to their token text where the language has one, and counted."""
     data = np.frombuffer(buf, dtype=np.uint8)
     seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
+    seg_lo = seg_lo + len(UTF8_BOM) * starts_with(data, seg_lo, seg_hi, UTF8_BOM)
     out = {k: np.zeros(len(langs), dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
     groups: dict[bytes | None, list[int]] = {}
     for i, (lang, a, b) in enumerate(zip(langs, seg_lo.tolist(), seg_hi.tolist())):
@@ -248,55 +269,55 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
             groups.setdefault(_token_chars(lang), []).append(i)
     for chars, idx in groups.items():
         lo, hi = seg_lo[idx], seg_hi[idx]
-        sizes = hi - lo
-        file_lo = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=file_lo[1:])
         view = memoryview(data)       # one copy: the group's files next to each other
-        part = bytearray().join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        part = bytearray(b"\n").join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
+        bounds = np.empty(2 * len(idx), dtype=np.int64)   # file i: [bounds[2i], bounds[2i+1]), then a newline
+        bounds[1::2] = np.cumsum(hi - lo + 1) - 1
+        bounds[0::2] = bounds[1::2] - (hi - lo)
         if chars is not None:
-            tokens, file_lo[:-1] = token_text(part, file_lo[:-1], chars)
-            file_lo[-1] = len(tokens)
+            tokens, bounds[:-1] = token_text(part, bounds[:-1], chars)
+            bounds[-1] = len(tokens)
             part = tokens.tobytes()
         text = bytes(part)
         group_langs = [langs[i] for i in idx]
-        lo_l, hi_l = file_lo[:-1].tolist(), file_lo[1:].tolist()
-        starts, ends = all_comment_spans(text, group_langs, lo_l, hi_l)
-        st = count_lines(text, file_lo[:-1], file_lo[1:], starts, ends)
+        starts, ends = all_comment_spans(text, group_langs, bounds[0::2].tolist(), bounds[1::2].tolist())
+        st = count_lines(text, bounds[0::2], bounds[1::2], starts, ends)
         for k in out:
             out[k][idx] = st[k]
     return out
 
 
 @lru_cache(maxsize=1)
-def _name_tables() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-    return (pa.array(list(FILENAMES)), pa.array(list(FILENAMES.values())),
-            pa.array(list(EXTENSIONS)), pa.array(list(EXTENSIONS.values())))
+def _name_tables() -> tuple[pa.Array, ...]:
+    return tuple(pa.array(list(x)) for table in (FILENAMES, EXTENSIONS, PREFIXES) for x in (table, table.values()))
 
 
 def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``by_name`` of every path's file name, as column operations (no Python step per file)."""
-    names, name_langs, exts, ext_langs = _name_tables()
+    names, name_langs, exts, ext_langs, prefixes, prefix_langs = _name_tables()
     base = pc.utf8_lower(pc.replace_substring_regex(paths, pattern="(?s)^.*/", replacement=""))  # names may hold \n
+    ext = extension(paths)
     by_file = pc.take(name_langs, pc.index_in(base, value_set=names))
-    by_ext = pc.take(ext_langs, pc.index_in(extension(paths), value_set=exts))
-    return pc.coalesce(by_file, by_ext)
+    by_ext = pc.take(ext_langs, pc.index_in(ext, value_set=exts))
+    stem = pc.replace_substring_regex(base, pattern=r"(?s)\..*$", replacement="")
+    by_prefix = pc.take(prefix_langs, pc.index_in(pc.if_else(pc.equal(ext, ""), None, stem), value_set=prefixes))
+    return pc.coalesce(by_file, by_ext, by_prefix)
 
 
 def _languages(batch: Batch) -> list[str | None]:
-    """By file name and extension; extensionless files by their shebang."""
+    """By file name; a name without an extension by its shebang first, if it has one (a ``build``
+    script starting ``#!/bin/sh`` is shell, not Bazel), then by the name."""
     t = batch.table
     is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
     langs = pc.if_else(is_file, languages_by_name(t.column("path")), None).to_pylist()
     # a name without an extension may be a script: read its first line (only those files)
-    unknown = pc.and_(is_file, pc.invert(pc.is_valid(pa.array(langs, pa.string()))))
+    no_ext = pc.and_(is_file, pc.equal(extension(t.column("path")), ""))
     sizes = t.column("size").fill_null(0).to_numpy()
-    rows = [i for i in np.flatnonzero(unknown.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
+    rows = [i for i in np.flatnonzero(no_ext.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
     if rows:
-        paths = raw_paths(t.take(pa.array(rows)))
-        for i, p in zip(rows, paths):
-            name = os.path.basename(p)
-            if "." not in name[1:]:
-                langs[i] = by_shebang(_head(p))
+        for i, p in zip(rows, raw_paths(t.take(pa.array(rows)))):
+            head = _head(p)
+            langs[i] = by_shebang(decode_utf16(head) or head) or langs[i]
     return langs
 
 
@@ -327,37 +348,39 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
             if e is not None:
                 errors[rows[j]] = e
                 known[rows[j]] = False
-        # files that did not fit the buffer: read whole, counted on their own
+        alone: dict[int, bytes] = {}      # row -> contents of a file counted on its own
+        # files that did not fit the buffer: read whole
         for j in np.flatnonzero(sub.large).tolist():
             i = int(rows[j])
             known[i] = False
             if sub.table.column("size")[j].as_py() > MAX_FILE:   # not counted, like cloc's size cap
                 continue
             try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
-                data = b"".join(bytes(piece) for piece in sub.pieces(j))
+                alone[i] = b"".join(bytes(piece) for piece in sub.pieces(j))
             except OSError as e:
                 errors[i] = describe_error(e)
-                continue
-            if b"\0" in data:
-                continue
-            one = _buffer_stats(data, [langs[i]], np.array([0]), np.array([len(data)]))
-            for k in cols:
-                cols[k][i] = one[k][0]
-            known[i] = True
-        offsets = sub.offsets
-        data = sub.data
-        in_buf = np.array([known[r] for r in rows], dtype=bool) & ~sub.large
-        # binary files (a NUL byte) are not code: cloc skips them too
+        data, offsets = sub.data, sub.offsets
         lo, hi = offsets[:-1], offsets[1:]
-        binary = nul_rows(data, offsets)
-        for j in np.flatnonzero(binary & in_buf).tolist():
-            known[rows[j]] = False
-        in_buf &= ~binary
-        use = np.flatnonzero(in_buf)
+        in_buf = known[rows] & ~sub.large
+        # UTF-16 (by its byte-order mark): decoded, then counted on its own
+        utf16 = in_buf & np.logical_or.reduce([starts_with(data, lo, hi, bom) for bom in UTF16_BOMS])
+        for j in np.flatnonzero(utf16).tolist():
+            alone[int(rows[j])] = bytes(data[lo[j]:hi[j]])
+        # binary files (a NUL byte) are not code: cloc skips them too
+        binary = nul_rows(data, offsets) & in_buf & ~utf16
+        known[rows[binary]] = False
+        use = np.flatnonzero(in_buf & ~binary & ~utf16)
         if len(use):
             st = _buffer_stats(data, [langs[rows[j]] for j in use], lo[use], hi[use])
             for k in cols:
                 cols[k][rows[use]] = st[k]
+        for i, text in alone.items():
+            text = decode_utf16(text) or text
+            known[i] = b"\0" not in text
+            if known[i]:
+                one = _buffer_stats(text, [langs[i]], np.array([0]), np.array([len(text)]))
+                for k in cols:
+                    cols[k][i] = one[k][0]
     mask = ~known
     out = {"language": pa.array([lang if ok else None for lang, ok in zip(langs, known)], pa.string())}
     for k in ("lines", "blank", "comment", "code"):
