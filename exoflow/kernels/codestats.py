@@ -81,10 +81,11 @@ def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: 
     rx = _regex(lang)
     if rx is None:
         return
-    pos = lo
+    text = bytes(buf[lo:hi])      # a copy: lookbehinds at its start see no other file's bytes
+    pos, end = 0, len(text)
     search = rx.search
-    while pos < hi:
-        m = search(buf, pos, hi)
+    while pos < end:
+        m = search(text, pos)
         if m is None:
             return
         s, e = m.span("c")
@@ -95,9 +96,9 @@ def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: 
             s, e = m.span("n") if "n" in rx.groupindex else (-1, -1)
             if s < 0:
                 return    # matched the end: no comment left
-            e = _nested_end(lang, buf, e, hi)
-        starts.append(s)
-        ends.append(e)
+            e = _nested_end(lang, text, e, end)
+        starts.append(lo + s)
+        ends.append(lo + e)
         pos = e
 
 
@@ -133,7 +134,7 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
             py_hi.append(b)
         elif "n" not in rx.groupindex:
             lens += (a - pos, 0)
-            lens += map(len, chain.from_iterable(map(_code_and_comment(rx), rx.findall(buf, a, b))))
+            lens += map(len, chain.from_iterable(map(_code_and_comment(rx), rx.findall(buf[a:b]))))
             pos = b
         else:
             comment_spans(lang, buf, a, b, starts, ends)
@@ -256,9 +257,8 @@ def starts_with(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, prefix: bytes)
 def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
     """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf`` in
     language ``langs[i]``; a UTF-8 byte-order mark at a segment's start is not part of its text.
-    Files are grouped by their token bytes; each group's files are copied next to each other
-    with a newline between two (what a lookbehind at a file's start then sees reads as the
-    start of a text), shortened to their token text where the language has one, and counted."""
+    Files are grouped by their token bytes; each group's files are copied next to each other,
+    shortened to their token text where the language has one, and counted there."""
     data = np.frombuffer(buf, dtype=np.uint8)
     seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
     seg_lo = seg_lo + len(UTF8_BOM) * starts_with(data, seg_lo, seg_hi, UTF8_BOM)
@@ -269,19 +269,18 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
             groups.setdefault(_token_chars(lang), []).append(i)
     for chars, idx in groups.items():
         lo, hi = seg_lo[idx], seg_hi[idx]
+        file_lo = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(hi - lo, out=file_lo[1:])
         view = memoryview(data)       # one copy: the group's files next to each other
-        part = bytearray(b"\n").join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
-        bounds = np.empty(2 * len(idx), dtype=np.int64)   # file i: [bounds[2i], bounds[2i+1]), then a newline
-        bounds[1::2] = np.cumsum(hi - lo + 1) - 1
-        bounds[0::2] = bounds[1::2] - (hi - lo)
+        part = bytearray().join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
         if chars is not None:
-            tokens, bounds[:-1] = token_text(part, bounds[:-1], chars)
-            bounds[-1] = len(tokens)
+            tokens, file_lo[:-1] = token_text(part, file_lo[:-1], chars)
+            file_lo[-1] = len(tokens)
             part = tokens.tobytes()
         text = bytes(part)
         group_langs = [langs[i] for i in idx]
-        starts, ends = all_comment_spans(text, group_langs, bounds[0::2].tolist(), bounds[1::2].tolist())
-        st = count_lines(text, bounds[0::2], bounds[1::2], starts, ends)
+        starts, ends = all_comment_spans(text, group_langs, file_lo[:-1].tolist(), file_lo[1:].tolist())
+        st = count_lines(text, file_lo[:-1], file_lo[1:], starts, ends)
         for k in out:
             out[k][idx] = st[k]
     return out

@@ -7,9 +7,8 @@ strings are each language's own: strings that span lines where the language lets
 them, raw and verbatim strings (C++ ``R"x(...)x"``, C# ``@"..."`` and raw triple quotes,
 Rust ``r#"..."#``, Swift ``#"..."#``, Go and D backticks, Lua and CMake long brackets,
 Kotlin/Scala/TOML/Nim triple quotes, heredocs, YAML block scalars, ...), and regex
-literals. Where ``/`` is both a division and a regex literal (JavaScript, Ruby, Perl,
-awk, Groovy), the language's *operand* regex reads a word, ``)`` or ``]`` together with
-a division after it, so that a ``/`` left for the string regexes starts a literal.
+literals. Where ``/`` both divides and starts a regex literal (JavaScript, Ruby, Perl, awk,
+Groovy), lookbehinds read what precedes it: after a word, ``)`` or ``]`` it divides.
 ``token_chars`` names the bytes a language's comment and string syntax is written
 with, so that the kernel can run that regex over a much shorter text (see
 ``exoflow.kernels.codestats``).
@@ -125,24 +124,48 @@ YAML_STRINGS = (r"(?<![^\s\[{,])[|>][-+1-9]*[ \t]*(?:#[^\n]*)?\n(?:[ \t]*\n)*(?P
                 r"(?:\n(?:[ \t]*(?=\n)|(?P=ybi)[^\n]*))*",
                 r"(?<![^\s\[{,])" + DQ_ML, r"(?<![^\s\[{,])" + SQ_RAW_ML)
 
-# regex literals, and operands that read a division after them
-REGEX = r"/(?<!</)(?![/*>])(?:[^/\\\[\n]|\\[^\n]|\[(?:[^\]\\\n]|\\[^\n])*+\])++/"   # not </tag> or />
+# regex literals: where "/" also divides, the bytes before it tell (lookbehinds, placed after it)
+_OPERAND_END = r"[\w$\x80-\xff)\]]"     # a word, ) or ]: what a division follows
+
+
+def _not_after_operand(ch: str, keywords: str = "") -> str:
+    """Lookbehinds, placed after ``ch``: it does not follow an operand (up to two blanks
+    between), unless that operand is one of ``keywords`` (``return /x/``: a literal starts)."""
+    c = re.escape(ch)
+    alts = ["".join(f"(?<!{_OPERAND_END}{sp}{c})" for sp in ("", r"\s", r"\s\s"))]
+    by_len: dict[int, list[str]] = {}
+    for k in filter(None, keywords.split("|")):
+        by_len.setdefault(len(k), []).append(k)
+    alts += [f"(?<=\\b(?:{'|'.join(ws)}){sp}{c})" for ws in by_len.values() for sp in ("", r"\s", r"\s\s")]
+    return f"(?:{'|'.join(alts)})"
+
+
+def _spaced_literal(ch: str, operand: str) -> str:
+    """Lookbehinds, placed after ``ch`` (Ruby, Perl): after an operand, ``ch`` is an operator
+    when attached (``a/b``) or spaced on both sides (``a / b``, ``a /= b``); with a blank
+    before only (``puts /x/``, ``split /,/``) it starts a literal, as elsewhere."""
+    c = re.escape(ch)
+    return f"(?<!{operand}{c})(?:(?<!{operand}\\s{c})(?<!{operand}\\s\\s{c})|(?![\\s=]))"
+
+
+_REGEX_BODY = r"(?<!</)(?![/*>])(?:[^/\\\[\n]|\\[^\n]|\[(?:[^\]\\\n]|\\[^\n])*+\])++/"   # one line; not </a> or />
 _JS_KEYWORDS = "return|typeof|instanceof|in|of|new|delete|void|throw|case|do|else|yield|await"
-JS_OPERAND = rf"(?:{_JS_KEYWORDS})\b|[\w$\x80-\xff)\]]++(?:\s*+/(?![/*]))?"
-AWK_OPERAND = r"[\w$\x80-\xff)\]]++(?:\s*+/)?"
-GROOVY_OPERAND = r"\$/(?:[^/$]|\$[$/]|\$(?![$/])|/(?!\$))*+/\$|" + JS_OPERAND   # $/ dollar slashy /$
-# Ruby, Perl: after a word, / (and Ruby's %) divides when attached (a/b) or spaced on both sides
-# (a / b, a /= b); with a space before only (puts /x/, split /,/) it starts a literal
-RUBY_OPERAND = r"[\w@$\x80-\xff]++[?!]?(?:[/%]|[ \t]+[/%](?=[\s=]))?|[)\]}]++(?:[ \t]*+[/%])?"
-RUBY_STRINGS = (*HEREDOC_RUBY, "%[qQwWiIrsx]?" + _delimited("rbpct"), r"\?(?:\\[\s\S]|[^\s\\])",
-                DQ_ML, SQ_ML, BACKTICK, REGEX)
-_PERL_DELIM = r"(?:\s*+(?=[^\w\s#,;=)\]}>\\])|(?=#))"     # q{..}, q #..# is a comment, s => 1 is not
-PERL_OPERAND = ("(?<!-)(?:(?:q[qwr]?|m)\\b" + _PERL_DELIM + _delimited("plq1")
-                + "|(?:s|tr|y)\\b" + _PERL_DELIM + "(?:(?:" + "|".join(_nested(o, c) for o, c in ("()", "[]", "{}", "<>"))
-                + ")\\s*+" + _delimited("plq2")
-                + r"|(?P<plq3>[^\w\s\\])(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3)(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3)))"
-                r"|\$#|[\w$@%\x80-\xff]++(?://?=?|[ \t]+//?(?=[\s=]))?|[)\]}]++(?:[ \t]*+/)?")
-_WORD_START = r"\w$\x80-\xff)\]"
+JS_REGEX = "/" + _not_after_operand("/", _JS_KEYWORDS) + _REGEX_BODY
+DOLLAR_SLASHY = r"\$/(?:[^/$]|\$[$/]|\$(?![$/])|/(?!\$))*+/\$"      # Groovy $/ ... /$
+_RUBY_OPERAND = r"[\w@$\x80-\xff)\]}?!]"
+RUBY_STRINGS = (*HEREDOC_RUBY, "%" + _spaced_literal("%", _RUBY_OPERAND) + "[qQwWiIrsx]?" + _delimited("rbpct"),
+                r"\?(?<![\w)\]]\?)(?:\\[\s\S]|[^\s\\])", DQ_ML, SQ_ML, BACKTICK,   # ?# ?" characters
+                "/" + _spaced_literal("/", _RUBY_OPERAND) + _REGEX_BODY)
+# Perl: q qq qw qr m s tr y quote with a delimiter they choose (not after a sigil or ->, not
+# "s => 1" or "{s}"; "q #...#" with a blank is a comment); $# (last index) is not a comment
+_PERL_DELIM = r"\b(?:\s*+(?=[^\w\s#,;=)\]}>\\])|(?=#))"
+_PERL_TWO = ("(?:(?:" + "|".join(_nested(o, c) for o, c in ("()", "[]", "{}", "<>")) + r")\s*+" + _delimited("plq2")
+             + r"|(?P<plq3>[^\w\s\\])(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3)(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3))")
+PERL_STRINGS = (HEREDOC_PERL, r"\$#", DQ_ML, SQ_ML, BACKTICK,
+                *(f"{w[0]}(?<![\\w$@%&\\-]{w[0]}){w[1:]}{_PERL_DELIM}{body}"
+                  for w, body in (("q[qwr]?", _delimited("plq1")), ("m", _delimited("plqm")), ("s", _PERL_TWO),
+                                  ("tr", _PERL_TWO.replace("plq", "plqt")), ("y", _PERL_TWO.replace("plq", "plqy")))),
+                "/" + _spaced_literal("/", r"[\w$@%\x80-\xff)\]}]") + _REGEX_BODY)
 
 
 @dataclass(frozen=True)
@@ -153,8 +176,6 @@ class Lang:
     nested: bool = False                          # block comments nest (Rust, Haskell, OCaml …)
     strings: tuple[str, ...] = ()                 # string literal regexes (skipped, counted as code)
     doc: tuple[str, ...] = ()                     # strings counted as comments (Python docstrings, as cloc)
-    operand: str = ""                             # a word, ")" or "]" and a division after it (see above)
-    operand_first: str = ""                       # the bytes an operand starts with (a class body)
 
 
 def _c(name: str, *extra_strings: str, nested: bool = False, line: tuple[str, ...] = ("//",)) -> Lang:
@@ -163,10 +184,6 @@ def _c(name: str, *extra_strings: str, nested: bool = False, line: tuple[str, ..
 
 def _hash(name: str, strings: tuple[str, ...] = (DQ, SQ)) -> Lang:
     return Lang(name, ("#",), (), False, strings)
-
-
-def _slash_regex(name: str, strings: tuple[str, ...], operand: str = JS_OPERAND, line=("//",), block=(C_BLOCK,)) -> Lang:
-    return Lang(name, line, block, False, strings + (REGEX,), (), operand, _WORD_START)
 
 
 # shell: '#' starts a comment only at the start of a word (a#b, $#, ${#x} are not comments)
@@ -178,21 +195,19 @@ LANGS: dict[str, Lang] = {l.name: l for l in [
     _c("C"), _c("C/C++ Header", CPP_RAW), _c("C++", CPP_RAW), _c("C#", CS_RAW, CS_VERBATIM),
     _c("Objective-C"), _c("Objective-C++", CPP_RAW),
     Lang("Java", ("//",), (C_BLOCK,), False, (TRIPLE_DQ, DQ, CHAR)),
-    _slash_regex("JavaScript", (DQ, SQ, BACKTICK)), _slash_regex("TypeScript", (DQ, SQ, BACKTICK)),
-    _slash_regex("JSX", (DQ, SQ, BACKTICK)),
+    _c("JavaScript", BACKTICK, JS_REGEX), _c("TypeScript", BACKTICK, JS_REGEX), _c("JSX", BACKTICK, JS_REGEX),
     Lang("Go", ("//",), (C_BLOCK,), False, (DQ, CHAR, BACKTICK_RAW)),
     Lang("Rust", ("//",), (C_BLOCK,), True, (*RUST_RAW, DQ_ML, CHAR)),
     Lang("Kotlin", ("//",), (C_BLOCK,), True, (TRIPLE_DQ_RAW, DQ, CHAR)),
     Lang("Swift", ("//",), (C_BLOCK,), True, (TRIPLE_DQ, SWIFT_RAW, DQ)),
     Lang("Scala", ("//",), (C_BLOCK,), True, (TRIPLE_DQ_RAW, DQ, CHAR)),
     Lang("Dart", ("//",), (C_BLOCK,), True, (*DART_RAW, TRIPLE_DQ, TRIPLE_SQ, DQ, SQ)),
-    _slash_regex("Groovy", (TRIPLE_DQ, TRIPLE_SQ, DQ, SQ), GROOVY_OPERAND),
+    _c("Groovy", DOLLAR_SLASHY, TRIPLE_DQ, TRIPLE_SQ, JS_REGEX),
     Lang("D", ("//",), (C_BLOCK, (r"/\+", r"\+/")), True, (*D_RAW, DQ_ML, CHAR, BACKTICK_RAW)),
     _c("Protocol Buffers"), _c("CSS", line=()), _c("SCSS"), _c("Less"), _c("Zig", ZIG_LINE),
     Lang("PHP", ("//", r"#(?!\[)"), (C_BLOCK,), False, (HEREDOC_PHP, DQ_ML, SQ_ML)),
-    Lang("Ruby", ("#",), ((r"^=begin\b", r"^=end\b[^\n]*"),), False, RUBY_STRINGS, (), RUBY_OPERAND, r"\w@$\x80-\xff)\]}"),
-    Lang("Perl", ("#",), ((r"^=[a-zA-Z]", r"^=cut\b[^\n]*"),), False, (HEREDOC_PERL, DQ_ML, SQ_ML, BACKTICK, REGEX),
-         (), PERL_OPERAND, r"\w$@%\x80-\xff)\]}"),
+    Lang("Ruby", ("#",), ((r"^=begin\b", r"^=end\b[^\n]*"),), False, RUBY_STRINGS),
+    Lang("Perl", ("#",), ((r"^=[a-zA-Z]", r"^=cut\b[^\n]*"),), False, PERL_STRINGS),
     Lang("Bourne Shell", *SHELL), Lang("Bourne Again Shell", *SHELL), Lang("zsh", *SHELL),
     Lang("Korn Shell", *SHELL), Lang("C Shell", *SHELL), Lang("Fish Shell", *SHELL),
     Lang("PowerShell", ("#",), ((r"<#", r"#>"),), False, PS_STRINGS),
@@ -207,7 +222,7 @@ LANGS: dict[str, Lang] = {l.name: l for l in [
     _hash("Dockerfile", ()), _hash("Meson", (TRIPLE_SQ, SQ)),
     Lang("R", ("#",), (), False, (*R_RAW, DQ_ML, SQ_ML, BACKTICK)),
     _hash("Elixir", (TRIPLE_DQ, TRIPLE_SQ, *ELIXIR, DQ_ML, SQ_ML)), _hash("Tcl", (DQ_ML,)),
-    _slash_regex("awk", (DQ,), AWK_OPERAND, ("#",), ()),
+    Lang("awk", ("#",), (), False, (DQ, JS_REGEX)),
     _hash("GraphQL", (TRIPLE_DQ, DQ)), Lang("Nix", ("#",), (C_BLOCK,), False, (NIX_INDENTED, DQ_ML)),
     Lang("Julia", ("#(?!=)",), ((r"#=", r"=#"),), True, (TRIPLE_DQ, DQ_ML, CHAR, BACKTICK)),
     Lang("Nim", ("#(?!\\[)",), ((r"#\[", r"\]#"),), True, (TRIPLE_DQ_RAW, NIM_RAW, DQ, CHAR)),
@@ -369,9 +384,7 @@ def comment_regex(lang: Lang) -> re.Pattern[bytes] | None:
         return None
     firsts = _first_chars(openers + list(lang.strings))
     guard = re.sub(r"\(\?P<\w+>", "(?:", "|".join(openers)) or "(?!)"   # openers' groups are defined once
-    item = f"[^{firsts}{lang.operand_first}]++"
-    if lang.operand:
-        item = f"{lang.operand}|{item}"
+    item = f"[^{firsts}]++"
     if lang.strings:
         item += f"|(?!{guard})(?:{'|'.join(lang.strings)})"
     item += f"|(?!{guard})[{firsts}]"
@@ -411,8 +424,6 @@ def token_chars(lang: Lang) -> bytes | None:
 
     Where it is not None, the comment regex reads a text the same way when every run of
     other bytes in it is shortened to one byte: that is what the kernel exploits."""
-    if lang.operand:
-        return None
     chars: set[str] = set()
     for s in lang.strings + lang.doc:
         if s not in _TOKEN_SAFE:
