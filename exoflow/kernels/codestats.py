@@ -34,7 +34,8 @@ from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
 from .profile import nul_rows
-from .languages import EXTENSIONS, FILENAMES, LANGS, PREFIXES, UTF8_BOM, by_shebang, comment_regex, token_chars
+from .languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES, JS_REGEX, LANGS, PREFIXES, SQ, UTF8_BOM,
+                        by_shebang, comment_regex, token_chars)
 from .stat import extension
 from .text import UTF16_BOMS, decode_utf16
 
@@ -55,9 +56,28 @@ def _regex(lang: str) -> re.Pattern[bytes] | None:
 
 @lru_cache(maxsize=None)
 def _token_chars(lang: str) -> bytes | None:
-    """The language's token bytes plus newline (None: its regex reads the original bytes)."""
+    """The language's token bytes plus newline (None: its regex, or the C scanner of C-like
+    syntax, reads the original bytes)."""
+    if _native is not None and _c_flags(lang) is not None:
+        return None
     chars = token_chars(LANGS[lang])
     return None if chars is None else bytes(sorted(set(chars) | {10}))
+
+
+_C_FLAGS = {BACKTICK: 1, JS_REGEX: 2, CPP_RAW: 4}    # the strings _native.c_comments knows, by flag
+
+
+@lru_cache(maxsize=None)
+def _c_flags(lang: str) -> int | None:
+    """The flags of ``_native.c_comments`` that read the language as its comment regex does
+    (``//`` and ``/* */`` comments, one-line "..." and '...' strings, and by flag template
+    strings, regex literals and C++ raw strings), or None for any other syntax."""
+    lang_ = LANGS[lang]
+    extra = lang_.strings[:-2]
+    if ((lang_.line, lang_.block, lang_.nested, lang_.doc, lang_.strings[-2:]) != (("//",), (C_BLOCK,), False, (), (DQ, SQ))
+            or not set(extra) <= set(_C_FLAGS)):
+        return None
+    return sum(_C_FLAGS[x] for x in extra)
 
 
 @lru_cache(maxsize=None)
@@ -117,12 +137,18 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
     tile the file as (code, comment) pairs, so the spans come from a cumulative sum of
     their lengths without a Python step per comment. Python's syntax, most of the lines
     in the trees measured, is scanned in C when ``exoflow._native`` is built (the same spans
-    as its regex, which the tests compare it with; the regex was 0.4 s of CPU on a Python lib)."""
+    as its regex, which the tests compare it with; the regex was 0.4 s of CPU on a Python lib),
+    and so is C-like syntax (C, C++, JavaScript, TypeScript, ...: see ``_c_flags``), on the
+    original bytes: its regex literals and raw strings need the letters and blanks before a
+    ``/`` or ``"``, which a token text does not keep."""
     lens: list[int] = []          # (gap or code, comment) length pairs, tiling buf[0:last]
     starts: list[int] = []        # spans found by searching (nested comments)
     ends: list[int] = []
     py_lo: list[int] = []         # segments for the C Python scanner
     py_hi: list[int] = []
+    c_lo: list[int] = []          # segments for the C scanner of C-like syntax, and its flags
+    c_hi: list[int] = []
+    c_flags: list[int] = []
     pos = 0
     use_c = native and _native is not None
     for lang, a, b in zip(langs, seg_lo, seg_hi):
@@ -132,6 +158,10 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         if use_c and _python_syntax(lang):
             py_lo.append(a)
             py_hi.append(b)
+        elif use_c and _c_flags(lang) is not None:
+            c_lo.append(a)
+            c_hi.append(b)
+            c_flags.append(_c_flags(lang))
         elif "n" not in rx.groupindex:
             lens += (a - pos, 0)
             lens += map(len, chain.from_iterable(map(_code_and_comment(rx), rx.findall(buf[a:b]))))
@@ -143,9 +173,12 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         raise AssertionError("comment regex matches do not tile the text")   # a bug in a language's regex
     is_comment = np.array(lens[1::2], dtype=np.int64) > 0
     py_s, py_e = _native.python_comments(buf, _int64(py_lo), _int64(py_hi)) if py_lo else (b"", b"")
-    s = np.concatenate([cum[0::2][is_comment], np.array(starts, dtype=np.int64), np.frombuffer(py_s, np.int64)])
-    e = np.concatenate([cum[1::2][is_comment], np.array(ends, dtype=np.int64), np.frombuffer(py_e, np.int64)])
-    if sum(map(bool, (len(starts), len(lens), py_lo))) > 1:      # spans from more than one source
+    c_s, c_e = _native.c_comments(buf, _int64(c_lo), _int64(c_hi), _int64(c_flags)) if c_lo else (b"", b"")
+    s = np.concatenate([cum[0::2][is_comment], np.array(starts, dtype=np.int64), np.frombuffer(py_s, np.int64),
+                        np.frombuffer(c_s, np.int64)])
+    e = np.concatenate([cum[1::2][is_comment], np.array(ends, dtype=np.int64), np.frombuffer(py_e, np.int64),
+                        np.frombuffer(c_e, np.int64)])
+    if sum(map(bool, (len(starts), len(lens), py_lo, c_lo))) > 1:      # spans from more than one source
         order = np.argsort(s, kind="stable")
         s, e = s[order], e[order]
     return s, e
