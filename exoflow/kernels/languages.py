@@ -391,7 +391,9 @@ def comment_regex(lang: Lang) -> re.Pattern[bytes] | None:
     tail = f"(?P<c>{'|'.join(comments)})" if comments else "(?P<c>(?!))"
     if nested_open:
         tail += f"|(?P<n>{nested_open})"
-    return re.compile(f"(?m)(?P<k>(?:{item})*+)(?:{tail}|\\Z)".encode())
+    # an atomic group, not a possessive *+: Python 3.11's re fails ("The span of capturing group is
+    # wrong") when a string's own group is inside a possessive repeat
+    return re.compile(f"(?m)(?P<k>(?>(?:{item})*))(?:{tail}|\\Z)".encode())
 
 
 _LOOKBEHIND = re.compile(r"\(\?<[=!](?:\\.|\[(?:\\.|[^\]\\])*\]|[^)\\\[])*\)")
