@@ -277,7 +277,7 @@ def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes, native: bool 
     return text, starts
 
 
-def starts_with(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, prefix: bytes) -> np.ndarray:
+def _starts_with(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, prefix: bytes) -> np.ndarray:
     """True for each segment data[lo[i]:hi[i]] that starts with ``prefix`` (a few column reads)."""
     ok = (hi - lo) >= len(prefix)
     if not ok.any():
@@ -294,7 +294,7 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
     shortened to their token text where the language has one, and counted there."""
     data = np.frombuffer(buf, dtype=np.uint8)
     seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
-    seg_lo = seg_lo + len(UTF8_BOM) * starts_with(data, seg_lo, seg_hi, UTF8_BOM)
+    seg_lo = seg_lo + len(UTF8_BOM) * _starts_with(data, seg_lo, seg_hi, UTF8_BOM)
     out = {k: np.zeros(len(langs), dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
     groups: dict[bytes | None, list[int]] = {}
     for i, (lang, a, b) in enumerate(zip(langs, seg_lo.tolist(), seg_hi.tolist())):
@@ -395,7 +395,7 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
         lo, hi = offsets[:-1], offsets[1:]
         in_buf = known[rows] & ~sub.large
         # UTF-16 (by its byte-order mark): decoded, then counted on its own
-        utf16 = in_buf & np.logical_or.reduce([starts_with(data, lo, hi, bom) for bom in UTF16_BOMS])
+        utf16 = in_buf & np.logical_or.reduce([_starts_with(data, lo, hi, bom) for bom in UTF16_BOMS])
         for j in np.flatnonzero(utf16).tolist():
             alone[int(rows[j])] = bytes(data[lo[j]:hi[j]])
         # binary files (a NUL byte) are not code: cloc skips them too
