@@ -90,6 +90,8 @@ SYNTAX_CASES = [
     ("XML", "<a><![CDATA[\n<!--\n]]></a>\n<b/>\n<!-- c -->\n", (5, 0, 1, 4)),
     ("Markdown", "```\n<!-- not a comment\n```\ntext `<!--`\n<!-- c -->\n", (5, 0, 1, 4)),
     ("Java", 'String s = """\n  /* no\n  """; // c\nchar c = \'"\'; /* c */\n', (4, 0, 0, 4)),
+    ("Python", 'x = r"\\"# not a comment"\n# c\ny = rb\'\\\'#\'\n', (3, 0, 1, 2)),
+    ("TypeScript", "const half = total / 2; // c\nconst re = /\\/\\*/;\n/* c */\n", (3, 0, 1, 2)),
     # heredocs
     ("Bourne Shell", "cat <<'EOF'\n# not a comment\nEOF\n# c\ncat <<-X\n\t# no\n\tX\ncat <<< '# x'\n", (8, 0, 1, 7)),
     ("Perl", 'print <<"EOF";\n# not a comment\nEOF\n# c\n', (4, 0, 1, 3)),
@@ -126,8 +128,11 @@ def test_issue_examples_where_cloc_is_right(tmp_path):
     """cloc agrees on these: the BOM before a C# comment, a JavaScript regex holding /*, a C++
     raw string holding /*, and (with --strip-str-comments) an OCaml string spanning lines."""
     assert shutil.which("cloc"), "cloc is required (apt-get install cloc)"
-    files = {"bom.cs": ("C#", CSHARP_BOM), "re.js": SYNTAX_CASES[21][:2], "raw.cpp": SYNTAX_CASES[30][:2],
-             "str.ml": SYNTAX_CASES[0][:2]}
+    def case(start: str) -> tuple[str, str]:
+        return next((lang, text) for lang, text, _ in SYNTAX_CASES if text.startswith(start))
+
+    files = {"bom.cs": ("C#", CSHARP_BOM), "re.js": case("const re = /[/*]/"), "raw.cpp": case("// print it"),
+             "str.ml": case("(* a comment *)")}
     for name, (_, text) in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     r = subprocess.run(["cloc", "--by-file", "--json", "--quiet", "--skip-uniqueness", "--strip-str-comments",
