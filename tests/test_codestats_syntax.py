@@ -213,7 +213,8 @@ def test_decode_utf16():
     text = "# é\r\nx = '😀'\n"
     assert decode_utf16(b"\xff\xfe" + text.encode("utf-16-le")) == text.encode()
     assert decode_utf16(b"\xfe\xff" + text.encode("utf-16-be")) == text.encode()
-    assert decode_utf16(b"\xff\xfe" + b"a\x00\x00\xd8b") == "a\ufffdb".encode() or True   # unpaired surrogate
+    assert decode_utf16(b"\xff\xfe" + b"a\x00\x00\xd8b\x00") == "a\ufffdb".encode()   # an unpaired surrogate
+    assert decode_utf16(b"\xff\xfea\x00b") == "a\ufffd".encode()                      # an odd last byte
     assert decode_utf16(text.encode()) is None and decode_utf16(b"\xff") is None
 
 
