@@ -178,8 +178,8 @@ class Lang:
     doc: tuple[str, ...] = ()                     # strings counted as comments (Python docstrings, as cloc)
 
 
-def _c(name: str, *extra_strings: str, nested: bool = False, line: tuple[str, ...] = ("//",)) -> Lang:
-    return Lang(name, line, (C_BLOCK,), nested, extra_strings + (DQ, SQ))
+def _c(name: str, *extra_strings: str, line: tuple[str, ...] = ("//",)) -> Lang:
+    return Lang(name, line, (C_BLOCK,), False, extra_strings + (DQ, SQ))
 
 
 def _hash(name: str, strings: tuple[str, ...] = (DQ, SQ)) -> Lang:
