@@ -375,6 +375,13 @@ done:
    are the fallback and the reference the tests compare with) ---------------------------- */
 
 #define CODE_BYTE 'a'    /* stand-ins for a run of other bytes: with / without a byte above a space */
+/* The byte loops below run about 30% slower when a loop straddles a 64-byte line, which edits
+   anywhere above them decide: each pass starts on a line of its own. */
+#if defined(__GNUC__)
+#define BYTE_LOOP_ALIGN __attribute__((aligned(64)))
+#else
+#define BYTE_LOOP_ALIGN
+#endif
 #define SPACE_BYTE ' '
 
 static int int64s(Py_buffer *b, Py_ssize_t *n) {
@@ -393,7 +400,7 @@ PyDoc_STRVAR(token_text_doc,
 "run of other bytes inside a file becomes one byte, 'a' if it holds a byte of class 1, else ' '.\n"
 "Written to out (at least len(data) bytes); starts[i] = where file i begins in it.");
 
-static PyObject *token_text(PyObject *self, PyObject *args) {
+BYTE_LOOP_ALIGN static PyObject *token_text(PyObject *self, PyObject *args) {
     Py_buffer data, lo, table, out, starts;
     if (!PyArg_ParseTuple(args, "y*y*y*w*w*", &data, &lo, &table, &out, &starts))
         return NULL;
@@ -449,7 +456,7 @@ PyDoc_STRVAR(count_lines_doc,
 "segment). A line ends after a newline or at its segment's end; it is blank when it holds no\n"
 "byte above a space, code when such a byte lies outside every comment, comment otherwise.");
 
-static PyObject *count_lines(PyObject *self, PyObject *args) {
+BYTE_LOOP_ALIGN static PyObject *count_lines(PyObject *self, PyObject *args) {
     Py_buffer data, lo, hi, sb, eb, counts;
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*", &data, &lo, &hi, &sb, &eb, &counts))
         return NULL;
@@ -616,7 +623,7 @@ static int span_add(spans_t *s, int64_t x) {
     return 0;
 }
 
-static PyObject *python_comments(PyObject *self, PyObject *args) {
+BYTE_LOOP_ALIGN static PyObject *python_comments(PyObject *self, PyObject *args) {
     Py_buffer text, lo, hi;
     if (!PyArg_ParseTuple(args, "y*y*y*", &text, &lo, &hi))
         return NULL;
@@ -711,15 +718,15 @@ PyDoc_STRVAR(c_comments_doc,
 #define C_REGEX 2
 #define C_RAW 4
 
-static int is_word(int c) {          /* \w of a bytes regex */
+static inline int is_word(int c) {          /* \w of a bytes regex */
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
-static int is_space(int c) {         /* \s of a bytes regex */
+static inline int is_space(int c) {         /* \s of a bytes regex */
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-static int ends_operand(int c) {     /* a word, $, a non-ASCII byte, ) or ]: what a division follows */
+static inline int ends_operand(int c) {     /* a word, $, a non-ASCII byte, ) or ]: what a division follows */
     return is_word(c) || c == '$' || c >= 0x80 || c == ')' || c == ']';
 }
 
@@ -826,7 +833,7 @@ static Py_ssize_t raw_end(const unsigned char *d, Py_ssize_t lo, Py_ssize_t p, P
     return -1;
 }
 
-static PyObject *c_comments(PyObject *self, PyObject *args) {
+BYTE_LOOP_ALIGN static PyObject *c_comments(PyObject *self, PyObject *args) {
     Py_buffer text, lo, hi, fl;
     if (!PyArg_ParseTuple(args, "y*y*y*y*", &text, &lo, &hi, &fl))
         return NULL;
