@@ -241,6 +241,7 @@ def test_job_reads_shebangs_names_and_utf16(tmp_path):
     for name, (data, _, _) in files.items():
         (src / name).write_bytes(data)
     (src / "utf32.py").write_bytes(b"\xff\xfe\x00\x00" + "x = 1\n".encode("utf-32-le"))   # NULs: binary
+    (src / "bom16.py").write_bytes(b"\xff\xfe")                                             # no text: no line
     out = tmp_path / "out"
     r = exoflow("run", "codestats", str(src), "--out", str(out), "--no-dashboard")
     assert r.returncode == 0, r.stderr
@@ -249,3 +250,4 @@ def test_job_reads_shebangs_names_and_utf16(tmp_path):
         row = rows[name]
         assert (row["language"], *(row[k] for k in KEYS)) == (lang, *want), name
     assert rows["utf32.py"]["language"] is None and rows["utf32.py"]["code"] is None
+    assert (rows["bom16.py"]["language"], *(rows["bom16.py"][k] for k in KEYS)) == ("Python", 0, 0, 0, 0)

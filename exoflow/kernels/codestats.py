@@ -349,7 +349,8 @@ def _languages(batch: Batch) -> list[str | None]:
     if rows:
         for i, p in zip(rows, raw_paths(t.take(pa.array(rows)))):
             head = _head(p)
-            langs[i] = by_shebang(decode_utf16(head) or head) or langs[i]
+            decoded = decode_utf16(head)
+            langs[i] = by_shebang(head if decoded is None else decoded) or langs[i]
     return langs
 
 
@@ -407,7 +408,8 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
             for k in cols:
                 cols[k][rows[use]] = st[k]
         for i, text in alone.items():
-            text = decode_utf16(text) or text
+            decoded = decode_utf16(text)
+            text = text if decoded is None else decoded
             known[i] = b"\0" not in text
             if known[i]:
                 one = _buffer_stats(text, [langs[i]], np.array([0]), np.array([len(text)]))
