@@ -106,7 +106,7 @@ LONG_BRACKET = _safe(r"\[(?P<lbr>=*)\[[\s\S]*?\](?P=lbr)\]", "[=]")   # Lua [==[
 PS_STRINGS = (_safe(r'@"[^\n]*\n[\s\S]*?\n"@', '@"'), _safe(r"@'[^\n]*\n[\s\S]*?\n'@", "@'"),   # here-strings
               _safe(r'"(?:[^"`]|`[\s\S])*+"', '"`'), SQ_RAW_ML)
 NIX_INDENTED = _safe(r"''(?:[^']|'(?!')|'''|''\$|''\\[\s\S])*+''", "'$\\")
-XML_CDATA = r"<!\[CDATA\[[\s\S]*?\]\]>"
+XML_CDATA = _safe(r"<!\[[^\[\]>]*\[[\s\S]*?\]\]>", "<![]>")    # <![CDATA[ ... ]]> (and DTD's <![IGNORE[ ]]>)
 MD_CODE = _safe(r"`(?P<mdt>`*)[\s\S]*?(?<!`)`(?P=mdt)(?!`)", "`")     # `code`, ``co`de``, ``` fences ```
 ELIXIR = (_safe(r"\?(?:\\[\s\S]|[^\s\\])", "?\\"),                   # ?# ?" character literals
           r"~(?:[a-z]|[A-Z][A-Z0-9]*)(?:" + TRIPLE_DQ + "|" + TRIPLE_SQ + "|"
