@@ -97,6 +97,16 @@ SYNTAX_CASES = [
     # heredocs
     ("Bourne Shell", "cat <<'EOF'\n# not a comment\nEOF\n# c\ncat <<-X\n\t# no\n\tX\ncat <<< '# x'\n", (8, 0, 1, 7)),
     ("Perl", 'print <<"EOF";\n# not a comment\nEOF\n# c\n', (4, 0, 1, 3)),
+    # Perl as /usr/share/perl has it: punctuation variables, quotes after ".", words with blanks,
+    # "//=", "m,...,", the flags of s/.../.../s
+    ("Perl", "local $\" = '|';\n# c\nmy $s = 'x';\n", (3, 0, 1, 2)),
+    ("Perl", "$self->_error(q[Could not extract ']. $x .q['] );\n# c\n", (2, 0, 1, 1)),
+    ("Perl", "my $p = <<'----END OF TEXT----';\n# in\n----END OF TEXT----\n$x .= << \"EOT\";\n# in\nEOT\n# c\n",
+     (7, 0, 1, 6)),
+    ("Perl", "$o{c} //= $o{f} ne 'a/b';\n# c\nmy $x = 'y';\n", (3, 0, 1, 2)),
+    ("Perl", "if ($ct =~ m,^\\s*message/,i) {\n# c\n}\n", (3, 0, 1, 2)),
+    ("Perl", "$t =~ s/^(.*?)\\s*\\b(\\w+)/$1/s;\n# c\nmy $y = 's;';\n", (3, 0, 1, 2)),
+    ("Bourne Shell", 'cat << "_end_" | cc -xc -\n#include <x.h>\n_end_\n# c\n', (4, 0, 1, 3)),
     ("Ruby", "s = <<~SQL\n  # not a comment\nSQL\n# c\na << b # c\n", (5, 0, 1, 4)),
     ("PHP", "$s = <<<EOT\n// not\nEOT;\n// c\n", (4, 0, 1, 3)),
     ("HCL", "x = <<EOF\n# not\nEOF\n# c\n", (4, 0, 1, 3)),

@@ -112,10 +112,16 @@ ELIXIR = (_safe(r"\?(?:\\[\s\S]|[^\s\\])", "?\\"),                   # ?# ?" cha
           r"~(?:[a-z]|[A-Z][A-Z0-9]*)(?:" + TRIPLE_DQ + "|" + TRIPLE_SQ + "|"
           + "|".join(f"{re.escape(d)}(?:[^{re.escape(e)}\\\\]|\\\\[\\s\\S])*+{re.escape(e)}"
                      for d, e in ('//', '||', '""', "''", "()", "[]", "{}", "<>")) + ")")   # sigils ~r/../
-HEREDOC_SH = _heredoc(r"<(?<!<<)<(?!<)-?[ \t]*(?P<shq>[\"']?)\\?(?P<sht>[A-Za-z_][\w-]*)(?P=shq)", "sht")
-HEREDOC_PERL = _heredoc(r"<(?<!<<)<~?(?P<plq>[\"'`]?)(?P<plt>[A-Za-z_]\w*)(?P=plq)", "plt")
-HEREDOC_RUBY = (_heredoc(r"<(?<!<<)<[~-](?P<rbq>[\"'`]?)(?P<rbt>[A-Za-z_]\w*)(?P=rbq)", "rbt"),
-                _heredoc(r"<(?<!<<)<(?P<rbq2>[\"'`])(?P<rbt2>[A-Za-z_]\w*)(?P=rbq2)", "rbt2"),
+def _heredoc_word(q: str, tag: str, bare: str) -> str:
+    """A heredoc's word: quoted (any characters but quotes, "END OF TEXT") or ``bare`` (after an
+    optional backslash); group ``tag`` holds it without its quotes."""
+    return f"(?P<{q}>[\"'`])?(?({q})|\\\\?)(?P<{tag}>(?({q})[^\"'`\\n]+|{bare}))(?({q})(?P={q}))"
+
+
+HEREDOC_SH = _heredoc(r"<(?<!<<)<(?!<)-?[ \t]*" + _heredoc_word("shq", "sht", r"[A-Za-z_][\w-]*"), "sht")
+HEREDOC_PERL = _heredoc(r"<(?<!<<)<~?(?:[ \t]+(?=[\"'`]))?" + _heredoc_word("plq", "plt", r"[A-Za-z_]\w*"), "plt")
+HEREDOC_RUBY = (_heredoc(r"<(?<!<<)<[~-]" + _heredoc_word("rbq", "rbt", r"[A-Za-z_]\w*"), "rbt"),
+                _heredoc(r"<(?<!<<)<(?P<rbq2>[\"'`])(?P<rbt2>[^\"'`\n]+)(?P=rbq2)", "rbt2"),
                 _heredoc(r"<(?<!<<)<(?P<rbt3>[A-Z_][A-Z0-9_]*)\b", "rbt3"))   # bare: upper case (a << b)
 HEREDOC_PHP = _heredoc(r"<<<[ \t]*(?P<phq>[\"']?)(?P<pht>[A-Za-z_]\w*)(?P=phq)", "pht", r"\b")
 HEREDOC_HCL = _heredoc(r"<<-?(?P<hct>[A-Za-z_]\w*)", "hct")
@@ -142,10 +148,10 @@ def _not_after_operand(ch: str, keywords: str = "") -> str:
 
 def _spaced_literal(ch: str, operand: str) -> str:
     """Lookbehinds, placed after ``ch`` (Ruby, Perl): after an operand, ``ch`` is an operator
-    when attached (``a/b``) or spaced on both sides (``a / b``, ``a /= b``); with a blank
-    before only (``puts /x/``, ``split /,/``) it starts a literal, as elsewhere."""
+    when attached (``a/b``) or spaced on both sides (``a / b``, ``a /= b``, Perl's ``a // b``);
+    with a blank before only (``puts /x/``, ``split /,/``) it starts a literal, as elsewhere."""
     c = re.escape(ch)
-    return f"(?<!{operand}{c})(?:(?<!{operand}\\s{c})(?<!{operand}\\s\\s{c})|(?![\\s=]))"
+    return f"(?<!{operand}{c})(?<!/{c})(?:(?<!{operand}\\s{c})(?<!{operand}\\s\\s{c})|(?![\\s=/]))"
 
 
 _REGEX_BODY = r"(?<!</)(?![/*>])(?:[^/\\\[\n]|\\[^\n]|\[(?:[^\]\\\n]|\\[^\n])*+\])++/"   # one line; not </a> or />
@@ -156,13 +162,14 @@ _RUBY_OPERAND = r"[\w@$\x80-\xff)\]}?!]"
 RUBY_STRINGS = (*HEREDOC_RUBY, "%" + _spaced_literal("%", _RUBY_OPERAND) + "[qQwWiIrsx]?" + _delimited("rbpct"),
                 r"\?(?<![\w)\]]\?)(?:\\[\s\S]|[^\s\\])", DQ_ML, SQ_ML, BACKTICK,   # ?# ?" characters
                 "/" + _spaced_literal("/", _RUBY_OPERAND) + _REGEX_BODY)
-# Perl: q qq qw qr m s tr y quote with a delimiter they choose (not after a sigil or ->, not
-# "s => 1" or "{s}"; "q #...#" with a blank is a comment); $# (last index) is not a comment
-_PERL_DELIM = r"\b(?:\s*+(?=[^\w\s#,;=)\]}>\\])|(?=#))"
+# Perl: q qq qw qr m s tr y quote with a delimiter they choose, where an operand starts (after a
+# blank or one of ( = ~ { [ ; , . & ? : -- not a sigil, ->, \s or the flags of /a/s); not "s => 1"; "q #..#"
+# with a blank is a comment. $# (last index), $" and the other punctuation variables are not syntax.
+_PERL_DELIM = r"\b(?:\s*+(?=[^\w\s#)\]}>\\])(?!=>)|(?=#))"
 _PERL_TWO = ("(?:(?:" + "|".join(_nested(o, c) for o, c in ("()", "[]", "{}", "<>")) + r")\s*+" + _delimited("plq2")
              + r"|(?P<plq3>[^\w\s\\])(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3)(?:(?!(?P=plq3))[^\\]|\\[\s\S])*+(?P=plq3))")
-PERL_STRINGS = (HEREDOC_PERL, r"\$#", DQ_ML, SQ_ML, BACKTICK,
-                *(f"{w[0]}(?<![\\w$@%&\\-]{w[0]}){w[1:]}{_PERL_DELIM}{body}"
+PERL_STRINGS = (HEREDOC_PERL, r"\$[^\w\s{]", DQ_ML, SQ_ML, BACKTICK,
+                *(f"{w[0]}(?<![^\\s(=~{{\\[;,.&?:]{w[0]}){w[1:]}{_PERL_DELIM}{body}"
                   for w, body in (("q[qwr]?", _delimited("plq1")), ("m", _delimited("plqm")), ("s", _PERL_TWO),
                                   ("tr", _PERL_TWO.replace("plq", "plqt")), ("y", _PERL_TWO.replace("plq", "plqy")))),
                 "/" + _spaced_literal("/", r"[\w$@%\x80-\xff)\]}]") + _REGEX_BODY)
