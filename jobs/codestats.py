@@ -1,10 +1,11 @@
 """Codestats: lines of code, comments and blanks per file and by language, like cloc.
 
-Reads:    file contents of files in a known language (by name, extension or shebang;
-          50+ languages); binary files are skipped.
+Reads:    file contents of files in a known language (by name, extension, name prefix or
+          shebang; 70+ languages); UTF-16 (by BOM) decoded; binary files are skipped.
 Computes: one row per file: language, lines, blank, comment, code (null where no
           language is known), with each language's comment syntax (nested block
-          comments where the language nests them; comment markers in strings are code).
+          comments where the language nests them; comment markers in strings, raw
+          strings, heredocs and regex literals are code).
 Writes:   OUT/files/*.parquet, OUT/summary.json; prints a table by language.
 
     exoflow run codestats ~/src/project

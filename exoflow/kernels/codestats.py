@@ -23,6 +23,7 @@ import os
 import re
 from functools import lru_cache
 from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
@@ -33,8 +34,10 @@ from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
 from .profile import nul_rows
-from .languages import EXTENSIONS, FILENAMES, LANGS, by_shebang, comment_regex, token_chars
+from .languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES, JS_REGEX, LANGS, PREFIXES, SQ, UTF8_BOM,
+                        by_shebang, comment_regex, token_chars)
 from .stat import extension
+from .text import UTF16_BOMS, decode_utf16
 
 try:
     from .. import _native     # token_text and count_lines in one pass each (setup.py); optional
@@ -53,9 +56,28 @@ def _regex(lang: str) -> re.Pattern[bytes] | None:
 
 @lru_cache(maxsize=None)
 def _token_chars(lang: str) -> bytes | None:
-    """The language's token bytes plus newline (None: its regex reads the original bytes)."""
+    """The language's token bytes plus newline (None: its regex, or the C scanner of C-like
+    syntax, reads the original bytes)."""
+    if _native is not None and _c_flags(lang) is not None:
+        return None
     chars = token_chars(LANGS[lang])
     return None if chars is None else bytes(sorted(set(chars) | {10}))
+
+
+_C_FLAGS = {BACKTICK: 1, JS_REGEX: 2, CPP_RAW: 4}    # the strings _native.c_comments knows, by flag
+
+
+@lru_cache(maxsize=None)
+def _c_flags(lang: str) -> int | None:
+    """The flags of ``_native.c_comments`` that read the language as its comment regex does
+    (``//`` and ``/* */`` comments, one-line "..." and '...' strings, and by flag template
+    strings, regex literals and C++ raw strings), or None for any other syntax."""
+    lang_ = LANGS[lang]
+    extra = lang_.strings[:-2]
+    if ((lang_.line, lang_.block, lang_.nested, lang_.doc, lang_.strings[-2:]) != (("//",), (C_BLOCK,), False, (), (DQ, SQ))
+            or not set(extra) <= set(_C_FLAGS)):
+        return None
+    return sum(_C_FLAGS[x] for x in extra)
 
 
 @lru_cache(maxsize=None)
@@ -79,10 +101,11 @@ def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: 
     rx = _regex(lang)
     if rx is None:
         return
-    pos = lo
+    text = bytes(buf[lo:hi])      # a copy: lookbehinds at its start see no other file's bytes
+    pos, end = 0, len(text)
     search = rx.search
-    while pos < hi:
-        m = search(buf, pos, hi)
+    while pos < end:
+        m = search(text, pos)
         if m is None:
             return
         s, e = m.span("c")
@@ -93,9 +116,9 @@ def comment_spans(lang: str, buf: bytes | np.ndarray, lo: int, hi: int, starts: 
             s, e = m.span("n") if "n" in rx.groupindex else (-1, -1)
             if s < 0:
                 return    # matched the end: no comment left
-            e = _nested_end(lang, buf, e, hi)
-        starts.append(s)
-        ends.append(e)
+            e = _nested_end(lang, text, e, end)
+        starts.append(lo + s)
+        ends.append(lo + e)
         pos = e
 
 
@@ -114,12 +137,18 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
     tile the file as (code, comment) pairs, so the spans come from a cumulative sum of
     their lengths without a Python step per comment. Python's syntax, most of the lines
     in the trees measured, is scanned in C when ``exoflow._native`` is built (the same spans
-    as its regex, which the tests compare it with; the regex was 0.4 s of CPU on a Python lib)."""
+    as its regex, which the tests compare it with; the regex was 0.4 s of CPU on a Python lib),
+    and so is C-like syntax (C, C++, JavaScript, TypeScript, ...: see ``_c_flags``), on the
+    original bytes: its regex literals and raw strings need the letters and blanks before a
+    ``/`` or ``"``, which a token text does not keep."""
     lens: list[int] = []          # (gap or code, comment) length pairs, tiling buf[0:last]
     starts: list[int] = []        # spans found by searching (nested comments)
     ends: list[int] = []
     py_lo: list[int] = []         # segments for the C Python scanner
     py_hi: list[int] = []
+    c_lo: list[int] = []          # segments for the C scanner of C-like syntax, and its flags
+    c_hi: list[int] = []
+    c_flags: list[int] = []
     pos = 0
     use_c = native and _native is not None
     for lang, a, b in zip(langs, seg_lo, seg_hi):
@@ -129,9 +158,13 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         if use_c and _python_syntax(lang):
             py_lo.append(a)
             py_hi.append(b)
-        elif rx.groups == 2:
+        elif use_c and _c_flags(lang) is not None:
+            c_lo.append(a)
+            c_hi.append(b)
+            c_flags.append(_c_flags(lang))
+        elif "n" not in rx.groupindex:
             lens += (a - pos, 0)
-            lens += map(len, chain.from_iterable(rx.findall(buf, a, b)))
+            lens += map(len, chain.from_iterable(map(_code_and_comment(rx), rx.findall(buf[a:b]))))
             pos = b
         else:
             comment_spans(lang, buf, a, b, starts, ends)
@@ -140,12 +173,21 @@ def all_comment_spans(buf: bytes, langs: list[str], seg_lo: list[int], seg_hi: l
         raise AssertionError("comment regex matches do not tile the text")   # a bug in a language's regex
     is_comment = np.array(lens[1::2], dtype=np.int64) > 0
     py_s, py_e = _native.python_comments(buf, _int64(py_lo), _int64(py_hi)) if py_lo else (b"", b"")
-    s = np.concatenate([cum[0::2][is_comment], np.array(starts, dtype=np.int64), np.frombuffer(py_s, np.int64)])
-    e = np.concatenate([cum[1::2][is_comment], np.array(ends, dtype=np.int64), np.frombuffer(py_e, np.int64)])
-    if sum(map(bool, (len(starts), len(lens), py_lo))) > 1:      # spans from more than one source
+    c_s, c_e = _native.c_comments(buf, _int64(c_lo), _int64(c_hi), _int64(c_flags)) if c_lo else (b"", b"")
+    s = np.concatenate([cum[0::2][is_comment], np.array(starts, dtype=np.int64), np.frombuffer(py_s, np.int64),
+                        np.frombuffer(c_s, np.int64)])
+    e = np.concatenate([cum[1::2][is_comment], np.array(ends, dtype=np.int64), np.frombuffer(py_e, np.int64),
+                        np.frombuffer(c_e, np.int64)])
+    if sum(map(bool, (len(starts), len(lens), py_lo, c_lo))) > 1:      # spans from more than one source
         order = np.argsort(s, kind="stable")
         s, e = s[order], e[order]
     return s, e
+
+
+@lru_cache(maxsize=None)
+def _code_and_comment(rx: re.Pattern[bytes]) -> itemgetter:
+    """Picks groups k and c from a ``findall`` tuple (strings may hold groups of their own)."""
+    return itemgetter(rx.groupindex["k"] - 1, rx.groupindex["c"] - 1)
 
 
 def _int64(a) -> np.ndarray:
@@ -235,12 +277,24 @@ def token_text(data: bytearray, file_lo: np.ndarray, chars: bytes, native: bool 
     return text, starts
 
 
+def _starts_with(data: np.ndarray, lo: np.ndarray, hi: np.ndarray, prefix: bytes) -> np.ndarray:
+    """True for each segment data[lo[i]:hi[i]] that starts with ``prefix`` (a few column reads)."""
+    ok = (hi - lo) >= len(prefix)
+    if not ok.any():
+        return ok
+    for k, byte in enumerate(prefix):
+        ok &= data[np.minimum(lo + k, len(data) - 1)] == byte
+    return ok
+
+
 def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray, seg_hi: np.ndarray) -> dict[str, np.ndarray]:
     """Lines, blank, comment and code lines of each segment [seg_lo, seg_hi) of ``buf`` in
-    language ``langs[i]``. Files are grouped by their token bytes; each group's files are
-    copied next to each other, shortened to their token text and counted there."""
+    language ``langs[i]``; a UTF-8 byte-order mark at a segment's start is not part of its text.
+    Files are grouped by their token bytes; each group's files are copied next to each other,
+    shortened to their token text where the language has one, and counted there."""
     data = np.frombuffer(buf, dtype=np.uint8)
     seg_lo, seg_hi = np.asarray(seg_lo, dtype=np.int64), np.asarray(seg_hi, dtype=np.int64)
+    seg_lo = seg_lo + len(UTF8_BOM) * _starts_with(data, seg_lo, seg_hi, UTF8_BOM)
     out = {k: np.zeros(len(langs), dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
     groups: dict[bytes | None, list[int]] = {}
     for i, (lang, a, b) in enumerate(zip(langs, seg_lo.tolist(), seg_hi.tolist())):
@@ -248,9 +302,8 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
             groups.setdefault(_token_chars(lang), []).append(i)
     for chars, idx in groups.items():
         lo, hi = seg_lo[idx], seg_hi[idx]
-        sizes = hi - lo
         file_lo = np.zeros(len(idx) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=file_lo[1:])
+        np.cumsum(hi - lo, out=file_lo[1:])
         view = memoryview(data)       # one copy: the group's files next to each other
         part = bytearray().join([view[a:b] for a, b in zip(lo.tolist(), hi.tolist())])
         if chars is not None:
@@ -259,8 +312,7 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
             part = tokens.tobytes()
         text = bytes(part)
         group_langs = [langs[i] for i in idx]
-        lo_l, hi_l = file_lo[:-1].tolist(), file_lo[1:].tolist()
-        starts, ends = all_comment_spans(text, group_langs, lo_l, hi_l)
+        starts, ends = all_comment_spans(text, group_langs, file_lo[:-1].tolist(), file_lo[1:].tolist())
         st = count_lines(text, file_lo[:-1], file_lo[1:], starts, ends)
         for k in out:
             out[k][idx] = st[k]
@@ -268,35 +320,37 @@ def _buffer_stats(buf: bytes | np.ndarray, langs: list[str], seg_lo: np.ndarray,
 
 
 @lru_cache(maxsize=1)
-def _name_tables() -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
-    return (pa.array(list(FILENAMES)), pa.array(list(FILENAMES.values())),
-            pa.array(list(EXTENSIONS)), pa.array(list(EXTENSIONS.values())))
+def _name_tables() -> tuple[pa.Array, ...]:
+    return tuple(pa.array(list(x)) for table in (FILENAMES, EXTENSIONS, PREFIXES) for x in (table, table.values()))
 
 
 def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``by_name`` of every path's file name, as column operations (no Python step per file)."""
-    names, name_langs, exts, ext_langs = _name_tables()
+    names, name_langs, exts, ext_langs, prefixes, prefix_langs = _name_tables()
     base = pc.utf8_lower(pc.replace_substring_regex(paths, pattern="(?s)^.*/", replacement=""))  # names may hold \n
+    ext = extension(paths)
     by_file = pc.take(name_langs, pc.index_in(base, value_set=names))
-    by_ext = pc.take(ext_langs, pc.index_in(extension(paths), value_set=exts))
-    return pc.coalesce(by_file, by_ext)
+    by_ext = pc.take(ext_langs, pc.index_in(ext, value_set=exts))
+    stem = pc.replace_substring_regex(base, pattern=r"(?s)\..*$", replacement="")
+    by_prefix = pc.take(prefix_langs, pc.index_in(pc.if_else(pc.equal(ext, ""), None, stem), value_set=prefixes))
+    return pc.coalesce(by_file, by_ext, by_prefix)
 
 
 def _languages(batch: Batch) -> list[str | None]:
-    """By file name and extension; extensionless files by their shebang."""
+    """By file name; a name without an extension by its shebang first, if it has one (a ``build``
+    script starting ``#!/bin/sh`` is shell, not Bazel), then by the name."""
     t = batch.table
     is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
     langs = pc.if_else(is_file, languages_by_name(t.column("path")), None).to_pylist()
     # a name without an extension may be a script: read its first line (only those files)
-    unknown = pc.and_(is_file, pc.invert(pc.is_valid(pa.array(langs, pa.string()))))
+    no_ext = pc.and_(is_file, pc.equal(extension(t.column("path")), ""))
     sizes = t.column("size").fill_null(0).to_numpy()
-    rows = [i for i in np.flatnonzero(unknown.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
+    rows = [i for i in np.flatnonzero(no_ext.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
     if rows:
-        paths = raw_paths(t.take(pa.array(rows)))
-        for i, p in zip(rows, paths):
-            name = os.path.basename(p)
-            if "." not in name[1:]:
-                langs[i] = by_shebang(_head(p))
+        for i, p in zip(rows, raw_paths(t.take(pa.array(rows)))):
+            head = _head(p)
+            decoded = decode_utf16(head)
+            langs[i] = by_shebang(head if decoded is None else decoded) or langs[i]
     return langs
 
 
@@ -327,37 +381,40 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
             if e is not None:
                 errors[rows[j]] = e
                 known[rows[j]] = False
-        # files that did not fit the buffer: read whole, counted on their own
+        alone: dict[int, bytes] = {}      # row -> contents of a file counted on its own
+        # files that did not fit the buffer: read whole
         for j in np.flatnonzero(sub.large).tolist():
             i = int(rows[j])
             known[i] = False
             if sub.table.column("size")[j].as_py() > MAX_FILE:   # not counted, like cloc's size cap
                 continue
             try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
-                data = b"".join(bytes(piece) for piece in sub.pieces(j))
+                alone[i] = b"".join(bytes(piece) for piece in sub.pieces(j))
             except OSError as e:
                 errors[i] = describe_error(e)
-                continue
-            if b"\0" in data:
-                continue
-            one = _buffer_stats(data, [langs[i]], np.array([0]), np.array([len(data)]))
-            for k in cols:
-                cols[k][i] = one[k][0]
-            known[i] = True
-        offsets = sub.offsets
-        data = sub.data
-        in_buf = np.array([known[r] for r in rows], dtype=bool) & ~sub.large
-        # binary files (a NUL byte) are not code: cloc skips them too
+        data, offsets = sub.data, sub.offsets
         lo, hi = offsets[:-1], offsets[1:]
-        binary = nul_rows(data, offsets)
-        for j in np.flatnonzero(binary & in_buf).tolist():
-            known[rows[j]] = False
-        in_buf &= ~binary
-        use = np.flatnonzero(in_buf)
+        in_buf = known[rows] & ~sub.large
+        # UTF-16 (by its byte-order mark): decoded, then counted on its own
+        utf16 = in_buf & np.logical_or.reduce([_starts_with(data, lo, hi, bom) for bom in UTF16_BOMS])
+        for j in np.flatnonzero(utf16).tolist():
+            alone[int(rows[j])] = bytes(data[lo[j]:hi[j]])
+        # binary files (a NUL byte) are not code: cloc skips them too
+        binary = nul_rows(data, offsets) & in_buf & ~utf16
+        known[rows[binary]] = False
+        use = np.flatnonzero(in_buf & ~binary & ~utf16)
         if len(use):
             st = _buffer_stats(data, [langs[rows[j]] for j in use], lo[use], hi[use])
             for k in cols:
                 cols[k][rows[use]] = st[k]
+        for i, text in alone.items():
+            decoded = decode_utf16(text)
+            text = text if decoded is None else decoded
+            known[i] = b"\0" not in text
+            if known[i]:
+                one = _buffer_stats(text, [langs[i]], np.array([0]), np.array([len(text)]))
+                for k in cols:
+                    cols[k][i] = one[k][0]
     mask = ~known
     out = {"language": pa.array([lang if ok else None for lang, ok in zip(langs, known)], pa.string())}
     for k in ("lines", "blank", "comment", "code"):
