@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -201,10 +202,13 @@ def test_from_list_repeats_across_pieces_end_to_end(tmp_path):
 BIG = b"big " * 30_000        # 120 kB: over dedup's 64 KiB whole-read bound and the 64k piece size
 
 
+SCRIPT = b"#!/bin/sh\n# hand-counted: 3 lines, 2 comments (#! is one), 1 code\necho deep\n"
+
+
 @pytest.fixture(scope="module")
 def deep_tree(tmp_path_factory):
-    """A chain of 40 directories with 200-byte names (paths to 8 kB), a file at each level and two at
-    the top: 42 files. Returns (root, {path: content})."""
+    """A chain of 40 directories with 200-byte names (paths to 8 kB), a file at each level, two at
+    the top and a shell script at the bottom: 43 files. Returns (root, {path: content})."""
     root = tmp_path_factory.mktemp("deep") / "deep"
     root.mkdir()
     contents = {str(root / "top-same"): b"same", str(root / "top-big"): BIG}
@@ -223,6 +227,10 @@ def deep_tree(tmp_path_factory):
             os.write(f, data)
             os.close(f)
             contents[f"{path}/f"] = data
+        f = os.open("script", os.O_WRONLY | os.O_CREAT, 0o755, dir_fd=fd)     # known by its shebang only
+        os.write(f, SCRIPT)
+        os.close(f)
+        contents[f"{path}/script"] = SCRIPT
     finally:
         os.close(fd)
     assert max(len(os.fsencode(p)) for p in contents) > PATH_MAX + 3900
@@ -231,7 +239,7 @@ def deep_tree(tmp_path_factory):
 
 def test_longpath_helpers_reach_past_path_max(deep_tree):
     _, contents = deep_tree
-    deepest = max(contents, key=len)
+    deepest = max((p for p in contents if p.endswith("/f")), key=len)
     with pytest.raises(OSError):
         os.stat(deepest)                                            # the kernel refuses the path
     assert stat_path(deepest).st_size == len(BIG)
@@ -267,7 +275,7 @@ def test_deep_tree_is_listed_as_find_lists_it(deep_tree, native, options):
     root, contents = deep_tree
     t = walk_table([root], native, **options)
     assert sorted(t.column("path").to_pylist()) == sorted(os.fsdecode(p) for p in find_printf(str(root)))
-    assert t.num_rows == 42 and t.column("error").null_count == 42
+    assert t.num_rows == 43 and t.column("error").null_count == 43
 
 
 def test_deep_tree_is_hashed_and_deduplicated(deep_tree, tmp_path):
@@ -289,6 +297,13 @@ def test_deep_tree_is_hashed_and_deduplicated(deep_tree, tmp_path):
         by_content.setdefault(d, set()).add(p)
     assert groups == {frozenset(ps) for ps in by_content.values() if len(ps) > 1}   # hand-planted: 5 + 2
     assert sorted(len(g) for g in groups) == [2, 5]
+
+    r = exoflow("run", "codestats", str(root), "--out", str(tmp_path / "s"), "--no-dashboard", "-q")
+    assert r.returncode == 0, r.stderr
+    t = read_dataset(tmp_path / "s" / "files")
+    script = next(p for p in contents if p.endswith("/script"))
+    row = t.filter(pc.equal(t.column("path"), script)).to_pylist()
+    assert [(x["language"], x["lines"], x["comment"], x["code"]) for x in row] == [("Bourne Shell", 3, 2, 1)]
 
 
 # ---- 7. a tree bind-mounted below itself ------------------------------------------------------

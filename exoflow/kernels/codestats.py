@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..batch import OPEN_FLAGS, Batch, load
+from ..longpath import open_path
 from ..options import LoadOptions
 from ..paths import raw_paths
 from ..sources.entries import describe_error
@@ -356,7 +357,7 @@ def _languages(batch: Batch) -> list[str | None]:
 
 def _head(path: str) -> bytes:
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        fd = open_path(path, OPEN_FLAGS)
     except OSError:
         return b""
     try:
