@@ -53,10 +53,10 @@ FORKSERVER_PRELOAD = ["distributed", "exoflow.runner"]
 CONNECT_TIMEOUT = "10s"
 # The least memory a worker can run with: an idle worker process (Python, Dask, Arrow, pandas)
 # holds about 90 MiB, 130-150 MiB once it has run tasks, and pauses at 85% of its limit.
-MIN_WORKER_MEMORY = 256 * 2**20
+MIN_WORKER_MEMORY = 200 * 2**20
 # Every worker paused at its memory limit, none running a task and nothing spilled for this
 # long: no task can start again (Dask would wait for ever), so the run stops.
-STALL_SECONDS = 10.0
+STALL_SECONDS = 5.0
 WATCH_INTERVAL = 1.0
 # Dask's note that a limit above the machine's memory is lowered to it: the workers use the lower one
 _QUIET = logging.getLogger("exoflow.memory-limit")
@@ -276,54 +276,91 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
 class _Watch(threading.Thread):
     """From the client, every WATCH_INTERVAL: are the workers stuck at their memory limit? When they
     are (see ``stuck``) for STALL_SECONDS with nothing spilled meanwhile, it says why in ``reason``
-    and cancels the client's futures, which ends whatever waits on them."""
+    and cancels the client's futures here (the scheduler's tasks go with the cluster or the client),
+    which ends whatever waits on them."""
 
     def __init__(self, client: Client, embedded: bool) -> None:
         super().__init__(name="exoflow memory watch", daemon=True)
         self.client, self.embedded = client, embedded
         self.since = time.time()          # memory restarts before the run are not its own
         self.reason: str | None = None
+        self.workers: dict = {}            # as last seen with any worker (their limits, for messages)
         self.done = threading.Event()
 
     def run(self) -> None:
-        stuck_since, spilled = None, None
-        while not self.done.wait(WATCH_INTERVAL):
+        stuck_since, seen = None, None
+        while True:
             try:
                 workers = self.client.scheduler_info(n_workers=-1)["workers"]
             except Exception:              # the client is closing
                 return
+            self.workers = workers or self.workers
+            if self.done.wait(WATCH_INTERVAL):
+                return
             if not stuck(workers, self.embedded):
                 stuck_since = None
                 continue
-            now_spilled = sum(w["metrics"].get("spilled_bytes", {}).get("disk", 0) for w in workers.values())
-            if stuck_since is None or now_spilled != spilled:
-                stuck_since, spilled = time.monotonic(), now_spilled
+            # progress all the same: data spilled, or a worker gone or back (a restart)
+            now = (sum(w["metrics"].get("spilled_bytes", {}).get("disk", 0) for w in workers.values()), set(workers))
+            if stuck_since is None or now != seen:
+                if stuck_since is None:     # memory that finished tasks freed may unpause a worker
+                    self.release(workers)
+                stuck_since, seen = time.monotonic(), now
             elif time.monotonic() - stuck_since >= STALL_SECONDS:
                 self.stop_run(workers)
                 stuck_since = None
 
+    def release(self, workers: dict) -> None:
+        with contextlib.suppress(Exception):       # a worker gone meanwhile, the client closing
+            self.client.run(release_memory, workers=list(workers))
+
     def stop_run(self, workers: dict) -> None:
-        from distributed import Future
         try:
-            waiting = sorted({key_prefix(k) for keys in self.client.processing().values() for k in keys})
+            paused = [a for a, w in workers.items() if w["status"] == "paused"]
+            # the tasks given to paused workers, else (queued on the scheduler) what this client waits for
+            keys = [k for ks in self.client.processing(paused).values() for k in ks] or [
+                k for k, state in list(self.client.futures.items()) if state.status == "pending"]
+            waiting = sorted({key_prefix(k) for k in keys})
             self.reason = stall_message(workers, waiting, self.memory_restarts())
-            self.client.cancel([Future(k, self.client) for k in list(self.client.futures)], reason="out of memory",
-                               msg=self.reason)
         except Exception:                  # the client is closing
-            pass
+            return
+
+        def cancel() -> None:              # on the client's loop, as Dask's own cancel does
+            for state in list(self.client.futures.values()):
+                state.cancel(reason="out of memory", msg=self.reason)
+        self.client.loop.add_callback(cancel)
 
     def memory_restarts(self) -> list[dict]:
         """Workers the nanny restarted at the terminate fraction of their limit since the watch began."""
         return [e for t, e in self.client.get_events("worker-restart-memory") if t >= self.since]
 
 
+def release_memory() -> None:
+    """On a worker: hand back to the system the memory that finished tasks freed but the process
+    kept (Python's cyclic garbage, Arrow's memory pool, glibc's heap), which can hold a worker
+    paused above its limit with no task running (Dask's "unmanaged memory")."""
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):    # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def stuck(workers: dict, embedded: bool) -> bool:
-    """No task can run: every worker paused with none executing (an embedded cluster: or no worker
-    at all; a real cluster may still be getting its workers)."""
+    """No task can run: none is running, and a worker paused at its memory limit holds tasks (all
+    are paused, or the paused one has tasks the others do not take: their data is there). An
+    embedded cluster: or no worker at all (a real cluster may still be getting its workers)."""
     if not workers:
         return embedded
-    return all(w["status"] == "paused" and not w["metrics"].get("task_counts", {}).get("executing")
-               for w in workers.values())
+    states = [(w["status"] == "paused", w["metrics"].get("task_counts", {})) for w in workers.values()]
+    if any(counts.get("executing") or counts.get("long-running") for _, counts in states):
+        return False
+    paused = [counts for is_paused, counts in states if is_paused]
+    return len(paused) == len(states) or any(counts.get(s) for counts in paused for s in ("ready", "constrained",
+                                                                                         "waiting"))
 
 
 def key_prefix(key) -> str:
@@ -340,28 +377,31 @@ def _limits(workers: dict) -> str:
 
 
 def stall_message(workers: dict, waiting: list[str], restarts: list[dict]) -> str:
-    """One line: the limit, what the workers hold, and which tasks needed more."""
+    """One line: the limit, what the paused workers hold, and which tasks needed more."""
     from dask.utils import format_bytes
-    fraction = dask.config.get("distributed.worker.memory.pause")
     if not workers:
         return (f"stopped: no worker has been running for {STALL_SECONDS:g} s"
-                + (f" after {len(restarts)} restarts at their memory limit (give the workers more memory: "
+                + (f" (restarts at their memory limit: {len(restarts)}; give the workers more memory: "
                    "--memory-limit)" if restarts else ""))
-    held = max(w["metrics"].get("memory", 0) for w in workers.values())
-    results = max(w["metrics"].get("managed_bytes", 0) for w in workers.values())
-    return (f"stopped: every worker has been paused at its memory limit for {STALL_SECONDS:g} s with nothing left "
-            f"to spill: limit {_limits(workers)} per worker, paused above {fraction:.0%}; a worker holds "
-            f"{format_bytes(held)}, {format_bytes(results)} of it task results"
+    paused = [w for w in workers.values() if w["status"] == "paused"]
+    held = max(w["metrics"].get("memory", 0) for w in paused)
+    results = max(w["metrics"].get("managed_bytes", 0) for w in paused)
+    fraction = dask.config.get("distributed.worker.memory.pause")
+    return (f"stopped: no task could run for {STALL_SECONDS:g} s: {len(paused)} of {len(workers)} workers paused "
+            f"at their memory limit ({_limits(workers)} per worker, paused above {fraction:.0%}) with nothing left "
+            f"to spill; a paused worker holds {format_bytes(held)}, {format_bytes(results)} of it task results"
             + (f"; tasks waiting for memory: {', '.join(waiting)}" if waiting else "")
             + " (give the workers more memory: --memory-limit)")
 
 
 def killed_message(e: Exception, restarts: list[dict], workers: dict) -> str:
     """KilledWorker after memory restarts, in one line: which task needed more than the limit."""
+    from dask.utils import format_bytes
     fraction = dask.config.get("distributed.worker.memory.terminate")
-    return (f"stopped: task {key_prefix(e.task)} needs more memory than a worker has: workers running it went "
-            f"over {fraction:.0%} of their memory limit ({_limits(workers)}) and were restarted, "
-            f"{len(restarts)} times (give the workers more memory: --memory-limit)")
+    limit = f" {_limits(workers)}" if workers else ""
+    return (f"stopped: task {key_prefix(e.task)} needs more memory than a worker has: its workers reached "
+            f"{format_bytes(max(r.get('rss', 0) for r in restarts))}, over {fraction:.0%} of their{limit} memory "
+            f"limit, and were restarted (restarts: {len(restarts)}; give the workers more memory: --memory-limit)")
 
 
 @contextlib.contextmanager
@@ -380,7 +420,7 @@ def watch_memory(client: Client, embedded: bool) -> Iterator[None]:
         if isinstance(e, KilledWorker):
             restarts = watch.memory_restarts()
             if restarts:
-                raise UsageError(killed_message(e, restarts, client.scheduler_info(n_workers=-1)["workers"])) from None
+                raise UsageError(killed_message(e, restarts, watch.workers)) from None
         raise
     finally:
         watch.done.set()
