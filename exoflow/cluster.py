@@ -15,6 +15,7 @@ import warnings
 from typing import TYPE_CHECKING, Iterator
 
 import dask
+from dask.utils import format_bytes, key_split, parse_timedelta
 
 from .options import ClusterOptions
 from .sinks import UsageError
@@ -54,8 +55,9 @@ CONNECT_TIMEOUT = "10s"
 # The least memory a worker can run with: an idle worker process (Python, Dask, Arrow, pandas)
 # holds about 90 MiB, 130-150 MiB once it has run tasks, and pauses at 85% of its limit.
 MIN_WORKER_MEMORY = 200 * 2**20
-# Every worker paused at its memory limit, none running a task and nothing spilled for this
-# long: no task can start again (Dask would wait for ever), so the run stops.
+# No task running anywhere while workers paused at their memory limit hold the tasks, nothing
+# spilled and no worker come or gone for this long: no task can start again (Dask would wait
+# for ever), so the run stops (see ``stuck``).
 STALL_SECONDS = 5.0
 WATCH_INTERVAL = 1.0
 # Dask's note that a limit above the machine's memory is lowered to it: the workers use the lower one
@@ -76,23 +78,24 @@ def worker_shape(opts: ClusterOptions) -> tuple[int, int]:
 def memory_limit_bytes(limit: str, threads: int = 1, workers: int = 1) -> int:
     """Bytes per worker for ``--memory-limit``, as Dask's workers read it: 'auto' (the machine's memory
     shared by ``workers``), a fraction of the machine's memory (0.5), or a size ('4GiB', '1500').
-    Raises ValueError for anything else (a negative number, a fraction above 1)."""
+    Raises ValueError for anything else (a negative number, a fraction above 1, 'lots')."""
     from distributed.worker_memory import parse_memory_limit
     if limit == "auto":
         limit = str(1 / workers)
-    with contextlib.suppress(ValueError):
-        number = float(limit)
-        if number < 0 or (number > 1 and not number.is_integer()):
-            raise TypeError(limit)         # Dask would read "1.5" as 1 byte
+    try:
+        number: float | None = float(limit)
+    except ValueError:
+        number = None                      # a size with a unit
+    if number is not None and (number < 0 or (number > 1 and not number.is_integer())):
+        raise ValueError(limit)            # Dask would read "1.5" as 1 byte
     return parse_memory_limit(limit, threads, logger=_QUIET) or 0
 
 
 def check_memory_limit(limit: str, threads: int = 1, workers: int = 1) -> int:
     """Bytes per worker (see memory_limit_bytes); raises UsageError below MIN_WORKER_MEMORY."""
-    from dask.utils import format_bytes
     try:
         n = memory_limit_bytes(limit, threads, workers)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):       # Dask's parse_bytes: either
         raise UsageError(f"{limit!r} is not a memory size (examples: auto, 0.5, 4GiB)") from None
     if n < MIN_WORKER_MEMORY:
         given = (f"the machine's memory shared by {workers} workers is {format_bytes(n)} each (use fewer --workers)"
@@ -118,7 +121,6 @@ def connect(opts: ClusterOptions) -> Iterator[Client]:
 
 def connect_timeout() -> float:
     """Seconds: Dask's ``distributed.comm.timeouts.connect`` where the user set it, else CONNECT_TIMEOUT."""
-    from dask.utils import parse_timedelta
     key = "distributed.comm.timeouts.connect"
     value = dask.config.get(key)
     if value == dask.config.get(key, config=dask.config.merge(*dask.config.defaults)):
@@ -126,16 +128,22 @@ def connect_timeout() -> float:
     return parse_timedelta(value, default="seconds")
 
 
-async def _identity(address: str, stage: list[str]) -> dict:
-    """The ``identity`` answer of whatever listens at ``address``; ``stage`` says how far it got."""
+async def _identity(address: str, state: dict) -> dict:
+    """The ``identity`` answer of whatever listens at ``address``; ``state`` says how far it got."""
     from distributed.comm import connect as open_comm
     from distributed.comm.addressing import parse_address, parse_host_port
     from distributed.security import Security
     scheme, location = parse_address(address)
-    if scheme in ("tcp", "tls"):         # reachable at all? (a refusal or an unknown name: at once)
-        _, writer = await asyncio.open_connection(*parse_host_port(location))
+    while scheme in ("tcp", "tls"):      # reachable at all? (an unknown name fails at once)
+        try:
+            _, writer = await asyncio.open_connection(*parse_host_port(location))
+        except ConnectionRefusedError:   # perhaps a scheduler still starting: Dask's connect retries too
+            state["refused"] = True
+            await asyncio.sleep(0.1)
+            continue
         writer.close()
-    stage[0] = "talk"
+        break
+    state["stage"] = "talk"
     args = Security().get_connection_args("client")
     if scheme == "tls" and args.get("ssl_context") is None:
         raise UsageError(f"--scheduler {address}: tls:// needs Dask's TLS settings (distributed.comm.tls.ca-file, "
@@ -167,15 +175,18 @@ def check_scheduler(address: str, timeout: float) -> None:
     from distributed.comm import CommClosedError
     if not address.startswith(("tcp://", "tls://", "ucx://")):
         raise UsageError(f"--scheduler {address}: expected an address like tcp://HOST:8786")
-    stage = ["connect"]
+    state = {"stage": "connect", "refused": False}
     loop = asyncio.new_event_loop()      # closed without waiting for a name lookup still in its executor
     try:
-        reply = loop.run_until_complete(asyncio.wait_for(_identity(address, stage), timeout))
+        reply = loop.run_until_complete(asyncio.wait_for(_identity(address, state), timeout))
     except UsageError:
         raise
     except Exception as e:    # whatever a server of another protocol makes Dask's reader do (MemoryError, …)
-        if stage[0] == "connect":
-            why = f"no answer within {timeout:g} s" if isinstance(e, asyncio.TimeoutError) else _one_line(e)
+        if state["stage"] == "connect":
+            if isinstance(e, asyncio.TimeoutError):
+                why = f"connection refused for {timeout:g} s" if state["refused"] else f"no answer within {timeout:g} s"
+            else:
+                why = _one_line(e)
             raise UsageError(f"cannot reach scheduler {address}: {why}") from None
         if isinstance(e, asyncio.TimeoutError):
             why = f"no answer in Dask's protocol within {timeout:g} s"
@@ -289,26 +300,24 @@ class _Watch(threading.Thread):
 
     def run(self) -> None:
         stuck_since, seen = None, None
-        while True:
+        while not self.done.is_set():
             try:
                 workers = self.client.scheduler_info(n_workers=-1)["workers"]
             except Exception:              # the client is closing
                 return
             self.workers = workers or self.workers
-            if self.done.wait(WATCH_INTERVAL):
-                return
-            if not stuck(workers, self.embedded):
-                stuck_since = None
-                continue
             # progress all the same: data spilled, or a worker gone or back (a restart)
             now = (sum(w["metrics"].get("spilled_bytes", {}).get("disk", 0) for w in workers.values()), set(workers))
-            if stuck_since is None or now != seen:
+            if not stuck(workers, self.embedded):
+                stuck_since = None
+            elif stuck_since is None or now != seen:
                 if stuck_since is None:     # memory that finished tasks freed may unpause a worker
                     self.release(workers)
                 stuck_since, seen = time.monotonic(), now
             elif time.monotonic() - stuck_since >= STALL_SECONDS:
                 self.stop_run(workers)
                 stuck_since = None
+            self.done.wait(WATCH_INTERVAL)
 
     def release(self, workers: dict) -> None:
         with contextlib.suppress(Exception):       # a worker gone meanwhile, the client closing
@@ -320,7 +329,7 @@ class _Watch(threading.Thread):
             # the tasks given to paused workers, else (queued on the scheduler) what this client waits for
             keys = [k for ks in self.client.processing(paused).values() for k in ks] or [
                 k for k, state in list(self.client.futures.items()) if state.status == "pending"]
-            waiting = sorted({key_prefix(k) for k in keys})
+            waiting = sorted({key_split(k) for k in keys})
             self.reason = stall_message(workers, waiting, self.memory_restarts())
         except Exception:                  # the client is closing
             return
@@ -363,14 +372,8 @@ def stuck(workers: dict, embedded: bool) -> bool:
                                                                                          "waiting"))
 
 
-def key_prefix(key) -> str:
-    from dask.utils import key_split
-    return key_split(key)
-
-
 def _limits(workers: dict) -> str:
     """The workers' memory limit, or its range."""
-    from dask.utils import format_bytes
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
     low, high = format_bytes(min(limits, default=0)), format_bytes(max(limits, default=0))
     return low if low == high else f"{low} to {high}"
@@ -378,7 +381,6 @@ def _limits(workers: dict) -> str:
 
 def stall_message(workers: dict, waiting: list[str], restarts: list[dict]) -> str:
     """One line: the limit, what the paused workers hold, and which tasks needed more."""
-    from dask.utils import format_bytes
     if not workers:
         return (f"stopped: no worker has been running for {STALL_SECONDS:g} s"
                 + (f" (restarts at their memory limit: {len(restarts)}; give the workers more memory: "
@@ -396,10 +398,9 @@ def stall_message(workers: dict, waiting: list[str], restarts: list[dict]) -> st
 
 def killed_message(e: Exception, restarts: list[dict], workers: dict) -> str:
     """KilledWorker after memory restarts, in one line: which task needed more than the limit."""
-    from dask.utils import format_bytes
     fraction = dask.config.get("distributed.worker.memory.terminate")
     limit = f" {_limits(workers)}" if workers else ""
-    return (f"stopped: task {key_prefix(e.task)} needs more memory than a worker has: its workers reached "
+    return (f"stopped: task {key_split(e.task)} needs more memory than a worker has: its workers reached "
             f"{format_bytes(max(r.get('rss', 0) for r in restarts))}, over {fraction:.0%} of their{limit} memory "
             f"limit, and were restarted (restarts: {len(restarts)}; give the workers more memory: --memory-limit)")
 

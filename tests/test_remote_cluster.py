@@ -173,12 +173,13 @@ def not_schedulers(tmp_path_factory) -> dict[str, str]:
         s.bind(("127.0.0.1", 0))
         refused = s.getsockname()[1]
     addresses = {"http server": web.server_address[1], "http proxy": _listen(_http_proxy),
-                 "garbage": _listen(_garbage), "silent": _listen(_silent), "closes at once": _listen(socket.socket.close),
-                 "refused": refused}
+                 "garbage": _listen(_garbage), "silent": _listen(_silent),
+                 "closes at once": _listen(socket.socket.close), "refused": refused}
     if shutil.which("openssl"):
         d = tmp_path_factory.mktemp("tls")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "key.pem",
-                        "-out", d / "cert.pem", "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+                        "-out", d / "cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
         addresses["tls server"] = _listen(_tls_server(d / "cert.pem", d / "key.pem"))
     out = {kind: f"tcp://127.0.0.1:{port}" for kind, port in addresses.items()}
     out["unresolvable"] = "tcp://exoflow-no-such-host.invalid:8786"      # .invalid never resolves (RFC 6761)
@@ -200,7 +201,8 @@ def test_what_answers_at_scheduler_is_checked_within_the_connect_timeout(not_sch
     with pytest.raises(UsageError) as e:
         check_scheduler(address, timeout=2)
     message = str(e.value)
-    expected = f"{address} is not a Dask scheduler (" if kind in NOT_A_SCHEDULER else f"cannot reach scheduler {address}: "
+    expected = (f"{address} is not a Dask scheduler (" if kind in NOT_A_SCHEDULER
+                else f"cannot reach scheduler {address}: ")
     assert message.startswith(expected) and "\n" not in message, message
 
 
