@@ -54,16 +54,14 @@ def _dashboard_address(text: str) -> str:
 
 
 def _memory_limit(text: str) -> str:
-    """'auto', a fraction of the machine's memory (0.5), or a size Dask understands (4GiB)."""
-    from dask.utils import parse_bytes
-    try:
-        if text != "auto" and not 0 < float(text) <= 1:
-            raise ValueError
-    except ValueError:
+    """'auto', a fraction of the machine's memory (0.5), or a size (4GiB); at least what a worker
+    needs (cluster.MIN_WORKER_MEMORY; 'auto' is checked when the number of workers is known)."""
+    from .cluster import check_memory_limit
+    if text != "auto":
         try:
-            parse_bytes(text)
-        except (ValueError, TypeError):
-            raise argparse.ArgumentTypeError(f"invalid memory limit {text!r} (examples: auto, 0.5, 4GiB)") from None
+            check_memory_limit(text)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 

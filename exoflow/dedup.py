@@ -362,7 +362,9 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
     # reduce task j joins piece j of each. All of it is submitted at once (one round trip) and
     # stays on the workers; the client only receives per-group summaries (no paths).
     groups, nparts = _plan(client, parts, candidates)
-    sizes_f = client.scatter(np.asarray(sizes, np.int64), broadcast=len(groups) > 1)
+    # the sizes travel in a task, not scattered: scattered data dies with its worker (a worker the nanny
+    # restarts at the memory limit) and every task after it is cancelled; a task is computed again
+    sizes_f = client.submit(np.asarray, sizes, np.int64)
     maps = [client.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty")), pure=False)
             for g in groups]
     results = [client.submit(reduce_pieces, [client.submit(operator.getitem, m, j) for m in maps], params,

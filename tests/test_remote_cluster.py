@@ -1,10 +1,14 @@
 """--scheduler: a job submitted to a separately started scheduler and workers, as on a real cluster."""
 from __future__ import annotations
 
+import http.server
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,3 +116,122 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(scheduler, tmp_path):
     from distributed import Client
     with Client(addr, timeout="10s") as c:              # the nanny brings the worker back for later tests
         c.wait_for_workers(2, timeout=30)
+
+
+# ---- --scheduler at something that is not a Dask scheduler -------------------------------------
+
+def _listen(handle) -> int:
+    """A TCP server on 127.0.0.1 that hands each connection to ``handle`` in a thread; returns its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return server.getsockname()[1]
+
+
+class _QuietHTTP(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _http_proxy(conn) -> None:      # answers whatever arrives with HTTP: "HTTP/1.1" read as a length is 3 EiB
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    conn.close()
+
+
+def _garbage(conn) -> None:
+    conn.sendall(os.urandom(4096))
+    time.sleep(30)
+
+
+def _silent(conn) -> None:
+    time.sleep(30)
+
+
+def _tls_server(cert: Path, key: Path):
+    def handle(conn) -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        try:
+            ctx.wrap_socket(conn, server_side=True).recv(100)
+        except OSError:
+            pass
+        time.sleep(30)
+    return handle
+
+
+@pytest.fixture(scope="module")
+def not_schedulers(tmp_path_factory) -> dict[str, str]:
+    """Addresses where something other than a Dask scheduler answers, or nothing does."""
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHTTP)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    with socket.socket() as s:          # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        refused = s.getsockname()[1]
+    addresses = {"http server": web.server_address[1], "http proxy": _listen(_http_proxy),
+                 "garbage": _listen(_garbage), "silent": _listen(_silent),
+                 "closes at once": _listen(socket.socket.close), "refused": refused}
+    if shutil.which("openssl"):
+        d = tmp_path_factory.mktemp("tls")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "key.pem",
+                        "-out", d / "cert.pem", "-days", "2", "-subj", "/CN=localhost"],
+                       check=True, capture_output=True)
+        addresses["tls server"] = _listen(_tls_server(d / "cert.pem", d / "key.pem"))
+    out = {kind: f"tcp://127.0.0.1:{port}" for kind, port in addresses.items()}
+    out["unresolvable"] = "tcp://exoflow-no-such-host.invalid:8786"      # .invalid never resolves (RFC 6761)
+    return out
+
+
+NOT_A_SCHEDULER = {"http server", "http proxy", "garbage", "silent", "closes at once", "tls server"}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_A_SCHEDULER | {"refused", "unresolvable"}))
+def test_what_answers_at_scheduler_is_checked_within_the_connect_timeout(not_schedulers, kind):
+    """Dask's connect read an HTTP reply as a 3 EiB message length (MemoryError) and waited for ever on a
+    server that says nothing: one bounded question instead, one line."""
+    from exoflow.cluster import check_scheduler
+    from exoflow.sinks import UsageError
+    if kind not in not_schedulers:
+        pytest.skip("openssl is not installed: no certificate for the TLS server")
+    address = not_schedulers[kind]
+    with pytest.raises(UsageError) as e:
+        check_scheduler(address, timeout=2)
+    message = str(e.value)
+    expected = (f"{address} is not a Dask scheduler (" if kind in NOT_A_SCHEDULER
+                else f"cannot reach scheduler {address}: ")
+    assert message.startswith(expected) and "\n" not in message, message
+
+
+def test_an_http_proxy_at_scheduler_is_one_line_and_exit_2(not_schedulers, tmp_path):
+    r = exoflow("run", "inventory", str(tmp_path), "--scheduler", not_schedulers["http proxy"],
+                "--out", str(tmp_path / "o"), timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"exoflow: error: {not_schedulers['http proxy']} is not a Dask scheduler "
+                                     "(its answer is not in Dask's protocol)"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_silent_server_stops_at_dasks_connect_timeout(not_schedulers, tmp_path):
+    r = exoflow("run", "inventory", str(tmp_path), "--scheduler", not_schedulers["silent"], "-q",
+                "--out", str(tmp_path / "o"), env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"},
+                timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"exoflow: error: {not_schedulers['silent']} is not a Dask scheduler "
+                                     "(no answer in Dask's protocol within 2 s)"]
+
+
+def test_a_dask_worker_is_not_a_scheduler(scheduler):
+    from distributed import Client
+
+    from exoflow.cluster import check_scheduler
+    from exoflow.sinks import UsageError
+    addr, _ = scheduler
+    with Client(addr, timeout="10s") as c:
+        worker = next(iter(c.scheduler_info()["workers"]))
+    check_scheduler(addr, timeout=5)                    # the scheduler itself passes
+    with pytest.raises(UsageError, match=f"^{worker} is not a Dask scheduler \\(it is a Dask Worker\\)$"):
+        check_scheduler(worker, timeout=5)
