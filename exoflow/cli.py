@@ -350,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
+        if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
+            from . import forkserver
+            forkserver.start()        # its imports overlap the job's loading and checks below
         from .jobs_registry import load
         return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
     p.error(f"unknown arguments: {' '.join(rest)}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import ssl
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 import dask
 from dask.utils import format_bytes, key_split, parse_timedelta
 
+from . import forkserver
 from .options import ClusterOptions
 from .sinks import UsageError
 
@@ -49,7 +48,6 @@ GPU_WORKERS = 2
 # (one line, exit 2), never a wait without end; it bounds a worker restarted later in a run too.
 START_TIMEOUT = 60.0
 # Imported once by the fork server, so each worker forked from it starts with what tasks need.
-FORKSERVER_PRELOAD = ["distributed", "exoflow.runner"]
 # --scheduler: how long to wait for an answer unless distributed.comm.timeouts.connect is set
 CONNECT_TIMEOUT = "10s"
 # The least memory a worker can run with: an idle worker process (Python, Dask, Arrow, pandas)
@@ -215,17 +213,6 @@ def _remote(address: str) -> Iterator[Client]:
         yield client
 
 
-def _start_forkserver() -> None:
-    """Workers are forked from a fork server, not from this process: it is a fresh process (fork and
-    exec) whose one thread imports FORKSERVER_PRELOAD, so a worker never inherits a lock (of an
-    import, of logging) that one of this process's threads held at the moment of a fork. A plain
-    fork from here once hung a start for 11 minutes. Started first, its imports overlap the
-    scheduler's start; a later cluster in the same process reuses it."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
-    multiprocessing.forkserver.ensure_running()
-
-
 def _start_failure(e: Exception) -> str:
     """Why LocalCluster did not start, in words; re-raises what is not a failed start (a bug)."""
     chain: BaseException | None = e
@@ -253,7 +240,7 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
         # a taken port is not a problem: another one is used and its URL printed
         warnings.filterwarnings("ignore", message=".*already in use")
         try:
-            _start_forkserver()
+            forkserver.start()
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=threads,

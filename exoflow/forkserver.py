@@ -1,0 +1,29 @@
+"""The fork server the embedded cluster's workers are forked from.
+
+A worker forked from the client process could inherit a lock (of an import, of logging) that
+one of the client's threads held at that moment, and wait on it for ever (a start once hung for
+11 minutes). Python's fork server is a fresh process (fork and exec) whose one thread imports
+``PRELOAD`` and then forks each worker from itself, so no worker inherits a held lock.
+``exoflow run`` starts it first thing, so its imports overlap the command's own; the cluster
+start (``cluster.connect``) reuses it.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import signal
+
+PRELOAD = ["distributed", "exoflow.runner"]
+
+
+def start() -> None:
+    """Start the fork server once per process (a no-op when it runs). It ignores SIGINT, and so
+    do the workers it forks: the client catches Ctrl-C and stops them in order. Call from the
+    main thread."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
