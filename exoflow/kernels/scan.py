@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from ..batch import Batch
 from .profile import byte_entropy, nul_rows
-from .rules import Rule, RuleSet
+from .rules import Rule, RuleSet, severity_rank
 from .text import bom_rows, decode_utf16_bom, decoded_pieces
 
 ENGINES = ("auto", "hyperscan", "re2", "re")
@@ -499,7 +499,9 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
         for k, v in got.items():
             found[k].extend(v)
 
-    table = _findings_table(files, np.concatenate(found_rows), found, c, params.get("baseline"))
+    baseline = params.get("baseline")
+    table = _findings_table(files, np.concatenate(found_rows), found, c,
+                            baseline.fingerprints if baseline is not None else None)
     err_rows = np.flatnonzero(failed)
     if len(err_rows):
         e = files.take(pa.array(err_rows)).select(["path", "path_bytes", "error"])
@@ -523,7 +525,9 @@ def _findings_table(files: pa.Table, rows: np.ndarray, found: dict[str, list], c
     ``suppressed`` (inline allow comment, or in ``baseline``: a set of fingerprints) set."""
     take = pa.array(rows, pa.int64())
     paths = files.column("path").take(take)
-    keep = pa.array(_rule_applies(c, paths.to_pylist(), found["rule"]))
+    path_list = paths.to_pylist()
+    keep = _rule_applies(c, path_list, found["rule"])
+    keep &= _one_finding_per_secret(c, path_list, found, keep)
     t = pa.table({
         "path": paths,
         "path_bytes": files.column("path_bytes").take(take),
@@ -532,7 +536,7 @@ def _findings_table(files: pa.Table, rows: np.ndarray, found: dict[str, list], c
         "suppressed": pa.array(["inline" if a else None for a in found["allowed"]], pa.string()),
         "depth": files.column("depth").take(take),
         "digest": pa.array(found["digest"], pa.string()),
-    }).filter(keep).sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending"),
+    }).filter(pa.array(keep)).sort_by([("path", "ascending"), ("line", "ascending"), ("column", "ascending"),
                              ("rule", "ascending")])
     fp = pa.array(_fingerprints(t.column("depth"), t.column("path"), t.column("digest")), pa.string())
     suppressed = t.column("suppressed")
@@ -554,6 +558,29 @@ def _rule_applies(c: Compiled, paths: list[str], rules: list[str]) -> np.ndarray
             if rule in only and not only[rule].search(p) or rule in allow and allow[rule].search(p):
                 keep[k] = False
     return keep
+
+
+def _one_finding_per_secret(c: Compiled, paths: list[str], found: dict[str, list], keep: np.ndarray) -> np.ndarray:
+    """False for a finding of a redacted rule whose span overlaps, on the same line, the
+    span of a kept finding of another redacted rule that ranks before it (higher severity,
+    then earlier rule): a GitHub token assigned to ``token:`` is one github-pat finding,
+    not also a generic one."""
+    index = {r.id: i for i, r in enumerate(c.rules)}
+    redact = {r.id for r in c.rules if r.redact}
+    order = sorted((k for k in np.flatnonzero(keep).tolist() if found["rule"][k] in redact),
+                   key=lambda k: (paths[k], found["line"][k], -severity_rank(found["severity"][k]),
+                                  index[found["rule"][k]], found["column"][k]))
+    out = np.ones(len(paths), dtype=bool)
+    kept: dict[tuple[str, int], list[int]] = {}
+    for k in order:
+        col, end, rule = found["column"][k], found["end_column"][k], found["rule"][k]
+        on_line = kept.setdefault((paths[k], found["line"][k]), [])
+        if any(found["column"][j] < end and col < found["end_column"][j] and found["rule"][j] != rule
+               for j in on_line):
+            out[k] = False
+        else:
+            on_line.append(k)
+    return out
 
 
 def _fingerprints(depth: pa.ChunkedArray, paths: pa.ChunkedArray, digests: pa.ChunkedArray) -> list[str]:
