@@ -284,15 +284,16 @@ def _window(line: bytes, start: int, end: int, cut: int) -> tuple[int, int]:
         return 0, cut
     lo = max(0, min(a - max(0, CONTEXT_MAX - (b - a)) // 2, cut - CONTEXT_MAX))
     hi = min(cut, lo + max(CONTEXT_MAX, b - a))
-    return _char_start(line, lo), _char_start(line, hi)
+    return _char_boundary(line, lo, +1), _char_boundary(line, hi, -1)
 
 
-def _char_start(line: bytes, pos: int) -> int:
-    """``pos`` moved back to the first byte of the UTF-8 character it falls in (over at
-    most 3 continuation bytes: invalid UTF-8 stays as it is)."""
-    stop = max(pos - 3, 0)
-    while stop < pos < len(line) and 0x80 <= line[pos] < 0xC0:
-        pos -= 1
+def _char_boundary(line: bytes, pos: int, step: int) -> int:
+    """``pos`` moved by ``step`` (+1: forward, -1: back) off UTF-8 continuation bytes to a
+    character's first byte, over at most 3 of them (invalid UTF-8 stays as it is)."""
+    for _ in range(3):
+        if not (0 < pos < len(line) and 0x80 <= line[pos] < 0xC0):
+            break
+        pos += step
     return pos
 
 

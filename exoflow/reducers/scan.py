@@ -18,16 +18,16 @@ STATS = ("regular_files", "scanned_files", "binary_files", "scanned_bytes")
 SUPPRESSED = ("inline", "baseline")      # findings not reported: an allow comment on the line, in --baseline
 
 
-def engine_line(engine: str | None) -> str:
-    """The report's first line: which matching engine ran, and what is missing when it is
-    not Hyperscan."""
-    return "scan engine: " + (engine or "-") + ENGINE_NOTES.get(engine or "", "")
+def engine_line(engine: str | None, chosen: str = "auto") -> str:
+    """The report's first line: which matching engine ran and, when ``--engine auto`` did
+    not find Hyperscan, what is missing."""
+    return "scan engine: " + (engine or "-") + (ENGINE_NOTES.get(engine or "", "") if chosen == "auto" else "")
 
 
 ENGINE_NOTES = {
-    "hyperscan": " (all rules in one pass)",
-    "re2": " (Hyperscan is not installed: pip install hyperscan, where it has wheels, is faster)",
-    "re": " (Python's re, several times slower: neither Hyperscan nor RE2 is installed; pip install hyperscan google-re2)",
+    "re2": " (Hyperscan is not installed; pip install hyperscan, where it has wheels, is faster)",
+    "re": " (Python's re, several times slower: neither Hyperscan nor RE2 is installed; "
+          "pip install hyperscan google-re2)",
 }
 
 
@@ -107,7 +107,7 @@ class ScanReducer:
             rows.append(["allowed inline (not reported)", human_count(sup["inline"])])
         if params.get("baseline") is not None:
             rows.append([f"in baseline {params['baseline']} (not reported)", human_count(sup.get("baseline", 0))])
-        parts = [engine_line(s.get("engine")), table("Scan", ["", "value"], rows)]
+        parts = [engine_line(s.get("engine"), params.get("engine") or "auto"), table("Scan", ["", "value"], rows)]
         parts.append(table("By severity", ["severity", "findings"],
                            [[k, human_count(v)] for k, v in s["by_severity"].items()]))
         if s["by_rule"]:
