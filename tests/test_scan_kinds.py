@@ -55,6 +55,13 @@ UNQUOTED = [
     ("Dockerfile.prod", "ENV DB_PASSWORD={v}"), ("run.sh", "DB_PASSWORD={v} ./start"),
     ("settings.cfg", "secret_key: {v}"),
 ]
+PAIRS = [
+    ("appsettings.json", '{{"Db": "Server=db;Database=app;User Id=sa;Password={v};"}}'),
+    ("README.md", 'curl "https://api.example.org/v1/items?access_token={v}&page=2"'),
+    ("README.md", "run: mysql --db-password={v} -u root"), ("env.json", '{{"env": "DB_PASSWORD={v}\\nDEBUG=1"}}'),
+]
+XML = [("settings.xml", "<server><id>x</id><password>{v}</password></server>"),
+       ("web.config", '<add key="DbPassword" value="{v}" />'), ("app.xml", "  <db.password>{v}</db.password>")]
 TOKENS = [("log.json", '{{"msg": "line1\\n' + GHP + '"}}', GHP, "github-pat"),
           ("log.json", '{{"k": "aws\\t' + AWS + '"}}', AWS, "aws-access-key-id")]
 # none of these is a finding
@@ -63,7 +70,8 @@ NOT_SECRETS = [
     ("c.py", 'token_url = "https://auth.internal/oauth2/token"'), ("c.py", 'password_file = "/etc/app/{v}"'),
     ("c.py", 'NextToken = "{v}"'), ("c.py", 'password = "0f8fad5b-d9cb-469f-a165-70867728950e"'),
     ("c.py", 'password = "${{DB_PASSWORD}}"'), ("c.py", 'secret = "SYMMETRIC_DEFAULT"'),
-    ("c.py", 'db_password = f"{{prefix}}-{v}"'), ("c.py", "password = {v}"),
+    ("c.py", 'db_password = f"{{prefix}}-{v}"'), ("c.py", "password = {v}"), ("c.py", "password=getPassword();"),
+    ("c.js", "n.token=e.token;"), ("c.xml", "<password_file>/etc/{v}</password_file>"),
 ]
 
 
@@ -73,7 +81,9 @@ def planted_tree(root: Path) -> tuple[set, list[str]]:
     values: list[str] = [GHP, AWS]
     files: dict[str, list[str]] = {}
     cases = ([(n, t, "generic-password-assignment") for n, t in QUOTED]
-             + [(n, t, "generic-password-config") for n, t in UNQUOTED] + [(n, t, None) for n, t in NOT_SECRETS])
+             + [(n, t, "generic-password-config") for n, t in UNQUOTED]
+             + [(n, t, "generic-password-pair") for n, t in PAIRS] + [(n, t, "generic-password-xml") for n, t in XML]
+             + [(n, t, None) for n, t in NOT_SECRETS])
     for name, template, rule in cases:
         v = value()
         line = template.format(v=v)
@@ -91,7 +101,8 @@ def planted_tree(root: Path) -> tuple[set, list[str]]:
 
 @pytest.mark.parametrize("engine", ["hyperscan", "re2", "re"])
 def test_keywords_in_identifiers_escaped_and_unquoted(tmp_path, engine):
-    """Items 1-3: every spelling is found at its value, by every engine; the look-alikes are not."""
+    """Items 1-3: every spelling is found at its value, once, by every engine; the look-alikes
+    are not."""
     tree = tmp_path / "t"
     tree.mkdir()
     want, values = planted_tree(tree)

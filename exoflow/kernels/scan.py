@@ -47,9 +47,9 @@ REDACTED = b"REDACTED"
 PEM_MARK = re.compile(rb"-----(BEGIN|END)[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----")
 # inline allow comments: on a finding's line (exoflow's own, gitleaks', detect-secrets', trufflehog's,
 # ggshield's), or detect-secrets' "nextline" form on the line before
-ALLOW_MARK = re.compile(rb"exoflow:allow|gitleaks:allow|pragma:[ \t]*(?:allow|white)list[ \t]+secret"
+ALLOW_MARK = re.compile(rb"exoflow:allow|gitleaks:allow|pragma: ?(?:allow|white)list[ -]secret"
                         rb"|trufflehog:ignore|ggignore")
-ALLOW_NEXT_MARK = re.compile(rb"pragma:[ \t]*(?:allow|white)list[ \t]+nextline[ \t]+secret")
+ALLOW_NEXT_MARK = re.compile(rb"pragma: ?allowlist[ -]nextline[ -]secret")
 ROW_KEYS = ("seg", "line", "column", "end_column", "rule", "severity", "match", "context", "redacted",
             "allowed", "digest")
 
@@ -86,10 +86,8 @@ class Compiled:
         self.confirm = [r.compiled() for r in rules]
         self.allow = [tuple([re.compile(p.encode("utf-8")) for p in ps]
                             for ps in (r.allow_regexes, r.allow_match_regexes, r.allow_line_regexes)) for r in rules]
-        self.allow_paths = [re.compile("|".join(f"(?:{p})" for p in r.allow_paths)) if r.allow_paths else None
-                            for r in rules]
-        self.paths = [re.compile(r.path) if r.path else None for r in rules]
         self.redactors = [i for i, r in enumerate(rules) if r.redact]
+        self.keywords = [tuple(k.encode() for k in r.keywords) for r in rules]
         self.groups = [_group_index(rx, r.secret_group) for rx, r in zip(self.confirm, rules)]
         self.finders: list[Any] = list(self.confirm)
         self.hs_db = None
@@ -173,25 +171,33 @@ def _line_bounds(buf: bytes, pos: int, seg_lo: int, seg_hi: int) -> tuple[int, i
     return ls, (seg_hi if le < 0 else le)
 
 
-def match_buffer(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray) -> list[Hit]:
-    """Confirmed matches in ``buf``, whose segments [seg_lo[k], seg_hi[k]) are files or windows."""
+def match_buffer(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray,
+                 off: dict[int, np.ndarray] | None = None) -> tuple[list[Hit], set[tuple[int, int]]]:
+    """Confirmed matches in ``buf``, whose segments [seg_lo[k], seg_hi[k]) are files or
+    windows, and the (rule, line start) pairs of every candidate (the lines where a rule
+    may match: a superset of its matches, kept for redaction). ``off``: rule index -> True
+    for the segments the rule does not apply to (``rules_off``): not confirmed there."""
+    off = off or {}
     ids, lo, hi = c.candidates(buf)
-    if not len(ids):
-        return []
     hits: list[Hit] = []
     seen: set[tuple[int, int]] = set()
+    lo_list, hi_list = seg_lo.tolist(), seg_hi.tolist()
     for pos_arr in ((lo, hi) if lo is not hi else (hi,)):
         segs = np.searchsorted(seg_lo, pos_arr, side="right") - 1
+        line_of: dict[int, tuple[int, int]] = {}     # each rule's last line: its candidates come in order
         for rule, pos, seg in zip(ids.tolist(), pos_arr.tolist(), segs.tolist()):
-            if seg < 0 or pos >= seg_hi[seg]:
+            if seg < 0 or pos >= hi_list[seg]:
                 continue
-            s_lo, s_hi = int(seg_lo[seg]), int(seg_hi[seg])
-            ls, le = _line_bounds(buf, pos, s_lo, s_hi)
+            ls, le = line_of.get(rule, (1, 0))
+            if ls <= pos <= le:                        # on the line just seen (its newline included)
+                continue
+            ls, le = line_of[rule] = _line_bounds(buf, pos, lo_list[seg], hi_list[seg])
             if (rule, ls) in seen:
                 continue
             seen.add((rule, ls))
-            hits += _confirm(c, rule, seg, buf, ls, le)
-    return hits
+            if rule not in off or not off[rule][seg]:
+                hits += _confirm(c, rule, seg, buf, ls, le)
+    return hits, seen
 
 
 def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> list[Hit]:
@@ -201,7 +207,7 @@ def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> lis
         line = line[:-1]
     if rule.keywords:
         low = line.lower()
-        if not any(k.encode() in low for k in rule.keywords):
+        if not any(k in low for k in c.keywords[i]):
             return []
     out = []
     g = c.groups[i]
@@ -223,16 +229,12 @@ def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> lis
     return out
 
 
-def secret_start(c: Compiled, line: bytes) -> int:
-    """Where the first span that any redacted (secret) rule's regex matches on ``line``
-    begins (its secret group), whether or not it is reported (entropy, allowlists, path
-    filters ignored); ``len(line)`` when none does."""
-    low = line.lower()
+def secret_start(c: Compiled, line: bytes, rules: Iterable[int]) -> int:
+    """Where the first span that any of the redacted (secret) ``rules``' regexes matches on
+    ``line`` begins (its secret group), whether or not it is reported (entropy, allowlists,
+    path filters ignored); ``len(line)`` when none does."""
     cut = len(line)
-    for i in c.redactors:
-        keywords = c.rules[i].keywords
-        if keywords and not any(k.encode() in low for k in keywords):
-            continue
+    for i in rules:
         m = c.confirm[i].search(line)
         if m is not None:
             s = m.start(c.groups[i])
@@ -255,13 +257,13 @@ def pem_marks(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p for p, _ in ms], np.int64), np.array([b for _, b in ms], bool)
 
 
-def _hidden_from(line: bytes, ls: int, seg_start: int, hits: list[Hit], c: Compiled,
+def _hidden_from(line: bytes, ls: int, seg_start: int, hits: list[Hit], c: Compiled, secret_rules: list[int],
                  marks: tuple[np.ndarray, np.ndarray], open_at_seg_start: bool) -> int:
     """The first byte of ``line`` (which starts at ``ls`` in the buffer) never shown:
     the start of the first span a redacted rule's regex matches on it (reported or not), of
     a private key BEGIN marker on it, 0 inside a private key block; ``len(line)`` when all
-    of it may be shown."""
-    cut = min([h.start for h in hits if c.rules[h.rule].redact] + [secret_start(c, line)])
+    of it may be shown. ``secret_rules``: the redacted rules that may match on the line."""
+    cut = min([h.start for h in hits if c.rules[h.rule].redact] + [secret_start(c, line, secret_rules)])
     pos, begin = marks
     if len(pos):
         k = int(np.searchsorted(pos, ls, side="left")) - 1       # the last marker before the line
@@ -304,12 +306,12 @@ def _text(line: bytes, lo: int, hi: int, cut: int) -> str:
     return (line[lo:cut] if lo < cut else b"").decode("utf-8", "replace") + REDACTED.decode()
 
 
-def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
+def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], candidates: set[tuple[int, int]], seg_lo: np.ndarray,
              seg_line0: np.ndarray, open_at_start: bool = False, prev_line: bytes = b"") -> dict[str, list]:
     """Line, column, match, context, inline allow marker and fingerprint digest of each hit;
-    line numbers via newline positions. ``open_at_start``: the buffer's first segment
-    starts inside a private key block, and ``prev_line`` is the line before it (a window of
-    a streamed file)."""
+    line numbers via newline positions. ``candidates``: match_buffer's (rule, line start)
+    pairs. ``open_at_start``: the buffer's first segment starts inside a private key block,
+    and ``prev_line`` is the line before it (a window of a streamed file)."""
     cols: dict[str, list] = {k: [] for k in ROW_KEYS}
     if not hits:
         return cols
@@ -322,7 +324,8 @@ def hit_rows(c: Compiled, buf: bytes, hits: list[Hit], seg_lo: np.ndarray,
     for ls, on_line in by_line.items():
         seg = on_line[0].seg
         line, before = _line_at(buf, ls, int(seg_lo[seg]), prev_line if seg == 0 else b"")
-        hidden = _hidden_from(line, ls, int(seg_lo[seg]), on_line, c, marks, open_at_start and seg == 0)
+        secret_rules = [i for i in c.redactors if (i, ls) in candidates]
+        hidden = _hidden_from(line, ls, int(seg_lo[seg]), on_line, c, secret_rules, marks, open_at_start and seg == 0)
         lines[ls] = line, hidden, bool(ALLOW_MARK.search(line) or ALLOW_NEXT_MARK.search(before))
     for h in hits:
         rule = c.rules[h.rule]
@@ -390,10 +393,11 @@ def pack_segments(parts: list) -> tuple[bytes, np.ndarray, np.ndarray]:
     return b"\n".join(parts), hi - sizes, hi
 
 
-def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray,
-                   seg_line0: np.ndarray, open_at_start: bool = False, prev_line: bytes = b"") -> dict[str, list]:
-    hits = match_buffer(c, buf, seg_lo, seg_hi)
-    return hit_rows(c, buf, hits, seg_lo, seg_line0, open_at_start, prev_line)
+def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarray, seg_line0: np.ndarray,
+                   open_at_start: bool = False, prev_line: bytes = b"",
+                   off: dict[int, np.ndarray] | None = None) -> dict[str, list]:
+    hits, candidates = match_buffer(c, buf, seg_lo, seg_hi, off)
+    return hit_rows(c, buf, hits, candidates, seg_lo, seg_line0, open_at_start, prev_line)
 
 
 def _windows(pieces: Iterable[memoryview]) -> Iterable[bytes]:
@@ -414,9 +418,11 @@ def _windows(pieces: Iterable[memoryview]) -> Iterable[bytes]:
         yield carry
 
 
-def scan_large(c: Compiled, pieces: Iterable[memoryview]) -> tuple[dict[str, list], bool, int]:
+def scan_large(c: Compiled, pieces: Iterable[memoryview],
+               off: dict[int, np.ndarray] | None = None) -> tuple[dict[str, list], bool, int]:
     """Stream one large file: (rows of its findings, is binary, bytes read). UTF-16 with a
-    BOM is decoded on the way (``text.decoded_pieces``)."""
+    BOM is decoded on the way (``text.decoded_pieces``). ``off``: as ``rules_off`` gives it
+    for this one file."""
     out: dict[str, list] = {k: [] for k in ROW_KEYS}
     line0, read = 1, [0]
     in_key = False            # inside a private key block that began in an earlier window
@@ -431,7 +437,7 @@ def scan_large(c: Compiled, pieces: Iterable[memoryview]) -> tuple[dict[str, lis
         if b"\0" in window:
             return {k: [] for k in ROW_KEYS}, True, read[0]
         one = np.zeros(1, dtype=np.int64)
-        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0, in_key, prev)
+        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0, in_key, prev, off)
         for k, v in rows.items():
             out[k].extend(v)
         pos, begin = pem_marks(window)
@@ -481,13 +487,15 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     # all text files of the chunk in one buffer, one segment each
     rows = candidates[~nul]
     buf, seg_lo, seg_hi = pack_segments([p for p, bad in zip(parts, nul.tolist()) if not bad])
-    found = _scan_segments(c, buf, seg_lo, seg_hi, np.ones(len(rows), dtype=np.int64))
+    paths = files.column("path")
+    found = _scan_segments(c, buf, seg_lo, seg_hi, np.ones(len(rows), dtype=np.int64),
+                           off=rules_off(c, paths.take(pa.array(rows, pa.int64()))))
     found_rows = [rows[np.asarray(found.pop("seg"), dtype=np.int64)]]
     scanned_bytes = int(sizes[rows].sum())
 
     for i in np.flatnonzero(is_file & ~failed & large).tolist():
         try:
-            got, is_binary, nbytes = scan_large(c, batch.pieces(i))
+            got, is_binary, nbytes = scan_large(c, batch.pieces(i), rules_off(c, paths.take(pa.array([i]))))
         except OSError as e:
             from ..sources.entries import describe_error
             new_errors[i] = describe_error(e)
@@ -522,13 +530,11 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
 def _findings_table(files: pa.Table, rows: np.ndarray, found: dict[str, list], c: Compiled,
                     baseline: Any = None) -> pa.Table:
     """The findings of the chunk's files ``rows`` (one per finding) as FINDINGS_SCHEMA rows,
-    sorted; rules' ``path`` filters and path allowlists applied, fingerprints and
-    ``suppressed`` (inline allow comment, or in ``baseline``: a set of fingerprints) set."""
+    sorted, one per secret; fingerprints and ``suppressed`` (inline allow comment, or in
+    ``baseline``: a set of fingerprints) set."""
     take = pa.array(rows, pa.int64())
     paths = files.column("path").take(take)
-    path_list = paths.to_pylist()
-    keep = _rule_applies(c, path_list, found["rule"])
-    keep &= _one_finding_per_secret(c, path_list, found, keep)
+    keep = _one_finding_per_secret(c, paths.to_pylist(), found)
     t = pa.table({
         "path": paths,
         "path_bytes": files.column("path_bytes").take(take),
@@ -549,26 +555,40 @@ def _findings_table(files: pa.Table, rows: np.ndarray, found: dict[str, list], c
                      "error": pa.nulls(t.num_rows, pa.string())}).select(FINDINGS_SCHEMA.names).cast(FINDINGS_SCHEMA)
 
 
-def _rule_applies(c: Compiled, paths: list[str], rules: list[str]) -> np.ndarray:
-    """True where a finding's path passes its rule's ``path`` filter and path allowlist."""
-    keep = np.ones(len(paths), dtype=bool)
-    only = {r.id: rx for r, rx in zip(c.rules, c.paths) if rx is not None}
-    allow = {r.id: rx for r, rx in zip(c.rules, c.allow_paths) if rx is not None}
-    if only or allow:
-        for k, (p, rule) in enumerate(zip(paths, rules)):
-            if rule in only and not only[rule].search(p) or rule in allow and allow[rule].search(p):
-                keep[k] = False
-    return keep
+def rules_off(c: Compiled, paths: pa.Array | pa.ChunkedArray) -> dict[int, np.ndarray]:
+    """Rule index -> True for the files (``paths``) the rule does not apply to: its ``path``
+    regex does not match, or a path allowlist does. Only rules with such filters appear."""
+    out = {}
+    for i, r in enumerate(c.rules):
+        off = np.zeros(len(paths), dtype=bool)
+        if r.path:
+            off |= ~_path_search(paths, r.path)
+        if r.allow_paths:
+            off |= _path_search(paths, "|".join(f"(?:{p})" for p in r.allow_paths))
+        if off.any():
+            out[i] = off
+    return out
 
 
-def _one_finding_per_secret(c: Compiled, paths: list[str], found: dict[str, list], keep: np.ndarray) -> np.ndarray:
+def _path_search(paths: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """True where ``pattern`` (Python ``re``) is found in the path: Arrow's RE2 over the
+    column, or Python's ``re`` path by path for the patterns RE2 does not take."""
+    try:
+        found = pc.match_substring_regex(paths, pattern)
+    except pa.ArrowInvalid:
+        rx = re.compile(pattern)
+        return np.array([bool(rx.search(p)) for p in paths.to_pylist()], dtype=bool)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
+def _one_finding_per_secret(c: Compiled, paths: list[str], found: dict[str, list]) -> np.ndarray:
     """False for a finding of a redacted rule whose span overlaps, on the same line, the
     span of a kept finding of another redacted rule that ranks before it (higher severity,
     then earlier rule): a GitHub token assigned to ``token:`` is one github-pat finding,
     not also a generic one."""
     index = {r.id: i for i, r in enumerate(c.rules)}
     redact = {r.id for r in c.rules if r.redact}
-    order = sorted((k for k in np.flatnonzero(keep).tolist() if found["rule"][k] in redact),
+    order = sorted((k for k in range(len(paths)) if found["rule"][k] in redact),
                    key=lambda k: (paths[k], found["line"][k], -severity_rank(found["severity"][k]),
                                   index[found["rule"][k]], found["column"][k]))
     out = np.ones(len(paths), dtype=bool)
