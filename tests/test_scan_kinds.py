@@ -25,9 +25,10 @@ _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+/=@^~"
 
 def value() -> str:
     """A random 24-character password starting with a letter or digit (a bare value starting
-    with YAML/INI syntax such as ! # & * | > is not taken for a secret); built at run time:
-    this file holds no secret."""
-    return _rng.choice(_ALPHABET[:56]) + "".join(_rng.choice(_ALPHABET) for _ in range(23))
+    with YAML/INI syntax such as ! # & * | > is not taken for a secret) and ending with a digit
+    (letters alone make a name, not a secret); built at run time: this file holds no secret."""
+    return (_rng.choice(_ALPHABET[:56]) + "".join(_rng.choice(_ALPHABET) for _ in range(22))
+            + _rng.choice("23456789"))
 
 
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"
