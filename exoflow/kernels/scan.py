@@ -87,8 +87,8 @@ class Compiled:
         self.allow = [tuple([re.compile(p.encode("utf-8")) for p in ps]
                             for ps in (r.allow_regexes, r.allow_match_regexes, r.allow_line_regexes)) for r in rules]
         self.redactors = [i for i, r in enumerate(rules) if r.redact]
-        self.keywords = [tuple(k.encode() for k in r.keywords) for r in rules]
         self.groups = [_group_index(rx, r.secret_group) for rx, r in zip(self.confirm, rules)]
+        self.keywords = [tuple(k.encode() for k in r.keywords) for r in rules]
         self.finders: list[Any] = list(self.confirm)
         self.hs_db = None
         if engine == "hyperscan":
@@ -107,6 +107,16 @@ class Compiled:
                     self.finders[i] = re2.compile(r.pattern.encode("latin-1"), opts)
                 except Exception:   # lookarounds, backreferences: this rule stays on Python re
                     pass
+        # Python re is slow over a whole buffer with complex rules: a rule with keywords that
+        # is left to it gets as candidates the lines holding one of its keywords (what
+        # _confirm requires anyway), found by one literal search per set of keywords
+        groups: dict[tuple[bytes, ...], list[int]] = {}
+        for i, r in enumerate(rules):
+            if r.keywords and self.finders[i] is self.confirm[i]:
+                groups.setdefault(self.keywords[i], []).append(i)
+                self.finders[i] = None
+        self.line_finders = [(re.compile(b"(?:" + b"|".join(re.escape(k) for k in sorted(kw, key=len, reverse=True))
+                                         + b")[^\n]*"), members) for kw, members in groups.items()]
 
     def candidates(self, buf: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rule index, first byte, last byte) of candidate matches in ``buf``; for
@@ -122,9 +132,15 @@ class Compiled:
             lo = hi
         else:
             low = buf.lower() if any(r.keywords for r in self.rules) else b""
+            for rx, members in self.line_finders:
+                for m in rx.finditer(low):
+                    for i in members:
+                        ids.append(i)
+                        lo.append(m.start())
+                        hi.append(m.start())
             for i, (rule, finder) in enumerate(zip(self.rules, self.finders)):
-                if rule.keywords and not any(k.encode() in low for k in rule.keywords):
-                    continue   # the keyword prefilter: this rule cannot match anywhere here
+                if finder is None or rule.keywords and not any(k in low for k in self.keywords[i]):
+                    continue   # found by the keyword lines; or the keyword prefilter: no match here
                 for m in finder.finditer(buf):
                     ids.append(i)
                     lo.append(m.start())
