@@ -11,14 +11,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
-from conftest import exoflow, read_dataset
+from conftest import REPO, exoflow, read_dataset
 from exoflow.kernels import scan as S
 from exoflow.kernels.rules import load_rules
 from exoflow.sinks import UsageError
 
+SCHEMA = REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
 _rng = random.Random(11)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+/=@^~"
 
@@ -260,7 +262,9 @@ def test_baseline_and_inline_allow_comments(tmp_path):
         res = json.loads(r.stdout)["result"]
         assert res["findings"] == 2 and res["suppressed"] == {"inline": 4, "baseline": 2}
         assert {(e["path"].rsplit("/", 1)[1], e["line"]) for e in res["examples"]} == {("conf.py", 1), ("conf.py", 7)}
-        results = json.loads((out / "scan.sarif").read_text())["runs"][0]["results"]
+        doc = json.loads((out / "scan.sarif").read_text())
+        jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+        results = doc["runs"][0]["results"]
         assert sorted(x["locations"][0]["physicalLocation"]["region"]["startLine"] for x in results) == [1, 7]
         assert {x["baselineState"] for x in results} == {"new"}
     # only baselined and allowed findings: --fail-on passes

@@ -4,23 +4,32 @@ Two steps, so every engine gives the same findings:
 
 1. Candidates: a multi-pattern engine runs over ONE buffer holding every text file of
    the chunk and reports (rule, end offset) pairs. Hyperscan (all rules in one database,
-   one pass) when installed; else RE2 or Python ``re`` per rule over the buffer.
+   one pass) when installed; else RE2 per rule over the buffer; with Python ``re`` a rule
+   with keywords gets the lines holding one of them (one literal search per keyword set).
 2. Confirmation: each (rule, line) candidate's line is matched with the rule's Python
    regex, which fixes the exact span, the secret group, keywords, entropy and allowlists.
+   Rules with a ``path`` filter or path allowlist are not confirmed in other files.
 
 Lines, columns and file rows come from offsets with NumPy (``searchsorted`` over the
 file offsets and the newline positions). Columns are 1-based and count Unicode code
-points (UTF-8 lead bytes; an invalid byte counts as one). Binary files (a NUL byte
-anywhere, as ripgrep) are skipped. Files larger than the piece size are streamed: each
-window ends at a newline and the unfinished line is carried into the next, so a match
-is never cut at a piece boundary.
+points (UTF-8 lead bytes; an invalid byte counts as one). UTF-16 files (by BOM) are
+decoded to UTF-8 first and a UTF-8 BOM is dropped (``text.py``), as ripgrep does. Binary
+files (a NUL byte anywhere in the text, as ripgrep) are skipped. Files larger than the
+piece size are streamed: each window ends at a newline and the unfinished line is carried
+into the next, so a match is never cut at a piece boundary.
 
-Redaction: on a line with a finding of a redacted (secret) rule, nothing from the start of
-the first secret to the end of the line is ever shown (``match`` and ``context`` of every
-finding on that line), since a rule's regex may cover only the start of a longer secret.
-Lines inside a private key block (after a ``-----BEGIN … PRIVATE KEY-----`` marker of the
-same file, up to its ``-----END …-----`` marker) are never shown at all, and a BEGIN marker
-hides the rest of its line, whatever rules are loaded.
+Redaction: on every line shown, nothing from the start of the first span any redacted
+(secret) rule's regex matches there (its secret group; reported or not: entropy,
+allowlists, path filters do not count) to the end of the line is shown (``match`` and
+``context`` of every finding on that line), since a rule's regex may cover only the start
+of a longer secret. Lines inside a private key block (after a ``-----BEGIN … PRIVATE
+KEY-----`` marker of the same file, up to its ``-----END …-----`` marker) are never shown at
+all, and a BEGIN marker hides the rest of its line, whatever rules are loaded. Contexts
+are cut on character boundaries.
+
+Each finding has a fingerprint (rule, path relative to the scanned root, secret; not the
+line) and ``suppressed``: ``inline`` (an allow comment on its line) or ``baseline`` (its
+fingerprint is in --baseline), else null.
 """
 from __future__ import annotations
 
