@@ -80,19 +80,22 @@ def info() -> dict[str, Any]:
             packages[name] = version(name)
         except PackageNotFoundError:
             pass
+    from .kernels.scan import resolve_engine
     from .sources.walk import native_available
 
     return {"exoflow": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "hostname": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(),
             "lister": "compiled (exoflow._native)" if native_available() else "os.scandir (exoflow._native not built)",
+            "scan_engine": resolve_engine("auto"),
             "memory_bytes": psutil.virtual_memory().total, "gpus": _gpus(), "packages": packages}
 
 
 def format_info(d: dict) -> str:
+    from .reducers.scan import engine_line
     from .tables import human_bytes
     rows = [("exoflow", f"{d['exoflow']} (Python {d['python']})"), ("platform", d["platform"]),
             ("cpu", f"{d['cpu']}, {d['cores']} cores"), ("memory", human_bytes(d["memory_bytes"])),
-            ("lister", d.get("lister", "?")),
+            ("lister", d.get("lister", "?")), ("scan engine", engine_line(d.get("scan_engine"))[len("scan engine: "):]),
             ("gpus", ", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none")]
     rows += list(d["packages"].items())
     width = max(len(k) for k, _ in rows) + 2

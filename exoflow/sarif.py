@@ -3,13 +3,15 @@
 Columns are Unicode code points (``columnKind: unicodeCodePoints``), 1-based, and
 ``endColumn`` is exclusive, as SARIF defines. Relative paths are written relative to
 ``%SRCROOT%`` (the directory the scan was started from); others as ``file://`` URIs.
-Only redacted text ever reaches this file: it is built from the findings dataset.
+Only redacted text ever reaches this file: it is built from the findings dataset. Each
+result carries the finding's fingerprint in ``partialFingerprints`` (``exoflowFingerprint/v1``),
+which ``--baseline`` reads back.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote
 
@@ -19,6 +21,49 @@ from .kernels.rules import Rule
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+FINGERPRINT_KEY = "exoflowFingerprint/v1"    # partialFingerprints: the findings' fingerprint column
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What --baseline names: its path (what summary.json records) and its fingerprints."""
+
+    spec: str
+    fingerprints: frozenset[str]
+
+    def __str__(self) -> str:
+        return self.spec
+
+
+def read_fingerprints(path: str) -> frozenset[str]:
+    """The fingerprints of an earlier scan: ``path`` is its output directory (the
+    ``fingerprint`` column of every finding in ``findings/``, or else its ``scan.sarif``)
+    or a SARIF file (``partialFingerprints``). Raises OSError (unreadable), ValueError
+    (no fingerprints: not a scan output, or one from before fingerprints)."""
+    if os.path.isdir(path):
+        dataset = os.path.join(path, "findings")
+        if os.path.isdir(dataset):
+            import pyarrow.dataset as ds
+            d = ds.dataset(dataset, format="parquet")
+            if "fingerprint" not in d.schema.names:
+                raise ValueError("its findings have no fingerprints (written by an older exoflow); scan again")
+            col = d.to_table(columns=["fingerprint"], filter=ds.field("fingerprint").is_valid()).column(0)
+            return frozenset(col.to_pylist())
+        path = os.path.join(path, "scan.sarif")
+        if not os.path.exists(path):
+            raise ValueError("not a scan output directory (no findings/ nor scan.sarif)")
+    with open(path, "rb") as f:
+        try:
+            doc = json.load(f)
+        except ValueError:
+            raise ValueError("not a SARIF file (not JSON)") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list):
+        raise ValueError("not a SARIF file (no runs)")
+    fps = [r.get("partialFingerprints", {}).get(FINGERPRINT_KEY) for run in doc["runs"]
+           for r in run.get("results") or []]
+    if fps and not all(fps):
+        raise ValueError(f"results without an {FINGERPRINT_KEY} fingerprint (not written by this exoflow)")
+    return frozenset(fps)
 
 
 def rule_descriptor(r: Rule) -> dict:
@@ -44,11 +89,10 @@ def artifact_location(path: str, root: str) -> dict:
     return {"uri": "file://" + quote(full)}
 
 
-def result(f: dict, rule_index: dict[str, int], root: str) -> dict:
+def result(f: dict, rule_index: dict[str, int], root: str, baseline: bool = False) -> dict:
     region = {"startLine": f["line"], "startColumn": f["column"], "endLine": f["line"],
               "endColumn": f["end_column"], "snippet": {"text": f["match"]}}
-    fp = hashlib.sha256(f"{f['rule']}\0{f['path']}\0{f['context']}".encode()).hexdigest()[:32]
-    return {
+    out = {
         "ruleId": f["rule"],
         "ruleIndex": rule_index[f["rule"]],
         "level": LEVEL[f["severity"]],
@@ -57,13 +101,18 @@ def result(f: dict, rule_index: dict[str, int], root: str) -> dict:
                                             "region": region,
                                             "contextRegion": {"startLine": f["line"],
                                                               "snippet": {"text": f["context"]}}}}],
-        "partialFingerprints": {"exoflowFinding/v1": fp},
+        "partialFingerprints": {FINGERPRINT_KEY: f["fingerprint"]},
     }
+    if baseline:      # compared with a --baseline: every result written is new
+        out["baselineState"] = "new"
+    return out
 
 
-def write_sarif(path: str, rules: Iterable[Rule], findings: Iterable[dict], root: str | None = None) -> int:
+def write_sarif(path: str, rules: Iterable[Rule], findings: Iterable[dict], root: str | None = None,
+                baseline: bool = False) -> int:
     """Stream findings (dicts with path, line, column, end_column, rule, severity, match,
-    context) into a SARIF log at ``path``; returns the number of results."""
+    context, fingerprint) into a SARIF log at ``path``; returns the number of results.
+    ``baseline``: the findings were compared with a baseline (``baselineState: new``)."""
     root = os.path.abspath(root or os.getcwd())
     rules = list(rules)
     rule_index = {r.id: i for i, r in enumerate(rules)}
@@ -81,7 +130,8 @@ def write_sarif(path: str, rules: Iterable[Rule], findings: Iterable[dict], root
     with open(tmp, "w", encoding="utf-8") as out:
         out.write(head + '"results": [')
         for f in findings:
-            out.write(("," if n else "") + "\n  " + json.dumps(result(f, rule_index, root), ensure_ascii=False))
+            out.write(("," if n else "") + "\n  " + json.dumps(result(f, rule_index, root, baseline),
+                                                                ensure_ascii=False))
             n += 1
         out.write("\n ]" + tail + "\n")
     os.replace(tmp, path)

@@ -6,12 +6,16 @@ Computes: one row per finding: path, line, column (code points, 1-based), rule,
           severity, the match and a context line (secrets REDACTED everywhere).
 Writes:   OUT/findings/*.parquet, OUT/scan.sarif (SARIF 2.1.0), OUT/summary.json;
           prints findings by severity and rule. --fail-on SEVERITY: exit 1 on findings
-          at or above it (for CI).
+          at or above it (for CI); --baseline PREVIOUS: only findings not in an earlier
+          scan count; inline allow comments (exoflow:allow, gitleaks:allow,
+          pragma: allowlist secret) are honoured.
 
     exoflow run scan . --rules secrets,placeholders --fail-on high
 """
 import argparse
 import os
+
+import pyarrow as pa
 
 from exoflow import plots
 from exoflow import Argument, Finish, Job, WalkOptions, main
@@ -19,7 +23,7 @@ from exoflow.kernels.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.kernels.scan import ENGINES, engine_available, scan_findings
 from exoflow.reducers.scan import ScanReducer
 from exoflow.cli import count_at_least
-from exoflow.sarif import write_sarif
+from exoflow.sarif import Baseline, read_fingerprints, write_sarif
 from exoflow.sinks import UsageError
 
 
@@ -31,22 +35,31 @@ def engine_arg(name: str) -> str:
     return name
 
 
+def baseline_arg(spec: str) -> Baseline:
+    """--baseline: an earlier scan's output directory (its findings dataset) or SARIF file."""
+    try:
+        return Baseline(spec, read_fingerprints(spec))
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
+        raise UsageError(f"--baseline {spec}: {getattr(e, 'strerror', None) or e}") from None
+
+
 def write_outputs(f: Finish) -> dict:
-    """SARIF from the findings dataset (already redacted), written on the client."""
+    """SARIF from the findings dataset (already redacted), written on the client: the
+    findings reported (none suppressed by an allow comment or the baseline)."""
     result = dict(f.result)
     if f.params.get("sarif", True):
         import pyarrow.dataset as ds
-        cols = ["path", "line", "column", "end_column", "rule", "severity", "match", "context"]
+        cols = ["path", "line", "column", "end_column", "rule", "severity", "match", "context", "fingerprint"]
 
         def findings():
             if not os.path.isdir(f.dataset_dir):
                 return
             d = ds.dataset(f.dataset_dir, format="parquet")
-            for b in d.to_batches(columns=cols, filter=ds.field("rule").is_valid()):
+            for b in d.to_batches(columns=cols, filter=ds.field("rule").is_valid() & ds.field("suppressed").is_null()):
                 yield from b.to_pylist()
 
         path = os.path.join(f.out_dir, "scan.sarif")
-        write_sarif(path, f.params["rules"].rules, findings())
+        write_sarif(path, f.params["rules"].rules, findings(), baseline=f.params.get("baseline") is not None)
         result["sarif"] = path
     return result
 
@@ -73,6 +86,9 @@ job = Job(
         Argument("--sarif", action=argparse.BooleanOptionalAction, default=True,
                  help="write OUT/scan.sarif (default: on)"),
         Argument("--top", type=count_at_least(0), default=20, metavar="N", help="findings listed on the terminal and in summary.json, most severe first (default: 20)"),
+        Argument("--baseline", type=baseline_arg, default=None, metavar="PREVIOUS",
+                 help="report (and --fail-on) only findings not in PREVIOUS: an earlier scan's output directory "
+                      "or its scan.sarif, matched by fingerprint (rule, path, secret; not the line)"),
     ],
 )
 

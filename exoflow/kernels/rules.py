@@ -13,8 +13,10 @@ The format follows gitleaks' TOML rules::
     secretGroup = 1                   # the group that is the secret (default: 1 if any, else all)
     entropy = 3.0                     # minimum Shannon entropy (bits/byte) of the secret
     keywords = ["akia", "asia"]       # a match's line must contain one (case-insensitive)
+    path = '''\\.env$'''               # only files whose path matches (as gitleaks' rule `path`)
     [rules.allowlist]                 # also [[rules.allowlists]], as in gitleaks 8.21+
     regexes = ['''EXAMPLE$''']        # regexes on the secret
+    regexTarget = "secret"            # what `regexes` test: secret (default) | match | line
     stopwords = ["example"]           # substrings of the secret (case-insensitive)
     paths = []
 
@@ -50,8 +52,11 @@ class Rule:
     entropy: float | None = None
     secret_group: int | str | None = None
     redact: bool = True
+    path: str | None = None                   # the rule applies only to files whose path matches
     allow_paths: tuple[str, ...] = ()
-    allow_regexes: tuple[str, ...] = ()
+    allow_regexes: tuple[str, ...] = ()       # on the secret
+    allow_match_regexes: tuple[str, ...] = ()  # on the whole match
+    allow_line_regexes: tuple[str, ...] = ()   # on the line
     allow_stopwords: tuple[str, ...] = ()
     source: str = ""
 
@@ -128,18 +133,27 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _allow(d: dict, where: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+TARGETS = ("secret", "match", "line")     # what an allowlist's regexes test (gitleaks' regexTarget)
+
+
+def _allow(d: dict, where: str) -> dict[str, tuple[str, ...]]:
+    """An allowlist table (or a list of them) as {"paths", "stopwords", "secret", "match",
+    "line"}: the last three are regexes by what they test."""
     lists = [d] if isinstance(d, dict) else list(d or [])
-    paths, regexes, stop = [], [], []
+    out: dict[str, list[str]] = {k: [] for k in ("paths", "stopwords") + TARGETS}
     for a in lists:
         if not isinstance(a, dict):
             raise UsageError(f"{where}: an allowlist must be a table")
-        paths += _strings(a.get("paths"), where)
-        regexes += _strings(a.get("regexes"), where)
-        stop += _strings(a.get("stopwords"), where)
-    for p in paths + regexes:
-        _check_regex(p, where)
-    return tuple(paths), tuple(regexes), tuple(s.lower() for s in stop)
+        target = a.get("regexTarget", "secret")
+        if target not in TARGETS:
+            raise UsageError(f"{where}: regexTarget must be one of {', '.join(TARGETS)}")
+        out["paths"] += _strings(a.get("paths"), where)
+        out[target] += _strings(a.get("regexes"), where)
+        out["stopwords"] += [s.lower() for s in _strings(a.get("stopwords"), where)]
+    for k in ("paths",) + TARGETS:
+        for p in out[k]:
+            _check_regex(p, where)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _check_regex(pattern: str, where: str) -> re.Pattern:
@@ -191,13 +205,19 @@ def _rule(d: dict, source: str, redact_default: bool, global_allow: tuple) -> Ru
         sev = parse_severity(sev)
     except UsageError as e:
         raise UsageError(f"{where}: {e}") from None
-    ap, ar, aw = _allow(d.get("allowlists", d.get("allowlist", {})), where)
-    gp, gr, gw = global_allow
+    path = d.get("path")
+    if path is not None:
+        if not isinstance(path, str):
+            raise UsageError(f"{where}: path must be a regex string")
+        _check_regex(path, where)
+    a = _allow(d.get("allowlists", d.get("allowlist", {})), where)
+    a = {k: a[k] + global_allow[k] for k in a}
     return Rule(id=rid, description=str(d.get("description", rid)), severity=sev, pattern=pattern,
                 keywords=tuple(k.lower() for k in _strings(d.get("keywords"), where)),
                 entropy=float(entropy) if entropy is not None else None, secret_group=group,
-                redact=bool(d.get("redact", redact_default)), allow_paths=ap + gp, allow_regexes=ar + gr,
-                allow_stopwords=aw + gw, source=source)
+                redact=bool(d.get("redact", redact_default)), path=path, allow_paths=a["paths"],
+                allow_regexes=a["secret"], allow_match_regexes=a["match"], allow_line_regexes=a["line"],
+                allow_stopwords=a["stopwords"], source=source)
 
 
 def parse_rules(doc: dict, source: str) -> list[Rule]:

@@ -1,14 +1,67 @@
-"""Text in encodings other than UTF-8 that kernels read: UTF-16 marked by a byte-order mark."""
+"""Text encodings by byte-order mark, as ripgrep reads them: a file starting with a UTF-16
+BOM (``FF FE`` little-endian, ``FE FF`` big-endian) is UTF-16 and is read as its UTF-8
+transcoding; a UTF-8 BOM (``EF BB BF``) is dropped. Lines and columns then refer to the
+decoded text, BOM excluded. Invalid UTF-16 (a lone surrogate, an odd last byte) becomes
+U+FFFD, as in ripgrep.
+"""
 from __future__ import annotations
 
-UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+import codecs
+from typing import Iterable, Iterator
+
+import numpy as np
+
+UTF8_BOM = codecs.BOM_UTF8
+UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
+
+
+def utf16_bom_encoding(head: bytes) -> str | None:
+    """``"utf-16-le"`` or ``"utf-16-be"`` when ``head`` starts with that BOM, else None."""
+    return UTF16_BOMS.get(bytes(head[:2]))
 
 
 def decode_utf16(data: bytes) -> bytes | None:
-    """The UTF-8 encoding of ``data`` when it starts with a UTF-16 byte-order mark (LE
-    ``FF FE`` or BE ``FE FF``; the mark itself is dropped), else None. Unpaired surrogates
-    and an odd last byte become U+FFFD; lines are those of the decoded text."""
-    encoding = UTF16_BOMS.get(bytes(data[:2]))
-    if encoding is None:
+    """The UTF-8 text of ``data`` (BOM removed) when it starts with a UTF-16 BOM, else None."""
+    enc = utf16_bom_encoding(data)
+    if enc is None:
         return None
-    return bytes(data[2:]).decode(encoding, "replace").encode("utf-8")
+    return bytes(data[2:]).decode(enc, "replace").encode("utf-8")
+
+
+def bom_rows(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per file of a batch buffer (``data`` uint8, file i at ``offsets[i]:offsets[i+1]``):
+    (starts with a UTF-16 BOM, starts with a UTF-8 BOM), two bool arrays, no Python loop."""
+    lo, sizes = offsets[:-1], np.diff(offsets)
+
+    def at(k: int) -> np.ndarray:     # byte k of each file, -1 where the file is shorter
+        ok = sizes > k
+        out = np.full(len(lo), -1, np.int16)
+        out[ok] = data[lo[ok] + k]
+        return out
+
+    b0, b1, b2 = at(0), at(1), at(2)
+    utf16 = ((b0 == 0xFF) & (b1 == 0xFE)) | ((b0 == 0xFE) & (b1 == 0xFF))
+    utf8 = (b0 == 0xEF) & (b1 == 0xBB) & (b2 == 0xBF)
+    return utf16, utf8
+
+
+def decoded_pieces(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
+    """A file's pieces as text: UTF-16 (by BOM) transcoded to UTF-8 piece by piece, a UTF-8
+    BOM dropped, anything else passed through unchanged."""
+    it = iter(pieces)
+    head = b""
+    for piece in it:                  # enough bytes to see a BOM (pieces may be tiny)
+        head += bytes(piece)
+        if len(head) >= 3:
+            break
+    enc = utf16_bom_encoding(head)
+    if enc is None:
+        yield head[3:] if head.startswith(UTF8_BOM) else head
+        for piece in it:
+            yield bytes(piece)
+        return
+    dec = codecs.getincrementaldecoder(enc)("replace")
+    yield dec.decode(head[2:]).encode("utf-8")
+    for piece in it:
+        yield dec.decode(bytes(piece)).encode("utf-8")
+    yield dec.decode(b"", final=True).encode("utf-8")

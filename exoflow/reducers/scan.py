@@ -1,5 +1,7 @@
 """The scan summary: findings by rule and severity, files scanned and skipped, the
-most severe findings first (matches already redacted), and the --fail-on exit code."""
+most severe findings first (matches already redacted), and the --fail-on exit code.
+Findings suppressed (an inline allow comment, or in --baseline) are counted apart and
+count for nothing else."""
 from __future__ import annotations
 
 import json
@@ -9,9 +11,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..kernels.rules import SEVERITIES, severity_rank
+from ..kernels.scan import resolve_engine
 from ..tables import human_bytes, human_count, table
 
 STATS = ("regular_files", "scanned_files", "binary_files", "scanned_bytes")
+SUPPRESSED = ("inline", "baseline")      # findings not reported: an allow comment on the line, in --baseline
+
+
+def engine_line(engine: str | None, chosen: str = "auto") -> str:
+    """The report's first line: which matching engine ran and, when ``--engine auto`` did
+    not find Hyperscan, what is missing."""
+    return "scan engine: " + (engine or "-") + (ENGINE_NOTES.get(engine or "", "") if chosen == "auto" else "")
+
+
+ENGINE_NOTES = {
+    "re2": " (Hyperscan is not installed; pip install hyperscan, where it has wheels, is faster)",
+    "re": " (Python's re, several times slower: neither Hyperscan nor RE2 is installed; "
+          "pip install hyperscan google-re2)",
+}
 
 
 class ScanReducer:
@@ -21,6 +38,9 @@ class ScanReducer:
     def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
         meta = json.loads((t.schema.metadata or {}).get(b"exoflow.scan", b"{}"))
         found = t.filter(pc.is_valid(t.column("rule")))
+        why = found.column("suppressed")
+        suppressed = {k: int(pc.sum(pc.equal(why, k)).as_py() or 0) for k in SUPPRESSED}
+        found = found.filter(pc.is_null(why))
         by_rule: dict[str, list] = {}
         if found.num_rows:
             g = found.group_by(["rule", "severity"]).aggregate([("line", "count"), ("path", "count_distinct")])
@@ -34,13 +54,16 @@ class ScanReducer:
         ex = ex.sort_by([("rank", "descending"), ("path", "ascending"), ("line", "ascending"),
                          ("column", "ascending")]).slice(0, top).drop(["rank"])
         return {**{k: int(meta.get(k, 0)) for k in STATS}, "engine": meta.get("engine"),
-                "findings": found.num_rows, "by_rule": by_rule, "examples": ex.to_pylist(), "top": top}
+                "findings": found.num_rows, "suppressed": suppressed, "by_rule": by_rule,
+                "examples": ex.to_pylist(), "top": top}
 
     def merge(self, total: dict | None, part: dict) -> dict:
         if total is None:
             return part
         for k in STATS + ("findings",):
             total[k] += part[k]
+        for k in SUPPRESSED:
+            total["suppressed"][k] += part["suppressed"][k]
         total["engine"] = total["engine"] or part["engine"]
         for r, (s, c, f) in part["by_rule"].items():
             old = total["by_rule"].setdefault(r, [s, 0, 0])
@@ -57,7 +80,9 @@ class ScanReducer:
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         if total is None:
-            total = {**{k: 0 for k in STATS}, "engine": None, "findings": 0, "by_rule": {}, "examples": []}
+            total = {**{k: 0 for k in STATS}, "engine": None, "findings": 0, "suppressed": dict.fromkeys(SUPPRESSED, 0),
+                     "by_rule": {}, "examples": []}
+        total["engine"] = total["engine"] or resolve_engine(params.get("engine") or "auto")
         top = int(params.get("top", self.top))
         rows = sorted(total["by_rule"].items(), key=lambda kv: (-severity_rank(kv[1][0]), -kv[1][1], kv[0]))
         total["by_rule"] = [{"rule": r, "severity": s, "findings": c, "files": f} for r, (s, c, f) in rows]
@@ -74,11 +99,15 @@ class ScanReducer:
         return total
 
     def report(self, s: dict, params: dict[str, Any]) -> str:
-        parts = [table("Scan", ["", "value"], [
-            ["rules", str(params.get("rules", ""))], ["engine", s.get("engine") or "-"],
-            ["files scanned", human_count(s["scanned_files"])],
-            ["binary files skipped", human_count(s["binary_files"])],
-            ["bytes scanned", human_bytes(s["scanned_bytes"])], ["findings", human_count(s["findings"])]])]
+        rows = [["rules", str(params.get("rules", ""))], ["files scanned", human_count(s["scanned_files"])],
+                ["binary files skipped", human_count(s["binary_files"])],
+                ["bytes scanned", human_bytes(s["scanned_bytes"])], ["findings", human_count(s["findings"])]]
+        sup = s.get("suppressed", {})
+        if sup.get("inline"):
+            rows.append(["allowed inline (not reported)", human_count(sup["inline"])])
+        if params.get("baseline") is not None:
+            rows.append([f"in baseline {params['baseline']} (not reported)", human_count(sup.get("baseline", 0))])
+        parts = [engine_line(s.get("engine"), params.get("engine") or "auto"), table("Scan", ["", "value"], rows)]
         parts.append(table("By severity", ["severity", "findings"],
                            [[k, human_count(v)] for k, v in s["by_severity"].items()]))
         if s["by_rule"]:
