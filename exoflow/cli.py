@@ -259,12 +259,14 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     walk, chunk, load, cluster_opts = _options(args, job, params)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
                     walk=walk, chunk=chunk, load=load)
-    validate(cfg)
+    notes = validate(cfg)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
     out_dir = default_out_dir(job.name) if args.out is None else args.out
     created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    for note in notes:
+        say(f"{prog}: {note}")
 
     from .cluster import connect, describe
     try:

@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import math
 import os
-import sys
 import time
 import uuid
 from collections import deque
@@ -200,17 +199,15 @@ def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]
     return [dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)}) for d in dirs]
 
 
-def validate(cfg: RunConfig) -> None:
-    """Raise UsageError for inputs that cannot work, before any cluster starts; say on stderr which
-    PATHs overlap (their files are listed once)."""
+def validate(cfg: RunConfig) -> list[str]:
+    """Raise UsageError for inputs that cannot work, before any cluster starts; return notes for the
+    user (which PATHs overlap: their files are listed once)."""
     if not cfg.paths and not cfg.from_list:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
     merged = plan(cfg.paths, cfg.walk).merged
-    if merged:
-        print("exoflow: PATHs overlap, each file is listed once: "
-              + ", ".join(" ".join(m) for m in merged), file=sys.stderr)
     if cfg.from_list:
         manifest.plan(cfg.from_list)
+    return ["PATHs overlap, each file is listed once: " + ", ".join(" ".join(m) for m in merged)] if merged else []
 
 
 class _Load:

@@ -142,6 +142,9 @@ def test_overlapping_paths_end_to_end(overlapping, tmp_path):
     assert {canonical(tmp_path / p) for p in rows} == find(str(overlapping)) and len(rows) == len(set(rows))
     assert r.stderr.count("each file is listed once") == 1
     assert "./t/ is t" in r.stderr and "t/pics is inside t" in r.stderr and "L is t" in r.stderr
+    r = exoflow("run", "inventory", "t", "t/pics", "-q", "--out", str(tmp_path / "q"), "--no-dashboard",
+                cwd=str(tmp_path))
+    assert (r.returncode, r.stderr, r.stdout) == (0, "", "")            # -q: nothing but errors
 
     r = exoflow("run", "dedup", "t", "t/pics", "--hardlinks", "--out", str(tmp_path / "d"), "--no-dashboard",
                 cwd=str(tmp_path))
