@@ -457,6 +457,17 @@ static int int64s(Py_buffer *b, Py_ssize_t *n) {
     return 0;
 }
 
+/* Segments [a[i], b[i]) of a text of len bytes must be sorted, disjoint and inside it. */
+static int check_segments(const int64_t *a, const int64_t *b, Py_ssize_t n, Py_ssize_t len, const char *fn) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (a[i] < 0 || a[i] > b[i] || b[i] > len || (i && b[i - 1] > a[i])) {
+            PyErr_Format(PyExc_ValueError, "%s: segments must be sorted, disjoint, inside the text", fn);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(token_text_doc,
 "token_text(data, file_lo, classes, out, starts) -> length\n\n"
 "The token text of contiguous nonempty files (file i is data[file_lo[i]:file_lo[i+1]], the last\n"
@@ -701,12 +712,8 @@ BYTE_LOOP_ALIGN static PyObject *python_comments(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "python_comments: array lengths differ");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (a[i] < 0 || a[i] > b[i] || b[i] > text.len || (i && b[i - 1] > a[i])) {
-            PyErr_SetString(PyExc_ValueError, "python_comments: segments must be sorted, disjoint, inside the text");
-            goto done;
-        }
-    }
+    if (check_segments(a, b, n, text.len, "python_comments") < 0)
+        goto done;
     const unsigned char *d = text.buf;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -911,12 +918,8 @@ BYTE_LOOP_ALIGN static PyObject *c_comments(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "c_comments: array lengths differ");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (a[i] < 0 || a[i] > b[i] || b[i] > text.len || (i && b[i - 1] > a[i])) {
-            PyErr_SetString(PyExc_ValueError, "c_comments: segments must be sorted, disjoint, inside the text");
-            goto done;
-        }
-    }
+    if (check_segments(a, b, n, text.len, "c_comments") < 0)
+        goto done;
     const unsigned char *d = text.buf;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS

@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -96,3 +98,38 @@ def out_dir(tmp_path: Path) -> Path:
     d = tmp_path / "out"
     d.mkdir()
     return d
+
+
+@contextmanager
+def dask_cluster(nworkers: int, nthreads: int, cwd: str | None = None):
+    """A real ``dask scheduler`` and ``dask worker`` (run in ``cwd``) on 127.0.0.1, as a user
+    starts them; yields (address, the worker command's pid) once all workers have joined."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nworkers",
+                                   str(nworkers), "--nthreads", str(nthreads), "--no-dashboard"], cwd=cwd,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+    try:
+        from distributed import Client
+        deadline = time.time() + 60
+        while True:
+            try:
+                with Client(addr, timeout="2s") as c:
+                    if len(c.scheduler_info()["workers"]) == nworkers:
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail("the test scheduler and workers did not start")
+            time.sleep(0.3)
+        yield addr, procs[1].pid
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)

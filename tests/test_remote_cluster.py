@@ -14,39 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exoflow, make_grid, read_dataset
+from conftest import dask_cluster, exoflow, make_grid, read_dataset
 from oracle import walk_lstat
 
 
 @pytest.fixture(scope="module")
 def scheduler():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nworkers", "2",
-                                   "--nthreads", "1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-    from distributed import Client
-    deadline = time.time() + 60
-    while True:
-        try:
-            with Client(addr, timeout="2s") as c:
-                if len(c.scheduler_info()["workers"]) == 2:
-                    break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            pytest.fail("the test scheduler and workers did not start")
-        time.sleep(0.3)
-    yield addr, procs[1].pid
-    for p in reversed(procs):
-        p.terminate()
-        p.wait(timeout=30)
+    with dask_cluster(nworkers=2, nthreads=1) as (addr, worker_pid):
+        yield addr, worker_pid
 
 
 def test_inventory_on_a_running_scheduler(scheduler, tmp_path):

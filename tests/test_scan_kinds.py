@@ -20,7 +20,7 @@ from exoflow.kernels import scan as S
 from exoflow.kernels.rules import load_rules
 from exoflow.sinks import UsageError
 
-SCHEMA = REPO.parent / "shared" / "schemas" / "sarif-schema-2.1.0.json"
+SCHEMA = REPO / "tests" / "data" / "sarif-schema-2.1.0.json"       # the official schema; source in tests/data/README.md
 _rng = random.Random(11)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#%+/=@^~"
 

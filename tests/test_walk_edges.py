@@ -6,10 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import IS_ROOT, exoflow, read_dataset
+from conftest import IS_ROOT, dask_cluster, exoflow, read_dataset
 from oracle import find_printf
 from exoflow.batch import Batch, read_files
 from exoflow.kernels.hashing import hash_file
@@ -403,33 +400,8 @@ def test_unreadable_path_is_one_error_row(tmp_path):
 @pytest.fixture(scope="module")
 def elsewhere_worker():
     """A scheduler and one worker whose working directory is / (not the client's)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", addr, "--nworkers", "1",
-                                   "--nthreads", "2", "--no-dashboard"], cwd="/",
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-    from distributed import Client
-    deadline = time.time() + 60
-    while True:
-        try:
-            with Client(addr, timeout="2s") as c:
-                if c.scheduler_info()["workers"]:
-                    break
-        except OSError:
-            pass
-        if time.time() > deadline:
-            pytest.fail("the test scheduler and worker did not start")
-        time.sleep(0.3)
-    yield addr
-    for p in reversed(procs):
-        p.terminate()
-        p.wait(timeout=30)
+    with dask_cluster(nworkers=1, nthreads=2, cwd="/") as (addr, _):
+        yield addr
 
 
 def test_relative_paths_on_a_worker_elsewhere(elsewhere_worker, tmp_path):
