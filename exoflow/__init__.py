@@ -5,6 +5,8 @@ What job scripts import::
 
     from exoflow import Job, Argument, Batch, WalkOptions, ChunkOptions, main
 """
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 import os as _os
@@ -13,9 +15,19 @@ import os as _os
 # Dask's zero-copy transfers; copying them is the right answer and the warning is noise.
 _os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
 
-from .batch import Batch  # noqa: E402
-from .job import Argument, Finish, Job, Kernel, Reducer  # noqa: E402
-from .options import ChunkOptions, LoadOptions, WalkOptions  # noqa: E402
+# What job scripts import, loaded on first use: the command imports this package before it starts
+# the workers' fork server, and the fork server's imports should overlap Arrow's and Dask's here.
+_EXPORTS = {"Batch": "batch", "Argument": "job", "Finish": "job", "Job": "job", "Kernel": "job", "Reducer": "job",
+            "ChunkOptions": "options", "LoadOptions": "options", "WalkOptions": "options"}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'exoflow' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def main(job: Job) -> None:

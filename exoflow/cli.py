@@ -14,12 +14,14 @@ import json
 import os
 import re
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import __version__
-from .job import Job
 from .options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
 from .sinks import UsageError
+
+if TYPE_CHECKING:
+    from .job import Job
 
 EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

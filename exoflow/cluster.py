@@ -13,6 +13,7 @@ import warnings
 from typing import TYPE_CHECKING, Iterator
 
 import dask
+import distributed  # noqa: F401  (its config defaults must be loaded before any dask.config.set)
 from dask.utils import format_bytes, key_split, parse_timedelta
 
 from . import forkserver
