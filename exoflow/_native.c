@@ -685,6 +685,12 @@ typedef struct {
     Py_ssize_t n, cap;
 } spans_t;
 
+/* (starts, ends) as two bytes objects of int64 (b"" when empty: y# of a NULL pointer would be None). */
+static PyObject *spans_bytes(const spans_t *st, const spans_t *en) {
+    return Py_BuildValue("(y#y#)", st->v ? (const char *)st->v : "", st->n * (Py_ssize_t)sizeof(int64_t),
+                         en->v ? (const char *)en->v : "", en->n * (Py_ssize_t)sizeof(int64_t));
+}
+
 static int span_add(spans_t *s, int64_t x) {
     if (s->n == s->cap) {
         Py_ssize_t cap = s->cap ? 2 * s->cap : 1024;
@@ -765,9 +771,7 @@ BYTE_LOOP_ALIGN static PyObject *python_comments(PyObject *self, PyObject *args)
         PyErr_NoMemory();
         goto done;
     }
-    /* (y# of a NULL pointer would be None: no comments is b"") */
-    result = Py_BuildValue("(y#y#)", st.v ? (const char *)st.v : "", st.n * (Py_ssize_t)sizeof(int64_t),
-                           en.v ? (const char *)en.v : "", en.n * (Py_ssize_t)sizeof(int64_t));
+    result = spans_bytes(&st, &en);
 done:
     PyMem_RawFree(st.v);
     PyMem_RawFree(en.v);
@@ -958,8 +962,7 @@ BYTE_LOOP_ALIGN static PyObject *c_comments(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    result = Py_BuildValue("(y#y#)", st.v ? (const char *)st.v : "", st.n * (Py_ssize_t)sizeof(int64_t),
-                           en.v ? (const char *)en.v : "", en.n * (Py_ssize_t)sizeof(int64_t));
+    result = spans_bytes(&st, &en);
 done:
     PyMem_RawFree(st.v);
     PyMem_RawFree(en.v);

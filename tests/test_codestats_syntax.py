@@ -20,16 +20,10 @@ from exoflow.kernels import codestats as cs
 from exoflow.kernels.codestats import _buffer_stats, languages_by_name
 from exoflow.kernels.languages import LANGS, PREFIXES, by_name, by_shebang
 from exoflow.kernels.text import decode_utf16
-from test_codestats import CASES
+from test_codestats import CASES, counts
 
 KEYS = ("lines", "blank", "comment", "code")
 BOM = "\ufeff"
-
-
-def counts(lang: str, text: str) -> tuple[int, int, int, int]:
-    b = text.encode()
-    r = _buffer_stats(b, [lang], np.array([0]), np.array([len(b)]))
-    return tuple(int(r[k][0]) for k in KEYS)
 
 
 # (language, text, hand-counted (lines, blank, comment, code))
