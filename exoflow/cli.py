@@ -200,7 +200,7 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
         if given:
             raise UsageError(f"{given[0]} shapes the embedded cluster, not one given with --scheduler")
     elif task_resources(params) and importlib.util.find_spec("cupy") is None:
-        # the embedded workers are this machine's; CUDA itself is not touched here (workers fork)
+        # the embedded workers are this machine's; this check does not touch CUDA itself
         raise UsageError("--backend gpu: no CUDA device or CuPy on this machine: CuPy is not installed "
                          "(install exoflow[gpu-cuda12], or give --scheduler with GPU workers)")
     reads = job.chunk.read_order if job.chunk.read_order is not None else job.reads_content

@@ -48,7 +48,6 @@ GPU_WORKERS = 2
 # A worker process that has not joined the scheduler after this many seconds is a failed start
 # (one line, exit 2), never a wait without end; it bounds a worker restarted later in a run too.
 START_TIMEOUT = 60.0
-# Imported once by the fork server, so each worker forked from it starts with what tasks need.
 # --scheduler: how long to wait for an answer unless distributed.comm.timeouts.connect is set
 CONNECT_TIMEOUT = "10s"
 # The least memory a worker can run with: an idle worker process (Python, Dask, Arrow, pandas)
@@ -234,8 +233,8 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
     workers, threads = worker_shape(opts)
     memory_limit = check_memory_limit(opts.memory_limit, threads, workers)
     # Worker processes ignore Ctrl-C (SIGINT goes to the whole process group): the client
-    # catches it, cancels the tasks and shuts the cluster down in order. The fork server started
-    # here keeps ignoring it, and so do the workers it forks.
+    # catches it, cancels the tasks and shuts the cluster down in order. The fork server ignores it
+    # (forkserver.start), and so do the workers it forks.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
         # a taken port is not a problem: another one is used and its URL printed

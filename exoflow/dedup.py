@@ -210,12 +210,12 @@ def _other_names(names: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _keep_matched(rows: pd.DataFrame, links: pd.DataFrame, params: dict[str, Any]) -> np.ndarray:
     """Per canonical --keep-path pattern: whether it matches a name of a file in this partition's groups."""
-    from .dedup_actions import _names, keep_matches
+    from .dedup_actions import exact_names, keep_matches
     patterns = params.get("keep_patterns") or []
     if not patterns or not params.get("action"):
         return np.zeros(len(patterns), bool)
     names = pd.concat([rows[["path", "path_bytes"]], links[["path", "path_bytes"]]])
-    return keep_matches(_names(names["path"].tolist(), names["path_bytes"].tolist(), params["cwd"])[0],
+    return keep_matches(exact_names(names["path"].tolist(), names["path_bytes"].tolist(), params["cwd"])[0],
                         patterns).any(axis=0)
 
 

@@ -141,7 +141,7 @@ def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarra
     return out
 
 
-def _names(paths: list[str], raw: list[Any], cwd: str) -> tuple[list[str], list[str]]:
+def exact_names(paths: list[str], raw: list[Any], cwd: str) -> tuple[list[str], list[str]]:
     """(exact absolute names to act on, absolute names as shown) from the walked names as shown
     and their exact bytes (``path_bytes``: None, or bytes where the name is not UTF-8)."""
     shown = [absolute(p, cwd) for p in paths]
@@ -457,7 +457,7 @@ def act_on_group(g: list[Name], params: dict[str, Any], write: Callable[[list[st
     decision through ``write``; returns the bytes the file system freed (measured after the
     changes)."""
     action = params["action"]
-    exact, shown = _names([r["path"] for r in g], [r["path_bytes"] for r in g], params.get("cwd") or os.getcwd())
+    exact, shown = exact_names([r["path"] for r in g], [r["path_bytes"] for r in g], params.get("cwd") or os.getcwd())
     patterns = params.get("keep_patterns") or []
     matched = keep_matches(exact, patterns).any(axis=1).tolist() if patterns else [False] * len(g)
     rows = sorted(({**r, "_exact": e, "_shown": s, "_match": m} for r, e, s, m in zip(g, exact, shown, matched)),
@@ -715,7 +715,7 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
     path = os.path.join(d, f"{part:06d}.tsv")
     counts: dict[str, int] = {}
     records = rows[["group_id", "path", "path_bytes", "size", "mtime_ns", "inode", "device"]].to_dict("records")
-    exact, _ = _names(rows["path"].tolist(), rows["path_bytes"].tolist(), params.get("cwd") or os.getcwd())
+    exact, _ = exact_names(rows["path"].tolist(), rows["path_bytes"].tolist(), params.get("cwd") or os.getcwd())
     with open(path, "w", encoding="utf-8", errors="replace") as f:
         def write(fields: list[str]) -> None:
             f.write("\t".join(_log_field(s) for s in fields) + "\n")
