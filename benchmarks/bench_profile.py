@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import measure, trees  # noqa: E402
 
 from exoflow.backends import gpu_available  # noqa: E402
-from exoflow.kernels import profile as k  # noqa: E402
+from exoflow.kernels import bytestats as k  # noqa: E402
 
 
 def make_gen(root: str, files: int = 20_000, seed: int = 11) -> None:

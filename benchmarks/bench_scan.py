@@ -16,7 +16,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, measure, need, tree_stats  # noqa: E402
 
-from exoflow.kernels.rules import load_rules  # noqa: E402
+from exoflow.ops.scan.rules import load_rules  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def __getattr__(name: str):
 
 def main(job: Job) -> None:
     """Run ``job`` from the command line: ``python jobs/NAME.py PATH... [options]``."""
-    from .cli import job_main
+    from exoflow.cli import job_main
     job_main(job)
 
 

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .sinks import UsageError
+from exoflow.errors import UsageError
 
 BACKENDS = ("cpu", "gpu", "auto")
 # Dask resource that GPU workers advertise (``dask cuda worker … --resources GPU=1``); chunk tasks

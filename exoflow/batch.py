@@ -20,20 +20,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .longpath import open_path
-from .options import LoadOptions
-from .paths import raw_paths
-from .sources.entries import describe_errno, describe_error
+from exoflow.longpath import open_path
+from exoflow.options import LoadOptions
+from exoflow.paths import raw_paths
+from exoflow.fileio import OPEN_FLAGS, describe_errno, describe_error
 
-OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # never blocks on a FIFO swapped in
 NOT_REGULAR = "changed: no longer a regular file"
 GREW = "changed: file grew while being read"
 CHANGED = "changed: file changed while being read"     # its bytes could mix two versions
 
-try:
-    from . import _native     # the compiled reader (setup.py); optional
-except ImportError:
-    _native = None
+from exoflow.fileio import native as _native
 
 _local = threading.local()
 

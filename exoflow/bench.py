@@ -30,9 +30,9 @@ import tempfile
 import time
 from typing import Any, Sequence
 
-from . import __version__
-from .backends import GPU_RESOURCE, task_resources
-from .sinks import UsageError
+from exoflow import __version__
+from exoflow.backends import GPU_RESOURCE, task_resources
+from exoflow.errors import UsageError
 
 MODES = ("serial", "cpu", "gpu")
 FORMAT = 1       # version of the saved JSON
@@ -80,22 +80,26 @@ def info() -> dict[str, Any]:
             packages[name] = version(name)
         except PackageNotFoundError:
             pass
-    from .kernels.scan import resolve_engine
-    from .sources.walk import native_available
+    from exoflow.jobs_registry import load, shipped
+    from exoflow.sources.walk import native_available
+
+    settings = {}
+    for name in shipped():
+        job = load(name)
+        settings.update(job.environment() if job.environment else {})
 
     return {"exoflow": __version__, "python": platform.python_version(), "platform": platform.platform(),
             "hostname": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(),
             "lister": "compiled (exoflow._native)" if native_available() else "os.scandir (exoflow._native not built)",
-            "scan_engine": resolve_engine("auto"),
+            "jobs": settings,
             "memory_bytes": psutil.virtual_memory().total, "gpus": _gpus(), "packages": packages}
 
 
 def format_info(d: dict) -> str:
-    from .reducers.scan import engine_line
-    from .tables import human_bytes
+    from exoflow.tables import human_bytes
     rows = [("exoflow", f"{d['exoflow']} (Python {d['python']})"), ("platform", d["platform"]),
             ("cpu", f"{d['cpu']}, {d['cores']} cores"), ("memory", human_bytes(d["memory_bytes"])),
-            ("lister", d.get("lister", "?")), ("scan engine", engine_line(d.get("scan_engine"))[len("scan engine: "):]),
+            ("lister", d.get("lister", "?")), *d.get("jobs", {}).items(),
             ("gpus", ", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none")]
     rows += list(d["packages"].items())
     width = max(len(k) for k, _ in rows) + 2
@@ -109,8 +113,8 @@ def run_serial(cfg) -> dict:
     A job's ``after`` stage needs a cluster and is not run."""
     import cloudpickle
 
-    from .runner import _roots, list_piece, list_tree, run_chunk
-    from .sources import manifest
+    from exoflow.runner import _roots, list_piece, list_tree, run_chunk
+    from exoflow.sources import manifest
 
     t0 = time.time()
     params = {"now": t0, **cfg.params}
@@ -164,7 +168,7 @@ def _repeat(fn, cfg, warmup: int, repeats: int, say) -> list[dict]:
 
 def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> dict:
     """Measure one mode: {"runs": [...], "files_per_s": {...}, ...} or {"skipped": reason}."""
-    from .runner import run
+    from exoflow.runner import run
 
     if "backend" in cfg.params:   # a job with NumPy and CuPy kernels runs the ones the mode names
         cfg = dataclasses.replace(cfg, params={**cfg.params, "backend": "gpu" if mode == "gpu" else "cpu"})
@@ -179,7 +183,7 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
     if mode == "serial":
         runs = _repeat(run_serial, cfg, warmup, repeats, say)
     elif mode == "cpu":
-        from .cluster import connect
+        from exoflow.cluster import connect
         with connect(cluster_opts) as client:
             runs = _repeat(on_cluster(client), cfg, warmup, repeats, say)
     elif mode == "gpu":
@@ -209,7 +213,7 @@ def summarise(runs: list[dict]) -> dict:
 # ---- reporting and comparing -----------------------------------------------------
 
 def format_result(result: dict) -> str:
-    from .tables import human_bytes, human_count, table
+    from exoflow.tables import human_bytes, human_count, table
     rows = []
     for mode, m in result["modes"].items():
         if "skipped" in m:
@@ -226,7 +230,7 @@ def format_result(result: dict) -> str:
 
 def compare(current: dict, baseline: dict, threshold: float) -> tuple[str, list[str]]:
     """A table of median files/s ratios (current / baseline) and the modes slower than the threshold."""
-    from .tables import human_count, table
+    from exoflow.tables import human_count, table
     rows, slower = [], []
     for mode, m in current["modes"].items():
         base = baseline.get("modes", {}).get(mode)
@@ -273,7 +277,7 @@ def _threshold(text: str) -> float:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from .cli import _positive
+    from exoflow.cli import _positive
     g = p.add_argument_group("bench")
     g.add_argument("--modes", default=",".join(MODES),
                    help=f"comma-separated modes to run (default: {','.join(MODES)}; gpu is skipped without a GPU)")
@@ -287,9 +291,9 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def bench(argv: Sequence[str]) -> int:
-    from .cli import EXIT_FILE_ERRORS, EXIT_OK, _options, _Parser, run_parser
-    from .jobs_registry import load
-    from .runner import RunConfig, validate
+    from exoflow.cli import EXIT_FILE_ERRORS, EXIT_OK, _options, _Parser, run_parser
+    from exoflow.jobs_registry import load
+    from exoflow.runner import RunConfig, validate
 
     if not argv or argv[0].startswith("-"):      # no JOB: only comparing two saved results
         p = _Parser(prog="exoflow bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,7 +351,7 @@ def bench(argv: Sequence[str]) -> int:
 def main(command: str, argv: Sequence[str]) -> int:
     """``exoflow bench …`` and ``exoflow info …``."""
     if command == "info":
-        from .cli import _Parser
+        from exoflow.cli import _Parser
         p = _Parser(prog="exoflow info", description="Describe this machine and exoflow's versions.")
         p.add_argument("--json", action="store_true", help="print JSON")
         args = p.parse_args(argv)

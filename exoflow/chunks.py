@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .options import ChunkOptions
+from exoflow.options import ChunkOptions
 
 
 def order_for_reading(listing: pa.Table) -> pa.Table:

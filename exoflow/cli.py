@@ -16,12 +16,12 @@ import re
 import sys
 from typing import TYPE_CHECKING, Sequence
 
-from . import __version__
-from .options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
-from .sinks import UsageError
+from exoflow import __version__
+from exoflow.options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
+from exoflow.errors import UsageError
 
 if TYPE_CHECKING:
-    from .job import Job
+    from exoflow.job import Job
 
 EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -58,7 +58,7 @@ def _dashboard_address(text: str) -> str:
 def _memory_limit(text: str) -> str:
     """'auto', a fraction of the machine's memory (0.5), or a size (4GiB); at least what a worker
     needs (cluster.MIN_WORKER_MEMORY; 'auto' is checked when the number of workers is known)."""
-    from .cluster import check_memory_limit
+    from exoflow.cluster import check_memory_limit
     if text != "auto":
         try:
             check_memory_limit(text)
@@ -67,18 +67,7 @@ def _memory_limit(text: str) -> str:
     return text
 
 
-def count_at_least(minimum: int):
-    """An argparse type for job and engine options: a whole number of at least ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            n = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-        if n < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {n}")
-        return n
-    return parse
-
+from exoflow.options import count_at_least  # noqa: E402
 
 _positive = count_at_least(1)
 
@@ -160,8 +149,8 @@ CONTENT_ONLY = {"chunk_bytes": "--chunk-bytes", "piece_size": "--piece-size"}
 def _options(args: argparse.Namespace, job: Job, params: dict) -> tuple[WalkOptions, ChunkOptions, LoadOptions,
                                                                      ClusterOptions]:
     """The run's options from the command line, checked (UsageError) before anything starts."""
-    from .backends import task_resources
-    from .sources.gitignore import user_excludes
+    from exoflow.backends import task_resources
+    from exoflow.sources.gitignore import user_excludes
     walk = WalkOptions(include=tuple(args.include), exclude=tuple(args.exclude), gitignore=args.gitignore,
                        git_excludes=user_excludes() if args.gitignore else (),
                        hidden=args.hidden, follow_symlinks=args.follow, one_file_system=args.one_file_system,
@@ -184,7 +173,7 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
     kind of job or cluster; then the job's own checks (``Job.check``)."""
     import importlib.util
 
-    from .backends import task_resources
+    from exoflow.backends import task_resources
     for flag, patterns in (("--include", walk.include), ("--exclude", walk.exclude)):
         check_globs(flag, patterns)
     if walk.min_size is not None and walk.max_size is not None and walk.min_size > walk.max_size:
@@ -249,12 +238,12 @@ def _never_matches(text: str) -> str:
 
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
-    from .progress import Progress
-    from .runner import RunConfig, run, validate
-    from .sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir, holds_results,
-                        keep_out_dir, prepare_out_dir, remove_partial_files)
-    from .report import headline_counts
-    from .tables import human_bytes, human_count
+    from exoflow.progress import Progress
+    from exoflow.runner import RunConfig, run, validate
+    from exoflow.sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir,
+                               holds_results, keep_out_dir, prepare_out_dir, remove_partial_files)
+    from exoflow.report import headline_counts
+    from exoflow.tables import human_bytes, human_count
 
     args = run_parser(job, prog).parse_args(argv)
     params = {a.dest: getattr(args, a.dest) for a in job.arguments}
@@ -270,7 +259,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     for note in notes:
         say(f"{prog}: {note}")
 
-    from .cluster import connect, describe
+    from exoflow.cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
             cfg.out_dir = prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
@@ -345,19 +334,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.print_help(sys.stderr)
         return EXIT_USAGE
     if argv[0] in ("bench", "info"):
-        from . import bench
+        from exoflow import bench
         return _guard(lambda: bench.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
     args, rest = p.parse_known_args(argv[:2] if argv[0] == "run" else argv)
     if args.command == "jobs":
-        from .jobs_registry import shipped
+        from exoflow.jobs_registry import shipped
         for name, line in shipped().items():
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
         if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
-            from . import forkserver
+            from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
-        from .jobs_registry import load
+        from exoflow.jobs_registry import load
         return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
     p.error(f"unknown arguments: {' '.join(rest)}")
     return EXIT_USAGE

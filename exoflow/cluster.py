@@ -16,9 +16,9 @@ import dask
 import distributed  # noqa: F401  (its config defaults must be loaded before any dask.config.set)
 from dask.utils import format_bytes, key_split, parse_timedelta
 
-from . import forkserver
-from .options import ClusterOptions
-from .sinks import UsageError
+from exoflow import forkserver
+from exoflow.options import ClusterOptions
+from exoflow.errors import UsageError
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -259,7 +259,7 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
         finally:
             signal.signal(signal.SIGINT, previous)
     if opts.dashboard != "":
-        from .dashboard import attach_later
+        from exoflow.dashboard import attach_later
         attach_later(cluster.scheduler)
     with cluster, Client(cluster) as client:
         try:
@@ -416,7 +416,7 @@ def watch_memory(client: Client, embedded: bool) -> Iterator[None]:
 
 def describe(client: Client) -> dict:
     """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
-    from .dashboard import page_url, serves
+    from exoflow.dashboard import page_url, serves
 
     info = client.scheduler_info(n_workers=-1)
     workers = info.get("workers", {})

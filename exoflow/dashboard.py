@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
-from .metrics import TOPIC
-from .telemetry import RunStats, rate_series, time_by_activity
+from exoflow.metrics import TOPIC
+from exoflow.telemetry import RunStats, rate_series, time_by_activity
 
 logger = logging.getLogger(__name__)
 

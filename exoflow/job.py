@@ -11,9 +11,9 @@ from typing import Any, Callable, Protocol, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .batch import Batch
-from .metrics import meter
-from .options import ChunkOptions, LoadOptions, WalkOptions
+from exoflow.batch import Batch
+from exoflow.metrics import meter
+from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 
 # A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
 Kernel = Callable[[Batch], dict[str, Any]]
@@ -82,9 +82,12 @@ class Job:
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
     # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
     plots: Callable[[dict], list] | None = None
-    # Optional: fn(params) raising exoflow.sinks.UsageError for options that cannot work together
+    # Optional: fn(params) raising exoflow.errors.UsageError for options that cannot work together
     # (one option needing another, …); runs before the cluster starts.
     check: Callable[[dict[str, Any]], None] | None = None
+    # Optional: fn() -> {setting: value} for what this machine's install gives the job (scan: which
+    # matching engine), shown by ``exoflow info`` and recorded with ``exoflow bench`` results.
+    environment: Callable[[], dict[str, str]] | None = None
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return the chunk's output rows."""

@@ -10,8 +10,8 @@ import sys
 
 import cloudpickle
 
-from .job import Job
-from .sinks import UsageError
+from exoflow.job import Job
+from exoflow.errors import UsageError
 
 
 def shipped() -> dict[str, str]:

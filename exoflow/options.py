@@ -1,7 +1,21 @@
 """Options that shape a listing: what is walked, what is kept, how it is chunked."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
+
+
+def count_at_least(minimum: int):
+    """An argparse type for job and engine options: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {n}")
+        return n
+    return parse
 
 
 @dataclass(frozen=True)

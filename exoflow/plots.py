@@ -49,7 +49,8 @@ class Bars:
         return d
 
 
-def _table(rows: list[dict], keys: tuple[str, ...]) -> dict[str, list]:
+def columns(rows: list[dict], keys: tuple[str, ...]) -> dict[str, list]:
+    """Row dicts -> the column lists a chart's ``data`` holds."""
     return {k: [r[k] for r in rows] for k in keys}
 
 
@@ -59,63 +60,5 @@ BYTES_TIPS = [("files", "@files{0,0}"), ("bytes", "@bytes{0.0 b}")]
 def top_bars(rows: list[dict], title: str, name: str, top: int = 15) -> Bars:
     """Bytes of the first ``top`` rows of a by_* table ({"name", "files", "bytes"})."""
     rows = [{**r, "name": r["name"] or "(none)"} for r in rows[:top]]
-    return Bars(title, name, _table(rows, ("name", "files", "bytes")), "name", ["bytes"],
+    return Bars(title, name, columns(rows, ("name", "files", "bytes")), "name", ["bytes"],
                 [("", "@name"), *BYTES_TIPS], horizontal=True, value_format="0.0 b")
-
-
-def inventory(summary: dict) -> list[Bars]:
-    """Size distribution, top extensions, top directories, ages (all from the summary)."""
-    result = summary.get("result", {})
-    figs = []
-    if result.get("sizes"):
-        figs.append(Bars("File size distribution", "inventory-sizes", _table(result["sizes"], ("size", "files", "bytes")),
-                         "size", ["files"], [("size", "@size"), *BYTES_TIPS], colors=[GREEN], value_label="files"))
-    figs.append(top_bars(result.get("by_extension", []), "Top extensions by bytes", "inventory-extensions"))
-    figs.append(top_bars(result.get("by_top_dir", []), "Top directories by bytes", "inventory-dirs"))
-    if result.get("age"):
-        figs.append(Bars("Age (modification time)", "inventory-age", _table(result["age"], ("age", "files", "bytes")),
-                         "age", ["bytes"], [("age", "@age"), *BYTES_TIPS], value_format="0.0 b", colors=[BROWN]))
-    return figs
-
-
-def dedup(summary: dict) -> list[Bars]:
-    """Reclaimable bytes by the number of copies in a group."""
-    rows = summary.get("result", {}).get("by_copies", [])
-    if not any(r["groups"] for r in rows):
-        return []
-    return [Bars("Reclaimable bytes by copies in a group", "dedup-copies",
-                 _table(rows, ("copies", "groups", "reclaimable")), "copies", ["reclaimable"],
-                 [("copies", "@copies"), ("groups", "@groups{0,0}"), ("reclaimable", "@reclaimable{0.0 b}")],
-                 value_format="0.0 b", colors=[RED], category_label="copies")]
-
-
-def scan(summary: dict, top: int = 20) -> list[Bars]:
-    """Findings by rule (the rules with most findings first)."""
-    rows = sorted(summary.get("result", {}).get("by_rule", []), key=lambda r: -r["findings"])[:top]
-    if not rows:
-        return []
-    return [Bars("Findings by rule", "scan-rules", _table(rows, ("rule", "severity", "findings", "files")), "rule",
-                 ["findings"], [("rule", "@rule"), ("severity", "@severity"), ("findings", "@findings{0,0}"),
-                                ("files", "@files{0,0}")], horizontal=True, colors=[ORANGE])]
-
-
-def codestats(summary: dict, top: int = 15) -> list[Bars]:
-    """Code, comment and blank lines of the languages with most code, stacked."""
-    rows = summary.get("result", {}).get("languages", [])[:top]
-    if not rows:
-        return []
-    return [Bars("Lines by language", "codestats-lines", _table(rows, ("language", "files", "code", "comment", "blank")),
-                 "language", ["code", "comment", "blank"],
-                 [("language", "@language"), ("files", "@files{0,0}"), ("code", "@code{0,0}"),
-                  ("comment", "@comment{0,0}"), ("blank", "@blank{0,0}")],
-                 horizontal=True, colors=[BLUE, GREEN, GREY], value_label="lines")]
-
-
-def profile(summary: dict) -> list[Bars]:
-    """Files per entropy class (bits per byte)."""
-    rows = summary.get("result", {}).get("entropy_histogram", [])
-    if not rows:
-        return []
-    return [Bars("Entropy (bits per byte; near 8 = compressed or encrypted)", "profile-entropy",
-                 _table(rows, ("bits_per_byte", "files", "bytes")), "bits_per_byte", ["files"],
-                 [("bits/byte", "@bits_per_byte"), *BYTES_TIPS], colors=[PURPLE], value_label="files")]

@@ -5,7 +5,7 @@ import sys
 import time
 from typing import TextIO
 
-from .tables import human_bytes, human_count
+from exoflow.tables import human_bytes, human_count
 
 
 class Progress:

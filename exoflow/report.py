@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from distributed import Client
 
-from .metrics import TOPIC
-from .plots import ORANGE, PURPLE, Bars
-from .telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
+from exoflow.metrics import TOPIC
+from exoflow.plots import ORANGE, PURPLE, Bars
+from exoflow.telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +66,14 @@ def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
 # ---- the page ------------------------------------------------------------------------
 
 def human_bytes(n: float) -> str:
-    from .tables import human_bytes as hb
+    from exoflow.tables import human_bytes as hb
     return hb(n)
 
 
 def headline_counts(summary: dict) -> str:
     """'4,692 regular files (+82 other entries)': regular files and the other entries (symlinks,
     FIFOs, …) apart, as the terminal's last line says them."""
-    from .tables import human_count
+    from exoflow.tables import human_count
     files, other = summary.get("files", 0), summary.get("other_entries", 0)
     return f"{human_count(files)} regular file{'s' * (files != 1)}" + (
         f" (+{human_count(other)} other {'entries' if other != 1 else 'entry'})" if other else "")
@@ -81,7 +81,7 @@ def headline_counts(summary: dict) -> str:
 
 def headline(summary: dict) -> list[tuple[str, str]]:
     """The figures shown at the top of the report."""
-    from .tables import human_count
+    from exoflow.tables import human_count
     return [("regular files", human_count(summary.get("files", 0))),
             ("other entries", human_count(summary.get("other_entries", 0))),
             ("bytes", human_bytes(summary.get("bytes", 0))),

@@ -26,21 +26,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import __version__, report
-from .backends import task_resources
-from .batch import Batch, load
-from .chunks import content_bytes, cut, order_for_reading
-from .cluster import describe
-from .job import Finish, Job
-from .metrics import TOPIC, count, emit, meter
-from .options import ChunkOptions, LoadOptions, WalkOptions
-from .progress import Progress
-from .sinks import UsageError, write_json, write_part
-from .sources import manifest
-from .sources.entries import SCHEMA, EntryCollector
-from .longpath import stat_path
-from .sources import walk
-from .sources.walk import DirItem, RootPlan, Walker
+from exoflow import __version__, report
+from exoflow.backends import task_resources
+from exoflow.batch import Batch, load
+from exoflow.chunks import content_bytes, cut, order_for_reading
+from exoflow.cluster import describe
+from exoflow.job import Finish, Job
+from exoflow.metrics import TOPIC, count, emit, meter
+from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
+from exoflow.progress import Progress
+from exoflow.errors import UsageError
+from exoflow.sinks import write_json, write_part
+from exoflow.sources import manifest
+from exoflow.sources.entries import SCHEMA, EntryCollector
+from exoflow.longpath import stat_path
+from exoflow.sources import walk
+from exoflow.sources.walk import DirItem, RootPlan, Walker
 
 # A listing task stops at whichever comes first, entries or seconds, and hands back the
 # directories it did not reach. Time keeps tasks short where directories are small and

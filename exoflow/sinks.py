@@ -12,12 +12,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from exoflow.errors import UsageError
+
 MARKER = ".exoflow-run"   # marks a directory as an exoflow result, so --overwrite may replace it
 TMP_SUFFIX = ".tmp"
-
-
-class UsageError(Exception):
-    """Bad input or settings: reported as one line, exit code 2."""
 
 
 def write_part(table: pa.Table, directory: str, name: str) -> str:

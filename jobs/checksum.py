@@ -10,11 +10,13 @@ Writes:   OUT/files/*.parquet (path, size, mtime_ns, inode, device, digests, tru
     exoflow run checksum /data --verify exoflow-checksum-OLD --trust-mtime   # exit 1 if anything differs
 """
 from exoflow import Argument, ChunkOptions, Finish, Job, main
-from exoflow.checksum import (MANIFEST_COLUMNS, algorithms, checksum_columns, hash_argument, left_out_warnings,
-                              manifest_files, verify_argument, write_text_manifests)
-from exoflow.cli import count_at_least
-from exoflow.reducers.checksum import ChecksumReducer
-from exoflow.sinks import UsageError
+from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, algorithms, checksum_columns,
+                                            left_out_warnings, manifest_files, verify_argument,
+                                            write_text_manifests)
+from exoflow.kernels.hashing import hash_argument
+from exoflow.options import count_at_least
+from exoflow.ops.checksum.reducer import ChecksumReducer
+from exoflow.errors import UsageError
 
 SHOW = 20
 
@@ -28,7 +30,7 @@ def after(f: Finish) -> dict:
         if left_out_warnings(left_out):
             result["warnings"] = left_out_warnings(left_out)
     if f.params.get("verify"):
-        from exoflow.audit import run_audit
+        from exoflow.ops.checksum.audit import run_audit
         show = f.params.get("show")
         audit = run_audit(f.client, f.dataset_dir, manifest_files(f.params["verify"]), algorithms(f.params),
                           f.out_dir, examples=SHOW if show is None else show)

@@ -10,14 +10,14 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints a table by language.
 
     exoflow run codestats ~/src/project
 """
-from exoflow import plots
+from exoflow.ops.codestats import plots
 from exoflow import ChunkOptions, Job, main
-from exoflow.kernels.codestats import codestats_columns
-from exoflow.reducers.codestats import CodestatsReducer
+from exoflow.ops.codestats.kernel import codestats_columns
+from exoflow.ops.codestats.reducer import CodestatsReducer
 
 job = Job(
     name="codestats",
-    plots=plots.codestats,
+    plots=plots.bars,
     description=__doc__,
     kernels=[codestats_columns],
     reducer=CodestatsReducer(),

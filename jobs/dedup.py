@@ -17,13 +17,13 @@ import os
 import shutil
 import uuid
 
-from exoflow import plots
+from exoflow.ops.dedup import plots
 from exoflow import Argument, ChunkOptions, Finish, Job, main
-from exoflow.checksum import hash_argument
-from exoflow.dedup import run_stages
-from exoflow.dedup_actions import ACTIONS, KEEP, canonical_patterns
-from exoflow.reducers.dedup import DedupReducer
-from exoflow.sinks import UsageError
+from exoflow.kernels.hashing import hash_argument
+from exoflow.ops.dedup.stages import run_stages
+from exoflow.ops.dedup.actions import ACTIONS, KEEP, canonical_patterns
+from exoflow.ops.dedup.reducer import DedupReducer
+from exoflow.errors import UsageError
 
 
 def after(f: Finish) -> dict:
@@ -74,7 +74,7 @@ job = Job(
     name="dedup",
     # no contents read: a chunk costs about 1 µs a file, so bigger chunks spend less on Dask per file
     chunk=ChunkOptions(max_files=50_000),
-    plots=plots.dedup,
+    plots=plots.bars,
     description=__doc__,
     kernels=[],
     reducer=DedupReducer(),

@@ -8,10 +8,10 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
     exoflow run inventory /data
 """
 from exoflow import Argument, ChunkOptions, Job, main
-from exoflow import plots
-from exoflow.cli import count_at_least
+from exoflow.ops.inventory import plots
+from exoflow.options import count_at_least
 from exoflow.kernels.stat import inventory_columns
-from exoflow.reducers.inventory import InventoryReducer
+from exoflow.ops.inventory.reducer import InventoryReducer
 
 job = Job(
     name="inventory",
@@ -24,7 +24,7 @@ job = Job(
              "inode", "device", "nlink", "extension", "depth", "top_dir", "error"],
     arguments=[Argument("--top", type=count_at_least(0), default=20, metavar="N",
                         help="rows in each summary table (default: 20)")],
-    plots=plots.inventory,      # report.html: size distribution, top extensions and directories, ages
+    plots=plots.bars,      # report.html: size distribution, top extensions and directories, ages
 )
 
 if __name__ == "__main__":

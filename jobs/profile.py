@@ -8,15 +8,15 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints an entropy histogram
 
     exoflow run profile /data [--backend cpu|gpu|auto]
 """
-from exoflow import plots
+from exoflow.ops.profile import plots
 from exoflow import Argument, ChunkOptions, Job, main
 from exoflow.backends import BACKENDS
-from exoflow.kernels.profile import profile_columns
-from exoflow.reducers.profile import ProfileReducer
+from exoflow.ops.profile.kernel import profile_columns
+from exoflow.ops.profile.reducer import ProfileReducer
 
 job = Job(
     name="profile",
-    plots=plots.profile,
+    plots=plots.bars,
     description=__doc__,
     kernels=[profile_columns],
     reducer=ProfileReducer(),

@@ -17,14 +17,14 @@ import os
 
 import pyarrow as pa
 
-from exoflow import plots
+from exoflow.ops.scan import plots
 from exoflow import Argument, Finish, Job, WalkOptions, main
-from exoflow.kernels.rules import PACKS, SEVERITIES, load_rules, parse_severity
-from exoflow.kernels.scan import ENGINES, engine_available, scan_findings
-from exoflow.reducers.scan import ScanReducer
-from exoflow.cli import count_at_least
-from exoflow.sarif import Baseline, read_fingerprints, write_sarif
-from exoflow.sinks import UsageError
+from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
+from exoflow.ops.scan.kernel import ENGINES, engine_available, scan_findings
+from exoflow.ops.scan.reducer import ScanReducer, environment
+from exoflow.options import count_at_least
+from exoflow.ops.scan.sarif import Baseline, read_fingerprints, write_sarif
+from exoflow.errors import UsageError
 
 
 def engine_arg(name: str) -> str:
@@ -66,7 +66,7 @@ def write_outputs(f: Finish) -> dict:
 
 job = Job(
     name="scan",
-    plots=plots.scan,
+    plots=plots.bars,
     description=__doc__,
     kernels=[],
     reducer=ScanReducer(),
@@ -90,6 +90,7 @@ job = Job(
                  help="report (and --fail-on) only findings not in PREVIOUS: an earlier scan's output directory "
                       "or its scan.sarif, matched by fingerprint (rule, path, secret; not the line)"),
     ],
+    environment=environment,
 )
 
 if __name__ == "__main__":

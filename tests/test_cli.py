@@ -380,7 +380,7 @@ def test_globs_that_can_never_match_are_refused_as_git_matches_nothing(tmp_path)
 
 FAILING_JOB = '''
 from exoflow import Job, main
-from exoflow.reducers.inventory import InventoryReducer
+from exoflow.ops.inventory.reducer import InventoryReducer
 
 
 def boom(batch):
@@ -452,7 +452,7 @@ def test_headlines_count_regular_files_and_other_entries_apart(tmp_path):
 SLOW_JOB = '''
 import time
 from exoflow import Job, main
-from exoflow.reducers.inventory import InventoryReducer
+from exoflow.ops.inventory.reducer import InventoryReducer
 
 
 def slow(batch):

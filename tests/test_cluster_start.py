@@ -17,7 +17,7 @@ from conftest import REPO, exoflow, read_dataset
 
 from exoflow import cluster
 from exoflow.options import ClusterOptions
-from exoflow.sinks import UsageError
+from exoflow.errors import UsageError
 
 HELD_IMPORT = """
 import builtins

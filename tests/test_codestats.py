@@ -13,9 +13,11 @@ import pyarrow as pa
 import pytest
 
 from conftest import REPO, exoflow, read_dataset
-from exoflow.kernels import codestats as cs
-from exoflow.kernels.codestats import _buffer_stats, comment_spans, count_lines, languages_by_name, token_text
-from exoflow.kernels.languages import EXTENSIONS, FILENAMES, LANGS, PREFIXES, by_name, by_shebang, token_chars
+from exoflow.ops.codestats import kernel as cs
+from exoflow.ops.codestats.kernel import (_buffer_stats, comment_spans, count_lines, languages_by_name,
+                                          token_text)
+from exoflow.ops.codestats.languages import (EXTENSIONS, FILENAMES, LANGS, PREFIXES, by_name, by_shebang,
+                                             token_chars)
 
 
 def counts(lang: str, text: str) -> tuple[int, int, int, int]:

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pytest
 
 from conftest import exoflow, read_dataset
-from exoflow.kernels import codestats as cs
-from exoflow.kernels.codestats import _buffer_stats, languages_by_name
-from exoflow.kernels.languages import LANGS, PREFIXES, by_name, by_shebang
+from exoflow.ops.codestats import kernel as cs
+from exoflow.ops.codestats.kernel import _buffer_stats, languages_by_name
+from exoflow.ops.codestats.languages import LANGS, PREFIXES, by_name, by_shebang
 from exoflow.kernels.text import decode_utf16
 from test_codestats import CASES, counts
 

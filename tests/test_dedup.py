@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import exoflow, read_dataset
 
-from exoflow.dedup import READ_COLUMNS, find_duplicates, split_candidates
-from exoflow.dedup_actions import act_on_group
+from exoflow.ops.dedup.stages import READ_COLUMNS, find_duplicates, split_candidates
+from exoflow.ops.dedup.actions import act_on_group
 
 
 def make_tree(root: Path) -> None:
@@ -225,7 +225,7 @@ def test_small_candidates_read_in_bounded_batches_give_the_same_groups(tmp_path,
     file per batch) and an unbounded one find the same duplicates."""
     import pandas as pd
 
-    from exoflow import dedup
+    from exoflow.ops.dedup import stages as dedup
 
     tree = tmp_path / "t"
     make_tree(tree)

@@ -20,8 +20,9 @@ import pandas as pd
 import pytest
 from conftest import IS_ROOT, exoflow
 
-from exoflow import dedup_actions
-from exoflow.dedup_actions import PAUSE_ENV, act_on_group, canonical_patterns, keep_matches, sweep_leftovers
+from exoflow.ops.dedup import actions as dedup_actions
+from exoflow.ops.dedup.actions import (PAUSE_ENV, act_on_group, canonical_patterns, keep_matches,
+                                       sweep_leftovers)
 
 MiB = 2**20
 
@@ -117,7 +118,7 @@ def test_reflink_stopped_part_way_reports_the_bytes_it_freed(xfs: Path):
     """The bytes change after the comparison (simulated: equal for the first 16 MiB call, not
     after): the kernel shares the first range and refuses the rest; the file reads as before and
     the log says failed, with the bytes really freed. Oracle: statvfs before and after."""
-    from exoflow.dedup_actions import DEDUPE_STEP, _dedupe_file
+    from exoflow.ops.dedup.actions import DEDUPE_STEP, _dedupe_file
     a = os.urandom(DEDUPE_STEP + 4 * MiB)
     b = a[:DEDUPE_STEP + MiB] + os.urandom(3 * MiB)
     (xfs / "k").write_bytes(a)
@@ -198,7 +199,7 @@ def test_keep_path_spellings_all_mean_the_same_files(tmp_path: Path):
     master = ["master/a.jpg", "./master/a.jpg", f"{tmp_path}/master/a.jpg", "mlink/a.jpg",
               f"{tmp_path}/./mlink/a.jpg", "inbox/../master/a.jpg"]
     inbox = ["inbox/a.jpg", "./inbox/a.jpg", f"{tmp_path}/inbox/a.jpg"]
-    from exoflow.dedup_actions import absolute
+    from exoflow.ops.dedup.actions import absolute
     m = keep_matches([absolute(n, cwd) for n in master + inbox], canonical_patterns(spellings, cwd))
     assert m[:len(master)].all()
     assert not m[len(master):].any()
@@ -437,7 +438,7 @@ def _contents(root: Path) -> set[str]:
 
 def _needs_swap(d: Path) -> None:
     """Skip where the file system under d cannot swap two names atomically (renameat2)."""
-    from exoflow.dedup_actions import RENAME_EXCHANGE, renameat2
+    from exoflow.ops.dedup.actions import RENAME_EXCHANGE, renameat2
     (d / "probe1").write_bytes(b"1")
     (d / "probe2").write_bytes(b"2")
     try:
@@ -554,7 +555,7 @@ def test_names_like_temporary_ones_are_never_acted_on_and_logged(tmp_path: Path)
     """A duplicate whose own name, or whose directory's name, has the form of exoflow's temporary
     names is left alone, with a `skipped` line saying why (never silently left out), and is
     never chosen as the keeper."""
-    from exoflow.dedup_actions import apply_actions
+    from exoflow.ops.dedup.actions import apply_actions
     data = os.urandom(3000)
     look_alike = ".exoflow-dedup-delete-1-2-aaaaaaaa-bbbbbbbb.tmp"
     temp_dir = tmp_path / ".exoflow-dedup-delete-1-2-cccccccc-dddddddd.tmp"

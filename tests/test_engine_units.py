@@ -273,7 +273,7 @@ def test_mtime_beyond_2262_is_saturated_by_both_listers(tmp_path):
 
 
 def test_largest_equals_a_stable_sort():
-    from exoflow.reducers import largest
+    from exoflow.tables import largest
     rng = np.random.default_rng(5)
     for n, k, hi in ((0, 20, 5), (10, 20, 5), (1000, 20, 7), (1000, 1, 3), (5000, 20, 10**9), (50, 0, 3)):
         values = rng.integers(0, hi, n)

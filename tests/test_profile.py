@@ -11,7 +11,7 @@ import pytest
 
 from conftest import exoflow, read_dataset
 from exoflow.backends import gpu_available
-from exoflow.kernels import profile as k
+from exoflow.kernels import bytestats as k
 
 
 def plain_profile(data: bytes) -> dict:

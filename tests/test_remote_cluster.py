@@ -169,7 +169,7 @@ def test_what_answers_at_scheduler_is_checked_within_the_connect_timeout(not_sch
     """Dask's connect read an HTTP reply as a 3 EiB message length (MemoryError) and waited for ever on a
     server that says nothing: one bounded question instead, one line."""
     from exoflow.cluster import check_scheduler
-    from exoflow.sinks import UsageError
+    from exoflow.errors import UsageError
     if kind not in not_schedulers:
         pytest.skip("openssl is not installed: no certificate for the TLS server")
     address = not_schedulers[kind]
@@ -203,7 +203,7 @@ def test_a_dask_worker_is_not_a_scheduler(scheduler):
     from distributed import Client
 
     from exoflow.cluster import check_scheduler
-    from exoflow.sinks import UsageError
+    from exoflow.errors import UsageError
     addr, _ = scheduler
     with Client(addr, timeout="10s") as c:
         worker = next(iter(c.scheduler_info()["workers"]))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, exoflow, read_dataset
-from exoflow.kernels import scan as S
-from exoflow.kernels.rules import load_rules
-from exoflow.sinks import UsageError
+from exoflow.ops.scan import kernel as S
+from exoflow.ops.scan.rules import load_rules
+from exoflow.errors import UsageError
 
 SCHEMA = REPO / "tests" / "data" / "sarif-schema-2.1.0.json"       # the official schema; source in tests/data/README.md
 ENGINES = ["hyperscan", "re2", "re"]
@@ -160,7 +160,7 @@ def test_streamed_large_file_keeps_matches_across_pieces(engine):
 
 
 def test_binary_detection():
-    from exoflow.kernels.profile import nul_rows
+    from exoflow.kernels.bytestats import nul_rows
     data = np.frombuffer(b"text\x00bin" + b"plain" + b"" + b"\x00" + b"\x00tail", dtype=np.uint8)
     offsets = np.array([0, 8, 13, 13, 14, 19])
     assert nul_rows(data, offsets).tolist() == [True, False, False, True, True]
@@ -170,7 +170,7 @@ def test_binary_detection():
 
 def test_entropy_and_allowlists(tmp_path):
     # scan uses the profile kernel's entropy (one shared implementation)
-    from exoflow.kernels.profile import byte_entropy
+    from exoflow.kernels.bytestats import byte_entropy
     assert byte_entropy(b"") == 0.0 and byte_entropy(b"aaaa") == 0.0
     assert abs(byte_entropy(b"abcd") - 2.0) < 1e-9
     assert abs(byte_entropy(b"aab") - 0.9182958340544896) < 1e-12

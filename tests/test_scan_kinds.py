@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, exoflow, read_dataset
-from exoflow.kernels import scan as S
-from exoflow.kernels.rules import load_rules
-from exoflow.sinks import UsageError
+from exoflow.ops.scan import kernel as S
+from exoflow.ops.scan.rules import load_rules
+from exoflow.errors import UsageError
 
 SCHEMA = REPO / "tests" / "data" / "sarif-schema-2.1.0.json"       # the official schema; source in tests/data/README.md
 _rng = random.Random(11)
@@ -313,9 +313,11 @@ def test_bad_baseline_one_line_exit_2(tmp_path):
 def test_engine_named_in_info_and_first_line(tmp_path):
     """Item 12: `exoflow info` and the scan's first line say which engine runs; without
     Hyperscan and RE2 the fallback says so, and finds the same."""
-    from exoflow.kernels.scan import resolve_engine
+    from exoflow.ops.scan.kernel import resolve_engine
     info = json.loads(exoflow("info", "--json").stdout)
-    assert info["scan_engine"] == resolve_engine("auto") == "hyperscan"
+    assert resolve_engine("auto") == "hyperscan"
+    assert info["jobs"]["scan engine"] == "hyperscan"
+    assert "scan engine" in exoflow("info").stdout
     tree = tmp_path / "t"
     tree.mkdir()
     (tree / "a.py").write_text(f'db_password = "{value()}"\n# TODO x\n')

@@ -15,9 +15,10 @@ import blake3
 import numpy as np
 import xxhash
 
-from ..batch import OPEN_FLAGS, Batch
-from ..longpath import open_path
-from ..sources.entries import describe_error
+from exoflow.fileio import OPEN_FLAGS
+from exoflow.batch import Batch
+from exoflow.longpath import open_path
+from exoflow.fileio import describe_error
 
 # algorithm name (as on the command line) -> column name in the manifest
 COLUMNS = {"xxh3-128": "xxh3_128", "blake3": "blake3", "sha256": "sha256", "sha1": "sha1", "md5": "md5"}
@@ -47,6 +48,15 @@ def parse_algorithms(text: str) -> tuple[str, ...]:
     if bad or not names:
         raise ValueError(f"unknown hash {', '.join(bad) or text!r} (choose from {', '.join(COLUMNS)})")
     return names
+
+
+def hash_argument(text: str) -> tuple[str, ...]:
+    """argparse type for --hash: ``parse_algorithms`` with its error as argparse's."""
+    import argparse
+    try:
+        return parse_algorithms(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]:

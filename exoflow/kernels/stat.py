@@ -5,12 +5,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..batch import Batch
+from exoflow.batch import Batch
 
-try:
-    from .. import _native     # optional, see setup.py
-except ImportError:
-    _native = None
+from exoflow.fileio import native as _native
 
 
 def extension(paths: pa.Array | pa.ChunkedArray, native: bool = True) -> pa.Array:

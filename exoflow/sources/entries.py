@@ -5,14 +5,13 @@ Every source (tree walk, listing file, Parquet manifest) fills an
 """
 from __future__ import annotations
 
-import errno
 import os
 from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
 
-from ..paths import display_column, path_columns
+from exoflow.paths import display_column, path_columns
 
 # Index = (st_mode >> 12) & 0xF, the file-type bits of st_mode.
 TYPE_NAMES = np.array(
@@ -45,19 +44,6 @@ SCHEMA = pa.schema([
     ("top_dir", pa.string()),
     ("error", pa.string()),
 ])
-
-
-def describe_error(exc: OSError) -> str:
-    """A stable one-line description: ``EACCES: Permission denied``."""
-    if exc.errno is None and exc.args:      # exoflow's own (e.g. batch.FileChanged)
-        return str(exc.args[0])
-    code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-    return f"{code}: {exc.strerror or exc}"
-
-
-def describe_errno(code: int) -> str:
-    """``describe_error`` for a bare errno (from the compiled lister and reader)."""
-    return describe_error(OSError(code, os.strerror(code)))
 
 
 class EntryCollector:

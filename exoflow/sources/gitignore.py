@@ -7,8 +7,8 @@ import os
 import stat
 import subprocess
 
-from ..batch import OPEN_FLAGS
-from ..longpath import open_path
+from exoflow.fileio import OPEN_FLAGS
+from exoflow.longpath import open_path
 
 
 def read_lines(path: str, follow: bool = True) -> tuple[str, ...] | None:

@@ -15,11 +15,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import xxhash
 
-from ..paths import raw_paths
-from ..sinks import UsageError
-from ..longpath import stat_path
-from .entries import EntryCollector, describe_error
-from .walk import absolute
+from exoflow.paths import raw_paths
+from exoflow.errors import UsageError
+from exoflow.longpath import stat_path
+from exoflow.sources.entries import EntryCollector
+from exoflow.fileio import describe_error
+from exoflow.sources.walk import absolute
 
 RANGE_BYTES = 4 * 2**20
 

@@ -22,15 +22,13 @@ from dataclasses import dataclass
 
 import pathspec
 
-from ..options import WalkOptions
-from . import gitignore
-from ..longpath import open_path, stat_path
-from .entries import EntryCollector, describe_errno, describe_error
+from exoflow.options import WalkOptions
+from exoflow.sources import gitignore
+from exoflow.longpath import open_path, stat_path
+from exoflow.sources.entries import EntryCollector
+from exoflow.fileio import describe_errno, describe_error
 
-try:
-    from .. import _native     # the compiled lister (setup.py); optional
-except ImportError:
-    _native = None
+from exoflow.fileio import native as _native
 
 IGNORE_FILES = (".gitignore", ".ignore")
 D_TYPE_HINT = {stat_mod.S_IFREG >> 12: "file", stat_mod.S_IFLNK >> 12: "symlink", stat_mod.S_IFDIR >> 12: "dir"}

@@ -43,10 +43,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..batch import Batch
-from .profile import byte_entropy, nul_rows
-from .rules import Rule, RuleSet, severity_rank
-from .text import bom_rows, decode_utf16, decoded_pieces
+from exoflow.batch import Batch
+from exoflow.kernels.bytestats import byte_entropy, nul_rows
+from exoflow.ops.scan.rules import Rule, RuleSet, severity_rank
+from exoflow.kernels.text import bom_rows, decode_utf16, decoded_pieces
 
 ENGINES = ("auto", "hyperscan", "re2", "re")
 CARRY_MAX = 1 << 20        # a line longer than this in a streamed file may be split
@@ -522,7 +522,7 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
         try:
             got, is_binary, nbytes = scan_large(c, batch.pieces(i), rules_off(c, paths.take(pa.array([i]))))
         except OSError as e:
-            from ..sources.entries import describe_error
+            from exoflow.fileio import describe_error
             new_errors[i] = describe_error(e)
             failed[i] = True
             continue

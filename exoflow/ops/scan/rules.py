@@ -1,4 +1,4 @@
-"""Scan rules: the shipped packs (exoflow/rules/*.toml) and users' TOML or YAML files.
+"""Scan rules: the shipped packs (exoflow/ops/scan/packs/*.toml) and users' TOML or YAML files.
 
 The format follows gitleaks' TOML rules::
 
@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..sinks import UsageError
+from exoflow.errors import UsageError
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")   # ascending
 PACKS = ("secrets", "placeholders", "emoji")
@@ -248,7 +248,7 @@ def _read(path: str) -> dict:
 
 
 def pack(name: str) -> list[Rule]:
-    text = importlib.resources.files("exoflow.rules").joinpath(f"{name}.toml").read_text("utf-8")
+    text = importlib.resources.files("exoflow.ops.scan.packs").joinpath(f"{name}.toml").read_text("utf-8")
     return parse_rules(tomllib.loads(text), name)
 
 

@@ -11,7 +11,7 @@ literals. Where ``/`` both divides and starts a regex literal (JavaScript, Ruby,
 Groovy), lookbehinds read what precedes it: after a word, ``)`` or ``]`` it divides.
 ``token_chars`` names the bytes a language's comment and string syntax is written
 with, so that the kernel can run that regex over a much shorter text (see
-``exoflow.kernels.codestats``).
+``exoflow.ops.codestats.kernel``).
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tables import human_bytes, human_count, table
-from . import largest
+from exoflow.tables import human_bytes, human_count, table
+from exoflow.tables import largest
 
 EDGES = np.arange(0, 8.5, 0.5)   # entropy bins, bits per byte: [0, 0.5), … [7.5, 8]
 

@@ -54,9 +54,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .batch import OPEN_FLAGS
-from .longpath import PATH_MAX, call_at, call_at2, open_path, parent_at, real_path, stat_path
-from .sources.entries import describe_error
+from exoflow.fileio import OPEN_FLAGS
+from exoflow.longpath import PATH_MAX, call_at, call_at2, open_path, parent_at, real_path, stat_path
+from exoflow.fileio import describe_error
 
 ACTIONS = ("hardlink", "symlink", "reflink", "delete")
 KEEP = ("oldest", "newest", "first", "shortest-path")

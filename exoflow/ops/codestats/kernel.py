@@ -29,21 +29,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..batch import OPEN_FLAGS, Batch, load
-from ..longpath import open_path
-from ..options import LoadOptions
-from ..paths import raw_paths
-from ..sources.entries import describe_error
-from .profile import nul_rows
-from .languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES, JS_REGEX, LANGS, PREFIXES, SQ, UTF8_BOM,
-                        by_shebang, comment_regex, token_chars)
-from .stat import extension
-from .text import UTF16_BOMS, decode_utf16
+from exoflow.fileio import OPEN_FLAGS
+from exoflow.batch import Batch, load
+from exoflow.longpath import open_path
+from exoflow.options import LoadOptions
+from exoflow.paths import raw_paths
+from exoflow.fileio import describe_error
+from exoflow.kernels.bytestats import nul_rows
+from exoflow.ops.codestats.languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES,
+                                             JS_REGEX, LANGS, PREFIXES, SQ, UTF8_BOM, by_shebang,
+                                             comment_regex, token_chars)
+from exoflow.kernels.stat import extension
+from exoflow.kernels.text import UTF16_BOMS, decode_utf16
 
-try:
-    from .. import _native     # token_text and count_lines in one pass each (setup.py); optional
-except ImportError:            # pragma: no cover - installs without a C compiler
-    _native = None
+from exoflow.fileio import native as _native
 
 MAX_FILE = 256 * 2**20      # larger files are not counted (cloc's default cap is 100 MB)
 HEAD = 256                  # bytes read to find a shebang

@@ -2,7 +2,7 @@
 
 Only (size, count) pairs travel to the client, never paths; the client keeps
 16 bytes per distinct size. Sizes seen at least twice are the candidates of
-the next stages (exoflow/dedup.py).
+the next stages (exoflow/ops/dedup/stages.py).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tables import human_bytes, human_count, table
+from exoflow.tables import human_bytes, human_count, table
 
 
 def _compact(sizes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

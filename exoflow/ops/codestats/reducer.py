@@ -6,7 +6,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tables import human_bytes, table
+from exoflow.tables import human_bytes, table
 
 FIELDS = ("files", "bytes", "blank", "comment", "code")
 

@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from .checksum import has_values
-from .kernels.hashing import COLUMNS
+from exoflow.ops.checksum.manifests import has_values
+from exoflow.kernels.hashing import COLUMNS
 
 STATUSES = ["unchanged", "modified", "added", "removed", "moved", "unreadable"]
 AUDIT_SCHEMA = pa.schema([("status", pa.string()), ("path", pa.string()), ("old_path", pa.string()),

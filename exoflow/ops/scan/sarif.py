@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import quote
 
-from . import __version__
-from .kernels.rules import Rule
+from exoflow import __version__
+from exoflow.ops.scan.rules import Rule
 
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}

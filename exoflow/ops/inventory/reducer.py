@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tables import human_bytes, human_count, table
-from . import largest
+from exoflow.tables import human_bytes, human_count, table
+from exoflow.tables import largest
 
 # size classes, powers of 4 from 1 KiB: class i holds sizes in [SIZE_EDGES[i-1], SIZE_EDGES[i])
 SIZE_EDGES = [1, 2**10, 2**12, 2**14, 2**16, 2**18, 2**20, 2**22, 2**24, 2**26, 2**28, 2**30, 2**32]
@@ -138,6 +138,6 @@ class InventoryReducer:
 
 
 def _empty() -> pa.Table:
-    from ..sources.entries import SCHEMA
+    from exoflow.sources.entries import SCHEMA
     t = SCHEMA.empty_table()
     return t.append_column("allocated", pa.array([], pa.int64())).append_column("extension", pa.array([], pa.string()))

@@ -34,13 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .kernels.hashing import _one_shot, hash_file
-from .batch import OPEN_FLAGS, read_files
-from .chunks import read_batches
-from .longpath import open_path
-from .sources.entries import describe_error
-from .sinks import write_part
-from .tables import human_bytes
+from exoflow.kernels.hashing import _one_shot, hash_file
+from exoflow.fileio import OPEN_FLAGS
+from exoflow.batch import read_files
+from exoflow.chunks import read_batches
+from exoflow.longpath import open_path
+from exoflow.fileio import describe_error
+from exoflow.sinks import write_part
+from exoflow.tables import human_bytes
 
 PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
@@ -210,7 +211,7 @@ def _other_names(names: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 def _keep_matched(rows: pd.DataFrame, links: pd.DataFrame, params: dict[str, Any]) -> np.ndarray:
     """Per canonical --keep-path pattern: whether it matches a name of a file in this partition's groups."""
-    from .dedup_actions import exact_names, keep_matches
+    from exoflow.ops.dedup.actions import exact_names, keep_matches
     patterns = params.get("keep_patterns") or []
     if not patterns or not params.get("action"):
         return np.zeros(len(patterns), bool)
@@ -260,7 +261,7 @@ def rank(summaries: list[dict[str, Any]]) -> list[np.ndarray]:
 def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: int,
                  params: dict[str, Any]) -> dict[str, Any]:
     """Write a partition's groups (Parquet + text report piece) and apply actions (a worker task)."""
-    from .dedup_actions import apply_actions
+    from exoflow.ops.dedup.actions import apply_actions
     rows, groups = result["rows"], result["groups"].assign(group_id=ids)
     rows = rows.merge(groups[["size", "hash", "group_id", "count"]], on=["size", "hash"]).sort_values(
         ["group_id", "path"], kind="stable")
@@ -337,7 +338,7 @@ def _plan(client: Client, parts: list[str], candidates: int | None) -> tuple[lis
 def _check_keep_paths(summaries: list[dict[str, Any]], params: dict[str, Any]) -> None:
     """Raise UsageError, before any partition acts, if some --keep-path matches no name of a
     file in any group (while there are groups)."""
-    from .sinks import UsageError
+    from exoflow.errors import UsageError
     patterns = params.get("keep_path") or []
     if not patterns or not sum(len(s["size"]) for s in summaries):
         return
@@ -377,7 +378,7 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
     writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
                             for n, (r, i) in enumerate(zip(results, ids))])
     del results
-    from .dedup_actions import merge_logs
+    from exoflow.ops.dedup.actions import merge_logs
     if params.get("action"):      # first: after --apply the log is what must never be lost
         summary["actions"] = merge_logs([w["actions"] for w in writes], out_dir)
     merge_reports([w["text"] for w in writes], os.path.join(out_dir, "duplicates.txt"))

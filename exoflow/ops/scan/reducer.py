@@ -10,9 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..kernels.rules import SEVERITIES, severity_rank
-from ..kernels.scan import resolve_engine
-from ..tables import human_bytes, human_count, table
+from exoflow.ops.scan.rules import SEVERITIES, severity_rank
+from exoflow.ops.scan.kernel import resolve_engine
+from exoflow.tables import human_bytes, human_count, table
 
 STATS = ("regular_files", "scanned_files", "binary_files", "scanned_bytes")
 SUPPRESSED = ("inline", "baseline")      # findings not reported: an allow comment on the line, in --baseline
@@ -22,6 +22,11 @@ def engine_line(engine: str | None, chosen: str = "auto") -> str:
     """The report's first line: which matching engine ran and, when ``--engine auto`` did
     not find Hyperscan, what is missing."""
     return "scan engine: " + (engine or "-") + (ENGINE_NOTES.get(engine or "", "") if chosen == "auto" else "")
+
+
+def environment() -> dict[str, str]:
+    """For ``exoflow info``: the engine ``--engine auto`` picks on this install, with its note."""
+    return {"scan engine": engine_line(resolve_engine("auto"))[len("scan engine: "):]}
 
 
 ENGINE_NOTES = {

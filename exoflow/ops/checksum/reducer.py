@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..tables import human_bytes, human_count, table
+from exoflow.tables import human_bytes, human_count, table
 
 
 class ChecksumReducer:

@@ -23,12 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from .batch import Batch, load
-from .kernels.hashing import COLUMNS, DEFAULT, hash_batch, parse_algorithms
-from .chunks import read_batches
-from .options import LoadOptions
-from .paths import raw_paths
-from .sinks import UsageError
+from exoflow.batch import Batch, load
+from exoflow.kernels.hashing import COLUMNS, DEFAULT, hash_batch
+from exoflow.chunks import read_batches
+from exoflow.options import LoadOptions
+from exoflow.paths import raw_paths
+from exoflow.errors import UsageError
 
 # Bytes are hashed right after they are copied, while they are still in the CPU cache: filling a
 # whole chunk's buffer first and hashing it afterwards took 1.7x the CPU on /usr. Files over
@@ -107,14 +107,6 @@ def verify_argument(text: str) -> str:
     except UsageError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return os.path.abspath(text)
-
-
-def hash_argument(text: str) -> tuple[str, ...]:
-    import argparse
-    try:
-        return parse_algorithms(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def algorithms(params: dict[str, Any]) -> tuple[str, ...]:

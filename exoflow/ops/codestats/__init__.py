@@ -1,0 +1,1 @@
+"""exoflow's codestats job: everything only it needs (kernels, reducer, summary, plots, after-steps)."""

@@ -1,0 +1,14 @@
+"""The scan job's charts in report.html."""
+from __future__ import annotations
+
+from exoflow.plots import Bars, ORANGE, columns
+
+
+def bars(summary: dict, top: int = 20) -> list[Bars]:
+    """Findings by rule (the rules with most findings first)."""
+    rows = sorted(summary.get("result", {}).get("by_rule", []), key=lambda r: -r["findings"])[:top]
+    if not rows:
+        return []
+    return [Bars("Findings by rule", "scan-rules", columns(rows, ("rule", "severity", "findings", "files")), "rule",
+                 ["findings"], [("rule", "@rule"), ("severity", "@severity"), ("findings", "@findings{0,0}"),
+                                ("files", "@files{0,0}")], horizontal=True, colors=[ORANGE])]
