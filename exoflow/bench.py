@@ -6,7 +6,8 @@
     exoflow info [--json]
 
 Modes: ``serial`` runs the job's tasks in this process, one after another, no
-Dask (the floor every parallel mode must beat); ``cpu`` an embedded CPU
+Dask cluster (``exoflow.executors.InProcess``: the same tasks and after-steps as
+a cluster's; the floor every parallel mode must beat); ``cpu`` an embedded CPU
 cluster (the run options --workers … apply); ``gpu`` a dask-cuda cluster
 when dask-cuda and a GPU are present (skipped otherwise). Each mode does
 ``--warmup`` unmeasured runs, then ``--repeats`` measured ones; the report is
@@ -32,7 +33,7 @@ from typing import Any, Sequence
 
 from exoflow import __version__
 from exoflow.backends import GPU_RESOURCE, task_resources
-from exoflow.errors import UsageError
+from exoflow.errors import EXIT_FILE_ERRORS, EXIT_OK, UsageError
 
 MODES = ("serial", "cpu", "gpu")
 FORMAT = 1       # version of the saved JSON
@@ -108,38 +109,6 @@ def format_info(d: dict) -> str:
 
 # ---- the modes -------------------------------------------------------------------
 
-def run_serial(cfg) -> dict:
-    """The job's own tasks (listing, chunks, reducer) in this process, one thread, no Dask.
-    A job's ``after`` stage needs a cluster and is not run."""
-    import cloudpickle
-
-    from exoflow.runner import _roots, list_piece, list_tree, run_chunk
-    from exoflow.sources import manifest
-
-    t0 = time.time()
-    params = {"now": t0, **cfg.params}
-    dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
-    dirs, files = _roots(cfg.paths, cfg.walk)
-    listings = [list_piece("serial", p, cfg.chunk) for p in manifest.plan(cfg.from_list)] if cfg.from_list else []
-    stack, first = list(dirs), True
-    while stack or (first and files):
-        listed = list_tree("serial", stack, files if first else [], cfg.walk, (10**12, float("inf")), cfg.chunk)
-        stack, first = listed[1]["left"], False
-        listings.append(listed)
-    total, n_files, n_bytes, seq = None, 0, 0, 0
-    job_blob = cloudpickle.dumps(cfg.job)       # what run_chunk takes (as the cluster's tasks do)
-    for listed in listings:
-        for start, stop in listed[1]["chunks"]:
-            seq += 1
-            r = run_chunk("serial", listed, start, stop, job_blob, params, cfg.load, dataset_dir,
-                          f"part-{seq:06d}.parquet")
-            n_files += r["files"]      # regular files, as the summary counts them
-            n_bytes += r["bytes"]
-            total = cfg.job.reducer.merge(total, r["summary"])
-    cfg.job.reducer.finish(total, params)
-    return {"files": n_files, "bytes": n_bytes, "wall_s": time.time() - t0}
-
-
 def _gpu_available() -> str | None:
     """None when a GPU cluster can start here, else why not."""
     try:
@@ -168,24 +137,25 @@ def _repeat(fn, cfg, warmup: int, repeats: int, say) -> list[dict]:
 
 def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> dict:
     """Measure one mode: {"runs": [...], "files_per_s": {...}, ...} or {"skipped": reason}."""
+    from exoflow.executors import DaskExecutor, InProcess
     from exoflow.runner import run
 
     if "backend" in cfg.params:   # a job with NumPy and CuPy kernels runs the ones the mode names
         cfg = dataclasses.replace(cfg, params={**cfg.params, "backend": "gpu" if mode == "gpu" else "cpu"})
         cluster_opts = dataclasses.replace(cluster_opts, resources=task_resources(cfg.params))
 
-    def on_cluster(client):
+    def on(executor):
         def once(c):
-            s = run(client, c)
+            s = run(executor, c)
             return {"files": s["files"], "bytes": s["bytes"], "wall_s": s["wall_s"]}
         return once
 
     if mode == "serial":
-        runs = _repeat(run_serial, cfg, warmup, repeats, say)
+        runs = _repeat(on(InProcess()), cfg, warmup, repeats, say)
     elif mode == "cpu":
         from exoflow.cluster import connect
         with connect(cluster_opts) as client:
-            runs = _repeat(on_cluster(client), cfg, warmup, repeats, say)
+            runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     elif mode == "gpu":
         why = _gpu_available()
         if why:
@@ -195,7 +165,7 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
         from distributed import Client
         with LocalCUDACluster(scheduler_kwargs={"preload": ["exoflow.dashboard"]}, resources=GPU_RESOURCE,
                               dashboard_address=cluster_opts.dashboard or None) as cluster, Client(cluster) as client:
-            runs = _repeat(on_cluster(client), cfg, warmup, repeats, say)
+            runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     else:
         raise UsageError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
     return summarise(runs)
@@ -277,11 +247,11 @@ def _threshold(text: str) -> float:
 
 
 def _add_bench_options(p: argparse.ArgumentParser) -> None:
-    from exoflow.cli import _positive
+    from exoflow.options import positive
     g = p.add_argument_group("bench")
     g.add_argument("--modes", default=",".join(MODES),
                    help=f"comma-separated modes to run (default: {','.join(MODES)}; gpu is skipped without a GPU)")
-    g.add_argument("--repeats", type=_positive, default=3, metavar="N", help="measured runs per mode (default: 3)")
+    g.add_argument("--repeats", type=positive, default=3, metavar="N", help="measured runs per mode (default: 3)")
     g.add_argument("--warmup", type=int, default=1, metavar="N", help="unmeasured runs per mode first (default: 1)")
     g.add_argument("--save", metavar="FILE", help="write the result, with the machine description, as JSON")
     g.add_argument("--compare", metavar="FILE", help="compare with a saved result; exit 1 if a mode is slower")
@@ -291,12 +261,11 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def bench(argv: Sequence[str]) -> int:
-    from exoflow.cli import EXIT_FILE_ERRORS, EXIT_OK, _options, _Parser, run_parser
+    from exoflow.config import Parser, configure, run_parser
     from exoflow.jobs_registry import load
-    from exoflow.runner import RunConfig, validate
 
     if not argv or argv[0].startswith("-"):      # no JOB: only comparing two saved results
-        p = _Parser(prog="exoflow bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = Parser(prog="exoflow bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_bench_options(p)
         args = p.parse_args(argv)
         if not args.result:
@@ -313,11 +282,7 @@ def bench(argv: Sequence[str]) -> int:
         bad = [m for m in modes if m not in MODES]
         if bad or not modes:
             p.error(f"--modes: unknown mode {', '.join(bad) or '(none)'}; modes: {', '.join(MODES)}")
-        params = {a.dest: getattr(args, a.dest) for a in job.arguments}
-        walk, chunk, load_opts, cluster_opts = _options(args, job, params)
-        cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params,
-                        walk=walk, chunk=chunk, load=load_opts)
-        validate(cfg)
+        cfg, cluster_opts, _ = configure(job, args)
         if args.compare:
             _load_result(args.compare)        # a bad baseline file fails before minutes of benchmarking
         say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -351,8 +316,8 @@ def bench(argv: Sequence[str]) -> int:
 def main(command: str, argv: Sequence[str]) -> int:
     """``exoflow bench …`` and ``exoflow info …``."""
     if command == "info":
-        from exoflow.cli import _Parser
-        p = _Parser(prog="exoflow info", description="Describe this machine and exoflow's versions.")
+        from exoflow.config import Parser
+        p = Parser(prog="exoflow info", description="Describe this machine and exoflow's versions.")
         p.add_argument("--json", action="store_true", help="print JSON")
         args = p.parse_args(argv)
         d = info()

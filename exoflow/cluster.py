@@ -1,6 +1,7 @@
 """The Dask cluster a run uses: an embedded LocalCluster, or an existing scheduler."""
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -101,6 +102,17 @@ def check_memory_limit(limit: str, threads: int = 1, workers: int = 1) -> int:
         raise UsageError(f"{given}, below the {format_bytes(MIN_WORKER_MEMORY)} a worker process needs to run "
                          "(it holds 90-150 MiB before any data, and pauses at 85% of its limit)")
     return n
+
+
+def memory_limit_argument(text: str) -> str:
+    """The argparse type of --memory-limit: 'auto', a fraction of the machine's memory (0.5), or a
+    size (4GiB); at least what a worker needs ('auto' is checked when the number of workers is known)."""
+    if text != "auto":
+        try:
+            check_memory_limit(text)
+        except UsageError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ also runs as ``python jobs/NAME.py PATH``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,6 +14,9 @@ import pyarrow.compute as pc
 from exoflow.batch import Batch
 from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
+
+if TYPE_CHECKING:
+    from exoflow.executors import Executor
 
 # A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
 Kernel = Callable[[Batch], dict[str, Any]]
@@ -37,7 +40,7 @@ class Reducer(Protocol):
 class Finish:
     """What a job's ``after`` step gets once every chunk is written (runs on the client)."""
 
-    client: Any                     # distributed.Client: submit further stages to the cluster
+    executor: Executor              # submit further stages where the run's tasks ran (exoflow.executors)
     out_dir: str
     dataset_dir: str                # the Parquet dataset the chunk tasks wrote
     params: dict[str, Any]
@@ -74,7 +77,7 @@ class Job:
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     arguments: Sequence[Argument] = ()
     dataset: str = "files"                    # name of the Parquet dataset directory in the output
-    # Optional further stages on the cluster (dedup's grouping, an audit …); returns the
+    # Optional further stages on Finish.executor (dedup's grouping, an audit …); returns the
     # final summary. A summary key "exit_code" (0/1) makes the command exit with it.
     after: Callable[[Finish], dict] | None = None
     # Optional: turn the chunk's per-file rows (after the kernels) into the rows written, for jobs

@@ -1,8 +1,16 @@
-"""Options that shape a listing: what is walked, what is kept, how it is chunked."""
+"""Options that shape a run: what is walked, how it is chunked and read, which cluster runs it.
+
+Each field that the command line sets carries its flag in its metadata (``Flag``: names, help,
+how a value is parsed); ``exoflow.config`` builds the parser from them, so a flag's default is
+the field's default (or a job's own, e.g. ``Job(walk=WalkOptions(gitignore=True))``) and its
+help text says that default. A field the command line does not set says why (``derived``).
+"""
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 
 def count_at_least(minimum: int):
@@ -18,51 +26,148 @@ def count_at_least(minimum: int):
     return parse
 
 
+positive = count_at_least(1)
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
+          "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'1500', '64k', '10MiB', '2G' -> bytes (k/M/G alone are binary, as in find and du)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (examples: 4096, 64k, 10MiB, 2G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def size_at_least(minimum: int):
+    """An argparse type: a size (see parse_size) of at least ``minimum`` bytes."""
+    def parse(text: str) -> int:
+        n = parse_size(text)
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} bytes, got {text!r}")
+        return n
+    return parse
+
+
+def dashboard_address(text: str) -> str:
+    """HOST:PORT (or :PORT) with a numeric port, as the dashboard server needs."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"invalid address {text!r} (expected HOST:PORT, e.g. 127.0.0.1:8787)")
+    return text
+
+
+def mebibytes(n: int) -> str:
+    return f"{n // 2**20}MiB"
+
+
+def on_off(v: bool) -> str:
+    return "on" if v else "off"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A field's command-line flag.
+
+    kind: "value" (takes an argument), "list" (repeatable, each use adds one), "switch" (sets
+    True), "on-off" (``--x`` / ``--no-x``). ``help`` may hold ``{default}``: the default as ``show``
+    spells it. ``parse``: the argparse type, or "module:function" for one in a module this leaf
+    cannot import. ``off``: a second flag that sets the field to "" (``--no-dashboard``)."""
+
+    names: tuple[str, ...]
+    help: str
+    kind: str = "value"
+    metavar: str | None = None
+    parse: Callable[[str], Any] | str | None = None
+    show: Callable[[Any], str] = str
+    off: tuple[str, str] | None = None          # (flag, help)
+
+    @property
+    def name(self) -> str:
+        """How messages name it: ``--max-depth``, ``--gitignore/--no-gitignore``."""
+        long = self.names[-1]
+        if self.kind == "on-off":
+            return f"{long}/--no-{long[2:]}"
+        return f"{long}/{self.off[0]}" if self.off else long
+
+
+def flag(default: Any, *names: str, help: str, **kw: Any) -> Any:
+    """A dataclass field with its flag: ``max_depth: int | None = flag(None, "--max-depth", help=…)``."""
+    return field(default=default, metadata={"flag": Flag(names, help, **kw)})
+
+
+def derived(default: Any, why: str) -> Any:
+    """A field with no flag of its own: ``why`` says what sets it."""
+    return field(default=default, metadata={"derived": why})
+
+
 @dataclass(frozen=True)
 class WalkOptions:
     """How a tree is walked and which entries are kept.
 
-    Every field has a command-line flag of the same name (``--max-depth`` …);
-    a job may change the defaults (the scan job honours ``.gitignore``, the
-    inventory job does not).
+    A job may change the defaults (the scan job honours ``.gitignore``, the inventory job does not).
     """
 
-    include: tuple[str, ...] = ()      # gitignore-style globs; a file must match one
-    exclude: tuple[str, ...] = ()      # gitignore-style globs; matching files and dirs are skipped
-    gitignore: bool = False            # honour .gitignore and .ignore files, and git's exclude files
-    git_excludes: tuple[str, ...] = ()  # the user's core.excludesFile lines (sources/gitignore.py reads them)
-    hidden: bool = True                # keep entries whose name starts with "."
-    follow_symlinks: bool = False      # descend into symlinked dirs; loops detected by (dev, inode)
-    one_file_system: bool = False      # do not cross into other mounted file systems
-    max_depth: int | None = None       # 1 = only the entries directly under a root
-    min_size: int | None = None        # bytes; applies to regular files
-    max_size: int | None = None
+    include: tuple[str, ...] = flag((), "--include", kind="list", metavar="GLOB",   # a file must match one
+                                    help="keep only files matching GLOB (gitignore syntax, repeatable)")
+    exclude: tuple[str, ...] = flag((), "--exclude", kind="list", metavar="GLOB",
+                                    help="skip files and directories matching GLOB (gitignore syntax, repeatable)")
+    gitignore: bool = flag(False, "--gitignore", kind="on-off", show=on_off,
+                           help="honour .gitignore and .ignore files, and in git repositories .git/info/exclude "
+                                "and the user's core.excludesFile (default: {default})")
+    git_excludes: tuple[str, ...] = derived((), "the user's core.excludesFile lines, read when --gitignore is on")
+    hidden: bool = flag(True, "--hidden", kind="on-off", show=on_off,
+                        help="include names starting with '.' (default: {default})")
+    # symlinked dirs are descended into; loops detected by (dev, inode)
+    follow_symlinks: bool = flag(False, "-L", "--follow", kind="switch",
+                                 help="follow symbolic links (loops are detected and reported)")
+    one_file_system: bool = flag(False, "-x", "--one-file-system", kind="switch",
+                                 help="do not descend into other file systems")
+    max_depth: int | None = flag(None, "--max-depth", parse=positive, metavar="N",
+                                 help="descend at most N levels (1: only entries directly under each PATH)")
+    min_size: int | None = flag(None, "--min-size", parse=parse_size, metavar="SIZE",   # bytes; regular files
+                                help="skip smaller regular files")
+    max_size: int | None = flag(None, "--max-size", parse=parse_size, metavar="SIZE",
+                                help="skip larger regular files")
 
 
 @dataclass(frozen=True)
 class ChunkOptions:
-    """Bounds of one chunk (one Dask task): whichever is reached first."""
+    """Bounds of one chunk (one task): whichever is reached first."""
 
-    max_files: int = 20_000
-    max_bytes: int = 256 * 2**20
+    max_files: int = flag(20_000, "--chunk-files", parse=positive, metavar="N",
+                          help="at most N files per task (default: {default})")
+    max_bytes: int = flag(256 * 2**20, "--chunk-bytes", parse=size_at_least(1), metavar="SIZE", show=mebibytes,
+                          help="at most SIZE bytes of content per task (default: {default})")
     # Content reading: sort by (device, inode) and bound the bytes per chunk. None = what the job's
     # reads_content says; a job that loads contents itself (checksum) sets True.
-    read_order: bool | None = None
+    read_order: bool | None = derived(None, "the job: Job.reads_content, or its own ChunkOptions")
 
 
 @dataclass(frozen=True)
 class LoadOptions:
     """How file contents are read into a batch."""
 
-    piece_bytes: int = 16 * 2**20      # files larger than this are streamed in pieces of this size
+    piece_bytes: int = flag(16 * 2**20, "--piece-size", parse=size_at_least(1024), metavar="SIZE", show=mebibytes,
+                            help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
+                                 "(default: {default}; checksum: at most 1MiB, which keeps the bytes it hashes "
+                                 "in the CPU cache)")
 
 
 @dataclass(frozen=True)
 class ClusterOptions:
-    scheduler: str | None = None        # tcp:// or tls:// address; None = embedded LocalCluster
-    workers: int | None = None          # embedded cluster: worker processes (default: CPU cores)
-    threads_per_worker: int | None = None   # embedded cluster: None = 1 (GPU runs: cores / workers)
-    memory_limit: str = "auto"          # per worker, e.g. "4GiB"
-    dashboard: str = "127.0.0.1:8787"   # embedded cluster: where the dashboard listens ("" = off)
-    resources: dict | None = None       # embedded cluster: what each worker advertises, e.g. {"GPU": 1}
-    extra: dict = field(default_factory=dict)
+    """Which cluster runs the tasks: a running scheduler, or an embedded cluster shaped by the rest."""
+
+    scheduler: str | None = flag(None, "--scheduler", metavar="ADDRESS",     # tcp:// or tls://; None = embedded
+                                 help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
+    workers: int | None = flag(None, "--workers", parse=positive, metavar="N",
+                               help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: 2)")
+    threads_per_worker: int | None = flag(None, "--threads-per-worker", parse=positive, metavar="N",
+                                          help="embedded cluster (default: 1; with --backend gpu: CPU cores / workers)")
+    memory_limit: str = flag("auto", "--memory-limit", parse="exoflow.cluster:memory_limit_argument", metavar="SIZE",
+                             help="embedded cluster: memory per worker before spilling to disk (default: {default})")
+    dashboard: str = flag("127.0.0.1:8787", "--dashboard", parse=dashboard_address, metavar="HOST:PORT",
+                          off=("--no-dashboard", "no dashboard"),
+                          help="embedded cluster: dashboard address (default: {default}; another port if taken)")
+    resources: dict | None = derived(None, "--backend gpu: what each embedded worker advertises, e.g. {'GPU': 1}")

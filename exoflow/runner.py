@@ -1,6 +1,7 @@
 """A run: listing tasks -> chunk tasks -> Parquet parts -> merged summary.
 
-The client only steers: it hands directories to listing tasks, turns each
+The tasks run on an executor (``exoflow.executors``: a Dask cluster, or in this process);
+the client only steers: it hands directories to listing tasks, turns each
 listing part's chunk ranges into chunk tasks, and folds the small per-chunk
 summaries. Listing parts stay on the workers that made them, and chunk tasks
 run next to them.
@@ -21,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from distributed import Client
 
+    from exoflow.executors import Executor
+
 import cloudpickle
 import numpy as np
 import pyarrow as pa
@@ -30,9 +33,9 @@ from exoflow import __version__, report
 from exoflow.backends import task_resources
 from exoflow.batch import Batch, load
 from exoflow.chunks import content_bytes, cut, order_for_reading
-from exoflow.cluster import describe
 from exoflow.job import Finish, Job
-from exoflow.metrics import TOPIC, count, emit, meter
+from exoflow.executors import as_executor
+from exoflow.metrics import count, emit, meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
 from exoflow.errors import UsageError
@@ -84,7 +87,7 @@ class RunConfig:
 # ---- tasks (run on workers) -------------------------------------------------
 
 def _where() -> str | None:
-    """The address of the worker running this task (None outside a cluster, e.g. bench's serial mode)."""
+    """The address of the worker running this task (None outside a cluster: ``executors.InProcess``)."""
     from distributed import get_worker
     try:
         return get_worker().address
@@ -183,11 +186,6 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False) -> RootPla
     return walk.plan_roots(given, opts)
 
 
-def _roots(paths: list[str], opts: WalkOptions, absolute: bool = False) -> tuple[list[DirItem], list[str]]:
-    roots = plan(paths, opts, absolute)
-    return roots.dirs, roots.files
-
-
 def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]:
     """The run's own output directory is never walked, however it is spelled (``--out`` inside a
     PATH, the default ``./exoflow-…`` under ``.``): it is skipped like another PATH's tree."""
@@ -256,26 +254,24 @@ class _Load:
 
 
 class _Run:
-    def __init__(self, client, cfg: RunConfig, progress: Progress) -> None:
-        from distributed import as_completed
-
-        self.client, self.cfg, self.progress = client, cfg, progress
+    def __init__(self, ex: Executor, cfg: RunConfig, progress: Progress) -> None:
+        self.ex, self.cfg, self.progress = ex, cfg, progress
         self.id = uuid.uuid4().hex[:8]
         self.job_blob = cloudpickle.dumps(cfg.job)
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
-        self.ac = as_completed()
+        self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
-        self.slots = max(2, 2 * sum(client.nthreads().values()))
+        self.slots = max(2, 2 * sum(ex.nthreads().values()))
         self.walks_in_flight = 0
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
         self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
-        self.load = _Load(client.nthreads())      # where the next listing task goes
+        self.load = _Load(ex.nthreads())          # where the next listing task goes
         self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
         self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
         self.resources = task_resources(cfg.params)   # chunk tasks of a GPU run go to GPU workers
         if self.resources:
-            _check_resources(client, self.resources)
+            ex.check_resources(self.resources)
         self.seq = 0
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
         self.files = self.other = 0      # of the entries done: regular files, other entries
@@ -287,12 +283,11 @@ class _Run:
 
     def submit_listing(self, fn, *args) -> None:
         # on the least busy worker (Dask would queue several on one worker, and does not steal a
-        # task of a kind it has no duration for yet); allowed elsewhere should that worker leave
+        # task of a kind it has no duration for yet)
         w = self.load.least_busy()
-        where = {"workers": [w], "allow_other_workers": True} if w else {}
-        lf = self.client.submit(fn, self.id, *args, key=self.key("list"), pure=False, **where)
+        lf = self.ex.submit(fn, self.id, *args, key=self.key("list"), where=w)
         self.placed[lf.key] = self.load.add(w, "list")
-        mf = self.client.submit(itemgetter(1), lf, key=self.key("meta"))
+        mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
         self.futures[lf.key] = lf
         self.futures[mf.key] = mf
@@ -302,7 +297,7 @@ class _Run:
     def submit_walks(self, budget: tuple[int, float] | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
         free = self.slots - self.walks_in_flight
-        self.load.update(self.client.nthreads())
+        self.load.update(self.ex.nthreads())
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)
         if free <= 0 or not self.pending:
@@ -326,7 +321,7 @@ class _Run:
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
             part = f"part-{key.rsplit('-', 1)[1]}.parquet"
-            cf = self.client.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
+            cf = self.ex.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
                                     self.dataset_dir, part, key=key, priority=10, resources=self.resources)
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key
@@ -356,17 +351,16 @@ class _Run:
         self.total = self.cfg.job.reducer.merge(self.total, r["summary"])
 
     def event(self, kind: str, **fields: Any) -> None:
-        self.client.log_event(TOPIC, {"kind": kind, "run": self.id, "job": self.cfg.job.name, "time": time.time(),
-                                      **fields})
+        self.ex.log_event({"kind": kind, "run": self.id, "job": self.cfg.job.name, "time": time.time(), **fields})
 
     def execute(self) -> None:
         self.event("run-start", sources=self.cfg.sources)
-        base = None if _shares_cwd(self.client) else os.getcwd()    # relative PATHs mean the same there?
-        dirs, files = _roots(self.cfg.paths, self.cfg.walk, absolute=base is not None)
-        self.pending.extend(_skipping_out_dir(dirs, self.cfg.out_dir))
+        base = None if self.ex.shares_cwd() else os.getcwd()    # relative PATHs mean the same there?
+        roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None)
+        self.pending.extend(_skipping_out_dir(roots.dirs, self.cfg.out_dir))
         if self.cfg.from_list:
             self.submit_list(manifest.plan(self.cfg.from_list, base))
-        self.submit_walks(FIRST_BUDGET, files)
+        self.submit_walks(FIRST_BUDGET, roots.files)
         try:
             for f in self.ac:
                 if f.key in self.listings:
@@ -375,7 +369,7 @@ class _Run:
                     self.on_chunk(f)
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
         except BaseException:
-            self.client.cancel(list(self.futures.values()), force=True)
+            self.ex.cancel(self.futures.values())
             self.event("run-end", status="interrupted", files=self.done, bytes=self.bytes, errors=self.errors)
             raise
         finally:
@@ -387,41 +381,25 @@ class _Run:
         if len(pieces) == 1:
             self.submit_listing(list_piece, pieces[0], self.cfg.chunk)
             return
-        keys = [self.client.submit(manifest.piece_keys, p, key=self.key("keys")) for p in pieces]
-        drops = self.client.submit(manifest.repeats, keys, key=self.key("repeats"))
+        keys = [self.ex.submit(manifest.piece_keys, p, key=self.key("keys")) for p in pieces]
+        drops = self.ex.submit(manifest.repeats, keys, key=self.key("repeats"))
         for i, piece in enumerate(pieces):
             self.submit_listing(list_piece, piece, self.cfg.chunk,
-                                self.client.submit(itemgetter(i), drops, key=self.key("drop")))
+                                self.ex.submit(itemgetter(i), drops, key=self.key("drop")))
 
     def listing_done(self) -> bool:
         return not self.pending and self.walks_in_flight == 0
 
 
-def _shares_cwd(client) -> bool:
-    """Whether every worker runs in this process's working directory (an embedded cluster's do), so a
-    relative PATH means the same there; else PATHs are sent spelled from / (symlinks kept)."""
-    try:
-        return set(client.run(os.getcwd).values()) == {os.getcwd()}
-    except Exception:     # a worker that cannot answer: do not rely on it
-        return False
-
-
-def _check_resources(client, needed: dict) -> None:
-    """Fail now, not hang: tasks asking for a resource wait until a worker that has it joins."""
-    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
-    if not any(all(w.get("resources", {}).get(r, 0) >= n for r, n in needed.items()) for w in workers):
-        wanted = ", ".join(f"{r}={n}" for r, n in needed.items())
-        raise UsageError(f"--backend gpu: no worker of the cluster advertises the resource {wanted} "
-                         f"(start GPU workers with: dask cuda worker SCHEDULER --resources {wanted})")
-
-
-def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dict:
-    """Run a job to completion; write the dataset and summary.json; return the summary."""
+def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None = None) -> dict:
+    """Run a job to completion on ``executor`` (an ``exoflow.executors`` executor, or a Dask client);
+    write the dataset, summary.json and report.html; return the summary."""
+    ex = as_executor(executor)
     t0 = time.time()
     params = {"now": t0, **cfg.params}
     cfg = dataclasses.replace(cfg, params=params)
-    r = _Run(client, cfg, progress or Progress(False))
-    metrics_before = report.snapshot(client)      # for report.html: this run's share of the fine metrics
+    r = _Run(ex, cfg, progress or Progress(False))
+    metrics_before = ex.metrics()      # for report.html: this run's share of the fine metrics
     r.execute()
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
@@ -446,16 +424,16 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
         "chunks": r.n_chunks,
         "files_per_s": round(r.files / wall, 1) if wall else None,
         "bytes_per_s": round(r.bytes / wall, 1) if wall else None,
-        "cluster": describe(client),
+        "cluster": ex.describe(),
         "params": {k: v for k, v in params.items() if k != "now"},
         "result": cfg.job.reducer.finish(r.total, params),
     }
     if cfg.job.after is not None:
-        summary["result"] = cfg.job.after(Finish(client, cfg.out_dir, r.dataset_dir, params, summary["result"],
+        summary["result"] = cfg.job.after(Finish(ex, cfg.out_dir, r.dataset_dir, params, summary["result"],
                                                  cfg.load, cfg.chunk))
         wall = time.time() - t0
         summary["wall_s"] = round(wall, 3)
-    telemetry = report.collect(client, r.id, metrics_before)
+    telemetry = ex.telemetry(r.id, metrics_before)
     summary["spilled_bytes"] = telemetry["spilled_bytes"]
     summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)

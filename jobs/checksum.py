@@ -22,17 +22,17 @@ SHOW = 20
 
 
 def after(f: Finish) -> dict:
-    """Text manifests and the audit run on the cluster once every chunk is hashed."""
+    """Text manifests and the audit run where the chunk tasks ran, once every chunk is hashed."""
     result = dict(f.result, algorithms=list(algorithms(f.params)))
     if f.params.get("text"):
-        written, left_out = write_text_manifests(f.client, f.dataset_dir, f.out_dir, algorithms(f.params))
+        written, left_out = write_text_manifests(f.executor, f.dataset_dir, f.out_dir, algorithms(f.params))
         result.update(text_manifests=written, text_unlisted=left_out)
         if left_out_warnings(left_out):
             result["warnings"] = left_out_warnings(left_out)
     if f.params.get("verify"):
         from exoflow.ops.checksum.audit import run_audit
         show = f.params.get("show")
-        audit = run_audit(f.client, f.dataset_dir, manifest_files(f.params["verify"]), algorithms(f.params),
+        audit = run_audit(f.executor, f.dataset_dir, manifest_files(f.params["verify"]), algorithms(f.params),
                           f.out_dir, examples=SHOW if show is None else show)
         result["audit"] = audit
         result["exit_code"] = 1 if audit["differences"] else 0

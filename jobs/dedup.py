@@ -27,14 +27,14 @@ from exoflow.errors import UsageError
 
 
 def after(f: Finish) -> dict:
-    """Stages 2-5 on the cluster, from the size counts the chunk phase gathered."""
+    """Stages 2-5 where the chunk tasks ran, from the size counts the chunk phase gathered."""
     sizes = f.result.pop("candidate_sizes")
     # taken here, on the client: workers may run elsewhere, in another directory
     cwd = os.getcwd()
     params = {**f.params, "cwd": cwd, "run_id": uuid.uuid4().hex[:8],
               "keep_patterns": canonical_patterns(f.params.get("keep_path") or [], cwd)}
     try:
-        summary = run_stages(f.client, f.dataset_dir, f.out_dir, sizes, params, f.result.pop("candidate_files", None))
+        summary = run_stages(f.executor, f.dataset_dir, f.out_dir, sizes, params, f.result.pop("candidate_files", None))
     except UsageError:          # found before anything was changed: leave no result behind either
         shutil.rmtree(f.out_dir, ignore_errors=True)
         raise

@@ -1,4 +1,4 @@
-"""Audit a tree against an earlier checksum manifest, on the cluster (hashdeep's audit mode).
+"""Audit a tree against an earlier checksum manifest, on the run's executor (hashdeep's audit mode).
 
 Each regular file ends up with one status:
 
@@ -19,7 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from exoflow.executors import Executor
 
 import numpy as np
 import pandas as pd
@@ -89,7 +89,7 @@ def _pair_moves(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows).drop(columns="content")
 
 
-def run_audit(client: Client, dataset_dir: str, old_files: list[str], names: tuple[str, ...], out_dir: str,
+def run_audit(ex: Executor, dataset_dir: str, old_files: list[str], names: tuple[str, ...], out_dir: str,
               examples: int = 20) -> dict[str, Any]:
     """Compare the manifest just written with the old one; write OUT/audit/ and return counts."""
     import dask.dataframe as dd
@@ -114,7 +114,7 @@ def run_audit(client: Client, dataset_dir: str, old_files: list[str], names: tup
     paired = classified[maybe].shuffle(on="content").map_partitions(_pair_moves, meta=settled._meta)
     result = dd.concat([settled, paired])
     audit_dir = os.path.join(out_dir, "audit")
-    result.to_parquet(audit_dir, write_index=False, schema=AUDIT_SCHEMA, compute=True)
+    ex.compute(result.to_parquet(audit_dir, write_index=False, schema=AUDIT_SCHEMA, compute=False))
     return summarise(audit_dir, examples)
 
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from exoflow.executors import Executor
 
 import numpy as np
 import pyarrow as pa
@@ -269,9 +269,9 @@ def write_text_part(part: str, out: str, algorithm: str) -> tuple[str, int]:
     return out, len(unlisted)
 
 
-def write_text_manifests(client: Client, dataset_dir: str, out_dir: str,
+def write_text_manifests(ex: Executor, dataset_dir: str, out_dir: str,
                          names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    """Write OUT/checksums.<alg> for each algorithm: parts converted on the cluster, joined here.
+    """Write OUT/checksums.<alg> for each algorithm: parts converted by tasks on ``ex``, joined here.
     Returns {alg: path} and {alg: {"names": names left out, "list": OUT/checksums.<ext>.unlisted.txt
     or None when none was}}."""
     import shutil
@@ -281,7 +281,7 @@ def write_text_manifests(client: Client, dataset_dir: str, out_dir: str,
     os.makedirs(tmp_dir, exist_ok=True)
     written, left_out = {}, {}
     for a in names:
-        futures = [client.submit(write_text_part, p, os.path.join(tmp_dir, f"{a}-{i:06d}.txt"), a, pure=False)
+        futures = [ex.submit(write_text_part, p, os.path.join(tmp_dir, f"{a}-{i:06d}.txt"), a)
                    for i, p in enumerate(parts)]
         target = os.path.join(out_dir, TEXT_NAMES[a])
         listing = os.path.join(out_dir, UNLISTED.format(TEXT_NAMES[a]))

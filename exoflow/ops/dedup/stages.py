@@ -26,7 +26,7 @@ import shutil
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from exoflow.executors import Executor
 
 import numpy as np
 import pandas as pd
@@ -325,10 +325,10 @@ def merge_reports(pieces: list[str], target: str) -> None:
     shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
 
 
-def _plan(client: Client, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
+def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
     """(listing parts per map task, number of reduce partitions): at least one task per thread,
     and bounded work per task so a big listing stays in pieces the workers can spill."""
-    threads = max(1, sum(client.nthreads().values()))
+    threads = max(1, sum(ex.nthreads().values()))
     n_map = max(min(threads, len(parts)), math.ceil(len(parts) / PARTS_PER_MAP))
     groups = [parts[i::n_map] for i in range(n_map)]
     rows = candidates if candidates is not None else len(parts) * ROWS_PER_REDUCE
@@ -349,7 +349,7 @@ def _check_keep_paths(summaries: list[dict[str, Any]], params: dict[str, Any]) -
                          f"(relative patterns are taken from {params['cwd']}); nothing was changed")
 
 
-def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
+def run_stages(ex: Executor, dataset_dir: str, out_dir: str, sizes: np.ndarray, params: dict[str, Any],
                candidates: int | None = None) -> dict[str, Any]:
     """Stages 2-5 and the outputs; returns the summary. ``candidates``: files of repeated sizes
     (from the size stage), to size the shuffle."""
@@ -362,21 +362,19 @@ def run_stages(client: Client, dataset_dir: str, out_dir: str, sizes: np.ndarray
     # A shuffle by size made of plain futures: every map task cuts its candidates into P pieces,
     # reduce task j joins piece j of each. All of it is submitted at once (one round trip) and
     # stays on the workers; the client only receives per-group summaries (no paths).
-    groups, nparts = _plan(client, parts, candidates)
+    groups, nparts = _plan(ex, parts, candidates)
     # the sizes travel in a task, not scattered: scattered data dies with its worker (a worker the nanny
     # restarts at the memory limit) and every task after it is cancelled; a task is computed again
-    sizes_f = client.submit(np.asarray, sizes, np.int64)
-    maps = [client.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty")), pure=False)
-            for g in groups]
-    results = [client.submit(reduce_pieces, [client.submit(operator.getitem, m, j) for m in maps], params,
-                             pure=False) for j in range(nparts)]
-    summaries = client.gather([client.submit(group_summary, r, pure=False) for r in results])
+    sizes_f = ex.submit(np.asarray, sizes, np.int64)
+    maps = [ex.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty"))) for g in groups]
+    results = [ex.submit(reduce_pieces, [ex.submit(operator.getitem, m, j) for m in maps], params)
+               for j in range(nparts)]
+    summaries = ex.gather([ex.submit(group_summary, r) for r in results])
     del maps, sizes_f
     if params.get("action"):
         _check_keep_paths(summaries, params)
     ids = rank(summaries)
-    writes = client.gather([client.submit(write_groups, r, i, out_dir, n, params, pure=False)
-                            for n, (r, i) in enumerate(zip(results, ids))])
+    writes = ex.gather([ex.submit(write_groups, r, i, out_dir, n, params) for n, (r, i) in enumerate(zip(results, ids))])
     del results
     from exoflow.ops.dedup.actions import merge_logs
     if params.get("action"):      # first: after --apply the log is what must never be lost
