@@ -15,7 +15,7 @@ import pytest
 from conftest import read_dataset
 from test_dedup import _by_inode, _jdupes
 
-from exoflow.config import Parser, configure, flag_name, flags, run_parser
+from exoflow.config import configure, flag_name, run_parser
 from exoflow.executors import DaskExecutor, InProcess
 from exoflow.jobs_registry import load, shipped
 from exoflow.options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
@@ -136,9 +136,6 @@ def test_serial_task_errors_surface_as_on_a_cluster():
     assert ex.gather([ex.submit(sum, [ex.submit(int, "2"), 3])]) == [5]
 
 
-OPTIONS = (WalkOptions, ChunkOptions, LoadOptions, ClusterOptions)
-
-
 def _defaults(job) -> dict[type, object]:
     return {WalkOptions: job.walk, ChunkOptions: job.chunk, LoadOptions: LoadOptions(),
             ClusterOptions: ClusterOptions()}
@@ -176,4 +173,3 @@ def test_a_flag_given_at_its_default_still_counts_as_given():
     args = run_parser(job, "test").parse_args([".", "--scheduler", "tcp://127.0.0.1:9", "--memory-limit", "auto"])
     with pytest.raises(UsageError, match=f"{flag_name('memory_limit')} shapes the embedded cluster"):
         configure(job, args)
-    assert isinstance(run_parser(job, "test"), Parser) and "dashboard" in flags(ClusterOptions)
