@@ -82,6 +82,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
+    """``exoflow run``'s text output that pipes: --format and -0 (not bench's: it prints timings)."""
+    g = p.add_argument_group("text output")
+    g.add_argument("--format", choices=FORMATS, metavar="FORMAT",
+                   help=f"write the job's main table ({job.main_table or job.dataset}) to stdout as jsonl, csv or "
+                        "paths, instead of the terminal tables (the last line still goes to stderr)")
+    # -0 is read as --null by run_job: an option "-0" would make argparse take "-1" for an option
+    # everywhere (``--top -1`` would no longer say "must be at least 0")
+    g.add_argument("--null", action="store_true", dest="nul",
+                   help="-0, --null: with --format paths, end each path with NUL, not newline (as find -print0)")
+
+
 def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     """The options of ``exoflow run JOB``: shared by every job, plus the job's own."""
     p = _Parser(prog=prog, description=job.description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -93,11 +105,6 @@ def run_parser(job: Job, prog: str) -> argparse.ArgumentParser:
     out.add_argument("--overwrite", action="store_true", help="replace an earlier exoflow result in --out")
     out.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of tables")
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    out.add_argument("--format", choices=FORMATS, metavar="FORMAT",
-                     help=f"write the job's main table ({job.main_table or job.dataset}) to stdout as jsonl, csv or "
-                          "paths, instead of the terminal tables (the last line still goes to stderr)")
-    out.add_argument("-0", "--null", action="store_true", dest="nul",
-                     help="with --format paths: end each path with NUL, not newline (as find -print0)")
 
     w, d = p.add_argument_group("what to walk"), job.walk
     w.add_argument("--include", action="append", default=list(d.include), metavar="GLOB",
@@ -255,7 +262,10 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.report import summary_line
     from exoflow.results import write_main_table
 
-    args = run_parser(job, prog).parse_args(argv)
+    parser = run_parser(job, prog)
+    add_format_options(parser, job)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args([("--null" if a == "-0" else a) for a in argv[:cut]] + list(argv[cut:]))
     if args.format and args.json:
         raise UsageError("--format and --json both choose what stdout holds: give one")
     if args.nul and args.format != "paths":
