@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow.longpath import open_path
+from exoflow.metrics import count
 from exoflow.options import LoadOptions
 from exoflow.paths import raw_paths
 from exoflow.fileio import OPEN_FLAGS, describe_errno, describe_error
@@ -88,6 +89,7 @@ class Batch:
                     break
                 total += n
                 yield buf[:n]
+            count("read", total, "bytes")
             after = os.fstat(fd)
             if total != before.st_size or not _same_version(before, after):
                 raise FileChanged(CHANGED)
@@ -117,7 +119,9 @@ def read_files(paths: list[str], is_file: np.ndarray, capacity: int, limit: int,
     Returns (data, offsets, errors, large): row i is data[offsets[i]:offsets[i+1]]; errors[i] says
     why it was not read; large[i] marks files over ``limit`` (not read)."""
     read = _read_native if native and _native is not None else _read_python
-    return read(paths, is_file, capacity, limit)
+    data, offsets, errors, large = read(paths, is_file, capacity, limit)
+    count("read", data.size, "bytes")     # report.html's "bytes read"
+    return data, offsets, errors, large
 
 
 def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,

@@ -2,6 +2,10 @@
 
     exoflow run JOB PATH... [options]   run a job (a shipped job's name or a job file)
     exoflow jobs                        list the shipped jobs
+    exoflow info [--json]               this machine and exoflow's versions
+    exoflow bench JOB PATH... [options] benchmark a job (serial and on the cluster)
+    exoflow show OUT                    a finished run's tables again (from OUT/summary.json)
+    exoflow query OUT "SQL"             SQL over OUT's Parquet datasets (DuckDB; exoflow[sql])
 
 Exit codes: 0 success; 1 finished, but some files had errors (see the
 ``error`` column); 2 usage error or unusable input; 3 internal error;
@@ -17,9 +21,22 @@ from typing import TYPE_CHECKING, Sequence
 
 from exoflow import __version__
 from exoflow.errors import EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
     from exoflow.job import Job
+
+
+def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
+    """``exoflow run``'s text output that pipes: --format and -0 (not bench's: it prints timings)."""
+    g = p.add_argument_group("text output")
+    g.add_argument("--format", choices=FORMATS, metavar="FORMAT",
+                   help=f"write the job's main table ({job.main_table or job.dataset}) to stdout as jsonl, csv or "
+                        "paths, instead of the terminal tables (the last line still goes to stderr)")
+    # -0 is read as --null by run_job: an option "-0" would make argparse take "-1" for an option
+    # everywhere (``--top -1`` would no longer say "must be at least 0")
+    g.add_argument("--null", action="store_true", dest="nul",
+                   help="-0, --null: with --format paths, end each path with NUL, not newline (as find -print0)")
 
 
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
@@ -29,10 +46,17 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.runner import run
     from exoflow.sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir,
                                holds_results, keep_out_dir, prepare_out_dir, remove_partial_files)
-    from exoflow.report import headline_counts
-    from exoflow.tables import human_bytes, human_count
+    from exoflow.report import summary_line
+    from exoflow.results import write_main_table
 
-    args = run_parser(job, prog).parse_args(argv)
+    parser = run_parser(job, prog)
+    add_format_options(parser, job)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args([("--null" if a == "-0" else a) for a in argv[:cut]] + list(argv[cut:]))
+    if args.format and args.json:
+        raise UsageError("--format and --json both choose what stdout holds: give one")
+    if args.nul and args.format != "paths":
+        raise UsageError("-0 applies to --format paths")
     cfg, cluster_opts, notes = configure(job, args)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
@@ -70,15 +94,16 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     keep_out_dir(cfg.out_dir)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
+    elif args.format:        # stdout holds only the table: pipes to jq, xargs -0, a spreadsheet …
+        main_dir = os.path.join(cfg.out_dir, job.main_table or job.dataset)
+        if os.path.isdir(main_dir):
+            write_main_table(main_dir, args.format, args.nul)
     elif not args.quiet:
         print(job.reducer.report(summary["result"], cfg.params))
         print()
     for warning in summary["result"].get("warnings", []):
         say(f"{prog}: warning: {warning}")
-    say(f"{job.name}: {headline_counts(summary)}, {human_bytes(summary['bytes'])} in "
-        f"{summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
-        f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors, "
-        f"{human_bytes(summary.get('spilled_bytes') or 0)} spilled -> {cfg.out_dir}")
+    say(summary_line(summary))
     job_code = int(summary["result"].get("exit_code", 0) or 0)
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
 
@@ -114,12 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("bench", help="benchmark a job: exoflow bench JOB PATH... (see exoflow bench JOB --help)",
                    add_help=False)
     sub.add_parser("info", help="describe this machine and exoflow's versions (add --json)", add_help=False)
+    sub.add_parser("show", help="print a finished run's tables again: exoflow show OUT", add_help=False)
+    sub.add_parser("query", help='SQL over a run\'s Parquet datasets: exoflow query OUT "SQL" (needs exoflow[sql])',
+                   add_help=False)
     if not argv:
         p.print_help(sys.stderr)
         return EXIT_USAGE
     if argv[0] in ("bench", "info"):
         from exoflow import bench
         return _guard(lambda: bench.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
+    if argv[0] in ("show", "query"):
+        from exoflow import results
+        return _guard(lambda: results.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
     args, rest = p.parse_known_args(argv[:2] if argv[0] == "run" else argv)
     if args.command == "jobs":
         from exoflow.jobs_registry import shipped

@@ -135,6 +135,9 @@ def _register_prometheus(plugin: ExoflowPlugin) -> None:
 
 # ---- the Bokeh page --------------------------------------------------------------
 
+PLAIN = "0,0.[00]"     # number axes in plain digits (Bokeh's default turns to 1.000e+6 from 100,000)
+
+
 def _fmt_bytes(n: float) -> str:
     from dask.utils import format_bytes
     return format_bytes(int(n))
@@ -165,6 +168,7 @@ class ExoflowPage:
                           tools="", **kw)
 
         self.files_fig = fig("Files/s (current run)", x_axis_label="seconds since start")
+        self.files_fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
         self.files_fig.vbar(x="t", top="files_per_s", width="width", source=self.rate_src, color="#1f77b4")
         self.files_fig.line(x="t", y="files_per_s", source=self.rate_src, color="#1f77b4")
         self.bytes_fig = fig("Bytes/s (current run)", x_axis_label="seconds since start")
@@ -176,6 +180,9 @@ class ExoflowPage:
                                             ("bytes/s", "@bytes_per_s{0.0 b}")]))
 
         self.worker_fig = fig("Files/s per worker (current run)", y_range=[])
+        self.worker_fig.xaxis.formatter = NumeralTickFormatter(format="0,0")
+        for f in (self.files_fig, self.bytes_fig):      # time axes: 1,500,000 s, never 1.500e+6
+            f.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
         self.worker_fig.hbar(y="worker", right="files_per_s", height=0.8, source=self.worker_src)
         self.worker_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("files/s", "@files_per_s{0,0}"),
                                                       ("bytes/s", "@bytes_per_s{0.0 b}"), ("files", "@files")]))
@@ -188,6 +195,7 @@ class ExoflowPage:
             ("files", "@files / @files_listed"), ("errors", "@errors")]))
 
         self.activity_fig = fig("Where time goes: task seconds per activity (exoflow tasks)", y_range=[])
+        self.activity_fig.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
         self.activity_fig.hbar(y="activity", right="seconds", height=0.8, source=self.activity_src, color="#9467bd")
 
         self.memory_fig = fig("Worker memory: in memory, unmanaged, spilled to disk, GPU", y_range=[])

@@ -240,7 +240,8 @@ class InProcess:
         return dict(self.fine)
 
     def telemetry(self, run_id, before):
-        from exoflow.telemetry import spilled_bytes, time_by_activity
+        from exoflow.telemetry import bytes_read, spilled_bytes, time_by_activity
         now = self.metrics()
         return {"events": [m for m in self.events if m.get("run") == run_id],
-                "time_by_activity": time_by_activity(now, before), "spilled_bytes": spilled_bytes(now, before)}
+                "time_by_activity": time_by_activity(now, before), "bytes_read": bytes_read(now, before),
+                "spilled_bytes": spilled_bytes(now, before)}

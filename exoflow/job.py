@@ -85,6 +85,11 @@ class Job:
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
     # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
     plots: Callable[[dict], list] | None = None
+    # Optional: the job's own tables in report.html, fn(summary, out_dir) -> list of exoflow.plots.Table;
+    # it runs on a worker, where the run's datasets are, and may read them (bounded: docs/report.md).
+    tables: Callable[[dict, str], list] | None = None
+    # The dataset ``exoflow run --format`` writes to stdout (None: ``dataset``; dedup: its duplicates).
+    main_table: str | None = None
     # Optional: fn(params) raising exoflow.errors.UsageError for options that cannot work together
     # (one option needing another, …); runs before the cluster starts.
     check: Callable[[dict[str, Any]], None] | None = None

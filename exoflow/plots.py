@@ -62,3 +62,23 @@ def top_bars(rows: list[dict], title: str, name: str, top: int = 15) -> Bars:
     rows = [{**r, "name": r["name"] or "(none)"} for r in rows[:top]]
     return Bars(title, name, columns(rows, ("name", "files", "bytes")), "name", ["bytes"],
                 [("", "@name"), *BYTES_TIPS], horizontal=True, value_format="0.0 b")
+
+
+@dataclass
+class Table:
+    """A table in report.html: ``rows`` of cells under ``headers``, drawn as HTML (no script).
+
+    A cell is text or a number shown as given, or a list of texts shown one per line (a
+    duplicate group's paths). ``name`` becomes the table's element id, ``report-table-NAME``
+    (tests read it back); ``note`` is a line under the title (what was left out, where the
+    rest is).
+    """
+
+    title: str
+    name: str
+    headers: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+    def spec(self) -> dict[str, Any]:
+        return asdict(self)

@@ -3,6 +3,7 @@
 (function () {
   "use strict";
   const P = Bokeh.Plotting;
+  const PLAIN = "0,0.[00]";    // 1,500,000 and 0.25, never 1.500e+6
 
   function bars(s) {
     const source = new Bokeh.ColumnDataSource({data: s.data, name: s.name});
@@ -27,9 +28,11 @@
         f.vbar(Object.assign(glyph, {x: {field: s.category}, bottom: lo, top: hi, width: width}));
       }
     });
-    if (s.value_format) {
-      for (const axis of (s.horizontal ? f.below : f.left)) {
-        if (axis instanceof Bokeh.LinearAxis) axis.formatter = new Bokeh.NumeralTickFormatter({format: s.value_format});
+    // every number axis in plain digits (Bokeh's default switches to 1.000e+6 from 100,000 up)
+    const valueAxes = s.horizontal ? f.below : f.left, categoryAxes = s.horizontal ? f.left : f.below;
+    for (const [axes, format] of [[valueAxes, s.value_format || PLAIN], [categoryAxes, PLAIN]]) {
+      for (const axis of axes) {
+        if (axis instanceof Bokeh.LinearAxis) axis.formatter = new Bokeh.NumeralTickFormatter({format: format});
       }
     }
     if (!s.numeric && !s.horizontal) {

@@ -1,10 +1,11 @@
 """report.html: a self-contained page (BokehJS inline, no server) beside a run's results.
 
-It shows the headline figures, the throughput timeline (from the run's
-``exoflow`` events on the scheduler), where the time went (Dask's fine
-performance metrics of exoflow's tasks) and the job's own plots: a job may
-set ``Job.plots = fn(summary) -> [plots.Bars]`` (see docs/report.md). The
-plots travel as JSON specs and BokehJS draws them in the browser (report.js).
+It shows the headline figures, the job's own results (``Job.tables = fn(summary, out_dir) ->
+[plots.Table]``, run where the datasets are, and ``Job.plots = fn(summary) -> [plots.Bars]``;
+see docs/report.md), the rows with an error, the throughput timeline of the whole run (from
+the run's ``exoflow`` events on the scheduler) and where the time went (Dask's fine
+performance metrics of exoflow's tasks). The plots travel as JSON specs and BokehJS draws
+them in the browser (report.js); the tables are plain HTML.
 """
 from __future__ import annotations
 
@@ -14,14 +15,19 @@ import json
 import logging
 import os
 import sys
+import uuid
 from typing import TYPE_CHECKING, Any, Callable
+
+import cloudpickle
 
 if TYPE_CHECKING:
     from distributed import Client
 
+    from exoflow.executors import Executor
+
 from exoflow.metrics import TOPIC
-from exoflow.plots import ORANGE, PURPLE, Bars
-from exoflow.telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
+from exoflow.plots import ORANGE, PURPLE, Bars, Table
+from exoflow.telemetry import RunStats, bytes_read, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ def snapshot(client: Client) -> dict:
 
 
 def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
-    """After a run: its events, seconds per activity and bytes spilled."""
+    """After a run: its events, seconds per activity, bytes read and bytes spilled."""
     try:
         client.run(_flush_metrics)
     except Exception as e:   # a worker gone at the end only makes the breakdown a little short
@@ -60,7 +66,65 @@ def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
         logger.debug("reading scheduler metrics failed: %s", e)
         metrics, events = {}, []
     return {"events": events, "time_by_activity": time_by_activity(metrics, before),
-            "spilled_bytes": spilled_bytes(metrics, before)}
+            "bytes_read": bytes_read(metrics, before), "spilled_bytes": spilled_bytes(metrics, before)}
+
+
+ERROR_ROWS = 100     # error rows shown in the report (all of them are in the dataset)
+TableHook = Callable[[dict, str], list]
+
+
+def first_rows(dataset_dir: str, columns: list[str], where: Any = None, limit: int = ERROR_ROWS) -> tuple[list[list], int]:
+    """The first ``limit`` rows (lists of ``columns`` values, in dataset order) of a Parquet dataset
+    that match ``where`` (a ``pyarrow.dataset`` expression), and how many match: streamed batch by
+    batch, so a large dataset costs one batch of memory. For the tables of report.html."""
+    import pyarrow.dataset as ds
+    rows: list[list] = []
+    n = 0
+    for b in ds.dataset(dataset_dir, format="parquet").to_batches(columns=columns, filter=where):
+        n += b.num_rows
+        if len(rows) < limit:
+            rows += [list(r) for r in zip(*(b.column(c).slice(0, limit - len(rows)).to_pylist() for c in columns))]
+    return rows, n
+
+
+def error_table(dataset_dir: str, limit: int = ERROR_ROWS) -> Table | None:
+    """The dataset's rows with an ``error``: the first ``limit`` (path, type where the dataset has
+    it, error) and how many there are, streamed (one column's batches at a time, nulls dropped by
+    the scan). None when the dataset has no ``error`` column."""
+    import pyarrow.dataset as ds
+    names = ds.dataset(dataset_dir, format="parquet").schema.names if os.path.isdir(dataset_dir) else []
+    if "error" not in names:
+        return None
+    cols = [c for c in ("path", "type", "error") if c in names]
+    rows, n = first_rows(dataset_dir, cols, ds.field("error").is_valid(), limit)
+    name = os.path.basename(dataset_dir.rstrip(os.sep))
+    note = ("No row has an error." if not n else
+            f"{n:,} rows with an error" + (f"; the first {len(rows)} shown" if n > len(rows) else "") +
+            f" (all: exoflow query OUT \"select path, error from {name} where error is not null\")")
+    return Table(f"Errors ({name})", "errors", cols, rows, note)
+
+
+def _tables_task(hook_blob: bytes | None, summary: dict) -> dict[str, Any]:
+    """Runs where the run's datasets are (a worker): the job's tables and the error rows."""
+    out: dict[str, Any] = {"job": [], "job_note": "", "errors": None}
+    if hook_blob is not None:
+        try:
+            out["job"] = [t.spec() for t in cloudpickle.loads(hook_blob)(summary, summary["out"])]
+        except Exception as e:     # a job's table bug must not cost the rest of the report
+            out["job_note"] = f"The job's tables failed: {type(e).__name__}: {e}"
+    errors = error_table(summary.get("dataset") or os.path.join(summary["out"], "files"))
+    out["errors"] = errors.spec() if errors is not None else None
+    return out
+
+
+def tables(executor: Executor, summary: dict, hook: TableHook | None) -> dict[str, Any]:
+    """The report's tables, made where the run's tasks run (the datasets are on the workers'
+    disks; a client elsewhere may not see them)."""
+    blob = cloudpickle.dumps(hook) if hook is not None else None
+    try:
+        return executor.submit(_tables_task, blob, summary, key=f"exoflow-report-{uuid.uuid4().hex[:8]}").result()
+    except Exception as e:
+        return {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}", "errors": None}
 
 
 # ---- the page ------------------------------------------------------------------------
@@ -80,20 +144,35 @@ def headline_counts(summary: dict) -> str:
 
 
 def headline(summary: dict) -> list[tuple[str, str]]:
-    """The figures shown at the top of the report."""
+    """The figures shown at the top of the report. Listed bytes: the sizes of the regular files
+    listed; bytes read: the contents the run really read (none for a job that reads no
+    contents; less where checksum --trust-mtime reused digests or dedup skipped unique sizes)."""
     from exoflow.tables import human_count
+    read = summary.get("bytes_read")
     return [("regular files", human_count(summary.get("files", 0))),
             ("other entries", human_count(summary.get("other_entries", 0))),
-            ("bytes", human_bytes(summary.get("bytes", 0))),
+            ("listed bytes", human_bytes(summary.get("bytes", 0))),
+            ("bytes read", "-" if read is None else human_bytes(read)),
             ("wall time", f"{summary.get('wall_s', 0):.2f} s"),
             ("files/s", human_count(summary.get("files_per_s") or 0)),
-            ("bytes/s", human_bytes(summary.get("bytes_per_s") or 0) + "/s"),
+            ("listed bytes/s", human_bytes(summary.get("bytes_per_s") or 0) + "/s"),
             ("errors", human_count(summary.get("errors", 0))),
             ("spilled", human_bytes(summary.get("spilled_bytes", 0) or 0))]
 
 
+def summary_line(summary: dict) -> str:
+    """The terminal's last line, ``JOB: N regular files, … -> OUT`` (also ``exoflow show``'s)."""
+    from exoflow.tables import human_count
+    read = summary.get("bytes_read")
+    return (f"{summary['job']}: {headline_counts(summary)}, {human_bytes(summary['bytes'])} listed"
+            + ("" if read is None else f", {human_bytes(read)} read")
+            + f" in {summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
+            f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors, "
+            f"{human_bytes(summary.get('spilled_bytes') or 0)} spilled -> {summary['out']}")
+
+
 def throughput_plots(stats: RunStats | None) -> list[Bars]:
-    """Files/s and bytes/s over the run, from its chunk events."""
+    """Files/s and bytes/s over the whole run (after-steps included), from its chunk events."""
     if stats is None or not stats.points:
         return []
     series = rate_series(stats)
@@ -102,6 +181,18 @@ def throughput_plots(stats: RunStats | None) -> list[Bars]:
                  width="width", category_label="seconds since start", value_format="0,0"),
             Bars("Bytes/s over the run", "report-rate", series, "t", ["bytes_per_s"], tips, numeric=True,
                  width="width", category_label="seconds since start", value_format="0.0 b", colors=[ORANGE])]
+
+
+def phases(stats: RunStats | None, job: str) -> str:
+    """When the chunk tasks ran and when the job's after-step did, in seconds since the start."""
+    if stats is None or stats.ended is None:
+        return ""
+    end = stats.ended - stats.started
+    if stats.after_started is None:
+        return f"The run took {end:.2f} s."
+    mid = stats.after_started - stats.started
+    return (f"Listing and chunk tasks: 0-{mid:.2f} s; the {job} job's after-step (further stages, "
+            f"outputs): {mid:.2f}-{end:.2f} s (no files counted there).")
 
 
 def activity_plot(seconds: dict[str, float]) -> list[Bars]:
@@ -133,8 +224,32 @@ def _json_for_script(obj: Any) -> str:
     return json.dumps(obj, default=str).replace("</", "<\\/")
 
 
-def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str:
-    """The report's HTML text: figures and sections in HTML, plots as Bars specs that report.js draws."""
+def _table_html(t: dict) -> str:
+    """A Table spec as HTML: lists in a cell one per line, numbers right-aligned."""
+    def cell(v: Any) -> str:
+        if isinstance(v, list):
+            return "<td>" + "".join(f"<div>{html.escape(str(x))}</div>" for x in v) + "</td>"
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return f"<td class='num'>{v:,}</td>" if num else f"<td>{html.escape('' if v is None else str(v))}</td>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in t["headers"])
+    rows = "".join("<tr>" + "".join(cell(v) for v in r) + "</tr>" for r in t["rows"])
+    note = f"<p class='note'>{html.escape(t['note'])}</p>" if t.get("note") else ""
+    body = f"<table class='results' id='report-table-{html.escape(t['name'])}'><tr>{head}</tr>{rows}</table>" \
+        if t["rows"] else ""
+    return f"<h3>{html.escape(t['title'])}</h3>{note}{body}"
+
+
+def _drawable(specs: list[Bars]) -> tuple[list[Bars], str]:
+    """Charts with data, and a plain note for those without (a run of no files: no empty axes)."""
+    empty = [b.title for b in specs if not len(b.data.get(b.category, []))]
+    return [b for b in specs if len(b.data.get(b.category, []))], "".join(
+        f"<p class='note'>{html.escape(t)}: no files.</p>" for t in empty)
+
+
+def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None,
+          tables: dict | None = None) -> str:
+    """The report's HTML text: figures, tables and sections in HTML, plots as Bars specs that
+    report.js draws. ``tables``: what ``tables()`` made on the cluster (job tables, error rows)."""
     stats = fold(telemetry.get("events", []), None)
     run_stats = next(iter(stats.values()), None)
     cells = "".join(f"<td><div class='big'>{html.escape(v)}</div><div class='label'>{html.escape(k)}</div></td>"
@@ -142,27 +257,37 @@ def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None =
     sources = ", ".join(html.escape(str(s)) for s in summary.get("sources", []))
     cluster = summary.get("cluster", {})
     job = html.escape(str(summary.get("job", "")))
+    tables = tables or {}
     sections = {"plots-throughput": throughput_plots(run_stats),
                 "plots-activity": activity_plot(telemetry.get("time_by_activity", {})), "plots-job": []}
-    job_note = ""
+    notes = [f"<p>{html.escape(tables['job_note'])}</p>" if tables.get("job_note") else ""]
     if plots is not None:
         try:
             sections["plots-job"] = list(plots(summary))
         except Exception as e:     # a job's plot bug must not cost the rest of the report
-            job_note = f"<p>The job's plots failed: {html.escape(f'{type(e).__name__}: {e}')}</p>"
+            notes.append(f"<p>The job's plots failed: {html.escape(f'{type(e).__name__}: {e}')}</p>")
+    empty = {}
+    for k in sections:
+        sections[k], empty[k] = _drawable(sections[k])
+    no_files = not summary.get("entries", summary.get("files", 0))
     body = [f"<h1>exoflow {job}</h1>",
             f"<p>{sources} &middot; started {html.escape(str(summary.get('started', '')))} &middot; "
             f"{html.escape(str(cluster.get('workers', '?')))} workers, {html.escape(str(cluster.get('threads', '?')))} "
             f"threads &middot; exoflow {html.escape(str(summary.get('exoflow_version', '')))}</p>",
-            f"<table id='report-headline'><tr>{cells}</tr></table>",
-            "<h2>Throughput</h2>",
-            "" if sections["plots-throughput"] else "<p>No chunk events were recorded for this run.</p>",
-            "<div id='plots-throughput'></div>",
-            "<h2>Where time goes</h2>",
-            "" if sections["plots-activity"] else "<p>No fine metrics recorded.</p>",
-            "<div id='plots-activity'></div>"]
-    if sections["plots-job"] or job_note:
-        body += [f"<h2>{job or 'job'}</h2>", job_note, "<div id='plots-job'></div>"]
+            f"<table id='report-headline'><tr>{cells}</tr></table>"]
+    job_tables = "".join(_table_html(t) for t in tables.get("job", []))
+    if job_tables or sections["plots-job"] or empty["plots-job"] or any(notes):
+        body += [f"<h2>{job or 'job'}</h2>", *notes, job_tables, empty["plots-job"], "<div id='plots-job'></div>"]
+    if tables.get("errors"):
+        body += ["<h2>Errors</h2>", _table_html(tables["errors"])]
+    body += ["<h2>Throughput</h2>",
+             f"<p class='note'>{html.escape(phases(run_stats, str(summary.get('job', ''))))}</p>",
+             "" if sections["plots-throughput"] else
+             "<p class='note'>No files.</p>" if no_files else "<p>No chunk events were recorded for this run.</p>",
+             "<div id='plots-throughput'></div>",
+             "<h2>Where time goes</h2>",
+             "" if sections["plots-activity"] else "<p>No fine metrics recorded.</p>",
+             "<div id='plots-activity'></div>"]
     specs = {k: [b.spec() for b in v] for k, v in sections.items()}
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>exoflow {job} report</title>\n"
             f"<style>{STYLE}</style>\n{_bokeh_js()}</head>\n<body>\n" + "\n".join(body) +
@@ -171,14 +296,19 @@ def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None =
 
 
 STYLE = ("body{font-family:sans-serif;margin:1em 2em;color:#222} table#report-headline{width:100%;text-align:center}"
-         " .big{font-size:1.6em;font-weight:bold} .label{color:#666}")
+         " .big{font-size:1.6em;font-weight:bold} .label{color:#666} .note{color:#555}"
+         " table.results{border-collapse:collapse;margin-bottom:1em;font-size:0.9em}"
+         " table.results th,table.results td{border-bottom:1px solid #ddd;padding:2px 10px;text-align:left;"
+         "vertical-align:top} table.results td.num{text-align:right;font-variant-numeric:tabular-nums}"
+         " table.results td div{font-family:monospace}")
 
 
-def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str | None:
+def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None,
+          tables: dict | None = None) -> str | None:
     """Write OUT/report.html; returns its path, or None (one warning line) if it could not be made."""
     path = os.path.join(out_dir, REPORT)
     try:
-        text = build(summary, telemetry, plots)
+        text = build(summary, telemetry, plots, tables)
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)

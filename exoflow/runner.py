@@ -35,7 +35,7 @@ from exoflow.batch import Batch, load
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
 from exoflow.executors import as_executor
-from exoflow.metrics import count, emit, meter
+from exoflow.metrics import emit, meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
 from exoflow.errors import UsageError
@@ -148,7 +148,6 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     if job.reads_content:
         with meter("read"):
             batch = load(table, load_opts, params)
-        count("read", nbytes, "bytes")
     else:
         batch = Batch(table, params, piece_bytes=load_opts.piece_bytes)
     result = job.process(batch)
@@ -401,7 +400,6 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     r = _Run(ex, cfg, progress or Progress(False))
     metrics_before = ex.metrics()      # for report.html: this run's share of the fine metrics
     r.execute()
-    r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
         empty = SCHEMA.empty_table()
         batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
@@ -429,13 +427,20 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
         "result": cfg.job.reducer.finish(r.total, params),
     }
     if cfg.job.after is not None:
-        summary["result"] = cfg.job.after(Finish(ex, cfg.out_dir, r.dataset_dir, params, summary["result"],
-                                                 cfg.load, cfg.chunk))
+        r.event("after")          # report.html's timeline shows the after-step's part of the run
+        try:
+            summary["result"] = cfg.job.after(Finish(ex, cfg.out_dir, r.dataset_dir, params, summary["result"],
+                                                     cfg.load, cfg.chunk))
+        except BaseException:
+            r.event("run-end", status="failed", files=r.done, bytes=r.bytes, errors=r.errors)
+            raise
         wall = time.time() - t0
         summary["wall_s"] = round(wall, 3)
+    r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     telemetry = ex.telemetry(r.id, metrics_before)
+    summary["bytes_read"] = telemetry["bytes_read"]
     summary["spilled_bytes"] = telemetry["spilled_bytes"]
     summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
-    report.write(cfg.out_dir, summary, telemetry, cfg.job.plots)
+    report.write(cfg.out_dir, summary, telemetry, cfg.job.plots, report.tables(ex, summary, cfg.job.tables))
     return summary

@@ -10,10 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-# Dask's own pieces of a task's time that are not one of exoflow's meters. thread-cpu and
-# thread-noncpu are what is left of the task outside any meter (e.g. the loop between kernels).
-DASK_ACTIVITIES = {"executor": "dask: executor", "other": "dask: other",
-                   "thread-cpu": "unmetered (cpu)", "thread-noncpu": "unmetered (waiting)"}
+# Dask's own pieces of a task's time that are not one of exoflow's meters, in plain words.
+# thread-cpu and thread-noncpu are what is left of the task outside any meter (e.g. the loop
+# between kernels): computing, or waiting (for the disk, a lock, the GIL).
+DASK_ACTIVITIES = {"executor": "Dask: starting and ending tasks", "other": "Dask: other",
+                   "thread-cpu": "other work in tasks (CPU)", "thread-noncpu": "waiting in tasks (disk, locks)"}
 
 
 @dataclass
@@ -26,7 +27,8 @@ class RunStats:
     sources: list[str] = field(default_factory=list)
     status: str = "running"
     started: float = 0.0
-    ended: float | None = None
+    after_started: float | None = None    # the job's after-step (dedup's stages …) began
+    ended: float | None = None            # the run ended, after-steps included
     files_listed: int = 0
     bytes_listed: int = 0
     chunks_listed: int = 0
@@ -55,6 +57,8 @@ class RunStats:
             w[0] += files
             w[1] += nbytes
             self.points.append((t, self.files, self.bytes))
+        elif kind == "after":
+            self.after_started = t
         elif kind == "run-end":
             self.status, self.ended = msg.get("status", "done"), t
         if not self.started:
@@ -126,6 +130,13 @@ def time_by_activity(metrics: dict, before: dict | None = None) -> dict[str, flo
         name = DASK_ACTIVITIES.get(key[2], key[2])
         out[name] = out.get(name, 0.0) + value
     return {k: round(v, 6) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
+def bytes_read(metrics: dict, before: dict | None = None) -> int:
+    """Bytes of file contents read by tasks (``count("read", n, "bytes")`` where the loader and
+    the hashers read; after-steps' tasks too, whatever their key), from the fine metrics."""
+    return int(sum(v - (before or {}).get(k, 0) for k, v in metrics.items()
+                   if isinstance(k, tuple) and len(k) == 4 and k[0] == "execute" and k[2:] == ("read", "bytes")))
 
 
 def spilled_bytes(metrics: dict, before: dict | None = None) -> int:

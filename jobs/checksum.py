@@ -16,6 +16,7 @@ from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, algorithms, checks
 from exoflow.kernels.hashing import hash_argument
 from exoflow.options import count_at_least
 from exoflow.ops.checksum.reducer import ChecksumReducer
+from exoflow.ops.checksum import tables
 from exoflow.errors import UsageError
 
 SHOW = 20
@@ -69,6 +70,7 @@ job = Job(
                  help=f"with --verify: example paths per audit status (default: {SHOW})"),
     ],
     after=after,
+    tables=tables.tables,
     check=check,
 )
 

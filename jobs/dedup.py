@@ -17,7 +17,7 @@ import os
 import shutil
 import uuid
 
-from exoflow.ops.dedup import plots
+from exoflow.ops.dedup import plots, tables
 from exoflow import Argument, ChunkOptions, Finish, Job, main
 from exoflow.kernels.hashing import hash_argument
 from exoflow.ops.dedup.stages import run_stages
@@ -75,6 +75,8 @@ job = Job(
     # no contents read: a chunk costs about 1 µs a file, so bigger chunks spend less on Dask per file
     chunk=ChunkOptions(max_files=50_000),
     plots=plots.bars,
+    tables=tables.tables,
+    main_table="duplicates",      # exoflow run dedup --format: the duplicate files
     description=__doc__,
     kernels=[],
     reducer=DedupReducer(),

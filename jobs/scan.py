@@ -17,7 +17,7 @@ import os
 
 import pyarrow as pa
 
-from exoflow.ops.scan import plots
+from exoflow.ops.scan import plots, tables
 from exoflow import Argument, Finish, Job, WalkOptions, main
 from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.ops.scan.kernel import ENGINES, engine_available, scan_findings
@@ -67,6 +67,7 @@ def write_outputs(f: Finish) -> dict:
 job = Job(
     name="scan",
     plots=plots.bars,
+    tables=tables.tables,
     description=__doc__,
     kernels=[],
     reducer=ScanReducer(),

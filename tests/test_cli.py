@@ -97,7 +97,7 @@ def test_default_out_dir_and_report(tmp_path):
     outs = [p for p in tmp_path.iterdir() if p.name.startswith("exoflow-inventory-")]
     assert len(outs) == 1 and (outs[0] / "summary.json").exists()
     assert "By extension" in r.stdout and "a.txt" in r.stdout
-    assert "inventory: 1 regular file, 5 B in" in r.stderr and "files/s" in r.stderr
+    assert "inventory: 1 regular file, 5 B listed, 0 B read in" in r.stderr and "files/s" in r.stderr
     assert "dashboard" not in r.stderr            # --no-dashboard: no link to a page that is not served
 
 

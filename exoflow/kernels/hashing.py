@@ -18,6 +18,7 @@ import xxhash
 from exoflow.fileio import OPEN_FLAGS
 from exoflow.batch import Batch
 from exoflow.longpath import open_path
+from exoflow.metrics import count
 from exoflow.fileio import describe_error
 
 # algorithm name (as on the command line) -> column name in the manifest
@@ -122,4 +123,5 @@ def hash_file(path: str, name: str, piece_bytes: int = 1 << 20, start: int = 0, 
                 left -= got
     finally:
         os.close(fd)
+    count("read", pos - start, "bytes")
     return h.hexdigest()

@@ -39,6 +39,7 @@ from exoflow.fileio import OPEN_FLAGS
 from exoflow.batch import read_files
 from exoflow.chunks import read_batches
 from exoflow.longpath import open_path
+from exoflow.metrics import count
 from exoflow.fileio import describe_error
 from exoflow.sinks import write_part
 from exoflow.tables import human_bytes
@@ -104,6 +105,7 @@ def _prefix_suffix(path: str, size: int, one_shot) -> str:
     try:
         if os.fstat(fd).st_size != size:
             raise Changed(0, "changed: size differs from the listing")
+        count("read", 2 * PREFIX, "bytes")
         return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
     finally:
         os.close(fd)
