@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def count_at_least(minimum: int):
@@ -65,4 +65,3 @@ class ClusterOptions:
     memory_limit: str = "auto"          # per worker, e.g. "4GiB"
     dashboard: str = "127.0.0.1:8787"   # embedded cluster: where the dashboard listens ("" = off)
     resources: dict | None = None       # embedded cluster: what each worker advertises, e.g. {"GPU": 1}
-    extra: dict = field(default_factory=dict)

@@ -42,9 +42,8 @@ def _add_groups(a: dict[str, list[int]], b: dict[str, list[int]]) -> None:
 class InventoryReducer:
     """Sizes count regular files only; hard-linked files count once in ``allocated``."""
 
-    def __init__(self, top: int = 20, now: float | None = None) -> None:
+    def __init__(self, top: int = 20) -> None:
         self.top = top
-        self.now = now
 
     def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
         now_ns = int((params.get("now") or time.time()) * 1e9)
