@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from distributed import Client
 
+from exoflow.fileio import atomic_write
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars
 from exoflow.telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
@@ -179,10 +180,8 @@ def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], 
     path = os.path.join(out_dir, REPORT)
     try:
         text = build(summary, telemetry, plots)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(path) as f:
             f.write(text)
-        os.replace(tmp, path)
         return path
     except Exception as e:      # the results are written; a report problem must not fail the run
         print(f"exoflow: warning: report.html not written: {type(e).__name__}: {e}", file=sys.stderr)
