@@ -20,6 +20,7 @@ from dask.utils import format_bytes, key_split, parse_timedelta
 from exoflow import forkserver
 from exoflow.options import ClusterOptions
 from exoflow.errors import UsageError
+from exoflow.summary import ClusterInfo
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -418,7 +419,7 @@ def watch_memory(client: Client, embedded: bool) -> Iterator[None]:
         watch.done.set()
 
 
-def describe(client: Client) -> dict:
+def describe(client: Client) -> ClusterInfo:
     """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
     from exoflow.dashboard import page_url, serves
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 from exoflow.fileio import atomic_write
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars
+from exoflow.summary import RunSummary
 from exoflow.telemetry import RunStats, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def human_bytes(n: float) -> str:
     return hb(n)
 
 
-def headline_counts(summary: dict) -> str:
+def headline_counts(summary: RunSummary) -> str:
     """'4,692 regular files (+82 other entries)': regular files and the other entries (symlinks,
     FIFOs, …) apart, as the terminal's last line says them."""
     from exoflow.tables import human_count
@@ -80,7 +81,7 @@ def headline_counts(summary: dict) -> str:
         f" (+{human_count(other)} other {'entries' if other != 1 else 'entry'})" if other else "")
 
 
-def headline(summary: dict) -> list[tuple[str, str]]:
+def headline(summary: RunSummary) -> list[tuple[str, str]]:
     """The figures shown at the top of the report."""
     from exoflow.tables import human_count
     return [("regular files", human_count(summary.get("files", 0))),
@@ -134,7 +135,7 @@ def _json_for_script(obj: Any) -> str:
     return json.dumps(obj, default=str).replace("</", "<\\/")
 
 
-def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str:
+def build(summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], list] | None = None) -> str:
     """The report's HTML text: figures and sections in HTML, plots as Bars specs that report.js draws."""
     stats = fold(telemetry.get("events", []), None)
     run_stats = next(iter(stats.values()), None)
@@ -175,7 +176,8 @@ STYLE = ("body{font-family:sans-serif;margin:1em 2em;color:#222} table#report-he
          " .big{font-size:1.6em;font-weight:bold} .label{color:#666}")
 
 
-def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None) -> str | None:
+def write(out_dir: str, summary: RunSummary, telemetry: dict,
+          plots: Callable[[RunSummary], list] | None = None) -> str | None:
     """Write OUT/report.html; returns its path, or None (one warning line) if it could not be made."""
     path = os.path.join(out_dir, REPORT)
     try:
