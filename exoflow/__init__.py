@@ -7,6 +7,11 @@ What job scripts import::
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exoflow.job import Job
+
 __version__ = "0.1.0"
 
 import os as _os

@@ -182,6 +182,17 @@ done:
  * Python): its directories are opened a piece at a time, each piece shorter than PATH_MAX, with
  * O_PATH relative to the one before (search permission only, as the kernel's own lookup), and the
  * last name with flags relative to the last of them. */
+/* open_long's step down: *dfd becomes the directory piece[:n] below it (the old one closed unless
+   AT_FDCWD); -1 with errno set when it cannot be opened. */
+static int descend(int *dfd, char *piece, size_t n) {
+    piece[n] = 0;
+    int next = openat(*dfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*dfd != AT_FDCWD)
+        close(*dfd);
+    *dfd = next;
+    return next < 0 ? -1 : 0;
+}
+
 static int open_long(const char *path, int flags) {
     const char *last = strrchr(path, '/');
     if (last == NULL) {
@@ -202,13 +213,8 @@ static int open_long(const char *path, int flags) {
         size_t len = (size_t)(e - p);
         int named = n > 0 && piece[n - 1] != '/';        /* the piece holds a name already */
         if (named && n + 1 + len >= PATH_MAX) {           /* full: open it, start the next one */
-            piece[n] = 0;
-            int next = openat(dfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            if (dfd != AT_FDCWD)
-                close(dfd);
-            if (next < 0)
+            if (descend(&dfd, piece, n) < 0)
                 return -1;
-            dfd = next;
             n = 0;
             named = 0;
         }
@@ -219,15 +225,8 @@ static int open_long(const char *path, int flags) {
         p = e;
     }
     int fd = -1;
-    if (n > 0) {
-        piece[n] = 0;
-        int next = openat(dfd, piece, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dfd != AT_FDCWD)
-            close(dfd);
-        if (next < 0)
-            return -1;
-        dfd = next;
-    }
+    if (n > 0 && descend(&dfd, piece, n) < 0)
+        return -1;
     do
         fd = openat(dfd, last + 1, flags);
     while (fd < 0 && errno == EINTR);
@@ -544,18 +543,9 @@ BYTE_LOOP_ALIGN static PyObject *count_lines(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "count_lines: array lengths differ");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n_seg; i++) {
-        if (a[i] < 0 || a[i] > b[i] || b[i] > data.len) {
-            PyErr_SetString(PyExc_ValueError, "count_lines: a segment is outside the data");
-            goto done;
-        }
-    }
-    for (Py_ssize_t j = 0; j < n_span; j++) {
-        if (cs[j] > ce[j] || (j && ce[j - 1] > cs[j])) {
-            PyErr_SetString(PyExc_ValueError, "count_lines: comment spans must be sorted and disjoint");
-            goto done;
-        }
-    }
+    if (check_segments(a, b, n_seg, data.len, "count_lines") < 0 ||
+        check_segments(cs, ce, n_span, data.len, "count_lines (comment spans)") < 0)
+        goto done;
     const unsigned char *d = data.buf;
     int64_t *out = counts.buf;
     Py_BEGIN_ALLOW_THREADS
@@ -629,16 +619,12 @@ static PyObject *byte_histograms(PyObject *self, PyObject *args) {
         goto done;
     const int64_t *o = offs.buf;
     Py_ssize_t n = k - 1;
-    if (n < 0 || out.len < n * 256 * (Py_ssize_t)sizeof(int64_t) || o[0] < 0 || o[n] > data.len) {
-        PyErr_SetString(PyExc_ValueError, "byte_histograms: offsets do not fit the data or out is too small");
+    if (n < 0 || out.len < n * 256 * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "byte_histograms: out is too small for the offsets");
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (o[i + 1] < o[i]) {
-            PyErr_SetString(PyExc_ValueError, "byte_histograms: offsets decrease");
-            goto done;
-        }
-    }
+    if (check_segments(o, o + 1, n, data.len, "byte_histograms") < 0)   /* file i: [o[i], o[i+1]) */
+        goto done;
     const unsigned char *d = data.buf;
     int64_t *h = out.buf;
     Py_BEGIN_ALLOW_THREADS
@@ -704,22 +690,48 @@ static int span_add(spans_t *s, int64_t x) {
     return 0;
 }
 
+/* A comment pass's segments: ``lo`` and ``hi`` int64 arrays of one length (*n), each [lo, hi) within
+   ``text``; -1 with ValueError/TypeError set otherwise. */
+static int comment_segments(Py_buffer *text, Py_buffer *lo, Py_buffer *hi, Py_ssize_t *n, const char *name) {
+    Py_ssize_t n_hi;
+    if (int64s(lo, n) < 0 || int64s(hi, &n_hi) < 0)
+        return -1;
+    if (n_hi != *n) {
+        PyErr_Format(PyExc_ValueError, "%s: array lengths differ", name);
+        return -1;
+    }
+    return check_segments(lo->buf, hi->buf, *n, text->len, name);
+}
+
+/* The result of a comment pass, (starts, ends), or MemoryError when a span could not be added;
+   the spans are freed. */
+static PyObject *comment_result(int failed, spans_t *st, spans_t *en) {
+    PyObject *result = failed ? PyErr_NoMemory() : spans_bytes(st, en);
+    PyMem_RawFree(st->v);
+    PyMem_RawFree(en->v);
+    return result;
+}
+
+/* A comment pass's last step: its buffers released (``fl`` NULL where it has none); returns ``result``. */
+static PyObject *release_pass(PyObject *result, Py_buffer *text, Py_buffer *lo, Py_buffer *hi, Py_buffer *fl) {
+    PyBuffer_Release(text);
+    PyBuffer_Release(lo);
+    PyBuffer_Release(hi);
+    if (fl != NULL)
+        PyBuffer_Release(fl);
+    return result;
+}
+
 BYTE_LOOP_ALIGN static PyObject *python_comments(PyObject *self, PyObject *args) {
     Py_buffer text, lo, hi;
     if (!PyArg_ParseTuple(args, "y*y*y*", &text, &lo, &hi))
         return NULL;
     PyObject *result = NULL;
     spans_t st = {NULL, 0, 0}, en = {NULL, 0, 0};
-    Py_ssize_t n, n_hi;
-    if (int64s(&lo, &n) < 0 || int64s(&hi, &n_hi) < 0)
+    Py_ssize_t n;
+    if (comment_segments(&text, &lo, &hi, &n, "python_comments") < 0)
         goto done;
     const int64_t *a = lo.buf, *b = hi.buf;
-    if (n_hi != n) {
-        PyErr_SetString(PyExc_ValueError, "python_comments: array lengths differ");
-        goto done;
-    }
-    if (check_segments(a, b, n, text.len, "python_comments") < 0)
-        goto done;
     const unsigned char *d = text.buf;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -767,18 +779,9 @@ BYTE_LOOP_ALIGN static PyObject *python_comments(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = spans_bytes(&st, &en);
+    result = comment_result(failed, &st, &en);
 done:
-    PyMem_RawFree(st.v);
-    PyMem_RawFree(en.v);
-    PyBuffer_Release(&text);
-    PyBuffer_Release(&lo);
-    PyBuffer_Release(&hi);
-    return result;
+    return release_pass(result, &text, &lo, &hi, NULL);
 }
 
 PyDoc_STRVAR(c_comments_doc,
@@ -914,16 +917,14 @@ BYTE_LOOP_ALIGN static PyObject *c_comments(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     spans_t st = {NULL, 0, 0}, en = {NULL, 0, 0};
-    Py_ssize_t n, n_hi, n_fl;
-    if (int64s(&lo, &n) < 0 || int64s(&hi, &n_hi) < 0 || int64s(&fl, &n_fl) < 0)
+    Py_ssize_t n, n_fl;
+    if (comment_segments(&text, &lo, &hi, &n, "c_comments") < 0 || int64s(&fl, &n_fl) < 0)
         goto done;
-    const int64_t *a = lo.buf, *b = hi.buf, *f = fl.buf;
-    if (n_hi != n || n_fl != n) {
+    if (n_fl != n) {
         PyErr_SetString(PyExc_ValueError, "c_comments: array lengths differ");
         goto done;
     }
-    if (check_segments(a, b, n, text.len, "c_comments") < 0)
-        goto done;
+    const int64_t *a = lo.buf, *b = hi.buf, *f = fl.buf;
     const unsigned char *d = text.buf;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -958,19 +959,9 @@ BYTE_LOOP_ALIGN static PyObject *c_comments(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = spans_bytes(&st, &en);
+    result = comment_result(failed, &st, &en);
 done:
-    PyMem_RawFree(st.v);
-    PyMem_RawFree(en.v);
-    PyBuffer_Release(&text);
-    PyBuffer_Release(&lo);
-    PyBuffer_Release(&hi);
-    PyBuffer_Release(&fl);
-    return result;
+    return release_pass(result, &text, &lo, &hi, &fl);
 }
 
 static PyMethodDef methods[] = {

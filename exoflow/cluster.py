@@ -14,29 +14,34 @@ import warnings
 from typing import TYPE_CHECKING, Iterator
 
 import dask
+import yaml
 import distributed  # noqa: F401  (its config defaults must be loaded before any dask.config.set)
 from dask.utils import format_bytes, key_split, parse_timedelta
 
 from exoflow import forkserver
 from exoflow.options import ClusterOptions
 from exoflow.errors import UsageError
+from exoflow.summary import ClusterInfo
 
 if TYPE_CHECKING:
     from distributed import Client
 
-# Settings that keep big jobs alive (spill to local disk, compressed, before a worker is paused
-# or killed) and the work spread (stealing); cluster/dask.yaml holds the same for real clusters.
-WORKER_CONFIG = {
-    "distributed.worker.memory.spill-compression": "auto",
-    "distributed.worker.memory.target": 0.6,
-    "distributed.worker.memory.spill": 0.7,
-    "distributed.worker.memory.pause": 0.85,
-    "distributed.worker.memory.terminate": 0.95,
-    "distributed.scheduler.work-stealing": True,
-    # Dask's default (1 s) is most of a short run: a worker idled while chunk tasks queued on the
-    # other (they go where their listing part is); codestats on a Python lib ran 0.1-0.3 s faster
-    "distributed.scheduler.work-stealing-interval": "100ms",
-}
+
+
+def _dotted(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """A nested config as ("distributed.worker.memory.target", 0.6) pairs, what dask.config.set
+    takes without replacing the rest of each section."""
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _dotted(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+# Memory tiers (spill, pause, terminate) and work stealing: exoflow/dask.yaml, the one source,
+# also given to real clusters (cluster/dask.yaml links to it).
+with open(os.path.join(os.path.dirname(__file__), "dask.yaml"), encoding="utf-8") as _f:
+    WORKER_CONFIG = dict(_dotted(yaml.safe_load(_f)))
 
 
 # GPU runs on the embedded cluster: every worker process opens its own CUDA context (start-up
@@ -426,7 +431,7 @@ def watch_memory(client: Client, embedded: bool) -> Iterator[None]:
         watch.done.set()
 
 
-def describe(client: Client) -> dict:
+def describe(client: Client) -> ClusterInfo:
     """Scheduler address, dashboard (and exoflow's page on it), workers and threads, for summaries."""
     from exoflow.dashboard import page_url, serves
 

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from exoflow.batch import Batch
 from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
+from exoflow.summary import RunSummary
 
 if TYPE_CHECKING:
     from exoflow.executors import Executor
@@ -23,17 +24,37 @@ Kernel = Callable[[Batch], dict[str, Any]]
 
 
 class Reducer(Protocol):
-    """Summarises a job: ``chunk`` runs on the worker that wrote the chunk and
-    returns something small; ``merge`` folds those into one summary on the
-    client; ``report`` renders it for a terminal."""
+    """Summarises a job in three shapes, each a dict whose keys the job declares as TypedDicts in
+    ``exoflow/ops/<job>/summary.py`` (``InventoryPart``, ``InventorySummary`` …):
 
-    def chunk(self, table: pa.Table, params: dict[str, Any]) -> dict: ...
+    * a *partial* (``chunk`` and ``merge``): small whatever the chunk's size (counts, sums,
+      histograms, a bounded top-N; never one entry per file), picklable, sent to the client;
+    * the job's *summary* (``finish``, then the job's ``after`` step if any): JSON-serialisable,
+      it becomes summary.json's ``result`` (``exoflow.summary.RunSummary``);
+    * the terminal text (``report``).
 
-    def merge(self, total: dict | None, part: dict) -> dict: ...
+    Merging is associative and does not depend on where chunks are cut: for any listing cut in
+    two, ``finish(merge(merge(None, chunk(A)), chunk(B)))`` equals ``finish(merge(None, chunk(A + B)))``
+    (tests/test_summaries.py checks every shipped reducer).
+    """
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict: ...
+    def chunk(self, table: pa.Table, params: dict[str, Any]) -> dict:
+        """On the worker that wrote the chunk: ``table`` is the chunk's output rows (``Job.columns``),
+        ``params`` the run's options (and ``now``, the run's start in epoch seconds). Returns a partial."""
+        ...
 
-    def report(self, summary: dict, params: dict[str, Any]) -> str: ...
+    def merge(self, total: dict | None, part: dict) -> dict:
+        """On the client, once per chunk as it finishes (in any order): ``part`` folded into ``total``
+        (None for the first), which may be changed in place. Returns the new total partial."""
+        ...
+
+    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+        """On the client after the last chunk (``total`` None when there was none): the job's summary."""
+        ...
+
+    def report(self, summary: dict, params: dict[str, Any]) -> str:
+        """The summary (after the job's ``after`` step) as text for a terminal: tables, no trailing newline."""
+        ...
 
 
 @dataclass
@@ -44,7 +65,7 @@ class Finish:
     out_dir: str
     dataset_dir: str                # the Parquet dataset the chunk tasks wrote
     params: dict[str, Any]
-    result: dict                    # the reducer's finished summary
+    result: dict                    # the reducer's finished summary (Reducer.finish)
     load: LoadOptions
     chunk: ChunkOptions
 
@@ -83,8 +104,9 @@ class Job:
     # Optional: turn the chunk's per-file rows (after the kernels) into the rows written, for jobs
     # whose output is not one row per file (scan: one row per finding).
     emit: Callable[[Batch, pa.Table], pa.Table] | None = None
-    # Optional: the job's own plots in report.html, fn(summary) -> list of exoflow.plots.Bars (docs/report.md).
-    plots: Callable[[dict], list] | None = None
+    # Optional: the job's own plots in report.html, fn(summary.json's RunSummary) -> list of exoflow.plots.Bars
+    # (docs/report.md).
+    plots: Callable[[RunSummary], list] | None = None
     # Optional: the job's own tables in report.html, fn(summary, out_dir) -> list of exoflow.plots.Table;
     # it runs on a worker, where the run's datasets are, and may read them (bounded: docs/report.md).
     tables: Callable[[dict, str], list] | None = None

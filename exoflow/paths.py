@@ -7,12 +7,12 @@ Parquet strings must be valid UTF-8, so a table carries two columns:
 * ``path``: the name as UTF-8; invalid bytes shown as U+FFFD (for reading).
 * ``path_bytes``: the exact bytes, set only where ``path`` is not exact.
 
-``raw_paths`` turns them back into names that ``open`` accepts.
+``exact_paths`` (lists) and ``raw_paths`` (a table) turn them back into names that ``open`` accepts.
 """
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 import pyarrow as pa
 
@@ -48,11 +48,18 @@ def display_column(names: Sequence[str]) -> pa.Array:
         return pa.array([None if n is None else _display(n) for n in names], pa.string())
 
 
+def exact_paths(paths: Sequence[str], raw: Sequence[Any] | None) -> list[str]:
+    """The exact OS paths (``str`` with surrogateescape) of rows given their ``path`` values and
+    their ``path_bytes`` values (None, or NaN from a pandas column, where ``path`` is exact)."""
+    exact = list(paths)
+    for i, b in enumerate(raw if raw is not None else ()):
+        if isinstance(b, (bytes, bytearray)):
+            exact[i] = os.fsdecode(b)
+    return exact
+
+
 def raw_paths(table: pa.Table) -> list[str]:
     """The exact OS paths of a table's rows (``str`` with surrogateescape)."""
-    paths = table.column("path").to_pylist()
-    if "path_bytes" in table.column_names and table.column("path_bytes").null_count < len(table):
-        for i, b in enumerate(table.column("path_bytes").to_pylist()):
-            if b is not None:
-                paths[i] = os.fsdecode(b)
-    return paths
+    raw = table.column("path_bytes") if "path_bytes" in table.column_names else None
+    return exact_paths(table.column("path").to_pylist(),
+                       raw.to_pylist() if raw is not None and raw.null_count < len(raw) else None)

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
     from exoflow.executors import Executor
 
+from exoflow.fileio import atomic_write
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars, Table
+from exoflow.summary import RunSummary
 from exoflow.telemetry import RunStats, bytes_read, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ def human_bytes(n: float) -> str:
     return hb(n)
 
 
-def headline_counts(summary: dict) -> str:
+def headline_counts(summary: RunSummary) -> str:
     """'4,692 regular files (+82 other entries)': regular files and the other entries (symlinks,
     FIFOs, …) apart, as the terminal's last line says them."""
     from exoflow.tables import human_count
@@ -143,7 +145,7 @@ def headline_counts(summary: dict) -> str:
         f" (+{human_count(other)} other {'entries' if other != 1 else 'entry'})" if other else "")
 
 
-def headline(summary: dict) -> list[tuple[str, str]]:
+def headline(summary: RunSummary) -> list[tuple[str, str]]:
     """The figures shown at the top of the report. Listed bytes: the sizes of the regular files
     listed; bytes read: the contents the run really read (none for a job that reads no
     contents; less where checksum --trust-mtime reused digests or dedup skipped unique sizes)."""
@@ -246,7 +248,7 @@ def _drawable(specs: list[Bars]) -> tuple[list[Bars], str]:
         f"<p class='note'>{html.escape(t)}: no files.</p>" for t in empty)
 
 
-def build(summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None,
+def build(summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], list] | None = None,
           tables: dict | None = None) -> str:
     """The report's HTML text: figures, tables and sections in HTML, plots as Bars specs that
     report.js draws. ``tables``: what ``tables()`` made on the cluster (job tables, error rows)."""
@@ -303,16 +305,14 @@ STYLE = ("body{font-family:sans-serif;margin:1em 2em;color:#222} table#report-he
          " table.results td div{font-family:monospace}")
 
 
-def write(out_dir: str, summary: dict, telemetry: dict, plots: Callable[[dict], list] | None = None,
+def write(out_dir: str, summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], list] | None = None,
           tables: dict | None = None) -> str | None:
     """Write OUT/report.html; returns its path, or None (one warning line) if it could not be made."""
     path = os.path.join(out_dir, REPORT)
     try:
         text = build(summary, telemetry, plots, tables)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(path) as f:
             f.write(text)
-        os.replace(tmp, path)
         return path
     except Exception as e:      # the results are written; a report problem must not fail the run
         print(f"exoflow: warning: report.html not written: {type(e).__name__}: {e}", file=sys.stderr)

@@ -40,6 +40,7 @@ from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
 from exoflow.errors import UsageError
 from exoflow.sinks import write_json, write_part
+from exoflow.summary import RunSummary
 from exoflow.sources import manifest
 from exoflow.sources.entries import SCHEMA, EntryCollector
 from exoflow.longpath import stat_path
@@ -390,7 +391,7 @@ class _Run:
         return not self.pending and self.walks_in_flight == 0
 
 
-def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None = None) -> dict:
+def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None = None) -> RunSummary:
     """Run a job to completion on ``executor`` (an ``exoflow.executors`` executor, or a Dask client);
     write the dataset, summary.json and report.html; return the summary."""
     ex = as_executor(executor)
@@ -405,7 +406,7 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
         batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
         write_part(cfg.job.process(batch), r.dataset_dir, "part-empty.parquet")
     wall = time.time() - t0
-    summary = {
+    summary: RunSummary = {
         "job": cfg.job.name,
         "exoflow_version": __version__,
         "sources": cfg.sources,
@@ -413,9 +414,9 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
         "dataset": r.dataset_dir,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t0)),
         "wall_s": round(wall, 3),
-        "files": r.files,                  # regular files (find -type f)
-        "other_entries": r.other,          # symlinks, FIFOs, sockets, devices (find ! -type f ! -type d)
-        "entries": r.done,                 # every row listed, with unreadable directories' error rows
+        "files": r.files,
+        "other_entries": r.other,
+        "entries": r.done,
         "bytes": r.bytes,
         "errors": r.errors,
         "dirs": r.dirs,

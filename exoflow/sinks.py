@@ -13,21 +13,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exoflow.errors import UsageError
+from exoflow.fileio import TMP_SUFFIX, atomic_write
 
 MARKER = ".exoflow-run"   # marks a directory as an exoflow result, so --overwrite may replace it
-TMP_SUFFIX = ".tmp"
 
 
 def write_part(table: pa.Table, directory: str, name: str) -> str:
     """Write one chunk's rows; readers never see a half-written part (temp name, then rename)."""
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, name)
-    tmp = f"{final}.{os.getpid()}{TMP_SUFFIX}"
     # A small dictionary page limit: columns of mostly distinct values (paths, inodes, digests)
     # give up dictionary encoding early instead of after 1 MiB of wasted work; repetitive ones
     # (type, extension, top_dir …) keep it. About 20% less time and smaller files.
-    pq.write_table(table, tmp, compression="zstd", dictionary_pagesize_limit=64 * 1024)
-    os.replace(tmp, final)
+    with atomic_write(final, "wb") as f:
+        pq.write_table(table, f, compression="zstd", dictionary_pagesize_limit=64 * 1024)
     return final
 
 
@@ -165,8 +164,7 @@ def remove_partial_files(out_dir: str) -> None:
 
 
 def write_json(path: str, data: Any) -> None:
-    tmp = path + TMP_SUFFIX
-    with open(tmp, "w") as f:
+    """``data`` as indented JSON (values JSON cannot hold as text), written atomically."""
+    with atomic_write(path) as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
 # Dask's own pieces of a task's time that are not one of exoflow's meters, in plain words.
 # thread-cpu and thread-noncpu are what is left of the task outside any meter (e.g. the loop
@@ -82,10 +82,6 @@ class RunStats:
         f0, b0 = (before[-1][1], before[-1][2]) if before else (0, 0)
         span = min(window, max(now - self.started, 1e-9))
         return (self.files - f0) / span, (self.bytes - b0) / span
-
-    def summary(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("run", "job", "status", "files", "bytes", "errors", "chunks",
-                                              "chunks_listed", "files_listed")}
 
 
 def fold(events: Iterable[dict], run: str | None = None) -> dict[str, RunStats]:

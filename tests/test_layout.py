@@ -10,7 +10,7 @@ import exoflow
 
 ROOT = pathlib.Path(exoflow.__file__).parent
 LEAVES = {"exoflow.errors", "exoflow.fileio", "exoflow.longpath", "exoflow.paths", "exoflow.tables",
-          "exoflow.options", "exoflow.forkserver", "exoflow.metrics", "exoflow.telemetry"}
+          "exoflow.options", "exoflow.forkserver", "exoflow.metrics", "exoflow.telemetry", "exoflow.summary"}
 COMPILED = {"exoflow._native"}
 
 

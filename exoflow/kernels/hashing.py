@@ -103,25 +103,17 @@ def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str |
     return out, errors
 
 
-def hash_file(path: str, name: str, piece_bytes: int = 1 << 20, start: int = 0, length: int | None = None) -> str:
-    """Hex digest of a file (or of ``length`` bytes from ``start``), read in bounded pieces."""
+def hash_file(path: str, name: str, piece_bytes: int = 1 << 20) -> str:
+    """Hex digest of a whole file, read in pieces of ``piece_bytes``. Raises OSError as open/read do."""
     h = _NEW[name]()
-    buf = bytearray(piece_bytes)
-    view = memoryview(buf)
+    view = memoryview(bytearray(piece_bytes))
     fd = open_path(path, OPEN_FLAGS)
+    total = 0
     try:
-        left = length
-        pos = start
-        while left is None or left > 0:
-            want = piece_bytes if left is None else min(piece_bytes, left)
-            got = os.preadv(fd, [view[:want]], pos)
-            if got == 0:
-                break
+        while got := os.readv(fd, [view]):
             h.update(view[:got])
-            pos += got
-            if left is not None:
-                left -= got
+            total += got
     finally:
         os.close(fd)
-    count("read", pos - start, "bytes")
+    count("read", total, "bytes")
     return h.hexdigest()

@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 
 from exoflow.ops.checksum.manifests import has_values
 from exoflow.kernels.hashing import COLUMNS
+from exoflow.paths import exact_paths
 
 STATUSES = ["unchanged", "modified", "added", "removed", "moved", "unreadable"]
 AUDIT_SCHEMA = pa.schema([("status", pa.string()), ("path", pa.string()), ("old_path", pa.string()),
@@ -37,10 +38,11 @@ AUDIT_SCHEMA = pa.schema([("status", pa.string()), ("path", pa.string()), ("old_
 
 
 def _prepare(df: pd.DataFrame, digest_cols: list[str]) -> pd.DataFrame:
-    """Regular files only, with an exact-path ``key`` and a ``content`` key (size + digests)."""
+    """Regular files only, with an exact-path ``key`` (the name's bytes) and a ``content`` key
+    (size + digests)."""
     df = df[df["type"] == "file"]
-    raw = df["path_bytes"] if "path_bytes" in df else pd.Series(None, index=df.index, dtype=object)
-    key = df["path"].astype(object).where(raw.isna(), "\0" + raw.map(lambda b: b.hex() if b is not None else ""))
+    raw = df["path_bytes"].tolist() if "path_bytes" in df else None
+    key = pd.Series([os.fsencode(p) for p in exact_paths(df["path"].tolist(), raw)], index=df.index, dtype=object)
     digest = df[digest_cols[0]].astype(object)
     for c in digest_cols[1:]:
         digest = digest + ":" + df[c].astype(object)

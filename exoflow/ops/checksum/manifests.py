@@ -29,6 +29,7 @@ from exoflow.chunks import read_batches
 from exoflow.options import LoadOptions
 from exoflow.paths import raw_paths
 from exoflow.errors import UsageError
+from exoflow.fileio import atomic_write, escape_line
 
 # Bytes are hashed right after they are copied, while they are still in the CPU cache: filling a
 # whole chunk's buffer first and hashing it afterwards took 1.7x the CPU on /usr. Files over
@@ -220,16 +221,10 @@ def _holds(t: pa.Table, name: pa.ChunkedArray, algorithm: str) -> pa.ChunkedArra
     return None
 
 
-def escaped_name(name: bytes) -> str:
-    """A name on one line of text: \\\\, \\n and \\r escaped, bytes that are not UTF-8 as \\xHH."""
-    text = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
-    return text.decode("utf-8", "backslashreplace")
-
-
 def text_lines(table: pa.Table, algorithm: str) -> tuple[bytes, list[str]]:
     """``HASH  NAME\\n`` lines for rows with a digest; names with special characters are
     escaped and the line starts with a backslash, as coreutils does. Also the names the format
-    cannot hold (left out of the lines; see CANNOT_HOLD), escaped (``escaped_name``)."""
+    cannot hold (left out of the lines; see CANNOT_HOLD), escaped (``fileio.escape_line``)."""
     col = COLUMNS[algorithm]
     t = table.filter(pc.is_valid(table.column(col)))
     if not t.num_rows:
@@ -239,7 +234,7 @@ def text_lines(table: pa.Table, algorithm: str) -> tuple[bytes, list[str]]:
     holds = _holds(t, name, algorithm)
     unlisted = []
     if holds is not None:
-        unlisted = [escaped_name(n) for n in name.filter(pc.invert(holds)).to_pylist()]   # few, if any
+        unlisted = [escape_line(n) for n in name.filter(pc.invert(holds)).to_pylist()]   # few, if any
         t, name = t.filter(holds), name.filter(holds)
     if not t.num_rows:
         return b"", unlisted
@@ -263,9 +258,8 @@ def write_text_part(part: str, out: str, algorithm: str) -> tuple[str, int]:
     ``out.unlisted``, one escaped name a line (a worker task); returns ``out`` and how many."""
     data, unlisted = text_lines(pq.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]), algorithm)
     for path, content in ((out, data), (out + ".unlisted", "".join(n + "\n" for n in unlisted).encode())):
-        with open(path + ".tmp", "wb") as f:
+        with atomic_write(path, "wb") as f:
             f.write(content)
-        os.replace(path + ".tmp", path)
     return out, len(unlisted)
 
 
@@ -286,7 +280,7 @@ def write_text_manifests(ex: Executor, dataset_dir: str, out_dir: str,
         target = os.path.join(out_dir, TEXT_NAMES[a])
         listing = os.path.join(out_dir, UNLISTED.format(TEXT_NAMES[a]))
         count = 0
-        with open(target + ".tmp", "wb") as out, open(listing + ".tmp", "wb") as unlisted:
+        with atomic_write(target, "wb") as out, atomic_write(listing, "wb") as unlisted:
             for fut in futures:
                 piece, n = fut.result()
                 for src, dst in ((piece, out), (piece + ".unlisted", unlisted)):
@@ -294,11 +288,8 @@ def write_text_manifests(ex: Executor, dataset_dir: str, out_dir: str,
                         shutil.copyfileobj(f, dst, 1 << 20)
                     os.unlink(src)
                 count += n
-        os.replace(target + ".tmp", target)
-        if count:
-            os.replace(listing + ".tmp", listing)
-        else:
-            os.unlink(listing + ".tmp")
+        if not count:
+            os.unlink(listing)
         written[a] = target
         left_out[a] = {"names": count, "list": listing if count else None}
     shutil.rmtree(tmp_dir, ignore_errors=True)

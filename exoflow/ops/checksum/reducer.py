@@ -7,15 +7,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.ops.checksum.summary import ChecksumPart, ChecksumSummary
 from exoflow.tables import human_bytes, human_count, table
 
 
 class ChecksumReducer:
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> ChecksumPart:
         is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
         trusted = pc.fill_null(t.column("trusted"), False)
         digest_cols = [c for c in ("xxh3_128", "blake3", "sha256", "sha1", "md5") if t.column(c).null_count < len(t)]
-        has = pc.is_valid(t.column(digest_cols[0])) if digest_cols else pa.array([False] * len(t))
+        has = pc.is_valid(t.column(digest_cols[0])) if digest_cols else pa.array([False] * len(t), pa.bool_())
         hashed = pc.and_(has, pc.invert(trusted))
         err = t.filter(pc.is_valid(t.column("error")))
         size = pc.fill_null(t.column("size"), 0)
@@ -28,7 +29,7 @@ class ChecksumReducer:
             "error_examples": list(zip(err.column("path").to_pylist()[:10], err.column("error").to_pylist()[:10])),
         }
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: ChecksumPart | None, part: ChecksumPart) -> ChecksumPart:
         if total is None:
             return part
         for k in ("files", "hashed", "bytes_hashed", "trusted", "errors"):
@@ -36,10 +37,10 @@ class ChecksumReducer:
         total["error_examples"] = (total["error_examples"] + part["error_examples"])[:10]
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: ChecksumPart | None, params: dict[str, Any]) -> ChecksumPart:
         return total or {"files": 0, "hashed": 0, "bytes_hashed": 0, "trusted": 0, "errors": 0, "error_examples": []}
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: ChecksumSummary, params: dict[str, Any]) -> str:
         rows = [["regular files", human_count(s["files"])], ["hashed", human_count(s["hashed"])],
                 ["bytes hashed", human_bytes(s["bytes_hashed"])], ["errors", human_count(s["errors"])]]
         if params.get("trust_mtime"):

@@ -1,12 +1,15 @@
 """The codestats job's charts in report.html."""
 from __future__ import annotations
 
+from exoflow.ops.codestats.summary import CodestatsSummary
 from exoflow.plots import BLUE, Bars, GREEN, GREY, columns
+from exoflow.summary import RunSummary
 
 
-def bars(summary: dict, top: int = 15) -> list[Bars]:
+def bars(summary: RunSummary, top: int = 15) -> list[Bars]:
     """Code, comment and blank lines of the languages with most code, stacked."""
-    rows = summary.get("result", {}).get("languages", [])[:top]
+    result: CodestatsSummary = summary.get("result", {})
+    rows = result.get("languages", [])[:top]
     if not rows:
         return []
     return [Bars("Lines by language", "codestats-lines", columns(rows, ("language", "files", "code", "comment", "blank")),

@@ -6,13 +6,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.ops.codestats.summary import CodestatsPart, CodestatsSummary
 from exoflow.tables import human_bytes, table
 
 FIELDS = ("files", "bytes", "blank", "comment", "code")
 
 
 class CodestatsReducer:
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> CodestatsPart:
         known = t.filter(pc.is_valid(t.column("language")))
         if not known.num_rows:
             return {}
@@ -22,7 +23,7 @@ class CodestatsReducer:
                                                   "comment_sum", "code_sum")]
         return {lang: [int(v or 0) for v in vals] for lang, *vals in zip(*cols)}
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: CodestatsPart | None, part: CodestatsPart) -> CodestatsPart:
         total = total or {}
         for lang, vals in part.items():
             old = total.setdefault(lang, [0] * len(FIELDS))
@@ -30,13 +31,13 @@ class CodestatsReducer:
                 old[i] += v
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: CodestatsPart | None, params: dict[str, Any]) -> CodestatsSummary:
         rows = sorted((total or {}).items(), key=lambda kv: (-kv[1][4], kv[0]))
         langs = [{"language": lang, **dict(zip(FIELDS, vals))} for lang, vals in rows]
         sums = {k: sum(r[k] for r in langs) for k in FIELDS}
         return {"languages": langs, "total": sums}
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: CodestatsSummary, params: dict[str, Any]) -> str:
         rows = [[r["language"], r["files"], r["blank"], r["comment"], r["code"], human_bytes(r["bytes"])]
                 for r in s["languages"]]
         t = s["total"]

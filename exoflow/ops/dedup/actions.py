@@ -56,7 +56,8 @@ import pandas as pd
 
 from exoflow.fileio import OPEN_FLAGS
 from exoflow.longpath import PATH_MAX, call_at, call_at2, open_path, parent_at, real_path, stat_path
-from exoflow.fileio import describe_error
+from exoflow.fileio import atomic_write, describe_error, escape_line
+from exoflow.paths import exact_paths
 
 ACTIONS = ("hardlink", "symlink", "reflink", "delete")
 KEEP = ("oldest", "newest", "first", "shortest-path")
@@ -144,9 +145,7 @@ def keep_matches(names: list[str], patterns: list[tuple[str, str]]) -> np.ndarra
 def exact_names(paths: list[str], raw: list[Any], cwd: str) -> tuple[list[str], list[str]]:
     """(exact absolute names to act on, absolute names as shown) from the walked names as shown
     and their exact bytes (``path_bytes``: None, or bytes where the name is not UTF-8)."""
-    shown = [absolute(p, cwd) for p in paths]
-    exact = [absolute(os.fsdecode(b), cwd) if isinstance(b, (bytes, bytearray)) else s for s, b in zip(shown, raw)]
-    return exact, shown
+    return [absolute(p, cwd) for p in exact_paths(paths, raw)], [absolute(p, cwd) for p in paths]
 
 
 Name = dict          # one name of a file: group_id, path, path_bytes, size, mtime_ns, inode, device, _exact, …
@@ -718,7 +717,7 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
     exact, _ = exact_names(rows["path"].tolist(), rows["path_bytes"].tolist(), params.get("cwd") or os.getcwd())
     with open(path, "w", encoding="utf-8", errors="replace") as f:
         def write(fields: list[str]) -> None:
-            f.write("\t".join(_log_field(s) for s in fields) + "\n")
+            f.write("\t".join(escape_line(s, tab=True) for s in fields) + "\n")
             f.flush()
             counts[fields[2]] = counts.get(fields[2], 0) + 1
 
@@ -729,20 +728,13 @@ def apply_actions(rows: pd.DataFrame, out_dir: str, part: int, params: dict[str,
     return {"log": path, "counts": counts, "freed": freed, "leftovers_removed": removed}
 
 
-def _log_field(text: str) -> str:
-    """One tab-separated field: backslash first, so every escape can be undone unambiguously; the
-    bytes of a name that are not UTF-8 (surrogate-escaped) as ``\\xNN``."""
-    text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
 def merge_logs(pieces: list[dict[str, Any] | None], out_dir: str) -> dict[str, Any]:
     """OUT/actions.log from the pieces (each in group order), and totals: counts per status
     (``started`` and ``note`` lines left out), bytes freed, leftovers removed."""
     target = os.path.join(out_dir, "actions.log")
     counts: dict[str, int] = {}
     freed = removed = 0
-    with open(target + ".tmp", "w", encoding="utf-8") as out:
+    with atomic_write(target) as out:
         out.write(LOG_HEADER)
         for p in pieces:
             if not p:
@@ -754,6 +746,5 @@ def merge_logs(pieces: list[dict[str, Any] | None], out_dir: str) -> dict[str, A
             removed += p["leftovers_removed"]
             with open(p["log"], encoding="utf-8") as f:
                 shutil.copyfileobj(f, out)
-    os.replace(target + ".tmp", target)
     shutil.rmtree(os.path.join(out_dir, LOG_PIECES), ignore_errors=True)
     return {"log": target, "counts": counts, "freed_bytes": freed, "leftovers_removed": removed}

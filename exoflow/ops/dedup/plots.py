@@ -1,12 +1,15 @@
 """The dedup job's charts in report.html."""
 from __future__ import annotations
 
+from exoflow.ops.dedup.summary import DedupSummary
 from exoflow.plots import Bars, RED, columns
+from exoflow.summary import RunSummary
 
 
-def bars(summary: dict) -> list[Bars]:
+def bars(summary: RunSummary) -> list[Bars]:
     """Reclaimable bytes by the number of copies in a group."""
-    rows = summary.get("result", {}).get("by_copies", [])
+    result: DedupSummary = summary.get("result", {})
+    rows = result.get("by_copies", [])
     if not any(r["groups"] for r in rows):
         return []
     return [Bars("Reclaimable bytes by copies in a group", "dedup-copies",

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.ops.dedup.summary import DedupPart, DedupSizes, DedupSummary
 from exoflow.tables import human_bytes, human_count, table
 
 
@@ -21,13 +22,13 @@ def _compact(sizes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 class DedupReducer:
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> DedupPart:
         ok = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
         sizes = t.filter(ok).column("size").to_numpy(zero_copy_only=False).astype(np.int64)
         u, c = np.unique(sizes, return_counts=True)
         return {"sizes": u, "counts": c.astype(np.int64), "files": len(sizes), "bytes": int(sizes.sum())}
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: DedupPart | None, part: DedupPart) -> DedupPart:
         if total is None:
             return part
         total["files"] += part["files"]
@@ -36,7 +37,7 @@ class DedupReducer:
                                                    np.concatenate([total["counts"], part["counts"]]))
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: DedupPart | None, params: dict[str, Any]) -> DedupSizes:
         total = total or {"sizes": np.zeros(0, np.int64), "counts": np.zeros(0, np.int64), "files": 0, "bytes": 0}
         keep = total["counts"] >= 2
         if not params.get("include_empty"):
@@ -44,7 +45,7 @@ class DedupReducer:
         return {"files": total["files"], "bytes": total["bytes"], "candidate_sizes": total["sizes"][keep],
                 "candidate_files": int(total["counts"][keep].sum())}
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: DedupSummary, params: dict[str, Any]) -> str:
         st = s["stages"]
         parts = [table("Duplicates", ["", "value"], [
             ["regular files scanned", human_count(s["files"])],

@@ -40,7 +40,8 @@ from exoflow.batch import read_files
 from exoflow.chunks import read_batches
 from exoflow.longpath import open_path
 from exoflow.metrics import count
-from exoflow.fileio import describe_error
+from exoflow.paths import exact_paths
+from exoflow.fileio import atomic_write, describe_error, escape_line
 from exoflow.sinks import write_part
 from exoflow.tables import human_bytes
 
@@ -59,8 +60,7 @@ GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash
 
 
 def _exact(df: pd.DataFrame) -> list[str]:
-    raw = df["path_bytes"].tolist()
-    return [os.fsdecode(b) if b is not None and b == b else p for p, b in zip(df["path"].tolist(), raw)]
+    return exact_paths(df["path"].tolist(), df["path_bytes"].tolist())
 
 
 def _bucket(size: np.ndarray, nparts: int) -> np.ndarray:
@@ -298,7 +298,7 @@ def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: in
 def report_name(path: str) -> str:
     """A path as one line of duplicates.txt: \\ \n \r escaped, and a leading # as \\#, so no
     name can end a line early or pose as a group header."""
-    name = path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    name = escape_line(path)
     return "\\" + name if name.startswith("#") else name
 
 
@@ -320,10 +320,9 @@ def _blocks(path: str) -> Iterator[tuple[int, str]]:
 
 def merge_reports(pieces: list[str], target: str) -> None:
     """k-way merge of the sorted report pieces into one file ordered by group id (streamed)."""
-    with open(target + ".tmp", "w", encoding="utf-8") as out:
+    with atomic_write(target) as out:
         for _, text in heapq.merge(*(_blocks(p) for p in pieces)):
             out.write(text)
-    os.replace(target + ".tmp", target)
     shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
 
 

@@ -1,12 +1,14 @@
 """The inventory job's charts in report.html."""
 from __future__ import annotations
 
+from exoflow.ops.inventory.summary import InventorySummary
 from exoflow.plots import BROWN, BYTES_TIPS, Bars, GREEN, columns, top_bars
+from exoflow.summary import RunSummary
 
 
-def bars(summary: dict) -> list[Bars]:
+def bars(summary: RunSummary) -> list[Bars]:
     """Size distribution, top extensions, top directories, ages (all from the summary)."""
-    result = summary.get("result", {})
+    result: InventorySummary = summary.get("result", {})
     figs = []
     if result.get("sizes"):
         figs.append(Bars("File size distribution", "inventory-sizes", columns(result["sizes"], ("size", "files", "bytes")),

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.ops.inventory.summary import InventoryPart, InventorySummary
 from exoflow.tables import human_bytes, human_count, table
 from exoflow.tables import largest
 
@@ -42,11 +43,10 @@ def _add_groups(a: dict[str, list[int]], b: dict[str, list[int]]) -> None:
 class InventoryReducer:
     """Sizes count regular files only; hard-linked files count once in ``allocated``."""
 
-    def __init__(self, top: int = 20, now: float | None = None) -> None:
+    def __init__(self, top: int = 20) -> None:
         self.top = top
-        self.now = now
 
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> InventoryPart:
         now_ns = int((params.get("now") or time.time()) * 1e9)
         top = int(params.get("top", self.top))
         # regular files (find -type f) are counted; sizes and ages come from those whose lstat worked
@@ -86,7 +86,7 @@ class InventoryReducer:
             "sizes": [[int(c), int(b)] for c, b in zip(size_count, size_bytes)],
         }
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: InventoryPart | None, part: InventoryPart) -> InventoryPart:
         if total is None:
             return part
         for k in ("entries", "files", "bytes", "allocated", "hardlinked_names", "errors"):
@@ -99,7 +99,7 @@ class InventoryReducer:
             total[k] = [[a[0] + b[0], a[1] + b[1]] for a, b in zip(total[k], part[k])]
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: InventoryPart | None, params: dict[str, Any]) -> InventorySummary:
         if total is None:
             total = self.chunk(_empty(), params)
         total.pop("top")
@@ -111,7 +111,7 @@ class InventoryReducer:
             total[k] = [{"name": n, "files": c, "bytes": s} for n, (c, s) in rows]
         return total
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: InventorySummary, params: dict[str, Any]) -> str:
         top = int(params.get("top", self.top))
         parts = [table("Totals", ["", "value"], [
             ["entries", human_count(s["entries"])], ["regular files", human_count(s["files"])],

@@ -1,12 +1,15 @@
 """The profile job's charts in report.html."""
 from __future__ import annotations
 
+from exoflow.ops.profile.summary import ProfileSummary
 from exoflow.plots import BYTES_TIPS, Bars, PURPLE, columns
+from exoflow.summary import RunSummary
 
 
-def bars(summary: dict) -> list[Bars]:
+def bars(summary: RunSummary) -> list[Bars]:
     """Files per entropy class (bits per byte)."""
-    rows = summary.get("result", {}).get("entropy_histogram", [])
+    result: ProfileSummary = summary.get("result", {})
+    rows = result.get("entropy_histogram", [])
     if not rows:
         return []
     return [Bars("Entropy (bits per byte; near 8 = compressed or encrypted)", "profile-entropy",

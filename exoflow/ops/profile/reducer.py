@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.ops.profile.summary import ProfilePart, ProfileSummary
 from exoflow.tables import human_bytes, human_count, table
 from exoflow.tables import largest
 
@@ -17,7 +18,7 @@ class ProfileReducer:
     def __init__(self, top: int = 10) -> None:
         self.top = top
 
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> ProfilePart:
         ok = pc.and_(pc.equal(t.column("type"), "file"), pc.is_null(t.column("error")))
         f = t.filter(pc.fill_null(ok, False))
         ent = f.column("entropy").to_numpy()
@@ -40,7 +41,7 @@ class ProfileReducer:
                             if s > 0],
         }
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: ProfilePart | None, part: ProfilePart) -> ProfilePart:
         if total is None:
             return part
         for k in ("files", "bytes", "binary_files", "binary_bytes", "lines", "crlf_files", "non_ascii_files"):
@@ -50,7 +51,7 @@ class ProfileReducer:
         total["most_random"] = sorted(total["most_random"] + part["most_random"], key=lambda r: -r[1])[: self.top]
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: ProfilePart | None, params: dict[str, Any]) -> ProfileSummary:
         if total is None:
             total = {"files": 0, "bytes": 0, "binary_files": 0, "binary_bytes": 0, "lines": 0, "crlf_files": 0,
                      "non_ascii_files": 0, "entropy_files": [0] * (len(EDGES) - 1),
@@ -60,7 +61,7 @@ class ProfileReducer:
             for lo, hi, c, b in zip(EDGES[:-1], EDGES[1:], total.pop("entropy_files"), total.pop("entropy_bytes"))]
         return total
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: ProfileSummary, params: dict[str, Any]) -> str:
         parts = [table("Profile", ["", "value"], [
             ["files read", human_count(s["files"])], ["bytes read", human_bytes(s["bytes"])],
             ["binary files (NUL in first 8 KiB)", human_count(s["binary_files"])],

@@ -185,8 +185,6 @@ class Hit:
     line_start: int      # absolute offset of the line in the buffer
     start: int           # the reported span (the secret group), relative to the line
     end: int
-    m_start: int         # the whole match, relative to the line
-    m_end: int
 
 
 def _line_bounds(buf: bytes, pos: int, seg_lo: int, seg_hi: int) -> tuple[int, int]:
@@ -250,7 +248,7 @@ def _confirm(c: Compiled, i: int, seg: int, buf: bytes, ls: int, le: int) -> lis
             continue
         if any(a.search(secret) for a in on_secret) or any(a.search(m.group()) for a in on_match):
             continue
-        out.append(Hit(seg, i, ls, s, e, m.start(), m.end()))
+        out.append(Hit(seg, i, ls, s, e))
     return out
 
 

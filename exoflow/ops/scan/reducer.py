@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from exoflow.ops.scan.rules import SEVERITIES, severity_rank
 from exoflow.ops.scan.kernel import resolve_engine
+from exoflow.ops.scan.summary import ScanPart, ScanSummary
 from exoflow.tables import human_bytes, human_count, table
 
 STATS = ("regular_files", "scanned_files", "binary_files", "scanned_bytes")
@@ -40,7 +41,7 @@ class ScanReducer:
     def __init__(self, top: int = 20) -> None:
         self.top = top
 
-    def chunk(self, t: pa.Table, params: dict[str, Any]) -> dict:
+    def chunk(self, t: pa.Table, params: dict[str, Any]) -> ScanPart:
         meta = json.loads((t.schema.metadata or {}).get(b"exoflow.scan", b"{}"))
         found = t.filter(pc.is_valid(t.column("rule")))
         why = found.column("suppressed")
@@ -62,7 +63,7 @@ class ScanReducer:
                 "findings": found.num_rows, "suppressed": suppressed, "by_rule": by_rule,
                 "examples": ex.to_pylist(), "top": top}
 
-    def merge(self, total: dict | None, part: dict) -> dict:
+    def merge(self, total: ScanPart | None, part: ScanPart) -> ScanPart:
         if total is None:
             return part
         for k in STATS + ("findings",):
@@ -83,7 +84,7 @@ class ScanReducer:
         total["top"] = top
         return total
 
-    def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
+    def finish(self, total: ScanPart | None, params: dict[str, Any]) -> ScanSummary:
         if total is None:
             total = {**{k: 0 for k in STATS}, "engine": None, "findings": 0, "suppressed": dict.fromkeys(SUPPRESSED, 0),
                      "by_rule": {}, "examples": []}
@@ -103,7 +104,7 @@ class ScanReducer:
             total["exit_code"] = 1 if hit else 0
         return total
 
-    def report(self, s: dict, params: dict[str, Any]) -> str:
+    def report(self, s: ScanSummary, params: dict[str, Any]) -> str:
         rows = [["rules", str(params.get("rules", ""))], ["files scanned", human_count(s["scanned_files"])],
                 ["binary files skipped", human_count(s["binary_files"])],
                 ["bytes scanned", human_bytes(s["scanned_bytes"])], ["findings", human_count(s["findings"])]]
