@@ -21,6 +21,7 @@ from exoflow.batch import Batch, read_files
 from exoflow.kernels.hashing import hash_file
 from exoflow.longpath import PATH_MAX, open_path, parent_at, stat_path
 from exoflow.options import WalkOptions
+from exoflow.paths import raw_paths
 from exoflow.runner import plan
 from exoflow.sources import manifest
 from exoflow.sources.entries import EntryCollector
@@ -474,3 +475,31 @@ def test_the_run_never_walks_its_own_output(tmp_path):
     assert os.path.dirname(out) == str(tree) and os.path.basename(out).startswith("exoflow-inventory-")
     rows = {canonical(os.path.join(tree, p)) for p in read_dataset(Path(out) / "files").column("path").to_pylist()}
     assert rows == before | find(str(tree / "out"), "!", "-type", "d")
+
+
+def test_names_not_utf8_with_globs_and_ignore_files(tmp_path):
+    """Names that are not UTF-8 (files and directories) pass every matcher: --include, --exclude,
+    .gitignore and scan's default exclude, with Hyperscan/RE2 installed (pathspec would pick them
+    and they take only UTF-8). Oracle: GNU find with the same name tests."""
+    tree = tmp_path / "t"
+    bad_dir = os.fsencode(tree) + b"/d\xe9j\xe0"
+    os.makedirs(bad_dir)
+    for name in (b"/bad-\xff\xfe.txt", b"/bad-\xff\xfe.log", b"/ok.txt"):
+        with open(os.fsencode(tree) + name, "wb") as f:
+            f.write(b"x\n")
+        with open(bad_dir + name, "wb") as f:
+            f.write(b"y\n")
+    (tree / ".gitignore").write_bytes(b"*.log\n")
+    def exact(root, native, **opts) -> set[str]:
+        return set(raw_paths(walk_table([root], native, **opts)))
+
+    for native in NATIVE:
+        assert exact(tree, native, exclude=("*.log",)) == find(str(tree), "-not", "-name", "*.log")
+        assert exact(tree, native, include=("*.txt",)) == find(str(tree), "-name", "*.txt")
+        got = exact(tree, native, gitignore=True, hidden=True, exclude=(".git",))
+        assert got == find(str(tree), "-not", "-name", "*.log")
+    r = exoflow("run", "scan", str(tree), "--out", str(tmp_path / "o"), "--no-dashboard")
+    assert r.returncode == 0, r.stderr
+    # scan honours .gitignore and lists hidden files (.env files hold secrets): find's count
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["files"] == len(
+        find(str(tree), "-not", "-name", "*.log"))

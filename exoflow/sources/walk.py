@@ -57,14 +57,16 @@ def _ignore_patterns(lines: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], boo
     entry at a time as git does: pathspec translates the globs, but its directory patterns also
     match everything below the directory, which would let a negation (``!*/``, ``!vendor/``)
     re-include files under it; the walk never enters an ignored directory anyway."""
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    spec = _compiled(lines)
     return tuple((re.compile(p.regex.pattern.replace("(?P<ps_d>/)", "(?P<ps_d>/)$")), bool(p.include))
                  for p in spec.patterns if p.include is not None)
 
 
 @functools.lru_cache(maxsize=4096)
 def _compiled(lines: tuple[str, ...]) -> pathspec.PathSpec:
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+    """Python's ``re`` as pathspec's matcher: its RE2 and Hyperscan backends take UTF-8 text and
+    fail on a name that is not UTF-8 (surrogate-escaped in a ``str``), which ``re`` matches."""
+    return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
 
 
 View = tuple[str, int]    # see DirItem.views
