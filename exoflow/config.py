@@ -192,7 +192,7 @@ def check_globs(flag: str, patterns: Sequence[str]) -> None:
         try:
             with warnings.catch_warnings():       # re's FutureWarnings about sets like '[[]'
                 warnings.simplefilter("ignore")
-                compiled = pathspec.GitIgnoreSpec.from_lines([text]).patterns
+                compiled = pathspec.GitIgnoreSpec.from_lines([text], backend="simple").patterns
         except Exception as e:      # pathspec's own errors and re.error, by pattern
             raise UsageError(f"{flag} {text!r}: not a valid pattern ({e})") from None
         include = compiled[0].include if compiled else None

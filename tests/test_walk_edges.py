@@ -496,8 +496,13 @@ def test_names_not_utf8_with_globs_and_ignore_files(tmp_path):
     for native in NATIVE:
         assert exact(tree, native, exclude=("*.log",)) == find(str(tree), "-not", "-name", "*.log")
         assert exact(tree, native, include=("*.txt",)) == find(str(tree), "-name", "*.txt")
+        glob = os.fsdecode(b"bad-\xff*")           # a glob that is not UTF-8 either
+        assert exact(tree, native, exclude=(glob,)) == find(str(tree), "-not", "-name", glob)
         got = exact(tree, native, gitignore=True, hidden=True, exclude=(".git",))
         assert got == find(str(tree), "-not", "-name", "*.log")
+    r = exoflow("run", "inventory", str(tree), "--exclude", os.fsdecode(b"bad-\xff*"), "--out", str(tmp_path / "i"),
+                "--no-dashboard")
+    assert r.returncode == 0, r.stderr
     r = exoflow("run", "scan", str(tree), "--out", str(tmp_path / "o"), "--no-dashboard")
     assert r.returncode == 0, r.stderr
     # scan honours .gitignore and lists hidden files (.env files hold secrets): find's count
