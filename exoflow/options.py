@@ -45,8 +45,8 @@ class ChunkOptions:
 
     max_files: int = 20_000
     max_bytes: int = 256 * 2**20
-    # Content reading: sort by (device, inode) and bound the bytes per chunk. None = what the job's
-    # reads_content says; a job that loads contents itself (checksum) sets True.
+    # Content reading: sort by (device, inode) and bound the bytes per chunk. None = whether the
+    # job reads contents (Job.reads).
     read_order: bool | None = None
 
 

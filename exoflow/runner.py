@@ -28,11 +28,10 @@ import pyarrow.compute as pc
 
 from exoflow import __version__, report
 from exoflow.backends import task_resources
-from exoflow.batch import Batch, load
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.cluster import describe
 from exoflow.job import Finish, Job
-from exoflow.metrics import TOPIC, count, emit, meter
+from exoflow.metrics import TOPIC, emit, meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
 from exoflow.errors import UsageError
@@ -73,7 +72,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.chunk is None:
             self.chunk = self.job.chunk
-        if self.chunk.read_order is None:   # unset: the job's reads_content decides
+        if self.chunk.read_order is None:   # unset: whether the job reads contents decides
             self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
 
     @property
@@ -142,13 +141,7 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
-    if job.reads_content:
-        with meter("read"):
-            batch = load(table, load_opts, params)
-        count("read", nbytes, "bytes")
-    else:
-        batch = Batch(table, params, piece_bytes=load_opts.piece_bytes)
-    result = job.process(batch)
+    result = job.process_chunk(table, params, load_opts)     # loads what job.reads selects
     with meter("write"):
         write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
@@ -425,9 +418,8 @@ def run(client: Client, cfg: RunConfig, progress: Progress | None = None) -> dic
     r.execute()
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
-        empty = SCHEMA.empty_table()
-        batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
-        write_part(cfg.job.process(batch), r.dataset_dir, "part-empty.parquet")
+        write_part(cfg.job.process_chunk(SCHEMA.empty_table(), params, cfg.load), r.dataset_dir,
+                   "part-empty.parquet")
     wall = time.time() - t0
     summary = {
         "job": cfg.job.name,
