@@ -323,7 +323,8 @@ def _name_tables() -> tuple[pa.Array, ...]:
 def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``by_name`` of every path's file name, as column operations (no Python step per file)."""
     names, name_langs, exts, ext_langs, prefixes, prefix_langs = _name_tables()
-    base = pc.utf8_lower(pc.replace_substring_regex(paths, pattern="(?s)^.*/", replacement=""))  # names may hold \n
+    # the name after the last /; names may hold \n (an extract is ~2x faster than removing ^.*/)
+    base = pc.utf8_lower(pc.struct_field(pc.extract_regex(paths, pattern="(?s)(?:^|/)(?P<b>[^/]*)$"), [0]))
     ext = extension(paths)
     by_file = pc.take(name_langs, pc.index_in(base, value_set=names))
     by_ext = pc.take(ext_langs, pc.index_in(ext, value_set=exts))
@@ -370,7 +371,11 @@ def _languages(batch: Batch, read: np.ndarray) -> list[str | None]:
     name; a name without an extension by its shebang first, if it has one (a ``build`` script
     starting ``#!/bin/sh`` is shell, not Bazel), then by the name. None elsewhere."""
     t = batch.table
-    langs = pc.if_else(pa.array(read), languages_by_name(t.column("path")), None).to_pylist()
+    langs = np.full(t.num_rows, None, dtype=object)
+    rows = np.flatnonzero(read)
+    if len(rows):      # by name: only the rows read (the selector named the rest already)
+        langs[rows] = languages_by_name(t.column("path").take(pa.array(rows))).to_numpy(zero_copy_only=False)
+    langs = langs.tolist()
     no_ext = read & pc.equal(extension(t.column("path")), "").to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(no_ext & (t.column("size").fill_null(0).to_numpy() > 2)).tolist():
         head = _head(batch, i)
