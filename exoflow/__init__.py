@@ -3,7 +3,7 @@ for one machine, as a Dask dataflow.
 
 What job scripts import::
 
-    from exoflow import Job, Argument, Batch, WalkOptions, ChunkOptions, main
+    from exoflow import Job, Argument, Batch, Reads, WalkOptions, ChunkOptions, main
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ _os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
 # What job scripts import, loaded on first use: the command imports this package before it starts
 # the workers' fork server, and the fork server's imports should overlap Arrow's and Dask's here.
 _EXPORTS = {"Batch": "batch", "Argument": "job", "Finish": "job", "Job": "job", "Kernel": "job", "Reducer": "job",
+            "Reads": "batch",
             "ChunkOptions": "options", "LoadOptions": "options", "WalkOptions": "options"}
 
 
@@ -41,4 +42,4 @@ def main(job: Job) -> None:
     job_main(job)
 
 
-__all__ = ["Argument", "Batch", "Finish", "ChunkOptions", "Job", "Kernel", "LoadOptions", "Reducer", "WalkOptions", "main"]
+__all__ = ["Argument", "Batch", "Finish", "ChunkOptions", "Job", "Kernel", "LoadOptions", "Reads", "Reducer", "WalkOptions", "main"]

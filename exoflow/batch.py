@@ -1,5 +1,11 @@
 """Batch: a chunk's listing rows plus, when a job reads contents, their bytes.
 
+A job declares what it reads with ``Reads``: which rows (a selector, a plain function of the
+listing table and the job's options) and whether the kernels get the whole chunk at once or
+cache-sized sub-batches. ``batches`` is the engine's loader for it; kernels receive the batches
+and never open files (the few reads outside a chunk task, dedup's stages, call ``stream`` and
+``read_ends`` here).
+
 All small files of a chunk are read into ONE contiguous ``uint8`` buffer with
 an ``int64`` offsets array (file ``i`` is ``data[offsets[i]:offsets[i+1]]``),
 the layout of an Arrow binary column, so a kernel can work on the whole chunk
@@ -14,21 +20,23 @@ import os
 import stat as stat_mod
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exoflow.chunks import read_batches
 from exoflow.longpath import open_path
-from exoflow.metrics import count
 from exoflow.options import LoadOptions
 from exoflow.paths import raw_paths
 from exoflow.fileio import OPEN_FLAGS, describe_errno, describe_error
+from exoflow.metrics import count, meter
 
 NOT_REGULAR = "changed: no longer a regular file"
 GREW = "changed: file grew while being read"
 CHANGED = "changed: file changed while being read"     # its bytes could mix two versions
+RESIZED = "changed: size differs from the listing"
 
 from exoflow.fileio import native as _native
 
@@ -48,16 +56,50 @@ def _reusable(name: str, size: int) -> np.ndarray:
     return buf
 
 
+# A row selector: fn(table, params) -> one bool per row of ``table`` (NumPy bool array, or an Arrow
+# boolean array whose nulls count as False): the rows whose contents the job's kernels need.
+Selector = Callable[[pa.Table, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a job reads of its files' contents; the engine loads exactly that (``batches``).
+
+    ``rows``: a ``Selector``; of the rows it picks only regular files are read. None: every
+    regular file. It must be a plain function of (table, params), so the union of several jobs'
+    selectors can be computed before reading.
+    ``batch_bytes``: None: the chunk's selected files are loaded into one buffer and the kernels
+    run once on the whole chunk. A number of bytes: the chunk is cut into sub-batches of
+    consecutive rows whose loaded files take about that many bytes; each is loaded and handed
+    to the kernels at once, so they compute while its bytes are still in the CPU cache, and the
+    sub-batches' output rows are concatenated in order.
+    ``piece_bytes``: files over this many bytes (or over ``LoadOptions.piece_bytes`` if that is
+    smaller) are not loaded; kernels stream them with ``Batch.pieces``. None: the LoadOptions'.
+    """
+
+    rows: Selector | None = None
+    batch_bytes: int | None = None
+    piece_bytes: int | None = None
+
+
 @dataclass
 class Batch:
-    table: pa.Table                         # the chunk's listing rows
+    """One chunk's rows (or a sub-batch of them) for the kernels, with the contents they asked for.
+
+    Row ``i`` of ``table`` is row ``i`` of every per-row field. When the job reads contents,
+    ``data[offsets[i]:offsets[i + 1]]`` holds the bytes of each selected regular file that
+    was read whole; other rows hold none (offsets equal).
+    """
+
+    table: pa.Table                         # the listing rows (exoflow.sources.entries.SCHEMA)
     params: dict[str, Any] = field(default_factory=dict)
     data: np.ndarray | None = None          # uint8 contents of the rows in the buffer
     offsets: np.ndarray | None = None       # int64, num_rows + 1
     errors: list[str | None] = field(default_factory=list)   # per row: why its content is missing
     large: np.ndarray | None = None         # bool per row: streamed with pieces(), not in data
-    paths: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)           # per row: the exact path (str, surrogateescape)
     piece_bytes: int = LoadOptions.piece_bytes
+    selected: np.ndarray | None = None      # bool per row: contents asked for (a selected regular file)
 
     @property
     def num_rows(self) -> int:
@@ -68,48 +110,109 @@ class Batch:
         return memoryview(self.data)[self.offsets[i]:self.offsets[i + 1]]
 
     def pieces(self, i: int) -> Iterator[memoryview]:
-        """Stream a large file in pieces of ``piece_bytes`` through a reused buffer.
-
-        Raises OSError on read problems, and FileChanged when the file is not a regular
-        file or changes while it is read (so a digest never mixes two versions of a file).
-        Each piece is only valid until the next.
-        """
-        if self.piece_bytes < 1:
-            raise ValueError("piece_bytes must be at least 1")
-        buf = memoryview(_reusable("piece", self.piece_bytes))[: self.piece_bytes]
-        fd = open_path(self.paths[i], OPEN_FLAGS)
-        try:
-            before = os.fstat(fd)
-            if not stat_mod.S_ISREG(before.st_mode):
-                raise FileChanged(NOT_REGULAR)
-            total = 0
-            while True:
-                n = os.readv(fd, [buf])
-                if n == 0:
-                    break
-                total += n
-                yield buf[:n]
-            count("read", total, "bytes")
-            after = os.fstat(fd)
-            if total != before.st_size or not _same_version(before, after):
-                raise FileChanged(CHANGED)
-        finally:
-            os.close(fd)
+        """Row ``i``'s file (a large one) streamed in pieces of ``piece_bytes``: see ``stream``."""
+        return stream(self.paths[i], self.piece_bytes)
 
 
-def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None, native: bool = True) -> Batch:
-    """Read the chunk's regular files into one buffer (large ones are left for streaming).
+def stream(path: str, piece_bytes: int) -> Iterator[memoryview]:
+    """A file's bytes in pieces of at most ``piece_bytes`` through a reused per-thread buffer.
+
+    Raises OSError on read problems, and FileChanged when the file is not a regular file or
+    changes while it is read (so a digest never mixes two versions of a file); ValueError when
+    ``piece_bytes`` < 1. Each piece is only valid until the next.
+    """
+    if piece_bytes < 1:
+        raise ValueError("piece_bytes must be at least 1")
+    buf = memoryview(_reusable("piece", piece_bytes))[:piece_bytes]
+    fd = open_path(path, OPEN_FLAGS)
+    try:
+        before = os.fstat(fd)
+        if not stat_mod.S_ISREG(before.st_mode):
+            raise FileChanged(NOT_REGULAR)
+        total = 0
+        while True:
+            n = os.readv(fd, [buf])
+            if n == 0:
+                break
+            total += n
+            yield buf[:n]
+        count("read", total, "bytes")
+        after = os.fstat(fd)
+        if total != before.st_size or not _same_version(before, after):
+            raise FileChanged(CHANGED)
+    finally:
+        os.close(fd)
+
+
+def read_ends(path: str, size: int, n: int) -> bytes:
+    """The first ``n`` and the last ``n`` bytes of a regular file listed with ``size`` bytes
+    (``size`` >= ``n``), one after the other (2 * ``n`` bytes).
+
+    Raises FileChanged when it is no longer a regular file or its size is not ``size``,
+    OSError when it cannot be opened or read."""
+    fd = open_path(path, OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise FileChanged(NOT_REGULAR)
+        if st.st_size != size:
+            raise FileChanged(RESIZED)
+        count("read", 2 * n, "bytes")
+        return os.pread(fd, n, 0) + os.pread(fd, n, size - n)
+    finally:
+        os.close(fd)
+
+
+def selection(table: pa.Table, reads: Reads, params: dict[str, Any]) -> np.ndarray:
+    """Bool per row of ``table``: the regular files ``reads.rows`` picks (all when it is None)."""
+    is_file = pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    if reads.rows is None or not table.num_rows:
+        return is_file
+    picked = reads.rows(table, params)
+    if isinstance(picked, (pa.Array, pa.ChunkedArray)):
+        picked = pc.fill_null(picked, False).to_numpy(zero_copy_only=False)
+    return is_file & np.asarray(picked, dtype=bool)
+
+
+def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, Any] | None = None,
+            native: bool = True) -> Iterator[Batch]:
+    """The batches a job's kernels get for one chunk: the contents of exactly the rows ``reads``
+    selects (``selection``), in one batch, or in sub-batches of consecutive rows of about
+    ``reads.batch_bytes`` loaded bytes (at least one batch, empty for an empty table). Each
+    batch's loading is metered as "read" (seconds; bytes as read_files and stream count them) in
+    Dask's fine metrics."""
+    params = params or {}
+    limit = min(opts.piece_bytes, reads.piece_bytes or opts.piece_bytes)
+    chosen = selection(table, reads, params)
+    sizes = table.column("size").fill_null(0).to_numpy()
+    if reads.batch_bytes is None:
+        ranges = [(0, table.num_rows)]
+    else:
+        ranges = read_batches(sizes, limit, reads.batch_bytes, chosen) or [(0, 0)]
+    for a, b in ranges:
+        with meter("read"):
+            batch = load(table.slice(a, b - a), LoadOptions(piece_bytes=limit), params, native, chosen[a:b])
+        yield batch
+
+
+def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None, native: bool = True,
+         rows: np.ndarray | None = None) -> Batch:
+    """Read the chunk's regular files (only those where the bool mask ``rows`` is set, when given)
+    into one buffer; files over ``opts.piece_bytes`` are left for streaming (``Batch.large``).
 
     The reading runs in ``exoflow._native.read_files`` (GIL released) when it is built,
-    else in the Python loop ``_read_python``; both give the same batch."""
+    else in the Python loop ``_read_python``; both give the same batch. Per-file problems are
+    in ``Batch.errors``; nothing is raised for them."""
     n = table.num_rows
     paths = raw_paths(table)
     is_file = pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    if rows is not None:
+        is_file = is_file & rows
     sizes = table.column("size").fill_null(0).to_numpy()
     # +1 per file: room to notice a file that grew
     capacity = int(sizes[is_file & (sizes <= opts.piece_bytes)].sum()) + n + 1
     data, offsets, errors, large = read_files(paths, is_file, capacity, opts.piece_bytes, native)
-    return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes)
+    return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes, is_file)
 
 
 def read_files(paths: list[str], is_file: np.ndarray, capacity: int, limit: int,

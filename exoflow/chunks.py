@@ -40,8 +40,13 @@ def cut(sizes: np.ndarray, opts: ChunkOptions) -> list[tuple[int, int]]:
     return ranges
 
 
-def read_batches(sizes: np.ndarray, limit: int, max_bytes: int) -> list[tuple[int, int]]:
+def read_batches(sizes: np.ndarray, limit: int, max_bytes: int,
+                 read: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Row ranges whose files read whole into one buffer take at most about ``max_bytes`` of it:
     files over ``limit`` bytes are streamed and take no room; each read file takes one byte more
-    than its size (the loader's room to notice a file that grew)."""
-    return cut(np.where(sizes <= limit, sizes + 1, 1), ChunkOptions(max_files=max(len(sizes), 1), max_bytes=max_bytes))
+    than its size (the loader's room to notice a file that grew). ``read``: bool per row, the rows
+    that are read (None: all); the others take no room. ``sizes``: int64 bytes per row."""
+    room = np.where(sizes <= limit, sizes + 1, 1)
+    if read is not None:
+        room = np.where(read, room, 0)
+    return cut(room, ChunkOptions(max_files=max(len(sizes), 1), max_bytes=max_bytes))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exoflow.batch import Batch
+from exoflow.batch import Batch, Reads, batches
 from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.summary import RunSummary
@@ -19,7 +19,9 @@ from exoflow.summary import RunSummary
 if TYPE_CHECKING:
     from exoflow.executors import Executor
 
-# A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array).
+# A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array, one value
+# per row of the batch). It reads contents only from the batch (``data``/``offsets``, and
+# ``Batch.pieces`` for large files) and never opens files itself.
 Kernel = Callable[[Batch], dict[str, Any]]
 
 
@@ -88,12 +90,19 @@ class Argument:
 
 @dataclass(frozen=True)
 class Job:
+    """A job: kernels that add columns to each chunk's rows, and a reducer that summarises them.
+
+    ``reads``: which files' contents the kernels need and how they are loaded (``Reads``:
+    a row selector; the whole chunk at once or cache-sized sub-batches). None: no contents;
+    the kernels get the listing rows only.
+    """
+
     name: str
     description: str
     kernels: Sequence[Kernel]
     reducer: Reducer
     columns: Sequence[str] | None = None      # output columns in order (None: listing + kernel columns)
-    reads_content: bool = False                # load file bytes into the batch before the kernels
+    reads: Reads | None = None                 # contents the kernels need (None: none)
     walk: WalkOptions = field(default_factory=WalkOptions)
     chunk: ChunkOptions = field(default_factory=ChunkOptions)
     arguments: Sequence[Argument] = ()
@@ -119,8 +128,24 @@ class Job:
     # matching engine), shown by ``exoflow info`` and recorded with ``exoflow bench`` results.
     environment: Callable[[], dict[str, str]] | None = None
 
+    @property
+    def reads_content(self) -> bool:
+        """Whether the job's chunk tasks read file contents."""
+        return self.reads is not None
+
+    def process_chunk(self, table: pa.Table, params: dict[str, Any], load: LoadOptions) -> pa.Table:
+        """One chunk's output rows: the contents ``reads`` selects are loaded (``batch.batches``)
+        and the kernels run on each batch; sub-batches' rows are concatenated in order.
+        ``table``: the chunk's listing rows (``exoflow.sources.entries.SCHEMA``)."""
+        if self.reads is None:
+            return self.process(Batch(table, params, piece_bytes=load.piece_bytes))
+        parts = [self.process(batch) for batch in batches(table, self.reads, load, params)]
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+
     def process(self, batch: Batch) -> pa.Table:
-        """Run the kernels over a batch and return the chunk's output rows."""
+        """Run the kernels over a batch and return its output rows (one per listing row, unless
+        ``emit`` makes others); per-row read errors of the batch go to the ``error`` column.
+        Raises what a kernel raises (a kernel reports per-file problems as rows, not exceptions)."""
         table = batch.table
         if self.reads_content and any(batch.errors):
             # a file that could not be read keeps its row; the reason goes to `error`

@@ -140,9 +140,9 @@ class ChunkOptions:
                           help="at most N files per task (default: {default})")
     max_bytes: int = flag(256 * 2**20, "--chunk-bytes", parse=size_at_least(1), metavar="SIZE", show=mebibytes,
                           help="at most SIZE bytes of content per task (default: {default})")
-    # Content reading: sort by (device, inode) and bound the bytes per chunk. None = what the job's
-    # reads_content says; a job that loads contents itself (checksum) sets True.
-    read_order: bool | None = derived(None, "the job: Job.reads_content, or its own ChunkOptions")
+    # Content reading: sort by (device, inode) and bound the bytes per chunk. None = whether the
+    # job reads contents (Job.reads).
+    read_order: bool | None = derived(None, "the job: whether it reads contents (Job.reads), or its own ChunkOptions")
 
 
 @dataclass(frozen=True)

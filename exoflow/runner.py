@@ -31,7 +31,6 @@ import pyarrow.compute as pc
 
 from exoflow import __version__, report
 from exoflow.backends import task_resources
-from exoflow.batch import Batch, load
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
 from exoflow.executors import as_executor
@@ -77,7 +76,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.chunk is None:
             self.chunk = self.job.chunk
-        if self.chunk.read_order is None:   # unset: the job's reads_content decides
+        if self.chunk.read_order is None:   # unset: whether the job reads contents decides
             self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
 
     @property
@@ -146,12 +145,7 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
-    if job.reads_content:
-        with meter("read"):
-            batch = load(table, load_opts, params)
-    else:
-        batch = Batch(table, params, piece_bytes=load_opts.piece_bytes)
-    result = job.process(batch)
+    result = job.process_chunk(table, params, load_opts)     # loads what job.reads selects
     with meter("write"):
         write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
@@ -402,9 +396,8 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     metrics_before = ex.metrics()      # for report.html: this run's share of the fine metrics
     r.execute()
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
-        empty = SCHEMA.empty_table()
-        batch = load(empty, cfg.load, params) if cfg.job.reads_content else Batch(empty, params)
-        write_part(cfg.job.process(batch), r.dataset_dir, "part-empty.parquet")
+        write_part(cfg.job.process_chunk(SCHEMA.empty_table(), params, cfg.load), r.dataset_dir,
+                   "part-empty.parquet")
     wall = time.time() - t0
     summary: RunSummary = {
         "job": cfg.job.name,

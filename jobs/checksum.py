@@ -10,7 +10,7 @@ Writes:   OUT/files/*.parquet (path, size, mtime_ns, inode, device, digests, tru
     exoflow run checksum /data --verify exoflow-checksum-OLD --trust-mtime   # exit 1 if anything differs
 """
 from exoflow import Argument, ChunkOptions, Finish, Job, main
-from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, algorithms, checksum_columns,
+from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, READS, algorithms, checksum_columns,
                                             left_out_warnings, manifest_files, verify_argument,
                                             write_text_manifests)
 from exoflow.kernels.hashing import hash_argument
@@ -54,8 +54,8 @@ job = Job(
     kernels=[checksum_columns],
     reducer=ChecksumReducer(),
     columns=MANIFEST_COLUMNS,
-    reads_content=False,          # checksum_columns loads only the files it must hash (see --trust-mtime)
-    chunk=ChunkOptions(max_files=5_000, max_bytes=128 * 2**20, read_order=True),  # but it reads: disk order, bounded
+    reads=READS,                  # files not reused by --trust-mtime, hashed in cache-sized sub-batches
+    chunk=ChunkOptions(max_files=5_000, max_bytes=128 * 2**20),
     arguments=[
         Argument("--hash", type=hash_argument, metavar="ALG[,ALG…]",
                  help="xxh3-128 (default), blake3, sha256, sha1, md5; several comma-separated "

@@ -12,7 +12,7 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints a table by language.
 """
 from exoflow.ops.codestats import plots
 from exoflow import ChunkOptions, Job, main
-from exoflow.ops.codestats.kernel import codestats_columns
+from exoflow.ops.codestats.kernel import READS, codestats_columns
 from exoflow.ops.codestats.reducer import CodestatsReducer
 
 job = Job(
@@ -22,9 +22,10 @@ job = Job(
     kernels=[codestats_columns],
     reducer=CodestatsReducer(),
     columns=["path", "path_bytes", "size", "language", "lines", "blank", "comment", "code", "error"],
-    # the kernel loads the contents of files in a known language itself: disk order, bounded bytes
-    # (it holds ~5 bytes per byte read); chunks small enough to balance two workers on a 1 GiB tree
-    chunk=ChunkOptions(max_files=5_000, max_bytes=32 * 2**20, read_order=True),
+    reads=READS,      # files in a known language, and extensionless ones (scripts by shebang)
+    # bounded bytes (the kernel holds ~5 bytes per byte read); chunks small enough to balance
+    # two workers on a 1 GiB tree
+    chunk=ChunkOptions(max_files=5_000, max_bytes=32 * 2**20),
 )
 
 if __name__ == "__main__":

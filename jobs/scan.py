@@ -18,7 +18,7 @@ import os
 import pyarrow as pa
 
 from exoflow.ops.scan import plots, tables
-from exoflow import Argument, Finish, Job, WalkOptions, main
+from exoflow import Argument, Finish, Job, Reads, WalkOptions, main
 from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.ops.scan.kernel import ENGINES, engine_available, scan_findings
 from exoflow.ops.scan.reducer import ScanReducer, environment
@@ -71,7 +71,7 @@ job = Job(
     description=__doc__,
     kernels=[],
     reducer=ScanReducer(),
-    reads_content=True,
+    reads=Reads(),
     walk=WalkOptions(gitignore=True, exclude=(".git",)),     # repositories' .git, a worktree's .git file too
     dataset="findings",
     emit=scan_findings,

@@ -110,6 +110,6 @@ def test_no_import_cycles():
 
 def test_the_graph_is_read():
     """The checks above see real edges (a parser that found none would pass them all)."""
-    assert "exoflow.batch" in GRAPH["exoflow.runner"]
+    assert "exoflow.job" in GRAPH["exoflow.runner"]
     assert "exoflow.ops.scan.rules" in GRAPH["exoflow.ops.scan.kernel"]
     assert "exoflow._native" in GRAPH["exoflow.fileio"]

@@ -17,7 +17,6 @@ import pyarrow as pa
 import pytest
 
 from conftest import REPO, make_awkward_tree
-from exoflow.batch import Batch, load
 from exoflow.jobs_registry import load as load_job
 from exoflow.ops.checksum.summary import ChecksumPart
 from exoflow.ops.codestats.summary import CodestatsSummary
@@ -45,8 +44,7 @@ def params_of(job, *argv: str) -> dict:
 
 def part(job, table: pa.Table, params: dict):
     """What a chunk task hands the client for these listing rows (runner.run_chunk's steps)."""
-    batch = load(table, LoadOptions(), params) if job.reads_content else Batch(table, params)
-    return job.reducer.chunk(job.process(batch), params)
+    return job.reducer.chunk(job.process_chunk(table, params, LoadOptions()), params)
 
 
 def plain(x):

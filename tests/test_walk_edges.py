@@ -17,8 +17,8 @@ import pytest
 
 from conftest import IS_ROOT, dask_cluster, exoflow, read_dataset
 from oracle import find_printf
-from exoflow.batch import Batch, read_files
-from exoflow.kernels.hashing import hash_file
+from exoflow.batch import Batch, read_files, stream
+from exoflow.kernels.hashing import hash_stream
 from exoflow.longpath import PATH_MAX, open_path, parent_at, stat_path
 from exoflow.options import WalkOptions
 from exoflow.paths import raw_paths
@@ -253,7 +253,7 @@ def test_longpath_helpers_reach_past_path_max(deep_tree):
         assert dir_fd is not None and name == "f" and os.stat(name, dir_fd=dir_fd).st_size == len(BIG)
     with parent_at("short/path") as (dir_fd, name):
         assert (dir_fd, name) == (None, "short/path")
-    assert hash_file(deepest, "sha256") == hashlib.sha256(BIG).hexdigest()
+    assert hash_stream(["sha256"], stream(deepest, 1 << 20)) == [hashlib.sha256(BIG).hexdigest()]
 
 
 @pytest.mark.parametrize("native", NATIVE)

@@ -8,17 +8,14 @@ inherently one call per file, but every call works on the batch's memory.
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Callable, Iterable, Sequence
 
 import blake3
 import numpy as np
+import pyarrow.compute as pc
 import xxhash
 
-from exoflow.fileio import OPEN_FLAGS
 from exoflow.batch import Batch
-from exoflow.longpath import open_path
-from exoflow.metrics import count
 from exoflow.fileio import describe_error
 
 # algorithm name (as on the command line) -> column name in the manifest
@@ -61,7 +58,9 @@ def hash_argument(text: str) -> tuple[str, ...]:
 
 
 def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]:
-    """Hex digests of a stream of pieces, for every algorithm in one pass over the data."""
+    """Hex digests (one str per name of ``names``) of a stream of pieces (bytes-like; e.g.
+    ``batch.stream``'s), for every algorithm in one pass over the data. Raises what the stream
+    raises (OSError, ``batch.FileChanged``)."""
     hs = [_NEW[n]() for n in names]
     for piece in pieces:
         for h in hs:
@@ -70,21 +69,22 @@ def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]
 
 
 def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str | None]], list[str | None]]:
-    """Hash every loaded regular file of ``batch``.
+    """Hash every loaded file of ``batch`` (its ``selected`` rows; every regular file when unset)
+    with each algorithm of ``names`` (keys of COLUMNS).
 
-    Returns ``({column: hex digests}, errors)``: digests are None for rows
-    that are not regular files or could not be read; ``errors`` holds the
-    reason for rows whose streaming failed (in-buffer read errors are already
-    in ``batch.errors``).
+    Returns ``({column: hex digests}, errors)``, one entry per row: digests are None for rows
+    that were not selected or could not be read; ``errors`` holds ``batch.errors`` plus the
+    reason for rows whose streaming failed. Raises nothing for per-file problems.
     """
     n = batch.num_rows
     out: dict[str, list[str | None]] = {COLUMNS[a]: [None] * n for a in names}
     errors: list[str | None] = list(batch.errors) if batch.errors else [None] * n
     if n == 0:
         return out, errors
-    is_file = np.asarray(batch.table.column("type").to_pylist(), dtype=object) == "file"
+    chosen = batch.selected if batch.selected is not None else \
+        pc.fill_null(pc.equal(batch.table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
     large = batch.large if batch.large is not None else np.zeros(n, dtype=bool)
-    ok = is_file & np.array([e is None for e in errors], dtype=bool)
+    ok = chosen & np.array([e is None for e in errors], dtype=bool)
     mv = memoryview(batch.data) if batch.data is not None else memoryview(b"")
     offs = batch.offsets.tolist() if batch.offsets is not None else [0] * (n + 1)
     fns = [(COLUMNS[a], _one_shot(a)) for a in names]
@@ -101,19 +101,3 @@ def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str |
         for a, d in zip(names, digests):
             out[COLUMNS[a]][i] = d
     return out, errors
-
-
-def hash_file(path: str, name: str, piece_bytes: int = 1 << 20) -> str:
-    """Hex digest of a whole file, read in pieces of ``piece_bytes``. Raises OSError as open/read do."""
-    h = _NEW[name]()
-    view = memoryview(bytearray(piece_bytes))
-    fd = open_path(path, OPEN_FLAGS)
-    total = 0
-    try:
-        while got := os.readv(fd, [view]):
-            h.update(view[:got])
-            total += got
-    finally:
-        os.close(fd)
-    count("read", total, "bytes")
-    return h.hexdigest()

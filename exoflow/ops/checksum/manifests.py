@@ -4,9 +4,9 @@ The manifest schema is fixed (every algorithm has a column; unselected ones
 are null) so manifests from different runs always compare.
 
 Which rows are read depends on the old manifest when ``--trust-mtime`` is
-given, so the checksum job loads content itself (``reads_content=False``):
-``checksum_columns`` picks the rows to read, calls the engine's loader on
-just those, and hands the batch to the pure ``hash_batch`` kernel.
+given: ``hashed_rows`` is the job's row selector (``Reads``), and the engine
+loads just those files, in cache-sized sub-batches (``READS``), for the pure
+``checksum_columns`` kernel.
 """
 from __future__ import annotations
 
@@ -23,10 +23,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from exoflow.batch import Batch, load
+from exoflow.batch import Batch, Reads
 from exoflow.kernels.hashing import COLUMNS, DEFAULT, hash_batch
-from exoflow.chunks import read_batches
-from exoflow.options import LoadOptions
 from exoflow.paths import raw_paths
 from exoflow.errors import UsageError
 from exoflow.fileio import atomic_write, escape_line
@@ -176,35 +174,50 @@ def trust_index(spec: str, names: tuple[str, ...]) -> TrustIndex:
 
 # ---- the chunk step -------------------------------------------------------------
 
+def _trusted(table: pa.Table, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, TrustIndex | None]:
+    """With --trust-mtime: (rows of ``table`` whose old digests are reused, their rows in the
+    old manifest's index, the index); else nothing (empty int64 arrays, None)."""
+    none = np.zeros(0, np.int64)
+    verify = params.get("verify")
+    if not (params.get("trust_mtime") and verify):
+        return none, none, None
+    names, old = algorithms(params), manifest_algorithms(verify)
+    if not set(names) <= set(old):      # a new algorithm: every file is hashed
+        return none, none, None
+    index = trust_index(verify, tuple(a for a in names if a in old))
+    return (*index.lookup(table), index)
+
+
+def hashed_rows(table: pa.Table, params: dict[str, Any]) -> np.ndarray:
+    """The checksum job's row selector: bool per row, False where --trust-mtime reuses the old
+    digest (only regular files of the selected rows are read)."""
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[_trusted(table, params)[0]] = False
+    return keep
+
+
+READS = Reads(rows=hashed_rows, batch_bytes=HASH_BATCH, piece_bytes=HASH_PIECE)
+
+
 def checksum_columns(batch: Batch) -> dict[str, Any]:
-    """Hash columns, ``trusted`` and ``error`` for one chunk (reads the files it must hash)."""
-    params = batch.params
-    names = algorithms(params)
+    """The checksum kernel: a hex digest column per algorithm of COLUMNS (string; null where not
+    selected, not a regular file or not readable), ``trusted`` (bool: the digest was reused from
+    the old manifest) and ``error`` (string, the listing's or the read's reason) for the batch's
+    rows. Files were loaded by the engine as ``READS`` says."""
     t = batch.table
     n = t.num_rows
-    is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False).to_numpy(zero_copy_only=False)
-    trusted = np.zeros(n, dtype=bool)
     cols = {c: np.full(n, None, dtype=object) for c in COLUMNS.values()}
-    if params.get("trust_mtime") and params.get("verify"):
-        index = trust_index(params["verify"], tuple(a for a in names if a in manifest_algorithms(params["verify"])))
-        if set(names) <= set(manifest_algorithms(params["verify"])):
-            rows, old = index.lookup(t)
-            trusted[rows] = True
-            for c, values in index.digests.items():
-                cols[c][rows] = values[old]
-    todo = np.flatnonzero(is_file & ~trusted)
-    err = np.full(n, None, dtype=object)
-    piece = min(batch.piece_bytes, HASH_PIECE)
-    sizes = t.column("size").fill_null(0).to_numpy()[todo]
-    for a, b in read_batches(sizes, piece, HASH_BATCH):
-        rows = todo[a:b]
-        digests, errors = hash_batch(load(t.take(pa.array(rows)), LoadOptions(piece_bytes=piece), params), names)
-        for c, values in digests.items():
-            cols[c][rows] = np.asarray(values, dtype=object)
-        err[rows] = errors
-    error = pc.coalesce(t.column("error"), pa.array(err, pa.string()))
+    digests, errors = hash_batch(batch, algorithms(batch.params))
+    for c, values in digests.items():
+        cols[c][:] = values
+    rows, old, index = _trusted(t, batch.params)
+    trusted = np.zeros(n, dtype=bool)
+    trusted[rows] = True
+    if index is not None:
+        for c, values in index.digests.items():
+            cols[c][rows] = values[old]
     out = {c: pa.array(v, pa.string()) for c, v in cols.items()}
-    out.update(trusted=pa.array(trusted), error=error)
+    out.update(trusted=pa.array(trusted), error=pc.coalesce(t.column("error"), pa.array(errors, pa.string())))
     return out
 
 

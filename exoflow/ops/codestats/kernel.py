@@ -19,21 +19,17 @@ POD, Java/Go/Rust character literals, ``rem``) are read byte by byte, the same w
 """
 from __future__ import annotations
 
-import os
 import re
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exoflow.fileio import OPEN_FLAGS
-from exoflow.batch import Batch, load
-from exoflow.longpath import open_path
-from exoflow.options import LoadOptions
-from exoflow.paths import raw_paths
+from exoflow.batch import Batch, Reads
 from exoflow.fileio import describe_error
 from exoflow.kernels.bytestats import nul_rows
 from exoflow.ops.codestats.languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES,
@@ -327,7 +323,8 @@ def _name_tables() -> tuple[pa.Array, ...]:
 def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``by_name`` of every path's file name, as column operations (no Python step per file)."""
     names, name_langs, exts, ext_langs, prefixes, prefix_langs = _name_tables()
-    base = pc.utf8_lower(pc.replace_substring_regex(paths, pattern="(?s)^.*/", replacement=""))  # names may hold \n
+    # the name after the last /; names may hold \n (an extract is ~2x faster than removing ^.*/)
+    base = pc.utf8_lower(pc.struct_field(pc.extract_regex(paths, pattern="(?s)(?:^|/)(?P<b>[^/]*)$"), [0]))
     ext = extension(paths)
     by_file = pc.take(name_langs, pc.index_in(base, value_set=names))
     by_ext = pc.take(ext_langs, pc.index_in(ext, value_set=exts))
@@ -336,85 +333,101 @@ def languages_by_name(paths: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.coalesce(by_file, by_ext, by_prefix)
 
 
-def _languages(batch: Batch) -> list[str | None]:
-    """By file name; a name without an extension by its shebang first, if it has one (a ``build``
-    script starting ``#!/bin/sh`` is shell, not Bazel), then by the name."""
-    t = batch.table
-    is_file = pc.fill_null(pc.equal(t.column("type"), "file"), False)
-    langs = pc.if_else(is_file, languages_by_name(t.column("path")), None).to_pylist()
-    # a name without an extension may be a script: read its first line (only those files)
-    no_ext = pc.and_(is_file, pc.equal(extension(t.column("path")), ""))
-    sizes = t.column("size").fill_null(0).to_numpy()
-    rows = [i for i in np.flatnonzero(no_ext.to_numpy(zero_copy_only=False)).tolist() if sizes[i] > 2]
-    if rows:
-        for i, p in zip(rows, raw_paths(t.take(pa.array(rows)))):
-            head = _head(p)
-            decoded = decode_utf16(head)
-            langs[i] = by_shebang(head if decoded is None else decoded) or langs[i]
-    return langs
+def counted_rows(table: pa.Table, params: dict[str, Any]) -> pa.Array:
+    """The codestats job's row selector (``Reads.rows``): files of at most MAX_FILE bytes in a
+    language known by name, and files without an extension of more than 2 bytes (a script is
+    known by its shebang, read from its loaded contents). Arrow boolean, one per row."""
+    path, size = table.column("path"), pc.fill_null(table.column("size"), 0)
+    by_name = pc.is_valid(languages_by_name(path))
+    script = pc.and_(pc.equal(extension(path), ""), pc.greater(size, 2))
+    return pc.and_(pc.or_(by_name, script), pc.less_equal(size, MAX_FILE))
 
 
-def _head(path: str) -> bytes:
+READS = Reads(rows=counted_rows)
+
+
+def _head(batch: Batch, i: int) -> bytes:
+    """The first HEAD bytes of row ``i``'s loaded file; a large one's from its first pieces
+    (b"" when that read fails: a file of a known language is read again, whole, and its
+    error kept then)."""
+    if not batch.large[i]:
+        return bytes(batch.content(i)[:HEAD])
+    head = b""
+    pieces = batch.pieces(i)
     try:
-        fd = open_path(path, OPEN_FLAGS)
-    except OSError:
-        return b""
-    try:
-        return os.pread(fd, HEAD, 0)
+        for piece in pieces:
+            head += bytes(piece[:HEAD - len(head)])
+            if len(head) >= HEAD:
+                break
     except OSError:
         return b""
     finally:
-        os.close(fd)
+        pieces.close()        # the rest is not read
+    return head
+
+
+def _languages(batch: Batch, read: np.ndarray) -> list[str | None]:
+    """Per row, where ``read`` (bool per row: its contents were loaded): the language by file
+    name; a name without an extension by its shebang first, if it has one (a ``build`` script
+    starting ``#!/bin/sh`` is shell, not Bazel), then by the name. None elsewhere."""
+    t = batch.table
+    langs = np.full(t.num_rows, None, dtype=object)
+    rows = np.flatnonzero(read)
+    if len(rows):      # by name: only the rows read (the selector named the rest already)
+        langs[rows] = languages_by_name(t.column("path").take(pa.array(rows))).to_numpy(zero_copy_only=False)
+    langs = langs.tolist()
+    no_ext = read & pc.equal(extension(t.column("path")), "").to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(no_ext & (t.column("size").fill_null(0).to_numpy() > 2)).tolist():
+        head = _head(batch, i)
+        decoded = decode_utf16(head)
+        langs[i] = by_shebang(head if decoded is None else decoded) or langs[i]
+    return langs
 
 
 def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
-    """language, lines, blank, comment, code (null where no language or binary) and error."""
+    """The codestats kernel: ``language`` (string) and ``lines``, ``blank``, ``comment``, ``code``
+    (int64 line counts), null where no language is known, the file is binary, over MAX_FILE or
+    not read; ``error`` (string) when a file could not be read. The engine loaded the rows
+    ``READS`` selects; files over the piece bound are streamed whole into memory."""
     n = batch.num_rows
-    langs = _languages(batch)
+    errors: list[str | None] = list(batch.errors) if batch.errors else [None] * n
+    read = np.zeros(n, dtype=bool) if batch.selected is None else \
+        batch.selected & np.array([e is None for e in errors], dtype=bool)
+    large = batch.large if batch.large is not None else np.zeros(n, dtype=bool)
+    langs = _languages(batch, read)
     known = np.array([lang is not None for lang in langs], dtype=bool)
     cols = {k: np.zeros(n, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
-    errors: list[str | None] = [None] * n
-    rows = np.flatnonzero(known)
-    if len(rows):
-        sub = load(batch.table.take(pa.array(rows)), LoadOptions(piece_bytes=batch.piece_bytes))
-        for j, e in enumerate(sub.errors):
-            if e is not None:
-                errors[rows[j]] = e
-                known[rows[j]] = False
-        alone: dict[int, bytes] = {}      # row -> contents of a file counted on its own
-        # files that did not fit the buffer: read whole
-        for j in np.flatnonzero(sub.large).tolist():
-            i = int(rows[j])
+    alone: dict[int, bytes] = {}      # row -> contents of a file counted on its own
+    for i in np.flatnonzero(known & large).tolist():    # over the piece bound: read whole
+        try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
+            alone[i] = b"".join(bytes(piece) for piece in batch.pieces(i))
+        except OSError as e:
+            errors[i] = describe_error(e)
             known[i] = False
-            if sub.table.column("size")[j].as_py() > MAX_FILE:   # not counted, like cloc's size cap
-                continue
-            try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
-                alone[i] = b"".join(bytes(piece) for piece in sub.pieces(j))
-            except OSError as e:
-                errors[i] = describe_error(e)
-        data, offsets = sub.data, sub.offsets
+    if batch.data is not None and n:
+        data, offsets = batch.data, batch.offsets
         lo, hi = offsets[:-1], offsets[1:]
-        in_buf = known[rows] & ~sub.large
+        in_buf = known & ~large
         # UTF-16 (by its byte-order mark): decoded, then counted on its own
         utf16 = in_buf & np.logical_or.reduce([_starts_with(data, lo, hi, bom) for bom in UTF16_BOMS])
-        for j in np.flatnonzero(utf16).tolist():
-            alone[int(rows[j])] = bytes(data[lo[j]:hi[j]])
+        for i in np.flatnonzero(utf16).tolist():
+            alone[i] = bytes(data[lo[i]:hi[i]])
         # binary files (a NUL byte) are not code: cloc skips them too
         binary = nul_rows(data, offsets) & in_buf & ~utf16
-        known[rows[binary]] = False
+        known &= ~binary
         use = np.flatnonzero(in_buf & ~binary & ~utf16)
         if len(use):
-            st = _buffer_stats(data, [langs[rows[j]] for j in use], lo[use], hi[use])
+            st = _buffer_stats(data, [langs[i] for i in use], lo[use], hi[use])
             for k in cols:
-                cols[k][rows[use]] = st[k]
-        for i, text in alone.items():
-            decoded = decode_utf16(text)
-            text = text if decoded is None else decoded
-            known[i] = b"\0" not in text
-            if known[i]:
-                one = _buffer_stats(text, [langs[i]], np.array([0]), np.array([len(text)]))
-                for k in cols:
-                    cols[k][i] = one[k][0]
+                cols[k][use] = st[k]
+    for i, text in alone.items():
+        decoded = decode_utf16(text)
+        text = text if decoded is None else decoded
+        known[i] = b"\0" not in text
+        if known[i]:
+            one = _buffer_stats(text, [langs[i]], np.array([0]), np.array([len(text)]))
+            for k in cols:
+                cols[k][i] = one[k][0]
     mask = ~known
     out = {"language": pa.array([lang if ok else None for lang, ok in zip(langs, known)], pa.string())}
     for k in ("lines", "blank", "comment", "code"):

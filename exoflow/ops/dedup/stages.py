@@ -34,12 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from exoflow.kernels.hashing import _one_shot, hash_file
-from exoflow.fileio import OPEN_FLAGS
-from exoflow.batch import read_files
+from exoflow.kernels.hashing import _one_shot, hash_stream
+from exoflow.batch import RESIZED, read_ends, read_files, stream
 from exoflow.chunks import read_batches
-from exoflow.longpath import open_path
-from exoflow.metrics import count
 from exoflow.paths import exact_paths
 from exoflow.fileio import atomic_write, describe_error, escape_line
 from exoflow.sinks import write_part
@@ -48,6 +45,7 @@ from exoflow.tables import human_bytes
 PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
 READ_BATCH = 32 * 2**20         # bytes of small candidates read into memory at once
+FULL_PIECE = 2**20              # the full hash streams files in pieces of this size
 PARTS_PER_MAP = 32              # listing parts (<= 50,000 entries each by default) read by one map task
 ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
 READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
@@ -100,15 +98,8 @@ class Changed(OSError):
 
 
 def _prefix_suffix(path: str, size: int, one_shot) -> str:
-    """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes."""
-    fd = open_path(path, OPEN_FLAGS)
-    try:
-        if os.fstat(fd).st_size != size:
-            raise Changed(0, "changed: size differs from the listing")
-        count("read", 2 * PREFIX, "bytes")
-        return one_shot(os.pread(fd, PREFIX, 0) + os.pread(fd, PREFIX, size - PREFIX))
-    finally:
-        os.close(fd)
+    """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes (read by the engine)."""
+    return one_shot(read_ends(path, size, PREFIX))
 
 
 def _per_inode(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
@@ -149,7 +140,7 @@ def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
                 if read_errors[j] is not None:
                     raise OSError(read_errors[j])
                 if large[j] or offs[j + 1] - offs[j] != sizes[k]:
-                    raise Changed(0, "changed: size differs from the listing")
+                    raise Changed(0, RESIZED)
                 digests[k] = one_shot(mv[offs[j]:offs[j + 1]])
             except OSError as e:
                 errors.append([shown[k], _reason(e)])
@@ -186,7 +177,8 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
     big = df[~whole]
-    full = _digests(big, lambda p, s: hash_file(p, algorithm), errors) if len(big) else pd.Series([], dtype=object)
+    full = _digests(big, lambda p, s: hash_stream([algorithm], stream(p, FULL_PIECE))[0], errors) \
+        if len(big) else pd.Series([], dtype=object)
     df = df.assign(hash=df["key"].where(whole, full))
     df = _paired(df[df["hash"].notna()], ["size", "hash"])
     stats["after_full"] = len(df)
