@@ -103,6 +103,7 @@ class Batch:
 
     @property
     def num_rows(self) -> int:
+        """Rows of the batch (``table.num_rows``; per-row arrays have this length)."""
         return self.table.num_rows
 
     def content(self, i: int) -> memoryview:

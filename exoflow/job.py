@@ -85,6 +85,7 @@ class Argument:
 
     @property
     def dest(self) -> str:
+        """The key of the option's value in the job's ``params`` (argparse's ``dest``)."""
         return self.kwargs.get("dest") or self.flag.lstrip("-").replace("-", "_")
 
 
@@ -92,9 +93,22 @@ class Argument:
 class Job:
     """A job: kernels that add columns to each chunk's rows, and a reducer that summarises them.
 
+    Per chunk (a task on a worker): the listing rows (``exoflow.sources.entries.SCHEMA``, one
+    row per entry) are loaded as ``reads`` says into ``Batch``es; each kernel returns
+    ``{column: array of num_rows values}`` (Arrow or NumPy) added to the rows; ``emit`` may turn
+    them into other rows; ``columns`` picks what is written to ``OUT/<dataset>/part-*.parquet``;
+    ``reducer.chunk`` makes the chunk's small summary. On the client: ``reducer.merge`` folds
+    them, ``reducer.finish`` makes the summary, ``after`` runs further stages, ``plots`` and
+    ``tables`` draw it in report.html and ``reducer.report`` on the terminal.
+
     ``reads``: which files' contents the kernels need and how they are loaded (``Reads``:
     a row selector; the whole chunk at once or cache-sized sub-batches). None: no contents;
-    the kernels get the listing rows only.
+    the kernels get the listing rows only. Kernels never open files.
+
+    A job file builds one ``Job`` named ``job`` and ends with ``exoflow.main(job)`` (README:
+    "Writing a job"). Options that cannot work together raise ``exoflow.errors.UsageError``
+    from ``check``; a kernel reports per-file problems in the ``error`` column, never raises
+    for them.
     """
 
     name: str

@@ -64,6 +64,11 @@ def walk_budget(chunk: ChunkOptions) -> tuple[int, float]:
 
 @dataclass
 class RunConfig:
+    """One run: the job, what it reads (``paths``: files and directories, or ``from_list``: a text
+    or Parquet listing), where it writes (``out_dir``, made by the caller), the job's ``params``
+    (its Argument values) and the engine's options. Build it from a command line with
+    ``exoflow.config.configure``."""
+
     job: Job
     paths: list[str]
     out_dir: str
@@ -141,6 +146,9 @@ def unpack_job(blob: bytes) -> Job:
 
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
               load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
+    """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
+    written to ``dataset_dir/part``; returns the counts and the reducer's chunk summary for the
+    client. Per-file problems are rows with an ``error``; an OSError of the part's write raises."""
     t0 = time.perf_counter()
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
@@ -386,8 +394,14 @@ class _Run:
 
 
 def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None = None) -> RunSummary:
-    """Run a job to completion on ``executor`` (an ``exoflow.executors`` executor, or a Dask client);
-    write the dataset, summary.json and report.html; return the summary."""
+    """Run a job to completion on ``executor`` (an ``exoflow.executors`` executor, or a Dask client):
+    list ``cfg``'s sources, run the chunk tasks, fold their summaries, run the job's ``after``
+    step; write ``OUT/<dataset>/``, ``OUT/summary.json`` and ``OUT/report.html``; return the
+    summary (``exoflow.summary.RunSummary``: counts, bytes, seconds, the job's ``result``).
+
+    Raises UsageError for sources that cannot be read at all (before any task), what a task
+    raises for a failure that is not one file's (a worker lost for good, a full disk), and
+    KeyboardInterrupt as it comes; files that cannot be read are rows with an ``error``."""
     ex = as_executor(executor)
     t0 = time.time()
     params = {"now": t0, **cfg.params}

@@ -37,7 +37,9 @@ def _extension_regex(paths: pa.Array) -> pa.Array:
 
 
 def inventory_columns(batch: Batch) -> dict[str, pa.Array]:
-    """allocated (bytes on disk, from st_blocks) and extension."""
+    """The inventory's kernel: ``allocated`` (int64 bytes on disk: st_blocks * 512) and
+    ``extension`` (lower-case string after the last dot of the name, "" when none), one value per
+    row of ``batch.table``; null where the listing has no stat (an error row). Reads no contents."""
     t = batch.table
     return {
         "allocated": pc.multiply(t.column("blocks"), 512),

@@ -71,6 +71,7 @@ FINDINGS_SCHEMA = pa.schema([
 
 
 def engine_available(name: str) -> bool:
+    """Whether the matching engine ``name`` (hyperscan, re2, re) can be imported here."""
     try:
         __import__({"hyperscan": "hyperscan", "re2": "re2", "re": "re"}[name])
         return True
@@ -79,6 +80,8 @@ def engine_available(name: str) -> bool:
 
 
 def resolve_engine(name: str) -> str:
+    """``auto`` -> the fastest engine installed (hyperscan, else re2, else Python's re); other
+    names as given."""
     if name == "auto":
         return next(e for e in ("hyperscan", "re2", "re") if engine_available(e))
     return name
@@ -167,6 +170,7 @@ _local = threading.local()
 
 
 def compiled_for(ruleset: RuleSet, engine: str) -> Compiled:
+    """The rule set compiled for ``engine``, once per worker thread (engines' scratch is per thread)."""
     cache = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = {}
@@ -180,6 +184,8 @@ def compiled_for(ruleset: RuleSet, engine: str) -> Compiled:
 
 @dataclass
 class Hit:
+    """One confirmed match of a rule in a buffer (offsets in bytes)."""
+
     seg: int             # index of the segment (file or window) in the buffer
     rule: int
     line_start: int      # absolute offset of the line in the buffer
