@@ -10,8 +10,8 @@ Writes:   OUT/files/*.parquet (path, size, mtime_ns, inode, device, digests, tru
     exoflow run checksum /data --verify exoflow-checksum-OLD --trust-mtime   # exit 1 if anything differs
 """
 from exoflow import Argument, ChunkOptions, Finish, Job, main
-from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, READS, algorithms, checksum_columns,
-                                            left_out_warnings, manifest_files, verify_argument,
+from exoflow.ops.checksum.kernel import READS, algorithms, checksum_columns
+from exoflow.ops.checksum.manifests import (MANIFEST_COLUMNS, left_out_warnings, manifest_files, verify_argument,
                                             write_text_manifests)
 from exoflow.kernels.hashing import hash_argument
 from exoflow.options import count_at_least

@@ -194,7 +194,7 @@ def test_verify_with_more_algorithms_than_the_old_manifest_holds(tmp_path):
 def test_default_pieces_and_read_batches_hash_every_file(tmp_path):
     """Without --piece-size: files around HASH_PIECE (streamed above it) and enough smaller files
     to fill several HASH_BATCH read batches in one chunk."""
-    from exoflow.ops.checksum.manifests import HASH_BATCH, HASH_PIECE
+    from exoflow.ops.checksum.kernel import HASH_BATCH, HASH_PIECE
     tree = tmp_path / "t"
     tree.mkdir()
     sizes = [HASH_PIECE - 1, HASH_PIECE, HASH_PIECE + 1, 3 * HASH_PIECE + 7] + [HASH_BATCH // 5] * 12 + [0, 1]

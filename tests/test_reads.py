@@ -84,7 +84,8 @@ def _tool_digests(tool: str, paths: list[str]) -> dict[str, str]:
 
 
 def test_checksum_sub_batches_equal_sha256sum_and_xxh128sum(tmp_path):
-    from exoflow.ops.checksum.manifests import MANIFEST_COLUMNS, checksum_columns, hashed_rows
+    from exoflow.ops.checksum.kernel import checksum_columns, hashed_rows
+    from exoflow.ops.checksum.manifests import MANIFEST_COLUMNS
     from exoflow.ops.checksum.reducer import ChecksumReducer
     files = _tree(tmp_path, 60)
     table = _listing(tmp_path)
