@@ -275,9 +275,31 @@ def test_components_are_union_find():
         assert sorted(map(sorted, groups.values())) == sorted(map(sorted, ours.values()))
 
 
+def test_completes_by_spilling_under_a_memory_limit_below_its_shuffle(tmp_path):
+    """520 small files at 1024 permutations and threshold 0.5 (128 bands): the shuffle holds
+    520 x 128 x (16 + 4096) bytes, ~274 MB, more than a worker's 250 MiB limit. The run completes
+    by spilling to disk (summary.json's spilled_bytes) with the clusters and pairs of a run
+    without a limit."""
+    root = tmp_path / "c"
+    build(str(root), 520, doc_bytes=400, families=0.3)
+    outs = {}
+    for limit in ("250MiB", "4GiB"):
+        out = tmp_path / limit
+        r = exoflow("run", "neardup", str(root), "--out", str(out), "--workers", "2", "--no-dashboard", "-q",
+                    "--permutations", "1024", "--threshold", "0.5", "--memory-limit", limit, timeout=240)
+        assert r.returncode == 0, (limit, r.stderr)
+        outs[limit] = json.loads((out / "summary.json").read_text())
+        res = outs[limit]["result"]
+        assert res["text_files"] * res["bands"] * (16 + 4 * 1024) > 250 * 2**20
+    assert outs["250MiB"]["spilled_bytes"] > 0
+    for name in ("clusters", "pairs"):
+        a, b = (read_dataset(tmp_path / limit / name).to_pandas() for limit in ("250MiB", "4GiB"))
+        assert len(a) and a.equals(b), name
+
+
 def test_bad_threshold_is_a_usage_error(tmp_path):
     (tmp_path / "t").mkdir()
-    for bad in ("1.5", "0", "x"):
+    for bad in ("1", "x"):
         r = exoflow("run", "neardup", str(tmp_path / "t"), "--threshold", bad, "--out", str(tmp_path / "o"))
         assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "--threshold" in r.stderr, r.stderr
         assert not (tmp_path / "o").exists()

@@ -1,7 +1,8 @@
 """neardup's stages after the signatures are written, on the cluster.
 
-1. shuffle   one map task per signature part cuts its rows' (bucket key, file id, signature)
-             per LSH band into P pieces by key; reduce task j joins piece j of every map
+1. shuffle   map tasks (a slice of a signature part each, about MAP_BYTES of output) cut their
+             rows' (bucket key, file id, signature) per LSH band into P pieces by key (each
+             piece copied into a result of its own); reduce task j joins piece j of every map
              (plain futures, as dedup's shuffle: pieces stay on the workers and spill like any
              result), so one partition holds every file of its buckets.
 2. pairs     each reduce task pairs the files sharing a bucket and scores each pair by the
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import glob
 import math
-import operator
 import os
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -39,7 +39,8 @@ from exoflow.ops.neardup.lsh import band_keys, bucket_pairs, components, unique_
 from exoflow.ops.neardup.minhash import Shingling
 from exoflow.sinks import write_part
 
-PIECE_BYTES = 32 * 2**20          # shuffled bytes a reduce task holds, about
+MAP_BYTES = 8 * 2**20             # shuffled bytes a map task makes, about
+PIECE_BYTES = 16 * 2**20          # shuffled bytes a reduce task holds, about
 EXACT_PAIRS = 2_000               # pairs per exact-Jaccard task
 READ_PIECE = 16 * 2**20
 HISTOGRAM_BINS = 20               # similarity to the representative, 0.05 wide
@@ -50,13 +51,13 @@ PAIR_SCHEMA = pa.schema([("path_a", pa.string()), ("path_b", pa.string()), ("sim
 
 # ---- tasks (run on workers) ----------------------------------------------------------------
 
-def band_rows(path: str, part: int, bands: int, rows: int, permutations: int,
+def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int, permutations: int,
               nparts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Map side: the part's files with a signature as (bucket key, file id, signature) per band,
-    cut into ``nparts`` pieces by key."""
-    col = pq.read_table(path, columns=["signature"]).column("signature")
-    valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False))
-    sig = signature_matrix(col, permutations)[valid]
+    """Map side: the files with a signature among rows [start, stop) of a part, as (bucket key, file
+    id, signature) per band, cut into ``nparts`` pieces by key."""
+    col = pq.read_table(path, columns=["signature"]).column("signature").slice(start, stop - start)
+    valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False)) + start
+    sig = signature_matrix(col, permutations)[valid - start]
     keys = band_keys(sig, bands, rows).ravel()                     # file-major: file i, band j at i*bands+j
     ids = np.repeat((np.int64(part) << 32) | valid.astype(np.int64), bands)
     which = np.repeat(np.arange(len(valid)), bands)
@@ -64,6 +65,12 @@ def band_rows(path: str, part: int, bands: int, rows: int, permutations: int,
     order = np.argsort(dest, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(dest, minlength=nparts))]).tolist()
     return [(keys[order[a:b]], ids[order[a:b]], sig[which[order[a:b]]]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def piece(pieces: list[tuple[np.ndarray, ...]], j: int) -> tuple[np.ndarray, ...]:
+    """Piece j of a map's output, copied: a result of its own that Dask can spill (a reference
+    into the map's output would keep that in memory after Dask spilled it)."""
+    return tuple(a.copy() for a in pieces[j])
 
 
 def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
@@ -142,10 +149,12 @@ def _shuffle(client: Client, parts: list[str], text_files: int, bands: int, rows
              permutations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stages 1-2: candidate pairs (id_a, id_b, signature agreement), each once."""
     threads = max(1, sum(client.nthreads().values()))
-    nparts = max(2 * threads, math.ceil(text_files * bands * (16 + 4 * permutations) / PIECE_BYTES))
-    maps = [client.submit(band_rows, path, p, bands, rows, permutations, nparts, pure=False)
-            for p, path in enumerate(parts)]
-    reduces = [client.submit(bucket_candidates, [client.submit(operator.getitem, m, j) for m in maps], pure=False)
+    per_file = bands * (16 + 4 * permutations)
+    nparts = max(2 * threads, math.ceil(text_files * per_file / PIECE_BYTES))
+    step = max(1, MAP_BYTES // per_file)                 # rows of a part per map task
+    maps = [client.submit(band_rows, path, p, start, start + step, bands, rows, permutations, nparts, pure=False)
+            for p, path in enumerate(parts) for start in range(0, pq.read_metadata(path).num_rows, step)]
+    reduces = [client.submit(bucket_candidates, [client.submit(piece, m, j, pure=False) for m in maps], pure=False)
                for j in range(nparts)]
     del maps
     found = client.gather(reduces)
