@@ -1032,14 +1032,9 @@ static inline __attribute__((always_inline)) void permute_min_batch(const uint32
     }
 }
 
-/* Fold the m token hashes of ring[0..m) into a shingle hash; queue it in hs (*nh of them), permuting
-   a full queue into row. */
-static inline __attribute__((always_inline)) void emit_shingle(const uint64_t *ring, int m, uint32_t *hs, int *nh,
-                                                               const uint32_t *a, const uint32_t *b, uint32_t *row,
-                                                               Py_ssize_t k) {
-    uint64_t g = 0;
-    for (int q = 0; q < m; q++)
-        g = g * NEARDUP_Q + ring[q];
+/* Queue a shingle's 64-bit hash in hs (*nh of them), permuting a full queue into row. */
+static inline __attribute__((always_inline)) void emit_shingle(uint64_t g, uint32_t *hs, int *nh, const uint32_t *a,
+                                                               const uint32_t *b, uint32_t *row, Py_ssize_t k) {
     hs[(*nh)++] = (uint32_t)(fmix64(g) >> 32);
     if (*nh == NEARDUP_BATCH) {
         permute_min_batch(hs, a, b, row, k);
@@ -1047,17 +1042,21 @@ static inline __attribute__((always_inline)) void emit_shingle(const uint64_t *r
     }
 }
 
-/* One segment d[lo:hi] into row (see minhash_spans); ring and starts hold the last ``size`` finished
-   tokens' hashes and first bytes, oldest first. Returns where to resume it when ``open``. Compiled
-   for AVX2 too (picked at load time), where the permutations run 8 at a time. */
+/* One segment d[lo:hi] into row (see minhash_spans). The shingle's fold sum t_i * Q**(size-1-i)
+   rolls: the oldest token's term is taken out and the new one added. ring and starts hold the
+   last ``size`` finished tokens' hashes and first bytes (circular, the oldest at ``head``).
+   Returns where to resume it when ``open``. Compiled for AVX2 too (picked at load time), where
+   the permutations run 8 at a time. */
 NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssize_t lo, Py_ssize_t hi, int size,
                                                  int words, int open, int short_ok, const uint32_t *a,
                                                  const uint32_t *b, Py_ssize_t k, uint32_t *row, int64_t *count,
                                                  uint64_t *ring, Py_ssize_t *starts) {
-    int in_tok = 0, nh = 0;
-    uint64_t tok = 0;
+    int in_tok = 0, nh = 0, head = 0;
+    uint64_t tok = 0, g = 0, top = 1;                    /* top: Q**(size-1) */
     uint32_t hs[NEARDUP_BATCH];
     Py_ssize_t t = 0, tstart = 0, pending = hi;          /* t: finished tokens */
+    for (int q = 1; q < size; q++)
+        top *= NEARDUP_Q;
     for (Py_ssize_t p = lo; p <= hi; p++) {
         int c = p < hi ? d[p] : -1;
         int is_tok = c >= 0 && !(words && (c == ' ' || (c >= '\t' && c <= '\r')));
@@ -1066,16 +1065,13 @@ NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssiz
             if (c < 0 && open) {                           /* runs to the end: unfinished */
                 pending = tstart;
             } else {
-                int slot = t < size ? (int)t : size - 1;
-                if (t >= size) {                           /* drop the oldest */
-                    memmove(ring, ring + 1, (size - 1) * sizeof *ring);
-                    memmove(starts, starts + 1, (size - 1) * sizeof *starts);
-                }
-                ring[slot] = tok;
-                starts[slot] = tstart;
+                g = (t >= size ? g - ring[head] * top : g) * NEARDUP_Q + tok;
+                ring[head] = tok;
+                starts[head] = tstart;
+                head = head + 1 == size ? 0 : head + 1;
                 t++;
                 if (t >= size) {
-                    emit_shingle(ring, size, hs, &nh, a, b, row, k);
+                    emit_shingle(g, hs, &nh, a, b, row, k);
                     (*count)++;
                 }
             }
@@ -1090,14 +1086,14 @@ NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssiz
             tok = tok * NEARDUP_P + (uint64_t)c + 1;
         }
     }
-    if (t >= 1 && t < size && short_ok && !open) {
-        emit_shingle(ring, (int)t, hs, &nh, a, b, row, k);
+    if (t >= 1 && t < size && short_ok && !open) {        /* g folds all t tokens */
+        emit_shingle(g, hs, &nh, a, b, row, k);
         (*count)++;
     }
     for (int q = 0; q < nh; q++)                           /* the queue's rest */
         permute_min(hs[q], a, b, row, k);
     Py_ssize_t j = t - size + 1;                           /* the first shingle not yet made */
-    return j <= 0 ? lo : j < t ? starts[1] : pending;      /* token j is the second kept (t >= size) */
+    return j <= 0 ? lo : j < t ? starts[head + 1 == size ? 0 : head + 1] : pending;   /* head: token t-size */
 }
 
 static PyObject *minhash_spans(PyObject *self, PyObject *args) {
