@@ -964,6 +964,188 @@ done:
     return release_pass(result, &text, &lo, &hi, &fl);
 }
 
+/* ---- neardup: shingles and MinHash signatures per segment (the NumPy form in
+   exoflow/ops/neardup/minhash.py is the reference, the GPU path and the fallback; the
+   tests compare the two) ---------------------------------------------------------------- */
+
+PyDoc_STRVAR(minhash_spans_doc,
+"minhash_spans(data, lo, hi, size, words, a, b, out, counts, open_end, short_ok) -> carry\n\n"
+"For each segment data[lo[i]:hi[i]] (lo, hi: int64): its shingles (``size`` tokens; tokens are\n"
+"UTF-8 characters, or with ``words`` runs of non-whitespace bytes) hashed as minhash.py defines,\n"
+"permuted by (a[j] * h + b[j]) mod 2**32 (a, b: uint32, k each) and min-ed into out[i, :]\n"
+"(uint32, n x k, C order); counts[i] (int64) += the segment's shingles. ``open_end``: the last\n"
+"segment continues (a token running to its end is unfinished); returns where to resume it\n"
+"(the byte the next window starts from), else -1. ``short_ok``: a segment with 1 to size-1\n"
+"tokens has one shingle of all of them.");
+
+#define NEARDUP_P 0x100000001B3ULL                /* token bytes: g = g * P + byte + 1 */
+#define NEARDUP_Q 0x9E3779B97F4A7C15ULL           /* shingle: g = g * Q + token hash */
+
+static inline uint64_t fmix64(uint64_t h) {       /* MurmurHash3's finalizer */
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    return h ^ (h >> 33);
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NEARDUP_CLONES __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#else
+#define NEARDUP_CLONES
+#endif
+
+/* The k permutations of one shingle hash, min-ed into a signature row. */
+static inline __attribute__((always_inline)) void permute_min(uint32_t h, const uint32_t *restrict a,
+                                                              const uint32_t *restrict b, uint32_t *restrict row,
+                                                              Py_ssize_t k) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        uint32_t v = a[j] * h + b[j];
+        row[j] = v < row[j] ? v : row[j];
+    }
+}
+
+#define NEARDUP_BATCH 8                           /* shingles permuted per pass over a row */
+
+/* The k permutations of NEARDUP_BATCH shingle hashes, min-ed into a signature row: one load and
+   store of the row for all of them. */
+static inline __attribute__((always_inline)) void permute_min_batch(const uint32_t *restrict hs,
+                                                                    const uint32_t *restrict a,
+                                                                    const uint32_t *restrict b,
+                                                                    uint32_t *restrict row, Py_ssize_t k) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        uint32_t m = row[j], aj = a[j], bj = b[j];
+        for (int q = 0; q < NEARDUP_BATCH; q++) {
+            uint32_t v = aj * hs[q] + bj;
+            m = v < m ? v : m;
+        }
+        row[j] = m;
+    }
+}
+
+/* Queue a shingle's 64-bit hash in hs (*nh of them), permuting a full queue into row. */
+static inline __attribute__((always_inline)) void emit_shingle(uint64_t g, uint32_t *hs, int *nh, const uint32_t *a,
+                                                               const uint32_t *b, uint32_t *row, Py_ssize_t k) {
+    hs[(*nh)++] = (uint32_t)(fmix64(g) >> 32);
+    if (*nh == NEARDUP_BATCH) {
+        permute_min_batch(hs, a, b, row, k);
+        *nh = 0;
+    }
+}
+
+/* One segment d[lo:hi] into row (see minhash_spans). The shingle's fold sum t_i * Q**(size-1-i)
+   rolls: the oldest token's term is taken out and the new one added. ring and starts hold the
+   last ``size`` finished tokens' hashes and first bytes (circular, the oldest at ``head``).
+   Returns where to resume it when ``open``. Compiled for AVX2 too (picked at load time), where
+   the permutations run 8 at a time. */
+NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssize_t lo, Py_ssize_t hi, int size,
+                                                 int words, int open, int short_ok, const uint32_t *a,
+                                                 const uint32_t *b, Py_ssize_t k, uint32_t *row, int64_t *count,
+                                                 uint64_t *ring, Py_ssize_t *starts) {
+    int in_tok = 0, nh = 0, head = 0;
+    uint64_t tok = 0, g = 0, top = 1;                    /* top: Q**(size-1) */
+    uint32_t hs[NEARDUP_BATCH];
+    Py_ssize_t t = 0, tstart = 0, pending = hi;          /* t: finished tokens */
+    for (int q = 1; q < size; q++)
+        top *= NEARDUP_Q;
+    for (Py_ssize_t p = lo; p <= hi; p++) {
+        int c = p < hi ? d[p] : -1;
+        int is_tok = c >= 0 && !(words && (c == ' ' || (c >= '\t' && c <= '\r')));
+        int starts_tok = is_tok && (!in_tok || (!words && (c & 0xC0) != 0x80));
+        if (in_tok && (!is_tok || starts_tok)) {          /* a token ends before p */
+            if (c < 0 && open) {                           /* runs to the end: unfinished */
+                pending = tstart;
+            } else {
+                g = (t >= size ? g - ring[head] * top : g) * NEARDUP_Q + tok;
+                ring[head] = tok;
+                starts[head] = tstart;
+                head = head + 1 == size ? 0 : head + 1;
+                t++;
+                if (t >= size) {
+                    emit_shingle(g, hs, &nh, a, b, row, k);
+                    (*count)++;
+                }
+            }
+            in_tok = 0;
+        }
+        if (is_tok) {
+            if (!in_tok) {
+                in_tok = 1;
+                tok = 0;
+                tstart = p;
+            }
+            tok = tok * NEARDUP_P + (uint64_t)c + 1;
+        }
+    }
+    if (t >= 1 && t < size && short_ok && !open) {        /* g folds all t tokens */
+        emit_shingle(g, hs, &nh, a, b, row, k);
+        (*count)++;
+    }
+    for (int q = 0; q < nh; q++)                           /* the queue's rest */
+        permute_min(hs[q], a, b, row, k);
+    Py_ssize_t j = t - size + 1;                           /* the first shingle not yet made */
+    return j <= 0 ? lo : j < t ? starts[head + 1 == size ? 0 : head + 1] : pending;   /* head: token t-size */
+}
+
+static PyObject *minhash_spans(PyObject *self, PyObject *args) {
+    Py_buffer data, lob, hib, ab, bb, outb, cb;
+    int size, words, open_end, short_ok;
+    if (!PyArg_ParseTuple(args, "y*y*y*ipy*y*w*w*pp", &data, &lob, &hib, &size, &words, &ab, &bb, &outb, &cb,
+                          &open_end, &short_ok))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n, n2, nc, k = ab.len / (Py_ssize_t)sizeof(uint32_t);
+    uint64_t *ring = NULL;
+    Py_ssize_t *starts = NULL;
+    if (int64s(&lob, &n) < 0 || int64s(&hib, &n2) < 0 || int64s(&cb, &nc) < 0)
+        goto done;
+    if (n != n2 || nc != n || size < 1 || bb.len != ab.len || ab.len % (Py_ssize_t)sizeof(uint32_t)
+        || (uintptr_t)ab.buf % _Alignof(uint32_t) || (uintptr_t)bb.buf % _Alignof(uint32_t)
+        || (uintptr_t)outb.buf % _Alignof(uint32_t) || outb.len != n * k * (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "minhash_spans: lo, hi, counts, a, b or out do not match");
+        goto done;
+    }
+    const int64_t *lo = lob.buf, *hi = hib.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (lo[i] < 0 || lo[i] > hi[i] || hi[i] > data.len) {
+            PyErr_SetString(PyExc_ValueError, "minhash_spans: a segment is outside the data");
+            goto done;
+        }
+    }
+    ring = PyMem_RawMalloc(size * sizeof *ring);
+    starts = PyMem_RawMalloc(size * sizeof *starts);
+    if (ring == NULL || starts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const unsigned char *d = data.buf;
+    const uint32_t *a = ab.buf, *b = bb.buf;
+    uint32_t *out = outb.buf;
+    int64_t *counts = cb.buf;
+    Py_ssize_t carry = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int open = open_end && i == n - 1;
+        Py_ssize_t resume = minhash_segment(d, lo[i], hi[i], size, words, open, short_ok, a, b, k, out + i * k,
+                                            counts + i, ring, starts);
+        if (open)
+            carry = resume;
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(carry);
+done:
+    PyMem_RawFree(ring);
+    PyMem_RawFree(starts);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&lob);
+    PyBuffer_Release(&hib);
+    PyBuffer_Release(&ab);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&outb);
+    PyBuffer_Release(&cb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"extensions", extensions, METH_VARARGS, extensions_doc},
     {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
@@ -973,11 +1155,12 @@ static PyMethodDef methods[] = {
     {"byte_histograms", byte_histograms, METH_VARARGS, byte_histograms_doc},
     {"python_comments", python_comments, METH_VARARGS, python_comments_doc},
     {"c_comments", c_comments, METH_VARARGS, c_comments_doc},
+    {"minhash_spans", minhash_spans, METH_VARARGS, minhash_spans_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister, batch reader and codestats and profile passes.", -1, methods,
+    PyModuleDef_HEAD_INIT, "exoflow._native", "exoflow's compiled directory lister, batch reader and codestats, profile and neardup passes.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

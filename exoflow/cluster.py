@@ -310,8 +310,10 @@ class _Watch(threading.Thread):
             except Exception:              # the client is closing
                 return
             self.workers = workers or self.workers
-            # progress all the same: data spilled, or a worker gone or back (a restart)
-            now = (sum(w["metrics"].get("spilled_bytes", {}).get("disk", 0) for w in workers.values()), set(workers))
+            # progress all the same: data spilled, a worker gone or back (a restart), or a task changed state
+            # on some worker (data fetched for a task, a task released): a paused worker may wait on that
+            now = (sum(w["metrics"].get("spilled_bytes", {}).get("disk", 0) for w in workers.values()), set(workers),
+                   sorted((a, sorted(w["metrics"].get("task_counts", {}).items())) for a, w in workers.items()))
             if not stuck(workers, self.embedded):
                 stuck_since = None
             elif stuck_since is None or now != seen:
