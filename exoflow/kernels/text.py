@@ -7,9 +7,16 @@ U+FFFD, as in ripgrep.
 from __future__ import annotations
 
 import codecs
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from exoflow.kernels.bytestats import nul_rows
+
+if TYPE_CHECKING:
+    from exoflow.batch import Batch
 
 UTF8_BOM = codecs.BOM_UTF8
 UTF16_BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
@@ -65,3 +72,28 @@ def decoded_pieces(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
     for piece in it:
         yield dec.decode(bytes(piece)).encode("utf-8")
     yield dec.decode(b"", final=True).encode("utf-8")
+
+
+class TextRows(NamedTuple):
+    """What a text kernel (scan, neardup) starts from, per row of a batch (n rows)."""
+
+    data: np.ndarray        # uint8: the batch buffer (empty when nothing was read)
+    offsets: np.ndarray     # int64, n + 1: file i is data[offsets[i]:offsets[i+1]]
+    large: np.ndarray       # bool: streamed with Batch.pieces, not in data
+    is_file: np.ndarray     # bool: a regular file
+    failed: np.ndarray      # bool: the row has an error (a copy: kernels add their own)
+    utf16: np.ndarray       # bool: starts with a UTF-16 BOM (decoded before matching)
+    utf8: np.ndarray        # bool: starts with a UTF-8 BOM
+    binary: np.ndarray      # bool: a NUL in its first 8 KiB, UTF-16 files excepted (their text is checked)
+
+
+def text_rows(batch: Batch, files: pa.Table) -> TextRows:
+    """``TextRows`` of ``batch`` whose listing rows (with their ``error`` column) are ``files``."""
+    n = batch.num_rows
+    data = batch.data if batch.data is not None else np.zeros(0, np.uint8)
+    offsets = batch.offsets if batch.offsets is not None else np.zeros(n + 1, np.int64)
+    large = batch.large if batch.large is not None else np.zeros(n, bool)
+    is_file = pc.fill_null(pc.equal(files.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    failed = pc.is_valid(files.column("error")).to_numpy(zero_copy_only=False).copy()
+    utf16, utf8 = bom_rows(data, offsets)
+    return TextRows(data, offsets, large, is_file, failed, utf16, utf8, nul_rows(data, offsets) & ~utf16)

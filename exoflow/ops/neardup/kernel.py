@@ -19,8 +19,7 @@ import pyarrow.compute as pc
 
 from exoflow.backends import array_module, to_host
 from exoflow.batch import Batch
-from exoflow.kernels.bytestats import nul_rows
-from exoflow.kernels.text import bom_rows, decode_utf16, decoded_pieces
+from exoflow.kernels.text import decode_utf16, decoded_pieces, text_rows
 from exoflow.ops.neardup.minhash import EMPTY, Shingling, shingle_hashes, signatures
 
 WINDOW = 1 << 20          # bytes of a streamed file hashed per call
@@ -121,14 +120,8 @@ def neardup_rows(batch: Batch, files: pa.Table) -> pa.Table:
     per entry that failed. Counts ride in the reducer (reducer.py)."""
     sh = shingling(batch.params)
     n = batch.num_rows
-    data = batch.data if batch.data is not None else np.zeros(0, np.uint8)
-    offsets = batch.offsets if batch.offsets is not None else np.zeros(n + 1, np.int64)
-    large = batch.large if batch.large is not None else np.zeros(n, bool)
-    is_file = pc.fill_null(pc.equal(files.column("type"), "file"), False).to_numpy(zero_copy_only=False)
-    failed = pc.is_valid(files.column("error")).to_numpy(zero_copy_only=False).copy()
+    data, offsets, large, is_file, failed, utf16, utf8, binary = text_rows(batch, files)
     errors: list[str | None] = [None] * n
-    utf16, utf8 = bom_rows(data, offsets)
-    binary = nul_rows(data, offsets) & ~utf16
     rows = np.flatnonzero(is_file & ~failed & ~large & ~binary)
     buf, lo, hi, has_nul = _texts(data, offsets, rows, utf16, utf8)
     binary[rows[has_nul]] = True

@@ -44,9 +44,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow.batch import Batch
-from exoflow.kernels.bytestats import byte_entropy, nul_rows
+from exoflow.kernels.bytestats import byte_entropy
 from exoflow.ops.scan.rules import Rule, RuleSet, severity_rank
-from exoflow.kernels.text import bom_rows, decode_utf16, decoded_pieces
+from exoflow.kernels.text import bom_rows, decode_utf16, decoded_pieces, text_rows
 
 ENGINES = ("auto", "hyperscan", "re2", "re")
 CARRY_MAX = 1 << 20        # a line longer than this in a streamed file may be split
@@ -497,17 +497,10 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     read. Counts of scanned and skipped files ride along in the schema metadata."""
     params = batch.params
     c = compiled_for(params["rules"], params.get("engine") or "auto")
-    n = batch.num_rows
-    data = batch.data if batch.data is not None else np.zeros(0, np.uint8)
-    offsets = batch.offsets if batch.offsets is not None else np.zeros(n + 1, np.int64)
-    large = batch.large if batch.large is not None else np.zeros(n, bool)
-    is_file = pc.fill_null(pc.equal(files.column("type"), "file"), False).to_numpy(zero_copy_only=False)
-    failed = pc.is_valid(files.column("error")).to_numpy(zero_copy_only=False).copy()
+    # UTF-16 files (BOM) hold NULs: decoded first, binary only when their text has a NUL
+    data, offsets, large, is_file, failed, _, _, binary = text_rows(batch, files)
     new_errors: dict[int, str] = {}        # streamed files that failed here
     sizes = np.diff(offsets)
-    # UTF-16 files (BOM) hold NULs: decoded first, binary only when their text has a NUL
-    utf16 = bom_rows(data, offsets)[0]
-    binary = nul_rows(data, offsets) & ~utf16
     candidates = np.flatnonzero(is_file & ~failed & ~large & ~binary & (sizes > 0))
     parts, nul = _text_parts(data, offsets, candidates)
     binary[candidates[nul]] = True
