@@ -10,6 +10,7 @@ Exit codes: 0 success; 1 finished, but some files had errors (see the
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -247,6 +248,13 @@ def _never_matches(text: str) -> str:
     return f"can never match, in git as here{hint}"
 
 
+def _started() -> None:
+    """Start-up is over: what it made (modules, the job) is frozen, never walked by the cyclic
+    garbage collector, which ``main`` turned off for it and is back on (see exoflow.forkserver)."""
+    gc.freeze()
+    gc.enable()
+
+
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     """Parse a job's options, run it, print the report; return the exit code."""
     from .progress import Progress
@@ -269,6 +277,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     for note in notes:
         say(f"{prog}: {note}")
+    _started()
 
     from .cluster import connect, describe
     try:
@@ -354,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
+        gc.disable()                  # start-up: see _started
         if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
             from . import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
