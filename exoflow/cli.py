@@ -14,6 +14,7 @@ Exit codes: 0 success; 1 finished, but some files had errors (see the
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -37,6 +38,13 @@ def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
     # everywhere (``--top -1`` would no longer say "must be at least 0")
     g.add_argument("--null", action="store_true", dest="nul",
                    help="-0, --null: with --format paths, end each path with NUL, not newline (as find -print0)")
+
+
+def _started() -> None:
+    """Start-up is over: what it made (modules, the job) is frozen, never walked by the cyclic
+    garbage collector, which ``main`` turned off for it and is back on (see exoflow.forkserver)."""
+    gc.freeze()
+    gc.enable()
 
 
 def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
@@ -65,6 +73,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     for note in notes:
         say(f"{prog}: {note}")
+    _started()
 
     from exoflow.cluster import connect, describe
     try:
@@ -158,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
+        gc.disable()                  # start-up: see _started
         if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
             from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
