@@ -44,6 +44,7 @@ class ExoflowPlugin(SchedulerPlugin):
         self.runs: OrderedDict[str, RunStats] = OrderedDict()
         # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
         self.totals: dict[str, dict[str, int]] = {}
+        self.runs_ended = 0      # runs that ended on this scheduler (``exoflow cluster status``)
 
     def log_event(self, topic: str, msg: Any) -> None:
         if topic != TOPIC or not isinstance(msg, dict) or "run" not in msg:
@@ -53,6 +54,8 @@ class ExoflowPlugin(SchedulerPlugin):
             stats = self.runs[msg["run"]] = RunStats(msg["run"], job=str(msg.get("job", "?")))
             while len(self.runs) > KEEP_RUNS:
                 self.runs.popitem(last=False)
+        if msg.get("kind") == "run-end" and stats.status == "running":
+            self.runs_ended += 1
         stats.apply(msg)
         if msg.get("kind") == "chunk":
             t = self.totals.setdefault(stats.job, {"files": 0, "bytes": 0, "errors": 0, "chunks": 0})
