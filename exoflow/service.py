@@ -430,17 +430,14 @@ def _scheduler_facts(dask_scheduler=None) -> dict:
 def describe(state: dict) -> dict:
     """What ``status`` reports of a live state: address, URLs, workers, threads, memory, uptime, runs.
     Raises OSError/TimeoutError when the scheduler does not answer."""
-    from exoflow.dashboard import page_url
+    from exoflow import cluster
     with _client(state) as c:
-        info = c.scheduler_info(n_workers=-1)
+        where = cluster.describe(c)
+        ws = c.scheduler_info(n_workers=-1).get("workers", {}).values()
         facts = c.run_on_scheduler(_scheduler_facts)
-        served = "dashboard" in info.get("services", {})
-        dashboard = c.dashboard_link if served else None
-        page = page_url(c) if served else None
-    ws = info.get("workers", {}).values()
-    return {"running": True, "address": state["address"], "dashboard": dashboard, "exoflow_page": page,
-            "scheduler_file": _path(SCHEDULER_FILE), "tls": bool(state.get("tls")),
-            "workers": len(ws), "threads": sum(w.get("nthreads", 0) for w in ws),
+    return {"running": True, "address": state["address"], "dashboard": where["dashboard"],
+            "exoflow_page": where["exoflow_page"], "scheduler_file": _path(SCHEDULER_FILE),
+            "tls": bool(state.get("tls")), "workers": where["workers"], "threads": where["threads"],
             "memory_limit": sum(w.get("memory_limit") or 0 for w in ws),
             "uptime_s": round(time.time() - state["started"], 1), **facts,
             "pids": {role: e["pid"] for role, e in state["processes"].items()}, "logs": _path("logs")}
