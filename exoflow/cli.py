@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
-        from exoflow.service import may_use_running_cluster
+        from exoflow.discovery import may_use_running_cluster
         if not may_use_running_cluster(argv):
             from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below

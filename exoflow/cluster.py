@@ -130,7 +130,7 @@ def connect(opts: ClusterOptions) -> Iterator[Client]:
     the connect timeout, when the embedded cluster cannot start (a memory limit below
     MIN_WORKER_MEMORY, a worker not joining within START_TIMEOUT), and when the block fails because
     the workers ran out of memory (see ``watch_memory``)."""
-    from exoflow.service import discover
+    from exoflow.discovery import discover
     opts = discover(opts)
     with dask.config.set(WORKER_CONFIG):
         cluster = _remote(opts) if opts.scheduler else _local(opts)
@@ -230,7 +230,7 @@ def check_scheduler(address: str, timeout: float, security=None) -> None:
 def _remote(opts: ClusterOptions) -> Iterator[Client]:
     from distributed import Client
 
-    from exoflow.service import security
+    from exoflow.discovery import security
     address, sec, timeout = opts.scheduler, security(opts), connect_timeout()
     check_scheduler(address, timeout, sec)
     try:

@@ -147,7 +147,7 @@ def check_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> ClusterO
     """The cluster the run will use (``exoflow.service.discover``), once its options are checked:
     one way to name a scheduler, complete and readable TLS files, no embedded cluster's shape for
     a running one. Raises UsageError."""
-    from exoflow.service import check_tls_files, discover
+    from exoflow.discovery import check_tls_files, discover
     named = [f for f, v in (("--scheduler", cluster.scheduler), ("--scheduler-file", cluster.scheduler_file),
                             ("--embedded", cluster.embedded)) if v]
     if len(named) > 1:

@@ -1,4 +1,4 @@
-"""A long-lived cluster: ``exoflow cluster start|status|stop|logs``, and how a run finds its cluster.
+"""A long-lived cluster: ``exoflow cluster start|status|stop|logs``.
 
 ``start`` runs ``dask scheduler --preload exoflow.dashboard`` and ``dask worker`` as background
 processes (a new session each, stdio to log files) and records them in the state directory
@@ -15,85 +15,42 @@ A process is ours only while its pid, its start time (psutil's create_time) and 
 line match the state: a pid the system gave to another process since is never signalled, and
 a state whose scheduler is gone is stale: reported, its remaining processes ended, removed.
 
-``discover`` is the order in which ``exoflow run`` picks its cluster (README "Clusters").
+How a run finds the cluster: exoflow/discovery.py.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable
 
+from exoflow.discovery import (SCHEDULER, SCHEDULER_FILE, STATE_FILE, WORKERS, live, ours, read_state, state_path,
+                               scheduler_file_address, running, security, state_dir)
 from exoflow.errors import EXIT_OK, UsageError
 
-if TYPE_CHECKING:
-    from exoflow.options import ClusterOptions
-
-STATE_FILE = "cluster.json"
-SCHEDULER_FILE = "scheduler.json"
-SCHEDULER, WORKERS = "scheduler", "workers"
 # what each process's command line holds (a pid reused by another program does not)
 MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker"}
 START_TIMEOUT = 60.0      # seconds for the scheduler to answer and every worker to join
 STOP_TIMEOUT = 10.0       # seconds between SIGTERM and SIGKILL
-EMBEDDED = "an embedded cluster"
-RUNNING = "the running exoflow cluster"
-
-
-def state_dir() -> str:
-    """``$EXOFLOW_STATE_DIR``, else ``$XDG_STATE_HOME/exoflow``, else ``~/.local/state/exoflow``."""
-    if os.environ.get("EXOFLOW_STATE_DIR"):
-        return os.environ["EXOFLOW_STATE_DIR"]
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "exoflow")
-
-
-def _path(*parts: str) -> str:
-    return os.path.join(state_dir(), *parts)
-
-
-def may_use_running_cluster(argv: list[str]) -> bool:
-    """Cheap (no import, one stat): could ``exoflow run ARGV`` use a running scheduler? When not,
-    the embedded cluster's fork server may start early. A Dask YAML ``scheduler-address`` is not
-    looked at here (the fork server is then started for nothing, which costs time, not results)."""
-    if "--embedded" in argv:
-        return False
-    given = any(a.split("=")[0] in ("--scheduler", "--scheduler-file") for a in argv)
-    return given or bool(os.environ.get("DASK_SCHEDULER_ADDRESS")) or os.path.exists(_path(STATE_FILE))
-
-
-# ---- the state -------------------------------------------------------------------
-
-def _read_state() -> dict | None:
-    try:
-        with open(_path(STATE_FILE), encoding="utf-8") as f:
-            state = json.load(f)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}                   # unreadable: stale, never trusted
-    return state if isinstance(state, dict) else {}
 
 
 def _write_state(state: dict) -> None:
-    tmp = _path(STATE_FILE + ".tmp")
+    tmp = state_path(STATE_FILE + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(state, f, indent=2)
-    os.replace(tmp, _path(STATE_FILE))
+    os.replace(tmp, state_path(STATE_FILE))
 
 
 def _remove_state() -> None:
     for name in (STATE_FILE, SCHEDULER_FILE):
         try:
-            os.unlink(_path(name))
+            os.unlink(state_path(name))
         except FileNotFoundError:
             pass
-    shutil.rmtree(_path("tls"), ignore_errors=True)
+    shutil.rmtree(state_path("tls"), ignore_errors=True)
 
 
 def _record(pid: int, role: str) -> dict:
@@ -101,36 +58,12 @@ def _record(pid: int, role: str) -> dict:
     return {"pid": pid, "create_time": psutil.Process(pid).create_time(), "marker": MARKERS[role]}
 
 
-def _ours(entry: Any):
-    """The psutil.Process that ``entry`` (a state record) names, if it is still that process."""
-    import psutil
-    try:
-        p = psutil.Process(int(entry["pid"]))
-        if p.create_time() == entry["create_time"] and entry["marker"] in " ".join(p.cmdline()) \
-                and p.status() != psutil.STATUS_ZOMBIE:
-            return p
-    except (psutil.Error, KeyError, TypeError, ValueError):
-        pass
-    return None
-
-
-def _live(state: dict) -> bool:
-    return _ours(state.get("processes", {}).get(SCHEDULER)) is not None
-
-
-def running() -> dict | None:
-    """The state of the running exoflow cluster (its scheduler process is the one started), else None.
-    Reads the state file and asks the system about one pid; contacts nothing."""
-    state = _read_state()
-    return state if state and _live(state) else None
-
-
 def _end(state: dict) -> int:
     """End the state's processes that are still ours, and their descendants; returns how many."""
     import psutil
     procs = []
     for entry in state.get("processes", {}).values():
-        p = _ours(entry)
+        p = ours(entry)
         if p is not None:
             try:
                 procs += [p, *p.children(recursive=True)]
@@ -154,89 +87,13 @@ def _end(state: dict) -> int:
 def clean_stale() -> str | None:
     """When the state's scheduler is gone (or the state unreadable): end what is left of its
     processes, remove the state and say so; None when there is no state or it is live."""
-    state = _read_state()
-    if state is None or (state and _live(state)):
+    state = read_state()
+    if state is None or (state and live(state)):
         return None
     _end(state)
     _remove_state()
     pid = state.get("processes", {}).get(SCHEDULER, {}).get("pid", "?") if state else "?"
     return f"removed a stale cluster state (its scheduler, pid {pid}, is gone)"
-
-
-# ---- how a run finds its cluster ----------------------------------------------------
-
-def _scheduler_file_address(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            address = json.load(f).get("address")
-    except (OSError, ValueError, AttributeError) as e:
-        why = getattr(e, "strerror", None) or "not a Dask scheduler file (JSON with an address)"
-        raise UsageError(f"--scheduler-file {path}: {why}") from None
-    if not isinstance(address, str):
-        raise UsageError(f"--scheduler-file {path}: no scheduler address in it")
-    return address
-
-
-def _with_tls(opts: ClusterOptions, state: dict | None) -> dict:
-    """The TLS files for a run: those given, else the running cluster's when it is the one used."""
-    if opts.tls_ca_file or not state or not state.get("tls") or state.get("address") != opts.scheduler:
-        return {}
-    t = state["tls"]
-    return {"tls_ca_file": t["ca"], "tls_cert": t["cert"], "tls_key": t["key"]}
-
-
-def discover(opts: ClusterOptions) -> ClusterOptions:
-    """``opts`` with the cluster a run uses: ``scheduler`` (None: embedded), ``source`` (which, in
-    words) and the TLS files. The order: --embedded; --scheduler or --scheduler-file;
-    DASK_SCHEDULER_ADDRESS, else Dask's ``scheduler-address`` setting; a running ``exoflow cluster``;
-    else an embedded cluster. Raises UsageError for a --scheduler-file that names no address."""
-    replace: Callable[..., ClusterOptions] = dataclasses.replace
-    if opts.source:
-        return opts
-    if opts.embedded:
-        return replace(opts, scheduler=None, source=EMBEDDED)
-    if opts.scheduler or opts.scheduler_file:
-        source = "--scheduler" if opts.scheduler else f"--scheduler-file {opts.scheduler_file}"
-        opts = replace(opts, scheduler=opts.scheduler or _scheduler_file_address(opts.scheduler_file), source=source)
-        return replace(opts, **_with_tls(opts, running()))
-    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        return replace(opts, scheduler=os.environ["DASK_SCHEDULER_ADDRESS"], source="DASK_SCHEDULER_ADDRESS")
-    import dask.config
-    address = dask.config.get("scheduler-address", None)
-    if address:
-        return replace(opts, scheduler=str(address), source="Dask's scheduler-address setting")
-    state = running()
-    if state:
-        opts = replace(opts, scheduler=state["address"], source=RUNNING)
-        return replace(opts, **_with_tls(opts, state))
-    return replace(opts, source=EMBEDDED)
-
-
-def security(opts: ClusterOptions):
-    """A distributed.Security for ``opts``' TLS files, else Dask's own TLS settings (its config)."""
-    from distributed.security import Security
-    if opts.tls_ca_file:
-        return Security(tls_ca_file=opts.tls_ca_file, tls_client_cert=opts.tls_cert, tls_client_key=opts.tls_key,
-                        require_encryption=True)
-    return Security()
-
-
-def check_tls_files(opts: ClusterOptions) -> None:
-    """Raise UsageError unless the three --tls-* files are all given (or none) and readable."""
-    given = {"--tls-ca-file": opts.tls_ca_file, "--tls-cert": opts.tls_cert, "--tls-key": opts.tls_key}
-    if not any(given.values()):
-        return
-    missing = [f for f, v in given.items() if not v]
-    if missing:
-        raise UsageError(f"{', '.join(missing)}: a TLS scheduler needs --tls-ca-file, --tls-cert and --tls-key")
-    if opts.embedded:
-        raise UsageError("--tls-ca-file, --tls-cert and --tls-key are for a running TLS scheduler, not --embedded")
-    for f, path in given.items():
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError as e:
-            raise UsageError(f"{f} {path}: {e.strerror}") from None
 
 
 # ---- exoflow cluster start ------------------------------------------------------------
@@ -302,11 +159,11 @@ def _commands(args: argparse.Namespace, workers: int, threads: int, memory: int,
               tls: dict | None) -> tuple[list[str], list[str]]:
     py = [sys.executable, "-m"]
     sched = [*py, MARKERS[SCHEDULER], "--host", args.host, "--port", str(args.port),
-             "--scheduler-file", _path(SCHEDULER_FILE), "--preload", "exoflow.dashboard"]
+             "--scheduler-file", state_path(SCHEDULER_FILE), "--preload", "exoflow.dashboard"]
     sched += ["--dashboard-address", args.dashboard] if args.dashboard else ["--no-dashboard"]
     if args.idle_timeout:
         sched += ["--idle-timeout", args.idle_timeout]
-    work = [*py, MARKERS[WORKERS], "--scheduler-file", _path(SCHEDULER_FILE), "--nworkers", str(workers),
+    work = [*py, MARKERS[WORKERS], "--scheduler-file", state_path(SCHEDULER_FILE), "--nworkers", str(workers),
             "--nthreads", str(threads), "--memory-limit", str(memory), "--no-dashboard",
             "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow"]
     if args.backend == "gpu":
@@ -359,11 +216,11 @@ def _wait_until_up(state: dict, procs: dict[str, subprocess.Popen], workers: int
     while True:
         for role, p in procs.items():
             if p.poll() is not None:
-                line = _last_line(_path("logs", f"{role}.log"))
+                line = _last_line(state_path("logs", f"{role}.log"))
                 raise UsageError(f"the {role} process ended (exit {p.returncode})" + (f": {line}" if line else ""))
-        if os.path.exists(_path(SCHEDULER_FILE)):
+        if os.path.exists(state_path(SCHEDULER_FILE)):
             if "address" not in state:
-                state["address"] = _scheduler_file_address(_path(SCHEDULER_FILE))
+                state["address"] = scheduler_file_address(state_path(SCHEDULER_FILE))
             try:
                 with _client(state, timeout=2) as c:
                     if len(c.scheduler_info(n_workers=-1)["workers"]) >= workers:
@@ -386,14 +243,14 @@ def start(argv: list[str]) -> int:
     stale = clean_stale()
     if stale:
         print(f"exoflow cluster: {stale}", file=sys.stderr)
-    os.makedirs(_path("logs"), mode=0o700, exist_ok=True)
+    os.makedirs(state_path("logs"), mode=0o700, exist_ok=True)
     tls = None
     if args.tls:
         import socket
 
         from exoflow import tls as tls_files
         hosts = ["127.0.0.1", "localhost", socket.gethostname()] + ([] if args.host in ("0.0.0.0", "::") else [args.host])
-        tls = tls_files.make(_path("tls"), hosts)
+        tls = tls_files.make(state_path("tls"), hosts)
     sched_cmd, worker_cmd = _commands(args, workers, threads, memory, tls)
     env = _dask_env()
     state: dict = {"started": time.time(), "processes": {}, "tls": tls and tls["client"]._asdict(),
@@ -403,7 +260,7 @@ def start(argv: list[str]) -> int:
     procs: dict[str, subprocess.Popen] = {}
     try:
         for role, cmd in ((SCHEDULER, sched_cmd), (WORKERS, worker_cmd)):
-            procs[role] = _spawn(cmd, _path("logs", f"{role}.log"), env)
+            procs[role] = _spawn(cmd, state_path("logs", f"{role}.log"), env)
             state["processes"][role] = _record(procs[role].pid, role)
             _write_state(state)           # from now on, a start cut short is a stale state, cleaned
         _wait_until_up(state, procs, workers)
@@ -412,7 +269,7 @@ def start(argv: list[str]) -> int:
         _end(state)
         _remove_state()
         if isinstance(e, UsageError):
-            raise UsageError(f"the cluster did not start: {e} (logs: {_path('logs')})") from None
+            raise UsageError(f"the cluster did not start: {e} (logs: {state_path('logs')})") from None
         raise
     return _print_status(state, as_json=False)
 
@@ -436,11 +293,11 @@ def describe(state: dict) -> dict:
         ws = c.scheduler_info(n_workers=-1).get("workers", {}).values()
         facts = c.run_on_scheduler(_scheduler_facts)
     return {"running": True, "address": state["address"], "dashboard": where["dashboard"],
-            "exoflow_page": where["exoflow_page"], "scheduler_file": _path(SCHEDULER_FILE),
+            "exoflow_page": where["exoflow_page"], "scheduler_file": state_path(SCHEDULER_FILE),
             "tls": bool(state.get("tls")), "workers": where["workers"], "threads": where["threads"],
             "memory_limit": sum(w.get("memory_limit") or 0 for w in ws),
             "uptime_s": round(time.time() - state["started"], 1), **facts,
-            "pids": {role: e["pid"] for role, e in state["processes"].items()}, "logs": _path("logs")}
+            "pids": {role: e["pid"] for role, e in state["processes"].items()}, "logs": state_path("logs")}
 
 
 def _print_status(state: dict, as_json: bool, note: str | None = None) -> int:
@@ -502,15 +359,15 @@ def logs(argv: list[str]) -> int:
     p.add_argument("-n", "--lines", type=count_at_least(1), default=20, metavar="N",
                    help="lines per file (default: 20)")
     args = p.parse_args(argv)
-    found = [r for r in (SCHEDULER, WORKERS) if os.path.exists(_path("logs", f"{r}.log"))]
+    found = [r for r in (SCHEDULER, WORKERS) if os.path.exists(state_path("logs", f"{r}.log"))]
     if not found:
-        print(f"no cluster logs in {_path('logs')}")
+        print(f"no cluster logs in {state_path('logs')}")
         return 1
     for i, role in enumerate(found):
-        path = _path("logs", f"{role}.log")
-        with open(path, encoding="utf-8", errors="replace") as f:
+        log = state_path("logs", f"{role}.log")
+        with open(log, encoding="utf-8", errors="replace") as f:
             tail = f.readlines()[-args.lines:]
-        print(("\n" if i else "") + f"==> {path} <==")
+        print(("\n" if i else "") + f"==> {log} <==")
         sys.stdout.write("".join(tail))
     return EXIT_OK
 
