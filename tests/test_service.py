@@ -257,3 +257,31 @@ def test_a_start_that_fails_leaves_nothing_running(cluster):
     one_line_exit_2(r)
     assert r.stderr.startswith("exoflow cluster: error: the cluster did not start: the scheduler process ended")
     assert not in_dir(cluster.state) and not (cluster.state / "cluster.json").exists()
+
+
+def test_the_exoflow_page_lists_every_run(cluster, tmp_path):
+    """Two different jobs on one exoflow cluster: its page (headless Chromium) lists both, newest first,
+    with what each run's summary.json says."""
+    from chromium import CHROMIUM, Chromium
+    if CHROMIUM is None:
+        pytest.skip("needs Debian's chromium (.ci/apt-packages.txt)")
+    tree = make_grid(tmp_path / "t", 3, 7, lambda f: b"y" * (f + 1))
+    assert cluster("cluster", "start", "--workers", "1", "--dashboard", "127.0.0.1:0").returncode == 0
+    summaries = []
+    for job in ("inventory", "checksum"):
+        out = tmp_path / job
+        r = cluster("run", job, str(tree), "--out", str(out), "-q")
+        assert r.returncode == 0, r.stderr
+        summaries.append(json.loads((out / "summary.json").read_text()))
+    page = cluster.status()["exoflow_page"]
+    with Chromium() as browser:
+        browser.open(page)
+        browser.wait_for("typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && "
+                         "Bokeh.documents[0].get_model_by_name('exoflow-runs').data.job.length == 2")
+        runs = browser.bokeh_sources()["exoflow-runs"]
+        assert not browser.errors, browser.errors
+    summaries.reverse()
+    assert runs["job"] == [s["job"] for s in summaries] == ["checksum", "inventory"]
+    assert runs["files"] == [s["files"] for s in summaries] and runs["bytes"] == [s["bytes"] for s in summaries]
+    assert runs["out"] == [s["out"] for s in summaries] and runs["paths"] == [str(tree)] * 2
+    assert runs["status"] == ["done", "done"] and runs["errors"] == [0, 0]
