@@ -243,6 +243,7 @@ def start(argv: list[str]) -> int:
     stale = clean_stale()
     if stale:
         print(f"exoflow cluster: {stale}", file=sys.stderr)
+    os.makedirs(state_dir(), mode=0o700, exist_ok=True)     # the user's own: pids, addresses, keys
     os.makedirs(state_path("logs"), mode=0o700, exist_ok=True)
     tls = None
     if args.tls:
