@@ -54,7 +54,8 @@ def cluster(tmp_path):
     try:
         yield c
     finally:
-        c("cluster", "stop")
+        if (c.state / "cluster.json").exists():
+            c("cluster", "stop")
         left = in_dir(c.state)
         for p in left:
             p.kill()
