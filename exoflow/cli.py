@@ -6,6 +6,7 @@
     exoflow bench JOB PATH... [options] benchmark a job (serial and on the cluster)
     exoflow show OUT                    a finished run's tables again (from OUT/summary.json)
     exoflow query OUT "SQL"             SQL over OUT's Parquet datasets (DuckDB; exoflow[sql])
+    exoflow cluster start|status|stop|logs   a cluster kept running in the background, which runs use
 
 Exit codes: 0 success; 1 finished, but some files had errors (see the
 ``error`` column); 2 usage error or unusable input; 3 internal error;
@@ -80,7 +81,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         with connect(cluster_opts) as client:
             cfg.out_dir = prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
             info = describe(client)
-            say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
+            say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']} "
+                f"({cluster_opts.source})"
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
                 + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
@@ -149,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    add_help=False)
     sub.add_parser("info", help="describe this machine and exoflow's versions (add --json)", add_help=False)
     sub.add_parser("show", help="print a finished run's tables again: exoflow show OUT", add_help=False)
+    sub.add_parser("cluster", help="a cluster in the background: exoflow cluster start|status|stop|logs",
+                   add_help=False)
     sub.add_parser("query", help='SQL over a run\'s Parquet datasets: exoflow query OUT "SQL" (needs exoflow[sql])',
                    add_help=False)
     if not argv:
@@ -157,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] in ("bench", "info"):
         from exoflow import bench
         return _guard(lambda: bench.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
+    if argv[0] == "cluster":
+        from exoflow import service
+        return _guard(lambda: service.main(argv[1:]), "exoflow cluster")
     if argv[0] in ("show", "query"):
         from exoflow import results
         return _guard(lambda: results.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
@@ -168,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "run":
         gc.disable()                  # start-up: see _started
-        if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
+        from exoflow.discovery import may_use_running_cluster
+        if not may_use_running_cluster(argv):
             from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
         from exoflow.jobs_registry import load

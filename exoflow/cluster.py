@@ -122,14 +122,18 @@ def memory_limit_argument(text: str) -> str:
 
 @contextlib.contextmanager
 def connect(opts: ClusterOptions) -> Iterator[Client]:
-    """Yield a Client; the embedded cluster lives exactly as long as the block.
+    """Yield a Client to the cluster ``exoflow.service.discover(opts)`` picks (--scheduler,
+    --scheduler-file, Dask's scheduler-address, a running ``exoflow cluster``, else an embedded one);
+    the embedded cluster lives exactly as long as the block.
 
     Raises UsageError (one line) when ``--scheduler`` is not a Dask scheduler that answers within
     the connect timeout, when the embedded cluster cannot start (a memory limit below
     MIN_WORKER_MEMORY, a worker not joining within START_TIMEOUT), and when the block fails because
     the workers ran out of memory (see ``watch_memory``)."""
+    from exoflow.discovery import discover
+    opts = discover(opts)
     with dask.config.set(WORKER_CONFIG):
-        cluster = _remote(opts.scheduler) if opts.scheduler else _local(opts)
+        cluster = _remote(opts) if opts.scheduler else _local(opts)
         with cluster as client, watch_memory(client, embedded=not opts.scheduler):
             yield client
 
@@ -143,7 +147,7 @@ def connect_timeout() -> float:
     return parse_timedelta(value, default="seconds")
 
 
-async def _identity(address: str, state: dict) -> dict:
+async def _identity(address: str, state: dict, security=None) -> dict:
     """The ``identity`` answer of whatever listens at ``address``; ``state`` says how far it got."""
     from distributed.comm import connect as open_comm
     from distributed.comm.addressing import parse_address, parse_host_port
@@ -159,10 +163,12 @@ async def _identity(address: str, state: dict) -> dict:
         writer.close()
         break
     state["stage"] = "talk"
-    args = Security().get_connection_args("client")
+    args = (security or Security()).get_connection_args("client")
     if scheme == "tls" and args.get("ssl_context") is None:
-        raise UsageError(f"--scheduler {address}: tls:// needs Dask's TLS settings (distributed.comm.tls.ca-file, "
-                         "distributed.comm.tls.client.cert and .key)")
+        raise UsageError(f"--scheduler {address}: tls:// needs TLS files: --tls-ca-file, --tls-cert and --tls-key "
+                         "(or Dask's distributed.comm.tls.ca-file, distributed.comm.tls.client.cert and .key)")
+    if scheme == "tcp" and args.get("require_encryption"):
+        raise UsageError(f"--scheduler {address}: the TLS files given are for a tls:// address")
     comm = await open_comm(address, **args)
     try:
         await comm.write({"op": "identity", "reply": True})
@@ -181,19 +187,20 @@ def _one_line(e: BaseException) -> str:
     return " ".join(text.split()) or type(e).__name__
 
 
-def check_scheduler(address: str, timeout: float) -> None:
+def check_scheduler(address: str, timeout: float, security=None) -> None:
     """Raise UsageError unless a Dask scheduler answers at ``address`` within ``timeout`` seconds.
 
     Dask's own connect reads the peer's first 8 bytes as a message length and waits for that
     many: a server of another protocol made it wait for ever (a silent one, HTTP) or allocate
-    exabytes (an HTTP reply's "HTTP/1.1"). Here whatever answers gets one question, bounded in time."""
+    exabytes (an HTTP reply's "HTTP/1.1"). Here whatever answers gets one question, bounded in time.
+    ``security``: a distributed.Security for tls:// (default: Dask's TLS settings)."""
     from distributed.comm import CommClosedError
     if not address.startswith(("tcp://", "tls://", "ucx://")):
         raise UsageError(f"--scheduler {address}: expected an address like tcp://HOST:8786")
     state = {"stage": "connect", "refused": False}
     loop = asyncio.new_event_loop()      # closed without waiting for a name lookup still in its executor
     try:
-        reply = loop.run_until_complete(asyncio.wait_for(_identity(address, state), timeout))
+        reply = loop.run_until_complete(asyncio.wait_for(_identity(address, state, security), timeout))
     except UsageError:
         raise
     except Exception as e:    # whatever a server of another protocol makes Dask's reader do (MemoryError, …)
@@ -207,6 +214,8 @@ def check_scheduler(address: str, timeout: float) -> None:
             why = f"no answer in Dask's protocol within {timeout:g} s"
         elif isinstance(e, (CommClosedError, ssl.SSLError)):
             why = f"it closed the connection without a Dask answer: {_one_line(e.__cause__ or e)}"
+            if address.startswith("tcp://"):
+                why += "; a TLS scheduler refuses tcp:// clients: use tls:// with its certificates"
         else:
             why = "its answer is not in Dask's protocol"
         raise UsageError(f"{address} is not a Dask scheduler ({why})") from None
@@ -218,12 +227,14 @@ def check_scheduler(address: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _remote(address: str) -> Iterator[Client]:
+def _remote(opts: ClusterOptions) -> Iterator[Client]:
     from distributed import Client
-    timeout = connect_timeout()
-    check_scheduler(address, timeout)
+
+    from exoflow.discovery import security
+    address, sec, timeout = opts.scheduler, security(opts), connect_timeout()
+    check_scheduler(address, timeout, sec)
     try:
-        client = Client(address, timeout=timeout)
+        client = Client(address, timeout=timeout, security=sec)
     except (OSError, TimeoutError) as e:
         raise UsageError(f"cannot reach scheduler {address}: {e}") from None
     with client:

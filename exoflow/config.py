@@ -134,16 +134,38 @@ def configure(job: Job, args: argparse.Namespace) -> Configured:
 
     walk = WalkOptions(**{**values(WalkOptions), "include": tuple(args.include), "exclude": tuple(args.exclude)},
                        git_excludes=user_excludes() if args.gitignore else ())
-    check_options(args, job, walk, params)
+    # embedded workers share this machine's GPU(s), if any, for --backend gpu
+    cluster = check_cluster(args, ClusterOptions(**values(ClusterOptions), resources=task_resources(params)))
+    check_options(args, job, walk, params, cluster)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params, walk=walk,
                     chunk=ChunkOptions(**values(ChunkOptions), read_order=job.chunk.read_order),
                     load=LoadOptions(**values(LoadOptions)))
-    # embedded workers share this machine's GPU(s), if any, for --backend gpu
-    cluster = ClusterOptions(**values(ClusterOptions), resources=task_resources(params))
     return Configured(cfg, cluster, validate(cfg))
 
 
-def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params: dict) -> None:
+def check_cluster(args: argparse.Namespace, cluster: ClusterOptions) -> ClusterOptions:
+    """The cluster the run will use (``exoflow.service.discover``), once its options are checked:
+    one way to name a scheduler, complete and readable TLS files, no embedded cluster's shape for
+    a running one. Raises UsageError."""
+    from exoflow.discovery import check_tls_files, discover
+    named = [f for f, v in (("--scheduler", cluster.scheduler), ("--scheduler-file", cluster.scheduler_file),
+                            ("--embedded", cluster.embedded)) if v]
+    if len(named) > 1:
+        raise UsageError(f"{named[0]} and {named[1]} both choose the cluster: give one")
+    check_tls_files(cluster)
+    cluster = discover(cluster)
+    if cluster.scheduler:
+        shaping = [flag_name(n) for n in EMBEDDED_ONLY if n in getattr(args, "given", frozenset())]
+        if shaping:
+            if cluster.source.startswith("--scheduler"):
+                raise UsageError(f"{shaping[0]} shapes the embedded cluster, not one given with --scheduler")
+            raise UsageError(f"{shaping[0]} shapes the embedded cluster, and this run would use "
+                             f"{cluster.source} at {cluster.scheduler}: add --embedded for an embedded cluster")
+    return cluster
+
+
+def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params: dict,
+                  cluster: ClusterOptions) -> None:
     """Raise UsageError for options that cannot have the effect asked: a glob that can never match,
     bounds that exclude everything, an option that only applies with another, or with another
     kind of job or cluster; then the job's own checks (``Job.check``)."""
@@ -161,11 +183,7 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
         if changed:
             raise UsageError(f"{changed[0]} selects what a walk finds, and no PATH is walked "
                              "(--from-list entries are taken as listed)")
-    if args.scheduler:
-        shaping = [flag_name(n) for n in EMBEDDED_ONLY if n in given]
-        if shaping:
-            raise UsageError(f"{shaping[0]} shapes the embedded cluster, not one given with --scheduler")
-    elif task_resources(params) and importlib.util.find_spec("cupy") is None:
+    if not cluster.scheduler and task_resources(params) and importlib.util.find_spec("cupy") is None:
         # the embedded workers are this machine's; this check does not touch CUDA itself
         raise UsageError("--backend gpu: no CUDA device or CuPy on this machine: CuPy is not installed "
                          "(install exoflow[gpu-cuda12], or give --scheduler with GPU workers)")

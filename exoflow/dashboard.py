@@ -32,7 +32,10 @@ logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "exoflow"
 PAGE = "exoflow"
-KEEP_RUNS = 50            # the page and /metrics show the latest runs; counters never go down
+KEEP_RUNS = 50            # runs whose details (rates, workers) are kept; counters never go down
+KEEP_ROWS = 100_000       # the page's list of runs (a few hundred bytes each)
+RUN_COLUMNS = ("run", "job", "paths", "start", "duration_s", "files", "bytes", "bytes_h", "files_per_s", "errors",
+               "status", "out")
 
 
 class ExoflowPlugin(SchedulerPlugin):
@@ -44,6 +47,8 @@ class ExoflowPlugin(SchedulerPlugin):
         self.runs: OrderedDict[str, RunStats] = OrderedDict()
         # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
         self.totals: dict[str, dict[str, int]] = {}
+        self.runs_ended = 0      # runs that ended on this scheduler (``exoflow cluster status``)
+        self.past: list[dict] = []       # run_row of each run whose details were dropped, oldest first
 
     def log_event(self, topic: str, msg: Any) -> None:
         if topic != TOPIC or not isinstance(msg, dict) or "run" not in msg:
@@ -52,7 +57,10 @@ class ExoflowPlugin(SchedulerPlugin):
         if stats is None:
             stats = self.runs[msg["run"]] = RunStats(msg["run"], job=str(msg.get("job", "?")))
             while len(self.runs) > KEEP_RUNS:
-                self.runs.popitem(last=False)
+                self.past.append(run_row(self.runs.popitem(last=False)[1]))
+            del self.past[:-KEEP_ROWS]
+        if msg.get("kind") == "run-end" and stats.status == "running":
+            self.runs_ended += 1
         stats.apply(msg)
         if msg.get("kind") == "chunk":
             t = self.totals.setdefault(stats.job, {"files": 0, "bytes": 0, "errors": 0, "chunks": 0})
@@ -61,10 +69,23 @@ class ExoflowPlugin(SchedulerPlugin):
             t["errors"] += int(msg.get("errors", 0))
             t["chunks"] += 1
 
+    def rows(self) -> dict[str, list]:
+        """Every run this scheduler has seen (the latest KEEP_ROWS), newest first: RUN_COLUMNS -> values."""
+        rows = [*self.past, *map(run_row, self.runs.values())][::-1]
+        return {c: [r[c] for r in rows] for c in RUN_COLUMNS}
+
     def current(self) -> RunStats | None:
         """The run to show: the latest one still running, else the latest one."""
         running = [r for r in self.runs.values() if r.status == "running"]
         return running[-1] if running else next(reversed(self.runs.values()), None)
+
+
+def run_row(r: RunStats) -> dict:
+    """One run for the page's list: start as local time, duration in s, files/s over the run."""
+    return {"run": r.run, "job": r.job, "paths": " ".join(r.sources), "start": time.strftime(
+                "%Y-%m-%d %H:%M:%S", time.localtime(r.started)), "duration_s": round(r.elapsed, 2),
+            "files": r.files, "bytes": r.bytes, "bytes_h": _fmt_bytes(r.bytes),
+            "files_per_s": round(r.files / r.elapsed, 1), "errors": r.errors, "status": r.status, "out": r.out}
 
 
 # ---- Prometheus ----------------------------------------------------------------
@@ -148,7 +169,8 @@ class ExoflowPage:
 
     def __init__(self, scheduler, plugin: ExoflowPlugin) -> None:
         from bokeh.layouts import column, row
-        from bokeh.models import ColumnDataSource, Div, HoverTool, NumeralTickFormatter
+        from bokeh.models import (ColumnDataSource, DataTable, Div, HoverTool, NumberFormatter,
+                                  NumeralTickFormatter, TableColumn)
         from bokeh.plotting import figure
 
         self.scheduler, self.plugin = scheduler, plugin
@@ -162,6 +184,17 @@ class ExoflowPage:
         self.activity_src = ColumnDataSource({"activity": [], "seconds": []}, name="exoflow-activity")
         self.memory_src = ColumnDataSource({"worker": [], "memory": [], "unmanaged": [], "spilled": [], "gpu": [],
                                             "memory_h": [], "spilled_h": [], "gpu_h": []}, name="exoflow-memory")
+
+        self.runs_src = ColumnDataSource({c: [] for c in RUN_COLUMNS}, name="exoflow-runs")
+        whole = NumberFormatter(format="0,0")
+        titles = {"job": "job", "paths": "PATHs", "start": "start", "duration_s": "seconds", "files": "files",
+                  "bytes_h": "bytes", "files_per_s": "files/s", "errors": "errors", "status": "status",
+                  "out": "output directory"}
+        formats = {"files": whole, "files_per_s": whole, "errors": whole, "duration_s": NumberFormatter(format="0.00")}
+        self.runs_table = DataTable(source=self.runs_src, height=180, sizing_mode="stretch_width", index_position=None,
+                                    columns=[TableColumn(field=c, title=t, **({"formatter": formats[c]}
+                                                                              if c in formats else {}))
+                                             for c, t in titles.items()])
 
         def fig(title: str, **kw):
             return figure(title=title, height=260, sizing_mode="stretch_width", toolbar_location=None,
@@ -207,7 +240,8 @@ class ExoflowPage:
         self.memory_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("in memory", "@memory_h"),
                                                       ("spilled", "@spilled_h"), ("GPU", "@gpu_h")]))
 
-        self.root = column(self.header, row(self.files_fig, self.bytes_fig, sizing_mode="stretch_width"),
+        self.root = column(self.header, Div(text="<b>Runs on this scheduler</b> (newest first)"), self.runs_table,
+                           row(self.files_fig, self.bytes_fig, sizing_mode="stretch_width"),
                            row(self.progress_fig, self.worker_fig, sizing_mode="stretch_width"),
                            row(self.activity_fig, self.memory_fig, sizing_mode="stretch_width"),
                            sizing_mode="stretch_width")
@@ -231,6 +265,9 @@ class ExoflowPage:
                                     "bytes_per_s": [v[1] / cur.elapsed for _, v in workers],
                                     "files": [v[0] for _, v in workers]}
             self.worker_fig.y_range.factors = [w for w, _ in workers]
+        rows = self.plugin.rows()
+        if rows != dict(self.runs_src.data):
+            self.runs_src.data = rows
         runs = list(self.plugin.runs.values())[-10:]
         labels = [f"{r.job} {r.run}" for r in runs]
         self.progress_src.data = {

@@ -161,6 +161,16 @@ class ClusterOptions:
 
     scheduler: str | None = flag(None, "--scheduler", metavar="ADDRESS",     # tcp:// or tls://; None = embedded
                                  help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
+    scheduler_file: str | None = flag(None, "--scheduler-file", metavar="FILE",
+                                      help="use the running Dask scheduler that FILE (dask scheduler --scheduler-file) "
+                                           "names")
+    embedded: bool = flag(False, "--embedded", kind="switch",
+                          help="start an embedded cluster for this run even when a scheduler is set or an "
+                               "'exoflow cluster' runs")
+    tls_ca_file: str | None = flag(None, "--tls-ca-file", metavar="FILE",
+                                   help="TLS scheduler: the CA certificate (PEM) that signed the cluster's certificates")
+    tls_cert: str | None = flag(None, "--tls-cert", metavar="FILE", help="TLS scheduler: this client's certificate (PEM)")
+    tls_key: str | None = flag(None, "--tls-key", metavar="FILE", help="TLS scheduler: this client's private key (PEM)")
     workers: int | None = flag(None, "--workers", parse=positive, metavar="N",
                                help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: 2)")
     threads_per_worker: int | None = flag(None, "--threads-per-worker", parse=positive, metavar="N",
@@ -171,3 +181,4 @@ class ClusterOptions:
                           off=("--no-dashboard", "no dashboard"),
                           help="embedded cluster: dashboard address (default: {default}; another port if taken)")
     resources: dict | None = derived(None, "--backend gpu: what each embedded worker advertises, e.g. {'GPU': 1}")
+    source: str = derived("", "exoflow.service.discover: which cluster the run uses, in words (empty until then)")

@@ -356,7 +356,7 @@ class _Run:
         self.ex.log_event({"kind": kind, "run": self.id, "job": self.cfg.job.name, "time": time.time(), **fields})
 
     def execute(self) -> None:
-        self.event("run-start", sources=self.cfg.sources)
+        self.event("run-start", sources=self.cfg.sources, out=self.cfg.out_dir)
         base = None if self.ex.shares_cwd() else os.getcwd()    # relative PATHs mean the same there?
         roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None)
         self.pending.extend(_skipping_out_dir(roots.dirs, self.cfg.out_dir))

@@ -25,6 +25,7 @@ class RunStats:
     run: str
     job: str = "?"
     sources: list[str] = field(default_factory=list)
+    out: str = ""                         # the run's output directory
     status: str = "running"
     started: float = 0.0
     after_started: float | None = None    # the job's after-step (dedup's stages …) began
@@ -43,6 +44,7 @@ class RunStats:
         kind, t = msg.get("kind"), float(msg.get("time") or time.time())
         if kind == "run-start":
             self.job, self.sources, self.started = msg.get("job", self.job), list(msg.get("sources") or []), t
+            self.out = str(msg.get("out") or "")
         elif kind == "listed":
             self.files_listed += int(msg.get("files", 0))
             self.bytes_listed += int(msg.get("bytes", 0))

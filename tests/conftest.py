@@ -14,6 +14,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
+# The tests' runs use the embedded cluster or the scheduler they name: not an 'exoflow cluster' or a
+# scheduler address the person running them has (tests/test_service.py sets its own state directory)
+os.environ["EXOFLOW_STATE_DIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"exoflow-test-state-{os.getpid()}")
+os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
 # root ignores permission bits; without these two capabilities it obeys them like any user
 DROP_ROOT_POWERS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if IS_ROOT else []
 

@@ -163,7 +163,7 @@ def test_every_option_field_has_a_flag_whose_default_is_the_fields(name):
     cfg, cluster, _ = configure(job, p.parse_args(["."]))
     assert dataclasses.replace(cfg.walk, git_excludes=()) == dataclasses.replace(job.walk, git_excludes=())
     assert (cfg.chunk.max_files, cfg.chunk.max_bytes) == (job.chunk.max_files, job.chunk.max_bytes)
-    assert cfg.load == LoadOptions() and dataclasses.replace(cluster, resources=None) == ClusterOptions()
+    assert cfg.load == LoadOptions() and dataclasses.replace(cluster, resources=None, source="") == ClusterOptions()
 
 
 def test_a_flag_given_at_its_default_still_counts_as_given():
