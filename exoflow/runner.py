@@ -375,8 +375,8 @@ class _Run:
         record = self.listing_info.pop(mf.key)
         name = record["name"]
         if not record.pop("restored"):     # the part is saved: the journal says what it covers
-            left = {d.path for d in meta["left"]}
-            self.journal.add({**record, "finished": [p for p in record.pop("stack") if p not in left],
+            left, stack = {d.path for d in meta["left"]}, record.pop("stack")
+            self.journal.add({**record, "finished": [p for p in stack if p not in left],
                               "left": journal.pack(meta["left"]), "dirs": meta["dirs"], "bytes": meta["bytes"],
                               "chunks": meta["chunks"]})
         del self.futures[mf.key]
