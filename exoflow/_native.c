@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define N_FIELDS 9  /* size, blocks, mtime_ns, mode, uid, gid, inode, device, nlink */
+#define N_FIELDS 10  /* size, blocks, mtime_ns, mode, uid, gid, inode, device, nlink, ctime_ns */
 
 typedef struct {
     char *data;
@@ -49,12 +49,12 @@ static int put_problem(buf_t *b, const char *name, size_t nlen, int32_t err, int
     return buf_put(b, name, nlen + 1) || buf_put(b, tail, sizeof tail);
 }
 
-/* st_mtim in ns, saturated: int64 ns only reach the years 1677-2262 */
-static int64_t mtime_ns(const struct stat *st) {
+/* a timespec in ns, saturated: int64 ns only reach the years 1677-2262 */
+static int64_t time_ns(const struct timespec *t) {
     int64_t ns;
-    if (__builtin_mul_overflow((int64_t)st->st_mtim.tv_sec, (int64_t)1000000000, &ns)
-        || __builtin_add_overflow(ns, (int64_t)st->st_mtim.tv_nsec, &ns))
-        return st->st_mtim.tv_sec < 0 ? INT64_MIN : INT64_MAX;
+    if (__builtin_mul_overflow((int64_t)t->tv_sec, (int64_t)1000000000, &ns)
+        || __builtin_add_overflow(ns, (int64_t)t->tv_nsec, &ns))
+        return t->tv_sec < 0 ? INT64_MIN : INT64_MAX;
     return ns;
 }
 
@@ -68,8 +68,8 @@ PyDoc_STRVAR(scan_dir_doc,
 "that readdir does not report as a directory.\n\n"
 "dirs: names of subdirectories (str, surrogateescape).\n"
 "paths: prefix + name of each other entry, concatenated (bytes); lengths: their\n"
-"lengths as int64 (bytes); stats: N x 9 int64 (bytes) in the order size, blocks,\n"
-"mtime_ns, mode, uid, gid, inode, device, nlink (inode and device as uint64 bits).\n"
+"lengths as int64 (bytes); stats: N x 10 int64 (bytes) in the order size, blocks,\n"
+"mtime_ns, mode, uid, gid, inode, device, nlink, ctime_ns (inode and device as uint64 bits).\n"
 "problems: (name, errno, d_type) for entries whose lstat failed.\n"
 "Raises OSError if the directory cannot be read.");
 
@@ -116,9 +116,10 @@ static PyObject *scan_dir(PyObject *self, PyObject *args) {
                 continue;
             }
             int64_t row[N_FIELDS] = {
-                (int64_t)st.st_size, (int64_t)st.st_blocks, mtime_ns(&st),
+                (int64_t)st.st_size, (int64_t)st.st_blocks, time_ns(&st.st_mtim),
                 (int64_t)st.st_mode, (int64_t)st.st_uid, (int64_t)st.st_gid,
                 (int64_t)(uint64_t)st.st_ino, (int64_t)(uint64_t)st.st_dev, (int64_t)st.st_nlink,
+                time_ns(&st.st_ctim),
             };
             int64_t len = (int64_t)(prefix_len + nlen);
             if (buf_put(&paths, prefix, (size_t)prefix_len) || buf_put(&paths, name, nlen)

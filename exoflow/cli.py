@@ -56,6 +56,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir,
                                holds_results, keep_out_dir, prepare_out_dir, remove_partial_files)
     from exoflow.report import summary_line
+    from exoflow.journal import check_resume
     from exoflow.results import write_main_table
 
     parser = run_parser(job, prog)
@@ -69,8 +70,14 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     cfg, cluster_opts, notes = configure(job, args)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
+    if args.resume and (args.out is None or args.overwrite):
+        raise UsageError("--resume finishes the run killed in --out DIR: give --out, and no --overwrite")
     out_dir = default_out_dir(job.name) if args.out is None else args.out
-    created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
+    if args.resume:
+        check_resume(out_dir, cfg)
+        created = []
+    else:
+        created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     for note in notes:
         say(f"{prog}: {note}")
@@ -79,7 +86,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
-            cfg.out_dir = prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
+            cfg.out_dir = os.path.realpath(out_dir) if args.resume else \
+                prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
             info = describe(client)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']} "
                 f"({cluster_opts.source})"
@@ -92,14 +100,16 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             remove_partial_files(cfg.out_dir)
             if holds_results(cfg.out_dir):
                 keep_out_dir(cfg.out_dir)
-                print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json)",
-                      file=sys.stderr)
+                print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json; "
+                      "add --resume to finish)", file=sys.stderr)
                 return EXIT_INTERRUPTED
             discard_out_dir(cfg.out_dir, created)     # nothing written: as if never started
         print(f"{prog}: interrupted before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BaseException:
-        if cfg.out_dir:          # a run that failed leaves nothing behind, and an earlier result as it was
+        # a run that failed leaves nothing behind, and an earlier result as it was; a resumed one
+        # leaves its journal, to be resumed again
+        if cfg.out_dir and not args.resume:
             discard_out_dir(cfg.out_dir, created)
         raise
     keep_out_dir(cfg.out_dir)

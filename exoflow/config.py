@@ -100,6 +100,12 @@ def run_parser(job: Job, prog: str) -> Parser:
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="output directory (default: ./exoflow-JOB-DATE-TIME)")
     out.add_argument("--overwrite", action="store_true", help="replace an earlier exoflow result in --out")
+    out.add_argument("--resume", action="store_true",
+                     help="finish the run that was killed in --out DIR (same job, PATHs and options); "
+                          "chunks it completed are not done again")
+    out.add_argument("--since", metavar="PREVIOUS_OUT",
+                     help="reuse PREVIOUS_OUT's results (same job and job options) for files whose device, "
+                          "inode, size, mtime and ctime are unchanged; read the others")
     out.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of tables")
     out.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     groups = {"what to walk": [job.walk], "chunks and cluster": [job.chunk, LoadOptions(), ClusterOptions()]}
@@ -139,7 +145,7 @@ def configure(job: Job, args: argparse.Namespace) -> Configured:
     check_options(args, job, walk, params, cluster)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params, walk=walk,
                     chunk=ChunkOptions(**values(ChunkOptions), read_order=job.chunk.read_order),
-                    load=LoadOptions(**values(LoadOptions)))
+                    load=LoadOptions(**values(LoadOptions)), since=args.since, resume=args.resume)
     return Configured(cfg, cluster, validate(cfg))
 
 

@@ -28,8 +28,9 @@ import cloudpickle
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from exoflow import __version__, report
+from exoflow import __version__, incremental, journal, report
 from exoflow.backends import task_resources
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
@@ -77,6 +78,8 @@ class RunConfig:
     walk: WalkOptions = field(default_factory=WalkOptions)
     chunk: ChunkOptions | None = None      # None: the job's own chunk bounds
     load: LoadOptions = field(default_factory=LoadOptions)
+    since: str | None = None    # an earlier run's output whose per-file results are reused (exoflow.incremental)
+    resume: bool = False        # finish the killed run journalled in out_dir (exoflow.journal)
 
     def __post_init__(self) -> None:
         if self.chunk is None:
@@ -100,12 +103,16 @@ def _where() -> str | None:
         return None
 
 
-def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float) -> tuple[pa.Table, dict]:
+def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float,
+            save: str | None) -> tuple[pa.Table, dict]:
     """The listing part and its meta for the client: chunks, counts, where it was made and how long
-    it took since ``t0`` (for placing the next listing tasks)."""
+    it took since ``t0`` (for placing the next listing tasks). ``save``: where the part is written
+    for the run's journal (a Parquet file), before the client hears of it."""
     table = out.table()
     if chunk_opts.read_order:
         table = order_for_reading(table)
+    if save:
+        write_part(table, *os.path.split(save))
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
@@ -115,26 +122,36 @@ def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float
 
 
 def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
-              budget: tuple[int, float], chunk_opts: ChunkOptions) -> tuple[pa.Table, dict]:
+              budget: tuple[int, float], chunk_opts: ChunkOptions, save: str | None = None) -> tuple[pa.Table, dict]:
     t0 = time.perf_counter()
+    journal.test_pause("list")
     with meter("list"):
         walker = Walker(opts)
         for f in root_files:
             walker.add_root_file(f)
         left = walker.run(stack, *budget)
-        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned}, t0)
+        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
 
 def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions,
-               drop: np.ndarray | None = None) -> tuple[pa.Table, dict]:
+               drop: np.ndarray | None = None, save: str | None = None) -> tuple[pa.Table, dict]:
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
     with meter("list"):
-        listed = _listed(manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0)
+        listed = _listed(manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
+
+
+def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
+    """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
+    t0 = time.perf_counter()
+    table = pq.read_table(path)
+    return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
+                   "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
+                   "seconds": time.perf_counter() - t0}
 
 
 @functools.lru_cache(maxsize=8)
@@ -144,18 +161,42 @@ def unpack_job(blob: bytes) -> Job:
     return cloudpickle.loads(blob)
 
 
+def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str) -> pa.Table | None:
+    """The rows a killed run wrote for this chunk (``--resume``), when its journal record is for these
+    same listing rows and the part can be read; else None (the chunk is run again)."""
+    if journalled is None or journalled["hash"] != digest:
+        return None
+    try:
+        return pq.read_table(os.path.join(dataset_dir, part))
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
-              load_opts: LoadOptions, dataset_dir: str, part: str) -> dict:
+              load_opts: LoadOptions, dataset_dir: str, part: str, since: str | None = None,
+              journalled: dict | None = None) -> dict:
     """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
     written to ``dataset_dir/part``; returns the counts and the reducer's chunk summary for the
-    client. Per-file problems are rows with an ``error``; an OSError of the part's write raises."""
+    client. ``since``: an earlier output whose rows of unchanged files are reused
+    (``exoflow.incremental``); ``journalled``: the chunk's journal record from a killed run, whose
+    part is read back instead (``exoflow.journal``). Per-file problems are rows with an ``error``;
+    an OSError of the part's write raises."""
     t0 = time.perf_counter()
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
-    result = job.process_chunk(table, params, load_opts)     # loads what job.reads selects
-    with meter("write"):
-        write_part(result, dataset_dir, part)
+    digest = journal.rows_hash(table)
+    result = _replayed(dataset_dir, part, journalled, digest)
+    replayed = result is not None
+    reused = journalled["reused"] if replayed else 0
+    if not replayed:
+        journal.test_pause("chunk")
+        if since:
+            result, reused = incremental.process_chunk(job, table, params, load_opts, since)
+        else:
+            result = job.process_chunk(table, params, load_opts)     # loads what job.reads selects
+        with meter("write"):
+            write_part(result, dataset_dir, part)
     errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
     with meter("summarise"):
         summary = job.reducer.chunk(result, params)
@@ -167,7 +208,8 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     files = pc.sum(pc.equal(kinds, "file")).as_py() or 0
     dirs = pc.sum(pc.equal(kinds, "dir")).as_py() or 0
     return {"rows": table.num_rows, "files": files, "other": table.num_rows - files - dirs, "bytes": nbytes,
-            "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0}
+            "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0,
+            "hash": digest, "reused": reused, "replayed": replayed}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -208,6 +250,8 @@ def validate(cfg: RunConfig) -> list[str]:
     merged = plan(cfg.paths, cfg.walk).merged
     if cfg.from_list:
         manifest.plan(cfg.from_list)
+    if cfg.since:
+        incremental.check_since(cfg)
     return ["PATHs overlap, each file is listed once: " + ", ".join(" ".join(m) for m in merged)] if merged else []
 
 
@@ -256,8 +300,10 @@ class _Load:
 
 
 class _Run:
-    def __init__(self, ex: Executor, cfg: RunConfig, progress: Progress) -> None:
+    def __init__(self, ex: Executor, cfg: RunConfig, progress: Progress, log: journal.Journal,
+                 resumed: journal.Resumed | None) -> None:
         self.ex, self.cfg, self.progress = ex, cfg, progress
+        self.journal, self.resumed = log, resumed     # --resume: what the killed run finished
         self.id = uuid.uuid4().hex[:8]
         self.job_blob = cloudpickle.dumps(cfg.job)
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
@@ -274,7 +320,11 @@ class _Run:
         self.resources = task_resources(cfg.params)   # chunk tasks of a GPU run go to GPU workers
         if self.resources:
             ex.check_resources(self.resources)
-        self.seq = 0
+        self.seq = resumed.seq if resumed else 0     # numbers part and listing files: new ones for new work
+        self.listing_info: dict[str, dict] = {}   # meta future key -> its journal record so far
+        self.chunk_info: dict[str, dict] = {}     # chunk future key -> its journal record so far
+        self.reused = 0                           # --since: files whose earlier rows were reused
+        self.since = os.path.abspath(cfg.since) if cfg.since else None   # as workers elsewhere find it
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
         self.files = self.other = 0      # of the entries done: regular files, other entries
         self.total: dict | None = None
@@ -283,14 +333,22 @@ class _Run:
         self.seq += 1
         return f"exoflow-{kind}-{self.id}-{self.seq:06d}"
 
-    def submit_listing(self, fn, *args) -> None:
+    def submit_listing(self, fn, *args, record: dict | None = None, restored: str | None = None) -> None:
+        """A listing task ``fn(run id, *args, save)``, its part saved for the journal under the task's
+        number; ``record``: what the journal is to say of it (the directories it was given, whether
+        it lists the root files, its --from-list piece). ``restored``: the name of a journalled part
+        that ``fn`` loads again (nothing saved, nothing journalled)."""
         # on the least busy worker (Dask would queue several on one worker, and does not steal a
         # task of a kind it has no duration for yet)
         w = self.load.least_busy()
-        lf = self.ex.submit(fn, self.id, *args, key=self.key("list"), where=w)
+        key = self.key("list")
+        name = restored or f"L-{key.rsplit('-', 1)[1]}"
+        save = () if restored else (self.journal.listing_path(name),)
+        lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w)
         self.placed[lf.key] = self.load.add(w, "list")
         mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
+        self.listing_info[mf.key] = {"kind": "listing", "name": name, "restored": bool(restored), **(record or {})}
         self.futures[lf.key] = lf
         self.futures[mf.key] = mf
         self.walks_in_flight += 1
@@ -301,17 +359,26 @@ class _Run:
         free = self.slots - self.walks_in_flight
         self.load.update(self.ex.nthreads())
         if root_files:
-            self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk)
+            self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
+                                record={"stack": [], "root_files": True})
         if free <= 0 or not self.pending:
             return
         per = math.ceil(len(self.pending) / free)
         while self.pending and self.walks_in_flight < self.slots:
             stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
-            self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk)
+            self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk,
+                                record={"stack": [d.path for d in stack]})
 
     def on_listing(self, mf) -> None:
         meta = mf.result()
         lf = self.listings.pop(mf.key)
+        record = self.listing_info.pop(mf.key)
+        name = record["name"]
+        if not record.pop("restored"):     # the part is saved: the journal says what it covers
+            left, stack = {d.path for d in meta["left"]}, record.pop("stack")
+            self.journal.add({**record, "finished": [p for p in stack if p not in left],
+                              "left": journal.pack(meta["left"]), "dirs": meta["dirs"], "bytes": meta["bytes"],
+                              "chunks": meta["chunks"]})
         del self.futures[mf.key]
         self.walks_in_flight -= 1
         self.load.done(self.placed.pop(lf.key), "list", meta["seconds"])
@@ -322,9 +389,12 @@ class _Run:
         cfg = self.cfg
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
-            part = f"part-{key.rsplit('-', 1)[1]}.parquet"
+            done = self.resumed.chunks.get((name, start, stop)) if self.resumed else None
+            part = done["part"] if done else f"part-{key.rsplit('-', 1)[1]}.parquet"
             cf = self.ex.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
-                                    self.dataset_dir, part, key=key, priority=10, resources=self.resources)
+                                self.dataset_dir, part, self.since, done, key=key, priority=10,
+                                resources=self.resources)
+            self.chunk_info[cf.key] = {"kind": "chunk", "listing": name, "start": start, "stop": stop, "part": part}
             self.futures[cf.key] = cf
             self.chunk_of[cf.key] = lf.key
             self.placed[cf.key] = self.load.add(where, "chunk")
@@ -338,6 +408,10 @@ class _Run:
     def on_chunk(self, cf) -> None:
         r = cf.result()
         del self.futures[cf.key]
+        record = self.chunk_info.pop(cf.key)
+        if not r["replayed"]:
+            self.journal.add({**record, "hash": r["hash"], "reused": r["reused"]})
+        self.reused += r["reused"]
         self.load.done(self.placed.pop(cf.key), "chunk", r["seconds"])
         lkey = self.chunk_of.pop(cf.key)
         self.chunks_left[lkey] -= 1
@@ -359,10 +433,15 @@ class _Run:
         self.event("run-start", sources=self.cfg.sources, out=self.cfg.out_dir)
         base = None if self.ex.shares_cwd() else os.getcwd()    # relative PATHs mean the same there?
         roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None)
-        self.pending.extend(_skipping_out_dir(roots.dirs, self.cfg.out_dir))
+        dirs, files = _skipping_out_dir(roots.dirs, self.cfg.out_dir), roots.files
+        if self.resumed:       # the journalled parts again, and the walk from where they stopped
+            for name, record in self.resumed.listings.items():
+                self.submit_listing(load_listing, self.journal.listing_path(name), record, restored=name)
+            dirs, files = self.resumed.frontier(dirs, files)
+        self.pending.extend(dirs)
         if self.cfg.from_list:
             self.submit_list(manifest.plan(self.cfg.from_list, base))
-        self.submit_walks(FIRST_BUDGET, roots.files)
+        self.submit_walks(FIRST_BUDGET, files)
         try:
             for f in self.ac:
                 if f.key in self.listings:
@@ -380,14 +459,18 @@ class _Run:
     def submit_list(self, pieces: list[manifest.TextRange] | list[manifest.ParquetPart]) -> None:
         """Listing tasks for the pieces of a --from-list listing. A path listed twice is one entry: with
         several pieces, a task on the cluster finds the repeats from the pieces' path keys first."""
+        done = self.resumed.pieces_done() if self.resumed else set()
         if len(pieces) == 1:
-            self.submit_listing(list_piece, pieces[0], self.cfg.chunk)
+            if 0 not in done:
+                self.submit_listing(list_piece, pieces[0], self.cfg.chunk, None, record={"stack": [], "piece": 0})
             return
         keys = [self.ex.submit(manifest.piece_keys, p, key=self.key("keys")) for p in pieces]
         drops = self.ex.submit(manifest.repeats, keys, key=self.key("repeats"))
         for i, piece in enumerate(pieces):
-            self.submit_listing(list_piece, piece, self.cfg.chunk,
-                                self.ex.submit(itemgetter(i), drops, key=self.key("drop")))
+            if i not in done:
+                self.submit_listing(list_piece, piece, self.cfg.chunk,
+                                    self.ex.submit(itemgetter(i), drops, key=self.key("drop")),
+                                    record={"stack": [], "piece": i})
 
     def listing_done(self) -> bool:
         return not self.pending and self.walks_in_flight == 0
@@ -404,11 +487,18 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     KeyboardInterrupt as it comes; files that cannot be read are rows with an ``error``."""
     ex = as_executor(executor)
     t0 = time.time()
-    params = {"now": t0, **cfg.params}
+    if cfg.resume:       # the killed run's start stands: reducers measure ages from it
+        log, resumed = journal.Journal.reopen(cfg.out_dir, cfg)
+    else:
+        log, resumed = journal.Journal.create(cfg.out_dir, cfg, t0), None
+    params = {"now": resumed.now if resumed else t0, **cfg.params}
     cfg = dataclasses.replace(cfg, params=params)
-    r = _Run(ex, cfg, progress or Progress(False))
+    r = _Run(ex, cfg, progress or Progress(False), log, resumed)
     metrics_before = ex.metrics()      # for report.html: this run's share of the fine metrics
-    r.execute()
+    try:
+        r.execute()
+    finally:
+        log.close()
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
         write_part(cfg.job.process_chunk(SCHEMA.empty_table(), params, cfg.load), r.dataset_dir,
                    "part-empty.parquet")
@@ -434,7 +524,10 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
         "params": {k: v for k, v in params.items() if k != "now"},
         "result": cfg.job.reducer.finish(r.total, params),
     }
+    if cfg.since:
+        summary["since"] = {"previous": cfg.since, "files_reused": r.reused, "files_read": r.files - r.reused}
     if cfg.job.after is not None:
+        journal.test_pause("after")
         r.event("after")          # report.html's timeline shows the after-step's part of the run
         try:
             summary["result"] = cfg.job.after(Finish(ex, cfg.out_dir, r.dataset_dir, params, summary["result"],

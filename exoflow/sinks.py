@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from exoflow.errors import UsageError
 from exoflow.fileio import TMP_SUFFIX, atomic_write
+from exoflow.journal import STATE
 
 MARKER = ".exoflow-run"   # marks a directory as an exoflow result, so --overwrite may replace it
 
@@ -110,10 +111,11 @@ def prepare_out_dir(path: str, overwrite: bool) -> str:
 
 
 def holds_results(out_dir: str) -> bool:
-    """Whether a run wrote any file besides the marker (an earlier result it replaces aside)."""
+    """Whether a run wrote any file besides the marker and its journal (an earlier result it
+    replaces aside)."""
     for root, dirs, files in os.walk(out_dir):
         if root == out_dir:
-            dirs[:] = [d for d in dirs if d != REPLACED]
+            dirs[:] = [d for d in dirs if d not in (REPLACED, STATE)]
             files = [f for f in files if f != MARKER]
         if files:
             return True

@@ -25,7 +25,8 @@ HINT_MODE = {"file": 0o100000, "dir": 0o040000, "symlink": 0o120000}
 
 # listing column -> os.stat_result attribute
 STAT_FIELDS = {"size": "st_size", "blocks": "st_blocks", "mtime_ns": "st_mtime_ns", "mode": "st_mode",
-               "uid": "st_uid", "gid": "st_gid", "inode": "st_ino", "device": "st_dev", "nlink": "st_nlink"}
+               "uid": "st_uid", "gid": "st_gid", "inode": "st_ino", "device": "st_dev", "nlink": "st_nlink",
+               "ctime_ns": "st_ctime_ns"}
 
 SCHEMA = pa.schema([
     ("path", pa.string()),
@@ -40,6 +41,7 @@ SCHEMA = pa.schema([
     ("inode", pa.uint64()),
     ("device", pa.uint64()),
     ("nlink", pa.int64()),
+    ("ctime_ns", pa.int64()),     # inode change time: --since tells an edit that restored mtime by it
     ("depth", pa.int32()),
     ("top_dir", pa.string()),
     ("error", pa.string()),
@@ -49,7 +51,7 @@ SCHEMA = pa.schema([
 class EntryCollector:
     """Accumulates entries; ``table()`` builds the Arrow listing in one pass.
 
-    Rows arrive in blocks of flat bytes (paths, their lengths, N x 9 stat fields) from
+    Rows arrive in blocks of flat bytes (paths, their lengths, N x 10 stat fields) from
     the compiled lister, or one at a time (``add``) from Python; the latter are sealed
     into a block before the next block, so rows keep their order. Depth and top
     directory are constant within a directory, so they are kept as runs (``start_run``)

@@ -1,0 +1,152 @@
+"""``--since PREVIOUS_OUT``: an earlier run's per-file results reused for the files that did not change.
+
+A file is unchanged when its exact path, device, inode, size, mtime_ns and ctime_ns equal those in
+the earlier run's saved listing (``OUT/.exoflow-journal/listing``, see ``exoflow.journal``): an
+edit that restores mtime still moves ctime, and a file replaced by another has a new inode. Its
+rows of the earlier dataset (one per file, or a scan's findings of it: every row with its path)
+stand for it; the chunk's other rows go through the job as usual (the engine leaves the reused
+rows out of what is read). Files that had an ``error`` then are read again.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import xxhash
+
+from exoflow.errors import UsageError
+from exoflow.journal import LISTING, STATE, identity, read_run_file
+from exoflow.paths import raw_paths
+
+if TYPE_CHECKING:
+    from exoflow.job import Job
+    from exoflow.options import LoadOptions
+    from exoflow.runner import RunConfig
+
+KEY = ("device", "inode", "size", "mtime_ns", "ctime_ns")
+
+
+def check_since(cfg: RunConfig) -> None:
+    """Raise UsageError unless ``cfg.since`` is a finished run of the same job with the same job options
+    whose saved listing has every KEY column (before anything starts)."""
+    prev, job = cfg.since, cfg.job
+    if job.reads is None:
+        raise UsageError(f"--since: the {job.name} job reads no file contents; there is nothing to reuse")
+    held = read_run_file(prev)
+    if held is None:
+        raise UsageError(f"--since {prev}: no listing of an exoflow run there (an output of exoflow before "
+                         "--since existed cannot be used: run once without --since)")
+    if held["identity"]["job"] != job.name:
+        raise UsageError(f"--since {prev}: holds a {held['identity']['job']} run, not {job.name}")
+    mine, theirs = identity(cfg)["params"], held["identity"]["params"]
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        raise UsageError(f"--since {prev}: made with other {job.name} options ("
+                         + ", ".join("--" + k.replace("_", "-") for k in differ) + "); give the same")
+    if not os.path.exists(os.path.join(prev, "summary.json")):
+        raise UsageError(f"--since {prev}: that run did not finish (finish it with --resume first)")
+    parts = listing_parts(prev)
+    if parts and any(k not in pq.read_schema(parts[0]).names for k in KEY):
+        raise UsageError(f"--since {prev}: its listing has no {', '.join(KEY)} (made by an earlier exoflow)")
+
+
+def listing_parts(out_dir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(glob.escape(os.path.join(out_dir, STATE, LISTING)), "*.parquet")))
+
+
+def path_keys(paths: list[str]) -> np.ndarray:
+    """uint64 (N, 2): the xxh3-128 of each exact path's bytes."""
+    digest = xxhash.xxh3_128_digest
+    raw = b"".join(digest(os.fsencode(p)) for p in paths)
+    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2) if paths else np.zeros((0, 2), np.uint64)
+
+
+def _lookup(hi: np.ndarray, lo: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each key (N, 2): (first, end) of its rows in an index sorted by (``hi``, ``lo``); first ==
+    end when absent. Two paths sharing a 64-bit ``hi`` (astronomically rare) count as absent: the
+    file is only read again."""
+    first = np.searchsorted(hi, keys[:, 0], side="left")
+    end = np.searchsorted(hi, keys[:, 0], side="right")
+    if not len(hi):
+        return first, end
+    ok = (end > first) & (lo[np.minimum(first, len(lo) - 1)] == keys[:, 1]) & (lo[np.maximum(end - 1, 0)] == keys[:, 1])
+    return np.where(ok, first, 0), np.where(ok, end, 0)
+
+
+def _sorted_by_key(keys: np.ndarray) -> np.ndarray:
+    return np.lexsort((keys[:, 1], keys[:, 0]))
+
+
+class Previous:
+    """The earlier run's listing (its regular files listed without error: path key and KEY columns)
+    and its dataset's rows, both sorted by path key, less the files whose rows hold an ``error``.
+    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
+
+    def __init__(self, out_dir: str, dataset: str) -> None:
+        rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
+        out_keys = path_keys(raw_paths(rows))
+        by_path = _sorted_by_key(out_keys)
+        self.out_hi, self.out_lo = out_keys[by_path, 0], out_keys[by_path, 1]
+        self.rows = rows.take(pa.array(by_path, pa.int64()))
+        failed = out_keys[pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False), 0] \
+            if "error" in rows.column_names else np.zeros(0, np.uint64)
+        parts = listing_parts(out_dir)
+        listing = pa.concat_tables([pq.read_table(p, columns=["path", "path_bytes", "type", "error", *KEY])
+                                    for p in parts]) if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
+        keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
+        listing = listing.filter(keep)
+        keys = path_keys(raw_paths(listing))
+        order = _sorted_by_key(keys)
+        order = order[~np.isin(keys[order, 0], failed)]
+        self.hi, self.lo = keys[order, 0], keys[order, 1]
+        self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
+                     for k in KEY}
+
+    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
+        """Bool per row of ``table`` (listing rows): a regular file listed without error whose path and
+        KEY columns are as before (and, ``one_row``, with exactly one earlier row)."""
+        n = table.num_rows
+        if not n or not len(self.hi):
+            return np.zeros(n, bool)
+        keys = path_keys(raw_paths(table))
+        first, end = _lookup(self.hi, self.lo, keys)
+        ok = (end > first) & pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+        ok &= pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)
+        for k in KEY:
+            ok &= table.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[k][first]
+        if one_row:
+            out_first, out_end = _lookup(self.out_hi, self.out_lo, keys)
+            ok &= (out_end - out_first) == 1
+        return ok
+
+    def rows_of(self, table: pa.Table) -> pa.Table:
+        """The earlier dataset's rows of ``table``'s paths (every row of each path, in path order)."""
+        first, end = _lookup(self.out_hi, self.out_lo, path_keys(raw_paths(table)))
+        counts = end - first
+        starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        return self.rows.take(pa.array(starts + np.arange(int(counts.sum())), pa.int64()))
+
+
+@lru_cache(maxsize=1)
+def previous(out_dir: str, dataset: str) -> Previous:
+    return Previous(out_dir, dataset)
+
+
+def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,
+                  since: str) -> tuple[pa.Table, int]:
+    """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
+    were reused. The other rows go through ``job.process_chunk``; the reused rows come after them."""
+    prev = previous(since, job.dataset)
+    same = prev.unchanged(table, one_row=job.emit is None)
+    if not same.any():
+        return job.process_chunk(table, params, load), 0
+    fresh = job.process_chunk(table.filter(pa.array(~same)), params, load)
+    old = prev.rows_of(table.filter(pa.array(same))).select(fresh.column_names)
+    return pa.concat_tables([fresh, old], promote_options="permissive"), int(same.sum())
