@@ -57,6 +57,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         raise UsageError("--format and --json both choose what stdout holds: give one")
     if args.nul and args.format != "paths":
         raise UsageError("-0 applies to --format paths")
+    if args.format and not (job.main_table or job.dataset):
+        raise UsageError(f"--format writes one job's table, and {job.name} writes one per job: "
+                         "run that job alone, or use exoflow query OUT")
     cfg, cluster_opts, notes = configure(job, args)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
@@ -134,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", action="version", version=f"exoflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run a job: exoflow run JOB PATH... (see exoflow run JOB --help)", add_help=False)
-    r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file")
+    r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file; "
+                   "several joined by '+' run in one pass (checksum+scan; all: every job that reads contents)")
     sub.add_parser("jobs", help="list the jobs shipped with exoflow")
     sub.add_parser("bench", help="benchmark a job: exoflow bench JOB PATH... (see exoflow bench JOB --help)",
                    add_help=False)
@@ -161,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not any(a == "--scheduler" or a.startswith("--scheduler=") for a in argv):
             from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
-        from exoflow.jobs_registry import load
+        from exoflow.composed import load
         return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
     p.error(f"unknown arguments: {' '.join(rest)}")
     return EXIT_USAGE

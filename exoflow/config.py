@@ -135,6 +135,9 @@ def configure(job: Job, args: argparse.Namespace) -> Configured:
     walk = WalkOptions(**{**values(WalkOptions), "include": tuple(args.include), "exclude": tuple(args.exclude)},
                        git_excludes=user_excludes() if args.gitignore else ())
     check_options(args, job, walk, params)
+    from exoflow.composed import ComposedJob, configured
+    if isinstance(job, ComposedJob):     # each job's own walk, and the one walk that serves them all
+        job, walk = configured(job, walk, getattr(args, "given", frozenset()), list(args.paths), user_excludes)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params, walk=walk,
                     chunk=ChunkOptions(**values(ChunkOptions), read_order=job.chunk.read_order),
                     load=LoadOptions(**values(LoadOptions)))

@@ -114,7 +114,7 @@ def write_main_table(dataset_dir: str, fmt: str, nul: bool = False, out: IO[byte
 def show(out_dir: str, out: IO[str] | None = None) -> int:
     """Print a finished run's terminal tables again (its reducer's report of summary.json) and its
     last line. Raises UsageError for a directory without a run or a job that cannot be loaded."""
-    from exoflow.jobs_registry import load
+    from exoflow.composed import load
     from exoflow.report import summary_line
     out = out or sys.stdout
     summary = read_summary(out_dir)
