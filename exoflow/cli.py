@@ -77,7 +77,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']}"
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
                 + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
-            progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
+            progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
         if cfg.out_dir:

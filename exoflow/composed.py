@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from exoflow import jobs_registry
 from exoflow.batch import Batch, Reads, batches, selection
-from exoflow.chunks import content_bytes
+from exoflow.chunks import content_bytes, read_batches
 from exoflow.errors import UsageError
 from exoflow.job import Argument, Finish, Job
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
@@ -187,9 +187,9 @@ class ComposedJob(Job):
 
     def write_chunk(self, table: pa.Table, params: dict[str, Any], load: LoadOptions, out_dir: str,
                     part: str) -> tuple[int, dict]:
-        """Load the rows any job selects once, run every job's kernels on each batch (each on its
-        own rows: ``_view``), write each job's rows to ``out_dir/JOB/<dataset>/part``. Returns (the
-        most rows with an error of one job, ``{job: {"summary": its reducer's chunk summary,
+        """Load the rows any job selects once, run every job's kernels on the loaded batches (each on
+        its own rows: ``_view``), write each job's rows to ``out_dir/JOB/<dataset>/part``. Returns
+        (the most rows with an error of one job, ``{job: {"summary": its reducer's chunk summary,
         and COUNTS of its rows}}``)."""
         marks = [c for c in table.column_names if c.startswith(column(""))]
         listing = table.drop_columns(marks)
@@ -197,22 +197,7 @@ class ComposedJob(Job):
         views = [table.column(column(j.name)).to_numpy(zero_copy_only=False) if column(j.name) in marks
                  else np.ones(n, dtype=bool) for j in self.jobs]
         own = [params_of(j, params) for j in self.jobs]
-        chosen = [_chosen(listing, v, j.reads, p) for j, v, p in zip(self.jobs, views, own)]
-        wanted = np.logical_or.reduce(chosen) if chosen else np.zeros(n, dtype=bool)
-        limits = [min(load.piece_bytes, j.reads.piece_bytes or load.piece_bytes) for j in self.jobs if j.reads_content]
-        sub = [j.reads.batch_bytes for j in self.jobs if j.reads_content and j.reads.batch_bytes]
-        reads = Reads(rows=lambda t, p: wanted, batch_bytes=min(sub) if sub else None,
-                      piece_bytes=max(limits) if limits else None)
-        parts: list[list[pa.Table]] = [[] for _ in self.jobs]
-        start = 0
-        for batch in batches(listing, reads, load, params):
-            stop = start + batch.num_rows
-            for k, j in enumerate(self.jobs):
-                piece = min(load.piece_bytes, j.reads.piece_bytes or load.piece_bytes) if j.reads_content \
-                    else load.piece_bytes
-                parts[k].append(j.process(_view(batch, views[k][start:stop], chosen[k][start:stop], own[k],
-                                                piece, j.reads_content)))
-            start = stop
+        parts = self._process(listing, views, own, load, params)
         sizes = content_bytes(listing)
         kinds = listing.column("type")
         is_file = pc.fill_null(pc.equal(kinds, "file"), False).to_numpy(zero_copy_only=False)
@@ -228,36 +213,75 @@ class ComposedJob(Job):
             worst = max(worst, errors)
         return worst, out
 
+    def _process(self, listing: pa.Table, views: list[np.ndarray], own: list[dict], load: LoadOptions,
+                 params: dict[str, Any]) -> list[list[pa.Table]]:
+        """Each job's output rows for the chunk, in parts. A job that reads nothing runs once on its
+        rows. The contents are loaded once for all the others: as one batch when one of them takes
+        the whole chunk at once (the others get their own sub-batches of it), else in sub-batches
+        of the smallest ``batch_bytes`` they ask for."""
+        parts: list[list[pa.Table]] = [[] for _ in self.jobs]
+        reading = [k for k, j in enumerate(self.jobs) if j.reads_content]
+        for k, j in enumerate(self.jobs):
+            if not j.reads_content:
+                parts[k].append(j.process(Batch(_own_rows(listing, views[k]), own[k], piece_bytes=load.piece_bytes)))
+        if not reading:
+            return parts
+        chosen = {k: _chosen(listing, views[k], self.jobs[k].reads, own[k]) for k in reading}
+        wanted = np.logical_or.reduce(list(chosen.values()))
+        limit = {k: min(load.piece_bytes, self.jobs[k].reads.piece_bytes or load.piece_bytes) for k in reading}
+        sub = {k: self.jobs[k].reads.batch_bytes for k in reading}
+        whole = any(b is None for b in sub.values())
+        reads = Reads(rows=lambda t, p: wanted, batch_bytes=None if whole else min(sub.values()),
+                      piece_bytes=max(limit.values()))
+        sizes = listing.column("size").fill_null(0).to_numpy()
+        start = 0
+        for batch in batches(listing, reads, load, params):
+            stop = start + batch.num_rows
+            for k in reading:
+                ranges = [(0, batch.num_rows)]
+                if whole and sub[k] is not None:      # the job's own sub-batches of the chunk's batch
+                    ranges = read_batches(sizes[start:stop], batch.piece_bytes, sub[k], chosen[k][start:stop]) \
+                        or ranges
+                for a, b in ranges:
+                    parts[k].append(self.jobs[k].process(_view(batch, a, b, views[k][start + a:start + b],
+                                                               chosen[k][start + a:start + b], own[k], limit[k])))
+            start = stop
+        return parts
 
-def _chosen(listing: pa.Table, view: np.ndarray, reads: Reads | None, params: dict[str, Any]) -> np.ndarray:
+
+def _own_rows(listing: pa.Table, view: np.ndarray) -> pa.Table:
+    return listing if view.all() else listing.filter(pa.array(view))
+
+
+def _chosen(listing: pa.Table, view: np.ndarray, reads: Reads, params: dict[str, Any]) -> np.ndarray:
     """Bool per row of ``listing``: the rows whose contents the job reads (of its own rows, ``view``)."""
     out = np.zeros(listing.num_rows, dtype=bool)
-    if reads is not None:
-        own = listing if view.all() else listing.filter(pa.array(view))
-        out[view] = selection(own, reads, params)
+    out[view] = selection(_own_rows(listing, view), reads, params)
     return out
 
 
-def _view(batch: Batch, rows: np.ndarray, chosen: np.ndarray, params: dict[str, Any], piece_bytes: int,
-          reads: bool) -> Batch:
-    """One job's batch out of the run's: its own ``rows`` only, the contents of those it ``chosen``
-    (the others read as not read: no bytes, no read error), with its ``params``."""
-    table = batch.table if rows.all() else batch.table.filter(pa.array(rows))
-    if not reads:
-        return Batch(table, params, piece_bytes=piece_bytes)
-    keep = rows & chosen
-    lengths = np.diff(batch.offsets)
-    if rows.all() and np.array_equal(chosen, batch.selected):
-        data, offsets = batch.data, batch.offsets
+def _view(batch: Batch, a: int, b: int, rows: np.ndarray, chosen: np.ndarray, params: dict[str, Any],
+          piece_bytes: int) -> Batch:
+    """One job's batch out of rows ``[a, b)`` of the run's: its own ``rows`` of them only, with the
+    contents of those it ``chosen`` (the others read as not read: no bytes, no read error), its
+    ``params`` and its ``piece_bytes`` for streaming."""
+    table = batch.table.slice(a, b - a)
+    offsets = batch.offsets[a:b + 1]
+    selected = batch.selected[a:b]
+    if rows.all() and np.array_equal(chosen, selected):
+        data, offsets = batch.data[offsets[0]:offsets[-1]], offsets - offsets[0]
     else:        # copy the job's bytes out: rows it did not choose must hold none
-        data = batch.data[np.repeat(keep, lengths)]
+        table = table.filter(pa.array(rows))
+        lengths = np.diff(offsets)
+        keep = rows & chosen
+        data = batch.data[offsets[0]:offsets[-1]][np.repeat(keep, lengths)]
         offsets = np.zeros(int(rows.sum()) + 1, dtype=np.int64)
         np.cumsum((lengths * keep)[rows], out=offsets[1:])
     idx = np.flatnonzero(rows)
-    errors = np.array(batch.errors, dtype=object)
+    errors = np.array(batch.errors[a:b], dtype=object)
     errors[~chosen] = None
-    return Batch(table, params, data, offsets, errors[idx].tolist(), (batch.large & chosen)[idx],
-                 np.array(batch.paths, dtype=object)[idx].tolist(), piece_bytes, chosen[idx])
+    return Batch(table, params, data, offsets, errors[idx].tolist(), (batch.large[a:b] & chosen)[idx],
+                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx])
 
 
 # ---- the client: summaries, after-steps, report ----------------------------------------
