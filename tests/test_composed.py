@@ -211,3 +211,6 @@ def test_composed_command_line_run(tree, tmp_path):
     assert "<h2>checksum</h2>" in page and "<h2>scan</h2>" in page and "report-table-scan-results" in page
     shown = exoflow("show", str(out))
     assert shown.returncode == 0 and "checksum\n========" in shown.stdout and "scan\n====" in shown.stdout
+    pytest.importorskip("duckdb", reason="exoflow query needs DuckDB (exoflow[sql])")
+    q = exoflow("query", str(out), "select count(*) as n from checksum_files", "--format", "csv")
+    assert q.returncode == 0 and q.stdout.split()[-1] == str(s["result"]["jobs"]["checksum"]["entries"]), q.stderr
