@@ -4,7 +4,7 @@
 
 Default TREE: this Python's lib/ directory. Each command is a whole process (``exoflow run …``,
 its embedded cluster included), timed as the median of --runs after --warmup runs (page cache
-warm). --drop-caches: the page cache is dropped before every run (needs root; skipped with a
+warm), the commands taking turns round by round. --drop-caches: the page cache is dropped before every run (needs root; skipped with a
 note where /proc/sys/vm/drop_caches cannot be written), so each run reads from the disk.
 Prints the wall times and the ratios: the composed run over the slowest job alone (target:
 <= 1.3x) and over the sum of the jobs alone.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -58,14 +59,21 @@ def main() -> None:
             files, nbytes = tree_stats(tree)
             print(f"\ntree: {tree}: {files:,} entries, {nbytes / 2**20:,.0f} MiB; median of {args.runs}\n")
             print("| run | wall (s, median) | min | max |\n|---|---:|---:|---:|")
-            walls = {}
-            for spec in [*jobs, args.jobs]:
-                out = os.path.join(tmp, "o")
-                cmd = [sys.executable, "-m", "exoflow.cli", "run", spec, tree, "-q", "--no-dashboard", "--overwrite",
-                       "--out", out]
-                t = measure(cmd, runs=args.runs, warmup=0 if prepare else args.warmup, prepare=prepare)
-                walls[spec] = t.wall
-                print(f"| {spec} | {t.wall:.2f} | {t.wall_min:.2f} | {t.wall_max:.2f} |", flush=True)
+            specs = [*jobs, args.jobs]
+            seen: dict[str, list[float]] = {spec: [] for spec in specs}
+            out = os.path.join(tmp, "o")
+            # round by round, each command once a round: a load that comes and goes on a shared
+            # machine falls on all of them alike
+            for i in range((0 if prepare else args.warmup) + args.runs):
+                for spec in specs:
+                    cmd = [sys.executable, "-m", "exoflow.cli", "run", spec, tree, "-q", "--no-dashboard",
+                           "--overwrite", "--out", out]
+                    wall = measure(cmd, runs=1, warmup=0, prepare=prepare).wall
+                    if i >= (0 if prepare else args.warmup):
+                        seen[spec].append(wall)
+            walls = {spec: statistics.median(w) for spec, w in seen.items()}
+            for spec, w in seen.items():
+                print(f"| {spec} | {walls[spec]:.2f} | {min(w):.2f} | {max(w):.2f} |", flush=True)
             alone = [walls[j] for j in jobs]
             composed = walls[args.jobs]
             print(f"\ncomposed / slowest alone ({jobs[alone.index(max(alone))]}): {composed / max(alone):.2f}x "
