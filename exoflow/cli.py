@@ -31,8 +31,9 @@ def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
     """``exoflow run``'s text output that pipes: --format and -0 (not bench's: it prints timings)."""
     g = p.add_argument_group("text output")
     g.add_argument("--format", choices=FORMATS, metavar="FORMAT",
-                   help=f"write the job's main table ({job.main_table or job.dataset}) to stdout as jsonl, csv or "
-                        "paths, instead of the terminal tables (the last line still goes to stderr)")
+                   help=f"write the job's main table ({job.main_table or job.dataset or 'not in a composed run'}) "
+                        "to stdout as jsonl, csv or paths, instead of the terminal tables (the last line still goes "
+                        "to stderr)")
     # -0 is read as --null by run_job: an option "-0" would make argparse take "-1" for an option
     # everywhere (``--top -1`` would no longer say "must be at least 0")
     g.add_argument("--null", action="store_true", dest="nul",
