@@ -21,7 +21,9 @@ GPU_RESOURCE = {"GPU": 1}
 
 def task_resources(params: dict) -> dict | None:
     """The Dask resources a chunk task of a run with these job parameters needs."""
-    return GPU_RESOURCE if params.get("backend") == "gpu" else None
+    # a composed run's options are JOB.backend, one per job
+    gpu = any(v == "gpu" for k, v in params.items() if k == "backend" or k.endswith(".backend"))
+    return GPU_RESOURCE if gpu else None
 
 
 class BackendUnavailable(UsageError):

@@ -33,8 +33,9 @@ def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
     """``exoflow run``'s text output that pipes: --format and -0 (not bench's: it prints timings)."""
     g = p.add_argument_group("text output")
     g.add_argument("--format", choices=FORMATS, metavar="FORMAT",
-                   help=f"write the job's main table ({job.main_table or job.dataset}) to stdout as jsonl, csv or "
-                        "paths, instead of the terminal tables (the last line still goes to stderr)")
+                   help=f"write the job's main table ({job.main_table or job.dataset or 'not in a composed run'}) "
+                        "to stdout as jsonl, csv or paths, instead of the terminal tables (the last line still goes "
+                        "to stderr)")
     # -0 is read as --null by run_job: an option "-0" would make argparse take "-1" for an option
     # everywhere (``--top -1`` would no longer say "must be at least 0")
     g.add_argument("--null", action="store_true", dest="nul",
@@ -67,6 +68,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         raise UsageError("--format and --json both choose what stdout holds: give one")
     if args.nul and args.format != "paths":
         raise UsageError("-0 applies to --format paths")
+    if args.format and not (job.main_table or job.dataset):
+        raise UsageError(f"--format writes one job's table, and {job.name} writes one per job: "
+                         "run that job alone, or use exoflow query OUT")
     cfg, cluster_opts, notes = configure(job, args)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
@@ -93,7 +97,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
                 f"({cluster_opts.source})"
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
                 + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
-            progress = Progress(enabled=not args.quiet and sys.stderr.isatty())
+            progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
         if cfg.out_dir:
@@ -155,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", action="version", version=f"exoflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run a job: exoflow run JOB PATH... (see exoflow run JOB --help)", add_help=False)
-    r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file")
+    r.add_argument("job", metavar="JOB", help="a job name (see 'exoflow jobs') or a path to a job file; "
+                   "several joined by '+' run in one pass (checksum+scan; all: every job that reads contents)")
     sub.add_parser("jobs", help="list the jobs shipped with exoflow")
     sub.add_parser("bench", help="benchmark a job: exoflow bench JOB PATH... (see exoflow bench JOB --help)",
                    add_help=False)
@@ -189,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not may_use_running_cluster(argv):
             from exoflow import forkserver
             forkserver.start()        # its imports overlap the job's loading and checks below
-        from exoflow.jobs_registry import load
+        from exoflow.composed import load
         return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
     p.error(f"unknown arguments: {' '.join(rest)}")
     return EXIT_USAGE

@@ -143,6 +143,12 @@ def configure(job: Job, args: argparse.Namespace) -> Configured:
     # embedded workers share this machine's GPU(s), if any, for --backend gpu
     cluster = check_cluster(args, ClusterOptions(**values(ClusterOptions), resources=task_resources(params)))
     check_options(args, job, walk, params, cluster)
+    from exoflow.composed import ComposedJob, configured
+    if isinstance(job, ComposedJob):     # each job's own walk, and the one walk that serves them all
+        if args.resume or args.since:
+            raise UsageError(f"{'--resume' if args.resume else '--since'} is not supported for a composed run "
+                             f"({job.name}) yet: run the jobs one by one")
+        job, walk = configured(job, walk, getattr(args, "given", frozenset()), list(args.paths), user_excludes)
     cfg = RunConfig(job=job, paths=list(args.paths), out_dir="", from_list=args.from_list, params=params, walk=walk,
                     chunk=ChunkOptions(**values(ChunkOptions), read_order=job.chunk.read_order),
                     load=LoadOptions(**values(LoadOptions)), since=args.since, resume=args.resume)

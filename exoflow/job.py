@@ -5,6 +5,7 @@ also runs as ``python jobs/NAME.py PATH``.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 from exoflow.batch import Batch, Reads, batches
 from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
+from exoflow.sinks import write_part
 from exoflow.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -141,6 +143,9 @@ class Job:
     # Optional: fn() -> {setting: value} for what this machine's install gives the job (scan: which
     # matching engine), shown by ``exoflow info`` and recorded with ``exoflow bench`` results.
     environment: Callable[[], dict[str, str]] | None = None
+    # Optional: fn(listing rows) -> listing rows, applied in each listing task to the rows a walk found
+    # (not to --from-list entries); a composed run marks there which of its jobs' walks keep each row.
+    mark: Callable[[pa.Table], pa.Table] | None = None
 
     @property
     def reads_content(self) -> bool:
@@ -155,6 +160,27 @@ class Job:
             return self.process(Batch(table, params, piece_bytes=load.piece_bytes))
         parts = [self.process(batch) for batch in batches(table, self.reads, load, params)]
         return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="default")
+
+    def write_chunk(self, table: pa.Table, params: dict[str, Any], load: LoadOptions, out_dir: str,
+                    part: str) -> tuple[int, dict]:
+        """The chunk task's work on the worker: the chunk's output rows (``process_chunk``) written
+        to ``out_dir/<dataset>/part``. Returns (rows with an ``error``, the reducer's chunk summary).
+        Raises OSError when the part cannot be written."""
+        return self.write_rows(self.process_chunk(table, params, load), params, out_dir, part)
+
+    def write_rows(self, result: pa.Table, params: dict[str, Any], out_dir: str, part: str) -> tuple[int, dict]:
+        """A chunk's output rows written to ``out_dir/<dataset>/part``; returns (rows with an
+        ``error``, the reducer's chunk summary)."""
+        with meter("write"):
+            write_part(result, os.path.join(out_dir, self.dataset), part)
+        return self.summarise(result, params)
+
+    def summarise(self, result: pa.Table, params: dict[str, Any]) -> tuple[int, dict]:
+        """(rows of a chunk's output with an ``error``, the reducer's chunk summary)."""
+        errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
+        with meter("summarise"):
+            summary = self.reducer.chunk(result, params)
+        return errors, summary
 
     def process(self, batch: Batch) -> pa.Table:
         """Run the kernels over a batch and return its output rows (one per listing row, unless

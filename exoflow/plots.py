@@ -34,6 +34,7 @@ class Bars:
     width: str | float = 0.8
     category_label: str | None = None
     value_label: str | None = None
+    section: str = ""                # report.html's section for it ("": the job's; a composed run: a job's name)
 
     def spec(self) -> dict[str, Any]:
         """What report.js reads; stacked charts get each value's [_lo, _hi) bounds."""
@@ -79,6 +80,7 @@ class Table:
     headers: list[str]
     rows: list[list[Any]]
     note: str = ""
+    section: str = ""                # as Bars.section
 
     def spec(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,10 +9,12 @@ from exoflow.tables import human_bytes, human_count
 
 
 class Progress:
-    """Redraws at most 5 times a second; silent unless ``enabled``."""
+    """Redraws at most 5 times a second; silent unless ``enabled``. ``name``: the run's job, shown
+    first where it is composed of several (``checksum+scan``)."""
 
-    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr, name: str = "") -> None:
         self.enabled = enabled
+        self.prefix = f"{name}: " if "+" in name else ""
         self.stream = stream
         self.start = time.monotonic()
         self.last = 0.0
@@ -34,7 +36,7 @@ class Progress:
             where = f"{human_count(entries)}/{human_count(listed)} entries {pct:5.1f}%  ETA {_clock(eta)}"
         else:
             where = f"{human_count(entries)} entries done, {human_count(listed)} listed (listing...)"
-        line = f"{where}  {human_count(rate)} entries/s  {human_bytes(bytes_ / elapsed)}/s  {_clock(elapsed)}"
+        line = f"{self.prefix}{where}  {human_count(rate)} entries/s  {human_bytes(bytes_ / elapsed)}/s  {_clock(elapsed)}"
         self.stream.write("\r" + line.ljust(self.width))
         self.width = len(line)
         self.stream.flush()

@@ -248,6 +248,12 @@ def _drawable(specs: list[Bars]) -> tuple[list[Bars], str]:
         f"<p class='note'>{html.escape(t)}: no files.</p>" for t in empty)
 
 
+def _section_titles(plots: list[Bars], tables: list[dict]) -> list[str]:
+    """The job sections of the page in order: "" (the job's own) first, then each ``section`` named
+    by a plot or table (a composed run's jobs)."""
+    return list(dict.fromkeys(["", *(b.section for b in plots), *(t.get("section", "") for t in tables)]))
+
+
 def build(summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], list] | None = None,
           tables: dict | None = None) -> str:
     """The report's HTML text: figures, tables and sections in HTML, plots as Bars specs that
@@ -268,6 +274,10 @@ def build(summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], li
             sections["plots-job"] = list(plots(summary))
         except Exception as e:     # a job's plot bug must not cost the rest of the report
             notes.append(f"<p>The job's plots failed: {html.escape(f'{type(e).__name__}: {e}')}</p>")
+    job_plots = sections.pop("plots-job")
+    titles = _section_titles(job_plots, tables.get("job", []))
+    for i, title in enumerate(titles):     # a composed run: one section per job, in its order
+        sections[f"plots-job-{i}" if i else "plots-job"] = [b for b in job_plots if b.section == title]
     empty = {}
     for k in sections:
         sections[k], empty[k] = _drawable(sections[k])
@@ -277,9 +287,12 @@ def build(summary: RunSummary, telemetry: dict, plots: Callable[[RunSummary], li
             f"{html.escape(str(cluster.get('workers', '?')))} workers, {html.escape(str(cluster.get('threads', '?')))} "
             f"threads &middot; exoflow {html.escape(str(summary.get('exoflow_version', '')))}</p>",
             f"<table id='report-headline'><tr>{cells}</tr></table>"]
-    job_tables = "".join(_table_html(t) for t in tables.get("job", []))
-    if job_tables or sections["plots-job"] or empty["plots-job"] or any(notes):
-        body += [f"<h2>{job or 'job'}</h2>", *notes, job_tables, empty["plots-job"], "<div id='plots-job'></div>"]
+    for i, title in enumerate(titles):
+        plots_id = f"plots-job-{i}" if i else "plots-job"
+        job_tables = "".join(_table_html(t) for t in tables.get("job", []) if t.get("section", "") == title)
+        if job_tables or sections[plots_id] or empty[plots_id] or (any(notes) and not i):
+            body += [f"<h2>{html.escape(title) or job or 'job'}</h2>", *(notes if not i else []), job_tables,
+                     empty[plots_id], f"<div id='{plots_id}'></div>"]
     if tables.get("errors"):
         body += ["<h2>Errors</h2>", _table_html(tables["errors"])]
     body += ["<h2>Throughput</h2>",

@@ -46,14 +46,25 @@ def read_summary(out_dir: str) -> dict:
 
 
 def datasets(out_dir: str) -> dict[str, str]:
-    """name -> directory, for each directory of OUT holding Parquet parts (``files``, ``findings`` …)."""
+    """name -> directory, for each directory of OUT holding Parquet parts (``files``, ``findings`` …);
+    a composed run's (``OUT/JOB/<dataset>``) are named ``JOB_<dataset>`` (``scan_findings``)."""
     if not os.path.isdir(out_dir):
         raise UsageError(f"{out_dir}: no such directory")
     out = {}
     for entry in sorted(os.scandir(out_dir), key=lambda e: e.name):
-        if entry.is_dir() and any(n.endswith(".parquet") for n in os.listdir(entry.path)):
+        if not entry.is_dir():
+            continue
+        if _holds_parts(entry.path):
             out[entry.name] = entry.path
+        else:
+            for sub in sorted(os.scandir(entry.path), key=lambda e: e.name):
+                if sub.is_dir() and _holds_parts(sub.path):
+                    out[f"{entry.name}_{sub.name}"] = sub.path
     return out
+
+
+def _holds_parts(path: str) -> bool:
+    return any(n.endswith(".parquet") for n in os.listdir(path))
 
 
 def batches(dataset_dir: str) -> Iterator[pa.RecordBatch]:
@@ -114,7 +125,7 @@ def write_main_table(dataset_dir: str, fmt: str, nul: bool = False, out: IO[byte
 def show(out_dir: str, out: IO[str] | None = None) -> int:
     """Print a finished run's terminal tables again (its reducer's report of summary.json) and its
     last line. Raises UsageError for a directory without a run or a job that cannot be loaded."""
-    from exoflow.jobs_registry import load
+    from exoflow.composed import load
     from exoflow.report import summary_line
     out = out or sys.stdout
     summary = read_summary(out_dir)

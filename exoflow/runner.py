@@ -42,7 +42,7 @@ from exoflow.errors import UsageError
 from exoflow.sinks import write_json, write_part
 from exoflow.summary import RunSummary
 from exoflow.sources import manifest
-from exoflow.sources.entries import SCHEMA, EntryCollector
+from exoflow.sources.entries import SCHEMA
 from exoflow.longpath import stat_path
 from exoflow.sources import walk
 from exoflow.sources.walk import DirItem, RootPlan, Walker
@@ -103,12 +103,11 @@ def _where() -> str | None:
         return None
 
 
-def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float,
+def _listed(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
             save: str | None) -> tuple[pa.Table, dict]:
     """The listing part and its meta for the client: chunks, counts, where it was made and how long
     it took since ``t0`` (for placing the next listing tasks). ``save``: where the part is written
     for the run's journal (a Parquet file), before the client hears of it."""
-    table = out.table()
     if chunk_opts.read_order:
         table = order_for_reading(table)
     if save:
@@ -122,7 +121,10 @@ def _listed(out: EntryCollector, chunk_opts: ChunkOptions, meta: dict, t0: float
 
 
 def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
-              budget: tuple[int, float], chunk_opts: ChunkOptions, save: str | None = None) -> tuple[pa.Table, dict]:
+              budget: tuple[int, float], chunk_opts: ChunkOptions, mark=None,
+              save: str | None = None) -> tuple[pa.Table, dict]:
+    """A listing task: walk ``stack`` (and ``root_files``) within ``budget``; ``mark``: ``Job.mark``;
+    ``save``: see ``_listed``."""
     t0 = time.perf_counter()
     journal.test_pause("list")
     with meter("list"):
@@ -130,7 +132,9 @@ def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: Wa
         for f in root_files:
             walker.add_root_file(f)
         left = walker.run(stack, *budget)
-        listed = _listed(walker.out, chunk_opts, {"left": left, "dirs": walker.dirs_scanned}, t0, save)
+        table = walker.out.table()
+        listed = _listed(table if mark is None else mark(table), chunk_opts,
+                         {"left": left, "dirs": walker.dirs_scanned}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -140,7 +144,7 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
     with meter("list"):
-        listed = _listed(manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0, save)
+        listed = _listed(manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -173,33 +177,31 @@ def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str)
 
 
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
-              load_opts: LoadOptions, dataset_dir: str, part: str, since: str | None = None,
+              load_opts: LoadOptions, out_dir: str, part: str, since: str | None = None,
               journalled: dict | None = None) -> dict:
     """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
-    written to ``dataset_dir/part``; returns the counts and the reducer's chunk summary for the
-    client. ``since``: an earlier output whose rows of unchanged files are reused
-    (``exoflow.incremental``); ``journalled``: the chunk's journal record from a killed run, whose
-    part is read back instead (``exoflow.journal``). Per-file problems are rows with an ``error``;
-    an OSError of the part's write raises."""
+    written to ``out_dir/<dataset>/part`` (``Job.write_chunk``); returns the counts and the reducer's
+    chunk summary for the client. ``since``: an earlier output whose rows of unchanged files are
+    reused (``exoflow.incremental``); ``journalled``: the chunk's journal record from a killed run,
+    whose part is read back instead (``exoflow.journal``). Per-file problems are rows with an
+    ``error``; an OSError of the part's write raises."""
     t0 = time.perf_counter()
     job = unpack_job(job_blob)
     table = listed[0].slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
     digest = journal.rows_hash(table)
-    result = _replayed(dataset_dir, part, journalled, digest)
+    result = _replayed(os.path.join(out_dir, job.dataset), part, journalled, digest)
     replayed = result is not None
     reused = journalled["reused"] if replayed else 0
-    if not replayed:
+    if replayed:
+        errors, summary = job.summarise(result, params)
+    else:
         journal.test_pause("chunk")
         if since:
             result, reused = incremental.process_chunk(job, table, params, load_opts, since)
+            errors, summary = job.write_rows(result, params, out_dir, part)
         else:
-            result = job.process_chunk(table, params, load_opts)     # loads what job.reads selects
-        with meter("write"):
-            write_part(result, dataset_dir, part)
-    errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
-    with meter("summarise"):
-        summary = job.reducer.chunk(result, params)
+            errors, summary = job.write_chunk(table, params, load_opts, out_dir, part)  # loads what job.reads selects
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
     # rows: the chunk's listing entries (a job may write a different number of rows, e.g. one per
     # finding); of them regular files and other entries (symlinks, FIFOs …; not the error rows of
@@ -306,7 +308,8 @@ class _Run:
         self.journal, self.resumed = log, resumed     # --resume: what the killed run finished
         self.id = uuid.uuid4().hex[:8]
         self.job_blob = cloudpickle.dumps(cfg.job)
-        self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset)
+        # a composed run has no dataset of its own: each of its jobs writes OUT/JOB/<dataset>
+        self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset) if cfg.job.dataset else ""
         self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
         self.slots = max(2, 2 * sum(ex.nthreads().values()))
@@ -360,13 +363,13 @@ class _Run:
         self.load.update(self.ex.nthreads())
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
-                                record={"stack": [], "root_files": True})
+                                self.cfg.job.mark, record={"stack": [], "root_files": True})
         if free <= 0 or not self.pending:
             return
         per = math.ceil(len(self.pending) / free)
         while self.pending and self.walks_in_flight < self.slots:
             stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
-            self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk,
+            self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
                                 record={"stack": [d.path for d in stack]})
 
     def on_listing(self, mf) -> None:
@@ -392,7 +395,7 @@ class _Run:
             done = self.resumed.chunks.get((name, start, stop)) if self.resumed else None
             part = done["part"] if done else f"part-{key.rsplit('-', 1)[1]}.parquet"
             cf = self.ex.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
-                                self.dataset_dir, part, self.since, done, key=key, priority=10,
+                                cfg.out_dir, part, self.since, done, key=key, priority=10,
                                 resources=self.resources)
             self.chunk_info[cf.key] = {"kind": "chunk", "listing": name, "start": start, "stop": stop, "part": part}
             self.futures[cf.key] = cf
@@ -500,8 +503,7 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     finally:
         log.close()
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
-        write_part(cfg.job.process_chunk(SCHEMA.empty_table(), params, cfg.load), r.dataset_dir,
-                   "part-empty.parquet")
+        cfg.job.write_chunk(SCHEMA.empty_table(), params, cfg.load, cfg.out_dir, "part-empty.parquet")
     wall = time.time() - t0
     summary: RunSummary = {
         "job": cfg.job.name,
