@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from exoflow.metrics import TOPIC
-from exoflow.telemetry import RunStats, rate_series, time_by_activity
+from exoflow.telemetry import RunStats, rate_series, task_seconds, time_by_activity
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +43,12 @@ class ExoflowPlugin(SchedulerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self) -> None:
+    def __init__(self, scheduler=None) -> None:
+        self.scheduler = scheduler     # for snapshots of its fine metrics (None: no activity per run)
         self.runs: OrderedDict[str, RunStats] = OrderedDict()
+        # run -> [exoflow task seconds at its run-start, at the first run-start after its end (None:
+        # not yet, its share is read live)]; the same subtraction as report.html's
+        self.snapshots: dict[str, list] = {}
         # job -> monotonic totals for the Prometheus counters (runs are evicted, totals are not)
         self.totals: dict[str, dict[str, int]] = {}
         self.runs_ended = 0      # runs that ended on this scheduler (``exoflow cluster status``)
@@ -57,8 +61,12 @@ class ExoflowPlugin(SchedulerPlugin):
         if stats is None:
             stats = self.runs[msg["run"]] = RunStats(msg["run"], job=str(msg.get("job", "?")))
             while len(self.runs) > KEEP_RUNS:
-                self.past.append(run_row(self.runs.popitem(last=False)[1]))
+                old = self.runs.popitem(last=False)[1]
+                self.snapshots.pop(old.run, None)
+                self.past.append(run_row(old))
             del self.past[:-KEEP_ROWS]
+            if msg.get("kind") == "run-start":
+                self._snapshot(msg["run"])
         if msg.get("kind") == "run-end" and stats.status == "running":
             self.runs_ended += 1
         stats.apply(msg)
@@ -69,13 +77,37 @@ class ExoflowPlugin(SchedulerPlugin):
             t["errors"] += int(msg.get("errors", 0))
             t["chunks"] += 1
 
+    def _snapshot(self, run: str) -> None:
+        """At a run's start: its "before", and the "after" of every run that ended before it
+        (their tasks are over and the runner has flushed their metrics by then)."""
+        if self.scheduler is None:
+            return
+        now = task_seconds(self.scheduler.cumulative_worker_metrics)
+        for r, snaps in self.snapshots.items():
+            if snaps[1] is None and self.runs[r].ended is not None:
+                snaps[1] = now
+        self.snapshots[run] = [now, None]
+
+    def activity(self, run: str) -> dict[str, float]:
+        """Task seconds per activity of ``run`` (``time_by_activity``): Dask's fine metrics between
+        its start and the next run's start after its end (or now). Runs that overlap share each
+        other's seconds (Dask's metrics are per task prefix, not per run); {} for a run whose start
+        this plugin did not see."""
+        snaps = self.snapshots.get(run)
+        if snaps is None or self.scheduler is None:
+            return {}
+        return time_by_activity(snaps[1] or self.scheduler.cumulative_worker_metrics, snaps[0])
+
     def rows(self) -> dict[str, list]:
         """Every run this scheduler has seen (the latest KEEP_ROWS), newest first: RUN_COLUMNS -> values."""
         rows = [*self.past, *map(run_row, self.runs.values())][::-1]
         return {c: [r[c] for r in rows] for c in RUN_COLUMNS}
 
-    def current(self) -> RunStats | None:
-        """The run to show: the latest one still running, else the latest one."""
+    def current(self, run: str | None = None) -> RunStats | None:
+        """The run to show: ``run`` where its details are kept, else the latest one still
+        running, else the latest one."""
+        if run in self.runs:
+            return self.runs[run]
         running = [r for r in self.runs.values() if r.status == "running"]
         return running[-1] if running else next(reversed(self.runs.values()), None)
 
@@ -85,7 +117,7 @@ def run_row(r: RunStats) -> dict:
     return {"run": r.run, "job": r.job, "paths": " ".join(r.sources), "start": time.strftime(
                 "%Y-%m-%d %H:%M:%S", time.localtime(r.started)), "duration_s": round(r.elapsed, 2),
             "files": r.files, "bytes": r.bytes, "bytes_h": _fmt_bytes(r.bytes),
-            "files_per_s": round(r.files / r.elapsed, 1), "errors": r.errors, "status": r.status, "out": r.out}
+            "files_per_s": round(r.rate()[0], 1), "errors": r.errors, "status": r.status, "out": r.out}
 
 
 # ---- Prometheus ----------------------------------------------------------------
@@ -164,23 +196,34 @@ def _fmt_bytes(n: float) -> str:
     return format_bytes(int(n))
 
 
+MIN_SPAN_S = 1.0     # the time axes span at least this: a short run's bars, not a dot on a zero-wide axis
+LATEST = "latest"    # the run menu's value for "the latest run" (the default)
+
+
 class ExoflowPage:
-    """The page's figures and data sources; ``update`` refreshes them from the plugin."""
+    """The page's figures and data sources; ``update`` refreshes them from the plugin.
+
+    The plots show one run: the one picked in the list of runs or in the "run shown" menu
+    (``exoflow-select``), else the latest (``ExoflowPlugin.current``). Its figures are in the
+    source ``exoflow-shown`` (run, job, status, files, seconds, files_per_s, bytes_per_s: the header)."""
 
     def __init__(self, scheduler, plugin: ExoflowPlugin) -> None:
         from bokeh.layouts import column, row
-        from bokeh.models import (ColumnDataSource, DataTable, Div, HoverTool, NumberFormatter,
-                                  NumeralTickFormatter, TableColumn)
+        from bokeh.models import (ColumnDataSource, DataTable, Div, HoverTool, Legend, LegendItem, NumberFormatter,
+                                  NumeralTickFormatter, Range1d, Select, TableColumn)
         from bokeh.plotting import figure
 
         self.scheduler, self.plugin = scheduler, plugin
+        self.chosen: str | None = None     # the run picked (None: the latest)
         self.header = Div(text="", name="exoflow-header", sizing_mode="stretch_width")
+        self.shown_src = ColumnDataSource({c: [] for c in ("run", "job", "status", "files", "seconds", "files_per_s",
+                                                           "bytes_per_s")}, name="exoflow-shown")
         self.rate_src = ColumnDataSource({"t": [], "width": [], "files_per_s": [], "bytes_per_s": []}, name="exoflow-rate")
         self.worker_src = ColumnDataSource({"worker": [], "files_per_s": [], "bytes_per_s": [], "files": []},
                                            name="exoflow-workers")
         self.progress_src = ColumnDataSource({"label": [], "done": [], "files": [], "files_listed": [], "chunks": [],
-                                              "chunks_listed": [], "errors": [], "status": []},
-                                             name="exoflow-progress")
+                                              "chunks_listed": [], "errors": [], "status": [], "listing": [],
+                                              "color": []}, name="exoflow-progress")
         self.activity_src = ColumnDataSource({"activity": [], "seconds": []}, name="exoflow-activity")
         self.memory_src = ColumnDataSource({"worker": [], "memory": [], "unmanaged": [], "spilled": [], "gpu": [],
                                             "memory_h": [], "spilled_h": [], "gpu_h": []}, name="exoflow-memory")
@@ -192,96 +235,140 @@ class ExoflowPage:
                   "out": "output directory"}
         formats = {"files": whole, "files_per_s": whole, "errors": whole, "duration_s": NumberFormatter(format="0.00")}
         self.runs_table = DataTable(source=self.runs_src, height=180, sizing_mode="stretch_width", index_position=None,
+                                    selectable=True,
                                     columns=[TableColumn(field=c, title=t, **({"formatter": formats[c]}
                                                                               if c in formats else {}))
                                              for c, t in titles.items()])
+        self.select = Select(title="Run shown (or click a run in the list)", value=LATEST,
+                             options=[(LATEST, "the latest run")], name="exoflow-select", width=480)
+        self.select.on_change("value", self._on_select)
+        self.runs_src.selected.on_change("indices", self._on_row)
 
         def fig(title: str, **kw):
             return figure(title=title, height=260, sizing_mode="stretch_width", toolbar_location=None,
                           tools="", **kw)
 
-        self.files_fig = fig("Files/s (current run)", x_axis_label="seconds since start")
-        self.files_fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+        # the run's time axis, from its start to its end (now) and at least MIN_SPAN_S: set by update
+        self.time_range = Range1d(0, MIN_SPAN_S, name="exoflow-time-range")
+        self.files_fig = fig("Files/s (run shown)", x_axis_label="seconds since start", x_range=self.time_range,
+                             y_range=Range1d(0, 1), name="exoflow-files-fig")
         self.files_fig.vbar(x="t", top="files_per_s", width="width", source=self.rate_src, color="#1f77b4")
-        self.files_fig.line(x="t", y="files_per_s", source=self.rate_src, color="#1f77b4")
-        self.bytes_fig = fig("Bytes/s (current run)", x_axis_label="seconds since start")
-        self.bytes_fig.line(x="t", y="bytes_per_s", source=self.rate_src, color="#ff7f0e", line_width=2)
-        self.bytes_fig.scatter(x="t", y="bytes_per_s", source=self.rate_src, color="#ff7f0e")
+        self.files_fig.yaxis.formatter = NumeralTickFormatter(format="0,0.[0]")
+        self.bytes_fig = fig("Bytes/s (run shown)", x_axis_label="seconds since start", x_range=self.time_range,
+                             y_range=Range1d(0, 1), name="exoflow-bytes-fig")
+        self.bytes_fig.vbar(x="t", top="bytes_per_s", width="width", source=self.rate_src, color="#ff7f0e")
         self.bytes_fig.yaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        for f in (self.files_fig, self.bytes_fig):
+        for f in (self.files_fig, self.bytes_fig):      # time axes: 1,500,000 s, never 1.500e+6
+            f.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
             f.add_tools(HoverTool(tooltips=[("t", "@t s"), ("files/s", "@files_per_s{0,0}"),
                                             ("bytes/s", "@bytes_per_s{0.0 b}")]))
 
-        self.worker_fig = fig("Files/s per worker (current run)", y_range=[])
+        self.worker_fig = fig("Files/s per worker (run shown)", y_range=[])
         self.worker_fig.xaxis.formatter = NumeralTickFormatter(format="0,0")
-        for f in (self.files_fig, self.bytes_fig):      # time axes: 1,500,000 s, never 1.500e+6
-            f.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
         self.worker_fig.hbar(y="worker", right="files_per_s", height=0.8, source=self.worker_src)
         self.worker_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("files/s", "@files_per_s{0,0}"),
                                                       ("bytes/s", "@bytes_per_s{0.0 b}"), ("files", "@files")]))
 
-        self.progress_fig = fig("Progress of each run (chunks done / listed)", y_range=[], x_range=(0, 1))
-        self.progress_fig.hbar(y="label", right="done", height=0.8, source=self.progress_src, color="#2ca02c")
+        self.progress_fig = fig("Progress of each run (chunks done / listed; pale while still listing)",
+                                y_range=[], x_range=(0, 1))
+        self.progress_fig.hbar(y="label", right="done", height=0.8, source=self.progress_src, color="color")
         self.progress_fig.xaxis.formatter = NumeralTickFormatter(format="0%")
         self.progress_fig.add_tools(HoverTool(tooltips=[
-            ("run", "@label"), ("status", "@status"), ("chunks", "@chunks / @chunks_listed"),
+            ("run", "@label"), ("status", "@status @listing"), ("chunks", "@chunks / @chunks_listed"),
             ("files", "@files / @files_listed"), ("errors", "@errors")]))
 
-        self.activity_fig = fig("Where time goes: task seconds per activity (exoflow tasks)", y_range=[])
+        self.activity_fig = fig("Where time goes: task seconds per activity (run shown)", y_range=[])
         self.activity_fig.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
         self.activity_fig.hbar(y="activity", right="seconds", height=0.8, source=self.activity_src, color="#9467bd")
 
         self.memory_fig = fig("Worker memory: in memory, unmanaged, spilled to disk, GPU", y_range=[])
-        self.memory_fig.hbar_stack(["memory", "unmanaged", "spilled", "gpu"], y="worker", height=0.8,
-                                   source=self.memory_src, color=["#1f77b4", "#aec7e8", "#d62728", "#76b900"],
-                                   legend_label=["in memory", "unmanaged", "spilled", "GPU"])
+        bars = self.memory_fig.hbar_stack(["memory", "unmanaged", "spilled", "gpu"], y="worker", height=0.8,
+                                          source=self.memory_src, color=["#1f77b4", "#aec7e8", "#d62728", "#76b900"])
+        # the legend goes above the plot area, never over the bars
+        self.memory_fig.add_layout(Legend(items=[LegendItem(label=label, renderers=[r]) for label, r in zip(
+            ["in memory", "unmanaged", "spilled", "GPU"], bars)], orientation="horizontal", location="top_left",
+            name="exoflow-memory-legend"), "above")
         self.memory_fig.xaxis.formatter = NumeralTickFormatter(format="0.0 b")
-        self.memory_fig.legend.location = "bottom_right"
         self.memory_fig.add_tools(HoverTool(tooltips=[("worker", "@worker"), ("in memory", "@memory_h"),
                                                       ("spilled", "@spilled_h"), ("GPU", "@gpu_h")]))
 
         self.root = column(self.header, Div(text="<b>Runs on this scheduler</b> (newest first)"), self.runs_table,
+                           self.select,
                            row(self.files_fig, self.bytes_fig, sizing_mode="stretch_width"),
                            row(self.progress_fig, self.worker_fig, sizing_mode="stretch_width"),
                            row(self.activity_fig, self.memory_fig, sizing_mode="stretch_width"),
                            sizing_mode="stretch_width")
 
+    def _on_select(self, attr: str, old: str, new: str) -> None:
+        self.chosen = None if new == LATEST else new
+        self.update()
+
+    def _on_row(self, attr: str, old: list[int], new: list[int]) -> None:
+        run = self.runs_src.data["run"][new[0]] if new else None
+        if run in self.plugin.runs:     # a run whose details were dropped cannot be shown
+            self.select.value = run
+
     def update(self) -> None:
-        cur = self.plugin.current()
-        now = time.time()
-        if cur is None:
-            self.header.text = "<h3>exoflow</h3><p>No exoflow run has reported to this scheduler yet.</p>"
-        else:
-            f, b = cur.recent_rate(now=now)
-            self.header.text = (
-                f"<h3>exoflow {cur.job} <small>run {cur.run} ({cur.status})</small></h3>"
-                f"<p>{cur.files:,} files, {_fmt_bytes(cur.bytes)} done of {cur.files_listed:,} files listed; "
-                f"chunks {cur.chunks}/{cur.chunks_listed}; <b>{cur.errors:,} errors</b>; "
-                f"{f:,.0f} files/s, {_fmt_bytes(b)}/s; {cur.elapsed:.1f} s</p>")
-            self.rate_src.data = rate_series(cur, end=None if cur.ended else now)
-            workers = sorted(cur.workers.items())
-            self.worker_src.data = {"worker": [w for w, _ in workers],
-                                    "files_per_s": [v[0] / cur.elapsed for _, v in workers],
-                                    "bytes_per_s": [v[1] / cur.elapsed for _, v in workers],
-                                    "files": [v[0] for _, v in workers]}
-            self.worker_fig.y_range.factors = [w for w, _ in workers]
+        cur = self.plugin.current(self.chosen)
         rows = self.plugin.rows()
         if rows != dict(self.runs_src.data):
             self.runs_src.data = rows
-        runs = list(self.plugin.runs.values())[-10:]
-        labels = [f"{r.job} {r.run}" for r in runs]
-        self.progress_src.data = {
-            "label": labels,
-            "done": [r.chunks / r.chunks_listed if r.chunks_listed else (1.0 if r.status != "running" else 0.0)
-                     for r in runs],
-            "files": [r.files for r in runs], "files_listed": [r.files_listed for r in runs],
-            "chunks": [r.chunks for r in runs], "chunks_listed": [r.chunks_listed for r in runs],
-            "errors": [r.errors for r in runs], "status": [r.status for r in runs]}
-        self.progress_fig.y_range.factors = labels
-        activities = time_by_activity(self.scheduler.cumulative_worker_metrics)
+        picked = [rows["run"].index(cur.run)] if self.chosen and cur is not None and cur.run == self.chosen else []
+        if list(self.runs_src.selected.indices) != picked:
+            self.runs_src.selected.indices = picked
+        options = [(LATEST, "the latest run")] + [(r.run, f"{r.job} {r.run} ({run_row(r)['start']})")
+                                                    for r in reversed(self.plugin.runs.values())]
+        if options != [tuple(o) for o in self.select.options]:
+            self.select.options = options
+        if cur is None:
+            self.header.text = "<h3>exoflow</h3><p>No exoflow run has reported to this scheduler yet.</p>"
+        else:
+            self._show(cur, cur.ended or time.time())
+        self._update_progress(cur)
+        self._update_memory()
+
+    def _show(self, cur: RunStats, at: float) -> None:
+        """The plots of run ``cur`` up to ``at`` (its end, or now)."""
+        span = cur.span(at)
+        f, b = cur.rate(at)
+        recent = "" if cur.ended else " (last 10 s: {:,.0f} files/s)".format(cur.recent_rate(now=at)[0])
+        which = "the run picked" if self.chosen else "the latest run"
+        self.header.text = (
+            f"<h3>exoflow {cur.job} <small>run {cur.run} ({cur.status}; {which})</small></h3>"
+            f"<p>{cur.files:,} files, {_fmt_bytes(cur.bytes)} done of {cur.files_listed:,} files listed"
+            f"{'' if cur.listing_done else ' so far'}; chunks {cur.chunks}/{cur.chunks_listed}; "
+            f"<b>{cur.errors:,} errors</b>; {f:,.1f} files/s, {_fmt_bytes(b)}/s over {span:.2f} s{recent}</p>")
+        self.shown_src.data = {"run": [cur.run], "job": [cur.job], "status": [cur.status], "files": [cur.files],
+                               "seconds": [span], "files_per_s": [f], "bytes_per_s": [b]}
+        series = rate_series(cur, end=at)
+        self.rate_src.data = series
+        self.time_range.update(start=0, end=max(span, MIN_SPAN_S))
+        for fig, col in ((self.files_fig, "files_per_s"), (self.bytes_fig, "bytes_per_s")):
+            fig.y_range.update(start=0, end=max(max(series[col]) * 1.1, 1))
+        workers = sorted(cur.workers.items())
+        self.worker_src.data = {"worker": [w for w, _ in workers],
+                                "files_per_s": [v[0] / span for _, v in workers],
+                                "bytes_per_s": [v[1] / span for _, v in workers],
+                                "files": [v[0] for _, v in workers]}
+        self.worker_fig.y_range.factors = [w for w, _ in workers]
+        activities = self.plugin.activity(cur.run)
         self.activity_src.data = {"activity": list(activities), "seconds": list(activities.values())}
         self.activity_fig.y_range.factors = list(activities)[::-1]
-        self._update_memory()
+
+    def _update_progress(self, cur: RunStats | None) -> None:
+        """The last 10 runs' (and the one shown) ``RunStats.progress``: never decreasing."""
+        runs = list(self.plugin.runs.values())[-10:]
+        if cur is not None and cur not in runs:
+            runs.insert(0, cur)
+        labels = [f"{r.job} {r.run}" for r in runs]
+        self.progress_src.data = {
+            "label": labels, "done": [r.progress for r in runs],
+            "files": [r.files for r in runs], "files_listed": [r.files_listed for r in runs],
+            "chunks": [r.chunks for r in runs], "chunks_listed": [r.chunks_listed for r in runs],
+            "errors": [r.errors for r in runs], "status": [r.status for r in runs],
+            "listing": ["" if r.listing_done else "(still listing)" for r in runs],
+            "color": ["#2ca02c" if r.listing_done else "#98df8a" for r in runs]}
+        self.progress_fig.y_range.factors = labels
 
     def _update_memory(self) -> None:
         rows = []
@@ -349,7 +436,7 @@ def dask_setup(scheduler) -> None:
     """Preload entry point (``--preload exoflow.dashboard``)."""
     plugin = scheduler.plugins.get(PLUGIN_NAME)
     if plugin is None:
-        plugin = ExoflowPlugin()
+        plugin = ExoflowPlugin(scheduler)
         scheduler.add_plugin(plugin, name=PLUGIN_NAME)
     _register_prometheus(plugin)
     try:

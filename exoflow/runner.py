@@ -449,6 +449,8 @@ class _Run:
             for f in self.ac:
                 if f.key in self.listings:
                     self.on_listing(f)
+                    if self.listing_done():      # the page's progress bar: the whole run is listed
+                        self.event("listing-done", files=self.listed)
                 else:
                     self.on_chunk(f)
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())

@@ -28,6 +28,8 @@ class RunStats:
     out: str = ""                         # the run's output directory
     status: str = "running"
     started: float = 0.0
+    listing_done: bool = False            # every listing task finished ("listing-done" or run-end)
+    progress: float = 0.0                 # fraction of chunks done, never decreasing (see ``apply``)
     after_started: float | None = None    # the job's after-step (dedup's stages …) began
     ended: float | None = None            # the run ended, after-steps included
     files_listed: int = 0
@@ -61,14 +63,36 @@ class RunStats:
             self.points.append((t, self.files, self.bytes))
         elif kind == "after":
             self.after_started = t
+        elif kind == "listing-done":
+            self.listing_done = True
         elif kind == "run-end":
-            self.status, self.ended = msg.get("status", "done"), t
+            self.status, self.ended, self.listing_done = msg.get("status", "done"), t, True
         if not self.started:
             self.started = t
+        self._advance()
+
+    def _advance(self) -> None:
+        """``progress``: chunks done / chunks listed so far, held at its highest value, so the bar
+        never goes back when a listing task adds chunks; 1 once the run is done. While
+        ``listing_done`` is False it is a fraction of what is listed yet, not of the whole run."""
+        if self.status == "done":
+            self.progress = 1.0
+        elif self.chunks_listed:
+            self.progress = max(self.progress, self.chunks / max(self.chunks_listed, self.chunks))
 
     @property
     def elapsed(self) -> float:
-        return max((self.ended or time.time()) - self.started, 1e-9)
+        return self.span()
+
+    def span(self, now: float | None = None) -> float:
+        """Seconds from the run's start to its end (to ``now``, default the clock, while it runs)."""
+        return max((self.ended or now or time.time()) - self.started, 1e-9)
+
+    def rate(self, now: float | None = None) -> tuple[float, float]:
+        """(files/s, bytes/s) over the whole run so far: what the page's header and list show, and
+        the mean of ``rate_series``' bins for the same ``now``."""
+        span = self.span(now)
+        return self.files / span, self.bytes / span
 
     @property
     def chunks_pending(self) -> int:
@@ -96,15 +120,20 @@ def fold(events: Iterable[dict], run: str | None = None) -> dict[str, RunStats]:
     return runs
 
 
-def rate_series(stats: RunStats, bins: int = 60, end: float | None = None) -> dict[str, list[float]]:
-    """Files/s and bytes/s in equal time bins from the run's start (x: seconds since start).
+MIN_BIN_S = 0.5     # rate bins are at least this wide (but one bin covers a shorter run)
 
-    Bins are at least 0.5 s wide so a short run shows a few honest bars, not one spike per chunk.
+
+def rate_series(stats: RunStats, bins: int = 60, end: float | None = None) -> dict[str, list[float]]:
+    """Files/s and bytes/s in equal time bins that cover the run's wall interval exactly, from its
+    start to its end (``end``, default the run's end or the clock): x "t" is each bin's middle in
+    seconds since start, "width" 0.9 of a bin (for bars). The bins' mean is ``stats.rate(end)``.
+
+    At most ``bins`` bins, at least MIN_BIN_S wide, so a short run shows a few honest bars
+    (a run under a second: one bar), not one spike per chunk.
     """
-    end = end or stats.ended or time.time()
-    span = max(end - stats.started, 1e-9)
-    width = max(span / bins, 0.5)
-    n = max(1, int(span / width + 0.999))
+    span = stats.span(end)
+    n = max(1, min(bins, int(span / MIN_BIN_S)))
+    width = span / n
     files, nbytes = [0.0] * n, [0.0] * n
     prev_f = prev_b = 0
     for t, f, b in stats.points:
@@ -116,13 +145,23 @@ def rate_series(stats: RunStats, bins: int = 60, end: float | None = None) -> di
             "files_per_s": [v / width for v in files], "bytes_per_s": [v / width for v in nbytes]}
 
 
+def _is_task_seconds(key: object) -> bool:
+    return (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute"
+            and str(key[1]).startswith("exoflow-") and key[3] == "seconds")
+
+
+def task_seconds(metrics: dict) -> dict:
+    """The entries of ``Scheduler.cumulative_worker_metrics`` that ``time_by_activity`` reads
+    (exoflow tasks' seconds): a small snapshot to subtract later."""
+    return {k: v for k, v in metrics.items() if _is_task_seconds(k)}
+
+
 def time_by_activity(metrics: dict, before: dict | None = None) -> dict[str, float]:
     """Seconds per activity in exoflow's tasks, from ``Scheduler.cumulative_worker_metrics``
     (minus a snapshot ``before`` the run, for a scheduler that ran other work before)."""
     out: dict[str, float] = {}
     for key, value in metrics.items():
-        if not (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute"
-                and str(key[1]).startswith("exoflow-") and key[3] == "seconds"):
+        if not _is_task_seconds(key):
             continue
         value -= (before or {}).get(key, 0)
         name = DASK_ACTIVITIES.get(key[2], key[2])
