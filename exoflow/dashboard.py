@@ -215,9 +215,10 @@ class ExoflowPage:
 
         self.scheduler, self.plugin = scheduler, plugin
         self.chosen: str | None = None     # the run picked (None: the latest)
-        self.header = Div(text="", name="exoflow-header", sizing_mode="stretch_width")
         self.shown_src = ColumnDataSource({c: [] for c in ("run", "job", "status", "files", "seconds", "files_per_s",
                                                            "bytes_per_s")}, name="exoflow-shown")
+        # the header prints exoflow-shown (its tag puts that source in the browser's document too)
+        self.header = Div(text="", name="exoflow-header", sizing_mode="stretch_width", tags=[self.shown_src])
         self.rate_src = ColumnDataSource({"t": [], "width": [], "files_per_s": [], "bytes_per_s": []}, name="exoflow-rate")
         self.worker_src = ColumnDataSource({"worker": [], "files_per_s": [], "bytes_per_s": [], "files": []},
                                            name="exoflow-workers")
@@ -281,7 +282,8 @@ class ExoflowPage:
         self.activity_fig.xaxis.formatter = NumeralTickFormatter(format=PLAIN)
         self.activity_fig.hbar(y="activity", right="seconds", height=0.8, source=self.activity_src, color="#9467bd")
 
-        self.memory_fig = fig("Worker memory: in memory, unmanaged, spilled to disk, GPU", y_range=[])
+        self.memory_fig = fig("Worker memory: in memory, unmanaged, spilled to disk, GPU", y_range=[],
+                              name="exoflow-memory-fig")
         bars = self.memory_fig.hbar_stack(["memory", "unmanaged", "spilled", "gpu"], y="worker", height=0.8,
                                           source=self.memory_src, color=["#1f77b4", "#aec7e8", "#d62728", "#76b900"])
         # the legend goes above the plot area, never over the bars

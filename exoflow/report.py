@@ -29,7 +29,7 @@ from exoflow.fileio import atomic_write
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars, Table
 from exoflow.summary import RunSummary
-from exoflow.telemetry import RunStats, bytes_read, fold, rate_series, spilled_bytes, time_by_activity
+from exoflow.telemetry import REPORT_TASK, RunStats, bytes_read, fold, rate_series, spilled_bytes, time_by_activity
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def tables(executor: Executor, summary: dict, hook: TableHook | None) -> dict[st
     disks; a client elsewhere may not see them)."""
     blob = cloudpickle.dumps(hook) if hook is not None else None
     try:
-        return executor.submit(_tables_task, blob, summary, key=f"exoflow-report-{uuid.uuid4().hex[:8]}").result()
+        return executor.submit(_tables_task, blob, summary, key=f"{REPORT_TASK}-{uuid.uuid4().hex[:8]}").result()
     except Exception as e:
         return {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}", "errors": None}
 

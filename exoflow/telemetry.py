@@ -145,9 +145,12 @@ def rate_series(stats: RunStats, bins: int = 60, end: float | None = None) -> di
             "files_per_s": [v / width for v in files], "bytes_per_s": [v / width for v in nbytes]}
 
 
+REPORT_TASK = "exoflow-report"    # report.html's table task, after the run: not the job's time
+
+
 def _is_task_seconds(key: object) -> bool:
-    return (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute"
-            and str(key[1]).startswith("exoflow-") and key[3] == "seconds")
+    return (isinstance(key, tuple) and len(key) == 4 and key[0] == "execute" and key[3] == "seconds"
+            and str(key[1]).startswith("exoflow-") and key[1] != REPORT_TASK)
 
 
 def task_seconds(metrics: dict) -> dict:
@@ -157,7 +160,7 @@ def task_seconds(metrics: dict) -> dict:
 
 
 def time_by_activity(metrics: dict, before: dict | None = None) -> dict[str, float]:
-    """Seconds per activity in exoflow's tasks, from ``Scheduler.cumulative_worker_metrics``
+    """Seconds per activity in exoflow's tasks (the report's table task aside), from ``Scheduler.cumulative_worker_metrics``
     (minus a snapshot ``before`` the run, for a scheduler that ran other work before)."""
     out: dict[str, float] = {}
     for key, value in metrics.items():

@@ -260,29 +260,99 @@ def test_a_start_that_fails_leaves_nothing_running(cluster):
     assert not in_dir(cluster.state) and not (cluster.state / "cluster.json").exists()
 
 
-def test_the_exoflow_page_lists_every_run(cluster, tmp_path):
-    """Two different jobs on one exoflow cluster: its page (headless Chromium) lists both, newest first,
-    with what each run's summary.json says."""
+# The page's tick labels, as BokehJS draws them: the axis view's major ticks through its formatter.
+TICK_LABELS_JS = """
+((fig_name, side) => {
+  const axis = Bokeh.documents[0].get_model_by_name(fig_name)[side][0];
+  for (const root of Bokeh.index.roots) {
+    const stack = [root];
+    while (stack.length) {
+      const v = stack.pop();
+      if (v.model === axis) return Array.from(axis.formatter.doFormat(v.tick_coords.major[side === "below" ? 0 : 1], {loc: 0}));
+      for (const c of v.children()) stack.push(c);
+    }
+  }
+  return null;
+})(%r, %r)
+"""
+
+
+def page_source(browser, name: str) -> dict:
+    return browser.evaluate(f"(() => {{ const d = Bokeh.documents[0].get_model_by_name({name!r}).data; const o = {{}};"
+                            " for (const [k, v] of Object.entries(d)) o[k] = Array.from(v); return o; })()")
+
+
+def test_the_exoflow_page_lists_every_run_and_shows_the_one_picked(cluster, tmp_path):
+    """Two different jobs and then a one-chunk run on one exoflow cluster: its page (headless Chromium)
+    lists the three, newest first, with what each run's summary.json says; it shows the latest by
+    default; picking an older run (a row of the list, or the menu) shows that run's plots, and its
+    "where time goes" is that run's alone: report.html's time_by_activity (summary.json, the runner's
+    own snapshots) within tolerance. The one-chunk run's axes have distinct tick labels; the files/s
+    bins' mean is the header's files/s."""
     from chromium import CHROMIUM, Chromium
     if CHROMIUM is None:
         pytest.skip("needs Debian's chromium (.ci/apt-packages.txt)")
-    tree = make_grid(tmp_path / "t", 3, 7, lambda f: b"y" * (f + 1))
+    tree = make_grid(tmp_path / "t", 3, 7, lambda f: b"y" * (f + 1) * 1000)
+    tiny = make_grid(tmp_path / "tiny", 1, 2)
     assert cluster("cluster", "start", "--workers", "1", "--dashboard", "127.0.0.1:0").returncode == 0
     summaries = []
-    for job in ("inventory", "checksum"):
-        out = tmp_path / job
-        r = cluster("run", job, str(tree), "--out", str(out), "-q")
+    for job, path in (("inventory", tree), ("checksum", tree), ("inventory", tiny)):
+        out = tmp_path / f"{job}-{path.name}"
+        r = cluster("run", job, str(path), "--out", str(out), "-q")
         assert r.returncode == 0, r.stderr
         summaries.append(json.loads((out / "summary.json").read_text()))
+    assert summaries[2]["chunks"] == 1
     page = cluster.status()["exoflow_page"]
     with Chromium() as browser:
         browser.open(page)
         browser.wait_for("typeof Bokeh !== 'undefined' && Bokeh.documents.length > 0 && "
-                         "Bokeh.documents[0].get_model_by_name('exoflow-runs').data.job.length == 2")
-        runs = browser.bokeh_sources()["exoflow-runs"]
-        assert not browser.errors, browser.errors
+                         "Bokeh.documents[0].get_model_by_name('exoflow-runs').data.job.length == 3 && "
+                         "Bokeh.documents[0].get_model_by_name('exoflow-shown').data.run.length == 1")
+        runs = page_source(browser, "exoflow-runs")
+        ids = {runs["out"][i]: runs["run"][i] for i in range(3)}
+        latest = page_source(browser, "exoflow-shown")
+        rate = page_source(browser, "exoflow-rate")
+        ticks = {(f, side): browser.evaluate(TICK_LABELS_JS % (f, side))
+                 for f in ("exoflow-files-fig", "exoflow-bytes-fig") for side in ("below", "left")}
+        header = browser.evaluate("Bokeh.documents[0].get_model_by_name('exoflow-header').text")
+        legend_outside = browser.evaluate("(f => f.above.some(m => m.name == 'exoflow-memory-legend') && "
+                                          "!f.center.some(m => m.items !== undefined))"
+                                          "(Bokeh.documents[0].get_model_by_name('exoflow-memory-fig'))")
+        shown = {}
+        for how, i in (("row", 0), ("menu", 1)):      # the oldest by its row (the last), the checksum run by the menu
+            run = ids[summaries[i]["out"]]
+            if how == "row":
+                browser.evaluate(f"Bokeh.documents[0].get_model_by_name('exoflow-runs').selected.indices = [2]")
+            else:
+                browser.evaluate(f"Bokeh.documents[0].get_model_by_name('exoflow-select').value = {run!r}")
+            assert browser.wait_for("Bokeh.documents[0].get_model_by_name('exoflow-shown').data.run[0] == "
+                                    f"{run!r}"), how
+            browser.wait_for("Bokeh.documents[0].get_model_by_name('exoflow-activity').data.seconds.length > 0")
+            act = page_source(browser, "exoflow-activity")
+            shown[i] = (page_source(browser, "exoflow-shown"), page_source(browser, "exoflow-rate"),
+                        dict(zip(act["activity"], act["seconds"])))
+        assert not [e for e in browser.errors if "favicon" not in e], browser.errors
+    # the list: every run, newest first, as its summary.json says
     summaries.reverse()
-    assert runs["job"] == [s["job"] for s in summaries] == ["checksum", "inventory"]
+    assert runs["job"] == [s["job"] for s in summaries] == ["inventory", "checksum", "inventory"]
     assert runs["files"] == [s["files"] for s in summaries] and runs["bytes"] == [s["bytes"] for s in summaries]
-    assert runs["out"] == [s["out"] for s in summaries] and runs["paths"] == [str(tree)] * 2
-    assert runs["status"] == ["done", "done"] and runs["errors"] == [0, 0]
+    assert runs["out"] == [s["out"] for s in summaries] and runs["paths"] == [str(tiny), str(tree), str(tree)]
+    assert runs["status"] == ["done"] * 3 and runs["errors"] == [0] * 3
+    summaries.reverse()
+    # shown by default: the latest run; its bins' mean is the header's files/s, its ticks are distinct
+    assert latest["run"] == [ids[summaries[2]["out"]]] and latest["files"] == [2]
+    assert f"{latest['files_per_s'][0]:,.1f} files/s" in header
+    for (fig, side), labels in ticks.items():
+        assert labels and len(set(labels)) == len(labels) >= 3, (fig, side, labels)
+    for sh, rt in [(latest, rate)] + [v[:2] for v in shown.values()]:
+        assert sum(rt["files_per_s"]) / len(rt["files_per_s"]) == pytest.approx(sh["files_per_s"][0], rel=1e-9)
+        assert sum(rt["files_per_s"]) * rt["width"][0] / 0.9 == pytest.approx(sh["files"][0], rel=1e-9)
+    # picked runs: their own plots and their own share of the task seconds, as report.html has it
+    for i, (sh, rt, acts) in shown.items():
+        assert sh["run"] == [ids[summaries[i]["out"]]] and sh["job"] == [summaries[i]["job"]]
+        assert sh["files"] == [summaries[i]["files"]]
+        report = summaries[i]["time_by_activity"]
+        for activity in set(report) | set(acts):
+            assert acts.get(activity, 0) == pytest.approx(report.get(activity, 0), rel=0.05, abs=1e-3), activity
+    assert set(shown[0][2]) != set(shown[1][2])      # checksum hashes; inventory does not
+    assert legend_outside        # the memory legend is laid out above the plot, not over its bars
