@@ -311,6 +311,9 @@ class ExoflowPage:
             self.select.value = run
 
     def update(self) -> None:
+        if self.chosen is not None and self.chosen not in self.plugin.runs:   # its details were dropped
+            self.select.value = LATEST     # -> _on_select: chosen = None, update()
+            return
         cur = self.plugin.current(self.chosen)
         rows = self.plugin.rows()
         if rows != dict(self.runs_src.data):
