@@ -322,7 +322,7 @@ def test_the_exoflow_page_lists_every_run_and_shows_the_one_picked(cluster, tmp_
         for how, i in (("row", 0), ("menu", 1)):      # the oldest by its row (the last), the checksum run by the menu
             run = ids[summaries[i]["out"]]
             if how == "row":
-                browser.evaluate(f"Bokeh.documents[0].get_model_by_name('exoflow-runs').selected.indices = [2]")
+                browser.evaluate("Bokeh.documents[0].get_model_by_name('exoflow-runs').selected.indices = [2]")
             else:
                 browser.evaluate(f"Bokeh.documents[0].get_model_by_name('exoflow-select').value = {run!r}")
             assert browser.wait_for("Bokeh.documents[0].get_model_by_name('exoflow-shown').data.run[0] == "
