@@ -237,3 +237,95 @@ def test_every_job_on_three_hosts_equals_the_embedded_cluster(three_hosts, tmp_p
         assert got["datasets"] and got == want, job
     # the chunks went to every host
     assert all(_ask(address, lambda c: c.run(lambda dask_worker: dask_worker.state.executed_count > 0)).values())
+
+
+# ---- HPC: SLURM through dask-jobqueue ------------------------------------------------------------
+
+SLURM = CLUSTER / "slurm" / "exoflow_slurm.py"
+
+
+def test_slurm_job_script_runs_workers_with_the_shared_config(tmp_path):
+    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (the test extra has it)")
+    r = subprocess.run([sys.executable, str(SLURM), "--scheduler-file", str(tmp_path / "s.json"), "--cores", "4",
+                        "--memory", "16GiB", "--queue", "batch", "--walltime", "02:00:00", "--dry-run"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert {"#SBATCH -p batch", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16G", "#SBATCH -t 02:00:00"} <= set(lines)
+    config = next(line.split("=", 1)[1] for line in lines if line.startswith("export DASK_CONFIG="))
+    assert Path(config).resolve() == SHARED_CONFIG.resolve()
+    worker = shlex.split(next(line for line in lines if "distributed.cli.dask_worker" in line))
+    assert worker[worker.index("--memory-limit") + 1] == "4.00GiB"        # 16 GiB shared by 4 processes
+    assert worker[worker.index("--nworkers") + 1] == "4" and worker[worker.index("--nthreads") + 1] == "1"
+    assert not (tmp_path / "s.json").exists()                            # nothing submitted, nothing left
+
+
+FAKE_SBATCH = """#!/bin/bash
+# sbatch SCRIPT: keeps a copy (as sbatch does) and runs it at once in a session of its own
+cp "$1" "$FAKE_SLURM/job-$$.sh"
+setsid bash "$FAKE_SLURM/job-$$.sh" >"$FAKE_SLURM/job-$$.log" 2>&1 </dev/null &
+echo $! >>"$FAKE_SLURM/jobs"
+echo "Submitted batch job $!"
+"""
+FAKE_SCANCEL = """#!/bin/bash
+for id in "$@"; do kill -TERM -- "-$id" 2>/dev/null; done; exit 0
+"""
+
+
+def test_slurm_recipe_runs_a_job_through_its_scheduler_file(tmp_path):
+    """sbatch and scancel stand-ins run the batch script here: the recipe's scheduler file, worker job and
+    `exoflow run --scheduler-file` work together, and stopping the recipe ends the jobs."""
+    import psutil
+    from oracle import walk_lstat
+    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue is not installed (the test extra has it)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("scancel", FAKE_SCANCEL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_SLURM": str(tmp_path)}
+    scheduler_file = tmp_path / "shared" / "scheduler.json"
+    scheduler_file.parent.mkdir()
+    recipe = subprocess.Popen([sys.executable, str(SLURM), "--scheduler-file", str(scheduler_file), "--jobs", "1",
+                               "--cores", "2", "--memory", "1GiB", "--interface", "lo", "--walltime", "00:10:00"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists():
+            assert recipe.poll() is None and time.time() < deadline, recipe.stderr.read()
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+        with Client(address, timeout="10s") as c:
+            c.wait_for_workers(2, timeout=60)
+            pause = yaml.safe_load(SHARED_CONFIG.read_text())["distributed"]["worker"]["memory"]["pause"]
+            import dask
+            assert set(c.run(lambda: dask.config.get("distributed.worker.memory.pause")).values()) == {pause}
+        tree = _tree(tmp_path / "tree")
+        r = exoflow("run", "inventory", str(tree), "--scheduler-file", str(scheduler_file),
+                    "--out", str(tmp_path / "o"), "--chunk-files", "4")
+        assert r.returncode == 0, r.stderr
+        assert address in r.stderr
+        t = read_dataset(tmp_path / "o" / "files")
+        assert {p.encode(): (s, "file") for p, s in zip(t.column("path").to_pylist(), t.column("size").to_pylist())} \
+            == walk_lstat(str(tree))
+    finally:
+        recipe.terminate()
+        recipe.wait(timeout=60)
+    assert recipe.returncode == 0, recipe.stderr.read()
+    jobs = [int(j) for j in (tmp_path / "jobs").read_text().split()]
+    assert len(jobs) == 1
+    deadline = time.time() + 30                           # scancel's SIGTERM: the job's workers close
+    while (left := [p for p in psutil.process_iter() if _pgid(p.pid) in jobs]) and time.time() < deadline:
+        time.sleep(0.2)
+    for p in left:
+        p.kill()
+    assert not left, f"worker job processes left behind: {left}"
+    assert not scheduler_file.exists()
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
