@@ -329,3 +329,70 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+# ---- Kubernetes: the dask-kubernetes operator ----------------------------------------------------
+
+MANIFEST = CLUSTER / "kubernetes" / "exoflow-cluster.yaml"
+
+
+def _crd_schema(kind: str) -> tuple[str, dict]:
+    """(apiVersion, openAPIV3Schema) of the operator's CRD for ``kind``, from the installed dask-kubernetes
+    package's files (not imported: .ci/install installs it without its dependencies, for the CRDs only).
+    Strict as ``kubectl apply --validate=strict``: a field the schema does not name is an error, not pruned."""
+    import importlib.metadata
+    try:
+        files = importlib.metadata.files("dask-kubernetes") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("dask-kubernetes is not installed (.ci/install installs it, --no-deps, for its CRDs)")
+    path = next(f for f in files if str(f).endswith(f"/crds/{kind.lower()}.yaml"))
+    crd = yaml.safe_load(path.read_text())
+    assert crd["kind"] == "CustomResourceDefinition" and crd["spec"]["names"]["kind"] == kind
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage"))
+    return f"{crd['spec']['group']}/{version['name']}", _strict(version["schema"]["openAPIV3Schema"])
+
+
+def _strict(schema):
+    if isinstance(schema, dict):
+        schema = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [_strict(v) for v in schema]
+    return schema
+
+
+def _validate(doc: dict) -> None:
+    import jsonschema
+    api_version, schema = _crd_schema(doc["kind"])
+    assert doc["apiVersion"] == api_version
+    jsonschema.validate({k: v for k, v in doc.items() if k not in ("apiVersion", "kind", "metadata")}, schema)
+
+
+def test_kubernetes_manifest_matches_the_operators_crds():
+    import jsonschema
+    docs = {d["kind"]: d for d in yaml.safe_load_all(MANIFEST.read_text())}
+    assert set(docs) == {"DaskCluster", "DaskWorkerGroup"}
+    for doc in docs.values():
+        _validate(doc)
+    broken = yaml.safe_load(yaml.safe_dump(docs["DaskWorkerGroup"]))    # the check can fail: a misspelt field
+    broken["spec"]["worker"]["replica"] = broken["spec"]["worker"].pop("replicas")
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(broken)
+
+    cluster, gpu = docs["DaskCluster"], docs["DaskWorkerGroup"]
+    assert gpu["spec"]["cluster"] == cluster["metadata"]["name"]
+    (scheduler,) = cluster["spec"]["scheduler"]["spec"]["containers"]
+    (cpu_worker,) = cluster["spec"]["worker"]["spec"]["containers"]
+    (gpu_worker,) = gpu["spec"]["worker"]["spec"]["containers"]
+    assert scheduler["args"] == ["dask", "scheduler", "--preload", "exoflow.dashboard"]
+    assert cpu_worker["args"][:3] == ["dask", "worker", "$(DASK_SCHEDULER_ADDRESS)"]
+    assert gpu_worker["args"][:4] == ["dask", "cuda", "worker", "$(DASK_SCHEDULER_ADDRESS)"]
+    assert gpu_worker["args"][gpu_worker["args"].index("--resources") + 1] == "GPU=1"
+    assert gpu_worker["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in str(cpu_worker["resources"])
+    for c in (scheduler, cpu_worker, gpu_worker):
+        assert {"name": "DASK_CONFIG", "value": "/etc/exoflow/dask.yaml"} in c["env"]
+        assert c["image"].startswith("registry.example.org/exoflow")        # the placeholder README explains
+        assert {m["mountPath"] for m in c["volumeMounts"]} >= {"/data", "/results"}
