@@ -5,6 +5,8 @@ import re
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def human_bytes(n: float) -> str:
@@ -38,17 +40,17 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) 
     return "\n".join(out)
 
 
-def largest(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest values, largest first, ties in their original order: what a
-    stable sort of everything gives, from a partition (a chunk has thousands of files, a summary
-    keeps the top 10 or 20)."""
+def largest(values: np.ndarray, k: int, names: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Indices (int64) of the ``k`` largest ``values``, largest first, equal values in the order of
+    ``names`` (the files' paths, one per value): the pick and its order do not depend on how the files
+    were cut into chunks or in which order the chunks' parts are merged. From a partition: a chunk has
+    thousands of files, a summary keeps the top 10 or 20."""
     n = len(values)
-    if k >= n:
-        return np.argsort(-values, kind="stable")
-    if k <= 0:
+    k = min(max(k, 0), n)
+    if k == 0:
         return np.zeros(0, dtype=np.int64)
     kth = np.partition(values, n - k)[n - k]
-    above = np.flatnonzero(values > kth)
-    ties = np.flatnonzero(values == kth)[: k - len(above)]
-    picked = np.concatenate([above, ties])
-    return picked[np.argsort(-values[picked], kind="stable")]
+    picked = np.flatnonzero(values >= kth)          # the k largest and every value equal to the k-th
+    candidates = pa.table({"value": values[picked], "name": names.take(pa.array(picked))})
+    order = pc.sort_indices(candidates, sort_keys=[("value", "descending"), ("name", "ascending")])
+    return picked[order.to_numpy()[:k]]

@@ -272,11 +272,13 @@ def test_mtime_beyond_2262_is_saturated_by_both_listers(tmp_path):
         assert t.column("mtime_ns")[row].as_py() == np.iinfo(np.int64).max
 
 
-def test_largest_equals_a_stable_sort():
+def test_largest_equals_a_sort_by_value_then_name():
+    """Ties go by name (path): the same files whatever the chunks and the merge order."""
+    import pyarrow as pa
     from exoflow.tables import largest
     rng = np.random.default_rng(5)
     for n, k, hi in ((0, 20, 5), (10, 20, 5), (1000, 20, 7), (1000, 1, 3), (5000, 20, 10**9), (50, 0, 3)):
-        values = rng.integers(0, hi, n)
-        assert largest(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()
-        floats = np.round(rng.random(n) * hi, 1)          # entropies (profile's most random files)
-        assert largest(floats, k).tolist() == np.argsort(-floats, kind="stable")[:k].tolist()
+        names = [f"/t/{i}" for i in rng.permutation(n)]
+        for values in (rng.integers(0, hi, n), np.round(rng.random(n) * hi, 1)):   # sizes; entropies
+            want = sorted(range(n), key=lambda i: (-values[i], names[i]))[:k]
+            assert largest(values, k, pa.array(names, pa.string())).tolist() == want

@@ -64,7 +64,7 @@ class InventoryReducer:
         size_bytes = np.bincount(size_bins, weights=sizes, minlength=len(SIZE_LABELS))
         nlink = pc.fill_null(t.column("nlink"), 1).to_numpy()
         alloc = pc.fill_null(t.column("allocated"), 0).to_numpy()
-        largest_idx = largest(sizes, top)
+        largest_idx = largest(sizes, top, files.column("path"))
         err = t.filter(pc.is_valid(t.column("error")))
         return {
             "top": top,
@@ -94,7 +94,7 @@ class InventoryReducer:
         total["error_examples"] = (total["error_examples"] + part["error_examples"])[:10]
         for k in ("by_type", "by_extension", "by_top_dir"):
             _add_groups(total[k], part[k])
-        total["largest"] = sorted(total["largest"] + part["largest"], key=lambda r: -r[1])[: part["top"]]
+        total["largest"] = sorted(total["largest"] + part["largest"], key=lambda r: (-r[1], r[0]))[: part["top"]]
         for k in ("age", "sizes"):
             total[k] = [[a[0] + b[0], a[1] + b[1]] for a, b in zip(total[k], part[k])]
         return total

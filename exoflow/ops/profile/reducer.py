@@ -25,7 +25,7 @@ class ProfileReducer:
         size = f.column("size").to_numpy()
         binary = f.column("binary").to_numpy(zero_copy_only=False)
         bins = np.clip(np.searchsorted(EDGES, ent, side="right") - 1, 0, len(EDGES) - 2)
-        order = largest(ent, self.top)
+        order = largest(ent, self.top, f.column("path"))
         return {
             "files": f.num_rows,
             "bytes": int(size.sum()),
@@ -48,7 +48,8 @@ class ProfileReducer:
             total[k] += part[k]
         for k in ("entropy_files", "entropy_bytes"):
             total[k] = [a + b for a, b in zip(total[k], part[k])]
-        total["most_random"] = sorted(total["most_random"] + part["most_random"], key=lambda r: -r[1])[: self.top]
+        total["most_random"] = sorted(total["most_random"] + part["most_random"],
+                                      key=lambda r: (-r[1], r[0]))[: self.top]
         return total
 
     def finish(self, total: ProfilePart | None, params: dict[str, Any]) -> ProfileSummary:
