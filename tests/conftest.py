@@ -104,6 +104,27 @@ def out_dir(tmp_path: Path) -> Path:
     return d
 
 
+def run_config(spec: str, tree: Path, out: Path, *flags: str, chunk_files: int = 4):
+    """The RunConfig ``exoflow run SPEC TREE --chunk-files N FLAGS --out OUT`` makes (SPEC: a job,
+    a job file or ``a+b``), with OUT created."""
+    from exoflow.composed import load
+    from exoflow.config import configure, run_parser
+    job = load(spec)
+    cfg = configure(job, run_parser(job, "test").parse_args([str(tree), "--chunk-files", str(chunk_files),
+                                                             *flags])).run
+    cfg.out_dir = str(out)
+    Path(out).mkdir()
+    return cfg
+
+
+def run_here(spec: str, tree: Path, out: Path, *flags: str, chunk_files: int = 4, executor=None) -> dict:
+    """``run_config``'s run on ``executor`` (default: in this process, ``executors.InProcess``);
+    returns its summary."""
+    from exoflow.executors import InProcess
+    from exoflow.runner import run
+    return run(executor or InProcess(), run_config(spec, tree, out, *flags, chunk_files=chunk_files))
+
+
 @contextmanager
 def dask_cluster(nworkers: int, nthreads: int, cwd: str | None = None):
     """A real ``dask scheduler`` and ``dask worker`` (run in ``cwd``) on 127.0.0.1, as a user

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import exoflow, make_awkward_tree, read_dataset
+from conftest import exoflow, make_awkward_tree, read_dataset, run_here
 
 import exoflow.batch as batch_mod
 from exoflow.composed import ALL, load
 from exoflow.config import configure, run_parser
-from exoflow.executors import InProcess
 from exoflow.paths import raw_paths
-from exoflow.runner import run
 
 GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"      # a token scan reports (test_scan.py)
 JOBS = ("inventory", "checksum", "scan", "codestats", "profile")
@@ -47,14 +45,6 @@ def tree(tmp_path_factory) -> Path:
     special["listable"].chmod(0o755)
 
 
-def _run(spec: str, tree: Path, out: Path, *flags: str) -> dict:
-    job = load(spec)
-    cfg = configure(job, run_parser(job, "test").parse_args([str(tree), "--chunk-files", "4", *flags])).run
-    cfg.out_dir = str(out)
-    out.mkdir()
-    return run(InProcess(), cfg)
-
-
 def _rows(path: Path) -> list:
     rows = read_dataset(path).to_pylist()
     return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True, default=repr))
@@ -76,7 +66,7 @@ def _plain(x, out: Path):
 @pytest.fixture(scope="module")
 def alone(tree, tmp_path_factory) -> dict[str, tuple[dict, Path]]:
     base = tmp_path_factory.mktemp("alone")
-    return {j: (_run(j, tree, base / j, *FLAGS.get(j, [])), base / j) for j in JOBS}
+    return {j: (run_here(j, tree, base / j, *FLAGS.get(j, [])), base / j) for j in JOBS}
 
 
 @pytest.fixture
@@ -95,7 +85,7 @@ def count_opens(monkeypatch):
 
 def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, alone, tmp_path, count_opens):
     out = tmp_path / "o"
-    s = _run("+".join(JOBS), tree, out, *FLAGS["checksum"])
+    s = run_here("+".join(JOBS), tree, out, *FLAGS["checksum"])
     assert s["job"] == "inventory+checksum+scan+codestats+profile"
     for name in JOBS:
         a, a_out = alone[name]
@@ -128,11 +118,11 @@ def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, a
 def test_rows_a_job_does_not_select_are_not_read_for_it(tree, alone, tmp_path, count_opens):
     """codestats reads files of a known language (and scripts by shebang): with inventory, which
     reads nothing, the run opens exactly the files codestats alone opens, and writes its rows."""
-    _run("codestats", tree, tmp_path / "alone")
+    run_here("codestats", tree, tmp_path / "alone")
     by_codestats = dict(count_opens)
     count_opens.clear()
     out = tmp_path / "o"
-    s = _run("inventory+codestats", tree, out)
+    s = run_here("inventory+codestats", tree, out)
     assert dict(count_opens) == by_codestats and not any(p.endswith(".bin") for p in by_codestats)
     assert _rows(out / "codestats" / "files") == _rows(alone["codestats"][1] / "files")
     assert s["result"]["jobs"]["codestats"]["files"] == alone["codestats"][0]["files"]
@@ -141,7 +131,7 @@ def test_rows_a_job_does_not_select_are_not_read_for_it(tree, alone, tmp_path, c
 def test_files_over_the_piece_size_are_streamed_by_each_job_that_reads_them(tree, tmp_path, count_opens):
     """Documented: a file over --piece-size is not loaded whole; each job that reads it streams it
     (after one open by the loader, which finds it large and reads nothing, as in a job's own run)."""
-    _run("checksum+profile", tree, tmp_path / "o", "--piece-size", "1M")
+    run_here("checksum+profile", tree, tmp_path / "o", "--piece-size", "1M")
     large = {p: n for p, n in count_opens.items() if p.endswith(("random.bin", "text.txt", "sparse.bin"))}
     assert len(large) == 3 and set(large.values()) == {1 + 2}
     assert max(n for p, n in count_opens.items() if p not in large) == 1
@@ -166,7 +156,7 @@ def test_a_user_job_file_takes_part(tree, tmp_path):
         "job = Job(name='firstbyte', description='first byte', kernels=[first], reducer=Count(),\n"
         "          reads=Reads(rows=lambda t, p: np.asarray(t.column('size').fill_null(0)) < 100))\n")
     out = tmp_path / "o"
-    s = _run(f"inventory+{job_file}", tree, out)
+    s = run_here(f"inventory+{job_file}", tree, out)
     rows = {r["path"]: r["first"] for r in read_dataset(out / "firstbyte" / "files").to_pylist()}
     one = next(p for p in rows if p.endswith("a/one.txt"))
     assert rows[one] == ord("1") and all(v is None for p, v in rows.items() if p.endswith("random.bin"))
@@ -201,7 +191,7 @@ def test_overlapping_paths_with_different_walks_are_refused(tree, tmp_path):
     assert r.returncode == 2 and "unknown job 'nope'" in r.stderr
 
 
-def test_composed_command_line_run(tree, tmp_path):
+def test_composed_command_linerun_here(tree, tmp_path):
     """The whole command: one summary.json, one report.html with a section per job, exit 0/1 as
     the jobs' (the awkward tree has unreadable entries: 1)."""
     out = tmp_path / "o"

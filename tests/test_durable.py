@@ -17,13 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import xxhash
 
-from conftest import exoflow, read_dataset
+from conftest import exoflow, read_dataset, run_here
 from exoflow.cli import _guard, run_job
-from exoflow.config import configure, run_parser
-from exoflow.executors import InProcess
 from exoflow.jobs_registry import load
 from exoflow.journal import JOURNAL, STATE, Resumed
-from exoflow.runner import run
 
 # Summary keys that differ between two uninterrupted runs too: times, the cluster, how the walk
 # happened to cut the listing into parts (chunks), and what was measured of this process's reads.
@@ -214,11 +211,7 @@ def test_resume_usage_errors(tree, reference, tmp_path, capsys):
 # ---- --since ------------------------------------------------------------------------
 
 def _run(job: str, tree: Path, out: Path, *flags: str) -> dict:
-    j = load(job)
-    cfg = configure(j, run_parser(j, "test").parse_args([str(tree), "--chunk-files", "200", *flags])).run
-    cfg.out_dir = str(out)
-    out.mkdir()
-    return run(InProcess(), cfg)
+    return run_here(job, tree, out, *flags, chunk_files=200)
 
 
 def _change(tree: Path) -> dict[str, Path]:

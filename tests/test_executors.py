@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import read_dataset
+from conftest import read_dataset, run_here
 from test_dedup import _by_inode, _jdupes
 
 from exoflow.config import configure, flag_name, run_parser
 from exoflow.executors import DaskExecutor, InProcess
 from exoflow.jobs_registry import load, shipped
 from exoflow.options import ChunkOptions, ClusterOptions, LoadOptions, WalkOptions
-from exoflow.runner import run
 
 AWS = "AKIA" + "Q7XK2M4PZR6TYW3N"          # a key scan reports (see test_scan.py)
 # summary keys that differ between any two runs: timings, where things ran, how the work was cut
@@ -53,11 +52,7 @@ def tree(tmp_path_factory) -> Path:
 
 
 def _run(executor, job: str, tree: Path, out: Path, *flags_: str) -> dict:
-    j = load(job)
-    cfg = configure(j, run_parser(j, "test").parse_args([str(tree), "--chunk-files", "3", *flags_])).run
-    cfg.out_dir = str(out)
-    out.mkdir()
-    return run(executor, cfg)
+    return run_here(job, tree, out, *flags_, chunk_files=3, executor=executor)
 
 
 def _rows(path: Path) -> list:

@@ -3,15 +3,13 @@ files/s bins against the header's files/s, the progress fraction while the listi
 run's share of the task seconds. The page in Chromium: tests/test_service.py -k page."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from conftest import make_grid
+from conftest import make_grid, run_config
 from exoflow import runner
 from exoflow.dashboard import ExoflowPlugin, run_row
 from exoflow.executors import InProcess
-from exoflow.jobs_registry import load
 from exoflow.telemetry import RunStats, fold, rate_series
 
 
@@ -19,14 +17,9 @@ from exoflow.telemetry import RunStats, fold, rate_series
 def events(tmp_path_factory) -> tuple[list[dict], dict]:
     """The events of a checksum run over 5 x 6 files in chunks of 4, its first listing task cut
     after 4 entries: several listing tasks, so chunks finish while more are being listed."""
-    from exoflow.config import configure, run_parser
-
     base = tmp_path_factory.mktemp("page")
     tree = make_grid(base / "t", 5, 6, lambda f: b"z" * (f + 1))
-    job = load("checksum")
-    cfg = configure(job, run_parser(job, "test").parse_args([str(tree), "--chunk-files", "4"])).run
-    cfg.out_dir = str(base / "out")
-    Path(cfg.out_dir).mkdir()
+    cfg = run_config("checksum", tree, base / "out")
     ex = InProcess()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, "FIRST_BUDGET", (4, 10.0))
