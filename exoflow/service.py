@@ -30,6 +30,7 @@ import time
 from exoflow.discovery import (SCHEDULER, SCHEDULER_FILE, STATE_FILE, WORKERS, live, ours, read_state, state_path,
                                scheduler_file_address, running, security, state_dir)
 from exoflow.errors import EXIT_OK, UsageError
+from exoflow.fileio import atomic_write
 
 # what each process's command line holds (a pid reused by another program does not)
 MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker"}
@@ -38,10 +39,8 @@ STOP_TIMEOUT = 10.0       # seconds between SIGTERM and SIGKILL
 
 
 def _write_state(state: dict) -> None:
-    tmp = state_path(STATE_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(state_path(STATE_FILE)) as f:
         json.dump(state, f, indent=2)
-    os.replace(tmp, state_path(STATE_FILE))
 
 
 def _remove_state() -> None:
