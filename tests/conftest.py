@@ -125,13 +125,18 @@ def run_here(spec: str, tree: Path, out: Path, *flags: str, chunk_files: int = 4
     return run(executor or InProcess(), run_config(spec, tree, out, *flags, chunk_files=chunk_files))
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (free when this returns)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def dask_cluster(nworkers: int, nthreads: int, cwd: str | None = None):
     """A real ``dask scheduler`` and ``dask worker`` (run in ``cwd``) on 127.0.0.1, as a user
     starts them; yields (address, the worker command's pid) once all workers have joined."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     addr = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",

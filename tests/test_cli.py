@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import REPO, exoflow, make_grid, read_dataset
+from conftest import REPO, exoflow, free_port, make_grid, read_dataset
 from oracle import walk_lstat
 
 from exoflow.sinks import claim_out_dir
@@ -57,9 +56,7 @@ def test_bad_option_values(tmp_path):
 
 
 def test_unreachable_scheduler(tmp_path):
-    with socket.socket() as s:          # a port with nobody listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     r = exoflow("run", "inventory", str(tmp_path), "--scheduler", f"tcp://127.0.0.1:{port}",
                 "--out", str(tmp_path / "o"), timeout=60)
     assert r.returncode == 2

@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import exoflow, read_dataset
+from conftest import exoflow, free_port, read_dataset
 
 CLUSTER = Path(__file__).resolve().parents[1] / "cluster"
 UNITS = CLUSTER / "systemd"
@@ -94,12 +93,6 @@ def test_units_run_dask_with_exoflow_settings():
 
 # ---- many hosts on loopback: the units' commands, each worker in its own directory ----------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_host(argv: list[str], replace: dict[str, str]) -> list[str]:
     """A unit's ExecStart as this test runs it: ``dask SUB`` as ``python -m distributed.cli.dask_SUB`` (what
     the dask command runs) and each host-specific value in ``replace`` swapped; every one must occur."""
@@ -160,7 +153,7 @@ def three_hosts(tmp_path):
     import psutil
     shared = tmp_path / "shared"
     shared.mkdir()
-    port, scheduler_file = _free_port(), str(shared / "scheduler.json")
+    port, scheduler_file = free_port(), str(shared / "scheduler.json")
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_CONFIG": str(SHARED_CONFIG), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     sched_dir = tmp_path / "scheduler-host"

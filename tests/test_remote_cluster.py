@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import dask_cluster, exoflow, make_grid, read_dataset
+from conftest import dask_cluster, exoflow, free_port, make_grid, read_dataset
 from oracle import walk_lstat
 
 
@@ -144,9 +144,7 @@ def not_schedulers(tmp_path_factory) -> dict[str, str]:
     """Addresses where something other than a Dask scheduler answers, or nothing does."""
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _QuietHTTP)
     threading.Thread(target=web.serve_forever, daemon=True).start()
-    with socket.socket() as s:          # a port with nobody listening
-        s.bind(("127.0.0.1", 0))
-        refused = s.getsockname()[1]
+    refused = free_port()
     addresses = {"http server": web.server_address[1], "http proxy": _listen(_http_proxy),
                  "garbage": _listen(_garbage), "silent": _listen(_silent),
                  "closes at once": _listen(socket.socket.close), "refused": refused}

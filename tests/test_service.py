@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import exoflow, make_grid, read_dataset
+from conftest import exoflow, free_port, make_grid, read_dataset
 
 
 def in_dir(state: Path) -> list[psutil.Process]:
@@ -122,9 +122,7 @@ def test_start_status_runs_find_it_stop(cluster, tmp_path):
 
 def test_dask_scheduler_address_is_honoured(cluster, tmp_path):
     """Nothing listens there: the run says so (it does not fall back to an embedded cluster)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     r = cluster("run", "inventory", str(tmp_path), "--out", str(tmp_path / "o"),
                 env={"DASK_SCHEDULER_ADDRESS": f"tcp://127.0.0.1:{port}", "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"})
     one_line_exit_2(r)
