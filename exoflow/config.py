@@ -216,13 +216,13 @@ def check_globs(flag: str, patterns: Sequence[str]) -> None:
     UsageError naming the first one that cannot."""
     import warnings
 
-    import pathspec
+    from exoflow.sources.walk import compiled_globs
     earlier = False
     for text in patterns:
         try:
             with warnings.catch_warnings():       # re's FutureWarnings about sets like '[[]'
                 warnings.simplefilter("ignore")
-                compiled = pathspec.GitIgnoreSpec.from_lines([text], backend="simple").patterns
+                compiled = compiled_globs((text,)).patterns
         except Exception as e:      # pathspec's own errors and re.error, by pattern
             raise UsageError(f"{flag} {text!r}: not a valid pattern ({e})") from None
         include = compiled[0].include if compiled else None

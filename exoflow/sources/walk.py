@@ -57,13 +57,13 @@ def _ignore_patterns(lines: tuple[str, ...]) -> tuple[tuple[re.Pattern[str], boo
     entry at a time as git does: pathspec translates the globs, but its directory patterns also
     match everything below the directory, which would let a negation (``!*/``, ``!vendor/``)
     re-include files under it; the walk never enters an ignored directory anyway."""
-    spec = _compiled(lines)
+    spec = compiled_globs(lines)
     return tuple((re.compile(p.regex.pattern.replace("(?P<ps_d>/)", "(?P<ps_d>/)$")), bool(p.include))
                  for p in spec.patterns if p.include is not None)
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(lines: tuple[str, ...]) -> pathspec.PathSpec:
+def compiled_globs(lines: tuple[str, ...]) -> pathspec.PathSpec:
     """Python's ``re`` as pathspec's matcher: its RE2 and Hyperscan backends take UTF-8 text and
     fail on a name that is not UTF-8 (surrogate-escaped in a ``str``), which ``re`` matches."""
     return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
@@ -91,7 +91,7 @@ class DirItem:
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
     """--include / --exclude globs (gitignore syntax, matched against the path under the root)."""
-    return _compiled(patterns) if patterns else None
+    return compiled_globs(patterns) if patterns else None
 
 
 def _relative(path: str, base: str) -> str:
