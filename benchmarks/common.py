@@ -14,6 +14,23 @@ from typing import Callable, Iterator
 import psutil
 
 
+def _compile_exoflow() -> None:
+    """Write exoflow's bytecode (``__pycache__``) before anything is timed, as ``pip install`` does
+    for a regular install: with PYTHONDONTWRITEBYTECODE set (this machine sets it) an editable
+    install would otherwise compile its ~45 modules from source in every process of every run
+    (0.27 s of CPU in the client alone, measured with cProfile)."""
+    import compileall
+    import importlib.util
+
+    for name in ("exoflow", "exoflow.jobs"):
+        spec = importlib.util.find_spec(name)
+        for where in spec.submodule_search_locations or ():
+            compileall.compile_dir(where, quiet=1)
+
+
+_compile_exoflow()
+
+
 @dataclass
 class Timing:
     wall: float          # seconds, median
