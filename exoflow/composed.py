@@ -281,7 +281,7 @@ def _view(batch: Batch, a: int, b: int, rows: np.ndarray, chosen: np.ndarray, pa
     errors = np.array(batch.errors[a:b], dtype=object)
     errors[~chosen] = None
     return Batch(table, params, data, offsets, errors[idx].tolist(), (batch.large[a:b] & chosen)[idx],
-                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx])
+                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx], batch.storage)
 
 
 # ---- the client: summaries, after-steps, report ----------------------------------------
