@@ -59,8 +59,11 @@ def dashboard_address(text: str) -> str:
 
 
 def json_object(text: str) -> str:
-    """--storage-options: a JSON object, returned as canonical JSON text (sorted keys, hashable)."""
+    """--storage-options: a JSON object, returned as canonical JSON text (sorted keys, hashable); ""
+    (the default: fsspec's configuration) stays ""."""
     import json
+    if not text:
+        return ""
     try:
         value = json.loads(text)
     except ValueError as e:

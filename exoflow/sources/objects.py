@@ -5,7 +5,8 @@ storage client of its own).
 Listing is spread over the workers by prefix, the way directories are (``exoflow.sources.walk``):
 a listing task lists its prefixes one level at a time (the store's delimiter listing), keeps their
 objects as listing rows and hands the sub-prefixes it did not reach back to the client. Rows fill
-the listing SCHEMA: ``path`` is the object's URL, ``type`` file or dir, ``size``, ``mtime_ns``
+the listing SCHEMA: ``path`` is the object's URL, ``type`` file (or dir: a prefix that could not be
+listed, with its ``error``), ``size``, ``mtime_ns``
 (LastModified), a synthetic ``mode``; no inode, device, owner or ctime; ``etag``,
 ``storage_class`` and ``version_id`` where the store has them.
 
@@ -49,8 +50,10 @@ def parse_options(text: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def _filesystem(protocol: str, storage: str):
+    """No listings cache unless asked: a process that listed a prefix must not read stale sizes and
+    ETags from it later."""
     import fsspec
-    return fsspec.filesystem(protocol, **parse_options(storage))
+    return fsspec.filesystem(protocol, **{"use_listings_cache": False, **parse_options(storage)})
 
 
 def filesystem(url: str, storage: str = ""):
@@ -232,8 +235,7 @@ class Lister:
             is_dir = info["type"] == "directory"
             if not name or not self.kept(rel, is_dir):
                 continue
-            if is_dir:
-                self.out.add(url, None, depth, top)
+            if is_dir:     # listed by a task of its own, as the walk does directories (no row)
                 if limit is None or depth < limit:
                     stack.append(Prefix(url, depth, top, item.root))
             elif self.size_ok(info):
