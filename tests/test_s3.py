@@ -252,12 +252,26 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("what", ["no bucket", "no prefix", "bad endpoint", "bad json", "not an object",
-                                  "action"])
-def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, what):
+                                  "action", "denied", "unknown key"])
+def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, monkeypatch, what):
+    import boto3
+    import moto.settings
     storage, _, _, _ = store
     options = json.loads(storage)
     url = f"s3://{BUCKET}/data"
-    args = {"no bucket": ["inventory", "s3://no-such-bucket/x", "--storage-options", storage],
+    if what in ("denied", "unknown key"):     # moto checks credentials and IAM policies from now on
+        ep = options["client_kwargs"]["endpoint_url"]
+        iam = boto3.client("iam", endpoint_url=ep, region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing")
+        user = f"nobody-{free_port()}"        # a user without any policy
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        options.update(key=key["AccessKeyId"], secret=key["SecretAccessKey"]) if what == "denied" else \
+            options.update(key="AKIAUNKNOWNUNKNOWN000", secret="wrong")
+        monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    args = {"denied": ["inventory", url, "--storage-options", json.dumps(options)],
+            "unknown key": ["inventory", url, "--storage-options", json.dumps(options)],
+            "no bucket": ["inventory", "s3://no-such-bucket/x", "--storage-options", storage],
             "no prefix": ["inventory", f"s3://{BUCKET}/nothing-here", "--storage-options", storage],
             "bad endpoint": ["inventory", url, "--storage-options",
                              json.dumps({**options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}})],
@@ -269,6 +283,7 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, wha
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     expected = {"no bucket": "ENOENT", "no prefix": "ENOENT", "bad endpoint": "Could not connect",
-                "bad json": "not valid JSON", "not an object": "JSON object", "action": "--action"}[what]
+                "bad json": "not valid JSON", "not an object": "JSON object", "action": "--action",
+                "denied": "EACCES", "unknown key": "EACCES"}[what]
     assert expected in err
     assert not out.exists()
