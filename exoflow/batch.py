@@ -138,9 +138,9 @@ def stream(path: str, piece_bytes: int, storage: str = "", size: int | None = No
     return _stream_file(path, piece_bytes)
 
 
-def _store_error(e: Exception) -> OSError:
+def _store_error(e: BaseException) -> OSError:
     """A store's error as an OSError the kernels make an error row of (a version that changed
-    while it was read, s3fs's FileExpired, is ``CHANGED``)."""
+    while it was read, is ``CHANGED``: s3fs raises its FileExpired, gcsfs one of the same name)."""
     if type(e).__name__ == "FileExpired":
         return FileChanged(CHANGED)
     return e if isinstance(e, OSError) and e.errno is not None else OSError(objects.describe(e))
@@ -150,12 +150,15 @@ def _stream_object(url: str, piece_bytes: int, storage: str, size: int | None,
                    etag: str | None) -> Iterator[memoryview]:
     total = 0
     try:
-        for pos, data, details in objects.pieces(url, storage, piece_bytes):
-            if pos == 0 and ((size is not None and details.get("size") != size)
-                             or (etag is not None and objects.etag_of(details) not in (None, etag))):
-                raise FileChanged(RESIZED if details.get("size") != size else CHANGED)
-            total += len(data)
-            yield memoryview(data)
+        with objects.open_object(url, storage, piece_bytes) as f:
+            now = objects.details(f)
+            if size is not None and now["size"] != size:
+                raise FileChanged(RESIZED)
+            if etag is not None and objects.etag_of(now) not in (None, etag):
+                raise FileChanged(CHANGED)
+            while data := f.read(piece_bytes):
+                total += len(data)
+                yield memoryview(data)
     except FileChanged:
         raise
     except Exception as e:
@@ -254,7 +257,8 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
         ranges = read_batches(sizes, limit, reads.batch_bytes, chosen) or [(0, 0)]
     for a, b in ranges:
         with meter("read"):
-            batch = load(table.slice(a, b - a), dataclasses.replace(opts, piece_bytes=limit), params, native, chosen[a:b])
+            batch = load(table.slice(a, b - a), dataclasses.replace(opts, piece_bytes=limit), params, native,
+                         chosen[a:b])
         yield batch
 
 

@@ -220,6 +220,11 @@ def test_objects_that_change_after_the_listing_are_error_rows(store):
     with pytest.raises(OSError, match="ENOENT"):
         b"".join(batch.pieces(rel.index("big-gone.bin")))
     assert b"".join(stream(f"{root}/big.bin", PIECE, storage)) == b"c" * (3 * PIECE)   # no listing to differ from
+    pieces = stream(f"{root}/big.bin", PIECE, storage)
+    assert bytes(next(pieces)) == b"c" * PIECE
+    fs.pipe(f"{BUCKET}/moving/big.bin", b"d" * (3 * PIECE))      # changed while it is read
+    with pytest.raises(OSError, match=CHANGED):
+        list(pieces)
     assert pc.all(pc.is_null(listing.column("inode"))).as_py()
 
 

@@ -21,7 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -134,7 +134,8 @@ def _mtime_ns(info: dict) -> int | None:
     return None if value is None else int(float(value) * 1e9)
 
 
-def _etag(info: dict) -> str | None:
+def etag_of(info: dict) -> str | None:
+    """The ETag in what a store says of an object, without its quotes; None where it has none."""
     etag = info.get("ETag") or info.get("etag")
     return etag.strip('"') if isinstance(etag, str) else None
 
@@ -159,7 +160,7 @@ class Rows:
         c["depth"].append(depth)
         c["top_dir"].append(top)
         c["error"].append(error)
-        c["etag"].append(_etag(info) if kind == "file" else None)
+        c["etag"].append(etag_of(info) if kind == "file" else None)
         c["storage_class"].append(info.get("StorageClass") if kind == "file" else None)
         c["version_id"].append(info.get("VersionId") if kind == "file" else None)
 
@@ -265,17 +266,9 @@ def open_object(url: str, storage: str, block_size: int):
     return fs.open(path, "rb", block_size=block_size, cache_type="none")
 
 
-def pieces(url: str, storage: str, piece_bytes: int) -> Iterator[tuple[int, bytes, dict]]:
-    """(offset, bytes, details) of consecutive ranged reads of at most ``piece_bytes`` of an object."""
-    with open_object(url, storage, piece_bytes) as f:
-        details = getattr(f, "details", None) or {"size": f.size}
-        pos = 0
-        while True:
-            data = f.read(piece_bytes)
-            if not data:
-                return
-            yield pos, data, details
-            pos += len(data)
+def details(f) -> dict:
+    """What the store said of an object opened with ``open_object`` (``size``; ``ETag`` where it has one)."""
+    return getattr(f, "details", None) or {"size": f.size}
 
 
 def read_range(urls: list[str], starts: list[int], ends: list[int], storage: str) -> list[bytes | BaseException]:
@@ -288,7 +281,3 @@ def info(url: str, storage: str) -> dict:
     """What the store says of one object now (size, ETag …); raises as the store does."""
     fs, path = filesystem(url, storage)
     return fs.info(path)
-
-
-def etag_of(details: dict) -> str | None:
-    return _etag(details)
