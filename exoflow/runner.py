@@ -241,7 +241,7 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: s
             raise UsageError(f"{p}: {e.strerror}") from None
         given.append((walk.absolute(p) if absolute else p, st))
     local = walk.plan_roots(given, opts)
-    return dataclasses.replace(local, dirs=local.dirs + stored.prefixes, files=local.files + stored.objects)
+    return RootPlan(local.dirs + stored.prefixes, local.files + stored.objects, local.merged + stored.merged)
 
 
 def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]:

@@ -193,6 +193,16 @@ def test_since_reuses_objects_whose_etag_size_and_mtime_are_unchanged(store, tmp
                                                 for k in mine}
 
 
+def test_overlapping_urls_are_listed_once(store):
+    from exoflow.options import WalkOptions
+    from exoflow.runner import plan
+    root = f"s3://{BUCKET}/data"
+    p = plan([f"{root}/d0", root + "/", f"{root}/top.txt", f"{root}/d1/s1/f 1.txt", str(store[2])], WalkOptions(),
+             storage=store[0])
+    assert [d.path for d in p.dirs] == [str(store[2]), root] and p.files == []
+    assert sorted(m[0] for m in p.merged) == [f"{root}/d0", f"{root}/d1/s1/f 1.txt", f"{root}/top.txt"]
+
+
 def test_objects_that_change_after_the_listing_are_error_rows(store):
     from exoflow.batch import CHANGED, RESIZED, load, stream
     from exoflow.options import LoadOptions, WalkOptions

@@ -97,14 +97,16 @@ class Prefix:
 class ObjectRoots:
     prefixes: list[Prefix]
     objects: list[str]        # PATHs that are single objects
+    merged: list[tuple[str, str, str]]   # (a PATH left out, "is" or "is inside", the PATH that lists it)
 
 
 def plan(urls: list[str], storage: str) -> ObjectRoots:
-    """The URL PATHs as listing roots, each checked on the store first (``info``): raises UsageError
-    (one line) for no such bucket or object, access denied, an endpoint that does not answer, expired
-    credentials."""
-    roots = ObjectRoots([], [])
-    for url in dict.fromkeys(urls):
+    """The URL PATHs as listing roots, each checked on the store first (``info``), each object listed
+    once (a PATH that is another, or inside another's prefix, is left out: ``merged``). Raises
+    UsageError (one line) for no such bucket or object, access denied, an endpoint that does not
+    answer, expired credentials."""
+    roots = ObjectRoots([], [], [])
+    for url in sorted(urls, key=lambda u: u.rstrip("/").count("/")):      # outer PATHs first
         fs, path = filesystem(url, storage)
         opts = parse_options(storage)
         fast = FAIL_FAST.get(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
@@ -117,7 +119,11 @@ def plan(urls: list[str], storage: str) -> ObjectRoots:
         except Exception as e:      # the store's errors: botocore's, aiohttp's, OSError …
             raise UsageError(f"{url}: {describe(e)}") from None
         url = url.rstrip("/") if path.rstrip("/") else url
-        if info["type"] == "directory":
+        outer = next((p.path for p in roots.prefixes if url == p.path or url.startswith(p.path.rstrip("/") + "/")),
+                     url if url in roots.objects else None)
+        if outer is not None:
+            roots.merged.append((url, "is" if url == outer else "is inside", outer))
+        elif info["type"] == "directory":
             roots.prefixes.append(Prefix(url, 0, None, url))
         else:
             roots.objects.append(url)
