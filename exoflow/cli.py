@@ -59,6 +59,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.report import summary_line
     from exoflow.journal import check_resume
     from exoflow.results import write_main_table
+    from exoflow.sources.objects import is_url
 
     parser = run_parser(job, prog)
     add_format_options(parser, job)
@@ -72,6 +73,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         raise UsageError(f"--format writes one job's table, and {job.name} writes one per job: "
                          "run that job alone, or use exoflow query OUT")
     cfg, cluster_opts, notes = configure(job, args)
+    if args.out and is_url(args.out):     # else it would be taken for a local name (./s3:/bucket/…)
+        raise UsageError(f"--out {args.out}: outputs go to a local directory (or one mounted); "
+                         "object storage is read only here")
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
     if args.resume and (args.out is None or args.overwrite):

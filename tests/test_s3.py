@@ -267,7 +267,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("what", ["no bucket", "no prefix", "bad endpoint", "bad json", "not an object",
-                                  "action", "denied", "unknown key"])
+                                  "action", "denied", "unknown key", "out url"])
 def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, monkeypatch, what):
     import boto3
     import moto.settings
@@ -292,13 +292,14 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, mon
                              json.dumps({**options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}})],
             "bad json": ["inventory", url, "--storage-options", "{'key': 1}"],
             "not an object": ["inventory", url, "--storage-options", "[1]"],
-            "action": ["dedup", url, "--storage-options", storage, "--action", "hardlink"]}[what]
+            "action": ["dedup", url, "--storage-options", storage, "--action", "hardlink"],
+            "out url": ["inventory", url, "--storage-options", storage]}[what]
     out = tmp_path / "out"
-    code, err = _cli(*args, "--out", str(out))
+    code, err = _cli(*args, "--out", f"s3://{BUCKET}/results" if what == "out url" else str(out))
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     expected = {"no bucket": "ENOENT", "no prefix": "ENOENT", "bad endpoint": "Could not connect",
                 "bad json": "not valid JSON", "not an object": "JSON object", "action": "--action",
-                "denied": "EACCES", "unknown key": "EACCES"}[what]
+                "denied": "EACCES", "unknown key": "EACCES", "out url": "read only"}[what]
     assert expected in err
     assert not out.exists()
