@@ -238,14 +238,19 @@ def test_objects_that_change_after_the_listing_are_error_rows(store):
     assert pc.all(pc.is_null(listing.column("inode"))).as_py()
 
 
-def test_cli_runs_on_the_embedded_cluster(store, tmp_path):
-    """Workers in other processes get the storage options: the CLI's checksum equals the oracle."""
-    storage, _, _, files = store
+def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path):
+    """Workers in other processes get the storage options: the CLI's checksum equals the oracle; its
+    output, written under --out s3://…, holds the dataset and a summary that says where it is."""
+    import pyarrow.dataset as ds
+    storage, fs, _, files = store
     root = f"s3://{BUCKET}/data"
+    out = f"s3://{BUCKET}/results/one"
     r = exoflow("run", "checksum", f"{root}/d0/big", "--storage-options", storage, "--piece-size", str(PIECE),
-                "--hash", "sha256", "--workers", "2", "--out", str(tmp_path / "o"), "-q")
+                "--hash", "sha256", "--workers", "2", "--out", out, "-q", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    t = read_dataset(tmp_path / "o" / "files").to_pandas()
+    assert list(tmp_path.iterdir()) == []            # the local copy it was written to is gone
+    assert json.loads(fs.cat(f"{BUCKET}/results/one/summary.json"))["out"] == out
+    t = ds.dataset(f"{BUCKET}/results/one/files", filesystem=fs, format="parquet").to_table().to_pandas()
     got = dict(zip(_rel(t["path"].tolist(), f"{root}"), t["sha256"]))
     assert got == {k: hashlib.sha256(v).hexdigest() for k, v in files.items() if k.startswith("d0/big/")}
 
@@ -267,7 +272,7 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("what", ["no bucket", "no prefix", "bad endpoint", "bad json", "not an object",
-                                  "action", "denied", "unknown key", "out url"])
+                                  "action", "denied", "unknown key", "out taken", "out no bucket"])
 def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, monkeypatch, what):
     import boto3
     import moto.settings
@@ -293,13 +298,16 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, mon
             "bad json": ["inventory", url, "--storage-options", "{'key': 1}"],
             "not an object": ["inventory", url, "--storage-options", "[1]"],
             "action": ["dedup", url, "--storage-options", storage, "--action", "hardlink"],
-            "out url": ["inventory", url, "--storage-options", storage]}[what]
+            "out taken": ["inventory", url, "--storage-options", storage],        # data/ holds the tree
+            "out no bucket": ["inventory", url, "--storage-options", storage]}[what]
     out = tmp_path / "out"
-    code, err = _cli(*args, "--out", f"s3://{BUCKET}/results" if what == "out url" else str(out))
+    out_url = {"out taken": url, "out no bucket": "s3://no-such-bucket/results"}.get(what)
+    code, err = _cli(*args, "--out", out_url or str(out))
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     expected = {"no bucket": "ENOENT", "no prefix": "ENOENT", "bad endpoint": "Could not connect",
                 "bad json": "not valid JSON", "not an object": "JSON object", "action": "--action",
-                "denied": "EACCES", "unknown key": "EACCES", "out url": "read only"}[what]
+                "denied": "EACCES", "unknown key": "EACCES", "out taken": "stored there already",
+                "out no bucket": "ENOENT"}[what]
     assert expected in err
     assert not out.exists()

@@ -107,13 +107,7 @@ def plan(urls: list[str], storage: str) -> ObjectRoots:
     answer, expired credentials."""
     roots = ObjectRoots([], [], [])
     for url in sorted(urls, key=lambda u: u.rstrip("/").count("/")):      # outer PATHs first
-        fs, path = filesystem(url, storage)
-        opts = parse_options(storage)
-        fast = FAIL_FAST.get(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
-        if fast:
-            opts = {**fast, **opts, "config_kwargs": {**fast["config_kwargs"], **opts.get("config_kwargs", {})},
-                    "skip_instance_cache": True}
-            fs = type(fs)(**opts)
+        fs, path = _checking(url, storage)
         try:
             info = fs.info(path)
         except Exception as e:      # the store's errors: botocore's, aiohttp's, OSError …
@@ -128,6 +122,40 @@ def plan(urls: list[str], storage: str) -> ObjectRoots:
         else:
             roots.objects.append(url)
     return roots
+
+
+def _checking(url: str, storage: str):
+    """``filesystem``, with the store's retries cut (FAIL_FAST) for the client's checks."""
+    fs, path = filesystem(url, storage)
+    opts = parse_options(storage)
+    fast = FAIL_FAST.get(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
+    if fast:
+        opts = {**fast, **opts, "config_kwargs": {**fast["config_kwargs"], **opts.get("config_kwargs", {})},
+                "skip_instance_cache": True}
+        fs = type(fs)(**opts)
+    return fs, path
+
+
+def check_output(url: str, storage: str) -> None:
+    """``--out URL``: its bucket (the first name of the path, where the store has buckets) answers
+    and nothing is stored under the URL yet. Raises UsageError (one line) otherwise."""
+    fs, path = _checking(url, storage)
+    bucket = path.strip("/").split("/", 1)[0] if not fs.root_marker else ""
+    try:
+        if bucket:
+            fs.info(bucket)
+        taken = fs.exists(path) and bool(fs.ls(path))
+    except Exception as e:
+        raise UsageError(f"--out {url}: {describe(e)}") from None
+    if taken:
+        raise UsageError(f"--out {url}: objects are stored there already; give a prefix that holds none")
+
+
+def upload(local_dir: str, url: str, storage: str) -> None:
+    """Copy the directory ``local_dir``'s tree under ``url`` (``local_dir/a/b`` -> ``url/a/b``);
+    raises as the store does."""
+    fs, path = filesystem(url, storage)
+    fs.put(local_dir.rstrip("/") + "/", path.rstrip("/"), recursive=True)
 
 
 def _mtime_ns(info: dict) -> int | None:
