@@ -189,7 +189,7 @@ class Rows:
         kind = "dir" if info is None or info["type"] == "directory" else "file"
         c["path"].append(url)
         c["type"].append(kind)
-        c["size"].append(int(info["size"]) if kind == "file" else None)
+        c["size"].append(int(info["size"]) if kind == "file" and info.get("size") is not None else None)
         c["mtime_ns"].append(_mtime_ns(info) if kind == "file" else None)
         c["depth"].append(depth)
         c["top_dir"].append(top)
@@ -202,7 +202,9 @@ class Rows:
         c, n = self.cols, len(self)
         path, path_bytes = path_columns(pa.array(c["path"], pa.string()).cast(pa.binary()))
         is_file = np.array([t == "file" for t in c["type"]], dtype=bool)
-        cols = {"path": path, "path_bytes": path_bytes, "mode": pa.array(np.where(is_file, FILE_MODE, DIR_MODE))}
+        failed = np.array([e is not None for e in c["error"]], dtype=bool)     # as an lstat that failed: no mode
+        cols = {"path": path, "path_bytes": path_bytes,
+                "mode": pa.array(np.where(is_file, FILE_MODE, DIR_MODE), mask=failed)}
         cols.update({k: pa.array(v, SCHEMA.field(k).type) for k, v in c.items() if k != "path"})
         return pa.table({f.name: cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SCHEMA},
                         schema=SCHEMA)
