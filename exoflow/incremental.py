@@ -1,8 +1,8 @@
 """``--since PREVIOUS_OUT``: an earlier run's per-file results reused for the files that did not change.
 
 A file is unchanged when its exact path, device, inode, size, mtime_ns and ctime_ns (an object's:
-ETag, size and LastModified; it has no inode or ctime) equal those in the earlier run's saved listing (``OUT/.exoflow-journal/listing``, see ``exoflow.journal``): an
-edit that restores mtime still moves ctime, and a file replaced by another has a new inode. Its
+ETag, size and LastModified; it has no inode or ctime) equal those in the earlier run's saved
+listing (``OUT/.exoflow-journal/listing``, see ``exoflow.journal``): an edit that restores mtime still moves ctime, and a file replaced by another has a new inode. Its
 rows of the earlier dataset (one per file, or a scan's findings of it: every row with its path)
 stand for it; the chunk's other rows go through the job as usual (the engine leaves the reused
 rows out of what is read). Files that had an ``error`` then are read again.

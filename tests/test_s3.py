@@ -293,8 +293,8 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, mon
             "unknown key": ["inventory", url, "--storage-options", json.dumps(options)],
             "no bucket": ["inventory", "s3://no-such-bucket/x", "--storage-options", storage],
             "no prefix": ["inventory", f"s3://{BUCKET}/nothing-here", "--storage-options", storage],
-            "bad endpoint": ["inventory", url, "--storage-options",
-                             json.dumps({**options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}})],
+            "bad endpoint": ["inventory", url, "--storage-options", json.dumps(
+                {**options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}})],
             "bad json": ["inventory", url, "--storage-options", "{'key': 1}"],
             "not an object": ["inventory", url, "--storage-options", "[1]"],
             "action": ["dedup", url, "--storage-options", storage, "--action", "hardlink"],
