@@ -15,6 +15,7 @@ at once and the same buffer can move to a GPU in one copy. Files larger than
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat as stat_mod
@@ -32,6 +33,7 @@ from exoflow.options import LoadOptions
 from exoflow.paths import raw_paths
 from exoflow.fileio import OPEN_FLAGS, describe_errno, describe_error
 from exoflow.metrics import count, meter
+from exoflow.sources import objects
 
 NOT_REGULAR = "changed: no longer a regular file"
 GREW = "changed: file grew while being read"
@@ -100,6 +102,7 @@ class Batch:
     paths: list[str] = field(default_factory=list)           # per row: the exact path (str, surrogateescape)
     piece_bytes: int = LoadOptions.piece_bytes
     selected: np.ndarray | None = None      # bool per row: contents asked for (a selected regular file)
+    storage: str = ""                       # options of the object store of URL rows (LoadOptions.storage_options)
 
     @property
     def num_rows(self) -> int:
@@ -112,18 +115,60 @@ class Batch:
 
     def pieces(self, i: int) -> Iterator[memoryview]:
         """Row ``i``'s file (a large one) streamed in pieces of ``piece_bytes``: see ``stream``."""
-        return stream(self.paths[i], self.piece_bytes)
+        if not objects.is_url(self.paths[i]):
+            return stream(self.paths[i], self.piece_bytes)
+        etag = self.table.column("etag")[i].as_py() if "etag" in self.table.column_names else None
+        return stream(self.paths[i], self.piece_bytes, self.storage, self.table.column("size")[i].as_py(), etag)
 
 
-def stream(path: str, piece_bytes: int) -> Iterator[memoryview]:
-    """A file's bytes in pieces of at most ``piece_bytes`` through a reused per-thread buffer.
+def stream(path: str, piece_bytes: int, storage: str = "", size: int | None = None,
+           etag: str | None = None) -> Iterator[memoryview]:
+    """A file's bytes in pieces of at most ``piece_bytes`` through a reused per-thread buffer; an
+    object's (a URL, ``objects.is_url``; ``storage``: its store's options) in ranged reads.
 
     Raises OSError on read problems, and FileChanged when the file is not a regular file or
-    changes while it is read (so a digest never mixes two versions of a file); ValueError when
+    changes while it is read (so a digest never mixes two versions of a file), or when an object's
+    size or ETag is not the listing's ``size`` / ``etag`` (when given); ValueError when
     ``piece_bytes`` < 1. Each piece is only valid until the next.
     """
     if piece_bytes < 1:
         raise ValueError("piece_bytes must be at least 1")
+    if objects.is_url(path):
+        return _stream_object(path, piece_bytes, storage, size, etag)
+    return _stream_file(path, piece_bytes)
+
+
+def _store_error(e: BaseException) -> OSError:
+    """A store's error as an OSError the kernels make an error row of (a version that changed
+    while it was read, is ``CHANGED``: s3fs raises its FileExpired, gcsfs one of the same name)."""
+    if type(e).__name__ == "FileExpired":
+        return FileChanged(CHANGED)
+    return e if isinstance(e, OSError) and e.errno is not None else OSError(objects.describe(e))
+
+
+def _stream_object(url: str, piece_bytes: int, storage: str, size: int | None,
+                   etag: str | None) -> Iterator[memoryview]:
+    total = 0
+    try:
+        with objects.open_object(url, storage, piece_bytes) as f:
+            now = objects.details(f)
+            if size is not None and now["size"] != size:
+                raise FileChanged(RESIZED)
+            if etag is not None and objects.etag_of(now) not in (None, etag):
+                raise FileChanged(CHANGED)
+            while data := f.read(piece_bytes):
+                total += len(data)
+                yield memoryview(data)
+    except FileChanged:
+        raise
+    except Exception as e:
+        raise _store_error(e) from None
+    count("read", total, "bytes")
+    if size is not None and total != size:
+        raise FileChanged(RESIZED)
+
+
+def _stream_file(path: str, piece_bytes: int) -> Iterator[memoryview]:
     buf = memoryview(_reusable("piece", piece_bytes))[:piece_bytes]
     fd = open_path(path, OPEN_FLAGS)
     try:
@@ -145,12 +190,14 @@ def stream(path: str, piece_bytes: int) -> Iterator[memoryview]:
         os.close(fd)
 
 
-def read_ends(path: str, size: int, n: int) -> bytes:
-    """The first ``n`` and the last ``n`` bytes of a regular file listed with ``size`` bytes
-    (``size`` >= ``n``), one after the other (2 * ``n`` bytes).
+def read_ends(path: str, size: int, n: int, storage: str = "") -> bytes:
+    """The first ``n`` and the last ``n`` bytes of a regular file (or object: a URL, ``storage``: its
+    store's options) listed with ``size`` bytes (``size`` >= ``n``), one after the other (2 * ``n`` bytes).
 
     Raises FileChanged when it is no longer a regular file or its size is not ``size``,
     OSError when it cannot be opened or read."""
+    if objects.is_url(path):
+        return _object_ends(path, size, n, storage)
     fd = open_path(path, OPEN_FLAGS)
     try:
         st = os.fstat(fd)
@@ -162,6 +209,24 @@ def read_ends(path: str, size: int, n: int) -> bytes:
         return os.pread(fd, n, 0) + os.pread(fd, n, size - n)
     finally:
         os.close(fd)
+
+
+def _object_ends(url: str, size: int, n: int, storage: str) -> bytes:
+    try:
+        if objects.info(url, storage)["size"] != size:
+            raise FileChanged(RESIZED)
+        head, tail = objects.read_range([url, url], [0, size - n], [n, size], storage)
+    except FileChanged:
+        raise
+    except Exception as e:
+        raise _store_error(e) from None
+    for got in (head, tail):
+        if isinstance(got, BaseException):
+            raise _store_error(got)
+        if len(got) != n:
+            raise FileChanged(RESIZED)
+    count("read", 2 * n, "bytes")
+    return head + tail
 
 
 def selection(table: pa.Table, reads: Reads, params: dict[str, Any]) -> np.ndarray:
@@ -192,7 +257,8 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
         ranges = read_batches(sizes, limit, reads.batch_bytes, chosen) or [(0, 0)]
     for a, b in ranges:
         with meter("read"):
-            batch = load(table.slice(a, b - a), LoadOptions(piece_bytes=limit), params, native, chosen[a:b])
+            batch = load(table.slice(a, b - a), dataclasses.replace(opts, piece_bytes=limit), params, native,
+                         chosen[a:b])
         yield batch
 
 
@@ -212,20 +278,78 @@ def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = Non
     sizes = table.column("size").fill_null(0).to_numpy()
     # +1 per file: room to notice a file that grew
     capacity = int(sizes[is_file & (sizes <= opts.piece_bytes)].sum()) + n + 1
-    data, offsets, errors, large = read_files(paths, is_file, capacity, opts.piece_bytes, native)
-    return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes, is_file)
+    data, offsets, errors, large = read_files(paths, is_file, capacity, opts.piece_bytes, native, sizes,
+                                              opts.storage_options)
+    return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes, is_file,
+                 opts.storage_options)
 
 
-def read_files(paths: list[str], is_file: np.ndarray, capacity: int, limit: int,
-               native: bool = True) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+def read_files(paths: list[str], is_file: np.ndarray, capacity: int, limit: int, native: bool = True,
+               sizes: np.ndarray | None = None,
+               storage: str = "") -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
     """The loader's reading step: the regular files among ``paths`` (where ``is_file``) of at most
     ``limit`` bytes, read whole into one reused buffer (``capacity`` is a first size; it grows).
+    Objects (URLs: ``objects.is_url``) are fetched concurrently from their store (``storage``: its
+    options), judged by their listed ``sizes`` (int64 per row; required when there are URLs): one
+    whose size is no longer the listing's is an error ``RESIZED``.
     Returns (data, offsets, errors, large): row i is data[offsets[i]:offsets[i+1]]; errors[i] says
     why it was not read; large[i] marks files over ``limit`` (not read)."""
     read = _read_native if native and _native is not None else _read_python
-    data, offsets, errors, large = read(paths, is_file, capacity, limit)
+    urls = _url_rows(paths)
+    if urls is None:
+        data, offsets, errors, large = read(paths, is_file, capacity, limit)
+    else:
+        data, offsets, errors, large = _read_objects(paths, is_file & urls, limit, sizes, storage)
+        if (is_file & ~urls).any():     # a chunk of local files and objects (PATHs of both kinds)
+            local = read(paths, is_file & ~urls, capacity, limit)
+            data, offsets = _merge((local[0], local[1]), (data, offsets))
+            errors = [a or b for a, b in zip(local[2], errors)]
+            large = local[3] | large
     count("read", data.size, "bytes")     # report.html's "bytes read"
     return data, offsets, errors, large
+
+
+def _url_rows(paths: list[str]) -> np.ndarray | None:
+    """Bool per path: a URL; None when none is (one search over all the names)."""
+    if "://" not in "\n".join(paths):
+        return None
+    return np.fromiter(map(objects.is_url, paths), dtype=bool, count=len(paths))
+
+
+def _read_objects(paths: list[str], is_file: np.ndarray, limit: int, sizes: np.ndarray | None,
+                  storage: str) -> tuple[np.ndarray, np.ndarray, list[str | None], np.ndarray]:
+    n = len(paths)
+    if sizes is None:
+        raise ValueError("objects are read by their listed sizes: give sizes")
+    large = is_file & (sizes > limit)
+    rows = np.flatnonzero(is_file & ~large)
+    got = objects.fetch([paths[i] for i in rows.tolist()], storage)
+    errors: list[str | None] = [None] * n
+    lengths = np.zeros(n, dtype=np.int64)
+    blobs = []
+    for i, blob in zip(rows.tolist(), got):
+        if isinstance(blob, BaseException):
+            errors[i] = describe_error(_store_error(blob))
+        elif len(blob) != sizes[i]:
+            errors[i] = RESIZED
+        else:
+            lengths[i] = len(blob)
+            blobs.append(blob)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return np.frombuffer(b"".join(blobs), dtype=np.uint8), offsets, errors, large
+
+
+def _merge(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Two (data, offsets) over the same rows, each row's bytes in one of them, as one (data, offsets)."""
+    la, lb = np.diff(a[1]), np.diff(b[1])
+    offsets = np.zeros(len(la) + 1, dtype=np.int64)
+    np.cumsum(la + lb, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.uint8)
+    for (data, offs), lengths in ((a, la), (b, lb)):
+        total = int(lengths.sum())
+        out[np.repeat(offsets[:-1] - offs[:-1], lengths) + np.arange(total)] = data[offs[0]:offs[0] + total]
+    return out, offsets
 
 
 def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,

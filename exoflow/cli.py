@@ -59,6 +59,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.report import summary_line
     from exoflow.journal import check_resume
     from exoflow.results import write_main_table
+    from exoflow.sources.objects import check_output, is_url
 
     parser = run_parser(job, prog)
     add_format_options(parser, job)
@@ -72,11 +73,17 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         raise UsageError(f"--format writes one job's table, and {job.name} writes one per job: "
                          "run that job alone, or use exoflow query OUT")
     cfg, cluster_opts, notes = configure(job, args)
+    remote = args.out if args.out and is_url(args.out) else None     # written here, then uploaded
+    if remote and (args.resume or args.overwrite):
+        raise UsageError(f"{'--resume' if args.resume else '--overwrite'} applies to a local --out DIR; an "
+                         "object-storage --out must hold nothing, and is written once the run has finished")
+    if remote:
+        check_output(remote, cfg.load.storage_options)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
     if args.resume and (args.out is None or args.overwrite):
         raise UsageError("--resume finishes the run killed in --out DIR: give --out, and no --overwrite")
-    out_dir = default_out_dir(job.name) if args.out is None else args.out
+    out_dir = default_out_dir(job.name) if args.out is None or remote else args.out
     if args.resume:
         check_resume(out_dir, cfg)
         created = []
@@ -91,7 +98,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     try:
         with connect(cluster_opts) as client:
             cfg.out_dir = os.path.realpath(out_dir) if args.resume else \
-                prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite)
+                prepare_out_dir(out_dir if args.out and not remote else claim_out_dir(out_dir), args.overwrite)
             info = describe(client)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']} "
                 f"({cluster_opts.source})"
@@ -102,7 +109,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     except KeyboardInterrupt:
         if cfg.out_dir:
             remove_partial_files(cfg.out_dir)
-            if holds_results(cfg.out_dir):
+            if holds_results(cfg.out_dir) and not remote:
                 keep_out_dir(cfg.out_dir)
                 print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json; "
                       "add --resume to finish)", file=sys.stderr)
@@ -126,11 +133,32 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     elif not args.quiet:
         print(job.reducer.report(summary["result"], cfg.params))
         print()
+    if remote:
+        summary = publish(cfg.out_dir, remote, cfg.load.storage_options, summary)
     for warning in summary["result"].get("warnings", []):
         say(f"{prog}: warning: {warning}")
     say(summary_line(summary))
     job_code = int(summary["result"].get("exit_code", 0) or 0)
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
+
+
+def publish(out_dir: str, url: str, storage: str, summary: dict) -> dict:
+    """A finished run's local output directory copied under ``url`` (its summary.json saying so), then
+    removed; returns the summary as uploaded. An upload that fails keeps ``out_dir`` and raises
+    UsageError saying where the results are."""
+    import shutil
+
+    from exoflow.sinks import write_json
+    from exoflow.sources.objects import describe, upload
+    summary = {**summary, "out": url,
+               "dataset": url.rstrip("/") + "/" + os.path.basename(summary["dataset"]) if summary["dataset"] else ""}
+    write_json(os.path.join(out_dir, "summary.json"), summary)
+    try:
+        upload(out_dir, url, storage)
+    except Exception as e:
+        raise UsageError(f"--out {url}: the upload failed ({describe(e)}); the results are in {out_dir}") from None
+    shutil.rmtree(out_dir)
+    return summary
 
 
 def _guard(fn, prog: str) -> int:

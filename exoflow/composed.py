@@ -149,6 +149,7 @@ def configured(job: ComposedJob, walk: WalkOptions, given: frozenset[str], paths
     of those that walk differently. Raises UsageError for PATHs that overlap while the jobs walk
     differently (an entry would be reached from two roots)."""
     from exoflow.runner import plan
+    from exoflow.sources.objects import is_url
     from exoflow.sources.walk import OWN
 
     walks = []
@@ -168,8 +169,9 @@ def configured(job: ComposedJob, walk: WalkOptions, given: frozenset[str], paths
     differ = tuple((n, w) for n, w in zip(names, walks) if w != run_walk)
     if not differ:
         return job, run_walk
+    local = [p for p in paths if not is_url(p)]      # prefixes of object storage do not overlap: no views
     for w in (run_walk, *(w for _, w in differ)):
-        p = plan(paths, w)
+        p = plan(local, w)
         if p.merged or any(d.views != OWN for d in p.dirs):
             n, own = differ[0]
             raise UsageError(f"PATHs overlap, and the jobs walk differently ({n}: {describe(own, run_walk)}): "
@@ -281,7 +283,7 @@ def _view(batch: Batch, a: int, b: int, rows: np.ndarray, chosen: np.ndarray, pa
     errors = np.array(batch.errors[a:b], dtype=object)
     errors[~chosen] = None
     return Batch(table, params, data, offsets, errors[idx].tolist(), (batch.large[a:b] & chosen)[idx],
-                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx])
+                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx], batch.storage)
 
 
 # ---- the client: summaries, after-steps, report ----------------------------------------

@@ -207,6 +207,12 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
                              f"the {job.name} job's do not")
     if job.check is not None:
         job.check(params)
+    from exoflow.sources.objects import is_url
+    changing = job.changes_files(params) if job.changes_files is not None else None
+    url = next((p for p in args.paths if is_url(p)), None)
+    if changing and url:
+        raise UsageError(f"{changing} changes files, and {url} is in object storage, which exoflow only reads: "
+                         f"run without {changing}")
 
 
 def check_globs(flag: str, patterns: Sequence[str]) -> None:

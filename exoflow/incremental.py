@@ -1,8 +1,8 @@
 """``--since PREVIOUS_OUT``: an earlier run's per-file results reused for the files that did not change.
 
-A file is unchanged when its exact path, device, inode, size, mtime_ns and ctime_ns equal those in
-the earlier run's saved listing (``OUT/.exoflow-journal/listing``, see ``exoflow.journal``): an
-edit that restores mtime still moves ctime, and a file replaced by another has a new inode. Its
+A file is unchanged when its exact path, device, inode, size, mtime_ns and ctime_ns (an object's:
+ETag, size and LastModified; it has no inode or ctime) equal those in the earlier run's saved
+listing (``OUT/.exoflow-journal/listing``, see ``exoflow.journal``): an edit that restores mtime still moves ctime, and a file replaced by another has a new inode. Its
 rows of the earlier dataset (one per file, or a scan's findings of it: every row with its path)
 stand for it; the chunk's other rows go through the job as usual (the engine leaves the reused
 rows out of what is read). Files that had an ``error`` then are read again.
@@ -98,8 +98,11 @@ class Previous:
         failed = out_keys[pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False), 0] \
             if "error" in rows.column_names else np.zeros(0, np.uint64)
         parts = listing_parts(out_dir)
-        listing = pa.concat_tables([pq.read_table(p, columns=["path", "path_bytes", "type", "error", *KEY])
-                                    for p in parts]) if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
+        listing = pa.concat_tables([_with_etag(pq.read_table(p, columns=[c for c in ["path", "path_bytes", "type",
+                                                                                     "error", "etag", *KEY]
+                                                                          if c in pq.read_schema(p).names]))
+                                    for p in parts]) \
+            if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
         keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
         listing = listing.filter(keep)
         keys = path_keys(raw_paths(listing))
@@ -108,6 +111,7 @@ class Previous:
         self.hi, self.lo = keys[order, 0], keys[order, 1]
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
+        self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
 
     def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
         """Bool per row of ``table`` (listing rows): a regular file listed without error whose path and
@@ -121,6 +125,9 @@ class Previous:
         ok &= pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)
         for k in KEY:
             ok &= table.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[k][first]
+        etag = _with_etag(table).column("etag").fill_null("")
+        ok &= pc.equal(etag, self.etag.take(pa.array(first, pa.int64()))) \
+            .to_numpy(zero_copy_only=False)
         if one_row:
             out_first, out_end = _lookup(self.out_hi, self.out_lo, keys)
             ok &= (out_end - out_first) == 1
@@ -132,6 +139,13 @@ class Previous:
         counts = end - first
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         return self.rows.take(pa.array(starts + np.arange(int(counts.sum())), pa.int64()))
+
+
+def _with_etag(table: pa.Table) -> pa.Table:
+    """``table`` with an ``etag`` column (all null for a listing made before exoflow had one)."""
+    if "etag" in table.column_names:
+        return table.set_column(table.schema.get_field_index("etag"), "etag", table.column("etag").cast(pa.string()))
+    return table.append_column("etag", pa.nulls(table.num_rows, pa.string()))
 
 
 @lru_cache(maxsize=1)

@@ -140,6 +140,9 @@ class Job:
     # Optional: fn(params) raising exoflow.errors.UsageError for options that cannot work together
     # (one option needing another, …); runs before the cluster starts.
     check: Callable[[dict[str, Any]], None] | None = None
+    # Optional: fn(params) -> the flag that makes this run change the files it reads (dedup:
+    # "--action"), or None; such a run refuses object-storage PATHs, which exoflow only reads.
+    changes_files: Callable[[dict[str, Any]], str | None] | None = None
     # Optional: fn() -> {setting: value} for what this machine's install gives the job (scan: which
     # matching engine), shown by ``exoflow info`` and recorded with ``exoflow bench`` results.
     environment: Callable[[], dict[str, str]] | None = None

@@ -62,8 +62,13 @@ def _canonical(value: Any) -> Any:
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """What makes two runs the same run: the job, its sources (absolute), the job's options and
-    the engine's (walk, chunk, load), and ``--since``'s earlier output."""
-    absolute = lambda p: os.path.abspath(p) if p else p     # noqa: E731
+    the engine's (walk, chunk, load; of --storage-options only a digest: no secret is written), and
+    ``--since``'s earlier output."""
+    from exoflow.sources.objects import is_url
+    absolute = lambda p: os.path.abspath(p) if p and not is_url(p) else p     # noqa: E731
+    storage = cfg.load.storage_options
+    load = dataclasses.replace(cfg.load, storage_options="sha256:" + hashlib.sha256(storage.encode()).hexdigest()
+                               if storage else "")
     return {
         "job": cfg.job.name,
         "paths": [absolute(p) for p in cfg.paths],
@@ -71,7 +76,7 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         "params": _canonical({k: v for k, v in cfg.params.items() if k != "now"}),
         "walk": _canonical(cfg.walk),
         "chunk": _canonical(cfg.chunk),
-        "load": _canonical(cfg.load),
+        "load": _canonical(load),
         "since": absolute(cfg.since),
     }
 
@@ -105,8 +110,8 @@ def rows_hash(table: pa.Table) -> str:
     """A digest of a chunk's listing rows (paths and the stat columns), hex: a journalled chunk is
     replayed only when the rows it was made from are the same."""
     h = xxhash.xxh3_128()
-    for name in ("path_bytes", "path"):
-        for chunk in table.column(name).chunks:
+    for name in ("path_bytes", "path", "etag"):
+        for chunk in table.column(name).chunks if name in table.column_names else ():
             h.update(_binary_bytes(chunk))
     for name in ("size", "mtime_ns", "ctime_ns", "inode", "device", "mode"):
         h.update(np.ascontiguousarray(table.column(name).fill_null(0).to_numpy()).tobytes())

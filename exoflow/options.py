@@ -58,6 +58,21 @@ def dashboard_address(text: str) -> str:
     return text
 
 
+def json_object(text: str) -> str:
+    """--storage-options: a JSON object, returned as canonical JSON text (sorted keys, hashable); ""
+    (the default: fsspec's configuration) stays ""."""
+    import json
+    if not text:
+        return ""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object ({...})")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def mebibytes(n: int) -> str:
     return f"{n // 2**20}MiB"
 
@@ -153,6 +168,11 @@ class LoadOptions:
                             help="jobs that read contents: files larger than SIZE are streamed in pieces of SIZE "
                                  "(default: {default}; checksum: at most 1MiB, which keeps the bytes it hashes "
                                  "in the CPU cache)")
+    storage_options: str = flag("", "--storage-options", parse=json_object, metavar="JSON",
+                                show=lambda v: v or "fsspec's configuration",
+                                help="object-storage PATHs (s3://…): the fsspec file system's options as a JSON "
+                                     "object, e.g. '{{\"client_kwargs\": {{\"endpoint_url\": \"http://host:9000\"}}}}' "
+                                     "(default: {default})")
 
 
 @dataclass(frozen=True)

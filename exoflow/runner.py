@@ -44,7 +44,7 @@ from exoflow.summary import RunSummary
 from exoflow.sources import manifest
 from exoflow.sources.entries import SCHEMA
 from exoflow.longpath import stat_path
-from exoflow.sources import walk
+from exoflow.sources import objects, walk
 from exoflow.sources.walk import DirItem, RootPlan, Walker
 
 # A listing task stops at whichever comes first, entries or seconds, and hands back the
@@ -120,21 +120,25 @@ def _listed(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
     return table, meta
 
 
-def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: WalkOptions,
-              budget: tuple[int, float], chunk_opts: ChunkOptions, mark=None,
+def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: list[str], opts: WalkOptions,
+              budget: tuple[int, float], chunk_opts: ChunkOptions, mark=None, storage: str = "",
               save: str | None = None) -> tuple[pa.Table, dict]:
-    """A listing task: walk ``stack`` (and ``root_files``) within ``budget``; ``mark``: ``Job.mark``;
-    ``save``: see ``_listed``."""
+    """A listing task: walk ``stack`` (directories, and object-storage prefixes listed with
+    ``storage``'s options) and ``root_files`` (files and objects) within ``budget``; ``mark``:
+    ``Job.mark``; ``save``: see ``_listed``."""
     t0 = time.perf_counter()
     journal.test_pause("list")
     with meter("list"):
-        walker = Walker(opts)
+        walker, lister = Walker(opts), objects.Lister(opts, storage)
         for f in root_files:
-            walker.add_root_file(f)
-        left = walker.run(stack, *budget)
-        table = walker.out.table()
+            lister.add_object(f) if objects.is_url(f) else walker.add_root_file(f)
+        prefixes = [d for d in stack if isinstance(d, objects.Prefix)]
+        left = walker.run([d for d in stack if not isinstance(d, objects.Prefix)], *budget)
+        left += lister.run(prefixes, budget[0] - len(walker.out), budget[1])
+        tables = [t for t in (walker.out.table(), lister.out.table()) if t.num_rows] or [SCHEMA.empty_table()]
+        table = pa.concat_tables(tables)
         listed = _listed(table if mark is None else mark(table), chunk_opts,
-                         {"left": left, "dirs": walker.dirs_scanned}, t0, save)
+                         {"left": left, "dirs": walker.dirs_scanned + lister.prefixes_listed}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -217,12 +221,18 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
 
 # ---- the client's loop --------------------------------------------------------
 
-def plan(paths: list[str], opts: WalkOptions, absolute: bool = False) -> RootPlan:
+def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: str = "") -> RootPlan:
     """The PATHs as walk roots, each file reached through them once (see ``walk.plan_roots``);
     ``absolute``: spelled from /, for workers that do not share this process's working directory.
-    Raises UsageError for a PATH that cannot be reached."""
+    URL PATHs (``objects.is_url``) are checked on their store (``storage``: its options) and become
+    prefixes (in ``dirs``) and objects (in ``files``). Raises UsageError for a PATH that cannot be
+    reached."""
+    urls = [p for p in paths if objects.is_url(p)]
+    if storage and not urls:
+        raise UsageError("--storage-options applies to object-storage PATHs (s3://…, gs://…), and none is given")
+    stored = objects.plan(urls, storage)
     given = []
-    for p in paths:
+    for p in (p for p in paths if not objects.is_url(p)):
         try:
             st = stat_path(p)
         except FileNotFoundError:
@@ -230,7 +240,8 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False) -> RootPla
         except OSError as e:
             raise UsageError(f"{p}: {e.strerror}") from None
         given.append((walk.absolute(p) if absolute else p, st))
-    return walk.plan_roots(given, opts)
+    local = walk.plan_roots(given, opts)
+    return RootPlan(local.dirs + stored.prefixes, local.files + stored.objects, local.merged + stored.merged)
 
 
 def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]:
@@ -242,7 +253,8 @@ def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]
         st = None
     if st is None:
         return dirs
-    return [dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)}) for d in dirs]
+    return [d if isinstance(d, objects.Prefix) else dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)})
+            for d in dirs]
 
 
 def validate(cfg: RunConfig) -> list[str]:
@@ -250,7 +262,7 @@ def validate(cfg: RunConfig) -> list[str]:
     user (which PATHs overlap: their files are listed once)."""
     if not cfg.paths and not cfg.from_list:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
-    merged = plan(cfg.paths, cfg.walk).merged
+    merged = plan(cfg.paths, cfg.walk, storage=cfg.load.storage_options).merged
     if cfg.from_list:
         manifest.plan(cfg.from_list)
     if cfg.since:
@@ -365,14 +377,15 @@ class _Run:
         self.load.update(self.ex.nthreads())
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
-                                self.cfg.job.mark, record={"stack": [], "root_files": True})
+                                self.cfg.job.mark, self.cfg.load.storage_options,
+                                record={"stack": [], "root_files": True})
         if free <= 0 or not self.pending:
             return
         per = math.ceil(len(self.pending) / free)
         while self.pending and self.walks_in_flight < self.slots:
             stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
-                                record={"stack": [d.path for d in stack]})
+                                self.cfg.load.storage_options, record={"stack": [d.path for d in stack]})
 
     def on_listing(self, mf) -> None:
         meta = mf.result()
@@ -437,7 +450,7 @@ class _Run:
     def execute(self) -> None:
         self.event("run-start", sources=self.cfg.sources, out=self.cfg.out_dir)
         base = None if self.ex.shares_cwd() else os.getcwd()    # relative PATHs mean the same there?
-        roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None)
+        roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None, storage=self.cfg.load.storage_options)
         dirs, files = _skipping_out_dir(roots.dirs, self.cfg.out_dir), roots.files
         if self.resumed:       # the journalled parts again, and the walk from where they stopped
             for name, record in self.resumed.listings.items():

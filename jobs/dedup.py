@@ -31,7 +31,7 @@ def after(f: Finish) -> dict:
     sizes = f.result.pop("candidate_sizes")
     # taken here, on the client: workers may run elsewhere, in another directory
     cwd = os.getcwd()
-    params = {**f.params, "cwd": cwd, "run_id": uuid.uuid4().hex[:8],
+    params = {**f.params, "cwd": cwd, "run_id": uuid.uuid4().hex[:8], "storage": f.load.storage_options,
               "keep_patterns": canonical_patterns(f.params.get("keep_path") or [], cwd)}
     try:
         summary = run_stages(f.executor, f.dataset_dir, f.out_dir, sizes, params, f.result.pop("candidate_files", None))
@@ -97,6 +97,7 @@ job = Job(
     ],
     after=after,
     check=check,
+    changes_files=lambda params: "--action" if params.get("action") else None,
 )
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Reads:    a tree walk (or a listing); no file contents.
 Computes: path, size, allocated, mtime_ns, mode, type, uid, gid, inode, device,
-          nlink, extension, depth, top_dir, error for every entry.
+          nlink, extension, depth, top_dir, error for every entry; etag, storage_class and
+          version_id for objects (s3://… PATHs).
 Writes:   OUT/files/*.parquet, OUT/summary.json; prints the summary tables.
 
     exoflow run inventory /data
@@ -21,7 +22,8 @@ job = Job(
     kernels=[inventory_columns],
     reducer=InventoryReducer(),
     columns=["path", "path_bytes", "type", "size", "allocated", "mtime_ns", "mode", "uid", "gid",
-             "inode", "device", "nlink", "extension", "depth", "top_dir", "error"],
+             "inode", "device", "nlink", "extension", "depth", "top_dir", "error",
+             "etag", "storage_class", "version_id"],     # object storage's (null for local files)
     arguments=[Argument("--top", type=count_at_least(0), default=20, metavar="N",
                         help="rows in each summary table (default: 20)")],
     plots=plots.bars,      # report.html: size distribution, top extensions and directories, ages

@@ -50,7 +50,8 @@ def after(f: Finish) -> dict:
     """Bands x rows for the threshold, then the shuffle, verification and clusters on the cluster."""
     p = f.params
     bands, rows = optimal_param(p["threshold"], p["permutations"])
-    summary = run_stages(f.executor, f.dataset_dir, f.out_dir, p, f.result["text_files"], bands, rows)
+    summary = run_stages(f.executor, f.dataset_dir, f.out_dir, {**p, "storage": f.load.storage_options},
+                         f.result["text_files"], bands, rows)
     return {**f.result, **summary, "bands": bands, "rows": rows, "permutations": p["permutations"],
             "shingle": p["shingle"], "threshold": p["threshold"], "verify_exact": bool(p.get("verify_exact"))}
 

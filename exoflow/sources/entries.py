@@ -45,7 +45,12 @@ SCHEMA = pa.schema([
     ("depth", pa.int32()),
     ("top_dir", pa.string()),
     ("error", pa.string()),
+    # object storage (exoflow.sources.objects); null for local files
+    ("etag", pa.string()),
+    ("storage_class", pa.string()),
+    ("version_id", pa.string()),
 ])
+OBJECT_COLUMNS = ("etag", "storage_class", "version_id")
 
 
 class EntryCollector:
@@ -157,6 +162,7 @@ class EntryCollector:
             col = cols[f].view(np.uint64) if SCHEMA.field(f).type == pa.uint64() else cols[f]
             arrays.append(pa.array(col, mask=missing))
         arrays += [depth, tops, pa.array(errors, pa.string()) if self.errors else pa.nulls(n, pa.string())]
+        arrays += [pa.nulls(n, SCHEMA.field(c).type) for c in OBJECT_COLUMNS]
         return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 

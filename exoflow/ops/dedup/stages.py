@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 
 from exoflow.kernels.hashing import _one_shot, hash_stream
 from exoflow.batch import RESIZED, read_ends, read_files, stream
@@ -52,6 +53,7 @@ READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("t
                          ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.uint64()),
                          ("device", pa.uint64()), ("nlink", pa.int64()), ("error", pa.string())])
 READ_COLUMNS = READ_SCHEMA.names
+OBJECT_DEVICE = 2**64 - 1       # the device of objects (URLs) in the stages: no file system has it
 GROUP_SCHEMA = pa.schema([("group_id", pa.int64()), ("size", pa.int64()), ("hash", pa.string()),
                           ("path", pa.string()), ("path_bytes", pa.binary()), ("mtime_ns", pa.int64()),
                           ("inode", pa.uint64()), ("device", pa.uint64()), ("nlink", pa.int64())])
@@ -77,13 +79,26 @@ def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
     keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=pa.array(sizes, pa.int64())))
     if not include_empty:
         keep = pc.and_(keep, pc.greater(t.column("size"), 0))
-    t = t.filter(keep).drop_columns(["type", "error"])
+    t = _object_identities(t.filter(keep).drop_columns(["type", "error"]))
     bucket = _bucket(t.column("size").to_numpy(), nparts)
     order = np.argsort(bucket, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))]).tolist()
     # a take per piece, not slices of one table: each piece owns its buffers (a pickled slice
     # would carry the whole table)
     return [t.take(pa.array(order[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _object_identities(t: pa.Table) -> pa.Table:
+    """Objects (no device, no inode) are each a file of their own: (OBJECT_DEVICE, a hash of the URL)."""
+    missing = pc.is_null(t.column("inode")).to_numpy(zero_copy_only=False)
+    if not missing.any():
+        return t
+    urls = t.column("path").filter(pa.array(missing)).to_pylist()
+    inode = pc.fill_null(t.column("inode"), 0).to_numpy(zero_copy_only=False).astype(np.uint64)   # a copy
+    inode[missing] = np.fromiter((xxhash.xxh3_64_intdigest(u.encode()) for u in urls), np.uint64, len(urls))
+    device = pc.fill_null(t.column("device"), pa.scalar(OBJECT_DEVICE, pa.uint64()))
+    t = t.set_column(t.schema.get_field_index("inode"), "inode", pa.array(inode, pa.uint64()))
+    return t.set_column(t.schema.get_field_index("device"), "device", device)
 
 
 def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -97,9 +112,9 @@ class Changed(OSError):
     """The file no longer has the size of the listing: it is left out (and reported)."""
 
 
-def _prefix_suffix(path: str, size: int, one_shot) -> str:
+def _prefix_suffix(path: str, size: int, one_shot, storage: str) -> str:
     """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes (read by the engine)."""
-    return one_shot(read_ends(path, size, PREFIX))
+    return one_shot(read_ends(path, size, PREFIX, storage))
 
 
 def _per_inode(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
@@ -119,7 +134,7 @@ def _reason(e: OSError) -> str:
     return e.strerror if isinstance(e, Changed) else describe_error(e)
 
 
-def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
+def _first_digests(df: pd.DataFrame, one_shot, errors: list, storage: str) -> pd.Series:
     """Per row: the whole file's hash when it is at most SUFFIX_FROM bytes (so it needs no second
     pass), else the hash of its first and last PREFIX bytes. Small files are read by the engine's
     loader, READ_BATCH bytes at a time; a file whose size differs from the listing is left out
@@ -129,13 +144,14 @@ def _first_digests(df: pd.DataFrame, one_shot, errors: list) -> pd.Series:
     digests: list[str | None] = [None] * len(paths)
     for a, b in read_batches(sizes, SUFFIX_FROM, READ_BATCH):
         data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
-                                                       int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM)
+                                                       int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM,
+                                                       sizes=sizes[a:b], storage=storage)
         mv = memoryview(data)
         offs = offsets.tolist()
         for j, k in enumerate(range(a, b)):
             try:
                 if not small[k]:
-                    digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot)
+                    digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot, storage)
                     continue
                 if read_errors[j] is not None:
                     raise OSError(read_errors[j])
@@ -172,12 +188,13 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
         df = df.drop_duplicates(["device", "inode"])          # jdupes: links are one file, not duplicates
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
-    df = df.assign(key=_first_digests(df, one_shot, errors))
+    storage = params.get("storage") or ""
+    df = df.assign(key=_first_digests(df, one_shot, errors, storage))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
     big = df[~whole]
-    full = _digests(big, lambda p, s: hash_stream([algorithm], stream(p, FULL_PIECE))[0], errors) \
+    full = _digests(big, lambda p, s: hash_stream([algorithm], stream(p, FULL_PIECE, storage, s))[0], errors) \
         if len(big) else pd.Series([], dtype=object)
     df = df.assign(hash=df["key"].where(whole, full))
     df = _paired(df[df["hash"].notna()], ["size", "hash"])

@@ -90,19 +90,20 @@ def fetch_rows(path: str, rows: np.ndarray, permutations: int) -> dict[str, Any]
             "size": t.column("size").to_numpy(), "signature": signature_matrix(t.column("signature"), permutations)}
 
 
-def _read(name: str) -> Iterator[bytes]:
+def _read(name: str, storage: str) -> Iterator[bytes]:
     """The file's bytes in pieces, through the engine's reader (which notices a file that changes
-    while it is read); each piece is a copy (the reader's buffer is reused)."""
-    return (bytes(piece) for piece in stream(name, READ_PIECE))
+    while it is read; ``storage``: the options of an object's store); each piece is a copy (the
+    reader's buffer is reused)."""
+    return (bytes(piece) for piece in stream(name, READ_PIECE, storage))
 
 
-def exact_jaccard(names_a: list[str], names_b: list[str], sh: Shingling) -> np.ndarray:
+def exact_jaccard(names_a: list[str], names_b: list[str], sh: Shingling, storage: str = "") -> np.ndarray:
     """Exact Jaccard of the shingle sets (as 64-bit hashes) of each pair of files; NaN where a
     file can no longer be read."""
     sets: dict[str, np.ndarray | None] = {}
     for name in dict.fromkeys(names_a + names_b):
         try:
-            sets[name] = shingle_set(_read(name), sh)
+            sets[name] = shingle_set(_read(name, storage), sh)
         except OSError:
             sets[name] = None
     out = np.full(len(names_a), np.nan)
@@ -133,10 +134,11 @@ def _fetch(ex: Executor, parts: list[str], ids: np.ndarray, permutations: int) -
                                                                                              np.uint32)}
 
 
-def _exact(ex: Executor, names: list[str], a: np.ndarray, b: np.ndarray, sh: Shingling) -> np.ndarray:
+def _exact(ex: Executor, names: list[str], a: np.ndarray, b: np.ndarray, sh: Shingling,
+           storage: str) -> np.ndarray:
     """Exact Jaccard of the pairs (a[i], b[i]) of indices into ``names``, in tasks of EXACT_PAIRS."""
     futures = [ex.submit(exact_jaccard, [names[i] for i in a[k:k + EXACT_PAIRS].tolist()],
-                             [names[i] for i in b[k:k + EXACT_PAIRS].tolist()], sh)
+                             [names[i] for i in b[k:k + EXACT_PAIRS].tolist()], sh, storage)
                for k in range(0, len(a), EXACT_PAIRS)]
     return np.concatenate(ex.gather(futures)) if futures else np.zeros(0)
 
@@ -193,7 +195,7 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, params: dict[str, A
         ids = np.unique(np.concatenate([a, b]))
         got = _fetch(ex, parts, ids, sh.permutations)
         names = [_exact_name(p, r) for p, r in zip(got["path"], got["path_bytes"])]
-        sim = _exact(ex, names, np.searchsorted(ids, a), np.searchsorted(ids, b), sh)
+        sim = _exact(ex, names, np.searchsorted(ids, a), np.searchsorted(ids, b), sh, params.get("storage") or "")
     keep = sim >= threshold
     a, b, sim = a[keep], b[keep], sim[keep]
     nodes, labels = components(a, b)
@@ -203,7 +205,7 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, params: dict[str, A
     cluster, rep = _clusters(nodes, labels, degree, got["path"])
     if params.get("verify_exact"):
         names = [_exact_name(p, r) for p, r in zip(got["path"], got["path_bytes"])]
-        similarity = _exact(ex, names, rep, np.arange(len(nodes)), sh)
+        similarity = _exact(ex, names, rep, np.arange(len(nodes)), sh, params.get("storage") or "")
     else:
         similarity = (got["signature"] == got["signature"][rep]).mean(axis=1) if len(nodes) else np.zeros(0)
     similarity[rep == np.arange(len(nodes))] = 1.0

@@ -1,0 +1,319 @@
+"""Object storage as a source: a PATH with a scheme (``s3://bucket/prefix``, ``gs://…``,
+``memory://…``, ``file://…``) is listed and read through fsspec (s3fs, gcsfs …; exoflow has no
+storage client of its own).
+
+Listing is spread over the workers by prefix, the way directories are (``exoflow.sources.walk``):
+a listing task lists its prefixes one level at a time (the store's delimiter listing), keeps their
+objects as listing rows and hands the sub-prefixes it did not reach back to the client. Rows fill
+the listing SCHEMA: ``path`` is the object's URL, ``type`` file (or dir: a prefix that could not be
+listed, with its ``error``), ``size``, ``mtime_ns``
+(LastModified), a synthetic ``mode``; no inode, device, owner or ctime; ``etag``,
+``storage_class`` and ``version_id`` where the store has them.
+
+Options for the store (endpoint, credentials …) are ``--storage-options JSON`` (``storage``: that
+JSON text, canonical) or else fsspec's own configuration (``FSSPEC_S3_*``, ``~/.config/fsspec``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from exoflow.errors import UsageError
+from exoflow.options import WalkOptions
+from exoflow.paths import path_columns
+from exoflow.sources.entries import SCHEMA
+
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
+DIR_MODE = 0o040755
+# The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
+# store's own retries): per protocol, options under the user's.
+FAIL_FAST = {"s3": {"config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}}}
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` names object storage (a scheme and ``://``), not a local path."""
+    return bool(URL.match(path))
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+@lru_cache(maxsize=16)
+def _filesystem(protocol: str, storage: str):
+    """No listings cache unless asked: a process that listed a prefix must not read stale sizes and
+    ETags from it later."""
+    import fsspec
+    return fsspec.filesystem(protocol, **{"use_listings_cache": False, **parse_options(storage)})
+
+
+def filesystem(url: str, storage: str = ""):
+    """(fsspec file system, the path it takes) for ``url``; one file system per protocol and options
+    in a process. Raises UsageError when no fsspec implementation serves the protocol."""
+    import fsspec
+    protocol = fsspec.core.split_protocol(url)[0]
+    try:
+        fs = _filesystem(protocol, storage)
+    except (ImportError, ValueError) as e:
+        raise UsageError(f"{url}: {_line(e)}") from None
+    return fs, fs._strip_protocol(url)
+
+
+def _line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, (ImportError, ValueError)) else f"{type(e).__name__}: {text}"
+
+
+def describe(e: BaseException) -> str:
+    """A store's error as the ``error`` column and messages say it, one line."""
+    if isinstance(e, FileNotFoundError):
+        return "ENOENT: no such bucket, prefix or object"
+    if isinstance(e, PermissionError):
+        return f"EACCES: access denied ({' '.join(str(e).split())})"
+    return _line(e)
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """A prefix still to list (the object-storage ``DirItem``): its URL, depth (a root is 0), the
+    first name under the root (None for a root) and the root's URL."""
+
+    path: str
+    depth: int
+    top: str | None
+    root: str
+
+
+@dataclass
+class ObjectRoots:
+    prefixes: list[Prefix]
+    objects: list[str]        # PATHs that are single objects
+    merged: list[tuple[str, str, str]]   # (a PATH left out, "is" or "is inside", the PATH that lists it)
+
+
+def plan(urls: list[str], storage: str) -> ObjectRoots:
+    """The URL PATHs as listing roots, each checked on the store first (``info``), each object listed
+    once (a PATH that is another, or inside another's prefix, is left out: ``merged``). Raises
+    UsageError (one line) for no such bucket or object, access denied, an endpoint that does not
+    answer, expired credentials."""
+    roots = ObjectRoots([], [], [])
+    for url in sorted(urls, key=lambda u: u.rstrip("/").count("/")):      # outer PATHs first
+        fs, path = _checking(url, storage)
+        try:
+            info = fs.info(path)
+        except Exception as e:      # the store's errors: botocore's, aiohttp's, OSError …
+            raise UsageError(f"{url}: {describe(e)}") from None
+        url = url.rstrip("/") if path.rstrip("/") else url
+        outer = next((p.path for p in roots.prefixes if url == p.path or url.startswith(p.path.rstrip("/") + "/")),
+                     url if url in roots.objects else None)
+        if outer is not None:
+            roots.merged.append((url, "is" if url == outer else "is inside", outer))
+        elif info["type"] == "directory":
+            roots.prefixes.append(Prefix(url, 0, None, url))
+        else:
+            roots.objects.append(url)
+    return roots
+
+
+def _checking(url: str, storage: str):
+    """``filesystem``, with the store's retries cut (FAIL_FAST) for the client's checks."""
+    fs, path = filesystem(url, storage)
+    opts = parse_options(storage)
+    fast = FAIL_FAST.get(fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0])
+    if fast:
+        opts = {**fast, **opts, "config_kwargs": {**fast["config_kwargs"], **opts.get("config_kwargs", {})},
+                "skip_instance_cache": True}
+        fs = type(fs)(**opts)
+    return fs, path
+
+
+def check_output(url: str, storage: str) -> None:
+    """``--out URL``: its bucket (the first name of the path, where the store has buckets) answers
+    and nothing is stored under the URL yet. Raises UsageError (one line) otherwise."""
+    fs, path = _checking(url, storage)
+    bucket = path.strip("/").split("/", 1)[0] if not fs.root_marker else ""
+    try:
+        if bucket:
+            fs.info(bucket)
+        taken = fs.exists(path) and bool(fs.ls(path))
+    except Exception as e:
+        raise UsageError(f"--out {url}: {describe(e)}") from None
+    if taken:
+        raise UsageError(f"--out {url}: objects are stored there already; give a prefix that holds none")
+
+
+def upload(local_dir: str, url: str, storage: str) -> None:
+    """Copy the directory ``local_dir``'s tree under ``url`` (``local_dir/a/b`` -> ``url/a/b``);
+    raises as the store does."""
+    fs, path = filesystem(url, storage)
+    fs.put(local_dir.rstrip("/") + "/", path.rstrip("/"), recursive=True)
+
+
+def _mtime_ns(info: dict) -> int | None:
+    """LastModified (S3), updated/mtime (GCS, local) or created (memory) in ns since the epoch."""
+    value = next((info[k] for k in ("LastModified", "mtime", "updated", "created") if info.get(k) is not None), None)
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp()) * 10**9 + value.microsecond * 1000
+    return None if value is None else int(float(value) * 1e9)
+
+
+def etag_of(info: dict) -> str | None:
+    """The ETag in what a store says of an object, without its quotes; None where it has none."""
+    etag = info.get("ETag") or info.get("etag")
+    return etag.strip('"') if isinstance(etag, str) else None
+
+
+class Rows:
+    """Listing rows of objects and prefixes, built into a SCHEMA table by ``table``."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {k: [] for k in ("path", "type", "size", "mtime_ns", "depth", "top_dir",
+                                                       "error", "etag", "storage_class", "version_id")}
+
+    def __len__(self) -> int:
+        return len(self.cols["path"])
+
+    def add(self, url: str, info: dict | None, depth: int, top: str | None, error: str | None = None) -> None:
+        c = self.cols
+        kind = "dir" if info is None or info["type"] == "directory" else "file"
+        c["path"].append(url)
+        c["type"].append(kind)
+        c["size"].append(int(info["size"]) if kind == "file" and info.get("size") is not None else None)
+        c["mtime_ns"].append(_mtime_ns(info) if kind == "file" else None)
+        c["depth"].append(depth)
+        c["top_dir"].append(top)
+        c["error"].append(error)
+        c["etag"].append(etag_of(info) if kind == "file" else None)
+        c["storage_class"].append(info.get("StorageClass") if kind == "file" else None)
+        c["version_id"].append(info.get("VersionId") if kind == "file" else None)
+
+    def table(self) -> pa.Table:
+        c, n = self.cols, len(self)
+        path, path_bytes = path_columns(pa.array(c["path"], pa.string()).cast(pa.binary()))
+        is_file = np.array([t == "file" for t in c["type"]], dtype=bool)
+        failed = np.array([e is not None for e in c["error"]], dtype=bool)     # as an lstat that failed: no mode
+        cols = {"path": path, "path_bytes": path_bytes,
+                "mode": pa.array(np.where(is_file, FILE_MODE, DIR_MODE), mask=failed)}
+        cols.update({k: pa.array(v, SCHEMA.field(k).type) for k, v in c.items() if k != "path"})
+        return pa.table({f.name: cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SCHEMA},
+                        schema=SCHEMA)
+
+
+class Lister:
+    """Lists prefixes for one listing task (``Walker``'s counterpart): --include/--exclude, --hidden,
+    --max-depth and --min-size/--max-size apply as to a tree's relative paths."""
+
+    def __init__(self, opts: WalkOptions, storage: str) -> None:
+        from exoflow.sources.walk import compiled_globs
+        self.opts, self.storage = opts, storage
+        self.include = compiled_globs(opts.include) if opts.include else None
+        self.exclude = compiled_globs(opts.exclude) if opts.exclude else None
+        self.out = Rows()
+        self.prefixes_listed = 0
+
+    def run(self, stack: list[Prefix], budget: int, seconds: float = float("inf")) -> list[Prefix]:
+        """List until ``budget`` rows are collected or ``seconds`` have passed; return the prefixes
+        not reached."""
+        deadline = time.monotonic() + seconds
+        start = len(self.out)
+        while stack and len(self.out) - start < budget and time.monotonic() < deadline:
+            self.scan(stack.pop(), stack)
+        return stack
+
+    def add_object(self, url: str) -> None:
+        """A PATH that is one object: a row of its own (when the size bounds keep it)."""
+        fs, path = filesystem(url, self.storage)
+        try:
+            info = fs.info(path)
+        except Exception as e:
+            self.out.add(url, {"type": "file", "size": None}, 0, None, describe(e))
+            return
+        if self.size_ok(info):
+            self.out.add(url, info, 0, None)
+
+    def size_ok(self, info: dict) -> bool:
+        lo, hi = self.opts.min_size, self.opts.max_size
+        return (lo is None or info["size"] >= lo) and (hi is None or info["size"] <= hi)
+
+    def kept(self, rel: str, is_dir: bool) -> bool:
+        name = rel.rsplit("/", 1)[-1]
+        if not self.opts.hidden and name.startswith("."):
+            return False
+        if self.exclude is not None and self.exclude.match_file(rel + ("/" if is_dir else "")):
+            return False
+        return is_dir or self.include is None or self.include.match_file(rel)
+
+    def scan(self, item: Prefix, stack: list[Prefix]) -> None:
+        fs, path = filesystem(item.path, self.storage)
+        try:
+            entries = fs.ls(path, detail=True, refresh=True)
+        except Exception as e:
+            self.out.add(item.path, None, item.depth, item.top, describe(e))
+            return
+        self.prefixes_listed += 1
+        depth, limit = item.depth + 1, self.opts.max_depth
+        base = item.path.rstrip("/") + "/"
+        for info in sorted(entries, key=lambda i: i["name"]):
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            url = base + name
+            rel = url[len(item.root.rstrip("/")) + 1:]
+            top = item.top if item.top is not None else name
+            is_dir = info["type"] == "directory"
+            if not name or not self.kept(rel, is_dir):
+                continue
+            if is_dir:     # listed by a task of its own, as the walk does directories (no row)
+                if limit is None or depth < limit:
+                    stack.append(Prefix(url, depth, top, item.root))
+            elif self.size_ok(info):
+                self.out.add(url, info, depth, top)
+
+
+# ---- reading --------------------------------------------------------------------------
+
+def fetch(urls: list[str], storage: str) -> list[bytes | BaseException]:
+    """Each object's whole contents, fetched concurrently (one request each where the store is
+    async); an exception in place of the bytes of one that could not be read."""
+    if not urls:
+        return []
+    fs, _ = filesystem(urls[0], storage)
+    paths = [filesystem(u, storage)[1] for u in urls]
+    got = fs.cat(paths, on_error="return")
+    if not isinstance(got, dict):     # one path: fsspec returns its bytes
+        got = {paths[0]: got}
+    return [got.get(p, FileNotFoundError(p)) for p in paths]
+
+
+def open_object(url: str, storage: str, block_size: int):
+    """The object opened for reading in ranged requests of ``block_size`` bytes; ``.details`` holds
+    what the store said of it when opened (size, ETag). s3fs makes each request conditional on that
+    ETag, so a stream never mixes two versions (it raises instead)."""
+    fs, path = filesystem(url, storage)
+    return fs.open(path, "rb", block_size=block_size, cache_type="none")
+
+
+def details(f) -> dict:
+    """What the store said of an object opened with ``open_object`` (``size``; ``ETag`` where it has one)."""
+    return getattr(f, "details", None) or {"size": f.size}
+
+
+def read_range(urls: list[str], starts: list[int], ends: list[int], storage: str) -> list[bytes | BaseException]:
+    """Byte ranges ``[start, end)`` of objects, fetched concurrently."""
+    fs, _ = filesystem(urls[0], storage)
+    return fs.cat_ranges([filesystem(u, storage)[1] for u in urls], starts, ends, on_error="return")
+
+
+def info(url: str, storage: str) -> dict:
+    """What the store says of one object now (size, ETag …); raises as the store does."""
+    fs, path = filesystem(url, storage)
+    return fs.info(path)

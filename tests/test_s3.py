@@ -1,0 +1,313 @@
+"""Object storage: moto's S3 server on loopback holds a tree of a few thousand objects (nested
+prefixes, empty objects, names with spaces and non-ASCII, objects over the piece size); a local
+directory holds the same files. Inventory, checksum, dedup and scan over ``s3://`` must give what
+they give over the local copy, and what independent oracles say: hashlib's SHA-256 of each file,
+the MD5 S3 gives as ETag, duplicate groups counted by hand from the contents. Store errors are
+one line and exit 2 before anything starts; an object that changes or goes after the listing is an
+error row."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from conftest import exoflow, free_port, read_dataset, run_here
+
+pytest.importorskip("s3fs", reason="object storage needs s3fs (exoflow[s3], in the test extra)")
+pytest.importorskip("moto.server", reason="the S3 server of these tests is moto[server] (in the test extra)")
+
+BUCKET = "tree"
+PIECE = 4096                  # --piece-size: objects over it are streamed in ranged reads
+N = 2000
+AWS = "AKIA" + "Q7XK2M4PZR6TYW3N"      # a key the scan finds (as in test_scan)
+
+
+def contents() -> dict[str, bytes]:
+    """Relative path -> bytes: nested prefixes, empty files, names with spaces and non-ASCII, and
+    under d0/ (what the content jobs read: moto serves ~100 objects/s on a loaded machine) repeated
+    contents (duplicates), secrets for scan and objects over PIECE (two of them equal)."""
+    files = {}
+    for i in range(N):
+        name = f"d{i % 7}/s{i % 5}/{'naïve file' if i % 11 == 0 else 'f'} {i}.txt"
+        if i % 13 == 0:
+            name = f"d{i % 7}/日本/{i}.txt"
+        body = b"x" * i + str(i).encode()        # sizes differ: dedup reads only what may repeat
+        if i % 50 == 25:
+            body = f"copy {i % 3}\n".encode()
+        elif i % 97 == 0:
+            body = b""
+        elif i % 350 == 0:                        # in d0
+            body += f"\naws_key = {AWS}\n".encode()
+        files[name] = body
+    big = bytes(range(256)) * 64          # 16 KiB: streamed in 4 pieces
+    files["d0/big/one.bin"] = big
+    files["d0/big/two copy.bin"] = big
+    files["d0/big/other.bin"] = big[::-1]
+    files["top.txt"] = b"top\n"
+    return files
+
+
+def in_d0(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {k[3:]: v for k, v in files.items() if k.startswith("d0/")}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """(storage options JSON, s3fs file system, local copy, contents) with the objects under s3://tree/data."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {"key": "testing", "secret": "testing",
+               "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}}
+    fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    fs.call_s3("create_bucket", Bucket=BUCKET)
+    files = contents()
+    # the bulk straight into the server's store (a PUT through HTTP costs ~10 ms here); the big ones
+    # through HTTP; every read in the tests goes through HTTP
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for k, v in files.items():
+        if "/big/" not in k:
+            backend.put_object(BUCKET, f"data/{k}", v)
+    fs.pipe({f"{BUCKET}/data/{k}": v for k, v in files.items() if "/big/" in k})
+    local = tmp_path_factory.mktemp("local") / "data"
+    for k, v in files.items():
+        (local / k).parent.mkdir(parents=True, exist_ok=True)
+        (local / k).write_bytes(v)
+    yield json.dumps(options), fs, local, files
+    server.stop()
+
+
+def _rel(paths: list[str], root: str) -> list[str]:
+    return [p[len(root) + 1:] for p in paths]
+
+
+def table(out: Path, dataset: str, root: str):
+    t = read_dataset(out / dataset).to_pandas()
+    return t.assign(rel=_rel(t["path"].tolist(), root))
+
+
+@pytest.fixture(scope="module")
+def runs(store, tmp_path_factory):
+    """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}}."""
+    storage, _, local, _ = store
+    base = tmp_path_factory.mktemp("runs")
+    roots = {"s3": f"s3://{BUCKET}/data", "local": str(local)}
+    # the content jobs over d0/; checksum and scan in one composed run, so the objects are read once
+    flags = {"inventory": ("", ()), "checksum+scan": ("/d0", ("--hash", "sha256", "--piece-size", str(PIECE))),
+             "dedup": ("/d0", ())}
+    got = {}
+    for job, (below, fl) in flags.items():
+        for kind, root in roots.items():
+            out = base / f"{job}-{kind}"
+            extra = ("--storage-options", storage) if kind == "s3" else ()
+            summary = run_here(job, root + below, out, *extra, *fl, chunk_files=500)
+            got.setdefault(job, {})[kind] = (out, root + below, summary)
+    return got
+
+
+def test_inventory_lists_the_objects_as_the_tree(runs, store):
+    _, _, _, files = store
+    frames = {k: table(out, "files", root) for k, (out, root, _) in runs["inventory"].items()}
+    s3, local = frames["s3"], frames["local"]
+    files_s3 = s3[s3["type"] == "file"].set_index("rel")
+    files_local = local[local["type"] == "file"].set_index("rel")
+    assert sorted(files_s3.index) == sorted(files_local.index) == sorted(files)
+    assert (files_s3["size"] == files_local["size"].loc[files_s3.index]).all()
+    for col in ("depth", "top_dir"):
+        assert (files_s3[col] == files_local[col].loc[files_s3.index]).all(), col
+    assert sorted(s3[s3["type"] == "dir"]["rel"]) == sorted(local[local["type"] == "dir"]["rel"])
+    # S3's ETag of a single-part upload is the MD5 of the bytes (oracle: hashlib)
+    assert all(files_s3["etag"][k] == hashlib.md5(v).hexdigest() for k, v in files.items())
+    assert set(files_s3["storage_class"]) == {"STANDARD"}
+    assert files_s3["inode"].isna().all() and files_local["etag"].isna().all()
+    assert s3["error"].isna().all()
+
+
+def test_checksum_hashes_byte_for_byte(runs, store):
+    _, _, _, files = store
+    for kind, (out, root, summary) in runs["checksum+scan"].items():
+        t = table(out / "checksum", "files", root)
+        got = dict(zip(t[t["type"] == "file"]["rel"], t[t["type"] == "file"]["sha256"]))
+        assert got == {k: hashlib.sha256(v).hexdigest() for k, v in in_d0(files).items()}, kind
+        assert summary["errors"] == 0
+
+
+def _groups(out: Path, root: str) -> set[frozenset[str]]:
+    t = table(out, "duplicates", root)
+    found = defaultdict(set)
+    for gid, rel in zip(t["group_id"], t["rel"]):
+        found[gid].add(rel)
+    return {frozenset(g) for g in found.values()}
+
+
+def test_dedup_finds_the_same_groups(runs, store):
+    _, _, _, files = store
+    by_content = defaultdict(set)
+    for k, v in in_d0(files).items():
+        if v:                             # dedup leaves empty files out by default
+            by_content[v].add(k)
+    expected = {frozenset(g) for g in by_content.values() if len(g) > 1}
+    assert frozenset({"big/one.bin", "big/two copy.bin"}) in expected and len(expected) > 2
+    for kind, (out, root, _) in runs["dedup"].items():
+        assert _groups(out, root) == expected, kind
+
+
+def test_scan_finds_the_same_findings(runs, store):
+    found = {}
+    for kind, (out, root, _) in runs["checksum+scan"].items():
+        t = table(out / "scan", "findings", root)
+        t = t[t["rule"].notna()]
+        found[kind] = sorted(zip(t["rel"], t["rule"], t["line"], t["column"]))
+    assert found["s3"] == found["local"]
+    planted = {k for k, v in in_d0(store[3]).items() if AWS.encode() in v}
+    assert len(planted) > 2 and {rel for rel, rule, *_ in found["s3"] if "aws" in rule.lower()} == planted
+
+
+def test_since_reuses_objects_whose_etag_size_and_mtime_are_unchanged(store, tmp_path):
+    storage, fs, _, files = store
+    root = f"s3://{BUCKET}/data/d1/s1"
+    flags = ("--storage-options", storage, "--hash", "sha256")
+    run_here("checksum", root, tmp_path / "first", *flags, chunk_files=500)
+    name = "d1/s1/f 1.txt"     # b"x1": another byte of the same size, in the same second
+    fs.pipe(f"{BUCKET}/data/{name}", b"y1")
+    try:
+        summary = run_here("checksum", root, tmp_path / "again", *flags, "--since", str(tmp_path / "first"),
+                           chunk_files=500)
+    finally:
+        fs.pipe(f"{BUCKET}/data/{name}", files[name])
+    mine = [k for k in files if k.startswith("d1/s1/")]
+    assert summary["since"]["files_read"] == 1
+    assert summary["since"]["files_reused"] == len(mine) - 1
+    t = table(tmp_path / "again", "files", f"s3://{BUCKET}/data")
+    assert dict(zip(t["rel"], t["sha256"])) == {k: hashlib.sha256(b"y1" if k == name else files[k]).hexdigest()
+                                                for k in mine}
+
+
+def test_overlapping_urls_are_listed_once(store):
+    from exoflow.options import WalkOptions
+    from exoflow.runner import plan
+    root = f"s3://{BUCKET}/data"
+    p = plan([f"{root}/d0", root + "/", f"{root}/top.txt", f"{root}/d1/s1/f 1.txt", str(store[2])], WalkOptions(),
+             storage=store[0])
+    assert [d.path for d in p.dirs] == [str(store[2]), root] and p.files == []
+    assert sorted(m[0] for m in p.merged) == [f"{root}/d0", f"{root}/d1/s1/f 1.txt", f"{root}/top.txt"]
+
+
+def test_objects_that_change_after_the_listing_are_error_rows(store):
+    from exoflow.batch import CHANGED, RESIZED, load, stream
+    from exoflow.options import LoadOptions, WalkOptions
+    from exoflow.sources.objects import Lister, Prefix
+    storage, fs, _, _ = store
+    root = f"s3://{BUCKET}/moving"
+    bodies = {"gone.txt": b"soon gone", "resized.txt": b"short", "same.txt": b"kept",
+              "big.bin": b"a" * (3 * PIECE), "big-gone.bin": b"b" * (3 * PIECE)}
+    fs.pipe({f"{BUCKET}/moving/{k}": v for k, v in bodies.items()})
+    lister = Lister(WalkOptions(), storage)
+    lister.run([Prefix(root, 0, None, root)], 10_000)
+    listing = lister.out.table()
+    fs.rm([f"{BUCKET}/moving/gone.txt", f"{BUCKET}/moving/big-gone.bin"])
+    fs.pipe(f"{BUCKET}/moving/resized.txt", b"longer than before")
+    fs.pipe(f"{BUCKET}/moving/big.bin", b"c" * (3 * PIECE))       # same size, another version
+    batch = load(listing, LoadOptions(piece_bytes=PIECE, storage_options=storage))
+    rel = _rel(listing.column("path").to_pylist(), root)
+    errors = dict(zip(rel, batch.errors))
+    assert errors["gone.txt"].startswith("ENOENT")
+    assert errors["resized.txt"] == RESIZED
+    assert errors["same.txt"] is None and bytes(batch.content(rel.index("same.txt"))) == b"kept"
+    assert batch.large[rel.index("big.bin")] and batch.large[rel.index("big-gone.bin")]
+    with pytest.raises(OSError, match=CHANGED):
+        b"".join(batch.pieces(rel.index("big.bin")))
+    with pytest.raises(OSError, match="ENOENT"):
+        b"".join(batch.pieces(rel.index("big-gone.bin")))
+    assert b"".join(stream(f"{root}/big.bin", PIECE, storage)) == b"c" * (3 * PIECE)   # no listing to differ from
+    pieces = stream(f"{root}/big.bin", PIECE, storage)
+    assert bytes(next(pieces)) == b"c" * PIECE
+    fs.pipe(f"{BUCKET}/moving/big.bin", b"d" * (3 * PIECE))      # changed while it is read
+    with pytest.raises(OSError, match=CHANGED):
+        list(pieces)
+    assert pc.all(pc.is_null(listing.column("inode"))).as_py()
+
+
+def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path):
+    """Workers in other processes get the storage options: the CLI's checksum equals the oracle; its
+    output, written under --out s3://…, holds the dataset and a summary that says where it is."""
+    import pyarrow.dataset as ds
+    storage, fs, _, files = store
+    root = f"s3://{BUCKET}/data"
+    out = f"s3://{BUCKET}/results/one"
+    r = exoflow("run", "checksum", f"{root}/d0/big", "--storage-options", storage, "--piece-size", str(PIECE),
+                "--hash", "sha256", "--workers", "2", "--out", out, "-q", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert list(tmp_path.iterdir()) == []            # the local copy it was written to is gone
+    assert json.loads(fs.cat(f"{BUCKET}/results/one/summary.json"))["out"] == out
+    t = ds.dataset(f"{BUCKET}/results/one/files", filesystem=fs, format="parquet").to_table().to_pandas()
+    got = dict(zip(_rel(t["path"].tolist(), f"{root}"), t["sha256"]))
+    assert got == {k: hashlib.sha256(v).hexdigest() for k, v in files.items() if k.startswith("d0/big/")}
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    """``exoflow run ARGS`` in this process (as test_durable does): (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from exoflow.cli import _guard, run_job
+    from exoflow.composed import load
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = _guard(lambda: run_job(load(args[0]), list(args[1:]), f"exoflow run {args[0]}"), "exoflow")
+        except SystemExit as e:       # argparse's usage errors
+            code = e.code
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("what", ["no bucket", "no prefix", "bad endpoint", "bad json", "not an object",
+                                  "action", "denied", "unknown key", "out taken", "out no bucket"])
+def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, monkeypatch, what):
+    import boto3
+    import moto.settings
+    storage, _, _, _ = store
+    options = json.loads(storage)
+    url = f"s3://{BUCKET}/data"
+    if what in ("denied", "unknown key"):     # moto checks credentials and IAM policies from now on
+        ep = options["client_kwargs"]["endpoint_url"]
+        iam = boto3.client("iam", endpoint_url=ep, region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing")
+        user = f"nobody-{free_port()}"        # a user without any policy
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        options.update(key=key["AccessKeyId"], secret=key["SecretAccessKey"]) if what == "denied" else \
+            options.update(key="AKIAUNKNOWNUNKNOWN000", secret="wrong")
+        monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    args = {"denied": ["inventory", url, "--storage-options", json.dumps(options)],
+            "unknown key": ["inventory", url, "--storage-options", json.dumps(options)],
+            "no bucket": ["inventory", "s3://no-such-bucket/x", "--storage-options", storage],
+            "no prefix": ["inventory", f"s3://{BUCKET}/nothing-here", "--storage-options", storage],
+            "bad endpoint": ["inventory", url, "--storage-options", json.dumps(
+                {**options, "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{free_port()}"}})],
+            "bad json": ["inventory", url, "--storage-options", "{'key': 1}"],
+            "not an object": ["inventory", url, "--storage-options", "[1]"],
+            "action": ["dedup", url, "--storage-options", storage, "--action", "hardlink"],
+            "out taken": ["inventory", url, "--storage-options", storage],        # data/ holds the tree
+            "out no bucket": ["inventory", url, "--storage-options", storage]}[what]
+    out = tmp_path / "out"
+    out_url = {"out taken": url, "out no bucket": "s3://no-such-bucket/results"}.get(what)
+    code, err = _cli(*args, "--out", out_url or str(out))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    expected = {"no bucket": "ENOENT", "no prefix": "ENOENT", "bad endpoint": "Could not connect",
+                "bad json": "not valid JSON", "not an object": "JSON object", "action": "--action",
+                "denied": "EACCES", "unknown key": "EACCES", "out taken": "stored there already",
+                "out no bucket": "ENOENT"}[what]
+    assert expected in err
+    assert not out.exists()
