@@ -154,7 +154,7 @@ def _guard(fn, prog: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``exoflow`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from exoflow.config import Parser
+    from exoflow.errors import Parser
     p = Parser(prog="exoflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"exoflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")

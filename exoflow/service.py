@@ -98,7 +98,7 @@ def clean_stale() -> str | None:
 # ---- exoflow cluster start ------------------------------------------------------------
 
 def _parser(prog: str, description: str):
-    from exoflow.config import Parser
+    from exoflow.errors import Parser
     return Parser(prog=prog, description=description)
 
 
