@@ -189,15 +189,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
-        gc.disable()                  # start-up: see _started
-        from exoflow.discovery import may_use_running_cluster
-        if not may_use_running_cluster(argv):
-            from exoflow import forkserver
-            forkserver.start()        # its imports overlap the job's loading and checks below
-        from exoflow.composed import load
-        return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
+        from exoflow.driver import submit
+        code = submit(argv)           # the running exoflow cluster's warm driver runs it, if there is one
+        return run_here(argv) if code is None else code
     p.error(f"unknown arguments: {' '.join(rest)}")
     return EXIT_USAGE
+
+
+def run_here(argv: Sequence[str]) -> int:
+    """``exoflow run JOB …`` (``argv``) in this process; the exit code."""
+    gc.disable()                      # start-up: see _started
+    from exoflow.discovery import may_use_running_cluster
+    if not may_use_running_cluster(list(argv)):
+        from exoflow import forkserver
+        forkserver.start()            # its imports overlap the job's loading and checks below
+    from exoflow.composed import load
+    return _guard(lambda: run_job(load(argv[1]), argv[2:], f"exoflow run {argv[1]}"), "exoflow")
 
 
 def _leave(code: int) -> None:
