@@ -8,7 +8,6 @@ another process since is never taken for it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import TYPE_CHECKING, Any, Callable
@@ -121,6 +120,7 @@ def discover(opts: ClusterOptions) -> ClusterOptions:
     words) and the TLS files. The order: --embedded; --scheduler or --scheduler-file;
     DASK_SCHEDULER_ADDRESS, else Dask's ``scheduler-address`` setting; a running ``exoflow cluster``;
     else an embedded cluster. Raises UsageError for a --scheduler-file that names no address."""
+    import dataclasses
     replace: Callable[..., ClusterOptions] = dataclasses.replace
     if opts.source:
         return opts

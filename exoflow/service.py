@@ -160,13 +160,15 @@ def _commands(args: argparse.Namespace, workers: int, threads: int, memory: int,
               tls: dict | None) -> tuple[list[str], list[str]]:
     py = [sys.executable, "-m"]
     sched = [*py, MARKERS[SCHEDULER], "--host", args.host, "--port", str(args.port),
-             "--scheduler-file", state_path(SCHEDULER_FILE), "--preload", "exoflow.dashboard"]
+             "--scheduler-file", state_path(SCHEDULER_FILE), "--preload", "exoflow.dashboard",
+             "--preload", "exoflow._preload"]     # what runs' calls on the scheduler unpickle, imported at start
     sched += ["--dashboard-address", args.dashboard] if args.dashboard else ["--no-dashboard"]
     if args.idle_timeout:
         sched += ["--idle-timeout", args.idle_timeout]
     work = [*py, MARKERS[WORKERS], "--scheduler-file", state_path(SCHEDULER_FILE), "--nworkers", str(workers),
             "--nthreads", str(threads), "--memory-limit", str(memory), "--no-dashboard",
-            "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow"]
+            "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow",
+            "--preload", "exoflow._preload"]       # warm at start: a first run does not wait for their imports
     if args.backend == "gpu":
         work += ["--resources", "GPU=1"]
     if tls:
