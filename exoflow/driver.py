@@ -197,6 +197,7 @@ def _warm() -> None:
     from exoflow.composed import load
     for name in WARM:
         importlib.import_module(name)
+    importlib.import_module("exoflow.report")._bokeh_js()     # read once, for every run's report.html
     from exoflow.jobs_registry import shipped
     for name in shipped():
         load(name)
