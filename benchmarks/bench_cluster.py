@@ -41,7 +41,7 @@ def load() -> str:
 
 
 def row(*cells: object) -> None:
-    print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+    print("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |", flush=True)
 
 
 def main() -> int:
