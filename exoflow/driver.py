@@ -37,10 +37,11 @@ import struct
 import sys
 from typing import Iterator
 
+from exoflow.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
+
 LENGTH = struct.Struct("!Q")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CONNECT_TIMEOUT = 30.0      # seconds for the driver to accept or refuse a request (milliseconds, unless it hangs)
-EXIT_LOST = 3               # the driver ended before the run did (exoflow.errors.EXIT_INTERNAL)
 
 
 class Refused(Exception):
@@ -98,24 +99,47 @@ def submit(argv: list[str]) -> int | None:
                   file=sys.stderr, flush=True)
         return None
     with conn:
-        previous = {s: signal.signal(s, lambda signum, _: _send_line(conn, f"S {signum}")) for s in FORWARDED}
+        forward = _Forward(conn)
+        previous = {s: signal.signal(s, forward) for s in FORWARDED}
         try:
-            _request(conn, argv)
             reply = _lines(conn)
-            kind, _, value = next(reply, "R the driver closed the connection").partition(" ")
+            try:
+                _request(conn, argv)
+                kind, _, value = next(reply, "R the driver closed the connection").partition(" ")
+            except (OSError, ValueError, Refused) as e:
+                kind, value = "R", _why(e)
             if kind != "A":
+                if forward.held:            # Ctrl-C before the driver took the run: none is started
+                    print("exoflow: interrupted", file=sys.stderr)
+                    return EXIT_INTERRUPTED
                 print(f"exoflow: the cluster's driver cannot take this run ({value}); running it here",
                       file=sys.stderr, flush=True)
                 return None
+            forward.start()
             conn.settimeout(None)
-            return _outcome(reply, previous)
-        except (OSError, ValueError) as e:
-            print(f"exoflow: the cluster's driver cannot take this run ({_why(e)}); running it here",
-                  file=sys.stderr, flush=True)
-            return None
+            return _outcome(reply)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+class _Forward:
+    """The command's handler of ``FORWARDED`` signals: held until the driver has taken the run
+    (a line sent before the request would garble it), then sent on to the run's child."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn, self.held, self.live = conn, [], False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.live:
+            _send_line(self.conn, f"S {signum}")
+        else:
+            self.held.append(signum)
+
+    def start(self) -> None:
+        self.live = True
+        for signum in self.held:
+            _send_line(self.conn, f"S {signum}")
 
 
 def _connect(path: str) -> socket.socket:
@@ -137,6 +161,8 @@ def _connect(path: str) -> socket.socket:
 def _request(conn: socket.socket, argv: list[str]) -> None:
     umask = os.umask(0)
     os.umask(umask)
+    if None in (sys.stdin, sys.stdout, sys.stderr):
+        raise Refused("stdin, stdout or stderr is closed")
     streams = [[s.encoding, s.errors, s.line_buffering] for s in (sys.stdin, sys.stdout, sys.stderr)]
     body = json.dumps({"argv": argv, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ),
                        "umask": umask, "streams": streams, "installation": installation(),
@@ -166,7 +192,7 @@ def _send_line(conn: socket.socket, line: str) -> None:
         pass
 
 
-def _outcome(reply: Iterator[str], previous: dict) -> int:
+def _outcome(reply: Iterator[str]) -> int:
     """The child's exit code; killed by a signal, this process ends by the same signal."""
     for line in reply:
         kind, _, value = line.partition(" ")
@@ -174,13 +200,14 @@ def _outcome(reply: Iterator[str], previous: dict) -> int:
             return int(value)
         if kind == "K":
             sig = int(value)
-            signal.signal(sig, previous.get(sig, signal.SIG_DFL) if sig not in FORWARDED else signal.SIG_DFL)
+            with contextlib.suppress(OSError, ValueError):     # SIGKILL's cannot be set
+                signal.signal(sig, signal.SIG_DFL)
             sys.stdout.flush()
             sys.stderr.flush()
             os.kill(os.getpid(), sig)
             return 128 + sig
     print("exoflow: the cluster's driver ended before the run did", file=sys.stderr)
-    return EXIT_LOST
+    return EXIT_INTERNAL
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -251,6 +278,8 @@ class Driver:
             msg, fds, _, _ = socket.recv_fds(conn, LENGTH.size, 3)
             body = _receive(conn, LENGTH.unpack(msg)[0]) if len(msg) == LENGTH.size else b""
             request = json.loads(body)
+            if not isinstance(request, dict):
+                raise ValueError("the request is not a JSON object")
             refusal = self._refusal(conn, request, fds)
             if refusal:
                 _send_line(conn, f"R {refusal}")
@@ -296,7 +325,8 @@ class Driver:
             block = conn.recv(4096)
         except OSError:
             block = b""
-        signals = [int(line.split()[1]) for line in block.decode().splitlines() if line.startswith("S ")]
+        signals = [int(line[2:]) for line in block.decode(errors="replace").splitlines()
+                   if line.startswith("S ") and line[2:].isdigit()]
         if not block:
             self.selector.unregister(conn)           # the command is gone: so is its run
             signals = [signal.SIGTERM]
@@ -338,7 +368,7 @@ def _receive(conn: socket.socket, n: int) -> bytes:
 
 def _child(request: dict, fds: list[int]) -> None:
     """Take the command's place and run what it would have run; exit with its code."""
-    code: object = 3
+    code: object = EXIT_INTERNAL
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
