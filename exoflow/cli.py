@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
-        from exoflow.driver import submit
+        from exoflow.submit import submit
         code = submit(argv)           # the running exoflow cluster's warm driver runs it, if there is one
         return run_here(argv) if code is None else code
     p.error(f"unknown arguments: {' '.join(rest)}")

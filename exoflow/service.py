@@ -107,8 +107,9 @@ def _parser(prog: str, description: str):
 def _start_parser():
     from exoflow.cluster import memory_limit_argument
     from exoflow.options import dashboard_address, positive
-    p = _parser("exoflow cluster start", "Start a Dask scheduler (with exoflow's dashboard page) and workers in "
-                "the background; 'exoflow run' uses them until 'exoflow cluster stop'.")
+    p = _parser("exoflow cluster start", "Start a Dask scheduler (with exoflow's dashboard page), workers and a "
+                "warm driver in the background; 'exoflow run' hands its runs to the driver and uses them until "
+                "'exoflow cluster stop'.")
     p.add_argument("--workers", type=positive, metavar="N",
                    help="worker processes (default: CPU cores; with --backend gpu: 2)")
     p.add_argument("--threads-per-worker", type=positive, metavar="N",

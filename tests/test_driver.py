@@ -51,6 +51,13 @@ def test_a_run_through_the_driver_is_the_command_s_own(cluster, tmp_path):
             assert len(via.stderr.splitlines()) == len(here.stderr.splitlines()) == 2, via.stderr
             assert via.stderr.splitlines()[1].split(" in ")[0] == here.stderr.splitlines()[1].split(" in ")[0]
             assert rows(tmp_path / f"d{i}") == rows(tmp_path / f"h{i}") and len(rows(tmp_path / f"d{i}")) == 60
+    # the run's child works where the command does (a relative PATH and --out) and with its umask
+    before = driver_runs(cluster)
+    r = subprocess.run([sys.executable, "-m", "exoflow.cli", "run", "inventory", "t", "--out", "rel", "-q"],
+                       cwd=tmp_path, env=cluster.env, capture_output=True, text=True, timeout=60,
+                       preexec_fn=lambda: os.umask(0o077))
+    assert r.returncode == 0 and driver_runs(cluster) == before + 1, r.stderr
+    assert len(rows(tmp_path / "rel")) == 60 and (tmp_path / "rel" / "summary.json").stat().st_mode & 0o777 == 0o600
     # the command hands the run over without importing Dask, Arrow or pandas
     check = ("import sys; from exoflow.cli import main; code = main(sys.argv[1:]); "
              "print(code, [m for m in ('dask', 'distributed', 'pandas', 'pyarrow', 'numpy') if m in sys.modules])")
