@@ -32,6 +32,7 @@ from exoflow.discovery import (DRIVER, DRIVER_SOCKET, SCHEDULER, SCHEDULER_FILE,
                                read_state, running, scheduler_file_address, security, state_dir, state_path)
 from exoflow.errors import EXIT_OK, UsageError
 from exoflow.fileio import atomic_write
+from exoflow.submit import supported
 
 # what each process's command line holds (a pid reused by another program does not)
 MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker",
@@ -228,7 +229,7 @@ def _wait_until_up(state: dict, procs: dict[str, subprocess.Popen], workers: int
             try:
                 with _client(state, timeout=2) as c:
                     if len(c.scheduler_info(n_workers=-1)["workers"]) >= workers \
-                            and os.path.exists(state_path(DRIVER_SOCKET)):
+                            and (DRIVER not in procs or os.path.exists(state_path(DRIVER_SOCKET))):
                         return
             except (OSError, TimeoutError):
                 pass
@@ -273,9 +274,9 @@ def start(argv: list[str]) -> int:
 
         launch(SCHEDULER, sched_cmd, env)
         launch(WORKERS, worker_cmd, env)
-        # the driver ends with the scheduler (an --idle-timeout); its runs read the user's Dask settings
-        launch(DRIVER, [sys.executable, "-m", MARKERS[DRIVER], state_path(DRIVER_SOCKET), str(procs[SCHEDULER].pid)],
-               dict(os.environ))
+        if supported():   # the driver ends with the scheduler (an --idle-timeout); its runs read the user's Dask settings
+            launch(DRIVER, [sys.executable, "-m", MARKERS[DRIVER], state_path(DRIVER_SOCKET),
+                            str(procs[SCHEDULER].pid)], dict(os.environ))
         _wait_until_up(state, procs, workers)
         _write_state(state)
     except BaseException as e:

@@ -25,6 +25,12 @@ class Refused(Exception):
     """The driver cannot take the run (the reason, in words): it runs in the command instead."""
 
 
+def supported() -> bool:
+    """Whether this system can run the driver (Linux: pidfds, /proc, SCM_RIGHTS); elsewhere runs go
+    on in the command, as they do when no driver runs."""
+    return sys.platform == "linux" and hasattr(os, "pidfd_open")
+
+
 def installation() -> list[str]:
     """What must match between the command and the driver: exoflow's directory and Python's version."""
     return [os.path.dirname(os.path.realpath(__file__)), sys.version]
@@ -70,8 +76,9 @@ def submit(argv: list[str]) -> int | None:
     try:
         conn = _connect(path)
     except (OSError, Refused) as e:
-        from exoflow.discovery import running
-        if running():              # else the cluster is gone, and the run finds no cluster, as always
+        from exoflow.discovery import DRIVER, running
+        state = running()          # none: the cluster is gone, and the run finds no cluster, as always
+        if state and DRIVER in state.get("processes", {}):   # (a cluster of an earlier exoflow has none)
             print(f"exoflow: the cluster's driver cannot take this run ({path}: {why(e)}); running it here",
                   file=sys.stderr, flush=True)
         return None
