@@ -261,7 +261,8 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
 
 
 def bench(argv: Sequence[str]) -> int:
-    from exoflow.config import Parser, configure, run_parser
+    from exoflow.config import configure, run_parser
+    from exoflow.errors import Parser
     from exoflow.jobs_registry import load
 
     if not argv or argv[0].startswith("-"):      # no JOB: only comparing two saved results
@@ -316,7 +317,7 @@ def bench(argv: Sequence[str]) -> int:
 def main(command: str, argv: Sequence[str]) -> int:
     """``exoflow bench …`` and ``exoflow info …``."""
     if command == "info":
-        from exoflow.config import Parser
+        from exoflow.errors import Parser
         p = Parser(prog="exoflow info", description="Describe this machine and exoflow's versions.")
         p.add_argument("--json", action="store_true", help="print JSON")
         args = p.parse_args(argv)

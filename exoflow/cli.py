@@ -182,7 +182,7 @@ def _guard(fn, prog: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``exoflow`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from exoflow.config import Parser
+    from exoflow.errors import Parser
     p = Parser(prog="exoflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"exoflow {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -217,15 +217,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<12} {line}")
         return EXIT_OK
     if args.command == "run":
-        gc.disable()                  # start-up: see _started
-        from exoflow.discovery import may_use_running_cluster
-        if not may_use_running_cluster(argv):
-            from exoflow import forkserver
-            forkserver.start()        # its imports overlap the job's loading and checks below
-        from exoflow.composed import load
-        return _guard(lambda: run_job(load(args.job), argv[2:], f"exoflow run {args.job}"), "exoflow")
+        from exoflow.submit import submit
+        code = submit(argv)           # the running exoflow cluster's warm driver runs it, if there is one
+        return run_here(argv) if code is None else code
     p.error(f"unknown arguments: {' '.join(rest)}")
     return EXIT_USAGE
+
+
+def run_here(argv: Sequence[str]) -> int:
+    """``exoflow run JOB …`` (``argv``) in this process; the exit code."""
+    gc.disable()                      # start-up: see _started
+    from exoflow.discovery import may_use_running_cluster
+    if not may_use_running_cluster(list(argv)):
+        from exoflow import forkserver
+        forkserver.start()            # its imports overlap the job's loading and checks below
+    from exoflow.composed import load
+    return _guard(lambda: run_job(load(argv[1]), argv[2:], f"exoflow run {argv[1]}"), "exoflow")
 
 
 def _leave(code: int) -> None:

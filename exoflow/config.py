@@ -11,7 +11,7 @@ import dataclasses
 import pkgutil
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-from exoflow.errors import EXIT_USAGE, UsageError
+from exoflow.errors import Parser, UsageError
 from exoflow.options import ChunkOptions, ClusterOptions, Flag, LoadOptions, WalkOptions
 from exoflow.runner import RunConfig, validate
 
@@ -22,13 +22,6 @@ OPTIONS = (WalkOptions, ChunkOptions, LoadOptions, ClusterOptions)
 # fields that only shape an embedded cluster, and those only of use to a job that reads contents
 EMBEDDED_ONLY = ("workers", "threads_per_worker", "memory_limit", "dashboard")
 CONTENT_ONLY = ("max_bytes", "piece_bytes")
-
-
-class Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line with the usage hint, exit 2."""
-
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def flags(options: type) -> dict[str, Flag]:

@@ -8,7 +8,6 @@ another process since is never taken for it.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,7 +19,8 @@ if TYPE_CHECKING:
 
 STATE_FILE = "cluster.json"
 SCHEDULER_FILE = "scheduler.json"
-SCHEDULER, WORKERS = "scheduler", "workers"
+DRIVER_SOCKET = "driver.sock"          # the warm driver's (exoflow/driver.py)
+SCHEDULER, WORKERS, DRIVER = "scheduler", "workers", "driver"
 EMBEDDED = "an embedded cluster"
 RUNNING = "the running exoflow cluster"
 
@@ -37,14 +37,23 @@ def state_path(*parts: str) -> str:
     return os.path.join(state_dir(), *parts)
 
 
+def _names_a_scheduler(argv: list[str]) -> bool:
+    return any(a.split("=")[0] in ("--scheduler", "--scheduler-file") for a in argv) \
+        or bool(os.environ.get("DASK_SCHEDULER_ADDRESS"))
+
+
 def may_use_running_cluster(argv: list[str]) -> bool:
     """Cheap (no import, one stat): could ``exoflow run ARGV`` use a running scheduler? When not,
     the embedded cluster's fork server may start early. A Dask YAML ``scheduler-address`` is not
     looked at here (the fork server is then started for nothing, which costs time, not results)."""
-    if "--embedded" in argv:
-        return False
-    given = any(a.split("=")[0] in ("--scheduler", "--scheduler-file") for a in argv)
-    return given or bool(os.environ.get("DASK_SCHEDULER_ADDRESS")) or os.path.exists(state_path(STATE_FILE))
+    return "--embedded" not in argv and (_names_a_scheduler(argv) or os.path.exists(state_path(STATE_FILE)))
+
+
+def may_use_exoflow_cluster(argv: list[str]) -> bool:
+    """Cheap (no import, one stat): could ``exoflow run ARGV`` use the running ``exoflow cluster``,
+    i.e. does no option or variable name another cluster? Its driver (exoflow/driver.py) then
+    runs it; the run's own discovery (``discover``) still decides which cluster it uses."""
+    return "--embedded" not in argv and not _names_a_scheduler(argv) and os.path.exists(state_path(STATE_FILE))
 
 
 # ---- the state -------------------------------------------------------------------
@@ -111,6 +120,7 @@ def discover(opts: ClusterOptions) -> ClusterOptions:
     words) and the TLS files. The order: --embedded; --scheduler or --scheduler-file;
     DASK_SCHEDULER_ADDRESS, else Dask's ``scheduler-address`` setting; a running ``exoflow cluster``;
     else an embedded cluster. Raises UsageError for a --scheduler-file that names no address."""
+    import dataclasses
     replace: Callable[..., ClusterOptions] = dataclasses.replace
     if opts.source:
         return opts

@@ -9,7 +9,6 @@ rows out of what is read). Files that had an ``error`` then are read again.
 """
 from __future__ import annotations
 
-import glob
 import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -18,11 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import xxhash
 
 from exoflow.errors import UsageError
-from exoflow.journal import LISTING, STATE, identity, read_run_file
+from exoflow.journal import identity, listing_parts, read_listing, read_run_file
 from exoflow.paths import raw_paths
 
 if TYPE_CHECKING:
@@ -53,12 +51,8 @@ def check_since(cfg: RunConfig) -> None:
     if not os.path.exists(os.path.join(prev, "summary.json")):
         raise UsageError(f"--since {prev}: that run did not finish (finish it with --resume first)")
     parts = listing_parts(prev)
-    if parts and any(k not in pq.read_schema(parts[0]).names for k in KEY):
+    if parts and any(k not in read_listing(parts[0]).column_names for k in KEY):
         raise UsageError(f"--since {prev}: its listing has no {', '.join(KEY)} (made by an earlier exoflow)")
-
-
-def listing_parts(out_dir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(glob.escape(os.path.join(out_dir, STATE, LISTING)), "*.parquet")))
 
 
 def path_keys(paths: list[str]) -> np.ndarray:
@@ -98,10 +92,9 @@ class Previous:
         failed = out_keys[pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False), 0] \
             if "error" in rows.column_names else np.zeros(0, np.uint64)
         parts = listing_parts(out_dir)
-        listing = pa.concat_tables([_with_etag(pq.read_table(p, columns=[c for c in ["path", "path_bytes", "type",
-                                                                                     "error", "etag", *KEY]
-                                                                          if c in pq.read_schema(p).names]))
-                                    for p in parts]) \
+        wanted = ["path", "path_bytes", "type", "error", "etag", *KEY]
+        listing = pa.concat_tables([_with_etag(t.select([c for c in wanted if c in t.column_names]))
+                                    for t in map(read_listing, parts)]) \
             if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
         keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
         listing = listing.filter(keep)

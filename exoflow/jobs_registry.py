@@ -8,10 +8,12 @@ import importlib.util
 import os
 import sys
 
-import cloudpickle
+from typing import TYPE_CHECKING
 
-from exoflow.job import Job
 from exoflow.errors import UsageError
+
+if TYPE_CHECKING:
+    from exoflow.job import Job
 
 
 def shipped() -> dict[str, str]:
@@ -26,6 +28,9 @@ def shipped() -> dict[str, str]:
 
 def load(spec: str) -> Job:
     """``spec`` is a job name (``inventory``) or a path to a job file (``jobs/inventory.py``)."""
+    import cloudpickle
+
+    from exoflow.job import Job
     if spec.endswith(".py") or os.sep in spec:
         if not os.path.isfile(spec):
             raise UsageError(f"job file {spec} not found")

@@ -1,9 +1,13 @@
 """The run's journal in ``OUT/.exoflow-journal/``: what ``--resume`` needs to finish a killed run.
 
 ``run.json``       the run's identity (job, sources, options) and its start (``now``)
-``listing/``       each listing part as its listing task made it (Parquet, the listing SCHEMA)
-``journal.jsonl``  one JSON line per listing part saved and per chunk part written, appended and
-                   fsync'd on the client as each lands; a last line cut short by a kill is ignored
+``listing/``       each listing part as its listing task made it (the listing SCHEMA, an Arrow IPC file,
+                   LZ4: 8x cheaper to write than Parquet with zstd, 0.04 s against 0.32 s for /usr's
+                   125k entries; an earlier exoflow's ``.parquet`` parts are read too)
+``journal.jsonl``  one JSON line per listing part saved and per chunk part written, appended on the
+                   client as each lands (one write: the page cache keeps it through a kill; it is not
+                   fsync'd, as the parts it names are not, which was 10 % of a run on /usr); a last
+                   line cut short is ignored
 
 A resumed run lists only the directories no journalled listing covered (the walk's frontier:
 the roots and every part's left-over directories, less those a part finished), replays the
@@ -42,6 +46,7 @@ JOURNAL = "journal.jsonl"
 LISTING = "listing"
 KEEP = (".exoflow-run", ".exoflow-replaced", STATE)     # what a resumed run keeps in OUT besides its dataset
 _NUMBER = re.compile(r"-(\d+)(?:\.parquet)?$")     # L-000012, part-000013.parquet
+LISTING_SUFFIXES = (".arrow", ".parquet")            # the suffix listing parts are written with, then an earlier one
 
 
 # ---- the run's identity -----------------------------------------------------------
@@ -164,7 +169,7 @@ def unpack(text: str) -> list:
 
 class Journal:
     """The client's handle on ``OUT/.exoflow-journal``: ``create`` for a new run, ``reopen`` for
-    ``--resume``; ``add`` appends one record and fsyncs it."""
+    ``--resume``; ``add`` appends one record."""
 
     def __init__(self, out_dir: str) -> None:
         self.dir = os.path.join(out_dir, STATE)
@@ -188,7 +193,7 @@ class Journal:
         resumed = Resumed(now=read_run_file(out_dir)["now"])
         for rec in j.records():
             name = rec.get("listing") if rec["kind"] == "chunk" else rec["name"]
-            if rec["kind"] == "listing" and os.path.exists(os.path.join(j.listing_dir, name + ".parquet")):
+            if rec["kind"] == "listing" and os.path.exists(j.listing_path(name)):
                 resumed.listings[name] = rec
             elif rec["kind"] == "chunk" and name in resumed.listings:
                 resumed.chunks[(name, rec["start"], rec["stop"])] = rec
@@ -212,19 +217,41 @@ class Journal:
             if name not in keep_parts:
                 _remove(os.path.join(data, name))
         for name in os.listdir(self.listing_dir):
-            if name.removesuffix(".parquet") not in resumed.listings:
+            if os.path.splitext(name)[0] not in resumed.listings:
                 _remove(os.path.join(self.listing_dir, name))
 
     def listing_path(self, name: str) -> str:
-        return os.path.join(self.listing_dir, name + ".parquet")
+        return os.path.join(self.listing_dir, name + LISTING_SUFFIXES[0])
 
     def add(self, record: dict) -> None:
-        """Append ``record`` as one line, on disk (fsync) when this returns."""
+        """Append ``record`` as one line (one write, in the file when this returns)."""
         os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
-        os.fsync(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def save_listing(table: pa.Table, path: str) -> None:
+    """Write a listing part (``Journal.listing_path``); readers never see half of one."""
+    import pyarrow.feather as feather
+    with atomic_write(path, "wb") as f:
+        feather.write_feather(table, f, compression="lz4")
+
+
+def read_listing(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A saved listing part (``save_listing``, or an earlier exoflow's Parquet one)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        return pq.read_table(path, columns=columns)
+    import pyarrow.feather as feather
+    return feather.read_table(path, columns=columns, memory_map=False)
+
+
+def listing_parts(out_dir: str) -> list[str]:
+    """The saved listing parts of the run in ``out_dir``, in the order they were numbered."""
+    folder = os.path.join(out_dir, STATE, LISTING)
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sorted(os.path.join(folder, n) for n in names if n.endswith(LISTING_SUFFIXES))
 
 
 def _remove(path: str) -> None:

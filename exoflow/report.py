@@ -9,6 +9,7 @@ them in the browser (report.js); the tables are plain HTML.
 """
 from __future__ import annotations
 
+import functools
 import html
 import importlib.util
 import json
@@ -207,8 +208,10 @@ def activity_plot(seconds: dict[str, float]) -> list[Bars]:
                  value_label="seconds")]
 
 
+@functools.lru_cache(maxsize=1)
 def _bokeh_js() -> str:
-    """BokehJS and its plotting API, read from the installed bokeh package (not imported)."""
+    """BokehJS and its plotting API, read from the installed bokeh package (not imported); read once
+    per process (the cluster's warm driver reads it before it forks its runs)."""
     spec = importlib.util.find_spec("bokeh")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("bokeh is not installed")

@@ -20,15 +20,10 @@ from typing import IO, TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from exoflow.errors import UsageError
+from exoflow.errors import Parser, UsageError
 
 FORMATS = ("jsonl", "csv", "paths")
 QUERY_FORMATS = ("table", "jsonl", "csv")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line with the usage hint, exit 2
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 # ---- OUT and its datasets ----------------------------------------------------------
@@ -125,10 +120,10 @@ def write_main_table(dataset_dir: str, fmt: str, nul: bool = False, out: IO[byte
 def show(out_dir: str, out: IO[str] | None = None) -> int:
     """Print a finished run's terminal tables again (its reducer's report of summary.json) and its
     last line. Raises UsageError for a directory without a run or a job that cannot be loaded."""
+    summary = read_summary(out_dir)
     from exoflow.composed import load
     from exoflow.report import summary_line
     out = out or sys.stdout
-    summary = read_summary(out_dir)
     job = load(str(summary.get("job")))
     out.write(job.reducer.report(summary["result"], summary.get("params", {})) + "\n\n")
     for warning in summary["result"].get("warnings", []):
@@ -183,10 +178,10 @@ def query(out_dir: str, sql: str, fmt: str = "table", out: IO[bytes] | None = No
 def main(command: str, argv: list[str]) -> int:
     """``exoflow show OUT`` and ``exoflow query OUT SQL [--format …]``."""
     if command == "show":
-        p = _Parser(prog="exoflow show", description="Print a finished run's tables again, from OUT/summary.json.")
+        p = Parser(prog="exoflow show", description="Print a finished run's tables again, from OUT/summary.json.")
         p.add_argument("out", metavar="OUT", help="the run's output directory")
         return show(p.parse_args(argv).out)
-    p = _Parser(prog="exoflow query", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="exoflow query", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", metavar="OUT", help="the run's output directory")
     p.add_argument("sql", metavar="SQL", help="DuckDB SQL; each dataset of OUT is a view: files, findings, duplicates, audit …")
     p.add_argument("--format", choices=QUERY_FORMATS, default="table",

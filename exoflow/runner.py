@@ -39,7 +39,7 @@ from exoflow.metrics import emit, meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
 from exoflow.errors import UsageError
-from exoflow.sinks import write_json, write_part
+from exoflow.sinks import write_json
 from exoflow.summary import RunSummary
 from exoflow.sources import manifest
 from exoflow.sources.entries import SCHEMA
@@ -107,11 +107,11 @@ def _listed(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
             save: str | None) -> tuple[pa.Table, dict]:
     """The listing part and its meta for the client: chunks, counts, where it was made and how long
     it took since ``t0`` (for placing the next listing tasks). ``save``: where the part is written
-    for the run's journal (a Parquet file), before the client hears of it."""
+    for the run's journal (``journal.save_listing``), before the client hears of it."""
     if chunk_opts.read_order:
         table = order_for_reading(table)
     if save:
-        write_part(table, *os.path.split(save))
+        journal.save_listing(table, save)
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
@@ -156,7 +156,7 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
 def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
     """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
     t0 = time.perf_counter()
-    table = pq.read_table(path)
+    table = journal.read_listing(path)
     return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
                    "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
                    "seconds": time.perf_counter() - t0}

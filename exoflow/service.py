@@ -1,14 +1,15 @@
 """A long-lived cluster: ``exoflow cluster start|status|stop|logs``.
 
-``start`` runs ``dask scheduler --preload exoflow.dashboard`` and ``dask worker`` as background
-processes (a new session each, stdio to log files) and records them in the state directory
-(``state_dir()``):
+``start`` runs ``dask scheduler --preload exoflow.dashboard``, ``dask worker`` and exoflow's warm
+driver (exoflow/driver.py: runs are handed to it) as background processes (a new session each,
+stdio to log files) and records them in the state directory (``state_dir()``):
 
     cluster.json     the state: address, each process's pid, start time and command marker, the
                      options, when it started, the client's TLS files
     scheduler.json   Dask's scheduler file (``exoflow run --scheduler-file``, ``dask worker
                      --scheduler-file``)
-    logs/            scheduler.log, workers.log (kept after ``stop``, replaced by the next start)
+    driver.sock      the driver's Unix socket (mode 0600)
+    logs/            scheduler.log, workers.log, driver.log (kept after ``stop``, replaced by the next start)
     tls/             ``--tls``: the private CA's certificate, and a certificate and key per role
 
 A process is ours only while its pid, its start time (psutil's create_time) and its command
@@ -27,13 +28,15 @@ import subprocess
 import sys
 import time
 
-from exoflow.discovery import (SCHEDULER, SCHEDULER_FILE, STATE_FILE, WORKERS, live, ours, read_state, state_path,
-                               scheduler_file_address, running, security, state_dir)
+from exoflow.discovery import (DRIVER, DRIVER_SOCKET, SCHEDULER, SCHEDULER_FILE, STATE_FILE, WORKERS, live, ours,
+                               read_state, running, scheduler_file_address, security, state_dir, state_path)
 from exoflow.errors import EXIT_OK, UsageError
 from exoflow.fileio import atomic_write
+from exoflow.submit import supported
 
 # what each process's command line holds (a pid reused by another program does not)
-MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker"}
+MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker",
+           DRIVER: "exoflow.driver"}
 START_TIMEOUT = 60.0      # seconds for the scheduler to answer and every worker to join
 STOP_TIMEOUT = 10.0       # seconds between SIGTERM and SIGKILL
 
@@ -44,7 +47,7 @@ def _write_state(state: dict) -> None:
 
 
 def _remove_state() -> None:
-    for name in (STATE_FILE, SCHEDULER_FILE):
+    for name in (STATE_FILE, SCHEDULER_FILE, DRIVER_SOCKET):
         try:
             os.unlink(state_path(name))
         except FileNotFoundError:
@@ -98,15 +101,16 @@ def clean_stale() -> str | None:
 # ---- exoflow cluster start ------------------------------------------------------------
 
 def _parser(prog: str, description: str):
-    from exoflow.config import Parser
+    from exoflow.errors import Parser
     return Parser(prog=prog, description=description)
 
 
 def _start_parser():
     from exoflow.cluster import memory_limit_argument
     from exoflow.options import dashboard_address, positive
-    p = _parser("exoflow cluster start", "Start a Dask scheduler (with exoflow's dashboard page) and workers in "
-                "the background; 'exoflow run' uses them until 'exoflow cluster stop'.")
+    p = _parser("exoflow cluster start", "Start a Dask scheduler (with exoflow's dashboard page), workers and a "
+                "warm driver in the background; 'exoflow run' hands its runs to the driver and uses them until "
+                "'exoflow cluster stop'.")
     p.add_argument("--workers", type=positive, metavar="N",
                    help="worker processes (default: CPU cores; with --backend gpu: 2)")
     p.add_argument("--threads-per-worker", type=positive, metavar="N",
@@ -158,13 +162,15 @@ def _commands(args: argparse.Namespace, workers: int, threads: int, memory: int,
               tls: dict | None) -> tuple[list[str], list[str]]:
     py = [sys.executable, "-m"]
     sched = [*py, MARKERS[SCHEDULER], "--host", args.host, "--port", str(args.port),
-             "--scheduler-file", state_path(SCHEDULER_FILE), "--preload", "exoflow.dashboard"]
+             "--scheduler-file", state_path(SCHEDULER_FILE), "--preload", "exoflow.dashboard",
+             "--preload", "exoflow._preload"]     # what runs' calls on the scheduler unpickle, imported at start
     sched += ["--dashboard-address", args.dashboard] if args.dashboard else ["--no-dashboard"]
     if args.idle_timeout:
         sched += ["--idle-timeout", args.idle_timeout]
     work = [*py, MARKERS[WORKERS], "--scheduler-file", state_path(SCHEDULER_FILE), "--nworkers", str(workers),
             "--nthreads", str(threads), "--memory-limit", str(memory), "--no-dashboard",
-            "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow"]
+            "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow",
+            "--preload", "exoflow._preload"]       # warm at start: a first run does not wait for their imports
     if args.backend == "gpu":
         work += ["--resources", "GPU=1"]
     if tls:
@@ -209,8 +215,8 @@ def _client(state: dict, timeout: float = 5):
 
 
 def _wait_until_up(state: dict, procs: dict[str, subprocess.Popen], workers: int) -> None:
-    """Return once ``workers`` workers have joined; UsageError (why, in words) when a process
-    ends or START_TIMEOUT passes first."""
+    """Return once ``workers`` workers have joined and the driver listens; UsageError (why, in
+    words) when a process ends or START_TIMEOUT passes first."""
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         for role, p in procs.items():
@@ -222,12 +228,14 @@ def _wait_until_up(state: dict, procs: dict[str, subprocess.Popen], workers: int
                 state["address"] = scheduler_file_address(state_path(SCHEDULER_FILE))
             try:
                 with _client(state, timeout=2) as c:
-                    if len(c.scheduler_info(n_workers=-1)["workers"]) >= workers:
+                    if len(c.scheduler_info(n_workers=-1)["workers"]) >= workers \
+                            and (DRIVER not in procs or os.path.exists(state_path(DRIVER_SOCKET))):
                         return
             except (OSError, TimeoutError):
                 pass
         if time.monotonic() > deadline:
-            raise UsageError(f"{workers} workers did not join within {START_TIMEOUT:g} s")
+            raise UsageError(f"{workers} workers did not join (or the driver did not listen) within "
+                             f"{START_TIMEOUT:g} s")
         time.sleep(0.2)
 
 
@@ -259,10 +267,16 @@ def start(argv: list[str]) -> int:
                                "idle_timeout": args.idle_timeout, "tls": args.tls}}
     procs: dict[str, subprocess.Popen] = {}
     try:
-        for role, cmd in ((SCHEDULER, sched_cmd), (WORKERS, worker_cmd)):
+        def launch(role: str, cmd: list[str], env: dict) -> None:
             procs[role] = _spawn(cmd, state_path("logs", f"{role}.log"), env)
             state["processes"][role] = _record(procs[role].pid, role)
             _write_state(state)           # from now on, a start cut short is a stale state, cleaned
+
+        launch(SCHEDULER, sched_cmd, env)
+        launch(WORKERS, worker_cmd, env)
+        if supported():   # the driver ends with the scheduler (an --idle-timeout); its runs read the user's Dask settings
+            launch(DRIVER, [sys.executable, "-m", MARKERS[DRIVER], state_path(DRIVER_SOCKET),
+                            str(procs[SCHEDULER].pid)], dict(os.environ))
         _wait_until_up(state, procs, workers)
         _write_state(state)
     except BaseException as e:

@@ -172,6 +172,29 @@ def test_jobs_lists_the_shipped_jobs():
     assert dict(line.split(None, 1) for line in r.stdout.splitlines()) == want
 
 
+HEAVY = ("dask", "distributed", "pandas", "pyarrow", "numpy", "cloudpickle")
+LEAN_CHECK = """
+import sys
+from exoflow.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print(code, sorted(m for m in HEAVY if m in sys.modules), file=sys.stderr)
+"""
+
+
+def test_commands_that_need_no_dask_import_none_of_it(tmp_path):
+    """--version, --help, jobs, cluster status (none running: 1) and show's usage errors import no Dask, Arrow or pandas
+    (they are most of a command's start-up): the modules loaded, as sys.modules has them."""
+    cases = [(["--version"], 0), (["--help"], 0), (["jobs"], 0), (["cluster", "status"], 1),
+             (["show", str(tmp_path / "none")], 2)]
+    for argv, code in cases:
+        r = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}" + LEAN_CHECK, *argv],
+                           capture_output=True, text=True, timeout=60)
+        assert r.stderr.splitlines()[-1] == f"{code} []", (argv, r.stderr)
+
+
 def test_ctrl_c_leaves_only_complete_parts(tmp_path):
     tree = make_grid(tmp_path / "t", 40, 500)
     out = tmp_path / "o"

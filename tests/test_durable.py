@@ -13,14 +13,13 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import xxhash
 
 from conftest import exoflow, read_dataset, run_here
 from exoflow.cli import _guard, run_job
 from exoflow.jobs_registry import load
-from exoflow.journal import JOURNAL, STATE, Resumed
+from exoflow.journal import JOURNAL, STATE, Resumed, listing_parts, read_listing
 
 # Summary keys that differ between two uninterrupted runs too: times, the cluster, how the walk
 # happened to cut the listing into parts (chunks), and what was measured of this process's reads.
@@ -264,9 +263,23 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
 def test_listing_ctime_is_lstat_ctime(tmp_path):
     tree = make_tree(tmp_path / "src", dirs=2, per_dir=5)
     _run("checksum", tree, tmp_path / "out")
-    parts = list((tmp_path / "out" / STATE / "listing").glob("*.parquet"))
-    rows = [r for p in parts for r in pq.read_table(p).to_pylist()]
+    parts = listing_parts(str(tmp_path / "out"))
+    rows = [r for p in parts for r in read_listing(p).to_pylist()]
     assert rows and all(r["ctime_ns"] == os.lstat(r["path"]).st_ctime_ns for r in rows)
+
+
+def test_since_reads_an_earlier_exoflow_s_parquet_listing(tmp_path):
+    """Listing parts were Parquet before they were Arrow IPC files: an output of then still serves --since."""
+    import pyarrow.parquet as pq
+    tree = make_tree(tmp_path / "src", dirs=8, per_dir=10)
+    _run("checksum", tree, tmp_path / "before")
+    for part in listing_parts(str(tmp_path / "before")):
+        pq.write_table(read_listing(part), part.removesuffix(".arrow") + ".parquet")
+        os.unlink(part)
+    assert all(p.endswith(".parquet") for p in listing_parts(str(tmp_path / "before")))
+    _change(tree)
+    s = _run("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"))
+    assert s["since"]["files_read"] == 3 and s["since"]["files_reused"] == s["files"] - 3
 
 
 def test_since_usage_errors(tmp_path, capsys):
