@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import heapq
+import itertools
 import math
 import operator
 import os
@@ -47,14 +48,17 @@ SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hash
 READ_BATCH = 32 * 2**20         # bytes of small candidates read into memory at once
 FULL_PIECE = 2**20              # the full hash streams files in pieces of this size
 MAP_ROWS = 1_600_000            # listing rows read by one map task (32 parts of 50,000), at most
+MAP_BATCH = 4096                # listing rows a map task decodes at once
 ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, at most
-# A task's peak memory over the Arrow bytes of the listing rows it holds (measured: 4 for a map task,
-# 5.3 for a reduce task: Arrow pieces, pandas with a Python string per path, sorted and filtered
-# copies). With the workers' memory limit (Executor.task_memory) they size the tasks, so that a
-# task's working memory, which Dask cannot spill, fits beside what the worker holds, and the
-# pieces and results in between are many and small enough to spill.
+# A task's peak memory over the Arrow bytes of the listing rows it holds, with a margin (measured: 4
+# for a map task; 5.3 for a reduce task beside its input pieces, which are 1 more, and 2 while
+# they are read back from disk: pandas with a Python string per path, sorted and filtered copies;
+# a reduce partition may hold 1.35 times the mean). With the workers' memory limit
+# (Executor.task_memory) they size the tasks, so that a task's working memory, which Dask cannot
+# spill, fits beside what the worker holds, and the pieces and results in between are many and
+# small enough to spill.
 MAP_PEAK = 5
-REDUCE_PEAK = 7
+REDUCE_PEAK = 11
 READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
                          ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.uint64()),
                          ("device", pa.uint64()), ("nlink", pa.int64()), ("error", pa.string())])
@@ -74,24 +78,36 @@ def _bucket(size: np.ndarray, nparts: int) -> np.ndarray:
     return ((mixed >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
 
 
-def _candidates(part: str, sizes: pa.Array, include_empty: bool) -> pa.Table:
-    """A listing part's rows that are candidates: regular files without error of a size in ``sizes``."""
-    t = pq.read_table(part, columns=READ_COLUMNS).cast(READ_SCHEMA)
-    keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
-    keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=sizes))
-    if not include_empty:
-        keep = pc.and_(keep, pc.greater(t.column("size"), 0))
-    return t.filter(keep).drop_columns(["type", "error"])
+Slice = tuple  # (listing part, first row, end row or None): the rows a map task reads of a part
 
 
-def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
+def _candidates(piece: Slice, sizes: pa.Array, include_empty: bool) -> pa.Table:
+    """The candidates among rows [first, end) of a listing part (regular files without error of a
+    size in ``sizes``), read MAP_BATCH rows at a time: a map task holds its candidates, never the part.
+    ``first`` is a multiple of MAP_BATCH (the batches before it are decoded and dropped)."""
+    part, first, end = piece
+    f = pq.ParquetFile(part)
+    end = f.metadata.num_rows if end is None else end
+    kept = []
+    for batch in itertools.islice(f.iter_batches(batch_size=MAP_BATCH, columns=READ_COLUMNS),
+                                  first // MAP_BATCH, -(-end // MAP_BATCH)):
+        t = pa.Table.from_batches([batch]).cast(READ_SCHEMA)
+        keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
+        keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=sizes))
+        if not include_empty:
+            keep = pc.and_(keep, pc.greater(t.column("size"), 0))
+        kept.append(t.filter(keep).drop_columns(["type", "error"]))
+    return pa.concat_tables(kept) if kept else pa.table({n: pa.array([], READ_SCHEMA.field(n).type)
+                                                          for n in READ_COLUMNS if n not in ("type", "error")})
+
+
+def split_candidates(slices: list[Slice], sizes: np.ndarray, nparts: int,
                      include_empty: bool) -> list[pa.Table]:
-    """Map side of the shuffle (a worker task): candidate rows of some listing parts, cut into
-    ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
-    # one schema for every piece (a part whose path_bytes are all null may read back as type null)
+    """Map side of the shuffle (a worker task): candidate rows of some slices of listing parts, cut
+    into ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
     value_set = pa.array(sizes, pa.int64())
-    # one part at a time, then one contiguous table: a take from several chunks joins them each time
-    t = pa.concat_tables([_candidates(p, value_set, include_empty) for p in part_paths]).combine_chunks()
+    # one contiguous table (each batch's candidates copied once): a take from chunks joins them each time
+    t = pa.concat_tables([_candidates(sl, value_set, include_empty) for sl in slices]).combine_chunks()
     bucket = _bucket(t.column("size").to_numpy(), nparts)
     order = np.argsort(bucket, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))]).tolist()
@@ -344,13 +360,22 @@ def _footers(parts: list[str]) -> tuple[np.ndarray, float]:
     return rows, nbytes / max(int(rows.sum()), 1)
 
 
-def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int, int]:
-    """(listing parts per map task, number of reduce partitions, bytes of small files a reduce task
-    reads at once): at least one task per thread, and, where the workers have a memory limit, tasks
-    whose peak (MAP_PEAK, REDUCE_PEAK times the Arrow bytes of their rows) fits in
-    ``ex.task_memory()``, so a listing of any size stays in pieces the workers can spill. Map tasks
-    take whole parts in name order (a part bigger than the bound alone); a reduce partition holds
-    all files of its sizes, so one very common size makes one partition bigger than the mean."""
+def _slices(parts: list[str], rows: np.ndarray, map_rows: int, n_map: int) -> list[list[Slice]]:
+    """The listing parts cut into slices of at most ``map_rows`` rows (whole MAP_BATCH batches),
+    dealt in order to ``n_map`` map tasks of about equal rows."""
+    step = max(MAP_BATCH, map_rows // MAP_BATCH * MAP_BATCH)
+    slices = [(p, a, min(a + step, int(n))) for p, n in zip(parts, rows) for a in range(0, max(int(n), 1), step)]
+    size = np.array([b - a for _, a, b in slices], np.int64)
+    which = np.minimum(((np.cumsum(size) - size) * n_map) // max(int(size.sum()), 1), n_map - 1)
+    return [g for g in ([slices[i] for i in np.flatnonzero(which == k)] for k in range(n_map)) if g]
+
+
+def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[Slice]], int, int]:
+    """(slices of listing parts per map task, number of reduce partitions, bytes of small files a
+    reduce task reads at once): at least one task per thread, and, where the workers have a memory
+    limit, tasks whose peak (MAP_PEAK, REDUCE_PEAK times the Arrow bytes of their rows) fits in
+    ``ex.task_memory()``, so a listing of any size stays in pieces the workers can spill. A reduce
+    partition holds all files of its sizes: one very common size makes one partition bigger."""
     threads = max(1, sum(ex.nthreads().values()))
     rows, row_bytes = _footers(parts)
     memory = ex.task_memory()
@@ -358,14 +383,11 @@ def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[
     if memory is not None:
         map_rows = max(1, min(map_rows, int(memory / (MAP_PEAK * row_bytes))))
         reduce_rows = max(1, min(reduce_rows, int(memory / (REDUCE_PEAK * row_bytes))))
-        read_batch = max(SUFFIX_FROM, min(read_batch, memory // 4))
+        read_batch = max(SUFFIX_FROM, min(read_batch, memory // 8))
     total = int(rows.sum())
     n_map = max(min(threads, len(parts)), math.ceil(total / map_rows))
-    before = np.cumsum(rows) - rows                       # rows in the parts before each part
-    which = np.minimum((before * n_map) // max(total, 1), n_map - 1)
-    groups = [g for g in (([parts[i] for i in np.flatnonzero(which == k)]) for k in range(n_map)) if g]
     wanted = candidates if candidates is not None else total
-    return groups, max(2 * threads, math.ceil(wanted / reduce_rows)), read_batch
+    return (_slices(parts, rows, map_rows, n_map), max(2 * threads, math.ceil(wanted / reduce_rows)), read_batch)
 
 
 def _check_keep_paths(summaries: list[dict[str, Any]], params: dict[str, Any]) -> None:
