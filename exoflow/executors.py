@@ -41,6 +41,8 @@ class Executor(Protocol):
     * ``as_completed()``: an iterable of futures as they finish, to which ``add(future)`` adds more,
       also while it is iterated.
     * ``nthreads() -> {worker: threads}``; ``cancel(futures)``.
+    * ``task_memory() -> int | None``: bytes one task may use at its peak (see ``task_memory``);
+      None where the workers have no memory limit (in-process: this process's memory).
     * ``compute(*collections) -> tuple``: Dask collections (dask.dataframe) computed here.
 
     The run (for the runner): ``log_event(msg)`` on the ``exoflow`` topic; ``shares_cwd()``: whether
@@ -59,6 +61,8 @@ class Executor(Protocol):
 
     def nthreads(self) -> dict[str, int]: ...
 
+    def task_memory(self) -> int | None: ...
+
     def cancel(self, futures: Iterable[Future]) -> None: ...
 
     def compute(self, *collections: Any) -> tuple: ...
@@ -74,6 +78,23 @@ class Executor(Protocol):
     def metrics(self) -> dict: ...
 
     def telemetry(self, run_id: str, before: dict) -> dict: ...
+
+
+# What a worker process holds before any task's data (Python, Dask, Arrow, pandas, after tasks ran;
+# cluster.MIN_WORKER_MEMORY), and the least a task is given however tight the limit.
+WORKER_HELD = 150 * 2**20
+LEAST_TASK_MEMORY = 8 * 2**20
+
+
+def task_memory(workers: Iterable[tuple[int, int]]) -> int | None:
+    """Bytes one task may use at its peak on the tightest of ``workers`` ((memory limit in bytes, 0
+    for none; threads)): its limit up to Dask's pause fraction, less WORKER_HELD, shared by its
+    threads (at least LEAST_TASK_MEMORY). None when no worker has a limit. A stage sizes its tasks
+    by it, so that their working memory (not spillable) fits and their results can spill."""
+    import dask
+    pause = dask.config.get("distributed.worker.memory.pause") or 1.0
+    shares = [max(int(limit * pause) - WORKER_HELD, 0) // threads for limit, threads in workers if limit]
+    return max(min(shares), LEAST_TASK_MEMORY) if shares else None
 
 
 def as_executor(target: Any) -> Executor:
@@ -102,6 +123,10 @@ class DaskExecutor:
 
     def nthreads(self):
         return self.client.nthreads()
+
+    def task_memory(self):
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        return task_memory([(w.get("memory_limit") or 0, w.get("nthreads") or 1) for w in workers])
 
     def cancel(self, futures):
         self.client.cancel(list(futures), force=True)
@@ -215,6 +240,9 @@ class InProcess:
 
     def nthreads(self):
         return {self.WORKER: 1}
+
+    def task_memory(self):
+        return None
 
     def cancel(self, futures):
         pass                          # every task has run already
