@@ -108,11 +108,23 @@ class DaskExecutor:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.pins: bool | None = None      # may ``where`` pin tasks (see ``submit``)? None: not asked yet
 
     def submit(self, fn, *args, key=None, where=None, priority=0, resources=None):
-        # preferred, and allowed elsewhere should that worker leave
-        placed = {"workers": [where], "allow_other_workers": True} if where else {}
+        # preferred, and allowed elsewhere should that worker leave: only where the scheduler runs
+        # exoflow.pins.ForgetDepartedWorkers (Dask would leave the task unrunnable for ever)
+        placed = {"workers": [where], "allow_other_workers": True} if where and self._can_pin() else {}
         return self.client.submit(fn, *args, key=key, pure=False, priority=priority, resources=resources, **placed)
+
+    def _can_pin(self) -> bool:
+        if self.pins is None:
+            try:
+                from exoflow.pins import ForgetDepartedWorkers
+                self.client.register_plugin(ForgetDepartedWorkers())
+                self.pins = True
+            except Exception:              # a scheduler that cannot import exoflow: no pins
+                self.pins = False
+        return self.pins
 
     def gather(self, futures):
         return self.client.gather(list(futures))

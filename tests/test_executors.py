@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,42 @@ def test_a_flag_given_at_its_default_still_counts_as_given():
     args = run_parser(job, "test").parse_args([".", "--scheduler", "tcp://127.0.0.1:9", "--memory-limit", "auto"])
     with pytest.raises(UsageError, match=f"{flag_name('memory_limit')} shapes the embedded cluster"):
         configure(job, args)
+
+
+def test_a_placed_task_runs_elsewhere_when_its_worker_left_while_none_was_running():
+    """A task placed on worker A (``where``) becomes ready while no worker runs (A paused at its
+    memory limit); B joins, then A leaves (a restart at its limit). Dask kept A's address as the
+    task's only valid worker, so it waited for ever (a dedup run hung in its listing phase 1 time
+    in 5). Oracle: the task's result, computed on B."""
+    import operator
+
+    from distributed import Client, LocalCluster, wait
+    from distributed.core import Status
+
+    def status(address, dask_scheduler=None):
+        return dask_scheduler.workers[address].status.name
+
+    def state(key, dask_scheduler=None):
+        return getattr(dask_scheduler.tasks.get(key), "state", None)
+
+    def until(check, what):
+        for _ in range(200):
+            if check():
+                return
+            time.sleep(0.05)
+        raise AssertionError(what)
+
+    # no memory limit: Dask's memory monitor would resume the paused worker
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, memory_limit=0) as c, \
+            Client(c) as client:
+        ex = DaskExecutor(client)
+        [a] = client.nthreads()
+        client.run(lambda dask_worker: setattr(dask_worker, "status", Status.paused))
+        until(lambda: client.run_on_scheduler(status, a) == "paused", "A paused")
+        f = ex.submit(operator.add, 1, 2, key="placed", where=a)
+        until(lambda: client.run_on_scheduler(state, "placed") == "no-worker", "no worker runs it")
+        c.scale(2)
+        until(lambda: len(client.nthreads()) == 2, "B joined")
+        c.sync([w for w in c.workers.values() if w.address == a][0].close)
+        wait(f, timeout=20)
+        assert f.result() == 3 and a not in client.nthreads()
