@@ -172,7 +172,14 @@ class DaskExecutor:
         return describe(self.client)
 
     def metrics(self):
+        """The scheduler's fine metrics now (before a run); from now on, each worker's spilling
+        counted per memory tier (exoflow.spilling.SpillCounter)."""
         from exoflow import report
+        from exoflow.spilling import SpillCounter
+        try:
+            self.client.register_plugin(SpillCounter())
+        except Exception as e:       # a worker that cannot import exoflow fails the run's tasks anyway
+            report.logger.debug("counting spilled bytes per tier: %s", e)
         return report.snapshot(self.client)
 
     def telemetry(self, run_id, before):
@@ -280,8 +287,8 @@ class InProcess:
         return dict(self.fine)
 
     def telemetry(self, run_id, before):
-        from exoflow.telemetry import bytes_read, spilled_bytes, time_by_activity
+        from exoflow.telemetry import bytes_read, spilled_by_tier, spilled_bytes, time_by_activity
         now = self.metrics()
         return {"events": [m for m in self.events if m.get("run") == run_id],
                 "time_by_activity": time_by_activity(now, before), "bytes_read": bytes_read(now, before),
-                "spilled_bytes": spilled_bytes(now, before)}
+                "spilled_bytes": spilled_bytes(now, before), "spilled_by_tier": spilled_by_tier(now, before)}

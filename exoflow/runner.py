@@ -547,6 +547,7 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     telemetry = ex.telemetry(r.id, metrics_before)
     summary["bytes_read"] = telemetry["bytes_read"]
     summary["spilled_bytes"] = telemetry["spilled_bytes"]
+    summary["spilled_by_tier"] = telemetry["spilled_by_tier"]
     summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
     report.write(cfg.out_dir, summary, telemetry, cfg.job.plots, report.tables(ex, summary, cfg.job.tables))
