@@ -109,17 +109,6 @@ def format_info(d: dict) -> str:
 
 # ---- the modes -------------------------------------------------------------------
 
-def _gpu_available() -> str | None:
-    """None when a GPU cluster can start here, else why not."""
-    try:
-        import dask_cuda  # noqa: F401
-    except ImportError:
-        return "dask-cuda is not installed"
-    if not _gpus():
-        return "no GPU found"
-    return None
-
-
 def _repeat(fn, cfg, warmup: int, repeats: int, say) -> list[dict]:
     runs = []
     for i in range(warmup + repeats):
@@ -157,14 +146,13 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
         with connect(cluster_opts) as client:
             runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     elif mode == "gpu":
-        why = _gpu_available()
+        from exoflow import gpu
+        why = gpu.missing()
         if why:
             return {"skipped": why}
-        # one dask-cuda worker per GPU, advertising the resource GPU tasks ask for
-        from dask_cuda import LocalCUDACluster
-        from distributed import Client
-        with LocalCUDACluster(scheduler_kwargs={"preload": ["exoflow.dashboard"]}, resources=GPU_RESOURCE,
-                              dashboard_address=cluster_opts.dashboard or None) as cluster, Client(cluster) as client:
+        # the embedded cluster's GPU workers: dask-cuda, one per GPU, exoflow.gpu's settings
+        from exoflow.cluster import connect
+        with connect(dataclasses.replace(cluster_opts, resources=GPU_RESOURCE)) as client:
             runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     else:
         raise UsageError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")

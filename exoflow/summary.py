@@ -22,6 +22,7 @@ class ClusterInfo(TypedDict, total=False):
     exoflow_page: str | None
     workers: int
     threads: int
+    gpu_workers: int         # workers advertising the GPU resource (dask-cuda workers)
 
 
 class RunSummary(TypedDict, total=False):

@@ -57,3 +57,128 @@ def test_spilled_by_tier_is_the_runs_share_and_none_for_a_tier_absent():
     key = (SPILL, "host_to_disk", "bytes")
     assert spilled_by_tier({key: 700}, {key: 200}) == {"device_to_host": None, "host_to_disk": 500}
     assert spilled_by_tier({}) == {"device_to_host": None, "host_to_disk": None}
+
+
+# ---- GPU workers (exoflow.gpu): the settings as dask-cuda's API takes them, without a GPU ----------
+
+# dask-cuda's documented names (docs.rapids.ai/api/dask-cuda: LocalCUDACluster's parameters, and
+# LocalCluster's resources; the options of ``dask cuda worker``)
+CUDA_CLUSTER_PARAMS = {"n_workers", "threads_per_worker", "memory_limit", "device_memory_limit", "rmm_pool_size",
+                       "local_directory", "resources"}
+CUDA_WORKER_FLAGS = {"--nthreads", "--memory-limit", "--device-memory-limit", "--rmm-pool-size", "--resources",
+                     "--local-directory", "--name", "--no-dashboard", "--death-timeout", "--scheduler-file"}
+
+
+def test_embedded_gpu_cluster_is_local_cuda_cluster_with_the_tiers(monkeypatch):
+    """--backend gpu on the embedded cluster: LocalCUDACluster, one worker per GPU (two visible
+    here), the cores shared, the host memory limit, device limit and RMM pool of exoflow.gpu.
+    A stand-in dask_cuda records the call (no GPU needed)."""
+    import sys
+    import types
+
+    import pytest
+
+    from exoflow import cluster, gpu
+    from exoflow.errors import UsageError
+    from exoflow.options import ClusterOptions
+    calls = []
+
+    def local_cuda_cluster(**kw):
+        calls.append(kw)
+        raise RuntimeError("stand-in")
+    monkeypatch.setitem(sys.modules, "dask_cuda", types.SimpleNamespace(LocalCUDACluster=local_cuda_cluster))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(cluster.os, "cpu_count", lambda: 16)
+    with pytest.raises(UsageError, match="cannot start the local cluster: stand-in"):
+        with cluster._local(ClusterOptions(memory_limit="1GiB", resources={"GPU": 1})):
+            pass
+    [kw] = calls
+    assert {k: kw[k] for k in CUDA_CLUSTER_PARAMS} == {
+        "n_workers": 2, "threads_per_worker": 8, "memory_limit": 2**30, "device_memory_limit": 0.8,
+        "rmm_pool_size": 0.5, "local_directory": gpu.spill_directory(), "resources": {"GPU": 1}}
+    assert kw["scheduler_kwargs"]["preload"] == ["exoflow.dashboard"] and kw["processes"] is True
+
+
+def test_cluster_start_gpu_runs_dask_cuda_workers_with_the_same_settings():
+    import argparse
+
+    from exoflow import gpu, service
+    args = argparse.Namespace(host="127.0.0.1", port=0, dashboard="", idle_timeout=None, backend="gpu")
+    _, work = service._commands(args, 1, 8, 2**30, None)
+    assert work[1:5] == ["-m", "dask", "cuda", "worker"] and service.CUDA_WORKERS in " ".join(work)
+    flags, wanted = work[5:], gpu.worker_flags(8, 2**30)
+    assert {f for f in flags if f.startswith("--")} <= CUDA_WORKER_FLAGS
+    assert flags[2:2 + len(wanted)] == wanted and dict(zip(wanted[::2], wanted[1::2])) == {
+        "--nthreads": "8", "--memory-limit": str(2**30), "--device-memory-limit": "0.8", "--rmm-pool-size": "0.5",
+        "--resources": "GPU=1"}
+
+
+def test_the_kubernetes_gpu_workers_have_the_same_tiers():
+    from pathlib import Path
+
+    import yaml
+
+    from exoflow import gpu
+    docs = list(yaml.safe_load_all((Path(__file__).parent.parent / "cluster/kubernetes/exoflow-cluster.yaml").read_text()))
+    [group] = [d for d in docs if d and d["kind"] == "DaskWorkerGroup"]
+    args = group["spec"]["worker"]["spec"]["containers"][0]["args"]
+    wanted = gpu.worker_flags(1, "auto")
+    for flag, value in zip(wanted[::2], wanted[1::2]):
+        if flag != "--nthreads":
+            assert args[args.index(flag) + 1] == value, flag
+
+
+def test_gpu_backend_without_dask_cuda_is_one_line_and_nothing_left(tmp_path):
+    """On this machine (no dask-cuda, CuPy or GPU in CI): exit 2, one line naming what is missing."""
+    from conftest import exoflow
+
+    from exoflow import gpu
+    why = gpu.missing()
+    if why is None:
+        import pytest
+        pytest.skip("GPU workers can start here")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.txt").write_text("x")
+    for cmd in (["run", "profile", str(tmp_path / "t"), "--backend", "gpu", "--out", str(tmp_path / "o")],
+                ["run", "neardup", str(tmp_path / "t"), "--backend", "gpu", "--out", str(tmp_path / "o")],
+                ["cluster", "start", "--backend", "gpu"]):
+        r = exoflow(*cmd)
+        assert r.returncode == 2 and r.stderr.splitlines() == [r.stderr.strip()], r.stderr
+        assert f"--backend gpu: {why}" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "o").exists()
+
+
+def test_missing_names_each_part(monkeypatch):
+    import importlib.util
+
+    from exoflow import gpu
+    found = {"dask_cuda": True, "cupy": True}
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda m, *a: (object() if found[m] else None)
+                        if m in found else real(m, *a))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert gpu.missing() is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu.missing().startswith("no GPU found")
+    found["cupy"] = False
+    assert gpu.missing().startswith("CuPy is not installed")
+    found["dask_cuda"] = False
+    assert gpu.missing().startswith("dask-cuda is not installed")
+
+
+def test_auto_picks_gpu_only_with_gpu_workers_and_the_first_line_says(tmp_path):
+    from conftest import exoflow
+
+    from exoflow.backends import backend_named, resolve_auto
+    params = {"backend": "auto", "threshold": 0.8}
+    assert resolve_auto(params, True) == {"backend": "gpu", "threshold": 0.8}
+    assert resolve_auto(params, False)["backend"] == "cpu"
+    assert resolve_auto({"profile.backend": "auto", "scan.x": "auto"}, True) == {"profile.backend": "gpu", "scan.x": "auto"}
+    assert backend_named({"a.backend": "gpu", "b.backend": "cpu"}) == "cpu, gpu" and backend_named({}) is None
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.txt").write_text("x")
+    r = exoflow("run", "profile", str(tmp_path / "t"), "--backend", "auto", "--out", str(tmp_path / "o"),
+                "--workers", "1", "--no-dashboard")
+    from exoflow import gpu
+    expected = "gpu" if gpu.missing() is None else "cpu"
+    assert r.returncode == 0 and f"; backend {expected}" in r.stderr.splitlines()[0], r.stderr
