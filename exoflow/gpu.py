@@ -35,10 +35,12 @@ def gpu_count() -> int:
         return 0
 
 
-def missing() -> str | None:
+def missing(modules: tuple[str, ...] = ("dask_cuda", "cupy")) -> str | None:
     """Why dask-cuda GPU workers cannot start on this machine (dask-cuda or CuPy not installed, no
-    GPU), or None when they can."""
-    for module, name in (("dask_cuda", "dask-cuda"), ("cupy", "CuPy")):
+    GPU), or None when they can; ``modules``: the packages needed."""
+    names = {"dask_cuda": "dask-cuda", "cupy": "CuPy"}
+    for module in modules:
+        name = names[module]
         if importlib.util.find_spec(module) is None:
             return f"{name} is not installed ({INSTALL})"
     if not gpu_count():
@@ -71,3 +73,47 @@ def worker_flags(threads: int, memory_limit: int | str) -> list[str]:
     flags = {"nthreads": threads, "memory_limit": memory_limit,
              "resources": ",".join(f"{k}={v}" for k, v in GPU_RESOURCE.items()), **SETTINGS}
     return [arg for k, v in flags.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
+
+
+# ---- exoflow info: is each GPU computing right? --------------------------------------------------
+
+CHECK_N = 1 << 20          # elements of the check kernel
+_MULT, _ADD = 0x9E3779B1, 0x7F4A7C15
+
+
+def check_reference(x):
+    """What the check kernel computes, on NumPy: a 32-bit multiply-add-xorshift of each uint32
+    element (arithmetic modulo 2**32, as MinHash's permutations)."""
+    import numpy as np
+    y = (x.astype(np.uint64) * _MULT + _ADD) & 0xFFFFFFFF
+    return (y ^ (y >> 15)).astype(np.uint32)
+
+
+def validate() -> dict:
+    """Each GPU runs a short CuPy kernel (compiled by NVRTC, as neardup's kernel is) over
+    CHECK_N values, checked against ``check_reference`` on NumPy: ``{"devices": [{"device": i,
+    "name": …, "ok": bool, "detail": …}]}``, or ``{"skipped": reason}`` without CuPy or a GPU."""
+    why = missing(("cupy",))
+    if why:
+        return {"skipped": why}
+    import cupy
+    import numpy as np
+    x = np.arange(CHECK_N, dtype=np.uint32) * np.uint32(2654435761)
+    want = check_reference(x)
+    kernel = cupy.ElementwiseKernel(
+        "uint32 x", "uint32 z",
+        f"unsigned int y = x * {_MULT}u + {_ADD}u; z = y ^ (y >> 15);", "exoflow_gpu_check")
+    devices = []
+    for i in range(cupy.cuda.runtime.getDeviceCount()):
+        try:
+            with cupy.cuda.Device(i):
+                name = cupy.cuda.runtime.getDeviceProperties(i)["name"]
+                got = kernel(cupy.asarray(x)).get()
+            bad = int(np.count_nonzero(got != want))
+            devices.append({"device": i, "name": name.decode() if isinstance(name, bytes) else str(name),
+                            "ok": bad == 0, "detail": "kernel result equals NumPy's" if not bad
+                            else f"{bad:,} of {CHECK_N:,} values differ from NumPy's"})
+        except Exception as e:          # a driver, NVRTC or memory error: this GPU cannot run kernels
+            devices.append({"device": i, "name": "?", "ok": False,
+                            "detail": " ".join(f"{type(e).__name__}: {e}".split())})
+    return {"devices": devices}

@@ -182,3 +182,35 @@ def test_auto_picks_gpu_only_with_gpu_workers_and_the_first_line_says(tmp_path):
     from exoflow import gpu
     expected = "gpu" if gpu.missing() is None else "cpu"
     assert r.returncode == 0 and f"; backend {expected}" in r.stderr.splitlines()[0], r.stderr
+
+
+# ---- exoflow info's GPU check ----------------------------------------------------------------------
+
+def test_the_gpu_checks_reference_is_32_bit_arithmetic():
+    """The oracle of the GPU check, against Python's integers modulo 2**32."""
+    import numpy as np
+
+    from exoflow.gpu import _ADD, _MULT, check_reference
+    x = np.array([0, 1, 2**31, 2**32 - 1, 123456789], np.uint32)
+    def by_hand(v):
+        y = (v * _MULT + _ADD) % 2**32
+        return y ^ (y >> 15)
+    assert check_reference(x).tolist() == [by_hand(int(v)) for v in x]
+
+
+def test_info_checks_each_gpu_or_says_why_not():
+    import json
+
+    import pytest
+    from conftest import exoflow
+
+    from exoflow.gpu import missing
+    r = exoflow("info", "--json")
+    check = json.loads(r.stdout)["gpu_check"]
+    why = missing(("cupy",))
+    if why:
+        assert r.returncode == 0 and check == {"skipped": why}
+        assert f"skipped: {why}" in exoflow("info").stdout
+        pytest.skip(f"the kernel itself needs a GPU: {why}")
+    assert check["devices"] and all(g["ok"] for g in check["devices"]), check
+    assert r.returncode == 0
