@@ -17,8 +17,11 @@ import tempfile
 from exoflow.backends import GPU_RESOURCE
 from exoflow.errors import UsageError
 
-# fractions of each GPU's memory (dask-cuda reads a float up to 1 as a fraction of the device's)
-SETTINGS = {"device_memory_limit": 0.8, "rmm_pool_size": 0.5}
+# LocalCUDACluster's names; fractions of each GPU's memory (dask-cuda reads a float up to 1 as a
+# fraction of the device's); CuPy's allocations from the RMM pool
+SETTINGS = {"device_memory_limit": 0.8, "rmm_pool_size": 0.5, "rmm_allocator_external_lib_list": "cupy"}
+# ``dask cuda worker``'s flag where it is not the keyword's name with dashes
+FLAGS = {"rmm_allocator_external_lib_list": "--set-rmm-allocator-for-libs"}
 INSTALL = "install exoflow[gpu-cuda12], or [gpu-cuda11]/[gpu-cuda13] for that CUDA"
 
 
@@ -72,7 +75,7 @@ def worker_flags(threads: int, memory_limit: int | str) -> list[str]:
     """``dask cuda worker``'s flags for the same workers (one per GPU of its host)."""
     flags = {"nthreads": threads, "memory_limit": memory_limit,
              "resources": ",".join(f"{k}={v}" for k, v in GPU_RESOURCE.items()), **SETTINGS}
-    return [arg for k, v in flags.items() for arg in (f"--{k.replace('_', '-')}", str(v))]
+    return [arg for k, v in flags.items() for arg in (FLAGS.get(k, f"--{k.replace('_', '-')}"), str(v))]
 
 
 # ---- exoflow info: is each GPU computing right? --------------------------------------------------

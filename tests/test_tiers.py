@@ -64,9 +64,10 @@ def test_spilled_by_tier_is_the_runs_share_and_none_for_a_tier_absent():
 # dask-cuda's documented names (docs.rapids.ai/api/dask-cuda: LocalCUDACluster's parameters, and
 # LocalCluster's resources; the options of ``dask cuda worker``)
 CUDA_CLUSTER_PARAMS = {"n_workers", "threads_per_worker", "memory_limit", "device_memory_limit", "rmm_pool_size",
-                       "local_directory", "resources"}
+                       "rmm_allocator_external_lib_list", "local_directory", "resources"}
 CUDA_WORKER_FLAGS = {"--nthreads", "--memory-limit", "--device-memory-limit", "--rmm-pool-size", "--resources",
-                     "--local-directory", "--name", "--no-dashboard", "--death-timeout", "--scheduler-file"}
+                     "--set-rmm-allocator-for-libs", "--local-directory", "--name", "--no-dashboard",
+                     "--death-timeout", "--scheduler-file"}
 
 
 def test_embedded_gpu_cluster_is_local_cuda_cluster_with_the_tiers(monkeypatch):
@@ -95,7 +96,8 @@ def test_embedded_gpu_cluster_is_local_cuda_cluster_with_the_tiers(monkeypatch):
     [kw] = calls
     assert {k: kw[k] for k in CUDA_CLUSTER_PARAMS} == {
         "n_workers": 2, "threads_per_worker": 8, "memory_limit": 2**30, "device_memory_limit": 0.8,
-        "rmm_pool_size": 0.5, "local_directory": gpu.spill_directory(), "resources": {"GPU": 1}}
+        "rmm_pool_size": 0.5, "rmm_allocator_external_lib_list": "cupy", "local_directory": gpu.spill_directory(),
+        "resources": {"GPU": 1}}
     assert kw["scheduler_kwargs"]["preload"] == ["exoflow.dashboard"] and kw["processes"] is True
 
 
@@ -110,7 +112,7 @@ def test_cluster_start_gpu_runs_dask_cuda_workers_with_the_same_settings():
     assert {f for f in flags if f.startswith("--")} <= CUDA_WORKER_FLAGS
     assert flags[2:2 + len(wanted)] == wanted and dict(zip(wanted[::2], wanted[1::2])) == {
         "--nthreads": "8", "--memory-limit": str(2**30), "--device-memory-limit": "0.8", "--rmm-pool-size": "0.5",
-        "--resources": "GPU=1"}
+        "--set-rmm-allocator-for-libs": "cupy", "--resources": "GPU=1"}
 
 
 def test_the_kubernetes_gpu_workers_have_the_same_tiers():
