@@ -216,3 +216,16 @@ def test_info_checks_each_gpu_or_says_why_not():
         pytest.skip(f"the kernel itself needs a GPU: {why}")
     assert check["devices"] and all(g["ok"] for g in check["devices"]), check
     assert r.returncode == 0
+
+
+def test_a_run_resumes_whatever_backend_auto_became(tmp_path):
+    """--backend auto is settled once connected (gpu or cpu), and both give the same rows: the
+    journal's identity of a run leaves the backend out, so --resume with auto finds the run."""
+    from conftest import run_config
+
+    from exoflow.journal import identity
+    (tmp_path / "t").mkdir()
+    ids = [identity(run_config("profile", tmp_path / "t", tmp_path / b, "--backend", b)) for b in ("auto", "cpu")]
+    assert ids[0] == ids[1]
+    other = identity(run_config("profile", tmp_path / "t", tmp_path / "o", "--max-depth", "1"))
+    assert other != ids[0]
