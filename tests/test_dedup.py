@@ -279,6 +279,6 @@ def test_completes_by_spilling_under_a_memory_limit_below_its_stages(tmp_path):
     # per tier (exoflow.spilling): host -> disk only; lz4-compressed on disk (the paths repeat)
     tiers = {limit: summaries[limit]["spilled_by_tier"] for limit in summaries}
     assert tiers["300MiB"]["host_to_disk"] > 4 * summaries["300MiB"]["spilled_bytes"] > 0
-    assert tiers["300MiB"]["device_to_host"] is None
+    assert tiers["300MiB"]["device_to_host"] is None and "host -&gt; disk" in (tmp_path / "300MiB" / "report.html").read_text()
     assert tiers["4GiB"] == {"device_to_host": None, "host_to_disk": 0} and summaries["4GiB"]["spilled_bytes"] == 0
     assert len(groups["4GiB"]) == 80 and groups["300MiB"] == groups["4GiB"] == _jdupes(tree)
