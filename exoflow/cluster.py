@@ -306,7 +306,8 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
 
 class _Watch(threading.Thread):
     """From the client, every WATCH_INTERVAL: are the workers stuck at their memory limit? When they
-    are (see ``stuck``) for STALL_SECONDS with nothing spilled meanwhile, it says why in ``reason``
+    are (see ``stuck``) for STALL_SECONDS with nothing spilled meanwhile, the tasks given to paused
+    workers go to running ones (``move_off_paused``); where none runs, it says why in ``reason``
     and cancels the client's futures here (the scheduler's tasks go with the cluster or the client),
     which ends whatever waits on them."""
 
@@ -337,9 +338,18 @@ class _Watch(threading.Thread):
                     self.release(workers)
                 stuck_since, seen = time.monotonic(), now
             elif time.monotonic() - stuck_since >= STALL_SECONDS:
-                self.stop_run(workers)
-                stuck_since = None
+                if self.move_off_paused():    # a running worker takes them: progress
+                    stuck_since = None
+                else:
+                    self.stop_run(workers)
+                    stuck_since = None
             self.done.wait(WATCH_INTERVAL)
+
+    def move_off_paused(self) -> int:
+        try:
+            return self.client.run_on_scheduler(move_off_paused)
+        except Exception:                  # the client is closing; a scheduler without exoflow
+            return 0
 
     def release(self, workers: dict) -> None:
         with contextlib.suppress(Exception):       # a worker gone meanwhile, the client closing
@@ -364,6 +374,28 @@ class _Watch(threading.Thread):
     def memory_restarts(self) -> list[dict]:
         """Workers the nanny restarted at the terminate fraction of their limit since the watch began."""
         return [e for t, e in self.client.get_events("worker-restart-memory") if t >= self.since]
+
+
+def move_off_paused(dask_scheduler=None) -> int:
+    """On the scheduler: the tasks given to workers paused at their memory limit go to running
+    workers, through Dask's own steal request (a worker gives up only a task it has not started).
+    A paused worker never starts them, and Dask's stealing leaves a task where it is when fetching
+    its inputs costs more than running it (dedup's piece tasks: a run stopped with one worker
+    paused and the other idle). Returns how many tasks were asked to move."""
+    from distributed.core import Status
+    s = dask_scheduler
+    stealing = s.extensions.get("stealing")
+    moved = 0
+    for victim in [ws for ws in s.workers.values() if ws.status == Status.paused] if stealing else []:
+        for ts in list(victim.processing):
+            if ts.actor or (ts.worker_restrictions and not ts.loose_restrictions):
+                continue                   # bound to that worker
+            thieves = [ws for ws in s.running
+                       if all(ws.resources.get(r, 0) >= n for r, n in (ts.resource_restrictions or {}).items())]
+            if thieves:
+                stealing.move_task_request(ts, victim, min(thieves, key=lambda ws: ws.occupancy))
+                moved += 1
+    return moved
 
 
 def release_memory() -> None:

@@ -208,3 +208,44 @@ def test_a_placed_task_runs_elsewhere_when_its_worker_left_while_none_was_runnin
         c.sync([w for w in c.workers.values() if w.address == a][0].close)
         wait(f, timeout=20)
         assert f.result() == 3 and a not in client.nthreads()
+
+
+def test_tasks_given_to_a_paused_worker_move_to_a_running_one():
+    """Worker A, busy, gets three more tasks, then pauses at its memory limit (it never starts
+    them); B is idle. Dask's stealing leaves them on A (they prefer A), so they waited for ever and
+    the memory watch stopped the run (dedup under 300 MiB, 2 runs in 47). cluster.move_off_paused
+    hands them to B. Oracle: their results, and B ran them."""
+    import dask
+    import numpy as np
+    from distributed import Client, Event, LocalCluster, wait
+    from distributed.core import Status
+
+    from exoflow.cluster import move_off_paused
+
+    def block(name):
+        Event(name).wait()
+        return "A"
+
+    def worker_of(x):
+        from distributed import get_worker
+        return get_worker().address
+
+    # Dask's periodic stealing off (in-process transfers look free to it; in the dedup run it kept
+    # the tasks where their inputs were): only move_off_paused moves them
+    with dask.config.set({"distributed.scheduler.work-stealing-interval": "1h"}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None, memory_limit=0) as c, \
+            Client(c) as client:
+        a, b = sorted(client.nthreads())
+        blocker = client.submit(block, "exoflow-test-block", workers=[a], pure=False)
+        big = client.scatter(np.zeros(2**20), workers=[a])     # their input is on A
+        queued = [client.submit(worker_of, big, workers=[a], allow_other_workers=True, pure=False)
+                  for _ in range(3)]
+        time.sleep(1)
+        client.run(lambda dask_worker: setattr(dask_worker, "status", Status.paused), workers=[a])
+        Event("exoflow-test-block").set()
+        wait(blocker, timeout=20)
+        time.sleep(1)
+        assert all(f.status == "pending" for f in queued)       # A is paused: nothing runs them
+        assert client.run_on_scheduler(move_off_paused) == 3
+        wait(queued, timeout=20)
+        assert client.gather(queued) == [b] * 3
