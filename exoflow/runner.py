@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import time
@@ -103,15 +104,40 @@ def _where() -> str | None:
         return None
 
 
-def _listed(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
+# the schema metadata key of a saved listing part: its run and what its walk left (see _saved)
+SAVED = b"exoflow-listing"
+
+
+def _listed(run_id: str, table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
             save: str | None) -> tuple[pa.Table, dict]:
     """The listing part and its meta for the client: chunks, counts, where it was made and how long
     it took since ``t0`` (for placing the next listing tasks). ``save``: where the part is written
-    for the run's journal (a Parquet file), before the client hears of it."""
+    for the run's journal (a Parquet file), before the client hears of it, with what the walk left."""
     if chunk_opts.read_order:
         table = order_for_reading(table)
     if save:
-        write_part(table, *os.path.split(save))
+        note = json.dumps({"run": run_id, "left": journal.pack(meta["left"]), "dirs": meta["dirs"]})
+        write_part(table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED: note}), *os.path.split(save))
+    return _answer(table, chunk_opts, meta, t0)
+
+
+def _saved(run_id: str, chunk_opts: ChunkOptions, t0: float, save: str | None) -> tuple[pa.Table, dict] | None:
+    """The part this listing task saved when it ran before in this run, else None. Dask runs a task
+    again when its result was lost with its worker (restarted at its memory limit); a walk again
+    could list other directories within its time budget, while the client has already placed the
+    directories the first one left and the chunk tasks cut from its rows: files were lost."""
+    if not save or not os.path.exists(save):
+        return None
+    table = pq.read_table(save)
+    metadata = dict(table.schema.metadata or {})
+    note = json.loads(metadata.pop(SAVED, b"{}"))
+    if note.get("run") != run_id:
+        return None
+    meta = {"left": journal.unpack(note["left"]), "dirs": note["dirs"]}
+    return _answer(table.replace_schema_metadata(metadata or None), chunk_opts, meta, t0)
+
+
+def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) -> tuple[pa.Table, dict]:
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
@@ -127,13 +153,16 @@ def list_tree(run_id: str, stack: list[DirItem], root_files: list[str], opts: Wa
     ``save``: see ``_listed``."""
     t0 = time.perf_counter()
     journal.test_pause("list")
+    again = _saved(run_id, chunk_opts, t0, save)
+    if again:
+        return again
     with meter("list"):
         walker = Walker(opts)
         for f in root_files:
             walker.add_root_file(f)
         left = walker.run(stack, *budget)
         table = walker.out.table()
-        listed = _listed(table if mark is None else mark(table), chunk_opts,
+        listed = _listed(run_id, table if mark is None else mark(table), chunk_opts,
                          {"left": left, "dirs": walker.dirs_scanned}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
@@ -143,8 +172,11 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
                drop: np.ndarray | None = None, save: str | None = None) -> tuple[pa.Table, dict]:
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
+    again = _saved(run_id, chunk_opts, t0, save)
+    if again:
+        return again
     with meter("list"):
-        listed = _listed(manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
+        listed = _listed(run_id, manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -153,6 +185,8 @@ def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
     """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
     t0 = time.perf_counter()
     table = pq.read_table(path)
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != SAVED}
+    table = table.replace_schema_metadata(metadata or None)
     return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
                    "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
                    "seconds": time.perf_counter() - t0}
