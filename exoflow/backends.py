@@ -19,11 +19,28 @@ BACKENDS = ("cpu", "gpu", "auto")
 GPU_RESOURCE = {"GPU": 1}
 
 
+def is_backend_option(name: str) -> bool:
+    """Whether a job parameter is a --backend choice."""
+    return name == "backend" or name.endswith(".backend")     # a composed run's: JOB.backend
+
+
 def task_resources(params: dict) -> dict | None:
     """The Dask resources a chunk task of a run with these job parameters needs."""
-    # a composed run's options are JOB.backend, one per job
-    gpu = any(v == "gpu" for k, v in params.items() if k == "backend" or k.endswith(".backend"))
+    gpu = any(v == "gpu" for k, v in params.items() if is_backend_option(k))
     return GPU_RESOURCE if gpu else None
+
+
+def resolve_auto(params: dict, gpu_workers: bool) -> dict:
+    """``params`` with each ``--backend auto`` (of jobs whose kernels have a GPU form) made "gpu"
+    where the cluster has GPU workers, else "cpu"."""
+    pick = "gpu" if gpu_workers else "cpu"
+    return {k: pick if is_backend_option(k) and v == "auto" else v for k, v in params.items()}
+
+
+def backend_named(params: dict) -> str | None:
+    """The run's backend(s) for its first line ("gpu", "cpu", "cpu, gpu"); None for jobs without."""
+    names = sorted({str(v) for k, v in params.items() if is_backend_option(k)})
+    return ", ".join(names) or None
 
 
 class BackendUnavailable(UsageError):

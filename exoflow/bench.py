@@ -93,7 +93,21 @@ def info() -> dict[str, Any]:
             "hostname": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(),
             "lister": "compiled (exoflow._native)" if native_available() else "os.scandir (exoflow._native not built)",
             "jobs": settings,
-            "memory_bytes": psutil.virtual_memory().total, "gpus": _gpus(), "packages": packages}
+            "memory_bytes": psutil.virtual_memory().total, "gpus": _gpus(), "gpu_check": validate_gpus(),
+            "packages": packages}
+
+
+def validate_gpus() -> dict:
+    from exoflow.gpu import validate
+    return validate()
+
+
+def gpu_check_text(check: dict) -> str:
+    """``exoflow info``'s line for ``exoflow.gpu.validate``'s result."""
+    if "skipped" in check:
+        return f"skipped: {check['skipped']}"
+    return "; ".join(f"GPU {g['device']} {g['name']}: {'ok' if g['ok'] else 'FAILED'} ({g['detail']})"
+                     for g in check.get("devices", [])) or "no GPU"
 
 
 def format_info(d: dict) -> str:
@@ -101,24 +115,14 @@ def format_info(d: dict) -> str:
     rows = [("exoflow", f"{d['exoflow']} (Python {d['python']})"), ("platform", d["platform"]),
             ("cpu", f"{d['cpu']}, {d['cores']} cores"), ("memory", human_bytes(d["memory_bytes"])),
             ("lister", d.get("lister", "?")), *d.get("jobs", {}).items(),
-            ("gpus", ", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none")]
+            ("gpus", ", ".join(f"{g['name']} ({human_bytes(g['memory_bytes'])})" for g in d["gpus"]) or "none"),
+            ("gpu check", gpu_check_text(d.get("gpu_check") or {}))]
     rows += list(d["packages"].items())
     width = max(len(k) for k, _ in rows) + 2
     return "\n".join(f"{k:<{width}}{v}" for k, v in rows)
 
 
 # ---- the modes -------------------------------------------------------------------
-
-def _gpu_available() -> str | None:
-    """None when a GPU cluster can start here, else why not."""
-    try:
-        import dask_cuda  # noqa: F401
-    except ImportError:
-        return "dask-cuda is not installed"
-    if not _gpus():
-        return "no GPU found"
-    return None
-
 
 def _repeat(fn, cfg, warmup: int, repeats: int, say) -> list[dict]:
     runs = []
@@ -157,14 +161,13 @@ def run_mode(mode: str, cfg, cluster_opts, warmup: int, repeats: int, say) -> di
         with connect(cluster_opts) as client:
             runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     elif mode == "gpu":
-        why = _gpu_available()
+        from exoflow import gpu
+        why = gpu.missing()
         if why:
             return {"skipped": why}
-        # one dask-cuda worker per GPU, advertising the resource GPU tasks ask for
-        from dask_cuda import LocalCUDACluster
-        from distributed import Client
-        with LocalCUDACluster(scheduler_kwargs={"preload": ["exoflow.dashboard"]}, resources=GPU_RESOURCE,
-                              dashboard_address=cluster_opts.dashboard or None) as cluster, Client(cluster) as client:
+        # the embedded cluster's GPU workers: dask-cuda, one per GPU, exoflow.gpu's settings
+        from exoflow.cluster import connect
+        with connect(dataclasses.replace(cluster_opts, resources=GPU_RESOURCE)) as client:
             runs = _repeat(on(DaskExecutor(client)), cfg, warmup, repeats, say)
     else:
         raise UsageError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
@@ -318,10 +321,11 @@ def main(command: str, argv: Sequence[str]) -> int:
     """``exoflow bench …`` and ``exoflow info …``."""
     if command == "info":
         from exoflow.errors import Parser
-        p = Parser(prog="exoflow info", description="Describe this machine and exoflow's versions.")
+        p = Parser(prog="exoflow info", description="Describe this machine and exoflow's versions, and check "
+                   "that each GPU computes a short kernel as NumPy does (exit 1 if one does not).")
         p.add_argument("--json", action="store_true", help="print JSON")
         args = p.parse_args(argv)
         d = info()
         print(json.dumps(d, indent=2) if args.json else format_info(d))
-        return 0
+        return 1 if any(not g["ok"] for g in d["gpu_check"].get("devices", [])) else 0
     return bench(argv)

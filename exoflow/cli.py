@@ -94,14 +94,17 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         say(f"{prog}: {note}")
     _started()
 
+    from exoflow.backends import backend_named, resolve_auto
     from exoflow.cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
             cfg.out_dir = os.path.realpath(out_dir) if args.resume else \
                 prepare_out_dir(out_dir if args.out and not remote else claim_out_dir(out_dir), args.overwrite)
             info = describe(client)
+            cfg.params = resolve_auto(cfg.params, info["gpu_workers"] > 0)
+            backend = backend_named(cfg.params)
             say(f"exoflow {job.name}: {info['workers']} workers, {info['threads']} threads on {info['scheduler']} "
-                f"({cluster_opts.source})"
+                f"({cluster_opts.source})" + (f"; backend {backend}" if backend else "")
                 + (f"; dashboard {info['dashboard']}" if info["dashboard"] else "")
                 + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)

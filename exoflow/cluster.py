@@ -44,13 +44,6 @@ with open(os.path.join(os.path.dirname(__file__), "dask.yaml"), encoding="utf-8"
     WORKER_CONFIG = dict(_dotted(yaml.safe_load(_f)))
 
 
-# GPU runs on the embedded cluster: every worker process opens its own CUDA context (start-up
-# time, GPU memory), so a few processes with several threads each. Each advertises GPU=1: one
-# chunk task at a time per process, the other threads list. On one H100 with 16 cores,
-# 2 processes x 8 threads ran the profile job fastest (docs/gpu.md).
-GPU_WORKERS = 2
-
-
 # A worker process that has not joined the scheduler after this many seconds is a failed start
 # (one line, exit 2), never a wait without end; it bounds a worker restarted later in a run too.
 START_TIMEOUT = 60.0
@@ -70,11 +63,19 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+def gpu_run(opts: ClusterOptions) -> bool:
+    """Whether the embedded cluster's workers are dask-cuda GPU workers (--backend gpu)."""
+    return bool(opts.resources and "GPU" in opts.resources)
+
+
 def worker_shape(opts: ClusterOptions) -> tuple[int, int]:
-    """(worker processes, threads each) of the embedded cluster."""
+    """(worker processes, threads each) of the embedded cluster. GPU workers: one per GPU (each
+    opens its own CUDA context), the cores shared among them: a worker advertises GPU=1, so one
+    chunk task at a time runs on its GPU while its other threads list."""
     cores = os.cpu_count() or 1
-    if opts.resources and "GPU" in opts.resources:
-        workers = opts.workers or min(GPU_WORKERS, cores)
+    if gpu_run(opts):
+        from exoflow.gpu import gpu_count
+        workers = opts.workers or max(1, gpu_count())
         return workers, opts.threads_per_worker or max(1, cores // workers)
     return opts.workers or cores, opts.threads_per_worker or 1
 
@@ -267,21 +268,25 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
         # a taken port is not a problem: another one is used and its URL printed
         warnings.filterwarnings("ignore", message=".*already in use")
+        common = dict(
+            processes=True,
+            death_timeout=START_TIMEOUT,     # a worker that does not join in time fails the start
+            dashboard_address=opts.dashboard or None,
+            host="127.0.0.1",
+            silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
+            # the exoflow page and /metrics; Dask's dashboard is attached once the run is going
+            scheduler_kwargs={"preload": ["exoflow.dashboard"], "dashboard": False},
+        )
         try:
             forkserver.start()
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=threads,
-                memory_limit=memory_limit,
-                resources=opts.resources,
-                processes=True,
-                death_timeout=START_TIMEOUT,     # a worker that does not join in time fails the start
-                dashboard_address=opts.dashboard or None,
-                host="127.0.0.1",
-                silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
-                # the exoflow page and /metrics; Dask's dashboard is attached once the run is going
-                scheduler_kwargs={"preload": ["exoflow.dashboard"], "dashboard": False},
-            )
+            if gpu_run(opts):            # dask-cuda workers, one per GPU, settings from exoflow.gpu
+                from dask_cuda import LocalCUDACluster
+
+                from exoflow import gpu
+                cluster = LocalCUDACluster(**gpu.local_cluster_kwargs(workers, threads, memory_limit), **common)
+            else:
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, memory_limit=memory_limit,
+                                       **common)
         except Exception as e:
             raise UsageError(f"cannot start the local cluster: {_start_failure(e)}") from None
         finally:
@@ -301,7 +306,8 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
 
 class _Watch(threading.Thread):
     """From the client, every WATCH_INTERVAL: are the workers stuck at their memory limit? When they
-    are (see ``stuck``) for STALL_SECONDS with nothing spilled meanwhile, it says why in ``reason``
+    are (see ``stuck``) for STALL_SECONDS with nothing spilled meanwhile, the tasks given to paused
+    workers go to running ones (``move_off_paused``); where none runs, it says why in ``reason``
     and cancels the client's futures here (the scheduler's tasks go with the cluster or the client),
     which ends whatever waits on them."""
 
@@ -332,9 +338,18 @@ class _Watch(threading.Thread):
                     self.release(workers)
                 stuck_since, seen = time.monotonic(), now
             elif time.monotonic() - stuck_since >= STALL_SECONDS:
-                self.stop_run(workers)
-                stuck_since = None
+                if self.move_off_paused():    # a running worker takes them: progress
+                    stuck_since = None
+                else:
+                    self.stop_run(workers)
+                    stuck_since = None
             self.done.wait(WATCH_INTERVAL)
+
+    def move_off_paused(self) -> int:
+        try:
+            return self.client.run_on_scheduler(move_off_paused)
+        except Exception:                  # the client is closing; a scheduler without exoflow
+            return 0
 
     def release(self, workers: dict) -> None:
         with contextlib.suppress(Exception):       # a worker gone meanwhile, the client closing
@@ -359,6 +374,28 @@ class _Watch(threading.Thread):
     def memory_restarts(self) -> list[dict]:
         """Workers the nanny restarted at the terminate fraction of their limit since the watch began."""
         return [e for t, e in self.client.get_events("worker-restart-memory") if t >= self.since]
+
+
+def move_off_paused(dask_scheduler=None) -> int:
+    """On the scheduler: the tasks given to workers paused at their memory limit go to running
+    workers, through Dask's own steal request (a worker gives up only a task it has not started).
+    A paused worker never starts them, and Dask's stealing leaves a task where it is when fetching
+    its inputs costs more than running it (dedup's piece tasks: a run stopped with one worker
+    paused and the other idle). Returns how many tasks were asked to move."""
+    from distributed.core import Status
+    s = dask_scheduler
+    stealing = s.extensions.get("stealing")
+    moved = 0
+    for victim in [ws for ws in s.workers.values() if ws.status == Status.paused] if stealing else []:
+        for ts in list(victim.processing):
+            if ts.actor or (ts.worker_restrictions and not ts.loose_restrictions):
+                continue                   # bound to that worker
+            thieves = [ws for ws in s.running
+                       if all(ws.resources.get(r, 0) >= n for r, n in (ts.resource_restrictions or {}).items())]
+            if thieves:
+                stealing.move_task_request(ts, victim, min(thieves, key=lambda ws: ws.occupancy))
+                moved += 1
+    return moved
 
 
 def release_memory() -> None:
@@ -462,6 +499,7 @@ def describe(client: Client) -> ClusterInfo:
         "exoflow_page": page_url(client) if dashboard else None,
         "workers": len(workers),
         "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        "gpu_workers": sum(bool(w.get("resources", {}).get("GPU")) for w in workers.values()),
     }
 
 

@@ -123,7 +123,7 @@ class Configured(NamedTuple):
 def configure(job: Job, args: argparse.Namespace) -> Configured:
     """The run that ``args`` (parsed by ``run_parser(job, …)``) asks for. Raises UsageError for options
     that cannot have the effect asked and for inputs that cannot work, before any cluster starts."""
-    from exoflow.backends import task_resources
+    from exoflow.backends import resolve_auto, task_resources
     from exoflow.sources.gitignore import user_excludes
 
     params = {a.dest: getattr(args, a.dest) for a in job.arguments}
@@ -133,8 +133,13 @@ def configure(job: Job, args: argparse.Namespace) -> Configured:
 
     walk = WalkOptions(**{**values(WalkOptions), "include": tuple(args.include), "exclude": tuple(args.exclude)},
                        git_excludes=user_excludes() if args.gitignore else ())
-    # embedded workers share this machine's GPU(s), if any, for --backend gpu
-    cluster = check_cluster(args, ClusterOptions(**values(ClusterOptions), resources=task_resources(params)))
+    cluster = check_cluster(args, ClusterOptions(**values(ClusterOptions)))
+    if not cluster.scheduler:
+        # the embedded cluster: dask-cuda workers on this machine's GPUs for --backend gpu, and for
+        # --backend auto where they can start (the run's backend is settled once connected)
+        from exoflow import gpu
+        params = resolve_auto(params, gpu.missing() is None)
+        cluster = dataclasses.replace(cluster, resources=task_resources(params))
     check_options(args, job, walk, params, cluster)
     from exoflow.composed import ComposedJob, configured
     if isinstance(job, ComposedJob):     # each job's own walk, and the one walk that serves them all
@@ -174,8 +179,6 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
     """Raise UsageError for options that cannot have the effect asked: a glob that can never match,
     bounds that exclude everything, an option that only applies with another, or with another
     kind of job or cluster; then the job's own checks (``Job.check``)."""
-    import importlib.util
-
     from exoflow.backends import task_resources
     given = getattr(args, "given", frozenset())
     for flag, patterns in (("--include", walk.include), ("--exclude", walk.exclude)):
@@ -188,10 +191,10 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
         if changed:
             raise UsageError(f"{changed[0]} selects what a walk finds, and no PATH is walked "
                              "(--from-list entries are taken as listed)")
-    if not cluster.scheduler and task_resources(params) and importlib.util.find_spec("cupy") is None:
+    if not cluster.scheduler and task_resources(params):
         # the embedded workers are this machine's; this check does not touch CUDA itself
-        raise UsageError("--backend gpu: no CUDA device or CuPy on this machine: CuPy is not installed "
-                         "(install exoflow[gpu-cuda12], or give --scheduler with GPU workers)")
+        from exoflow import gpu
+        gpu.check()
     reads = job.chunk.read_order if job.chunk.read_order is not None else job.reads_content
     if not reads:
         content = [flag_name(n) for n in CONTENT_ONLY if n in given]

@@ -41,6 +41,8 @@ class Executor(Protocol):
     * ``as_completed()``: an iterable of futures as they finish, to which ``add(future)`` adds more,
       also while it is iterated.
     * ``nthreads() -> {worker: threads}``; ``cancel(futures)``.
+    * ``task_memory() -> int | None``: bytes one task may use at its peak (see ``task_memory``);
+      None where the workers have no memory limit (in-process: this process's memory).
     * ``compute(*collections) -> tuple``: Dask collections (dask.dataframe) computed here.
 
     The run (for the runner): ``log_event(msg)`` on the ``exoflow`` topic; ``shares_cwd()``: whether
@@ -59,6 +61,8 @@ class Executor(Protocol):
 
     def nthreads(self) -> dict[str, int]: ...
 
+    def task_memory(self) -> int | None: ...
+
     def cancel(self, futures: Iterable[Future]) -> None: ...
 
     def compute(self, *collections: Any) -> tuple: ...
@@ -76,6 +80,23 @@ class Executor(Protocol):
     def telemetry(self, run_id: str, before: dict) -> dict: ...
 
 
+# What a worker process holds before any task's data (Python, Dask, Arrow, pandas, after tasks ran;
+# cluster.MIN_WORKER_MEMORY), and the least a task is given however tight the limit.
+WORKER_HELD = 150 * 2**20
+LEAST_TASK_MEMORY = 8 * 2**20
+
+
+def task_memory(workers: Iterable[tuple[int, int]]) -> int | None:
+    """Bytes one task may use at its peak on the tightest of ``workers`` ((memory limit in bytes, 0
+    for none; threads)): its limit up to Dask's pause fraction, less WORKER_HELD, shared by its
+    threads (at least LEAST_TASK_MEMORY). None when no worker has a limit. A stage sizes its tasks
+    by it, so that their working memory (not spillable) fits and their results can spill."""
+    import dask
+    pause = dask.config.get("distributed.worker.memory.pause") or 1.0
+    shares = [max(int(limit * pause) - WORKER_HELD, 0) // threads for limit, threads in workers if limit]
+    return max(min(shares), LEAST_TASK_MEMORY) if shares else None
+
+
 def as_executor(target: Any) -> Executor:
     """An Executor as is; a ``distributed.Client`` wrapped in a DaskExecutor."""
     return target if isinstance(target, (DaskExecutor, InProcess)) else DaskExecutor(target)
@@ -87,11 +108,23 @@ class DaskExecutor:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.pins: bool | None = None      # may ``where`` pin tasks (see ``submit``)? None: not asked yet
 
     def submit(self, fn, *args, key=None, where=None, priority=0, resources=None):
-        # preferred, and allowed elsewhere should that worker leave
-        placed = {"workers": [where], "allow_other_workers": True} if where else {}
+        # preferred, and allowed elsewhere should that worker leave: only where the scheduler runs
+        # exoflow.pins.ForgetDepartedWorkers (Dask would leave the task unrunnable for ever)
+        placed = {"workers": [where], "allow_other_workers": True} if where and self._can_pin() else {}
         return self.client.submit(fn, *args, key=key, pure=False, priority=priority, resources=resources, **placed)
+
+    def _can_pin(self) -> bool:
+        if self.pins is None:
+            try:
+                from exoflow.pins import ForgetDepartedWorkers
+                self.client.register_plugin(ForgetDepartedWorkers())
+                self.pins = True
+            except Exception:              # a scheduler that cannot import exoflow: no pins
+                self.pins = False
+        return self.pins
 
     def gather(self, futures):
         return self.client.gather(list(futures))
@@ -102,6 +135,10 @@ class DaskExecutor:
 
     def nthreads(self):
         return self.client.nthreads()
+
+    def task_memory(self):
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        return task_memory([(w.get("memory_limit") or 0, w.get("nthreads") or 1) for w in workers])
 
     def cancel(self, futures):
         self.client.cancel(list(futures), force=True)
@@ -135,7 +172,14 @@ class DaskExecutor:
         return describe(self.client)
 
     def metrics(self):
+        """The scheduler's fine metrics now (before a run); from now on, each worker's spilling
+        counted per memory tier (exoflow.spilling.SpillCounter)."""
         from exoflow import report
+        from exoflow.spilling import SpillCounter
+        try:
+            self.client.register_plugin(SpillCounter())
+        except Exception as e:       # a worker that cannot import exoflow fails the run's tasks anyway
+            report.logger.debug("counting spilled bytes per tier: %s", e)
         return report.snapshot(self.client)
 
     def telemetry(self, run_id, before):
@@ -216,6 +260,9 @@ class InProcess:
     def nthreads(self):
         return {self.WORKER: 1}
 
+    def task_memory(self):
+        return None
+
     def cancel(self, futures):
         pass                          # every task has run already
 
@@ -240,8 +287,8 @@ class InProcess:
         return dict(self.fine)
 
     def telemetry(self, run_id, before):
-        from exoflow.telemetry import bytes_read, spilled_bytes, time_by_activity
+        from exoflow.telemetry import bytes_read, spilled_by_tier, spilled_bytes, time_by_activity
         now = self.metrics()
         return {"events": [m for m in self.events if m.get("run") == run_id],
                 "time_by_activity": time_by_activity(now, before), "bytes_read": bytes_read(now, before),
-                "spilled_bytes": spilled_bytes(now, before)}
+                "spilled_bytes": spilled_bytes(now, before), "spilled_by_tier": spilled_by_tier(now, before)}

@@ -68,7 +68,9 @@ def _canonical(value: Any) -> Any:
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """What makes two runs the same run: the job, its sources (absolute), the job's options and
     the engine's (walk, chunk, load; of --storage-options only a digest: no secret is written), and
-    ``--since``'s earlier output."""
+    ``--since``'s earlier output. Not ``--backend``: NumPy and CuPy kernels give the same rows (and
+    ``auto`` is settled only once connected)."""
+    from exoflow.backends import is_backend_option
     from exoflow.sources.objects import is_url
     absolute = lambda p: os.path.abspath(p) if p and not is_url(p) else p     # noqa: E731
     storage = cfg.load.storage_options
@@ -78,7 +80,7 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         "job": cfg.job.name,
         "paths": [absolute(p) for p in cfg.paths],
         "from_list": absolute(cfg.from_list),
-        "params": _canonical({k: v for k, v in cfg.params.items() if k != "now"}),
+        "params": _canonical({k: v for k, v in cfg.params.items() if k != "now" and not is_backend_option(k)}),
         "walk": _canonical(cfg.walk),
         "chunk": _canonical(cfg.chunk),
         "load": _canonical(load),

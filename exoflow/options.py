@@ -192,7 +192,7 @@ class ClusterOptions:
     tls_cert: str | None = flag(None, "--tls-cert", metavar="FILE", help="TLS scheduler: this client's certificate (PEM)")
     tls_key: str | None = flag(None, "--tls-key", metavar="FILE", help="TLS scheduler: this client's private key (PEM)")
     workers: int | None = flag(None, "--workers", parse=positive, metavar="N",
-                               help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: 2)")
+                               help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: one per GPU)")
     threads_per_worker: int | None = flag(None, "--threads-per-worker", parse=positive, metavar="N",
                                           help="embedded cluster (default: 1; with --backend gpu: CPU cores / workers)")
     memory_limit: str = flag("auto", "--memory-limit", parse="exoflow.cluster:memory_limit_argument", metavar="SIZE",

@@ -30,7 +30,8 @@ from exoflow.fileio import atomic_write
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars, Table
 from exoflow.summary import RunSummary
-from exoflow.telemetry import REPORT_TASK, RunStats, bytes_read, fold, rate_series, spilled_bytes, time_by_activity
+from exoflow.telemetry import (REPORT_TASK, TIERS, RunStats, bytes_read, fold, rate_series, spilled_by_tier,
+                               spilled_bytes, time_by_activity)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
         logger.debug("reading scheduler metrics failed: %s", e)
         metrics, events = {}, []
     return {"events": events, "time_by_activity": time_by_activity(metrics, before),
-            "bytes_read": bytes_read(metrics, before), "spilled_bytes": spilled_bytes(metrics, before)}
+            "bytes_read": bytes_read(metrics, before), "spilled_bytes": spilled_bytes(metrics, before),
+            "spilled_by_tier": spilled_by_tier(metrics, before)}
 
 
 ERROR_ROWS = 100     # error rows shown in the report (all of them are in the dataset)
@@ -160,7 +162,27 @@ def headline(summary: RunSummary) -> list[tuple[str, str]]:
             ("files/s", human_count(summary.get("files_per_s") or 0)),
             ("listed bytes/s", human_bytes(summary.get("bytes_per_s") or 0) + "/s"),
             ("errors", human_count(summary.get("errors", 0))),
-            ("spilled", human_bytes(summary.get("spilled_bytes", 0) or 0))]
+            ("spilled", spilled_text(summary))]
+
+
+def spilled_phrase(summary: dict) -> str:
+    """``0 B spilled``, or ``spilled 1.2 GiB GPU -> host, …`` (see spilled_text)."""
+    text = spilled_text(summary)
+    return f"spilled {text}" if "->" in text else f"{text} spilled"
+
+
+TIER_NAMES = {"device_to_host": "GPU -> host", "host_to_disk": "host -> disk"}
+
+
+def spilled_text(summary: dict) -> str:
+    """What the run spilled per memory tier, e.g. ``1.2 GiB GPU -> host, 300.0 MiB host -> disk
+    (41.0 MiB written)``: the tiers that spilled; the bytes written are Dask's, compressed."""
+    tiers = summary.get("spilled_by_tier") or {}
+    written = summary.get("spilled_bytes") or 0
+    parts = [f"{human_bytes(tiers[t])} {TIER_NAMES[t]}" for t in TIERS if tiers.get(t)]
+    if not parts:         # nothing spilled (or counted per tier: a run read back from an older summary)
+        return human_bytes(written)
+    return ", ".join(parts) + (f" ({human_bytes(written)} written)" if written else "")
 
 
 def summary_line(summary: dict) -> str:
@@ -171,7 +193,7 @@ def summary_line(summary: dict) -> str:
             + ("" if read is None else f", {human_bytes(read)} read")
             + f" in {summary['wall_s']:.2f} s ({human_count(summary['files_per_s'] or 0)} files/s, "
             f"{human_bytes(summary['bytes_per_s'] or 0)}/s), {human_count(summary['errors'])} errors, "
-            f"{human_bytes(summary.get('spilled_bytes') or 0)} spilled -> {summary['out']}")
+            f"{spilled_phrase(summary)} -> {summary['out']}")
 
 
 def throughput_plots(stats: RunStats | None) -> list[Bars]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import time
@@ -103,15 +104,41 @@ def _where() -> str | None:
         return None
 
 
-def _listed(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
+# the schema metadata key of a saved listing part: its run and what its walk left (see _saved)
+SAVED = b"exoflow-listing"
+
+
+def _listed(run_id: str, table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
             save: str | None) -> tuple[pa.Table, dict]:
     """The listing part and its meta for the client: chunks, counts, where it was made and how long
     it took since ``t0`` (for placing the next listing tasks). ``save``: where the part is written
-    for the run's journal (``journal.save_listing``), before the client hears of it."""
+    for the run's journal (``journal.save_listing``), before the client hears of it, with what the
+    walk left."""
     if chunk_opts.read_order:
         table = order_for_reading(table)
     if save:
-        journal.save_listing(table, save)
+        note = json.dumps({"run": run_id, "left": journal.pack(meta["left"]), "dirs": meta["dirs"]})
+        journal.save_listing(table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED: note}), save)
+    return _answer(table, chunk_opts, meta, t0)
+
+
+def _saved(run_id: str, chunk_opts: ChunkOptions, t0: float, save: str | None) -> tuple[pa.Table, dict] | None:
+    """The part this listing task saved when it ran before in this run, else None. Dask runs a task
+    again when its result was lost with its worker (restarted at its memory limit); a walk again
+    could list other directories within its time budget, while the client has already placed the
+    directories the first one left and the chunk tasks cut from its rows: files were lost."""
+    if not save or not os.path.exists(save):
+        return None
+    table = journal.read_listing(save)
+    metadata = dict(table.schema.metadata or {})
+    note = json.loads(metadata.pop(SAVED, b"{}"))
+    if note.get("run") != run_id:
+        return None
+    meta = {"left": journal.unpack(note["left"]), "dirs": note["dirs"]}
+    return _answer(table.replace_schema_metadata(metadata or None), chunk_opts, meta, t0)
+
+
+def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) -> tuple[pa.Table, dict]:
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound = sizes if chunk_opts.read_order else np.zeros_like(sizes)
@@ -128,6 +155,9 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
     ``Job.mark``; ``save``: see ``_listed``."""
     t0 = time.perf_counter()
     journal.test_pause("list")
+    again = _saved(run_id, chunk_opts, t0, save)
+    if again:
+        return again
     with meter("list"):
         walker, lister = Walker(opts), objects.Lister(opts, storage)
         for f in root_files:
@@ -137,7 +167,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
         left += lister.run(prefixes, budget[0] - len(walker.out), budget[1])
         tables = [t for t in (walker.out.table(), lister.out.table()) if t.num_rows] or [SCHEMA.empty_table()]
         table = pa.concat_tables(tables)
-        listed = _listed(table if mark is None else mark(table), chunk_opts,
+        listed = _listed(run_id, table if mark is None else mark(table), chunk_opts,
                          {"left": left, "dirs": walker.dirs_scanned + lister.prefixes_listed}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
@@ -147,8 +177,11 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
                drop: np.ndarray | None = None, save: str | None = None) -> tuple[pa.Table, dict]:
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
+    again = _saved(run_id, chunk_opts, t0, save)
+    if again:
+        return again
     with meter("list"):
-        listed = _listed(manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
+        listed = _listed(run_id, manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -157,6 +190,8 @@ def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
     """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
     t0 = time.perf_counter()
     table = journal.read_listing(path)
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != SAVED}
+    table = table.replace_schema_metadata(metadata or None)
     return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
                    "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
                    "seconds": time.perf_counter() - t0}
@@ -560,6 +595,7 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     telemetry = ex.telemetry(r.id, metrics_before)
     summary["bytes_read"] = telemetry["bytes_read"]
     summary["spilled_bytes"] = telemetry["spilled_bytes"]
+    summary["spilled_by_tier"] = telemetry["spilled_by_tier"]
     summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
     report.write(cfg.out_dir, summary, telemetry, cfg.job.plots, report.tables(ex, summary, cfg.job.tables))

@@ -37,6 +37,7 @@ from exoflow.submit import supported
 # what each process's command line holds (a pid reused by another program does not)
 MARKERS = {SCHEDULER: "distributed.cli.dask_scheduler", WORKERS: "distributed.cli.dask_worker",
            DRIVER: "exoflow.driver"}
+CUDA_WORKERS = "dask cuda worker"     # --backend gpu: dask-cuda's workers, one per GPU (python -m dask cuda worker)
 START_TIMEOUT = 60.0      # seconds for the scheduler to answer and every worker to join
 STOP_TIMEOUT = 10.0       # seconds between SIGTERM and SIGKILL
 
@@ -55,9 +56,9 @@ def _remove_state() -> None:
     shutil.rmtree(state_path("tls"), ignore_errors=True)
 
 
-def _record(pid: int, role: str) -> dict:
+def _record(pid: int, marker: str) -> dict:
     import psutil
-    return {"pid": pid, "create_time": psutil.Process(pid).create_time(), "marker": MARKERS[role]}
+    return {"pid": pid, "create_time": psutil.Process(pid).create_time(), "marker": marker}
 
 
 def _end(state: dict) -> int:
@@ -112,7 +113,7 @@ def _start_parser():
                 "warm driver in the background; 'exoflow run' hands its runs to the driver and uses them until "
                 "'exoflow cluster stop'.")
     p.add_argument("--workers", type=positive, metavar="N",
-                   help="worker processes (default: CPU cores; with --backend gpu: 2)")
+                   help="worker processes (default: CPU cores; with --backend gpu: one per GPU)")
     p.add_argument("--threads-per-worker", type=positive, metavar="N",
                    help="threads per worker (default: 1; with --backend gpu: CPU cores / workers)")
     p.add_argument("--memory-limit", type=memory_limit_argument, default="auto", metavar="SIZE",
@@ -125,7 +126,8 @@ def _start_parser():
                    help="address the scheduler listens on (default: 127.0.0.1; 0.0.0.0 for workers on other hosts)")
     p.add_argument("--port", type=int, default=0, help="scheduler port (default: 0, any free port)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu",
-                   help="gpu: workers advertise the GPU resource that --backend gpu runs ask for")
+                   help="gpu: dask-cuda workers, one per GPU, spilling GPU -> host -> disk, advertising the GPU "
+                        "resource that --backend gpu runs ask for")
     p.add_argument("--idle-timeout", metavar="DURATION",
                    help="stop the cluster after DURATION (30min, 2h) without a task; default: never")
     p.add_argument("--tls", action="store_true",
@@ -167,12 +169,15 @@ def _commands(args: argparse.Namespace, workers: int, threads: int, memory: int,
     sched += ["--dashboard-address", args.dashboard] if args.dashboard else ["--no-dashboard"]
     if args.idle_timeout:
         sched += ["--idle-timeout", args.idle_timeout]
-    work = [*py, MARKERS[WORKERS], "--scheduler-file", state_path(SCHEDULER_FILE), "--nworkers", str(workers),
-            "--nthreads", str(threads), "--memory-limit", str(memory), "--no-dashboard",
-            "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow",
-            "--preload", "exoflow._preload"]       # warm at start: a first run does not wait for their imports
-    if args.backend == "gpu":
-        work += ["--resources", "GPU=1"]
+    if args.backend == "gpu":        # one per GPU, with exoflow.gpu's memory tiers
+        from exoflow import gpu
+        work = [*py, *CUDA_WORKERS.split(), "--scheduler-file", state_path(SCHEDULER_FILE),
+                *gpu.worker_flags(threads, memory)]
+    else:
+        work = [*py, MARKERS[WORKERS], "--scheduler-file", state_path(SCHEDULER_FILE), "--nworkers", str(workers),
+                "--nthreads", str(threads), "--memory-limit", str(memory)]
+    work += ["--no-dashboard", "--death-timeout", f"{START_TIMEOUT:g}s", "--name", "exoflow",
+             "--preload", "exoflow._preload"]       # warm at start: a first run does not wait for their imports
     if tls:
         sched += ["--protocol", "tls", "--tls-ca-file", tls[SCHEDULER].ca, "--tls-cert", tls[SCHEDULER].cert,
                   "--tls-key", tls[SCHEDULER].key]
@@ -183,8 +188,6 @@ def _commands(args: argparse.Namespace, workers: int, threads: int, memory: int,
 
 def _check_start(args: argparse.Namespace) -> tuple[int, int, int]:
     """(workers, threads each, memory bytes each); UsageError for options that cannot work."""
-    import importlib.util
-
     from dask.utils import parse_timedelta
 
     from exoflow.cluster import check_memory_limit, worker_shape
@@ -198,8 +201,12 @@ def _check_start(args: argparse.Namespace) -> tuple[int, int, int]:
                 from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port}: expected 0 to 65535")
-    if args.backend == "gpu" and importlib.util.find_spec("cupy") is None:
-        raise UsageError("--backend gpu: CuPy is not installed (install exoflow[gpu-cuda12])")
+    if args.backend == "gpu":
+        from exoflow import gpu
+        gpu.check()
+        if args.workers:
+            raise UsageError("--workers: with --backend gpu there is one worker per GPU "
+                             "(choose the GPUs with CUDA_VISIBLE_DEVICES)")
     workers, threads = worker_shape(ClusterOptions(workers=args.workers, threads_per_worker=args.threads_per_worker,
                                                    resources={"GPU": 1} if args.backend == "gpu" else None))
     return workers, threads, check_memory_limit(args.memory_limit, threads, workers)
@@ -269,7 +276,8 @@ def start(argv: list[str]) -> int:
     try:
         def launch(role: str, cmd: list[str], env: dict) -> None:
             procs[role] = _spawn(cmd, state_path("logs", f"{role}.log"), env)
-            state["processes"][role] = _record(procs[role].pid, role)
+            marker = CUDA_WORKERS if role == WORKERS and args.backend == "gpu" else MARKERS[role]
+            state["processes"][role] = _record(procs[role].pid, marker)
             _write_state(state)           # from now on, a start cut short is a stale state, cleaned
 
         launch(SCHEDULER, sched_cmd, env)

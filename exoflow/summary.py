@@ -22,6 +22,7 @@ class ClusterInfo(TypedDict, total=False):
     exoflow_page: str | None
     workers: int
     threads: int
+    gpu_workers: int         # workers advertising the GPU resource (dask-cuda workers)
 
 
 class RunSummary(TypedDict, total=False):
@@ -48,7 +49,10 @@ class RunSummary(TypedDict, total=False):
     cluster: ClusterInfo
     params: dict[str, Any]              # the job's options as parsed (destination name -> value)
     result: dict[str, Any]              # the job's summary: ops/<job>/summary.py declares its type
-    spilled_bytes: int                  # bytes the workers spilled to disk during the run
+    spilled_bytes: int                  # bytes the workers wrote to disk spilling (Dask's, compressed)
+    # bytes (in memory) each tier spilled to the next: device_to_host (GPU workers), host_to_disk;
+    # None for a tier the workers lack (no GPU, no memory limit)
+    spilled_by_tier: dict[str, int | None]
     time_by_activity: dict[str, float]  # task seconds per activity (read, a kernel, write …)
 
 

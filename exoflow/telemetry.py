@@ -183,3 +183,17 @@ def spilled_bytes(metrics: dict, before: dict | None = None) -> int:
     """Bytes written to disk by Dask's spilling (any context), from the fine metrics."""
     return int(sum(v - (before or {}).get(k, 0) for k, v in metrics.items()
                    if isinstance(k, tuple) and len(k) >= 3 and k[-2] == "disk-write" and k[-1] == "bytes"))
+
+
+# exoflow.spilling.SpillCounter's fine metrics: (SPILL, tier, "bytes") for each tier
+SPILL = "exoflow-spill"
+TIERS = ("device_to_host", "host_to_disk")
+
+
+def spilled_by_tier(metrics: dict, before: dict | None = None) -> dict[str, int | None]:
+    """Bytes (their size in memory) each memory tier spilled to the next during the run:
+    ``{"device_to_host": …, "host_to_disk": …}``, from ``exoflow.spilling.SpillCounter``'s fine
+    metrics; None for a tier no worker has (device_to_host without GPU workers, host_to_disk
+    without a memory limit)."""
+    return {tier: (int(metrics[key] - (before or {}).get(key, 0)) if key in metrics else None)
+            for tier in TIERS for key in [(SPILL, tier, "bytes")]}

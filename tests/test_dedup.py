@@ -2,6 +2,7 @@
 content, need --apply, and skip files changed between scan and action."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -175,7 +176,7 @@ def test_shuffle_pieces_hold_all_candidates_of_their_sizes(tmp_path):
         parts.append(str(tmp_path / f"part-{i}.parquet"))
         pq.write_table(pa.Table.from_pandas(half, preserve_index=False), parts[-1])
     sizes = np.array(sorted(s for s, n in df["size"].value_counts().items() if n >= 2 and s > 0))
-    pieces = split_candidates(parts, sizes, 3, include_empty=False)
+    pieces = split_candidates([(p, 0, None) for p in parts], sizes, 3, include_empty=False)
     assert len(pieces) == 3
     seen = [set(p.column("size").to_pylist()) for p in pieces]
     for a in range(3):
@@ -242,3 +243,42 @@ def test_small_candidates_read_in_bounded_batches_give_the_same_groups(tmp_path,
         r = dedup.find_duplicates(df.copy(), {"hash": "xxh3-128"})
         found.append(sorted(map(tuple, r["rows"][["size", "hash", "path"]].values.tolist())))
     assert found[0] == found[1] and len(found[0]) == 9    # dup1 x3, big x2, 4096 x2, h/orig + h/copy
+
+
+def _long_named_tree(root: Path, files: int) -> None:
+    """``files`` files of 1-400 bytes (every size 100 times), every 5th the start of one random
+    blob (sizes 1, 6, 11, ...: 80 duplicate groups of 100 files), under paths of ~3.8 KB: many candidates and big rows."""
+    blob = os.urandom(1 << 16)
+    deep = "/".join(["d" * 200] * 17)
+    for i in range(files):
+        if i % 500 == 0:
+            folder = root / f"{i // 500:03d}" / deep
+            folder.mkdir(parents=True)
+        size = 1 + i % 400
+        start = (i * 7919) % 60000 if i % 5 else 0
+        (folder / (f"{i:06d}" + "f" * 200)).write_bytes(blob[start:start + size])
+
+
+def test_completes_by_spilling_under_a_memory_limit_below_its_stages(tmp_path):
+    """40,000 candidates with ~3.8 KB paths: the shuffle holds ~150 MB of paths (~800 MB at the
+    reduce tasks' peaks), while a 300 MiB worker, which holds ~150 MiB before any data, pauses at
+    255 MiB. The run completes by spilling to disk with the groups of a run without a limit and
+    of jdupes. (Before: workers killed in the map tasks or stuck paused.)"""
+    tree = tmp_path / "t"
+    _long_named_tree(tree, 40_000)
+    groups, summaries = {}, {}
+    for limit in ("300MiB", "4GiB"):
+        out = tmp_path / limit
+        r = exoflow("run", "dedup", str(tree), "--out", str(out), "--workers", "2", "--no-dashboard", "-q",
+                    "--memory-limit", limit, timeout=240)
+        assert r.returncode == 0, (limit, r.stderr)
+        groups[limit] = _ours(out)
+        summaries[limit] = json.loads((out / "summary.json").read_text())
+    paths = read_dataset(tmp_path / "4GiB" / "files").column("path").to_pylist()
+    assert sum(map(len, paths)) > 140 * 2**20                       # what the shuffle carries: paths alone
+    # per tier (exoflow.spilling): host -> disk only; lz4-compressed on disk (the paths repeat)
+    tiers = {limit: summaries[limit]["spilled_by_tier"] for limit in summaries}
+    assert tiers["300MiB"]["host_to_disk"] > 4 * summaries["300MiB"]["spilled_bytes"] > 0
+    assert tiers["300MiB"]["device_to_host"] is None and "host -&gt; disk" in (tmp_path / "300MiB" / "report.html").read_text()
+    assert tiers["4GiB"] == {"device_to_host": None, "host_to_disk": 0} and summaries["4GiB"]["spilled_bytes"] == 0
+    assert len(groups["4GiB"]) == 80 and groups["300MiB"] == groups["4GiB"] == _jdupes(tree)

@@ -24,7 +24,7 @@ from exoflow.journal import JOURNAL, STATE, Resumed, listing_parts, read_listing
 # Summary keys that differ between two uninterrupted runs too: times, the cluster, how the walk
 # happened to cut the listing into parts (chunks), and what was measured of this process's reads.
 VARYING = {"started", "wall_s", "files_per_s", "bytes_per_s", "cluster", "time_by_activity", "bytes_read",
-           "spilled_bytes", "chunks", "out", "dataset"}
+           "spilled_bytes", "spilled_by_tier", "chunks", "out", "dataset"}
 SECRET = "AKIAIOSFODNN7EXAMPLE"
 
 

@@ -291,7 +291,12 @@ def test_completes_by_spilling_under_a_memory_limit_below_its_shuffle(tmp_path):
         outs[limit] = json.loads((out / "summary.json").read_text())
         res = outs[limit]["result"]
         assert res["text_files"] * res["bands"] * (16 + 4 * 1024) > 250 * 2**20
-    assert outs["250MiB"]["spilled_bytes"] > 0
+    # per tier (exoflow.spilling): host -> disk only, nothing without the limit; written compressed
+    # where that pays (lz4 packs the ids; random hashes are written as they are)
+    tiers = {limit: outs[limit]["spilled_by_tier"] for limit in outs}
+    assert tiers["250MiB"]["host_to_disk"] >= outs["250MiB"]["spilled_bytes"] > 0
+    assert tiers["4GiB"] == {"device_to_host": None, "host_to_disk": 0} and outs["4GiB"]["spilled_bytes"] == 0
+    assert tiers["250MiB"]["device_to_host"] is None
     for name in ("clusters", "pairs"):
         a, b = (read_dataset(tmp_path / limit / name).to_pandas() for limit in ("250MiB", "4GiB"))
         assert len(a) and a.equals(b), name

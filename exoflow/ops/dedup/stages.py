@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import glob
 import heapq
+import itertools
 import math
 import operator
 import os
@@ -47,8 +48,18 @@ PREFIX = 4096
 SUFFIX_FROM = 64 * 1024         # larger files: first and last PREFIX bytes hashed; smaller: whole file
 READ_BATCH = 32 * 2**20         # bytes of small candidates read into memory at once
 FULL_PIECE = 2**20              # the full hash streams files in pieces of this size
-PARTS_PER_MAP = 32              # listing parts (<= 50,000 entries each by default) read by one map task
-ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, so each fits a worker's memory
+MAP_ROWS = 1_600_000            # listing rows read by one map task (32 parts of 50,000), at most
+MAP_BATCH = 4096                # listing rows a map task decodes at once
+ROWS_PER_REDUCE = 500_000       # candidates per reduce partition, at most
+# A task's peak memory over the Arrow bytes of the listing rows it holds, with a margin (measured: 4
+# for a map task; 5.3 for a reduce task beside its input pieces, which are 1 more, and 2 while
+# they are read back from disk: pandas with a Python string per path, sorted and filtered copies;
+# a reduce partition may hold 1.35 times the mean). With the workers' memory limit
+# (Executor.task_memory) they size the tasks, so that a task's working memory, which Dask cannot
+# spill, fits beside what the worker holds, and the pieces and results in between are many and
+# small enough to spill.
+MAP_PEAK = 5
+REDUCE_PEAK = 11
 READ_SCHEMA = pa.schema([("path", pa.string()), ("path_bytes", pa.binary()), ("type", pa.string()),
                          ("size", pa.int64()), ("mtime_ns", pa.int64()), ("inode", pa.uint64()),
                          ("device", pa.uint64()), ("nlink", pa.int64()), ("error", pa.string())])
@@ -69,17 +80,37 @@ def _bucket(size: np.ndarray, nparts: int) -> np.ndarray:
     return ((mixed >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
 
 
-def split_candidates(part_paths: list[str], sizes: np.ndarray, nparts: int,
+Slice = tuple  # (listing part, first row, end row or None): the rows a map task reads of a part
+
+
+def _candidates(piece: Slice, sizes: pa.Array, include_empty: bool) -> pa.Table:
+    """The candidates among rows [first, end) of a listing part (regular files without error of a
+    size in ``sizes``), read MAP_BATCH rows at a time: a map task holds its candidates, never the part.
+    ``first`` is a multiple of MAP_BATCH (the batches before it are decoded and dropped)."""
+    part, first, end = piece
+    f = pq.ParquetFile(part)
+    end = f.metadata.num_rows if end is None else end
+    kept = []
+    for batch in itertools.islice(f.iter_batches(batch_size=MAP_BATCH, columns=READ_COLUMNS),
+                                  first // MAP_BATCH, -(-end // MAP_BATCH)):
+        t = pa.Table.from_batches([batch]).cast(READ_SCHEMA)
+        keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
+        keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=sizes))
+        if not include_empty:
+            keep = pc.and_(keep, pc.greater(t.column("size"), 0))
+        kept.append(t.filter(keep).drop_columns(["type", "error"]))
+    return pa.concat_tables(kept) if kept else pa.table({n: pa.array([], READ_SCHEMA.field(n).type)
+                                                          for n in READ_COLUMNS if n not in ("type", "error")})
+
+
+def split_candidates(slices: list[Slice], sizes: np.ndarray, nparts: int,
                      include_empty: bool) -> list[pa.Table]:
-    """Map side of the shuffle (a worker task): candidate rows of some listing parts, cut into
-    ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
-    # one schema for every piece (a part whose path_bytes are all null may read back as type null)
-    t = pa.concat_tables([pq.read_table(p, columns=READ_COLUMNS).cast(READ_SCHEMA) for p in part_paths])
-    keep = pc.and_(pc.fill_null(pc.equal(t.column("type"), "file"), False), pc.is_null(t.column("error")))
-    keep = pc.and_(keep, pc.is_in(t.column("size"), value_set=pa.array(sizes, pa.int64())))
-    if not include_empty:
-        keep = pc.and_(keep, pc.greater(t.column("size"), 0))
-    t = _object_identities(t.filter(keep).drop_columns(["type", "error"]))
+    """Map side of the shuffle (a worker task): candidate rows of some slices of listing parts, cut
+    into ``nparts`` pieces by size so that piece j of every map task holds all candidates of its sizes."""
+    value_set = pa.array(sizes, pa.int64())
+    # one contiguous table (each batch's candidates copied once): a take from chunks joins them each time
+    t = pa.concat_tables([_candidates(sl, value_set, include_empty) for sl in slices]).combine_chunks()
+    t = _object_identities(t)
     bucket = _bucket(t.column("size").to_numpy(), nparts)
     order = np.argsort(bucket, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(bucket, minlength=nparts))]).tolist()
@@ -134,15 +165,15 @@ def _reason(e: OSError) -> str:
     return e.strerror if isinstance(e, Changed) else describe_error(e)
 
 
-def _first_digests(df: pd.DataFrame, one_shot, errors: list, storage: str) -> pd.Series:
+def _first_digests(df: pd.DataFrame, one_shot, errors: list, read_batch: int, storage: str) -> pd.Series:
     """Per row: the whole file's hash when it is at most SUFFIX_FROM bytes (so it needs no second
     pass), else the hash of its first and last PREFIX bytes. Small files are read by the engine's
-    loader, READ_BATCH bytes at a time; a file whose size differs from the listing is left out
+    loader, ``read_batch`` bytes at a time; a file whose size differs from the listing is left out
     (reason kept)."""
     paths, shown, sizes, which = _per_inode(df)
     small = sizes <= SUFFIX_FROM
     digests: list[str | None] = [None] * len(paths)
-    for a, b in read_batches(sizes, SUFFIX_FROM, READ_BATCH):
+    for a, b in read_batches(sizes, SUFFIX_FROM, read_batch):
         data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
                                                        int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM,
                                                        sizes=sizes[a:b], storage=storage)
@@ -189,7 +220,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
     storage = params.get("storage") or ""
-    df = df.assign(key=_first_digests(df, one_shot, errors, storage))
+    df = df.assign(key=_first_digests(df, one_shot, errors, params.get("read_batch") or READ_BATCH, storage))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
@@ -335,14 +366,46 @@ def merge_reports(pieces: list[str], target: str) -> None:
     shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
 
 
-def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[str]], int]:
-    """(listing parts per map task, number of reduce partitions): at least one task per thread,
-    and bounded work per task so a big listing stays in pieces the workers can spill."""
+def _footers(parts: list[str]) -> tuple[np.ndarray, float]:
+    """(rows of each listing part, Arrow bytes of a row in the columns dedup reads) from the parts'
+    Parquet footers (uncompressed sizes), without reading the data."""
+    rows, nbytes = np.zeros(len(parts), np.int64), 0
+    for i, p in enumerate(parts):
+        md = pq.ParquetFile(p).metadata
+        rows[i] = md.num_rows
+        nbytes += sum(rg.column(c).total_uncompressed_size for rg in map(md.row_group, range(md.num_row_groups))
+                      for c in range(rg.num_columns) if rg.column(c).path_in_schema in READ_COLUMNS)
+    return rows, nbytes / max(int(rows.sum()), 1)
+
+
+def _slices(parts: list[str], rows: np.ndarray, map_rows: int, n_map: int) -> list[list[Slice]]:
+    """The listing parts cut into slices of at most ``map_rows`` rows (whole MAP_BATCH batches),
+    dealt in order to ``n_map`` map tasks of about equal rows."""
+    step = max(MAP_BATCH, map_rows // MAP_BATCH * MAP_BATCH)
+    slices = [(p, a, min(a + step, int(n))) for p, n in zip(parts, rows) for a in range(0, max(int(n), 1), step)]
+    size = np.array([b - a for _, a, b in slices], np.int64)
+    which = np.minimum(((np.cumsum(size) - size) * n_map) // max(int(size.sum()), 1), n_map - 1)
+    return [g for g in ([slices[i] for i in np.flatnonzero(which == k)] for k in range(n_map)) if g]
+
+
+def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[Slice]], int, int]:
+    """(slices of listing parts per map task, number of reduce partitions, bytes of small files a
+    reduce task reads at once): at least one task per thread, and, where the workers have a memory
+    limit, tasks whose peak (MAP_PEAK, REDUCE_PEAK times the Arrow bytes of their rows) fits in
+    ``ex.task_memory()``, so a listing of any size stays in pieces the workers can spill. A reduce
+    partition holds all files of its sizes: one very common size makes one partition bigger."""
     threads = max(1, sum(ex.nthreads().values()))
-    n_map = max(min(threads, len(parts)), math.ceil(len(parts) / PARTS_PER_MAP))
-    groups = [parts[i::n_map] for i in range(n_map)]
-    rows = candidates if candidates is not None else len(parts) * ROWS_PER_REDUCE
-    return groups, max(2 * threads, math.ceil(rows / ROWS_PER_REDUCE))
+    rows, row_bytes = _footers(parts)
+    memory = ex.task_memory()
+    map_rows, reduce_rows, read_batch = MAP_ROWS, ROWS_PER_REDUCE, READ_BATCH
+    if memory is not None:
+        map_rows = max(1, min(map_rows, int(memory / (MAP_PEAK * row_bytes))))
+        reduce_rows = max(1, min(reduce_rows, int(memory / (REDUCE_PEAK * row_bytes))))
+        read_batch = max(SUFFIX_FROM, min(read_batch, memory // 8))
+    total = int(rows.sum())
+    n_map = max(min(threads, len(parts)), math.ceil(total / map_rows))
+    wanted = candidates if candidates is not None else total
+    return (_slices(parts, rows, map_rows, n_map), max(2 * threads, math.ceil(wanted / reduce_rows)), read_batch)
 
 
 def _check_keep_paths(summaries: list[dict[str, Any]], params: dict[str, Any]) -> None:
@@ -372,15 +435,18 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, sizes: np.ndarray, 
     # A shuffle by size made of plain futures: every map task cuts its candidates into P pieces,
     # reduce task j joins piece j of each. All of it is submitted at once (one round trip) and
     # stays on the workers; the client only receives per-group summaries (no paths).
-    groups, nparts = _plan(ex, parts, candidates)
+    groups, nparts, read_batch = _plan(ex, parts, candidates)
+    params = {**params, "read_batch": read_batch}
     # the sizes travel in a task, not scattered: scattered data dies with its worker (a worker the nanny
     # restarts at the memory limit) and every task after it is cancelled; a task is computed again
     sizes_f = ex.submit(np.asarray, sizes, np.int64)
     maps = [ex.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty"))) for g in groups]
     results = [ex.submit(reduce_pieces, [ex.submit(operator.getitem, m, j) for m in maps], params)
                for j in range(nparts)]
-    summaries = ex.gather([ex.submit(group_summary, r) for r in results])
+    # not held here: a map's output is released once its pieces are taken (each piece a table of its
+    # own, which Dask spills as it needs), so the workers never hold the listing twice
     del maps, sizes_f
+    summaries = ex.gather([ex.submit(group_summary, r) for r in results])
     if params.get("action"):
         _check_keep_paths(summaries, params)
     ids = rank(summaries)
