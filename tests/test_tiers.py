@@ -67,7 +67,7 @@ CUDA_CLUSTER_PARAMS = {"n_workers", "threads_per_worker", "memory_limit", "devic
                        "rmm_allocator_external_lib_list", "local_directory", "resources"}
 CUDA_WORKER_FLAGS = {"--nthreads", "--memory-limit", "--device-memory-limit", "--rmm-pool-size", "--resources",
                      "--set-rmm-allocator-for-libs", "--local-directory", "--name", "--no-dashboard",
-                     "--death-timeout", "--scheduler-file"}
+                     "--death-timeout", "--scheduler-file", "--preload"}
 
 
 def test_embedded_gpu_cluster_is_local_cuda_cluster_with_the_tiers(monkeypatch):
