@@ -246,13 +246,13 @@ def test_a_listing_task_run_again_in_the_same_run_gives_its_first_answer(tmp_pat
         (tmp_path / "t" / d).mkdir(parents=True)
         (tmp_path / "t" / d / "f").write_text(d)
     stack = plan([str(tmp_path / "t")], WalkOptions()).dirs
-    save = str(tmp_path / "L-000001.parquet")
-    args = (stack, [], WalkOptions(), (2, 60.0), ChunkOptions(), None, save)
-    first = list_tree("run1", *args)
+    save = str(tmp_path / "L-000001.arrow")
+    args = (stack, [], WalkOptions(), (2, 60.0), ChunkOptions())
+    first = list_tree("run1", *args, save=save)
     (tmp_path / "t" / "a" / "new").write_text("x")
-    again = list_tree("run1", *args)
+    again = list_tree("run1", *args, save=save)
     assert again[0].equals(first[0]) and again[0].schema.metadata == first[0].schema.metadata
     assert [d.path for d in again[1]["left"]] == [d.path for d in first[1]["left"]] and first[1]["left"]
     assert {k: again[1][k] for k in ("files", "dirs", "chunks")} == {k: first[1][k] for k in ("files", "dirs", "chunks")}
-    other = list_tree("run2", *args)                  # the file is not this run's: a walk of the changed tree
+    other = list_tree("run2", *args, save=save)                  # the file is not this run's: a walk of the changed tree
     assert not other[0].equals(first[0])
