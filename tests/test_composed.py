@@ -77,7 +77,8 @@ def alone(tree, tmp_path_factory):
     def get(piece: str = "16M") -> dict[str, tuple[dict, Path]]:
         if piece not in runs:
             base = tmp_path_factory.mktemp("alone")
-            runs[piece] = {j: (run_here(j, tree, base / j, *FLAGS.get(j, []), "--piece-size", piece), base / j)
+            runs[piece] = {j: (run_here(j, tree, base / j, *FLAGS.get(j, []),
+                                        *(["--piece-size", piece] if load(j).reads_content else [])), base / j)
                            for j in JOBS}
         return runs[piece]
     return get
@@ -101,11 +102,13 @@ def count_opens(monkeypatch):
 def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, alone, tmp_path, count_opens, piece):
     """With the default --piece-size every file is loaded whole; with a small one the files over it
     are streamed, once, to the consumers of all the jobs: each is still opened once and read once."""
+    solo = alone(piece)
+    count_opens.clear()         # the solo runs' opens
     out = tmp_path / "o"
     s = run_here("+".join(JOBS), tree, out, *FLAGS["checksum"], "--piece-size", piece)
     assert s["job"] == "inventory+checksum+scan+codestats+profile"
     for name in JOBS:
-        a, a_out = alone(piece)[name]
+        a, a_out = solo[name]
         section = s["result"]["jobs"][name]
         dataset = load(name).dataset
         assert section["dataset"] == str(out / name / dataset)
@@ -115,8 +118,8 @@ def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, a
         assert _plain(section["params"], out) == _plain(a["params"], a_out), name
     for manifest in ("checksums.sha256", "checksums.xxh128"):
         lines = sorted((out / "checksum" / manifest).read_bytes().splitlines())
-        assert lines == sorted((alone(piece)["checksum"][1] / manifest).read_bytes().splitlines())
-    a_scan = alone(piece)["scan"][1]
+        assert lines == sorted((solo["checksum"][1] / manifest).read_bytes().splitlines())
+    a_scan = solo["scan"][1]
     sarif = [json.loads((d / "scan.sarif").read_text())["runs"][0]["results"] for d in (out / "scan", a_scan)]
     assert _plain(sarif[0], out) == _plain(sarif[1], a_scan) and sarif[0]    # the secrets are found
     # scan alone skipped .git, the ignored files and directory: so did its part of the composed run
@@ -138,14 +141,16 @@ def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, a
 def test_rows_a_job_does_not_select_are_not_read_for_it(tree, alone, tmp_path, count_opens):
     """codestats reads files of a known language (and scripts by shebang): with inventory, which
     reads nothing, the run opens exactly the files codestats alone opens, and writes its rows."""
+    solo = alone()
+    count_opens.clear()
     run_here("codestats", tree, tmp_path / "alone")
     by_codestats = dict(count_opens)
     count_opens.clear()
     out = tmp_path / "o"
     s = run_here("inventory+codestats", tree, out)
     assert dict(count_opens) == by_codestats and not any(p.endswith(".bin") for p in by_codestats)
-    assert _rows(out / "codestats" / "files") == _rows(alone()["codestats"][1] / "files")
-    assert s["result"]["jobs"]["codestats"]["files"] == alone()["codestats"][0]["files"]
+    assert _rows(out / "codestats" / "files") == _rows(solo["codestats"][1] / "files")
+    assert s["result"]["jobs"]["codestats"]["files"] == solo["codestats"][0]["files"]
 
 
 def test_a_large_file_is_read_only_as_far_as_its_jobs_want(tree, tmp_path, count_opens):
