@@ -32,6 +32,7 @@ from exoflow.batch import Batch, Reads, batches, feed, selection
 from exoflow.chunks import content_bytes, read_batches
 from exoflow.errors import UsageError
 from exoflow.job import Argument, Finish, Job
+from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.sources.views import WalkViews, column, describe, union
 
@@ -262,7 +263,8 @@ class ComposedJob(Job):
             wants.append({} if consume is None else consume(
                 Batch(batch.table, own[k], errors=errors, large=batch.large & mine, paths=batch.paths,
                       piece_bytes=batch.piece_bytes, selected=mine)))
-        failed = feed(batch.paths, wants, batch.piece_bytes)
+        with meter("read"):
+            failed = feed(batch.paths, wants, batch.piece_bytes)
         return {k: (w, f) for k, w, f in zip(chosen, wants, failed)}
 
 
