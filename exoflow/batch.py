@@ -21,7 +21,7 @@ import os
 import stat as stat_mod
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -186,6 +186,15 @@ def feed(paths: Sequence[str], wants: Sequence[dict[int, Consumer]], piece_bytes
         finally:
             pieces.close()        # stopped early: the rest is not read
     return failed
+
+
+def fed(consumer: Any, pieces: Iterable[bytes | memoryview]) -> Any:
+    """``consumer`` (a ``Consumer``) fed ``pieces`` in order until it wants no more; returns it.
+    (``feed`` does this from a file, for several consumers at once.)"""
+    for piece in pieces:
+        if not consumer.update(piece):
+            break
+    return consumer
 
 
 def stream_large(batch: Batch, consume: Callable[[Batch], dict[int, Consumer]]) -> None:

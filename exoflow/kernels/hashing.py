@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.compute as pc
 import xxhash
 
-from exoflow.batch import Batch
+from exoflow.batch import Batch, fed
 
 # algorithm name (as on the command line) -> column name in the manifest
 COLUMNS = {"xxh3-128": "xxh3_128", "blake3": "blake3", "sha256": "sha256", "sha1": "sha1", "md5": "md5"}
@@ -77,10 +77,7 @@ def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]
     """Hex digests (one str per name of ``names``) of a stream of pieces (bytes-like; e.g.
     ``batch.stream``'s), for every algorithm in one pass over the data. Raises what the stream
     raises (OSError, ``batch.FileChanged``)."""
-    d = Digests(names)
-    for piece in pieces:
-        d.update(piece)
-    return d.hexdigests()
+    return fed(Digests(names), pieces).hexdigests()
 
 
 def _hashed(batch: Batch) -> np.ndarray:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow.backends import array_module, to_host
-from exoflow.batch import Batch
+from exoflow.batch import Batch, fed
 from exoflow.kernels.text import TextDecoder, decode_utf16, text_rows
 from exoflow.ops.neardup.minhash import EMPTY, Shingling, shingle_hashes, signatures
 
@@ -86,11 +86,7 @@ class TextWindows:
 
 def stream_text(pieces: Iterable[bytes | memoryview], step: Callable[[bytes, bool], int]) -> bool:
     """A file given as pieces through ``TextWindows``; returns whether it is binary."""
-    windows = TextWindows(step)
-    for piece in pieces:
-        if not windows.update(piece):
-            break
-    return windows.end()
+    return fed(TextWindows(step), pieces).end()
 
 
 class LargeSignature:
@@ -113,15 +109,6 @@ class LargeSignature:
         """(signature uint32 (k,), shingles, binary), once the last piece is in."""
         binary = self.windows.end()
         return self.out[0], int(self.count[0]), binary
-
-
-def stream_signature(pieces: Iterable[bytes | memoryview], sh: Shingling) -> tuple[np.ndarray, int, bool]:
-    """(signature uint32 (k,), shingles, binary) of a file given as pieces (``LargeSignature``)."""
-    sig = LargeSignature(sh)
-    for piece in pieces:
-        if not sig.update(piece):
-            break
-    return sig.result()
 
 
 def large_signatures(batch: Batch) -> dict[int, LargeSignature]:

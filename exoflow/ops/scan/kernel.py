@@ -487,17 +487,6 @@ class LargeScan:
         return True
 
 
-def scan_large(c: Compiled, pieces: Iterable[memoryview],
-               off: dict[int, np.ndarray] | None = None) -> tuple[dict[str, list], bool, int]:
-    """One large file given as pieces through ``LargeScan``: (rows of its findings, is binary,
-    bytes read)."""
-    scan = LargeScan(c, off)
-    for piece in pieces:
-        if not scan.update(piece):
-            break
-    return scan.finish()
-
-
 def large_scans(batch: Batch) -> dict[int, LargeScan]:
     """``Reads.consume`` of the scan job: a ``LargeScan`` per large file without an error."""
     if batch.large is None or not batch.num_rows:
