@@ -1,13 +1,14 @@
 """One composed run against its jobs run one by one: exoflow run checksum+scan+codestats+profile.
 
-    python benchmarks/bench_composed.py [--runs 3] [--warmup 1] [--usr] [--cold] [TREE ...]
+    python benchmarks/bench_composed.py [--runs 3] [--warmup 1] [--usr] [--cold [drop|evict]] [TREE ...]
 
 Default TREE: this Python's lib/ directory; --usr adds /usr. Each command is a whole process
 (``exoflow run …``, its embedded cluster included), timed as the median of --runs after --warmup
 runs (page cache warm), the commands taking turns round by round. --cold: the page cache is
 emptied before every run, so each run reads from the disk: by /proc/sys/vm/drop_caches where it
-can be written (root, outside a container that forbids it), else by evicting every regular file
-of the trees with posix_fadvise(POSIX_FADV_DONTNEED) (the way used is printed). Prints the wall
+can be written (root, outside a container that forbids it), else, or with --cold evict, by
+evicting every regular file of the trees with posix_fadvise(POSIX_FADV_DONTNEED) (the way used
+is printed). Prints the wall
 times and the ratios: the composed run over the slowest job alone (target: <= 1.3x) and over the
 sum of the jobs alone.
 """
@@ -51,14 +52,18 @@ def evict(trees: list[str]) -> None:
                     os.close(fd)
 
 
-def cold_start(trees: list[str]) -> tuple[str, Callable[[], None]]:
-    """How the page cache is emptied before each run here: (its description, the function)."""
-    try:
-        drop_caches()
-        return "dropped before each run (/proc/sys/vm/drop_caches)", drop_caches
-    except OSError as e:
-        return (f"the trees' pages evicted before each run (posix_fadvise DONTNEED; drop_caches: {e.strerror})",
-                lambda: evict(trees))
+def cold_start(how: str, trees: list[str]) -> tuple[str, Callable[[], None]]:
+    """How the page cache is emptied before each run: (its description, the function). ``how``:
+    "drop" (the whole cache, falling back to "evict" where that is forbidden) or "evict" (the
+    trees' pages only: on a shared machine the others' stay)."""
+    reason = "asked for"
+    if how == "drop":
+        try:
+            drop_caches()
+            return "dropped before each run (/proc/sys/vm/drop_caches)", drop_caches
+        except OSError as e:
+            reason = f"drop_caches: {e.strerror}"
+    return f"the trees' pages evicted before each run (posix_fadvise DONTNEED; {reason})", lambda: evict(trees)
 
 
 def main() -> None:
@@ -67,15 +72,16 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--usr", action="store_true", help="add /usr to the trees")
-    ap.add_argument("--cold", "--drop-caches", action="store_true",
-                    help="empty the page cache before every run (drop_caches, else posix_fadvise per file)")
+    ap.add_argument("--cold", "--drop-caches", nargs="?", const="drop", choices=("drop", "evict"),
+                    help="empty the page cache before every run: drop (drop_caches, else as evict; the default) "
+                         "or evict (posix_fadvise DONTNEED on each file of the trees)")
     ap.add_argument("--jobs", default="+".join(JOBS), help=f"the composed run (default: {'+'.join(JOBS)})")
     args = ap.parse_args()
     jobs = args.jobs.split("+")
     trees = args.trees + ["/usr"] * args.usr
     prepare, cache = None, "warm"
     if args.cold:
-        cache, prepare = cold_start(trees)
+        cache, prepare = cold_start(args.cold, trees)
     print(f"machine: {machine()}; page cache: {cache}")
     with tempfile.TemporaryDirectory() as tmp:
         for tree in trees:
