@@ -9,9 +9,10 @@ and never open files (the few reads outside a chunk task, dedup's stages, call `
 All small files of a chunk are read into ONE contiguous ``uint8`` buffer with
 an ``int64`` offsets array (file ``i`` is ``data[offsets[i]:offsets[i+1]]``),
 the layout of an Arrow binary column, so a kernel can work on the whole chunk
-at once and the same buffer can move to a GPU in one copy. Files larger than
-``LoadOptions.piece_bytes`` are not put in the buffer; kernels read them with
-``Batch.pieces(i)``, which streams them through a reused piece buffer.
+at once and the same buffer can move to a GPU in one copy. Files listed larger than
+``LoadOptions.piece_bytes`` are not opened by the loader: each is streamed once, through a reused
+piece buffer, past every kernel consumer that asked for it (``Reads.consume``, ``feed``): the
+consumers of all the jobs of a composed run share that one read.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import os
 import stat as stat_mod
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,16 @@ def _reusable(name: str, size: int) -> np.ndarray:
 Selector = Callable[[pa.Table, dict[str, Any]], Any]
 
 
+class Consumer(Protocol):
+    """A kernel's incremental reader of one large file (a hash, a scanner's carried state, counts),
+    fed the file's pieces in order by the engine (``feed``); the kernel reads its result after."""
+
+    def update(self, piece: memoryview) -> bool:
+        """Take the file's next piece (valid only during the call; copy what is kept). Returns
+        False when no more of the file is wanted (the engine may then stop reading it)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Reads:
     """What a job reads of its files' contents; the engine loads exactly that (``batches``).
@@ -75,13 +86,20 @@ class Reads:
     consecutive rows whose loaded files take about that many bytes; each is loaded and handed
     to the kernels at once, so they compute while its bytes are still in the CPU cache, and the
     sub-batches' output rows are concatenated in order.
-    ``piece_bytes``: files over this many bytes (or over ``LoadOptions.piece_bytes`` if that is
-    smaller) are not loaded; kernels stream them with ``Batch.pieces``. None: the LoadOptions'.
+    ``piece_bytes``: files listed over this many bytes (or over ``LoadOptions.piece_bytes`` if that
+    is smaller) are not loaded (``Batch.large``); they are streamed in pieces of that size. None:
+    the LoadOptions'.
+    ``consume``: fn(batch) -> {row: Consumer} for the batch's ``large`` rows whose bytes the kernels
+    need (it sees the table, params, paths, ``large``, ``selected`` and ``errors``, not ``data``).
+    The engine streams each such file once, to the consumers of every job that wants it, and puts
+    each consumer that got its bytes in ``Batch.streamed``; for the others the reason goes to
+    ``Batch.errors``. None: large files are not read.
     """
 
     rows: Selector | None = None
     batch_bytes: int | None = None
     piece_bytes: int | None = None
+    consume: Callable[[Batch], dict[int, Consumer]] | None = None
 
 
 @dataclass
@@ -90,7 +108,8 @@ class Batch:
 
     Row ``i`` of ``table`` is row ``i`` of every per-row field. When the job reads contents,
     ``data[offsets[i]:offsets[i + 1]]`` holds the bytes of each selected regular file that
-    was read whole; other rows hold none (offsets equal).
+    was read whole; other rows hold none (offsets equal). A ``large`` row's bytes went to the
+    consumer ``streamed[i]`` made for it (``Reads.consume``), or its ``errors[i]`` says why not.
     """
 
     table: pa.Table                         # the listing rows (exoflow.sources.entries.SCHEMA)
@@ -98,11 +117,12 @@ class Batch:
     data: np.ndarray | None = None          # uint8 contents of the rows in the buffer
     offsets: np.ndarray | None = None       # int64, num_rows + 1
     errors: list[str | None] = field(default_factory=list)   # per row: why its content is missing
-    large: np.ndarray | None = None         # bool per row: streamed with pieces(), not in data
+    large: np.ndarray | None = None         # bool per row: over piece_bytes, streamed, not in data
     paths: list[str] = field(default_factory=list)           # per row: the exact path (str, surrogateescape)
     piece_bytes: int = LoadOptions.piece_bytes
     selected: np.ndarray | None = None      # bool per row: contents asked for (a selected regular file)
     storage: str = ""                       # options of the object store of URL rows (LoadOptions.storage_options)
+    streamed: dict[int, Any] = field(default_factory=dict)   # large row -> its fed Consumer
 
     @property
     def num_rows(self) -> int:
@@ -114,7 +134,8 @@ class Batch:
         return memoryview(self.data)[self.offsets[i]:self.offsets[i + 1]]
 
     def pieces(self, i: int) -> Iterator[memoryview]:
-        """Row ``i``'s file (a large one) streamed in pieces of ``piece_bytes``: see ``stream``."""
+        """Row ``i``'s file (a large one) in pieces of ``piece_bytes`` (``stream``; an object's with
+        the listing's size and ETag). The engine's ``feed`` reads with it; kernels never do."""
         if not objects.is_url(self.paths[i]):
             return stream(self.paths[i], self.piece_bytes)
         etag = self.table.column("etag")[i].as_py() if "etag" in self.table.column_names else None
@@ -126,9 +147,10 @@ def stream(path: str, piece_bytes: int, storage: str = "", size: int | None = No
     """A file's bytes in pieces of at most ``piece_bytes`` through a reused per-thread buffer; an
     object's (a URL, ``objects.is_url``; ``storage``: its store's options) in ranged reads.
 
-    Raises OSError on read problems, and FileChanged when the file is not a regular file or
-    changes while it is read (so a digest never mixes two versions of a file), or when an object's
-    size or ETag is not the listing's ``size`` / ``etag`` (when given); ValueError when
+    Raises OSError on read problems (EINVAL for a name with a NUL byte, which no file can have),
+    and FileChanged when the file is not a regular file or changes while it is read (so a digest
+    never mixes two versions of a file), or when an object's size or ETag is not the listing's
+    ``size`` / ``etag`` (when given); ValueError when
     ``piece_bytes`` < 1. Each piece is only valid until the next.
     """
     if piece_bytes < 1:
@@ -170,24 +192,69 @@ def _stream_object(url: str, piece_bytes: int, storage: str, size: int | None,
 
 def _stream_file(path: str, piece_bytes: int) -> Iterator[memoryview]:
     buf = memoryview(_reusable("piece", piece_bytes))[:piece_bytes]
-    fd = open_path(path, OPEN_FLAGS)
+    try:
+        fd = open_path(path, OPEN_FLAGS)
+    except ValueError:       # a NUL byte in the name (from a manifest): no such file can exist
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
+    total = 0
     try:
         before = os.fstat(fd)
         if not stat_mod.S_ISREG(before.st_mode):
             raise FileChanged(NOT_REGULAR)
-        total = 0
         while True:
             n = os.readv(fd, [buf])
             if n == 0:
                 break
             total += n
             yield buf[:n]
-        count("read", total, "bytes")
         after = os.fstat(fd)
         if total != before.st_size or not _same_version(before, after):
             raise FileChanged(CHANGED)
     finally:
+        count("read", total, "bytes")      # all of it, or what was read before a stop
         os.close(fd)
+
+
+def feed(pieces_of: Callable[[int], Iterator[memoryview]], wants: Sequence[dict[int, Consumer]]) -> list[dict[int, str]]:
+    """Stream each row ``i`` that a consumer of ``wants`` (dicts row -> ``Consumer``: one per job)
+    is for, once (``pieces_of(i)``: its pieces, ``Batch.pieces``), to every such consumer in turn;
+    reading stops early when none wants more. Returns, per dict of ``wants``, {row: reason} for the
+    consumers that did not get the bytes they wanted: the file could not be opened or read, or
+    changed while being read (``stream``'s checks; a consumer that stopped before is unaffected)."""
+    failed: list[dict[int, str]] = [{} for _ in wants]
+    for i in sorted(set().union(*wants)):
+        active = [(k, w[i]) for k, w in enumerate(wants) if i in w]
+        pieces = pieces_of(i)
+        try:
+            for piece in pieces:
+                active = [(k, c) for k, c in active if c.update(piece)]
+                if not active:
+                    break
+        except OSError as e:
+            for k, _ in active:
+                failed[k][i] = describe_error(e)
+        finally:
+            pieces.close()        # stopped early: the rest is not read
+    return failed
+
+
+def fed(consumer: Any, pieces: Iterable[bytes | memoryview]) -> Any:
+    """``consumer`` (a ``Consumer``) fed ``pieces`` in order until it wants no more; returns it.
+    (``feed`` does this from a file, for several consumers at once.)"""
+    for piece in pieces:
+        if not consumer.update(piece):
+            break
+    return consumer
+
+
+def stream_large(batch: Batch, consume: Callable[[Batch], dict[int, Consumer]]) -> None:
+    """One job's large files: its consumers (``consume(batch)``) fed by ``feed``; those that got
+    their bytes go to ``batch.streamed``, the others' reasons to ``batch.errors``."""
+    wants = consume(batch)
+    failed = feed(batch.pieces, [wants])[0]
+    for i, reason in failed.items():
+        batch.errors[i] = reason
+    batch.streamed = {i: c for i, c in wants.items() if i not in failed}
 
 
 def read_ends(path: str, size: int, n: int, storage: str = "") -> bytes:
@@ -244,9 +311,10 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
             native: bool = True) -> Iterator[Batch]:
     """The batches a job's kernels get for one chunk: the contents of exactly the rows ``reads``
     selects (``selection``), in one batch, or in sub-batches of consecutive rows of about
-    ``reads.batch_bytes`` loaded bytes (at least one batch, empty for an empty table). Each
-    batch's loading is metered as "read" (seconds; bytes as read_files and stream count them) in
-    Dask's fine metrics."""
+    ``reads.batch_bytes`` loaded bytes (at least one batch, empty for an empty table), its large
+    files streamed to the consumers ``reads.consume`` makes (``stream_large``). Each batch's
+    loading and streaming is metered as "read" (seconds; bytes as read_files and stream count
+    them) in Dask's fine metrics."""
     params = params or {}
     limit = min(opts.piece_bytes, reads.piece_bytes or opts.piece_bytes)
     chosen = selection(table, reads, params)
@@ -259,13 +327,16 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
         with meter("read"):
             batch = load(table.slice(a, b - a), dataclasses.replace(opts, piece_bytes=limit), params, native,
                          chosen[a:b])
+            if reads.consume is not None:
+                stream_large(batch, reads.consume)
         yield batch
 
 
 def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None, native: bool = True,
          rows: np.ndarray | None = None) -> Batch:
     """Read the chunk's regular files (only those where the bool mask ``rows`` is set, when given)
-    into one buffer; files over ``opts.piece_bytes`` are left for streaming (``Batch.large``).
+    into one buffer; files over ``opts.piece_bytes`` are left for streaming (``Batch.large``): those
+    listed larger are not even opened, those found larger when opened (grown) are not read.
 
     The reading runs in ``exoflow._native.read_files`` (GIL released) when it is built,
     else in the Python loop ``_read_python``; both give the same batch. Per-file problems are
@@ -277,9 +348,11 @@ def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = Non
         is_file = is_file & rows
     sizes = table.column("size").fill_null(0).to_numpy()
     # +1 per file: room to notice a file that grew
-    capacity = int(sizes[is_file & (sizes <= opts.piece_bytes)].sum()) + n + 1
-    data, offsets, errors, large = read_files(paths, is_file, capacity, opts.piece_bytes, native, sizes,
-                                              opts.storage_options)
+    listed_large = is_file & (sizes > opts.piece_bytes)
+    capacity = int(sizes[is_file & ~listed_large].sum()) + n + 1
+    data, offsets, errors, large = read_files(paths, is_file & ~listed_large, capacity, opts.piece_bytes, native,
+                                              sizes, opts.storage_options)
+    large |= listed_large
     return Batch(table, params or {}, data, offsets, errors, large, paths, opts.piece_bytes, is_file,
                  opts.storage_options)
 

@@ -12,8 +12,8 @@ report.html a section per job.
   listing tasks (``sources.views.WalkViews``) and sees only those, as when run alone.
 * Options: a job's own options are ``--JOB.OPTION`` (``--scan.rules``, ``--checksum.hash``); the
   plain ``--OPTION`` is accepted where one job of the run has it. Engine options are shared.
-* Files over ``--piece-size`` are not loaded whole: each job that reads one streams it (from the
-  page cache after the first).
+* Files over ``--piece-size`` are not loaded whole: each is opened and read once, its pieces fed
+  to the consumers of every job that reads it (``Reads.consume``, ``batch.feed``).
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow import jobs_registry
-from exoflow.batch import Batch, Reads, batches, selection
+from exoflow.batch import Batch, Reads, batches, feed, selection
 from exoflow.chunks import content_bytes, read_batches
 from exoflow.errors import UsageError
 from exoflow.job import Argument, Finish, Job
+from exoflow.metrics import meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.sources.views import WalkViews, column, describe, union
 
@@ -239,6 +240,7 @@ class ComposedJob(Job):
         start = 0
         for batch in batches(listing, reads, load, params):
             stop = start + batch.num_rows
+            fed = self._feed(batch, {k: chosen[k][start:stop] for k in reading}, own)
             for k in reading:
                 ranges = [(0, batch.num_rows)]
                 if whole and sub[k] is not None:      # the job's own sub-batches of the chunk's batch
@@ -246,9 +248,26 @@ class ComposedJob(Job):
                         or ranges
                 for a, b in ranges:
                     parts[k].append(self.jobs[k].process(_view(batch, a, b, views[k][start + a:start + b],
-                                                               chosen[k][start + a:start + b], own[k], limit[k])))
+                                                               chosen[k][start + a:start + b], own[k], limit[k],
+                                                               *fed[k])))
             start = stop
         return parts
+
+    def _feed(self, batch: Batch, chosen: dict[int, np.ndarray], own: list[dict]) -> dict[int, tuple[dict, dict]]:
+        """The batch's large files read once for all jobs: for each reading job ``k`` (``chosen[k]``:
+        bool per row of the batch, its rows to read), (its consumers, {row: reason} for those that
+        did not get their bytes), by rows of the batch (``batch.feed``)."""
+        wants = []
+        for k, mine in chosen.items():
+            consume = self.jobs[k].reads.consume
+            # the job's consumers see its params and large rows, not the others'
+            errors = [e if c else None for e, c in zip(batch.errors, mine.tolist())]
+            wants.append({} if consume is None else consume(
+                Batch(batch.table, own[k], errors=errors, large=batch.large & mine, paths=batch.paths,
+                      piece_bytes=batch.piece_bytes, selected=mine, storage=batch.storage)))
+        with meter("read"):
+            failed = feed(batch.pieces, wants)
+        return {k: (w, f) for k, w, f in zip(chosen, wants, failed)}
 
 
 def _own_rows(listing: pa.Table, view: np.ndarray) -> pa.Table:
@@ -263,10 +282,11 @@ def _chosen(listing: pa.Table, view: np.ndarray, reads: Reads, params: dict[str,
 
 
 def _view(batch: Batch, a: int, b: int, rows: np.ndarray, chosen: np.ndarray, params: dict[str, Any],
-          piece_bytes: int) -> Batch:
+          piece_bytes: int, consumers: dict[int, Any], failed: dict[int, str]) -> Batch:
     """One job's batch out of rows ``[a, b)`` of the run's: its own ``rows`` of them only, with the
     contents of those it ``chosen`` (the others read as not read: no bytes, no read error), its
-    ``params`` and its ``piece_bytes`` for streaming."""
+    large files' ``consumers`` and the reasons of those that ``failed`` (both by rows of the
+    run's batch), its ``params`` and its ``piece_bytes``."""
     table = batch.table.slice(a, b - a)
     offsets = batch.offsets[a:b + 1]
     selected = batch.selected[a:b]
@@ -282,8 +302,14 @@ def _view(batch: Batch, a: int, b: int, rows: np.ndarray, chosen: np.ndarray, pa
     idx = np.flatnonzero(rows)
     errors = np.array(batch.errors[a:b], dtype=object)
     errors[~chosen] = None
+    for r, reason in failed.items():
+        if a <= r < b:
+            errors[r - a] = reason
+    at = np.cumsum(rows) - 1          # row of the run's batch - a -> row of the view
+    streamed = {int(at[r - a]): c for r, c in consumers.items() if a <= r < b and r not in failed}
     return Batch(table, params, data, offsets, errors[idx].tolist(), (batch.large[a:b] & chosen)[idx],
-                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx], batch.storage)
+                 np.array(batch.paths[a:b], dtype=object)[idx].tolist(), piece_bytes, chosen[idx], batch.storage,
+                 streamed)
 
 
 # ---- the client: summaries, after-steps, report ----------------------------------------

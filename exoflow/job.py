@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from exoflow.executors import Executor
 
 # A kernel: a pure function from a batch to new columns (name -> Arrow or NumPy array, one value
-# per row of the batch). It reads contents only from the batch (``data``/``offsets``, and
-# ``Batch.pieces`` for large files) and never opens files itself.
+# per row of the batch). It reads contents only from the batch (``data``/``offsets``; a large
+# file's result from ``Batch.streamed``, the consumer ``Reads.consume`` made for it, fed by the
+# engine) and never opens files itself.
 Kernel = Callable[[Batch], dict[str, Any]]
 
 

@@ -20,7 +20,7 @@ import argparse
 from exoflow import Argument, Finish, Job, Reads, main
 from exoflow.backends import BACKENDS
 from exoflow.ops.neardup import plots
-from exoflow.ops.neardup.kernel import neardup_rows
+from exoflow.ops.neardup.kernel import large_signatures, neardup_rows
 from exoflow.ops.neardup.lsh import optimal_param
 from exoflow.ops.neardup.reducer import NeardupReducer
 from exoflow.ops.neardup.stages import run_stages
@@ -61,7 +61,7 @@ job = Job(
     description=__doc__,
     kernels=[],
     reducer=NeardupReducer(),
-    reads=Reads(),
+    reads=Reads(consume=large_signatures),
     dataset="signatures",
     emit=neardup_rows,
     after=after,

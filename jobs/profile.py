@@ -11,7 +11,7 @@ Writes:   OUT/files/*.parquet, OUT/summary.json; prints an entropy histogram
 from exoflow.ops.profile import plots
 from exoflow import Argument, ChunkOptions, Job, Reads, main
 from exoflow.backends import BACKENDS
-from exoflow.ops.profile.kernel import profile_columns
+from exoflow.ops.profile.kernel import profile_columns, profiles_of_large
 from exoflow.ops.profile.reducer import ProfileReducer
 
 job = Job(
@@ -20,7 +20,7 @@ job = Job(
     description=__doc__,
     kernels=[profile_columns],
     reducer=ProfileReducer(),
-    reads=Reads(),
+    reads=Reads(consume=profiles_of_large),
     chunk=ChunkOptions(max_files=5_000, max_bytes=64 * 2**20),
     columns=["path", "path_bytes", "type", "size", "mtime_ns", "entropy", "lines", "crlf", "non_ascii", "binary",
              "error"],

@@ -20,7 +20,7 @@ import pyarrow as pa
 from exoflow.ops.scan import plots, tables
 from exoflow import Argument, Finish, Job, Reads, WalkOptions, main
 from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
-from exoflow.ops.scan.kernel import ENGINES, engine_available, scan_findings
+from exoflow.ops.scan.kernel import ENGINES, engine_available, large_scans, scan_findings
 from exoflow.ops.scan.reducer import ScanReducer, environment
 from exoflow.options import count_at_least
 from exoflow.ops.scan.sarif import Baseline, read_fingerprints, write_sarif
@@ -71,7 +71,7 @@ job = Job(
     description=__doc__,
     kernels=[],
     reducer=ScanReducer(),
-    reads=Reads(),
+    reads=Reads(consume=large_scans),
     walk=WalkOptions(gitignore=True, exclude=(".git",)),     # repositories' .git, a worktree's .git file too
     dataset="findings",
     emit=scan_findings,

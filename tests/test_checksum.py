@@ -12,8 +12,8 @@ import pytest
 import xxhash
 
 from conftest import exoflow, read_dataset
-from exoflow.batch import load
-from exoflow.kernels.hashing import COLUMNS, hash_batch
+from exoflow.batch import load, stream_large
+from exoflow.kernels.hashing import COLUMNS, digest_consumers, hash_batch
 from exoflow.options import LoadOptions, WalkOptions
 from exoflow.sources.walk import Walker, root_item
 
@@ -63,6 +63,7 @@ def test_hash_batch_matches_oracles_in_buffer_and_streamed(tmp_path):
     table = w.out.table()
     batch = load(table, LoadOptions(piece_bytes=1000), {})     # most files streamed in 1000-byte pieces
     assert batch.large.sum() >= 3
+    stream_large(batch, lambda b: digest_consumers(b, list(COLUMNS)))
     cols, errors = hash_batch(batch, list(COLUMNS))
     seen = 0
     for i, (path, kind) in enumerate(zip(batch.paths, table.column("type").to_pylist())):

@@ -22,6 +22,7 @@ GHP = "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z5A"      # a token scan report
 JOBS = ("inventory", "checksum", "scan", "codestats", "profile")
 FLAGS = {"checksum": ["--hash", "sha256,xxh3-128", "--text"]}
 COUNTS = ("files", "other_entries", "entries", "bytes", "errors")
+PIECE = 64 * 1024       # a small --piece-size: the tree's files over it are streamed
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,12 @@ def tree(tmp_path_factory) -> Path:
              "repo/debug.log": f"{GHP}\n".encode(), "repo/build/gen.py": b"x = 1\n",
              "repo/sub/.ignore": b"skip.c\n", "repo/sub/skip.c": b"int x;\n", "repo/sub/keep.c": b"int y;\n",
              "src/m.sh": b"#!/bin/sh\n# c\necho hi\n", "big/random.bin": os.urandom(1_500_000),
-             "big/text.txt": b"line\r\n" * 400_000}
+             "big/text.txt": b"line\r\n" * 400_000,
+             # over PIECE: code with a secret, a script known by its shebang, an extensionless file that
+             # is not (codestats reads its head only), UTF-16 text with a secret
+             "big/code.py": b"# a comment\nx = 1\n\n" * 4000 + f"KEY = '{GHP}'\n".encode(),
+             "big/run": b"#!/bin/sh\n" + b"echo hi\n" * 10_000, "big/NOTES": b"plain words\n" * 8000,
+             "big/wide.txt": "\ufeff".encode("utf-16-le") + ("w\u00f6rds\r\n" * 8000 + f"t = {GHP}\n").encode("utf-16-le")}
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
@@ -64,9 +70,18 @@ def _plain(x, out: Path):
 
 
 @pytest.fixture(scope="module")
-def alone(tree, tmp_path_factory) -> dict[str, tuple[dict, Path]]:
-    base = tmp_path_factory.mktemp("alone")
-    return {j: (run_here(j, tree, base / j, *FLAGS.get(j, [])), base / j) for j in JOBS}
+def alone(tree, tmp_path_factory):
+    """fn(piece size) -> {job: (its summary, its OUT)} of each job run alone with that --piece-size."""
+    runs: dict[str, dict[str, tuple[dict, Path]]] = {}
+
+    def get(piece: str = "16M") -> dict[str, tuple[dict, Path]]:
+        if piece not in runs:
+            base = tmp_path_factory.mktemp("alone")
+            runs[piece] = {j: (run_here(j, tree, base / j, *FLAGS.get(j, []),
+                                        *(["--piece-size", piece] if load(j).reads_content else [])), base / j)
+                           for j in JOBS}
+        return runs[piece]
+    return get
 
 
 @pytest.fixture
@@ -83,12 +98,17 @@ def count_opens(monkeypatch):
     return opened
 
 
-def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, alone, tmp_path, count_opens):
+@pytest.mark.parametrize("piece", ["16M", str(PIECE)])
+def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, alone, tmp_path, count_opens, piece):
+    """With the default --piece-size every file is loaded whole; with a small one the files over it
+    are streamed, once, to the consumers of all the jobs: each is still opened once and read once."""
+    solo = alone(piece)
+    count_opens.clear()         # the solo runs' opens
     out = tmp_path / "o"
-    s = run_here("+".join(JOBS), tree, out, *FLAGS["checksum"])
+    s = run_here("+".join(JOBS), tree, out, *FLAGS["checksum"], "--piece-size", piece)
     assert s["job"] == "inventory+checksum+scan+codestats+profile"
     for name in JOBS:
-        a, a_out = alone[name]
+        a, a_out = solo[name]
         section = s["result"]["jobs"][name]
         dataset = load(name).dataset
         assert section["dataset"] == str(out / name / dataset)
@@ -98,43 +118,53 @@ def test_each_job_writes_what_it_writes_alone_and_each_file_is_read_once(tree, a
         assert _plain(section["params"], out) == _plain(a["params"], a_out), name
     for manifest in ("checksums.sha256", "checksums.xxh128"):
         lines = sorted((out / "checksum" / manifest).read_bytes().splitlines())
-        assert lines == sorted((alone["checksum"][1] / manifest).read_bytes().splitlines())
-    sarif = [json.loads((d / "scan.sarif").read_text())["runs"][0]["results"] for d in (out / "scan", alone["scan"][1])]
-    assert _plain(sarif[0], out) == _plain(sarif[1], alone["scan"][1]) and sarif[0]    # the secret is found
+        assert lines == sorted((solo["checksum"][1] / manifest).read_bytes().splitlines())
+    a_scan = solo["scan"][1]
+    sarif = [json.loads((d / "scan.sarif").read_text())["runs"][0]["results"] for d in (out / "scan", a_scan)]
+    assert _plain(sarif[0], out) == _plain(sarif[1], a_scan) and sarif[0]    # the secrets are found
     # scan alone skipped .git, the ignored files and directory: so did its part of the composed run
     scanned = {r["path"] for r in read_dataset(out / "scan" / "findings").to_pylist()}
-    assert any(p.endswith("repo/app.py") for p in scanned)
+    assert all(any(p.endswith(f) for p in scanned) for f in ("repo/app.py", "big/code.py", "big/wide.txt"))
     assert not any(p.endswith(("debug.log", "gen.py", "skip.c")) or "/.git/" in p for p in scanned)
-    # one read: each file opened at most once (all are under --piece-size), the bytes read those
-    # of the regular files some job selects (all of them: checksum, scan and profile read every file)
+    # one read: each file opened once, large or not, and the bytes read those of the regular files
+    # some job selects (all of them: checksum, scan and profile read every file), each byte once
     assert count_opens and max(count_opens.values()) == 1
     inventory = read_dataset(out / "inventory" / "files")
     readable = {p: r["size"] for p, r in zip(raw_paths(inventory), inventory.to_pylist())
                 if r["type"] == "file" and r["error"] is None}
     assert set(count_opens) == set(readable)
     assert s["bytes_read"] == sum(readable.values()) > 10 * 2**20
+    large = [p for p, n in readable.items() if n > PIECE]
+    assert len(large) == 7       # sparse.bin, random.bin, text.txt, code.py, run, NOTES, wide.txt
 
 
 def test_rows_a_job_does_not_select_are_not_read_for_it(tree, alone, tmp_path, count_opens):
     """codestats reads files of a known language (and scripts by shebang): with inventory, which
     reads nothing, the run opens exactly the files codestats alone opens, and writes its rows."""
+    solo = alone()
+    count_opens.clear()
     run_here("codestats", tree, tmp_path / "alone")
     by_codestats = dict(count_opens)
     count_opens.clear()
     out = tmp_path / "o"
     s = run_here("inventory+codestats", tree, out)
     assert dict(count_opens) == by_codestats and not any(p.endswith(".bin") for p in by_codestats)
-    assert _rows(out / "codestats" / "files") == _rows(alone["codestats"][1] / "files")
-    assert s["result"]["jobs"]["codestats"]["files"] == alone["codestats"][0]["files"]
+    assert _rows(out / "codestats" / "files") == _rows(solo["codestats"][1] / "files")
+    assert s["result"]["jobs"]["codestats"]["files"] == solo["codestats"][0]["files"]
 
 
-def test_files_over_the_piece_size_are_streamed_by_each_job_that_reads_them(tree, tmp_path, count_opens):
-    """Documented: a file over --piece-size is not loaded whole; each job that reads it streams it
-    (after one open by the loader, which finds it large and reads nothing, as in a job's own run)."""
-    run_here("checksum+profile", tree, tmp_path / "o", "--piece-size", "1M")
-    large = {p: n for p, n in count_opens.items() if p.endswith(("random.bin", "text.txt", "sparse.bin"))}
-    assert len(large) == 3 and set(large.values()) == {1 + 2}
-    assert max(n for p, n in count_opens.items() if p not in large) == 1
+def test_a_large_file_is_read_only_as_far_as_its_jobs_want(tree, tmp_path, count_opens):
+    """codestats wants only the head of an extensionless file without a shebang (big/NOTES): alone
+    or with inventory, it is opened once and its first piece read, the rest not; with checksum it
+    is read whole, once. Oracle: the files' sizes (hand count of the bytes read)."""
+    for spec in ("codestats", "inventory+codestats", "checksum+codestats"):
+        count_opens.clear()
+        s = run_here(spec, tree, tmp_path / spec, "--piece-size", str(PIECE))
+        sizes = {p: os.path.getsize(p) for p in count_opens}
+        notes = next(p for p in sizes if p.endswith("big/NOTES"))
+        assert set(count_opens.values()) == {1}
+        unread = 0 if "checksum" in spec else sizes[notes] - PIECE
+        assert s["bytes_read"] == sum(sizes.values()) - unread, spec
 
 
 def test_all_is_the_reading_jobs_and_the_inventory():

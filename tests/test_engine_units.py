@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_awkward_tree, make_grid
-from exoflow.batch import load
+from exoflow.batch import feed, load, stream, stream_large
 from exoflow.chunks import cut
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.sources.walk import Walker, native_available, root_item
@@ -53,12 +53,13 @@ def test_batch_holds_exact_contents_and_streams_large_files(tmp_path, native):
     os.mkfifo(tmp_path / "fifo")                  # must never be opened (it would block)
     paths = list(contents) + [str(tmp_path / "fifo")]
     batch = load(_listing(paths), LoadOptions(piece_bytes=5000), native=native)
+    stream_large(batch, lambda b: {i: Collect() for i in np.flatnonzero(b.large).tolist()})
     assert batch.offsets[0] == 0 and len(batch.offsets) == len(paths) + 1
     for i, p in enumerate(paths[:-1]):
         if len(contents[p]) > 5000:
             assert batch.large[i] and bytes(batch.content(i)) == b""
-            assert b"".join(bytes(piece) for piece in batch.pieces(i)) == contents[p]
-            assert all(len(piece) <= 5000 for piece in batch.pieces(i))
+            assert b"".join(batch.streamed[i].pieces) == contents[p]
+            assert all(len(piece) <= 5000 for piece in batch.streamed[i].pieces)
         else:
             assert not batch.large[i] and bytes(batch.content(i)) == contents[p]
     assert batch.errors[-1] is None and bytes(batch.content(len(paths) - 1)) == b""
@@ -154,19 +155,55 @@ def test_compiled_lister_gives_the_same_table_as_os_scandir(tmp_path):
         special["listable"].chmod(0o755)
 
 
+class Collect:
+    """A consumer (``batch.Consumer``) keeping the pieces it is fed; after ``stop_after`` bytes it
+    wants no more, and ``then`` runs once when the first piece comes."""
+
+    def __init__(self, stop_after: int | None = None, then=None) -> None:
+        self.pieces, self.stop_after, self.then = [], stop_after, then
+
+    def update(self, piece) -> bool:
+        self.pieces.append(bytes(piece))
+        if self.then:
+            self.then()
+            self.then = None
+        return self.stop_after is None or sum(map(len, self.pieces)) < self.stop_after
+
+
 def test_streamed_file_that_changes_while_read_is_an_error(tmp_path):
-    from exoflow.batch import FileChanged
+    """A file that grows while fed: an error for each consumer still reading, none for one that had
+    stopped; one open for them all (the oracle: the bytes written and a count of opens)."""
     p = tmp_path / "big"
     p.write_bytes(b"a" * 10_000)
     batch = load(_listing([str(p)]), LoadOptions(piece_bytes=4096))
     assert batch.large[0]
-    pieces = batch.pieces(0)
-    next(pieces)
-    with open(p, "ab") as f:                   # appended after the first piece was read
-        f.write(b"b" * 5000)
-    with pytest.raises(FileChanged, match="changed while being read"):
-        list(pieces)
-    assert b"".join(bytes(x) for x in batch.pieces(0)) == b"a" * 10_000 + b"b" * 5000   # unchanged: fine
+
+    def append():                              # appended after the first piece was read
+        with open(p, "ab") as f:
+            f.write(b"b" * 5000)
+    head, whole = Collect(stop_after=4096, then=append), Collect()
+    assert feed(batch.pieces, [{0: head}, {0: whole}]) == [{}, {0: "changed: file changed while being read"}]
+    assert head.pieces == [b"a" * 4096]
+    again = Collect()
+    assert feed(batch.pieces, [{0: again}]) == [{}]        # unchanged now: fine
+    assert b"".join(again.pieces) == b"a" * 10_000 + b"b" * 5000
+
+
+def test_feed_reads_each_file_once_for_all_consumers_and_stops_when_none_wants_more(tmp_path, monkeypatch):
+    import exoflow.batch as batch_mod
+    data = {tmp_path / n: os.urandom(50_000) for n in "ab"}
+    for p, d in data.items():
+        p.write_bytes(d)
+    paths = [str(p) for p in data]
+    opened, reads, real_open, real_readv = [], [], batch_mod.open_path, batch_mod.os.readv
+    monkeypatch.setattr(batch_mod, "open_path", lambda p, flags: opened.append(p) or real_open(p, flags))
+    monkeypatch.setattr(batch_mod.os, "readv", lambda fd, bufs: reads.append(1) or real_readv(fd, bufs))
+    one, two, head = Collect(), Collect(), Collect(stop_after=1)
+    assert feed(lambda i: stream(paths[i], 8192), [{0: one, 1: head}, {0: two}]) == [{}, {}]
+    assert opened == paths
+    assert b"".join(one.pieces) == b"".join(two.pieces) == data[tmp_path / "a"]
+    assert head.pieces == [data[tmp_path / "b"][:8192]]
+    assert len(reads) == 7 + 1 + 1                # a: 7 pieces and the end; b: one piece, then not read
 
 
 def test_listing_tasks_go_to_the_least_busy_worker():

@@ -15,8 +15,9 @@ import pytest
 
 from conftest import REPO, exoflow, read_dataset
 from exoflow.backends import gpu_available
+from exoflow.batch import fed
 from exoflow.ops.neardup import lsh
-from exoflow.ops.neardup.kernel import shingle_set, stream_signature
+from exoflow.ops.neardup.kernel import LargeSignature, shingle_set
 from exoflow.ops.neardup.minhash import EMPTY, P, Q, Shingling, shingle_hashes, signatures
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -246,7 +247,7 @@ def test_streamed_signature_equals_the_whole_file(corpus, words, monkeypatch):
     data = np.frombuffer(text, np.uint8)
     whole, count, _ = _signatures(data, np.array([0]), np.array([len(data)]), sh, True)
     pieces = [text[i:i + 777] for i in range(0, len(text), 777)]
-    sig, n, binary = stream_signature(pieces, sh)
+    sig, n, binary = fed(LargeSignature(sh), pieces).result()
     assert not binary and n == count[0] and np.array_equal(sig, whole[0])
     h, _, _ = shingle_hashes(np, data, np.array([0, len(data)]), 4, words)
     assert np.array_equal(shingle_set(pieces, sh), np.unique(h))

@@ -9,6 +9,7 @@ import random
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -43,6 +44,17 @@ def _tree(root: Path, n: int = 40) -> dict[str, bytes]:
     return files
 
 
+class Keep:
+    """A consumer keeping the pieces of the large file it is fed."""
+
+    def __init__(self) -> None:
+        self.pieces = []
+
+    def update(self, piece) -> bool:
+        self.pieces.append(bytes(piece))
+        return True
+
+
 @pytest.mark.parametrize("native", READERS)
 @pytest.mark.parametrize("batch_bytes", MODES)
 def test_only_the_selected_rows_are_loaded(tmp_path, monkeypatch, native, batch_bytes):
@@ -53,7 +65,7 @@ def test_only_the_selected_rows_are_loaded(tmp_path, monkeypatch, native, batch_
     real_open = exoflow.batch.open_path
     monkeypatch.setattr(exoflow.batch, "open_path", lambda p, flags: opened.append(p) or real_open(p, flags))
     reads = Reads(rows=lambda t, params: pc.is_in(t.column("path"), pa.array(chosen)), batch_bytes=batch_bytes,
-                  piece_bytes=20_000)
+                  piece_bytes=20_000, consume=lambda b: {i: Keep() for i in np.flatnonzero(b.large).tolist()})
     seen = {}
     for batch in batches(table, reads, LoadOptions(), {}, native=native):
         if batch_bytes is not None:      # a sub-batch holds about batch_bytes, or one file alone
@@ -61,7 +73,7 @@ def test_only_the_selected_rows_are_loaded(tmp_path, monkeypatch, native, batch_
         for i, path in enumerate(batch.paths):
             assert batch.selected[i] == (path in files and path in chosen), path
             if batch.large[i]:
-                seen[path] = b"".join(bytes(p) for p in batch.pieces(i))
+                seen[path] = b"".join(batch.streamed[i].pieces)
             elif batch.selected[i]:
                 seen[path] = bytes(batch.content(i))
             else:
@@ -84,12 +96,12 @@ def _tool_digests(tool: str, paths: list[str]) -> dict[str, str]:
 
 
 def test_checksum_sub_batches_equal_sha256sum_and_xxh128sum(tmp_path):
-    from exoflow.ops.checksum.kernel import checksum_columns, hashed_rows
+    from exoflow.ops.checksum.kernel import checksum_columns, digests_of_large, hashed_rows
     from exoflow.ops.checksum.manifests import MANIFEST_COLUMNS
     from exoflow.ops.checksum.reducer import ChecksumReducer
     files = _tree(tmp_path, 60)
     table = _listing(tmp_path)
-    reads = Reads(rows=hashed_rows, batch_bytes=10_000, piece_bytes=16_384)
+    reads = Reads(rows=hashed_rows, batch_bytes=10_000, piece_bytes=16_384, consume=digests_of_large)
     params = {"hash": ("sha256", "xxh3-128")}
     assert len(list(batches(table, reads, LoadOptions(), params))) > 5         # many sub-batches
     job = Job("t", "", [checksum_columns], ChecksumReducer(), columns=MANIFEST_COLUMNS, reads=reads)
@@ -134,12 +146,13 @@ def test_codestats_reads_files_of_known_languages_and_scripts(tmp_path, monkeypa
 
 KERNEL_MODULES = sorted(glob.glob(os.path.join(os.path.dirname(exoflow.batch.__file__), "kernels", "*.py"))
                         + glob.glob(os.path.join(os.path.dirname(exoflow.batch.__file__), "ops", "*", "kernel.py")))
-OPENERS = {"open", "open_path", "pread", "preadv", "readv", "read_files", "load", "batches", "stream", "read_ends"}
+OPENERS = {"open", "open_path", "pread", "preadv", "readv", "read_files", "load", "batches", "stream", "read_ends",
+           "feed", "stream_large"}
 
 
 @pytest.mark.parametrize("path", KERNEL_MODULES, ids=os.path.basename)
 def test_kernel_modules_never_open_files(path):
-    """Kernels read contents only from their batch (``Batch.pieces`` for large files)."""
+    """Kernels read contents only from their batch (and large files from the pieces fed to them)."""
     tree = ast.parse(Path(path).read_text())
     calls = {getattr(n.func, "attr", None) or getattr(n.func, "id", None) for n in ast.walk(tree)
              if isinstance(n, ast.Call)}

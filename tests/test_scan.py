@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, exoflow, read_dataset
+from exoflow.batch import fed
 from exoflow.ops.scan import kernel as S
 from exoflow.ops.scan.rules import load_rules
 from exoflow.errors import UsageError
@@ -149,7 +150,7 @@ def test_streamed_large_file_keeps_matches_across_pieces(engine):
     data = ("\r\n".join(lines) + "\n").encode()
     for piece in (7, 64, 1000):
         pieces = (memoryview(data)[i:i + piece] for i in range(0, len(data), piece))
-        got, binary, nbytes = S.scan_large(c, pieces)
+        got, binary, nbytes = fed(S.LargeScan(c), pieces).finish()
         assert not binary and nbytes == len(data)
         want = set()
         for k in range(5, 300, 37):
@@ -318,7 +319,7 @@ def test_private_key_block_hidden_across_streamed_windows(engine):
     data = ("# TODO before\n" + "x\n" * 50 + PEM + "# TODO after\n").encode()
     for piece in (7, 100, 4096):
         pieces = (memoryview(data)[i:i + piece] for i in range(0, len(data), piece))
-        got, _, _ = S.scan_large(c, pieces)
+        got, _, _ = fed(S.LargeScan(c), pieces).finish()
         rows = sorted(zip(got["line"], got["rule"], got["match"], got["context"]))
         pem_line = 52                                      # the BEGIN line
         assert rows == [(1, "todo", "TODO", "# TODO before"),

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import IS_ROOT, dask_cluster, exoflow, read_dataset
 from oracle import find_printf
-from exoflow.batch import Batch, read_files, stream
+from exoflow.batch import read_files, stream
 from exoflow.kernels.hashing import hash_stream
 from exoflow.longpath import PATH_MAX, open_path, parent_at, stat_path
 from exoflow.options import WalkOptions
@@ -265,7 +265,7 @@ def test_batch_reads_files_past_path_max(deep_tree, native):
     for i, p in enumerate(paths):
         if large[i]:
             assert len(contents[p]) > 64 * 1024
-            assert b"".join(bytes(x) for x in Batch(None, paths=paths, piece_bytes=4096).pieces(i)) == contents[p]
+            assert b"".join(bytes(x) for x in stream(p, 4096)) == contents[p]
         else:
             assert bytes(data[offsets[i]:offsets[i + 1]]) == contents[p]
 

@@ -1,9 +1,10 @@
 """Content hashes of a batch: xxh3-128, blake3, sha256, sha1, md5.
 
 Small files are hashed straight from memoryview slices of the batch buffer
-(no copies); files larger than the batch bound are streamed through
-``Batch.pieces`` so memory stays bounded whatever the file size. Hashing is
-inherently one call per file, but every call works on the batch's memory.
+(no copies); files larger than the batch bound are fed piece by piece to a
+``Digests`` consumer by the engine (``Reads.consume``) so memory stays bounded
+whatever the file size. Hashing is inherently one call per file, but every
+call works on the batch's memory.
 """
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ import numpy as np
 import pyarrow.compute as pc
 import xxhash
 
-from exoflow.batch import Batch
-from exoflow.fileio import describe_error
+from exoflow.batch import Batch, fed
 
 # algorithm name (as on the command line) -> column name in the manifest
 COLUMNS = {"xxh3-128": "xxh3_128", "blake3": "blake3", "sha256": "sha256", "sha1": "sha1", "md5": "md5"}
@@ -57,34 +57,61 @@ def hash_argument(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class Digests:
+    """A ``batch.Consumer``: every algorithm of ``names`` (keys of COLUMNS) over one file's pieces."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.hashes = [_NEW[n]() for n in names]
+
+    def update(self, piece: memoryview) -> bool:
+        for h in self.hashes:
+            h.update(piece)
+        return True
+
+    def hexdigests(self) -> list[str]:
+        """One hex digest per name, of the pieces fed so far."""
+        return [h.hexdigest() for h in self.hashes]
+
+
 def hash_stream(names: Sequence[str], pieces: Iterable[memoryview]) -> list[str]:
     """Hex digests (one str per name of ``names``) of a stream of pieces (bytes-like; e.g.
     ``batch.stream``'s), for every algorithm in one pass over the data. Raises what the stream
     raises (OSError, ``batch.FileChanged``)."""
-    hs = [_NEW[n]() for n in names]
-    for piece in pieces:
-        for h in hs:
-            h.update(piece)
-    return [h.hexdigest() for h in hs]
+    return fed(Digests(names), pieces).hexdigests()
+
+
+def _hashed(batch: Batch) -> np.ndarray:
+    """Bool per row: a file ``hash_batch`` hashes (selected, or every regular file when unset;
+    read without error)."""
+    chosen = batch.selected if batch.selected is not None else \
+        pc.fill_null(pc.equal(batch.table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
+    errors = batch.errors or [None] * batch.num_rows
+    return chosen & np.array([e is None for e in errors], dtype=bool)
+
+
+def digest_consumers(batch: Batch, names: Sequence[str]) -> dict[int, Digests]:
+    """``Reads.consume`` for ``hash_batch``: a ``Digests`` per large file it hashes."""
+    if batch.large is None or not batch.num_rows:
+        return {}
+    return {i: Digests(names) for i in np.flatnonzero(_hashed(batch) & batch.large).tolist()}
 
 
 def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str | None]], list[str | None]]:
     """Hash every loaded file of ``batch`` (its ``selected`` rows; every regular file when unset)
-    with each algorithm of ``names`` (keys of COLUMNS).
+    with each algorithm of ``names`` (keys of COLUMNS); a large file's digests are those of its
+    consumer (``digest_consumers``, fed by the engine: ``batch.streamed``).
 
     Returns ``({column: hex digests}, errors)``, one entry per row: digests are None for rows
-    that were not selected or could not be read; ``errors`` holds ``batch.errors`` plus the
-    reason for rows whose streaming failed. Raises nothing for per-file problems.
+    that were not selected or could not be read; ``errors`` holds ``batch.errors``. Raises
+    nothing for per-file problems.
     """
     n = batch.num_rows
     out: dict[str, list[str | None]] = {COLUMNS[a]: [None] * n for a in names}
     errors: list[str | None] = list(batch.errors) if batch.errors else [None] * n
     if n == 0:
         return out, errors
-    chosen = batch.selected if batch.selected is not None else \
-        pc.fill_null(pc.equal(batch.table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
     large = batch.large if batch.large is not None else np.zeros(n, dtype=bool)
-    ok = chosen & np.array([e is None for e in errors], dtype=bool)
+    ok = _hashed(batch)
     mv = memoryview(batch.data) if batch.data is not None else memoryview(b"")
     offs = batch.offsets.tolist() if batch.offsets is not None else [0] * (n + 1)
     fns = [(COLUMNS[a], _one_shot(a)) for a in names]
@@ -92,12 +119,7 @@ def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str |
         piece = mv[offs[i]:offs[i + 1]]
         for col, fn in fns:
             out[col][i] = fn(piece)
-    for i in np.flatnonzero(ok & large).tolist():       # streamed: bounded memory
-        try:
-            digests = hash_stream(names, batch.pieces(i))
-        except OSError as e:
-            errors[i] = describe_error(e)
-            continue
-        for a, d in zip(names, digests):
+    for i in np.flatnonzero(ok & large).tolist():       # streamed by the engine
+        for a, d in zip(names, batch.streamed[i].hexdigests()):
             out[COLUMNS[a]][i] = d
     return out, errors

@@ -7,7 +7,7 @@ U+FFFD, as in ripgrep.
 from __future__ import annotations
 
 import codecs
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -52,26 +52,37 @@ def bom_rows(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndar
     return utf16, utf8
 
 
-def decoded_pieces(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
-    """A file's pieces as text: UTF-16 (by BOM) transcoded to UTF-8 piece by piece, a UTF-8
-    BOM dropped, anything else passed through unchanged."""
-    it = iter(pieces)
-    head = b""
-    for piece in it:                  # enough bytes to see a BOM (pieces may be tiny)
-        head += bytes(piece)
-        if len(head) >= 3:
-            break
-    enc = utf16_bom_encoding(head)
-    if enc is None:
-        yield head[3:] if head.startswith(UTF8_BOM) else head
-        for piece in it:
-            yield bytes(piece)
-        return
-    dec = codecs.getincrementaldecoder(enc)("replace")
-    yield dec.decode(head[2:]).encode("utf-8")
-    for piece in it:
-        yield dec.decode(bytes(piece)).encode("utf-8")
-    yield dec.decode(b"", final=True).encode("utf-8")
+class TextDecoder:
+    """A file's bytes, fed piece by piece, as text: UTF-16 (by BOM) transcoded to UTF-8 piece by
+    piece, a UTF-8 BOM dropped, anything else passed through unchanged."""
+
+    def __init__(self) -> None:
+        self.head = b""           # the first bytes, until there are enough to see a BOM
+        self.decoder = None       # the UTF-16 decoder, once a BOM was seen
+        self.started = False
+
+    def decode(self, piece: bytes | memoryview) -> bytes:
+        """The text of ``piece`` (b"" while the first 3 bytes are not in yet)."""
+        if self.started:
+            return self._transcode(bytes(piece))
+        self.head += bytes(piece)
+        return self._start() if len(self.head) >= 3 else b""
+
+    def end(self) -> bytes:
+        """The text still held once the last piece was fed."""
+        text = b"" if self.started else self._start()
+        return text + (self.decoder.decode(b"", final=True).encode("utf-8") if self.decoder else b"")
+
+    def _start(self) -> bytes:
+        head, self.head, self.started = self.head, b"", True
+        enc = utf16_bom_encoding(head)
+        if enc is None:
+            return head[3:] if head.startswith(UTF8_BOM) else head
+        self.decoder = codecs.getincrementaldecoder(enc)("replace")
+        return self._transcode(head[2:])
+
+    def _transcode(self, data: bytes) -> bytes:
+        return self.decoder.decode(data).encode("utf-8") if self.decoder else data
 
 
 class TextRows(NamedTuple):
@@ -79,7 +90,7 @@ class TextRows(NamedTuple):
 
     data: np.ndarray        # uint8: the batch buffer (empty when nothing was read)
     offsets: np.ndarray     # int64, n + 1: file i is data[offsets[i]:offsets[i+1]]
-    large: np.ndarray       # bool: streamed with Batch.pieces, not in data
+    large: np.ndarray       # bool: streamed to the kernel's consumer, not in data
     is_file: np.ndarray     # bool: a regular file
     failed: np.ndarray      # bool: the row has an error (a copy: kernels add their own)
     utf16: np.ndarray       # bool: starts with a UTF-16 BOM (decoded before matching)

@@ -19,7 +19,7 @@ import xxhash
 
 from exoflow.batch import Batch, Reads
 from exoflow.errors import UsageError
-from exoflow.kernels.hashing import COLUMNS, DEFAULT, hash_batch
+from exoflow.kernels.hashing import COLUMNS, DEFAULT, digest_consumers, hash_batch
 from exoflow.ops.checksum.manifests import manifest_algorithms, manifest_files
 from exoflow.paths import raw_paths
 
@@ -117,7 +117,12 @@ def hashed_rows(table: pa.Table, params: dict[str, Any]) -> np.ndarray:
     return keep
 
 
-READS = Reads(rows=hashed_rows, batch_bytes=HASH_BATCH, piece_bytes=HASH_PIECE)
+def digests_of_large(batch: Batch) -> dict:
+    """``Reads.consume``: a digest consumer per large file the kernel hashes."""
+    return digest_consumers(batch, algorithms(batch.params))
+
+
+READS = Reads(rows=hashed_rows, batch_bytes=HASH_BATCH, piece_bytes=HASH_PIECE, consume=digests_of_large)
 
 
 def checksum_columns(batch: Batch) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow.batch import Batch, Reads
-from exoflow.fileio import describe_error
 from exoflow.kernels.bytestats import nul_rows
 from exoflow.ops.codestats.languages import (BACKTICK, C_BLOCK, CPP_RAW, DQ, EXTENSIONS, FILENAMES,
                                              JS_REGEX, LANGS, PREFIXES, SQ, UTF8_BOM, by_shebang,
@@ -343,27 +342,49 @@ def counted_rows(table: pa.Table, params: dict[str, Any]) -> pa.Array:
     return pc.and_(pc.or_(by_name, script), pc.less_equal(size, MAX_FILE))
 
 
-READS = Reads(rows=counted_rows)
+class LargeFile:
+    """A ``batch.Consumer`` keeping a large file's bytes (``data``) to count them: all of them while
+    its language is known (``lang``: by name); an extensionless file's first HEAD bytes decide
+    by its shebang first, and the rest is not read when neither knows it."""
+
+    def __init__(self, lang: str | None, shebang: bool) -> None:
+        self.data = bytearray()
+        self.lang, self.pending = lang, shebang
+
+    def update(self, piece: memoryview) -> bool:
+        self.data += piece
+        if self.pending and len(self.data) >= HEAD:
+            self.pending = False
+            self.lang = _by_head(bytes(self.data[:HEAD]), self.lang)
+        return self.pending or self.lang is not None
+
+
+def large_files(batch: Batch) -> dict[int, LargeFile]:
+    """``Reads.consume`` of the codestats job: a ``LargeFile`` per large file it reads."""
+    if batch.large is None or not batch.num_rows:
+        return {}
+    ok = batch.large & batch.selected & np.array([e is None for e in batch.errors], dtype=bool)
+    rows = np.flatnonzero(ok)
+    t = batch.table
+    langs = languages_by_name(t.column("path").take(pa.array(rows, pa.int64()))).to_pylist()
+    no_ext = pc.equal(extension(t.column("path")), "").to_numpy(zero_copy_only=False)
+    return {i: LargeFile(lang, bool(no_ext[i])) for i, lang in zip(rows.tolist(), langs)}
+
+
+READS = Reads(rows=counted_rows, consume=large_files)
+
+
+def _by_head(head: bytes, lang: str | None) -> str | None:
+    """The language by the shebang of a file starting with ``head`` (UTF-16 decoded), else ``lang``."""
+    decoded = decode_utf16(head)
+    return by_shebang(head if decoded is None else decoded) or lang
 
 
 def _head(batch: Batch, i: int) -> bytes:
-    """The first HEAD bytes of row ``i``'s loaded file; a large one's from its first pieces
-    (b"" when that read fails: a file of a known language is read again, whole, and its
-    error kept then)."""
-    if not batch.large[i]:
-        return bytes(batch.content(i)[:HEAD])
-    head = b""
-    pieces = batch.pieces(i)
-    try:
-        for piece in pieces:
-            head += bytes(piece[:HEAD - len(head)])
-            if len(head) >= HEAD:
-                break
-    except OSError:
-        return b""
-    finally:
-        pieces.close()        # the rest is not read
-    return head
+    """The first HEAD bytes of row ``i``'s loaded file (a large one's from its consumer)."""
+    if batch.large[i]:
+        return bytes(batch.streamed[i].data[:HEAD])
+    return bytes(batch.content(i)[:HEAD])
 
 
 def _languages(batch: Batch, read: np.ndarray) -> list[str | None]:
@@ -378,9 +399,7 @@ def _languages(batch: Batch, read: np.ndarray) -> list[str | None]:
     langs = langs.tolist()
     no_ext = read & pc.equal(extension(t.column("path")), "").to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(no_ext & (t.column("size").fill_null(0).to_numpy() > 2)).tolist():
-        head = _head(batch, i)
-        decoded = decode_utf16(head)
-        langs[i] = by_shebang(head if decoded is None else decoded) or langs[i]
+        langs[i] = _by_head(_head(batch, i), langs[i])
     return langs
 
 
@@ -388,7 +407,7 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
     """The codestats kernel: ``language`` (string) and ``lines``, ``blank``, ``comment``, ``code``
     (int64 line counts), null where no language is known, the file is binary, over MAX_FILE or
     not read; ``error`` (string) when a file could not be read. The engine loaded the rows
-    ``READS`` selects; files over the piece bound are streamed whole into memory."""
+    ``READS`` selects; files over the piece bound were kept whole by their consumers (``LargeFile``)."""
     n = batch.num_rows
     errors: list[str | None] = list(batch.errors) if batch.errors else [None] * n
     read = np.zeros(n, dtype=bool) if batch.selected is None else \
@@ -397,13 +416,8 @@ def codestats_columns(batch: Batch) -> dict[str, pa.Array]:
     langs = _languages(batch, read)
     known = np.array([lang is not None for lang in langs], dtype=bool)
     cols = {k: np.zeros(n, dtype=np.int64) for k in ("lines", "blank", "comment", "code")}
-    alone: dict[int, bytes] = {}      # row -> contents of a file counted on its own
-    for i in np.flatnonzero(known & large).tolist():    # over the piece bound: read whole
-        try:   # through the engine's streaming reader: O_NONBLOCK | O_NOFOLLOW, change detection
-            alone[i] = b"".join(bytes(piece) for piece in batch.pieces(i))
-        except OSError as e:
-            errors[i] = describe_error(e)
-            known[i] = False
+    # row -> contents of a file counted on its own: over the piece bound, kept whole by its consumer
+    alone: dict[int, bytes] = {i: bytes(batch.streamed[i].data) for i in np.flatnonzero(known & large).tolist()}
     if batch.data is not None and n:
         data, offsets = batch.data, batch.offsets
         lo, hi = offsets[:-1], offsets[1:]

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from exoflow.backends import array_module, to_host
-from exoflow.batch import Batch
-from exoflow.kernels.text import decode_utf16, decoded_pieces, text_rows
+from exoflow.batch import Batch, fed
+from exoflow.kernels.text import TextDecoder, decode_utf16, text_rows
 from exoflow.ops.neardup.minhash import EMPTY, Shingling, shingle_hashes, signatures
 
 WINDOW = 1 << 20          # bytes of a streamed file hashed per call
@@ -56,32 +56,69 @@ def signature_matrix(col: pa.Array | pa.ChunkedArray, permutations: int) -> np.n
     return flat[arr.offset * permutations:(arr.offset + len(arr)) * permutations].reshape(len(arr), permutations)
 
 
-def stream_text(pieces: Iterable[bytes | memoryview], step: Callable[[bytes, bool], int]) -> bool:
-    """Feed a file given as pieces to ``step(window, open_end) -> resume`` as text windows, each
-    starting where the last one's shingles stopped (the last call with open_end False). Returns
-    whether the file is binary (a NUL byte in its text: then it stops early)."""
-    carry = b""
-    for piece in decoded_pieces(pieces):
-        for at in range(0, len(piece), WINDOW):
-            part = piece[at: at + WINDOW]
+class TextWindows:
+    """A file fed piece by piece to ``step(window, open_end) -> resume`` as text windows, each
+    starting where the last one's shingles stopped (the last call, from ``end``, with open_end
+    False). A NUL byte in its text makes it binary: then no more is wanted."""
+
+    def __init__(self, step: Callable[[bytes, bool], int]) -> None:
+        self.step, self.text, self.carry, self.binary = step, TextDecoder(), b"", False
+
+    def update(self, piece: bytes | memoryview) -> bool:
+        return self._windows(self.text.decode(piece))
+
+    def end(self) -> bool:
+        """After the last piece (or once it wanted no more): whether the file is binary."""
+        if not self.binary and self._windows(self.text.end()):
+            self.step(self.carry, False)
+        return self.binary
+
+    def _windows(self, text: bytes) -> bool:
+        for at in range(0, len(text), WINDOW):
+            part = text[at: at + WINDOW]
             if b"\0" in part:
-                return True
-            buf = carry + part
-            carry = buf[max(step(buf, True), len(buf) - CARRY_MAX):]
-    step(carry, False)
-    return False
+                self.binary = True
+                return False
+            buf = self.carry + part
+            self.carry = buf[max(self.step(buf, True), len(buf) - CARRY_MAX):]
+        return True
 
 
-def stream_signature(pieces: Iterable[bytes | memoryview], sh: Shingling) -> tuple[np.ndarray, int, bool]:
-    """(signature uint32 (k,), shingles, binary) of a file given as pieces."""
-    out = np.full((1, sh.permutations), EMPTY, np.uint32)
-    count = np.zeros(1, np.int64)
+def stream_text(pieces: Iterable[bytes | memoryview], step: Callable[[bytes, bool], int]) -> bool:
+    """A file given as pieces through ``TextWindows``; returns whether it is binary."""
+    return fed(TextWindows(step), pieces).end()
 
-    def step(buf: bytes, open_end: bool) -> int:
-        return signatures(np, np.frombuffer(buf, np.uint8), np.zeros(1, np.int64), np.array([len(buf)]), sh, out,
-                          count, open_end=open_end, short_ok=not count[0])
-    binary = stream_text(pieces, step)
-    return out[0], int(count[0]), binary
+
+class LargeSignature:
+    """A ``batch.Consumer``: the signature of a large file fed in pieces (``result``)."""
+
+    def __init__(self, sh: Shingling) -> None:
+        self.sh = sh
+        self.out = np.full((1, sh.permutations), EMPTY, np.uint32)
+        self.count = np.zeros(1, np.int64)
+        self.windows = TextWindows(self.step)
+
+    def step(self, buf: bytes, open_end: bool) -> int:
+        return signatures(np, np.frombuffer(buf, np.uint8), np.zeros(1, np.int64), np.array([len(buf)]), self.sh,
+                          self.out, self.count, open_end=open_end, short_ok=not self.count[0])
+
+    def update(self, piece: memoryview) -> bool:
+        return self.windows.update(piece)
+
+    def result(self) -> tuple[np.ndarray, int, bool]:
+        """(signature uint32 (k,), shingles, binary), once the last piece is in."""
+        binary = self.windows.end()
+        return self.out[0], int(self.count[0]), binary
+
+
+def large_signatures(batch: Batch) -> dict[int, LargeSignature]:
+    """``Reads.consume`` of the neardup job: a ``LargeSignature`` per large file without an error."""
+    if batch.large is None or not batch.num_rows:
+        return {}
+    ok = batch.large & pc.is_null(batch.table.column("error")).to_numpy(zero_copy_only=False) \
+        & np.array([e is None for e in batch.errors], dtype=bool)
+    sh = shingling(batch.params)
+    return {i: LargeSignature(sh) for i in np.flatnonzero(ok).tolist()}
 
 
 def shingle_set(pieces: Iterable[bytes | memoryview], sh: Shingling) -> np.ndarray:
@@ -121,7 +158,6 @@ def neardup_rows(batch: Batch, files: pa.Table) -> pa.Table:
     sh = shingling(batch.params)
     n = batch.num_rows
     data, offsets, large, is_file, failed, utf16, utf8, binary = text_rows(batch, files)
-    errors: list[str | None] = [None] * n
     rows = np.flatnonzero(is_file & ~failed & ~large & ~binary)
     buf, lo, hi, has_nul = _texts(data, offsets, rows, utf16, utf8)
     binary[rows[has_nul]] = True
@@ -134,18 +170,13 @@ def neardup_rows(batch: Batch, files: pa.Table) -> pa.Table:
                 else xp.full((len(rows), sh.permutations), EMPTY, xp.uint32)), np.zeros(len(rows), np.int64)
     signatures(xp, buf if xp is np else xp.asarray(buf), lo, hi, sh, out, got)
     sig[rows], counts[rows] = to_host(out), got
-    for i in np.flatnonzero(is_file & ~failed & large).tolist():   # streamed: one file at a time
-        try:
-            sig[i], counts[i], binary[i] = stream_signature(batch.pieces(i), sh)
-        except OSError as e:
-            from exoflow.fileio import describe_error
-            errors[i], failed[i] = describe_error(e), True
+    for i in np.flatnonzero(is_file & ~failed & large).tolist():   # fed by the engine (large_signatures)
+        sig[i], counts[i], binary[i] = batch.streamed[i].result()
     text = is_file & ~failed & ~binary
     skipped = np.where(is_file & ~failed & binary, BINARY, np.where(text & (counts == 0), NO_TEXT, None))
     valid = text & (counts > 0)
-    error = pc.coalesce(files.column("error"), pa.array(errors, pa.string()))
     table = pa.table({"path": files.column("path"), "path_bytes": files.column("path_bytes"),
                       "size": files.column("size"), "skipped": pa.array(skipped, pa.string()),
                       "shingles": pa.array(np.where(text, counts, 0), pa.int64()),
-                      "signature": signature_column(sig, valid), "error": error}, schema=schema(sh.permutations))
+                      "signature": signature_column(sig, valid), "error": files.column("error")}, schema=schema(sh.permutations))
     return table.filter(pa.array(is_file | failed))

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from exoflow.batch import Batch
 from exoflow.kernels.bytestats import byte_entropy
 from exoflow.ops.scan.rules import Rule, RuleSet, severity_rank
-from exoflow.kernels.text import bom_rows, decode_utf16, decoded_pieces, text_rows
+from exoflow.kernels.text import TextDecoder, bom_rows, decode_utf16, text_rows
 
 ENGINES = ("auto", "hyperscan", "re2", "re")
 CARRY_MAX = 1 << 20        # a line longer than this in a streamed file may be split
@@ -429,52 +429,74 @@ def _scan_segments(c: Compiled, buf: bytes, seg_lo: np.ndarray, seg_hi: np.ndarr
     return hit_rows(c, buf, hits, candidates, seg_lo, seg_line0, open_at_start, prev_line)
 
 
-def _windows(pieces: Iterable[memoryview]) -> Iterable[bytes]:
-    """Pieces re-cut at newlines: each window holds whole lines (a longer line than
-    CARRY_MAX is cut)."""
-    carry = b""
-    for piece in pieces:
-        window = carry + bytes(piece)
+class LargeScan:
+    """A ``batch.Consumer``: one large file's findings, its pieces re-cut at newlines into windows of
+    whole lines (a line longer than CARRY_MAX is cut) and scanned as they come; UTF-16 with a BOM
+    is decoded on the way (``text.TextDecoder``). A NUL in the text makes the file binary: no
+    more is wanted. ``off``: as ``rules_off`` gives it for this one file."""
+
+    def __init__(self, c: Compiled, off: dict[int, np.ndarray] | None = None) -> None:
+        self.c, self.off = c, off
+        self.out: dict[str, list] = {k: [] for k in ROW_KEYS}
+        self.text = TextDecoder()
+        self.carry = b""          # text after the last newline, for the next window
+        self.line0 = 1
+        self.read = 0             # bytes fed
+        self.binary = False
+        self.in_key = False       # inside a private key block that began in an earlier window
+        self.prev = b""           # the last line of the previous window
+
+    def update(self, piece: memoryview) -> bool:
+        self.read += len(piece)
+        text = self.text.decode(piece)
+        return self._lines(text) if text else True
+
+    def finish(self) -> tuple[dict[str, list], bool, int]:
+        """Once the last piece is in (or the consumer stopped): (rows of its findings, is binary,
+        bytes read)."""
+        if not self.binary and self._lines(self.text.end()) and self.carry:
+            self._scan(self.carry)
+            self.carry = b""
+        return ({k: [] for k in ROW_KEYS} if self.binary else self.out), self.binary, self.read
+
+    def _lines(self, text: bytes) -> bool:
+        window = self.carry + text
         cut = window.rfind(b"\n") + 1
         if cut == 0:
             if len(window) <= CARRY_MAX:
-                carry = window
-                continue
+                self.carry = window
+                return True
             cut = len(window)
-        carry = window[cut:]
-        yield window[:cut]
-    if carry:
-        yield carry
+        self.carry = window[cut:]
+        return self._scan(window[:cut])
 
-
-def scan_large(c: Compiled, pieces: Iterable[memoryview],
-               off: dict[int, np.ndarray] | None = None) -> tuple[dict[str, list], bool, int]:
-    """Stream one large file: (rows of its findings, is binary, bytes read). UTF-16 with a
-    BOM is decoded on the way (``text.decoded_pieces``). ``off``: as ``rules_off`` gives it
-    for this one file."""
-    out: dict[str, list] = {k: [] for k in ROW_KEYS}
-    line0, read = 1, [0]
-    in_key = False            # inside a private key block that began in an earlier window
-    prev = b""                # the last line of the previous window
-
-    def counted() -> Iterable[memoryview]:
-        for piece in pieces:
-            read[0] += len(piece)
-            yield piece
-
-    for window in _windows(decoded_pieces(counted())):
+    def _scan(self, window: bytes) -> bool:
         if b"\0" in window:
-            return {k: [] for k in ROW_KEYS}, True, read[0]
+            self.binary = True
+            return False
         one = np.zeros(1, dtype=np.int64)
-        rows = _scan_segments(c, window, one, np.array([len(window)]), one + line0, in_key, prev, off)
+        rows = _scan_segments(self.c, window, one, np.array([len(window)]), one + self.line0, self.in_key,
+                              self.prev, self.off)
         for k, v in rows.items():
-            out[k].extend(v)
+            self.out[k].extend(v)
         pos, begin = pem_marks(window)
         if len(pos):
-            in_key = bool(begin[-1])
-        line0 += window.count(b"\n")
-        prev = window[window.rfind(b"\n", 0, len(window) - 1) + 1:].rstrip(b"\r\n")
-    return out, False, read[0]
+            self.in_key = bool(begin[-1])
+        self.line0 += window.count(b"\n")
+        self.prev = window[window.rfind(b"\n", 0, len(window) - 1) + 1:].rstrip(b"\r\n")
+        return True
+
+
+def large_scans(batch: Batch) -> dict[int, LargeScan]:
+    """``Reads.consume`` of the scan job: a ``LargeScan`` per large file without an error."""
+    if batch.large is None or not batch.num_rows:
+        return {}
+    t = batch.table
+    ok = batch.large & pc.is_null(t.column("error")).to_numpy(zero_copy_only=False) \
+        & np.array([e is None for e in batch.errors], dtype=bool)
+    c = compiled_for(batch.params["rules"], batch.params.get("engine") or "auto")
+    paths = t.column("path")
+    return {i: LargeScan(c, rules_off(c, paths.take(pa.array([i])))) for i in np.flatnonzero(ok).tolist()}
 
 
 def _text_parts(data: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[list, np.ndarray]:
@@ -499,7 +521,6 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     c = compiled_for(params["rules"], params.get("engine") or "auto")
     # UTF-16 files (BOM) hold NULs: decoded first, binary only when their text has a NUL
     data, offsets, large, is_file, failed, _, _, binary = text_rows(batch, files)
-    new_errors: dict[int, str] = {}        # streamed files that failed here
     sizes = np.diff(offsets)
     candidates = np.flatnonzero(is_file & ~failed & ~large & ~binary & (sizes > 0))
     parts, nul = _text_parts(data, offsets, candidates)
@@ -515,14 +536,8 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     found_rows = [rows[np.asarray(found.pop("seg"), dtype=np.int64)]]
     scanned_bytes = int(sizes[rows].sum())
 
-    for i in np.flatnonzero(is_file & ~failed & large).tolist():
-        try:
-            got, is_binary, nbytes = scan_large(c, batch.pieces(i), rules_off(c, paths.take(pa.array([i]))))
-        except OSError as e:
-            from exoflow.fileio import describe_error
-            new_errors[i] = describe_error(e)
-            failed[i] = True
-            continue
+    for i in np.flatnonzero(is_file & ~failed & large).tolist():    # fed by the engine (large_scans)
+        got, is_binary, nbytes = batch.streamed[i].finish()
         binary[i] = is_binary
         text[i] = not is_binary
         scanned_bytes += nbytes
@@ -536,11 +551,8 @@ def scan_findings(batch: Batch, files: pa.Table) -> pa.Table:
     err_rows = np.flatnonzero(failed)
     if len(err_rows):
         e = files.take(pa.array(err_rows)).select(["path", "path_bytes", "error"])
-        msg = e.column("error")
-        if new_errors:
-            msg = pc.coalesce(msg, pa.array([new_errors.get(i) for i in err_rows.tolist()], pa.string()))
         cols = {f.name: pa.nulls(len(err_rows), f.type) for f in FINDINGS_SCHEMA}
-        cols.update(path=e.column("path"), path_bytes=e.column("path_bytes"), error=msg)
+        cols.update(path=e.column("path"), path_bytes=e.column("path_bytes"), error=e.column("error"))
         table = pa.concat_tables([table, pa.table(cols, schema=FINDINGS_SCHEMA)])
     stats = {"regular_files": int(is_file.sum()), "scanned_files": int(text.sum()),
              "binary_files": int((binary & is_file & ~failed).sum()), "scanned_bytes": int(scanned_bytes),
