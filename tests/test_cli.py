@@ -326,7 +326,10 @@ def test_every_kind_of_bad_option_is_refused_before_anything_starts(tmp_path):
         "walk option, nothing walked": ("inventory", ["--from-list", str(listing), "--include", "*.txt"], "no PATH"),
         "hash the old manifest lacks": ("checksum", ["--verify", str(old), "--hash", "sha256"], "has only xxh3-128"),
     }
-    if importlib.util.find_spec("cupy") is None:
+    if importlib.util.find_spec("dask_cuda") is None:
+        kinds["GPU backend without dask-cuda, embedded cluster"] = ("profile", ["--backend", "gpu"],
+                                                                     "dask-cuda is not installed")
+    elif importlib.util.find_spec("cupy") is None:
         kinds["GPU backend without CuPy, embedded cluster"] = ("profile", ["--backend", "gpu"], "CuPy is not installed")
     before = tree_state(tmp_path)
     cases = [(job, *([] if "--from-list" in opts else [str(tree)]), *opts, *([] if "--overwrite" in opts else out))

@@ -58,7 +58,8 @@ def test_users_own_job_file_is_shipped_to_remote_workers(scheduler, tmp_path):
     src = src.replace("kernels=[inventory_columns]", "kernels=[inventory_columns, doubled]")
     src = src.replace("job = Job(", "def doubled(batch):\n    import pyarrow.compute as pc\n"
                       "    return {'size2': pc.multiply(batch.table.column('size'), 2)}\n\n\njob = Job(")
-    src = src.replace('"top_dir", "error"]', '"top_dir", "error", "size2"]')
+    assert '"version_id"]' in src                   # the recipe's output columns end there
+    src = src.replace('"version_id"]', '"version_id", "size2"]')
     (job_dir / "sizes_job.py").write_text(src)
     tree = tmp_path / "t"
     tree.mkdir()
