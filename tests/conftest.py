@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,11 @@ IS_ROOT = os.geteuid() == 0
 # scheduler address the person running them has (tests/test_service.py sets its own state directory)
 os.environ["EXOFLOW_STATE_DIR"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"exoflow-test-state-{os.getpid()}")
 os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
+# A suite started in the background by a shell without job control inherits SIGINT ignored, and an
+# ignored signal stays ignored across exec: every exoflow the tests start would shrug off the Ctrl-C
+# the interrupt tests send (seen with `nohup … &`). Delivered again, the runs get Python's handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # root ignores permission bits; without these two capabilities it obeys them like any user
 DROP_ROOT_POWERS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if IS_ROOT else []
 
