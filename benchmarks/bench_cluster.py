@@ -61,6 +61,11 @@ def main() -> int:
     subprocess.run([*exoflow, "cluster", "start", "--workers", str(a.workers), "--dashboard", "127.0.0.1:0"],
                    check=True, stdout=subprocess.DEVNULL)
     out = os.path.join(work, "out")
+    os.mkdir(os.path.join(work, "probe"))
+    probe = subprocess.run([*exoflow, "run", "inventory", os.path.join(work, "probe"), "--out", out, "--overwrite",
+                            "-q"], capture_output=True, text=True)
+    if "driver" in probe.stderr:     # e.g. another exoflow installation than the command's: "warm" would not be
+        print(f"warning: the warm runs do not go through the driver: {probe.stderr.strip()}")
     try:
         row("tree", "entries", "tool", "wall s (min-max)", "entries/s", "exoflow ratio", "target")
         row("---", "---:", "---", "---:", "---:", "---:", "---:")
