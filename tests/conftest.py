@@ -169,3 +169,24 @@ def dask_cluster(nworkers: int, nthreads: int, cwd: str | None = None):
         for p in reversed(procs):
             p.terminate()
             p.wait(timeout=30)
+
+
+def on_terminal(argv: list[str], env: dict | None = None) -> tuple[int, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal (stdout discarded): (exit code, all it
+    wrote there, decoded)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            block = os.read(master, 65536)
+        except OSError:           # the terminal's other end is closed
+            break
+        if not block:
+            break
+        seen += block
+    p.wait(timeout=60)
+    os.close(master)
+    return p.returncode, seen.decode(errors="replace")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import REPO, exoflow, free_port, make_grid, read_dataset
+from conftest import REPO, exoflow, free_port, make_grid, on_terminal, read_dataset
 from oracle import walk_lstat
 
 from exoflow.sinks import claim_out_dir
@@ -243,26 +243,10 @@ def test_readme_job_example_runs(tmp_path):
 
 def test_progress_line_on_a_terminal(tmp_path):
     """With stderr on a terminal, a redrawn progress line shows files/s, bytes/s and an ETA."""
-    import pty
     tree = make_grid(tmp_path / "t", 20, 300, lambda f: b"x" * 100)
-    master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out",
-                          str(tmp_path / "o"), "--no-dashboard", "--chunk-files", "100", "--workers", "1"],
-                         stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            block = os.read(master, 65536)
-        except OSError:
-            break
-        if not block:
-            break
-        seen += block
-    p.wait(timeout=60)
-    os.close(master)
-    text = seen.decode(errors="replace")
-    assert p.returncode == 0, text
+    code, text = on_terminal([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(tree), "--out",
+                              str(tmp_path / "o"), "--no-dashboard", "--chunk-files", "100", "--workers", "1"])
+    assert code == 0, text
     assert "\r" in text and "entries/s" in text and "/s" in text
     assert "ETA" in text or "listing" in text
     # without a terminal there is no progress line

@@ -13,7 +13,7 @@ import time
 
 import psutil
 
-from conftest import make_grid
+from conftest import make_grid, on_terminal
 from test_service import Cluster, cluster, one_line_exit_2, rows  # noqa: F401  (cluster: the fixture)
 
 
@@ -85,19 +85,9 @@ def test_a_run_through_the_driver_is_the_command_s_own(cluster, tmp_path):
     assert psutil.Process(s["pids"]["driver"]).children() == []
 
     # stderr on a terminal: the run's child sees the terminal, and draws its progress line there
-    import pty
-    master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(big), "--out",
-                          str(tmp_path / "tty"), "--chunk-files", "100"], env=cluster.env,
-                         stdout=subprocess.DEVNULL, stderr=slave)
-    os.close(slave)
-    seen = b""
-    while block := _read(master):
-        seen += block
-    p.wait(timeout=60)
-    os.close(master)
-    text = seen.decode(errors="replace")
-    assert p.returncode == 0, text
+    code, text = on_terminal([sys.executable, "-m", "exoflow.cli", "run", "inventory", str(big), "--out",
+                              str(tmp_path / "tty"), "--chunk-files", "100"], env=cluster.env)
+    assert code == 0, text
     assert "\r" in text and "entries/s" in text and "(the running exoflow cluster)" in text
 
     # the driver ends with its scheduler (as after an --idle-timeout), and takes its socket along
@@ -106,12 +96,6 @@ def test_a_run_through_the_driver_is_the_command_s_own(cluster, tmp_path):
     driver.wait(30)
     assert not (cluster.state / "driver.sock").exists()
 
-
-def _read(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except OSError:           # the terminal's other end is closed
-        return b""
 
 
 def test_a_stale_or_refusing_driver_socket_falls_back_to_the_command(cluster, tmp_path):
