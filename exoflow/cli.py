@@ -22,7 +22,8 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from exoflow import __version__
-from exoflow.errors import EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from exoflow.errors import (EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError,
+                            catch_interrupts)
 from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     for note in notes:
         say(f"{prog}: {note}")
     _started()
+    catch_interrupts()
 
     from exoflow.backends import backend_named, resolve_auto
     from exoflow.cluster import connect, describe

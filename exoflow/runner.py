@@ -39,7 +39,7 @@ from exoflow.executors import as_executor
 from exoflow.metrics import emit, meter
 from exoflow.options import ChunkOptions, LoadOptions, WalkOptions
 from exoflow.progress import Progress
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, check_interrupt
 from exoflow.sinks import write_json
 from exoflow.summary import RunSummary
 from exoflow.sources import manifest
@@ -504,6 +504,8 @@ class _Run:
                 else:
                     self.on_chunk(f)
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
+                check_interrupt()
+            check_interrupt()
         except BaseException:
             self.ex.cancel(self.futures.values())
             self.event("run-end", status="interrupted", files=self.done, bytes=self.bytes, errors=self.errors)
