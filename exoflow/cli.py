@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Sequence
@@ -95,6 +96,10 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         say(f"{prog}: {note}")
     _started()
     catch_interrupts()
+    # After a Ctrl-C, Dask's sync() can leave a cancel callback that fails in the client's event loop
+    # (a NameError in distributed.utils.sync), which tornado logs with a traceback; the interrupt is
+    # reported in one line below.
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
 
     from exoflow.backends import backend_named, resolve_auto
     from exoflow.cluster import connect, describe
