@@ -129,13 +129,20 @@ def _saved(run_id: str, chunk_opts: ChunkOptions, t0: float, save: str | None) -
     directories the first one left and the chunk tasks cut from its rows: files were lost."""
     if not save or not os.path.exists(save):
         return None
-    table = journal.read_listing(save)
-    metadata = dict(table.schema.metadata or {})
-    note = json.loads(metadata.pop(SAVED, b"{}"))
+    table, note = _read_saved(save)
     if note.get("run") != run_id:
         return None
     meta = {"left": journal.unpack(note["left"]), "dirs": note["dirs"]}
-    return _answer(table.replace_schema_metadata(metadata or None), chunk_opts, meta, t0)
+    return _answer(table, chunk_opts, meta, t0)
+
+
+def _read_saved(path: str) -> tuple[pa.Table, dict]:
+    """A saved listing part without the note ``_listed`` put in its metadata, and that note ({} when
+    it has none: an earlier exoflow's part)."""
+    table = journal.read_listing(path)
+    metadata = dict(table.schema.metadata or {})
+    note = json.loads(metadata.pop(SAVED, b"{}"))
+    return table.replace_schema_metadata(metadata or None), note
 
 
 def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) -> tuple[pa.Table, dict]:
@@ -189,9 +196,7 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
 def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
     """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
     t0 = time.perf_counter()
-    table = journal.read_listing(path)
-    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != SAVED}
-    table = table.replace_schema_metadata(metadata or None)
+    table = _read_saved(path)[0]
     return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
                    "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
                    "seconds": time.perf_counter() - t0}
