@@ -20,6 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL       /* third_party/xxhash: header-only xxHash (BSD 2-Clause) */
+#include "xxhash.h"
+
 #define N_FIELDS 10  /* size, blocks, mtime_ns, mode, uid, gid, inode, device, nlink, ctime_ns */
 
 typedef struct {
@@ -605,6 +608,23 @@ done:
 /* ---- profile: byte histograms per file (the NumPy bincount in kernels/profile.py is the
    fallback, the GPU path and the reference the tests compare with) ------------------------ */
 
+/* The checks of a kernel over spans data[offsets[i]:offsets[i+1]] writing row_bytes per span
+   into out: offsets int64, sorted, inside data; out aligned and large enough. Returns the number
+   of spans, or -1 with ValueError set. */
+static Py_ssize_t spans_into(Py_buffer *data, Py_buffer *offs, Py_buffer *out, Py_ssize_t row_bytes,
+                             const char *fn) {
+    Py_ssize_t k;
+    if (int64s(offs, &k) < 0)
+        return -1;
+    Py_ssize_t n = k - 1;
+    if (n < 0 || out->len < n * row_bytes || (uintptr_t)out->buf % _Alignof(int64_t)) {
+        PyErr_Format(PyExc_ValueError, "%s: out is too small for the offsets", fn);
+        return -1;
+    }
+    const int64_t *o = offs->buf;
+    return check_segments(o, o + 1, n, data->len, fn) < 0 ? -1 : n;    /* span i: [o[i], o[i+1]) */
+}
+
 PyDoc_STRVAR(byte_histograms_doc,
 "byte_histograms(data, offsets, out)\n\n"
 "out[i, b] += the number of bytes equal to b in data[offsets[i]:offsets[i+1]] (offsets: int64,\n"
@@ -615,17 +635,10 @@ static PyObject *byte_histograms(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*w*", &data, &offs, &out))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t k;
-    if (int64s(&offs, &k) < 0)
+    Py_ssize_t n = spans_into(&data, &offs, &out, 256 * sizeof(int64_t), "byte_histograms");
+    if (n < 0)
         goto done;
     const int64_t *o = offs.buf;
-    Py_ssize_t n = k - 1;
-    if (n < 0 || out.len < n * 256 * (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "byte_histograms: out is too small for the offsets");
-        goto done;
-    }
-    if (check_segments(o, o + 1, n, data.len, "byte_histograms") < 0)   /* file i: [o[i], o[i+1]) */
-        goto done;
     const unsigned char *d = data.buf;
     int64_t *h = out.buf;
     Py_BEGIN_ALLOW_THREADS
@@ -649,6 +662,39 @@ static PyObject *byte_histograms(PyObject *self, PyObject *args) {
             c[0][d[p]]++;
         for (int b = 0; b < 256; b++)
             row[b] += c[0][b] + c[1][b] + c[2][b] + c[3][b];
+    }
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+PyDoc_STRVAR(xxh3_128_spans_doc,
+"xxh3_128_spans(data, offsets, out)\n\n"
+"XXH3-128 (xxHash 0.8, Yann Collet; the same digest as the xxhash package's xxh3_128) of each\n"
+"span data[offsets[i]:offsets[i+1]], i < N, into out[i] = (high 64 bits, low 64 bits): offsets\n"
+"int64 (N+1), sorted, inside data; out uint64 (N, 2), writable. Raises ValueError otherwise.");
+
+static PyObject *xxh3_128_spans(PyObject *self, PyObject *args) {
+    Py_buffer data, offs, out;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &data, &offs, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = spans_into(&data, &offs, &out, 2 * sizeof(uint64_t), "xxh3_128_spans");
+    if (n < 0)
+        goto done;
+    const int64_t *o = offs.buf;
+    const unsigned char *d = data.buf;
+    uint64_t *h = out.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        XXH128_hash_t x = XXH3_128bits(d + o[i], (size_t)(o[i + 1] - o[i]));
+        h[2 * i] = x.high64;
+        h[2 * i + 1] = x.low64;
     }
     Py_END_ALLOW_THREADS
     Py_INCREF(Py_None);
@@ -1154,6 +1200,7 @@ static PyMethodDef methods[] = {
     {"token_text", token_text, METH_VARARGS, token_text_doc},
     {"count_lines", count_lines, METH_VARARGS, count_lines_doc},
     {"byte_histograms", byte_histograms, METH_VARARGS, byte_histograms_doc},
+    {"xxh3_128_spans", xxh3_128_spans, METH_VARARGS, xxh3_128_spans_doc},
     {"python_comments", python_comments, METH_VARARGS, python_comments_doc},
     {"c_comments", c_comments, METH_VARARGS, c_comments_doc},
     {"minhash_spans", minhash_spans, METH_VARARGS, minhash_spans_doc},

@@ -22,19 +22,23 @@ def content_bytes(listing: pa.Table) -> np.ndarray:
     return pc.if_else(is_file, sizes, 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def cut(sizes: np.ndarray, opts: ChunkOptions) -> list[tuple[int, int]]:
-    """Row ranges holding at most ``max_files`` rows and ``max_bytes`` bytes each.
+def cut(sizes: np.ndarray, opts: ChunkOptions, files: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Row ranges holding at most ``max_files`` files and ``max_bytes`` bytes each. ``sizes``: int64
+    bytes per row; ``files``: float64, what each row counts towards ``max_files`` (None: 1 each).
 
     A file larger than ``max_bytes`` gets a chunk of its own. The loop runs
     once per chunk, not per file.
     """
     n = len(sizes)
     csum = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    fsum = np.concatenate(([0], np.cumsum(files))) if files is not None else None
     ranges = []
     start = 0
     while start < n:
         by_bytes = int(np.searchsorted(csum, csum[start] + opts.max_bytes, side="right")) - 1
-        stop = max(start + 1, min(start + opts.max_files, by_bytes, n))
+        by_files = start + opts.max_files if fsum is None else \
+            int(np.searchsorted(fsum, fsum[start] + opts.max_files, side="right")) - 1
+        stop = max(start + 1, min(by_files, by_bytes, n))
         ranges.append((start, stop))
         start = stop
     return ranges

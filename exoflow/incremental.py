@@ -17,11 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import xxhash
 
 from exoflow.errors import UsageError
 from exoflow.journal import identity, listing_parts, read_listing, read_run_file
-from exoflow.paths import raw_paths
+from exoflow.kernels.hashing import PathIndex, path_keys
 
 if TYPE_CHECKING:
     from exoflow.job import Job
@@ -29,6 +28,9 @@ if TYPE_CHECKING:
     from exoflow.runner import RunConfig
 
 KEY = ("device", "inode", "size", "mtime_ns", "ctime_ns")
+# What a reused file counts towards a chunk's --chunk-files: its rows are copied, nothing is read,
+# about what a file costs inventory, whose chunks hold 10x checksum's 5,000 files.
+REUSED_COST = 0.1
 
 
 def check_since(cfg: RunConfig) -> None:
@@ -55,42 +57,11 @@ def check_since(cfg: RunConfig) -> None:
         raise UsageError(f"--since {prev}: its listing has no {', '.join(KEY)} (made by an earlier exoflow)")
 
 
-def path_keys(paths: list[str]) -> np.ndarray:
-    """uint64 (N, 2): the xxh3-128 of each exact path's bytes."""
-    digest = xxhash.xxh3_128_digest
-    raw = b"".join(digest(os.fsencode(p)) for p in paths)
-    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2) if paths else np.zeros((0, 2), np.uint64)
+class EarlierListing:
+    """The earlier run's saved listing: its regular files listed without error, indexed by path,
+    with their KEY columns and ETags. Loaded once per worker process (``earlier_listing``)."""
 
-
-def _lookup(hi: np.ndarray, lo: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each key (N, 2): (first, end) of its rows in an index sorted by (``hi``, ``lo``); first ==
-    end when absent. Two paths sharing a 64-bit ``hi`` (astronomically rare) count as absent: the
-    file is only read again."""
-    first = np.searchsorted(hi, keys[:, 0], side="left")
-    end = np.searchsorted(hi, keys[:, 0], side="right")
-    if not len(hi):
-        return first, end
-    ok = (end > first) & (lo[np.minimum(first, len(lo) - 1)] == keys[:, 1]) & (lo[np.maximum(end - 1, 0)] == keys[:, 1])
-    return np.where(ok, first, 0), np.where(ok, end, 0)
-
-
-def _sorted_by_key(keys: np.ndarray) -> np.ndarray:
-    return np.lexsort((keys[:, 1], keys[:, 0]))
-
-
-class Previous:
-    """The earlier run's listing (its regular files listed without error: path key and KEY columns)
-    and its dataset's rows, both sorted by path key, less the files whose rows hold an ``error``.
-    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
-
-    def __init__(self, out_dir: str, dataset: str) -> None:
-        rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
-        out_keys = path_keys(raw_paths(rows))
-        by_path = _sorted_by_key(out_keys)
-        self.out_hi, self.out_lo = out_keys[by_path, 0], out_keys[by_path, 1]
-        self.rows = rows.take(pa.array(by_path, pa.int64()))
-        failed = out_keys[pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False), 0] \
-            if "error" in rows.column_names else np.zeros(0, np.uint64)
+    def __init__(self, out_dir: str) -> None:
         parts = listing_parts(out_dir)
         wanted = ["path", "path_bytes", "type", "error", "etag", *KEY]
         listing = pa.concat_tables([_with_etag(t.select([c for c in wanted if c in t.column_names]))
@@ -98,40 +69,62 @@ class Previous:
             if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
         keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
         listing = listing.filter(keep)
-        keys = path_keys(raw_paths(listing))
-        order = _sorted_by_key(keys)
-        order = order[~np.isin(keys[order, 0], failed)]
-        self.hi, self.lo = keys[order, 0], keys[order, 1]
+        self.index = PathIndex(path_keys(listing))
+        order = self.index.order
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
         self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
 
-    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
-        """Bool per row of ``table`` (listing rows): a regular file listed without error whose path and
-        KEY columns are as before (and, ``one_row``, with exactly one earlier row)."""
+    def unchanged(self, table: pa.Table, keys: np.ndarray | None = None) -> np.ndarray:
+        """Bool per row of ``table`` (listing rows): a regular file listed without error, now and
+        then, whose path and KEY columns (and ETag) are as before. ``keys``: its ``path_keys``."""
         n = table.num_rows
-        if not n or not len(self.hi):
+        if not n or not len(self.index):
             return np.zeros(n, bool)
-        keys = path_keys(raw_paths(table))
-        first, end = _lookup(self.hi, self.lo, keys)
+        first, end = self.index.find(path_keys(table) if keys is None else keys)
         ok = (end > first) & pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
         ok &= pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)
         for k in KEY:
             ok &= table.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[k][first]
         etag = _with_etag(table).column("etag").fill_null("")
-        ok &= pc.equal(etag, self.etag.take(pa.array(first, pa.int64()))) \
-            .to_numpy(zero_copy_only=False)
+        return ok & pc.equal(etag, self.etag.take(pa.array(first, pa.int64()))).to_numpy(zero_copy_only=False)
+
+
+@lru_cache(maxsize=1)
+def earlier_listing(out_dir: str) -> EarlierListing:
+    return EarlierListing(out_dir)
+
+
+class Previous:
+    """The earlier run's dataset rows indexed by path, beside its listing (``earlier_listing``).
+    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
+
+    def __init__(self, out_dir: str, dataset: str) -> None:
+        self.listing = earlier_listing(out_dir)
+        self.rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
+        self.out = PathIndex(path_keys(self.rows))
+        failed = self.rows.filter(pc.is_valid(self.rows.column("error"))) if "error" in self.rows.column_names \
+            else self.rows.slice(0, 0)
+        self.failed = PathIndex(path_keys(failed))       # files whose rows hold an error are read again
+
+    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
+        """Bool per row of ``table`` (listing rows): ``EarlierListing.unchanged``, without an earlier
+        row holding an ``error`` (and, ``one_row``, with exactly one earlier row)."""
+        keys = path_keys(table)
+        ok = self.listing.unchanged(table, keys)
+        first, end = self.failed.find(keys)
+        ok &= end == first
         if one_row:
-            out_first, out_end = _lookup(self.out_hi, self.out_lo, keys)
-            ok &= (out_end - out_first) == 1
+            first, end = self.out.find(keys)
+            ok &= (end - first) == 1
         return ok
 
     def rows_of(self, table: pa.Table) -> pa.Table:
         """The earlier dataset's rows of ``table``'s paths (every row of each path, in path order)."""
-        first, end = _lookup(self.out_hi, self.out_lo, path_keys(raw_paths(table)))
+        first, end = self.out.find(path_keys(table))
         counts = end - first
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        return self.rows.take(pa.array(starts + np.arange(int(counts.sum())), pa.int64()))
+        return self.rows.take(pa.array(self.out.order[starts + np.arange(int(counts.sum()))], pa.int64()))
 
 
 def _with_etag(table: pa.Table) -> pa.Table:

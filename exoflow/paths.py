@@ -7,7 +7,8 @@ Parquet strings must be valid UTF-8, so a table carries two columns:
 * ``path``: the name as UTF-8; invalid bytes shown as U+FFFD (for reading).
 * ``path_bytes``: the exact bytes, set only where ``path`` is not exact.
 
-``exact_paths`` (lists) and ``raw_paths`` (a table) turn them back into names that ``open`` accepts.
+``exact_paths`` (lists) and ``raw_paths`` (a table) turn them back into names that ``open`` accepts; ``exact_bytes``
+gives a table's exact names as one binary array.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 from typing import Any, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def _display(name: str) -> str:
@@ -63,3 +65,13 @@ def raw_paths(table: pa.Table) -> list[str]:
     raw = table.column("path_bytes") if "path_bytes" in table.column_names else None
     return exact_paths(table.column("path").to_pylist(),
                        raw.to_pylist() if raw is not None and raw.null_count < len(raw) else None)
+
+
+def exact_bytes(table: pa.Table) -> pa.Array:
+    """Binary: each row's exact path bytes (``path_bytes`` where set, else ``path`` in UTF-8)."""
+    raw = table.column("path").cast(pa.binary())
+    if "path_bytes" in table.column_names:
+        exact = table.column("path_bytes")
+        raw = pc.if_else(pc.is_valid(exact), exact, raw)
+    return raw.combine_chunks()
+

@@ -260,6 +260,18 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
             assert rows[str(p)]["xxh3_128"] != old[str(p)]["xxh3_128"]
 
 
+def test_since_counts_reused_files_lightly_when_cutting_chunks(tmp_path):
+    """A reused file is not read: it takes no bytes of a chunk and a tenth of a file of
+    --chunk-files, so an unchanged tree is cut into about a tenth of the chunks (counted
+    by hand: 4 directories of 102 files, 50 files per chunk: at least 8 chunks, then about 1 per listing part)."""
+    tree = make_tree(tmp_path / "src", dirs=4, per_dir=100)
+    first = run_here("checksum", tree, tmp_path / "before", chunk_files=50)
+    again = run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"), chunk_files=50)
+    assert first["chunks"] >= 8 and again["since"]["files_reused"] == first["files"]
+    assert again["chunks"] <= first["chunks"] // 4
+    assert _rows(tmp_path / "since" / "files") == _rows(tmp_path / "before" / "files")
+
+
 def test_listing_ctime_is_lstat_ctime(tmp_path):
     tree = make_tree(tmp_path / "src", dirs=2, per_dir=5)
     _run("checksum", tree, tmp_path / "out")

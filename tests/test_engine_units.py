@@ -347,3 +347,33 @@ def test_a_ctrl_c_python_drops_in_a_finalizer_still_stops_the_run():
     finally:
         errors._interrupted = False
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("native", READERS)
+def test_path_keys_are_xxh3_128_of_the_exact_path_bytes(monkeypatch, native):
+    """path_keys (C over Arrow's buffer, or Python per row) against the xxhash package's XXH3-128 of
+    each exact path (non-UTF-8 names through path_bytes, empty names, a slice, several chunks);
+    PathIndex finds each path's rows, and nothing for an absent path."""
+    import pyarrow as pa
+    import xxhash
+
+    import exoflow.kernels.hashing as hashing
+    import exoflow.paths as paths
+    if native and not native_available():
+        pytest.skip("exoflow._native is not built")
+    if not native:
+        monkeypatch.setattr(hashing, "native", None)
+    rng = random.Random(2)
+    names = [b"", b"/usr/bin/python3", "é/ü".encode(), b"bad\xff\xfename", b"a" * 300, b"x\xc3"]
+    names += [bytes(rng.choice(b"ab/\xff\xc3\xa9") for _ in range(rng.randint(0, 40))) for _ in range(500)]
+    path, path_bytes = paths.path_columns(pa.array(names, pa.binary()))
+    table = pa.Table.from_arrays([path, path_bytes], ["path", "path_bytes"])
+    want = np.array([[v >> 64, v & (2**64 - 1)] for v in map(xxhash.xxh3_128_intdigest, names)], np.uint64)
+    assert (hashing.path_keys(table) == want).all()
+    assert (hashing.path_keys(table.slice(7, 50)) == want[7:57]).all()
+    two = pa.concat_tables([table.slice(0, 3), table.slice(3)])
+    assert (hashing.path_keys(two) == want).all()
+    index = hashing.PathIndex(want)
+    first, end = index.find(np.vstack([want[3], want[3] + np.uint64(1)]))
+    assert index.order[first[0]] in [i for i, n in enumerate(names) if n == names[3]] and end[0] > first[0]
+    assert first[1] == end[1]

@@ -13,10 +13,13 @@ from typing import Callable, Iterable, Sequence
 
 import blake3
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
 from exoflow.batch import Batch, fed
+from exoflow.fileio import native
+from exoflow.paths import exact_bytes
 
 # algorithm name (as on the command line) -> column name in the manifest
 COLUMNS = {"xxh3-128": "xxh3_128", "blake3": "blake3", "sha256": "sha256", "sha1": "sha1", "md5": "md5"}
@@ -123,3 +126,46 @@ def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str |
         for a, d in zip(names, batch.streamed[i].hexdigests()):
             out[COLUMNS[a]][i] = d
     return out, errors
+
+
+# ---- finding a path's rows in another table ------------------------------------
+
+def path_keys(table: pa.Table) -> np.ndarray:
+    """uint64 (N, 2): the XXH3-128 (high, low 64 bits) of each row's exact path bytes (``path_bytes``
+    where set, else ``path`` in UTF-8), hashed over Arrow's buffer in C (per row in Python without
+    ``_native``). Equal keys mean equal paths but for a 2**-128 chance."""
+    raw = exact_bytes(table).cast(pa.large_binary())       # int64 offsets
+    n = len(raw)
+    keys = np.zeros((n, 2), np.uint64)
+    if native is None:
+        for i, b in enumerate(raw.to_pylist()):
+            v = xxhash.xxh3_128_intdigest(b)
+            keys[i] = (v >> 64, v & 0xFFFFFFFFFFFFFFFF)
+        return keys
+    offsets = np.frombuffer(raw.buffers()[1], np.int64)[raw.offset:raw.offset + n + 1] if n else np.zeros(1, np.int64)
+    data = raw.buffers()[2]
+    native.xxh3_128_spans(memoryview(data) if data is not None else b"", offsets, keys)
+    return keys
+
+
+class PathIndex:
+    """Rows of a table found by exact path: its ``path_keys`` sorted once. ``order``: int64, the
+    table's rows in key order (rows of one path are adjacent)."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.order = np.lexsort((keys[:, 1], keys[:, 0]))
+        self.hi, self.lo = keys[self.order, 0], keys[self.order, 1]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each key (N, 2): (first, end), its rows' positions in ``order``; first == end when
+        absent. Two paths sharing a 64-bit ``hi`` (astronomically rare) count as absent."""
+        first = np.searchsorted(self.hi, keys[:, 0], side="left")
+        end = np.searchsorted(self.hi, keys[:, 0], side="right")
+        if not len(self.hi):
+            return first, end
+        ok = (end > first) & (self.lo[np.minimum(first, len(self.lo) - 1)] == keys[:, 1]) \
+            & (self.lo[np.maximum(end - 1, 0)] == keys[:, 1])
+        return np.where(ok, first, 0), np.where(ok, end, 0)

@@ -7,7 +7,6 @@ them and fills in the reused digests.
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -15,13 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import xxhash
 
 from exoflow.batch import Batch, Reads
 from exoflow.errors import UsageError
-from exoflow.kernels.hashing import COLUMNS, DEFAULT, digest_consumers, hash_batch
+from exoflow.kernels.hashing import COLUMNS, DEFAULT, PathIndex, digest_consumers, hash_batch, path_keys
 from exoflow.ops.checksum.manifests import manifest_algorithms, manifest_files
-from exoflow.paths import raw_paths
 
 # Bytes are hashed right after they are copied, while they are still in the CPU cache: filling a
 # whole chunk's buffer first and hashing it afterwards took 1.7x the CPU on /usr. Files over
@@ -44,13 +41,8 @@ def algorithms(params: dict[str, Any]) -> tuple[str, ...]:
 
 # ---- --trust-mtime: reuse hashes of files whose metadata did not change ---------------
 
-def _path_keys(paths: list[str]) -> np.ndarray:
-    h = xxhash.xxh3_64_intdigest
-    return np.fromiter((h(os.fsencode(p)) for p in paths), dtype=np.uint64, count=len(paths))
-
-
 class TrustIndex:
-    """The old manifest's regular files keyed by a 64-bit hash of the exact path, with the
+    """The old manifest's regular files indexed by exact path (``PathIndex``), with the
     metadata that must match exactly (size, mtime_ns, inode, device) and their digests.
     Loaded once per worker process (see ``trust_index``)."""
 
@@ -66,9 +58,8 @@ class TrustIndex:
                 keep = pc.and_(keep, pc.is_valid(t.column(c)))
             parts.append(t.filter(keep))
         t = pa.concat_tables(parts) if parts else pa.table({})
-        keys = _path_keys(raw_paths(t)) if t.num_rows else np.zeros(0, np.uint64)
-        order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
+        self.index = PathIndex(path_keys(t) if t.num_rows else np.zeros((0, 2), np.uint64))
+        order = self.index.order
         self.meta = {f: t.column(f).to_numpy(zero_copy_only=False)[order].astype(np.int64) for f in self.FIELDS} \
             if t.num_rows else {f: np.zeros(0, np.int64) for f in self.FIELDS}
         self.digests = {c: np.asarray(t.column(c).to_pylist(), dtype=object)[order] if t.num_rows
@@ -76,11 +67,10 @@ class TrustIndex:
 
     def lookup(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """(rows of ``table`` whose path and metadata match, their rows in the index)."""
-        if not len(self.keys) or not table.num_rows:
+        if not len(self.index) or not table.num_rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        keys = _path_keys(raw_paths(table))
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        ok = self.keys[pos] == keys
+        pos, end = self.index.find(path_keys(table))
+        ok = end > pos
         ok &= pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
         for f in self.FIELDS:
             ok &= pc.fill_null(table.column(f), 0).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[f][pos]
