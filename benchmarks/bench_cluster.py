@@ -49,6 +49,8 @@ def main() -> int:
     p.add_argument("--trees", nargs="*", default=["/usr"])
     p.add_argument("--jobs", nargs="*", default=list(REFERENCES), choices=list(REFERENCES))
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads-per-worker", type=int, default=1)
+    p.add_argument("--no-cold", action="store_true", help="leave out the embedded (cold) runs")
     p.add_argument("--runs", type=int, default=5)
     a = p.parse_args()
     for tool in ("find", "jdupes", "xxh128sum"):
@@ -58,7 +60,9 @@ def main() -> int:
     os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
     exoflow = [sys.executable, "-m", "exoflow.cli"]
     print(f"machine: {machine()}; load average before: {load()}")
-    subprocess.run([*exoflow, "cluster", "start", "--workers", str(a.workers), "--dashboard", "127.0.0.1:0"],
+    shape = ["--workers", str(a.workers), "--threads-per-worker", str(a.threads_per_worker)]
+    print(f"cluster: {a.workers} workers x {a.threads_per_worker} threads")
+    subprocess.run([*exoflow, "cluster", "start", *shape, "--dashboard", "127.0.0.1:0"],
                    check=True, stdout=subprocess.DEVNULL)
     out = os.path.join(work, "out")
     os.mkdir(os.path.join(work, "probe"))
@@ -75,10 +79,11 @@ def main() -> int:
                 name, ref_cmd, kind, target = REFERENCES[job]
                 run = [*exoflow, "run", job, tree, "--out", out, "--overwrite", "-q"]
                 ref = measure(ref_cmd.format(tree=shlex.quote(tree)), runs=a.runs, shell=True)
-                timings = [(f"exoflow run {job} (exoflow cluster, warm)", measure(run, runs=a.runs)),
-                           (f"exoflow run {job} --embedded (cold)",
-                            measure([*run, "--embedded", "--workers", str(a.workers), "--no-dashboard"], runs=a.runs)),
-                           (name, ref)]
+                timings = [(f"exoflow run {job} (exoflow cluster, warm)", measure(run, runs=a.runs))]
+                if not a.no_cold:
+                    timings.append((f"exoflow run {job} --embedded (cold)",
+                                    measure([*run, "--embedded", *shape, "--no-dashboard"], runs=a.runs)))
+                timings.append((name, ref))
                 for label, t in timings:
                     ratio = ""
                     if label.startswith("exoflow"):

@@ -10,6 +10,7 @@ rows out of what is read). Files that had an ``error`` then are read again.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +59,12 @@ def check_since(cfg: RunConfig) -> None:
 
 
 class EarlierListing:
-    """The earlier run's saved listing: its regular files listed without error, indexed by path,
-    with their KEY columns and ETags. Loaded once per worker process (``earlier_listing``)."""
+    """What decides whether a file is reused, without the earlier rows themselves: the earlier run's
+    saved listing (its regular files listed without error, indexed by path, with their KEY columns
+    and ETags) and, from its dataset's path and error columns, how many rows each path has and which
+    hold an ``error``. Loaded once per worker process (``earlier_listing``)."""
 
-    def __init__(self, out_dir: str) -> None:
+    def __init__(self, out_dir: str, dataset: str) -> None:
         parts = listing_parts(out_dir)
         wanted = ["path", "path_bytes", "type", "error", "etag", *KEY]
         listing = pa.concat_tables([_with_etag(t.select([c for c in wanted if c in t.column_names]))
@@ -74,50 +77,48 @@ class EarlierListing:
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
         self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
+        rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet")
+        rows = rows.to_table(columns=[c for c in ("path", "path_bytes", "error") if c in rows.schema.names])
+        keys = path_keys(rows)
+        self.rows = PathIndex(keys)
+        failed = pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False) if "error" in rows.column_names \
+            else np.zeros(rows.num_rows, bool)
+        self.failed = PathIndex(keys[failed])       # files whose rows hold an error are read again
 
-    def unchanged(self, table: pa.Table, keys: np.ndarray | None = None) -> np.ndarray:
+    def unchanged(self, table: pa.Table, one_row: bool, keys: np.ndarray | None = None) -> np.ndarray:
         """Bool per row of ``table`` (listing rows): a regular file listed without error, now and
-        then, whose path and KEY columns (and ETag) are as before. ``keys``: its ``path_keys``."""
+        then, whose path and KEY columns (and ETag) are as before, with no earlier row holding an
+        ``error`` (and, ``one_row``, with exactly one earlier row). ``keys``: its ``path_keys``."""
         n = table.num_rows
         if not n or not len(self.index):
             return np.zeros(n, bool)
-        first, end = self.index.find(path_keys(table) if keys is None else keys)
+        keys = path_keys(table) if keys is None else keys
+        first, end = self.index.find(keys)
         ok = (end > first) & pc.fill_null(pc.equal(table.column("type"), "file"), False).to_numpy(zero_copy_only=False)
         ok &= pc.is_null(table.column("error")).to_numpy(zero_copy_only=False)
         for k in KEY:
             ok &= table.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) == self.meta[k][first]
         etag = _with_etag(table).column("etag").fill_null("")
-        return ok & pc.equal(etag, self.etag.take(pa.array(first, pa.int64()))).to_numpy(zero_copy_only=False)
-
-
-@lru_cache(maxsize=1)
-def earlier_listing(out_dir: str) -> EarlierListing:
-    return EarlierListing(out_dir)
-
-
-class Previous:
-    """The earlier run's dataset rows indexed by path, beside its listing (``earlier_listing``).
-    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
-
-    def __init__(self, out_dir: str, dataset: str) -> None:
-        self.listing = earlier_listing(out_dir)
-        self.rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
-        self.out = PathIndex(path_keys(self.rows))
-        failed = self.rows.filter(pc.is_valid(self.rows.column("error"))) if "error" in self.rows.column_names \
-            else self.rows.slice(0, 0)
-        self.failed = PathIndex(path_keys(failed))       # files whose rows hold an error are read again
-
-    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
-        """Bool per row of ``table`` (listing rows): ``EarlierListing.unchanged``, without an earlier
-        row holding an ``error`` (and, ``one_row``, with exactly one earlier row)."""
-        keys = path_keys(table)
-        ok = self.listing.unchanged(table, keys)
+        ok &= pc.equal(etag, self.etag.take(pa.array(first, pa.int64()))).to_numpy(zero_copy_only=False)
         first, end = self.failed.find(keys)
         ok &= end == first
         if one_row:
-            first, end = self.out.find(keys)
+            first, end = self.rows.find(keys)
             ok &= (end - first) == 1
         return ok
+
+
+class Previous:
+    """The earlier run's dataset rows indexed by path, beside ``earlier_listing``'s verdicts.
+    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
+
+    def __init__(self, out_dir: str, dataset: str) -> None:
+        self.listing = earlier_listing(out_dir, dataset)
+        self.rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
+        self.out = PathIndex(path_keys(self.rows))
+
+    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
+        return self.listing.unchanged(table, one_row)
 
     def rows_of(self, table: pa.Table) -> pa.Table:
         """The earlier dataset's rows of ``table``'s paths (every row of each path, in path order)."""
@@ -127,16 +128,44 @@ class Previous:
         return self.rows.take(pa.array(self.out.order[starts + np.arange(int(counts.sum()))], pa.int64()))
 
 
+# One of each per worker process, built by one thread while the others wait, and built again when
+# PREVIOUS_OUT was written again since (its summary.json's mtime): a long-lived worker serves many runs.
+_LOADING = threading.RLock()
+
+
+def _stamp(out_dir: str) -> int:
+    try:
+        return os.stat(os.path.join(out_dir, "summary.json")).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def earlier_listing(out_dir: str, dataset: str) -> EarlierListing:
+    with _LOADING:
+        return _earlier_listing(out_dir, dataset, _stamp(out_dir))
+
+
+def previous(out_dir: str, dataset: str) -> Previous:
+    with _LOADING:
+        return _previous(out_dir, dataset, _stamp(out_dir))
+
+
+@lru_cache(maxsize=1)
+def _earlier_listing(out_dir: str, dataset: str, stamp: int) -> EarlierListing:
+    return EarlierListing(out_dir, dataset)
+
+
+@lru_cache(maxsize=1)
+def _previous(out_dir: str, dataset: str, stamp: int) -> Previous:
+    return Previous(out_dir, dataset)
+
+
 def _with_etag(table: pa.Table) -> pa.Table:
     """``table`` with an ``etag`` column (all null for a listing made before exoflow had one)."""
     if "etag" in table.column_names:
         return table.set_column(table.schema.get_field_index("etag"), "etag", table.column("etag").cast(pa.string()))
     return table.append_column("etag", pa.nulls(table.num_rows, pa.string()))
 
-
-@lru_cache(maxsize=1)
-def previous(out_dir: str, dataset: str) -> Previous:
-    return Previous(out_dir, dataset)
 
 
 def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,

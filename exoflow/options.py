@@ -158,8 +158,8 @@ class ChunkOptions:
     # Content reading: sort by (device, inode) and bound the bytes per chunk. None = whether the
     # job reads contents (Job.reads).
     read_order: bool | None = derived(None, "the job: whether it reads contents (Job.reads), or its own ChunkOptions")
-    # --since: the earlier output (absolute) whose unchanged files are reused, not read: they count
-    # no bytes towards max_bytes
+    # --since: the earlier output's dataset directory (absolute) whose unchanged files are reused,
+    # not read: they count no bytes towards max_bytes
     reused_from: str | None = derived(None, "--since")
 
 

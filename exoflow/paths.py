@@ -68,10 +68,11 @@ def raw_paths(table: pa.Table) -> list[str]:
 
 
 def exact_bytes(table: pa.Table) -> pa.Array:
-    """Binary: each row's exact path bytes (``path_bytes`` where set, else ``path`` in UTF-8)."""
-    raw = table.column("path").cast(pa.binary())
+    """Large binary (int64 offsets: any number of rows): each row's exact path bytes (``path_bytes``
+    where set, else ``path`` in UTF-8; a null path as empty)."""
+    raw = table.column("path").cast(pa.large_binary())
     if "path_bytes" in table.column_names:
-        exact = table.column("path_bytes")
+        exact = table.column("path_bytes").cast(pa.large_binary())
         raw = pc.if_else(pc.is_valid(exact), exact, raw)
-    return raw.combine_chunks()
+    return raw.fill_null(b"").combine_chunks()
 

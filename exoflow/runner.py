@@ -88,7 +88,8 @@ class RunConfig:
         if self.chunk.read_order is None:   # unset: whether the job reads contents decides
             self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
         if self.since and self.chunk.read_order:
-            self.chunk = dataclasses.replace(self.chunk, reused_from=os.path.abspath(self.since))
+            self.chunk = dataclasses.replace(self.chunk, reused_from=os.path.join(os.path.abspath(self.since),
+                                                                                  self.job.dataset))
 
     @property
     def sources(self) -> list[str]:
@@ -153,7 +154,7 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
     bound, files = (sizes if chunk_opts.read_order else np.zeros_like(sizes)), None
     if chunk_opts.reused_from and table.num_rows:      # --since: files whose rows are reused are not read
         from exoflow import incremental
-        reused = incremental.earlier_listing(chunk_opts.reused_from).unchanged(table)
+        reused = incremental.earlier_listing(*os.path.split(chunk_opts.reused_from)).unchanged(table, one_row=False)
         bound, files = np.where(reused, 0, bound), np.where(reused, incremental.REUSED_COST, 1.0)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts, files), worker=_where(),
                 seconds=time.perf_counter() - t0)

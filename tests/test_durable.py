@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import xxhash
 
@@ -262,14 +264,36 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
 
 def test_since_counts_reused_files_lightly_when_cutting_chunks(tmp_path):
     """A reused file is not read: it takes no bytes of a chunk and a tenth of a file of
-    --chunk-files, so an unchanged tree is cut into about a tenth of the chunks (counted
-    by hand: 4 directories of 102 files, 50 files per chunk: at least 8 chunks, then about 1 per listing part)."""
+    --chunk-files, so each listing part of an unchanged tree is one chunk (counted by hand: 4
+    directories of 102 files, 50 files per chunk: at least 9 chunks when every file is read)."""
     tree = make_tree(tmp_path / "src", dirs=4, per_dir=100)
     first = run_here("checksum", tree, tmp_path / "before", chunk_files=50)
     again = run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"), chunk_files=50)
-    assert first["chunks"] >= 8 and again["since"]["files_reused"] == first["files"]
-    assert again["chunks"] <= first["chunks"] // 4
+    assert first["chunks"] >= -(-first["files"] // 50) >= 9 and again["since"]["files_reused"] == first["files"]
+    assert again["chunks"] == len(listing_parts(str(tmp_path / "since")))
     assert _rows(tmp_path / "since" / "files") == _rows(tmp_path / "before" / "files")
+
+
+def test_since_reads_again_a_file_whose_earlier_row_holds_an_error(tmp_path):
+    """An earlier row with an ``error`` (set here by hand in the earlier dataset) is not reused:
+    that file is read, and gets its true digest (hashlib's oracle: xxhash's)."""
+    import pyarrow.parquet as pq
+    tree = make_tree(tmp_path / "src", dirs=2, per_dir=10)
+    run_here("checksum", tree, tmp_path / "before", chunk_files=50)
+    victim = str(tree / "d01" / "f3.txt")
+    for part in (tmp_path / "before" / "files").glob("*.parquet"):
+        t = pq.read_table(part)
+        hit = pc.equal(t.column("path"), victim)
+        if pc.any(hit).as_py():
+            t = t.set_column(t.schema.get_field_index("error"), "error",
+                             pc.if_else(hit, pa.scalar("EIO: input/output error"), t.column("error")))
+            t = t.set_column(t.schema.get_field_index("xxh3_128"), "xxh3_128",
+                             pc.if_else(hit, pa.scalar(None, pa.string()), t.column("xxh3_128")))
+            pq.write_table(t, part)
+    s = run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"), chunk_files=50)
+    assert s["since"]["files_read"] == 1 and s["errors"] == 0
+    rows = {r["path"]: r for r in read_dataset(tmp_path / "since" / "files").to_pylist()}
+    assert rows[victim]["xxh3_128"] == xxhash.xxh3_128_hexdigest(open(victim, "rb").read())
 
 
 def test_listing_ctime_is_lstat_ctime(tmp_path):

@@ -134,7 +134,7 @@ def path_keys(table: pa.Table) -> np.ndarray:
     """uint64 (N, 2): the XXH3-128 (high, low 64 bits) of each row's exact path bytes (``path_bytes``
     where set, else ``path`` in UTF-8), hashed over Arrow's buffer in C (per row in Python without
     ``_native``). Equal keys mean equal paths but for a 2**-128 chance."""
-    raw = exact_bytes(table).cast(pa.large_binary())       # int64 offsets
+    raw = exact_bytes(table)
     n = len(raw)
     keys = np.zeros((n, 2), np.uint64)
     if native is None:
