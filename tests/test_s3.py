@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
 
-from conftest import exoflow, free_port, read_dataset, run_here
+from conftest import exoflow, free_port, read_dataset, run_config, run_here
 
 pytest.importorskip("s3fs", reason="object storage needs s3fs (exoflow[s3], in the test extra)")
 pytest.importorskip("moto.server", reason="the S3 server of these tests is moto[server] (in the test extra)")
@@ -96,9 +97,21 @@ def table(out: Path, dataset: str, root: str):
     return t.assign(rel=_rel(t["path"].tolist(), root))
 
 
+def run_to_url(spec: str, root: str, url: str, scratch: Path, *flags: str) -> dict:
+    """``run_here`` with ``--out URL``: the parts, after-step outputs, summary.json and report.html
+    written to the store (in this process; the CLI tests below use workers in other processes)."""
+    from exoflow.executors import InProcess
+    from exoflow.runner import run
+    cfg = run_config(spec, root, scratch, *flags, chunk_files=500)
+    os.rmdir(cfg.out_dir)        # run_config made it
+    cfg.out_dir = url
+    return run(InProcess(), cfg)
+
+
 @pytest.fixture(scope="module")
 def runs(store, tmp_path_factory):
-    """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}}."""
+    """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}};
+    "s3out": over the bucket with --out s3://tree/out/JOB (out: that URL)."""
     storage, _, local, _ = store
     base = tmp_path_factory.mktemp("runs")
     roots = {"s3": f"s3://{BUCKET}/data", "local": str(local)}
@@ -112,6 +125,9 @@ def runs(store, tmp_path_factory):
             extra = ("--storage-options", storage) if kind == "s3" else ()
             summary = run_here(job, root + below, out, *extra, *fl, chunk_files=500)
             got.setdefault(job, {})[kind] = (out, root + below, summary)
+        url = f"s3://{BUCKET}/out/{job}"
+        summary = run_to_url(job, roots["s3"] + below, url, base / f"{job}-unused", "--storage-options", storage, *fl)
+        got[job]["s3out"] = (url, roots["s3"] + below, summary)
     return got
 
 
@@ -171,6 +187,48 @@ def test_scan_finds_the_same_findings(runs, store):
     assert found["s3"] == found["local"]
     planted = {k for k, v in in_d0(store[3]).items() if AWS.encode() in v}
     assert len(planted) > 2 and {rel for rel, rule, *_ in found["s3"] if "aws" in rule.lower()} == planted
+
+
+def _store_table(fs, url: str):
+    """A Parquet dataset under ``url`` read back from the store, as a table."""
+    import pyarrow.dataset as ds
+    return ds.dataset(url.split("://", 1)[1], filesystem=fs, format="parquet").to_table()
+
+
+def _sorted(t):
+    keys = [c for c in ("path", "group_id", "line", "column", "rule") if c in t.column_names]
+    return t.sort_by([(k, "ascending") for k in keys]).to_pydict()
+
+
+OUTPUTS = {"inventory": (["files"], []), "checksum+scan": (["checksum/files", "scan/findings"], ["scan/scan.sarif"]),
+           "dedup": (["files", "duplicates"], ["duplicates.txt"])}
+
+
+@pytest.mark.parametrize("job", list(OUTPUTS))
+def test_out_url_holds_what_a_local_out_holds(runs, store, job):
+    """Oracle: the same run (the same objects, options and chunks) with a local --out: every dataset
+    equal row for row, the text outputs byte for byte, summary.json's counts and results the same."""
+    _, fs, _, _ = store
+    local, _, local_summary = runs[job]["s3"]
+    url, _, summary = runs[job]["s3out"]
+    datasets, texts = OUTPUTS[job]
+    for name in datasets:
+        want = read_dataset(local / name)
+        got = _store_table(fs, f"{url}/{name}")
+        assert got.schema == want.schema and _sorted(got) == _sorted(want), name
+        assert got.num_rows > 0, name
+    for name in texts:
+        assert fs.cat(f"{url.split('://', 1)[1]}/{name}") == (local / name).read_bytes(), name
+    written = json.loads(fs.cat(f"{url.split('://', 1)[1]}/summary.json"))
+    assert written["out"] == url and written["dataset"] == summary["dataset"]
+    for k in ("files", "bytes", "errors", "entries"):
+        assert written[k] == local_summary[k], k
+    # the results name their files under OUT: the local one's, spelled as the URL
+    assert written["result"] == json.loads(json.dumps(local_summary["result"], default=str).replace(str(local), url))
+    assert fs.exists(f"{url.split('://', 1)[1]}/report.html")
+    # nothing staged: no temporary parts, no after-step pieces left under the URL
+    left = [p for p in fs.find(url.split("://", 1)[1]) if ".tmp" in p or "-parts/" in p]
+    assert left == []
 
 
 def test_since_reuses_objects_whose_etag_size_and_mtime_are_unchanged(store, tmp_path):
