@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from conftest import exoflow, free_port, read_dataset, run_config, run_here
+from conftest import dask_cluster, exoflow, free_port, read_dataset, run_config, run_here
 
 pytest.importorskip("s3fs", reason="object storage needs s3fs (exoflow[s3], in the test extra)")
 pytest.importorskip("moto.server", reason="the S3 server of these tests is moto[server] (in the test extra)")
@@ -296,9 +296,10 @@ def test_objects_that_change_after_the_listing_are_error_rows(store):
     assert pc.all(pc.is_null(listing.column("inode"))).as_py()
 
 
-def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path):
+def test_cli_runs_on_the_embedded_cluster_and_writes_to_out_url(store, tmp_path):
     """Workers in other processes get the storage options: the CLI's checksum equals the oracle; its
-    output, written under --out s3://…, holds the dataset and a summary that says where it is."""
+    output, written under --out s3://…, holds the dataset and a summary that says where it is; the
+    working directory holds nothing (no local copy)."""
     import pyarrow.dataset as ds
     storage, fs, _, files = store
     root = f"s3://{BUCKET}/data"
@@ -306,11 +307,99 @@ def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path
     r = exoflow("run", "checksum", f"{root}/d0/big", "--storage-options", storage, "--piece-size", str(PIECE),
                 "--hash", "sha256", "--workers", "2", "--out", out, "-q", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert list(tmp_path.iterdir()) == []            # the local copy it was written to is gone
+    assert list(tmp_path.iterdir()) == []
     assert json.loads(fs.cat(f"{BUCKET}/results/one/summary.json"))["out"] == out
     t = ds.dataset(f"{BUCKET}/results/one/files", filesystem=fs, format="parquet").to_table().to_pandas()
     got = dict(zip(_rel(t["path"].tolist(), f"{root}"), t["sha256"]))
     assert got == {k: hashlib.sha256(v).hexdigest() for k, v in files.items() if k.startswith("d0/big/")}
+
+
+def test_workers_elsewhere_write_the_parts_to_the_store(store, tmp_path):
+    """A cluster whose workers run in another directory, a client in a third with its own TMPDIR:
+    dedup's parts, its after-step's groups and duplicates.txt, summary.json and report.html land
+    under the URL, and no directory of the client's or the workers' holds anything."""
+    storage, fs, _, files = store
+    client, workers, tmp = (tmp_path / n for n in ("client", "workers", "tmp"))
+    for d in (client, workers, tmp):
+        d.mkdir()
+    out = f"s3://{BUCKET}/results/elsewhere"
+    with dask_cluster(1, 2, cwd=str(workers)) as (addr, _):
+        r = exoflow("run", "dedup", f"s3://{BUCKET}/data/d0/big", "--storage-options", storage, "--scheduler", addr,
+                    "--out", out, "-q", cwd=str(client), env={**os.environ, "TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.stderr
+    assert [list(d.iterdir()) for d in (client, workers, tmp)] == [[], [], []]
+    held = {p.split("/results/elsewhere/", 1)[1] for p in fs.find(f"{BUCKET}/results/elsewhere")}
+    assert {"summary.json", "report.html", "duplicates.txt"} <= held
+    assert any(h.startswith("files/part-") for h in held) and any(h.startswith("duplicates/part-") for h in held)
+    report = fs.cat(f"{BUCKET}/results/elsewhere/duplicates.txt").decode()
+    assert "one.bin" in report and "two copy.bin" in report and "other.bin" not in report
+
+
+FAILING_JOB = """
+import dataclasses
+from exoflow.composed import load
+
+def after(f):
+    raise RuntimeError("the after-step failed on purpose")
+
+job = dataclasses.replace(load("inventory"), name="failing", after=after)
+"""
+
+
+def test_a_failed_run_leaves_nothing_under_the_url(store, tmp_path):
+    """Parts written by the workers, then the after-step fails: exit 3, one line, and the URL holds
+    nothing (as before the run)."""
+    storage, fs, _, _ = store
+    job = tmp_path / "failing.py"
+    job.write_text(FAILING_JOB)
+    out = f"s3://{BUCKET}/results/failed"
+    r = exoflow("run", str(job), f"s3://{BUCKET}/data/d1", "--storage-options", storage, "--workers", "1",
+                "--out", out, "-q", cwd=str(tmp_path))
+    assert r.returncode == 3, r.stderr
+    assert "failed on purpose" in r.stderr and "Traceback" not in r.stderr
+    assert fs.find(f"{BUCKET}/results/failed") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failing.py"]
+
+
+def _run_list(listing: str, out: Path, *flags: str) -> dict:
+    """``exoflow run checksum --from-list LISTING --out OUT FLAGS`` in this process."""
+    from exoflow.composed import load
+    from exoflow.config import configure, run_parser
+    from exoflow.executors import InProcess
+    from exoflow.runner import run
+    job = load("checksum")
+    cfg = configure(job, run_parser(job, "test").parse_args(["--from-list", listing, "--chunk-files", "7",
+                                                             "--hash", "sha256", *flags])).run
+    cfg.out_dir = str(out)
+    out.mkdir()
+    return run(InProcess(), cfg)
+
+
+def test_from_list_of_object_urls(store, tmp_path):
+    """--from-list with object URLs (and a local path beside them): each object hashed as hashlib
+    says, an object that does not exist an error row; the same list read from S3 gives the same."""
+    storage, fs, local, files = store
+    names = sorted(k for k in files if k.startswith("d2/s3/"))[:12] + ["d0/big/one.bin"]
+    missing = f"s3://{BUCKET}/data/d2/no such object.txt"
+    entries = [f"s3://{BUCKET}/data/{k}" for k in names] + [missing, str(local / "top.txt")]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(entries) + "\n")
+    fs.pipe(f"{BUCKET}/lists/list.txt", listing.read_bytes())
+    want = {f"s3://{BUCKET}/data/{k}": hashlib.sha256(files[k]).hexdigest() for k in names}
+    want[str(local / "top.txt")] = hashlib.sha256(b"top\n").hexdigest()
+    for kind, source in (("local list", str(listing)), ("list on S3", f"s3://{BUCKET}/lists/list.txt")):
+        summary = _run_list(source, tmp_path / kind, "--storage-options", storage, "--piece-size", str(PIECE))
+        t = read_dataset(tmp_path / kind / "files").to_pandas().set_index("path")
+        assert dict(t["sha256"].dropna()) == want, kind
+        assert t["error"][missing].startswith("ENOENT"), kind
+        assert t["error"].notna().sum() == 1 and summary["errors"] == 1, kind
+
+
+def test_from_list_url_that_is_not_there_is_one_line(store, tmp_path):
+    code, err = _cli("inventory", "--from-list", f"s3://{BUCKET}/lists/none.txt", "--storage-options", store[0],
+                     "--out", str(tmp_path / "out"))
+    assert code == 2 and "ENOENT" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def _cli(*args: str) -> tuple[int, str]:
