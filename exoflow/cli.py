@@ -90,11 +90,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     out_dir = remote or (default_out_dir(job.name) if args.out is None else args.out)
     if args.resume:
         check_resume(out_dir, cfg)
-        created = []
-    elif remote:
-        created = []
-    else:
-        created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
+    # fail before starting anything; create once connected
+    created = [] if args.resume or remote else check_out_dir(out_dir, args.overwrite)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     for note in notes:
         say(f"{prog}: {note}")
@@ -122,8 +119,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
         if remote:        # no --resume for a store: what the run wrote there goes
-            outputs.rmtree(remote)
-            print(f"{prog}: interrupted; nothing is left under {remote}", file=sys.stderr)
+            if remove_url(remote, prog):
+                print(f"{prog}: interrupted; nothing is left under {remote}", file=sys.stderr)
             return EXIT_INTERRUPTED
         if cfg.out_dir:
             remove_partial_files(cfg.out_dir)
@@ -139,7 +136,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         # a run that failed leaves nothing behind, and an earlier result as it was; a resumed one
         # leaves its journal, to be resumed again
         if remote:
-            outputs.rmtree(remote)
+            remove_url(remote, prog)
         elif cfg.out_dir and not args.resume:
             discard_out_dir(cfg.out_dir, created)
         raise
@@ -159,6 +156,20 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     say(summary_line(summary))
     job_code = int(summary["result"].get("exit_code", 0) or 0)
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
+
+
+def remove_url(url: str, prog: str) -> bool:
+    """Remove what a run that failed or was interrupted wrote under the --out ``url`` (it held nothing
+    before); False, and a warning line, where the store refuses."""
+    from exoflow import outputs
+    from exoflow.sources.objects import describe
+    try:
+        outputs.rmtree(url)
+    except Exception as e:
+        print(f"{prog}: warning: what the run wrote under {url} could not be removed: {describe(e)}",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _guard(fn, prog: str) -> int:

@@ -11,6 +11,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -108,26 +112,36 @@ def run_to_url(spec: str, root: str, url: str, scratch: Path, *flags: str) -> di
     return run(InProcess(), cfg)
 
 
+RUN_FLAGS = {"inventory": (), "checksum+scan": ("--hash", "sha256", "--piece-size", str(PIECE)), "dedup": ()}
+
+
 @pytest.fixture(scope="module")
 def runs(store, tmp_path_factory):
-    """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}};
-    "s3out": over the bucket with --out s3://tree/out/JOB (out: that URL)."""
+    """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}}."""
     storage, _, local, _ = store
     base = tmp_path_factory.mktemp("runs")
     roots = {"s3": f"s3://{BUCKET}/data", "local": str(local)}
     # the content jobs over d0/; checksum and scan in one composed run, so the objects are read once
-    flags = {"inventory": ("", ()), "checksum+scan": ("/d0", ("--hash", "sha256", "--piece-size", str(PIECE))),
-             "dedup": ("/d0", ())}
     got = {}
-    for job, (below, fl) in flags.items():
+    for job, fl in RUN_FLAGS.items():
+        below = "" if job == "inventory" else "/d0"
         for kind, root in roots.items():
             out = base / f"{job}-{kind}"
             extra = ("--storage-options", storage) if kind == "s3" else ()
             summary = run_here(job, root + below, out, *extra, *fl, chunk_files=500)
             got.setdefault(job, {})[kind] = (out, root + below, summary)
+    return got
+
+
+@pytest.fixture(scope="module")
+def url_runs(store, runs, tmp_path_factory):
+    """``runs``' s3 runs again with --out s3://tree/out/JOB: {job: (that URL, summary)}."""
+    storage = store[0]
+    scratch = tmp_path_factory.mktemp("unused")
+    got = {}
+    for job, (_, root, _) in {job: kinds["s3"] for job, kinds in runs.items()}.items():
         url = f"s3://{BUCKET}/out/{job}"
-        summary = run_to_url(job, roots["s3"] + below, url, base / f"{job}-unused", "--storage-options", storage, *fl)
-        got[job]["s3out"] = (url, roots["s3"] + below, summary)
+        got[job] = (url, run_to_url(job, root, url, scratch / job, "--storage-options", storage, *RUN_FLAGS[job]))
     return got
 
 
@@ -205,12 +219,12 @@ OUTPUTS = {"inventory": (["files"], []), "checksum+scan": (["checksum/files", "s
 
 
 @pytest.mark.parametrize("job", list(OUTPUTS))
-def test_out_url_holds_what_a_local_out_holds(runs, store, job):
+def test_out_url_holds_what_a_local_out_holds(runs, url_runs, store, job):
     """Oracle: the same run (the same objects, options and chunks) with a local --out: every dataset
     equal row for row, the text outputs byte for byte, summary.json's counts and results the same."""
     _, fs, _, _ = store
     local, _, local_summary = runs[job]["s3"]
-    url, _, summary = runs[job]["s3out"]
+    url, summary = url_runs[job]
     datasets, texts = OUTPUTS[job]
     for name in datasets:
         want = read_dataset(local / name)
@@ -359,6 +373,30 @@ def test_a_failed_run_leaves_nothing_under_the_url(store, tmp_path):
     assert "failed on purpose" in r.stderr and "Traceback" not in r.stderr
     assert fs.find(f"{BUCKET}/results/failed") == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["failing.py"]
+
+
+def test_an_interrupted_run_leaves_nothing_under_the_url(store, tmp_path):
+    """Ctrl-C once the workers' parts are in the store (the after-step held back): exit 130, one
+    line, and the URL holds nothing."""
+    storage, fs, _, _ = store
+    out = f"{BUCKET}/results/interrupted"
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "checksum", f"s3://{BUCKET}/data/d1/s1",
+                          "--storage-options", storage, "--workers", "1", "--out", f"s3://{out}", "-q"],
+                         cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "EXOFLOW_TEST_DELAY": "after=60"})
+    try:
+        deadline = time.time() + 60
+        while not any("/files/part-" in f for f in fs.find(out)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert any("/files/part-" in f for f in fs.find(out)), "no part reached the store"
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert "nothing is left under" in err and "Traceback" not in err, err
+    fs.invalidate_cache()         # this file system listed the prefix while the run wrote there
+    assert fs.find(out) == [] and list(tmp_path.iterdir()) == []
 
 
 def _run_list(listing: str, out: Path, *flags: str) -> dict:

@@ -4,9 +4,10 @@ The client only cuts the file into byte ranges (text) or parts (Parquet);
 workers read their share and ``lstat`` each path, so a listing of millions
 of paths never passes through the client. The file may be in object storage (a URL, read
 through fsspec with ``--storage-options``), and so may its entries: an object's URL is looked up
-on its store (``objects.Lister.add_object``: one that is gone is a row with an ``error``). A path listed twice (however spelled:
-``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed by a 128-bit hash
-of their absolute spelling, and the repeats are found from the keys alone.
+on its store (``objects.Lister.add_object``: one that is gone is a row with an ``error``). A path
+listed twice (however spelled: ``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed
+by a 128-bit hash of their absolute spelling (a URL's as written), and the repeats are found from
+the keys alone.
 """
 from __future__ import annotations
 

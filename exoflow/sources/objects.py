@@ -151,13 +151,6 @@ def check_output(url: str, storage: str) -> None:
         raise UsageError(f"--out {url}: objects are stored there already; give a prefix that holds none")
 
 
-def upload(local_dir: str, url: str, storage: str) -> None:
-    """Copy the directory ``local_dir``'s tree under ``url`` (``local_dir/a/b`` -> ``url/a/b``);
-    raises as the store does."""
-    fs, path = filesystem(url, storage)
-    fs.put(local_dir.rstrip("/") + "/", path.rstrip("/"), recursive=True)
-
-
 def _mtime_ns(info: dict) -> int | None:
     """LastModified (S3), updated/mtime (GCS, local) or created (memory) in ns since the epoch."""
     value = next((info[k] for k in ("LastModified", "mtime", "updated", "created") if info.get(k) is not None), None)
