@@ -554,6 +554,7 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
 
 
 def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> RunSummary:
+    """``run``, once every process can reach ``cfg.out_dir``."""
     if cfg.resume:       # the killed run's start stands: reducers measure ages from it
         log, resumed = journal.Journal.reopen(cfg.out_dir, cfg)
     else:
