@@ -167,7 +167,9 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
     with meter("list"):
         walker, lister = Walker(opts), objects.Lister(opts, storage)
         for f in root_files:
-            lister.add_object(f) if objects.is_url(f) else walker.add_root_file(f)
+            if not objects.is_url(f):
+                walker.add_root_file(f)
+        lister.add_objects([f for f in root_files if objects.is_url(f)])
         prefixes = [d for d in stack if isinstance(d, objects.Prefix)]
         left = walker.run([d for d in stack if not isinstance(d, objects.Prefix)], *budget)
         left += lister.run(prefixes, budget[0] - len(walker.out), budget[1])

@@ -4,7 +4,7 @@ The client only cuts the file into byte ranges (text) or parts (Parquet);
 workers read their share and ``lstat`` each path, so a listing of millions
 of paths never passes through the client. The file may be in object storage (a URL, read
 through fsspec with ``--storage-options``), and so may its entries: an object's URL is looked up
-on its store (``objects.Lister.add_object``: one that is gone is a row with an ``error``). A path
+on its store (``objects.Lister.add_objects``: one that is gone is a row with an ``error``). A path
 listed twice (however spelled: ``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed
 by a 128-bit hash of their absolute spelling (a URL's as written), and the repeats are found from
 the keys alone.
@@ -190,7 +190,7 @@ def repeats(keys: list[np.ndarray]) -> list[np.ndarray]:
 
 def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> pa.Table:
     """The listing rows of a piece: ``lstat`` of every path, the store's ``info`` of every object URL
-    (``objects.Lister.add_object``), each once; ``drop``: positions of paths listed before (from
+    (``objects.Lister.add_objects``), each once; ``drop``: positions of paths listed before (from
     ``repeats`` over every piece; None: the repeats within this piece)."""
     paths = _paths(piece)
     if drop is None:
@@ -200,10 +200,8 @@ def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> p
         keep[drop] = False
         paths = [p for p, k in zip(paths, keep.tolist()) if k]
     out, stored = EntryCollector(), objects.Lister(WalkOptions(), piece.storage)
-    for p in paths:
-        if objects.is_url(p):
-            stored.add_object(p)
-            continue
+    stored.add_objects([p for p in paths if objects.is_url(p)])
+    for p in (p for p in paths if not objects.is_url(p)):
         out.start_run(0, p.lstrip("/").split("/", 1)[0] or "/")
         try:
             out.add(p, stat_path(p, follow_symlinks=False))
