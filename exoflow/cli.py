@@ -61,6 +61,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.report import summary_line
     from exoflow.journal import check_resume
     from exoflow.results import write_main_table
+    from exoflow import outputs
     from exoflow.sources.objects import check_output, is_url
 
     parser = run_parser(job, prog)
@@ -75,22 +76,22 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         raise UsageError(f"--format writes one job's table, and {job.name} writes one per job: "
                          "run that job alone, or use exoflow query OUT")
     cfg, cluster_opts, notes = configure(job, args)
-    remote = args.out if args.out and is_url(args.out) else None     # written here, then uploaded
+    remote = args.out.rstrip("/") if args.out and is_url(args.out) else None    # the workers write there
     if remote and (args.resume or args.overwrite):
         raise UsageError(f"{'--resume' if args.resume else '--overwrite'} applies to a local --out DIR; an "
-                         "object-storage --out must hold nothing, and is written once the run has finished")
+                         "object-storage --out must hold nothing yet")
     if remote:
         check_output(remote, cfg.load.storage_options)
+        outputs.register(remote, cfg.load.storage_options)
     if args.overwrite and args.out is None:
         raise UsageError("--overwrite replaces an earlier result in --out DIR; the default output directory is new")
     if args.resume and (args.out is None or args.overwrite):
         raise UsageError("--resume finishes the run killed in --out DIR: give --out, and no --overwrite")
-    out_dir = default_out_dir(job.name) if args.out is None or remote else args.out
+    out_dir = remote or (default_out_dir(job.name) if args.out is None else args.out)
     if args.resume:
         check_resume(out_dir, cfg)
-        created = []
-    else:
-        created = check_out_dir(out_dir, args.overwrite)   # fail before starting anything; create once connected
+    # fail before starting anything; create once connected
+    created = [] if args.resume or remote else check_out_dir(out_dir, args.overwrite)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     for note in notes:
         say(f"{prog}: {note}")
@@ -105,8 +106,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
-            cfg.out_dir = os.path.realpath(out_dir) if args.resume else \
-                prepare_out_dir(out_dir if args.out and not remote else claim_out_dir(out_dir), args.overwrite)
+            cfg.out_dir = remote or (os.path.realpath(out_dir) if args.resume else
+                                     prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite))
             info = describe(client)
             cfg.params = resolve_auto(cfg.params, info["gpu_workers"] > 0)
             backend = backend_named(cfg.params)
@@ -117,9 +118,13 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
+        if remote:        # no --resume for a store: what the run wrote there goes
+            if remove_url(remote, prog):
+                print(f"{prog}: interrupted; nothing is left under {remote}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if cfg.out_dir:
             remove_partial_files(cfg.out_dir)
-            if holds_results(cfg.out_dir) and not remote:
+            if holds_results(cfg.out_dir):
                 keep_out_dir(cfg.out_dir)
                 print(f"{prog}: interrupted; complete parts so far are in {cfg.out_dir} (no summary.json; "
                       "add --resume to finish)", file=sys.stderr)
@@ -130,21 +135,22 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     except BaseException:
         # a run that failed leaves nothing behind, and an earlier result as it was; a resumed one
         # leaves its journal, to be resumed again
-        if cfg.out_dir and not args.resume:
+        if remote:
+            remove_url(remote, prog)
+        elif cfg.out_dir and not args.resume:
             discard_out_dir(cfg.out_dir, created)
         raise
-    keep_out_dir(cfg.out_dir)
+    if not remote:
+        keep_out_dir(cfg.out_dir)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif args.format:        # stdout holds only the table: pipes to jq, xargs -0, a spreadsheet …
         main_dir = os.path.join(cfg.out_dir, job.main_table or job.dataset)
-        if os.path.isdir(main_dir):
+        if outputs.isdir(main_dir):
             write_main_table(main_dir, args.format, args.nul)
     elif not args.quiet:
         print(job.reducer.report(summary["result"], cfg.params))
         print()
-    if remote:
-        summary = publish(cfg.out_dir, remote, cfg.load.storage_options, summary)
     for warning in summary["result"].get("warnings", []):
         say(f"{prog}: warning: {warning}")
     say(summary_line(summary))
@@ -152,23 +158,18 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
 
 
-def publish(out_dir: str, url: str, storage: str, summary: dict) -> dict:
-    """A finished run's local output directory copied under ``url`` (its summary.json saying so), then
-    removed; returns the summary as uploaded. An upload that fails keeps ``out_dir`` and raises
-    UsageError saying where the results are."""
-    import shutil
-
-    from exoflow.sinks import write_json
-    from exoflow.sources.objects import describe, upload
-    summary = {**summary, "out": url,
-               "dataset": url.rstrip("/") + "/" + os.path.basename(summary["dataset"]) if summary["dataset"] else ""}
-    write_json(os.path.join(out_dir, "summary.json"), summary)
+def remove_url(url: str, prog: str) -> bool:
+    """Remove what a run that failed or was interrupted wrote under the --out ``url`` (it held nothing
+    before); False, and a warning line, where the store refuses."""
+    from exoflow import outputs
+    from exoflow.sources.objects import describe
     try:
-        upload(out_dir, url, storage)
+        outputs.rmtree(url)
     except Exception as e:
-        raise UsageError(f"--out {url}: the upload failed ({describe(e)}); the results are in {out_dir}") from None
-    shutil.rmtree(out_dir)
-    return summary
+        print(f"{prog}: warning: what the run wrote under {url} could not be removed: {describe(e)}",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _guard(fn, prog: str) -> int:

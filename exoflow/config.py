@@ -204,6 +204,10 @@ def check_options(args: argparse.Namespace, job: Job, walk: WalkOptions, params:
     if job.check is not None:
         job.check(params)
     from exoflow.sources.objects import is_url
+    out = getattr(args, "out", None)
+    if args.storage_options and not (any(map(is_url, args.paths)) or args.from_list or (out and is_url(out))):
+        raise UsageError("--storage-options applies to object storage (s3://… or gs://… PATHs, --out or "
+                         "--from-list), and none is given")
     changing = job.changes_files(params) if job.changes_files is not None else None
     url = next((p for p in args.paths if is_url(p)), None)
     if changing and url:

@@ -14,6 +14,7 @@ results, as Dask does, so a stage written for one executor runs on the other unc
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
@@ -45,7 +46,9 @@ class Executor(Protocol):
       None where the workers have no memory limit (in-process: this process's memory).
     * ``compute(*collections) -> tuple``: Dask collections (dask.dataframe) computed here.
 
-    The run (for the runner): ``log_event(msg)`` on the ``exoflow`` topic; ``shares_cwd()``: whether
+    The run (for the runner): ``everywhere(setup, teardown, *args)``, a context manager: ``setup(*args)``
+    in every process that runs tasks (and in those that join) until it ends, then ``teardown(*args)``
+    there; ``log_event(msg)`` on the ``exoflow`` topic; ``shares_cwd()``: whether
     a relative PATH means the same where tasks run; ``check_resources(needed)`` raises UsageError
     when no worker has them; ``describe() -> {scheduler, dashboard, exoflow_page, workers, threads}``;
     ``metrics()``: cumulative fine metrics (a snapshot before a run); ``telemetry(run_id, before) ->
@@ -66,6 +69,8 @@ class Executor(Protocol):
     def cancel(self, futures: Iterable[Future]) -> None: ...
 
     def compute(self, *collections: Any) -> tuple: ...
+
+    def everywhere(self, setup: Callable, teardown: Callable, *args: Any) -> Any: ...
 
     def log_event(self, msg: dict) -> None: ...
 
@@ -147,6 +152,17 @@ class DaskExecutor:
         import dask
         with self.client.as_current():      # also what a shuffle's method is chosen by
             return dask.compute(*collections, scheduler=self.client)
+
+    @contextlib.contextmanager
+    def everywhere(self, setup, teardown, *args):
+        from exoflow.pins import Everywhere
+        name = f"exoflow-everywhere-{uuid.uuid4().hex}"
+        self.client.register_plugin(Everywhere(setup, teardown, args), name=name)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):     # a cluster gone with the run: nothing to undo
+                self.client.unregister_worker_plugin(name)
 
     def log_event(self, msg):
         self.client.log_event(TOPIC, msg)
@@ -270,6 +286,14 @@ class InProcess:
         import dask
         with dask.config.set({"dataframe.shuffle.method": "tasks"}):
             return dask.compute(*collections, scheduler="sync")
+
+    @contextlib.contextmanager
+    def everywhere(self, setup, teardown, *args):
+        setup(*args)
+        try:
+            yield
+        finally:
+            teardown(*args)
 
     def log_event(self, msg):
         self.events.append(msg)

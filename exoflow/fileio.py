@@ -34,14 +34,14 @@ def describe_errno(code: int) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str, mode: str = "w") -> Iterator[IO]:
+def atomic_write(path: str, mode: str = "w", errors: str = "strict") -> Iterator[IO]:
     """Write ``path`` so that readers see the old file or the whole new one, never a part: the
-    text goes to ``PATH.PID.tmp`` (opened with ``mode``; text as UTF-8), renamed over ``path`` when
-    the block ends; on an exception the temporary file is removed and the exception goes on.
-    Raises OSError as open, write and rename do."""
+    text goes to ``PATH.PID.tmp`` (opened with ``mode``; text as UTF-8, ``errors`` as ``open``'s),
+    renamed over ``path`` when the block ends; on an exception the temporary file is removed and the
+    exception goes on. Raises OSError as open, write and rename do."""
     tmp = f"{path}.{os.getpid()}{TMP_SUFFIX}"
     try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "errors": errors})) as f:
             yield f
         os.replace(tmp, path)
     except BaseException:

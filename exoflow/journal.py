@@ -34,8 +34,8 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from exoflow import outputs
 from exoflow.errors import UsageError
-from exoflow.fileio import atomic_write
 
 if TYPE_CHECKING:
     from exoflow.runner import RunConfig
@@ -176,13 +176,16 @@ class Journal:
     def __init__(self, out_dir: str) -> None:
         self.dir = os.path.join(out_dir, STATE)
         self.listing_dir = os.path.join(self.dir, LISTING)
-        os.makedirs(self.listing_dir, exist_ok=True)
-        self.fd = os.open(os.path.join(self.dir, JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        outputs.makedirs(self.listing_dir)
+        # an object-storage OUT keeps the listing parts (for a listing task run again), but no lines:
+        # objects cannot be appended to, and --resume takes a local OUT
+        self.fd = None if outputs.is_url(out_dir) else \
+            os.open(os.path.join(self.dir, JOURNAL), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     @classmethod
     def create(cls, out_dir: str, cfg: RunConfig, now: float) -> Journal:
         j = cls(out_dir)
-        with atomic_write(os.path.join(j.dir, RUN_FILE)) as f:
+        with outputs.atomic_write(os.path.join(j.dir, RUN_FILE)) as f:
             json.dump({"identity": identity(cfg), "now": now}, f, indent=1)
         return j
 
@@ -227,25 +230,29 @@ class Journal:
 
     def add(self, record: dict) -> None:
         """Append ``record`` as one line (one write, in the file when this returns)."""
-        os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        if self.fd is not None:
+            os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def save_listing(table: pa.Table, path: str) -> None:
     """Write a listing part (``Journal.listing_path``); readers never see half of one."""
     import pyarrow.feather as feather
-    with atomic_write(path, "wb") as f:
+    with outputs.atomic_write(path, "wb") as f:
         feather.write_feather(table, f, compression="lz4")
 
 
 def read_listing(path: str, columns: list[str] | None = None) -> pa.Table:
     """A saved listing part (``save_listing``, or an earlier exoflow's Parquet one)."""
     if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-        return pq.read_table(path, columns=columns)
+        return outputs.read_table(path, columns=columns)
     import pyarrow.feather as feather
+    if outputs.is_url(path):
+        with outputs.open_read(path) as f:
+            return feather.read_table(pa.BufferReader(f.read()), columns=columns)
     return feather.read_table(path, columns=columns, memory_map=False)
 
 

@@ -1,10 +1,13 @@
-"""Tasks placed on a preferred worker (``DaskExecutor.submit(where=…)``) stay runnable when that
-worker leaves: a scheduler plugin, registered by the client (the scheduler imports exoflow)."""
+"""Plugins the client registers on the cluster (the scheduler and workers import exoflow): tasks
+placed on a preferred worker (``DaskExecutor.submit(where=…)``) stay runnable when that worker
+leaves (``ForgetDepartedWorkers``); a setting every worker holds while a run lasts (``Everywhere``)."""
 from __future__ import annotations
 
 from typing import Any
 
-from distributed.diagnostics.plugin import SchedulerPlugin
+from typing import Callable
+
+from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
 
 class ForgetDepartedWorkers(SchedulerPlugin):
@@ -27,3 +30,17 @@ class ForgetDepartedWorkers(SchedulerPlugin):
                     freed.append(ts.key)
         if freed:       # to a worker now, where one runs; else they wait for the next one
             scheduler.transitions({k: "processing" for k in freed}, stimulus_id=stimulus_id)
+
+
+class Everywhere(WorkerPlugin):
+    """A Dask worker plugin: ``setup(*args)`` on every worker, those there now and those that join
+    while it is registered; ``teardown(*args)`` when it is removed (``DaskExecutor.everywhere``)."""
+
+    def __init__(self, setup: Callable, teardown: Callable, args: tuple) -> None:
+        self._setup, self._teardown, self._args = setup, teardown, args
+
+    def setup(self, worker: Any) -> None:
+        self._setup(*self._args)
+
+    def teardown(self, worker: Any) -> None:
+        self._teardown(*self._args)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from exoflow.executors import Executor
 
-from exoflow.fileio import atomic_write
+from exoflow import outputs
 from exoflow.metrics import TOPIC
 from exoflow.plots import ORANGE, PURPLE, Bars, Table
 from exoflow.summary import RunSummary
@@ -82,10 +82,9 @@ def first_rows(dataset_dir: str, columns: list[str], where: Any = None, limit: i
     """The first ``limit`` rows (lists of ``columns`` values, in dataset order) of a Parquet dataset
     that match ``where`` (a ``pyarrow.dataset`` expression), and how many match: streamed batch by
     batch, so a large dataset costs one batch of memory. For the tables of report.html."""
-    import pyarrow.dataset as ds
     rows: list[list] = []
     n = 0
-    for b in ds.dataset(dataset_dir, format="parquet").to_batches(columns=columns, filter=where):
+    for b in outputs.dataset(dataset_dir).to_batches(columns=columns, filter=where):
         n += b.num_rows
         if len(rows) < limit:
             rows += [list(r) for r in zip(*(b.column(c).slice(0, limit - len(rows)).to_pylist() for c in columns))]
@@ -97,7 +96,7 @@ def error_table(dataset_dir: str, limit: int = ERROR_ROWS) -> Table | None:
     it, error) and how many there are, streamed (one column's batches at a time, nulls dropped by
     the scan). None when the dataset has no ``error`` column."""
     import pyarrow.dataset as ds
-    names = ds.dataset(dataset_dir, format="parquet").schema.names if os.path.isdir(dataset_dir) else []
+    names = outputs.dataset(dataset_dir).schema.names if outputs.isdir(dataset_dir) else []
     if "error" not in names:
         return None
     cols = [c for c in ("path", "type", "error") if c in names]
@@ -349,7 +348,7 @@ def write(out_dir: str, summary: RunSummary, telemetry: dict, plots: Callable[[R
     path = os.path.join(out_dir, REPORT)
     try:
         text = build(summary, telemetry, plots, tables)
-        with atomic_write(path) as f:
+        with outputs.atomic_write(path) as f:
             f.write(text)
         return path
     except Exception as e:      # the results are written; a report problem must not fail the run

@@ -63,10 +63,9 @@ def _holds_parts(path: str) -> bool:
 
 
 def batches(dataset_dir: str) -> Iterator[pa.RecordBatch]:
-    """A dataset's rows in part order, a batch at a time."""
-    import pyarrow.dataset as ds
-    parts = sorted(os.path.join(dataset_dir, n) for n in os.listdir(dataset_dir) if n.endswith(".parquet"))
-    yield from ds.dataset(parts, format="parquet").to_batches()
+    """A dataset's rows in part order, a batch at a time (a directory, or a URL: ``exoflow.outputs``)."""
+    from exoflow import outputs
+    yield from outputs.dataset(outputs.parts(dataset_dir)).to_batches()
 
 
 # ---- text output that pipes ------------------------------------------------------------

@@ -29,9 +29,8 @@ import cloudpickle
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from exoflow import __version__, journal, report
+from exoflow import __version__, journal, outputs, report
 from exoflow.backends import task_resources
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
@@ -130,7 +129,7 @@ def _saved(run_id: str, chunk_opts: ChunkOptions, t0: float, save: str | None) -
     again when its result was lost with its worker (restarted at its memory limit); a walk again
     could list other directories within its time budget, while the client has already placed the
     directories the first one left and the chunk tasks cut from its rows: files were lost."""
-    if not save or not os.path.exists(save):
+    if not save or not outputs.exists(save):
         return None
     table, note = _read_saved(save)
     if note.get("run") != run_id:
@@ -175,7 +174,9 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
     with meter("list"):
         walker, lister = Walker(opts), objects.Lister(opts, storage)
         for f in root_files:
-            lister.add_object(f) if objects.is_url(f) else walker.add_root_file(f)
+            if not objects.is_url(f):
+                walker.add_root_file(f)
+        lister.add_objects([f for f in root_files if objects.is_url(f)])
         prefixes = [d for d in stack if isinstance(d, objects.Prefix)]
         left = walker.run([d for d in stack if not isinstance(d, objects.Prefix)], *budget)
         left += lister.run(prefixes, budget[0] - len(walker.out), budget[1])
@@ -195,7 +196,7 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
     if again:
         return again
     with meter("list"):
-        listed = _listed(run_id, manifest.collect(piece, drop).table(), chunk_opts, {"left": [], "dirs": 0}, t0, save)
+        listed = _listed(run_id, manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
     return listed
 
@@ -222,7 +223,7 @@ def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str)
     if journalled is None or journalled["hash"] != digest:
         return None
     try:
-        return pq.read_table(os.path.join(dataset_dir, part))
+        return outputs.read_table(os.path.join(dataset_dir, part))
     except (OSError, pa.ArrowException):
         return None
 
@@ -275,8 +276,6 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: s
     prefixes (in ``dirs``) and objects (in ``files``). Raises UsageError for a PATH that cannot be
     reached."""
     urls = [p for p in paths if objects.is_url(p)]
-    if storage and not urls:
-        raise UsageError("--storage-options applies to object-storage PATHs (s3://…, gs://…), and none is given")
     stored = objects.plan(urls, storage)
     given = []
     for p in (p for p in paths if not objects.is_url(p)):
@@ -295,7 +294,7 @@ def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]
     """The run's own output directory is never walked, however it is spelled (``--out`` inside a
     PATH, the default ``./exoflow-…`` under ``.``): it is skipped like another PATH's tree."""
     try:
-        st = os.stat(out_dir) if out_dir else None
+        st = os.stat(out_dir) if out_dir and not objects.is_url(out_dir) else None
     except OSError:
         st = None
     if st is None:
@@ -311,7 +310,7 @@ def validate(cfg: RunConfig) -> list[str]:
         raise UsageError("nothing to do: give a PATH or --from-list FILE")
     merged = plan(cfg.paths, cfg.walk, storage=cfg.load.storage_options).merged
     if cfg.from_list:
-        manifest.plan(cfg.from_list)
+        manifest.plan(cfg.from_list, storage=cfg.load.storage_options)
     if cfg.since:
         from exoflow import incremental
         incremental.check_since(cfg)
@@ -505,7 +504,7 @@ class _Run:
             dirs, files = self.resumed.frontier(dirs, files)
         self.pending.extend(dirs)
         if self.cfg.from_list:
-            self.submit_list(manifest.plan(self.cfg.from_list, base))
+            self.submit_list(manifest.plan(self.cfg.from_list, base, self.cfg.load.storage_options))
         self.submit_walks(FIRST_BUDGET, files)
         try:
             for f in self.ac:
@@ -556,6 +555,15 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     KeyboardInterrupt as it comes; files that cannot be read are rows with an ``error``."""
     ex = as_executor(executor)
     t0 = time.time()
+    if objects.is_url(cfg.out_dir):     # the workers write their parts straight to the store
+        outputs.register(cfg.out_dir, cfg.load.storage_options)
+        with ex.everywhere(outputs.register, outputs.unregister, cfg.out_dir, cfg.load.storage_options):
+            return _run(ex, cfg, progress, t0)
+    return _run(ex, cfg, progress, t0)
+
+
+def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> RunSummary:
+    """``run``, once every process can reach ``cfg.out_dir``."""
     if cfg.resume:       # the killed run's start stands: reducers measure ages from it
         log, resumed = journal.Journal.reopen(cfg.out_dir, cfg)
     else:

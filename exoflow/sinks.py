@@ -12,21 +12,23 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from exoflow import outputs
 from exoflow.errors import UsageError
-from exoflow.fileio import TMP_SUFFIX, atomic_write
+from exoflow.fileio import TMP_SUFFIX
 from exoflow.journal import STATE
 
 MARKER = ".exoflow-run"   # marks a directory as an exoflow result, so --overwrite may replace it
 
 
 def write_part(table: pa.Table, directory: str, name: str) -> str:
-    """Write one chunk's rows; readers never see a half-written part (temp name, then rename)."""
-    os.makedirs(directory, exist_ok=True)
+    """Write one chunk's rows to ``directory`` (a path, or a URL: ``exoflow.outputs``); readers never
+    see a half-written part (temp name, then rename; on a store one PUT)."""
+    outputs.makedirs(directory)
     final = os.path.join(directory, name)
     # A small dictionary page limit: columns of mostly distinct values (paths, inodes, digests)
     # give up dictionary encoding early instead of after 1 MiB of wasted work; repetitive ones
     # (type, extension, top_dir …) keep it. About 20% less time and smaller files.
-    with atomic_write(final, "wb") as f:
+    with outputs.atomic_write(final, "wb") as f:
         pq.write_table(table, f, compression="zstd", dictionary_pagesize_limit=64 * 1024)
     return final
 
@@ -167,6 +169,6 @@ def remove_partial_files(out_dir: str) -> None:
 
 def write_json(path: str, data: Any) -> None:
     """``data`` as indented JSON (values JSON cannot hold as text), written atomically."""
-    with atomic_write(path) as f:
+    with outputs.atomic_write(path) as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")

@@ -14,11 +14,10 @@ Writes:   OUT/files/*.parquet (the listing), OUT/duplicates/*.parquet (group_id,
 """
 import argparse
 import os
-import shutil
 import uuid
 
 from exoflow.ops.dedup import plots, tables
-from exoflow import Argument, ChunkOptions, Finish, Job, main
+from exoflow import Argument, ChunkOptions, Finish, Job, main, outputs
 from exoflow.kernels.hashing import hash_argument
 from exoflow.ops.dedup.stages import run_stages
 from exoflow.ops.dedup.actions import ACTIONS, KEEP, canonical_patterns
@@ -36,7 +35,7 @@ def after(f: Finish) -> dict:
     try:
         summary = run_stages(f.executor, f.dataset_dir, f.out_dir, sizes, params, f.result.pop("candidate_files", None))
     except UsageError:          # found before anything was changed: leave no result behind either
-        shutil.rmtree(f.out_dir, ignore_errors=True)
+        outputs.rmtree(f.out_dir)
         raise
     summary.update(files=f.result["files"], bytes=f.result["bytes"],
                    report=os.path.join(f.out_dir, "duplicates.txt"))

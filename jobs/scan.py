@@ -18,7 +18,7 @@ import os
 import pyarrow as pa
 
 from exoflow.ops.scan import plots, tables
-from exoflow import Argument, Finish, Job, Reads, WalkOptions, main
+from exoflow import Argument, Finish, Job, Reads, WalkOptions, main, outputs
 from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.ops.scan.kernel import ENGINES, engine_available, large_scans, scan_findings
 from exoflow.ops.scan.reducer import ScanReducer, environment
@@ -52,9 +52,9 @@ def write_outputs(f: Finish) -> dict:
         cols = ["path", "line", "column", "end_column", "rule", "severity", "match", "context", "fingerprint"]
 
         def findings():
-            if not os.path.isdir(f.dataset_dir):
+            if not outputs.isdir(f.dataset_dir):
                 return
-            d = ds.dataset(f.dataset_dir, format="parquet")
+            d = outputs.dataset(f.dataset_dir)
             for b in d.to_batches(columns=cols, filter=ds.field("rule").is_valid() & ds.field("suppressed").is_null()):
                 yield from b.to_pylist()
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
 
-from conftest import exoflow, free_port, read_dataset, run_here
+from conftest import dask_cluster, exoflow, free_port, read_dataset, run_config, run_here
 
 pytest.importorskip("s3fs", reason="object storage needs s3fs (exoflow[s3], in the test extra)")
 pytest.importorskip("moto.server", reason="the S3 server of these tests is moto[server] (in the test extra)")
@@ -96,6 +101,20 @@ def table(out: Path, dataset: str, root: str):
     return t.assign(rel=_rel(t["path"].tolist(), root))
 
 
+def run_to_url(spec: str, root: str, url: str, scratch: Path, *flags: str) -> dict:
+    """``run_here`` with ``--out URL``: the parts, after-step outputs, summary.json and report.html
+    written to the store (in this process; the CLI tests below use workers in other processes)."""
+    from exoflow.executors import InProcess
+    from exoflow.runner import run
+    cfg = run_config(spec, root, scratch, *flags, chunk_files=500)
+    os.rmdir(cfg.out_dir)        # run_config made it
+    cfg.out_dir = url
+    return run(InProcess(), cfg)
+
+
+RUN_FLAGS = {"inventory": (), "checksum+scan": ("--hash", "sha256", "--piece-size", str(PIECE)), "dedup": ()}
+
+
 @pytest.fixture(scope="module")
 def runs(store, tmp_path_factory):
     """Each job over the bucket and over the local copy, in this process: {job: {"s3"|"local": out}}."""
@@ -103,15 +122,26 @@ def runs(store, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
     roots = {"s3": f"s3://{BUCKET}/data", "local": str(local)}
     # the content jobs over d0/; checksum and scan in one composed run, so the objects are read once
-    flags = {"inventory": ("", ()), "checksum+scan": ("/d0", ("--hash", "sha256", "--piece-size", str(PIECE))),
-             "dedup": ("/d0", ())}
     got = {}
-    for job, (below, fl) in flags.items():
+    for job, fl in RUN_FLAGS.items():
+        below = "" if job == "inventory" else "/d0"
         for kind, root in roots.items():
             out = base / f"{job}-{kind}"
             extra = ("--storage-options", storage) if kind == "s3" else ()
             summary = run_here(job, root + below, out, *extra, *fl, chunk_files=500)
             got.setdefault(job, {})[kind] = (out, root + below, summary)
+    return got
+
+
+@pytest.fixture(scope="module")
+def url_runs(store, runs, tmp_path_factory):
+    """``runs``' s3 runs again with --out s3://tree/out/JOB: {job: (that URL, summary)}."""
+    storage = store[0]
+    scratch = tmp_path_factory.mktemp("unused")
+    got = {}
+    for job, (_, root, _) in {job: kinds["s3"] for job, kinds in runs.items()}.items():
+        url = f"s3://{BUCKET}/out/{job}"
+        got[job] = (url, run_to_url(job, root, url, scratch / job, "--storage-options", storage, *RUN_FLAGS[job]))
     return got
 
 
@@ -171,6 +201,48 @@ def test_scan_finds_the_same_findings(runs, store):
     assert found["s3"] == found["local"]
     planted = {k for k, v in in_d0(store[3]).items() if AWS.encode() in v}
     assert len(planted) > 2 and {rel for rel, rule, *_ in found["s3"] if "aws" in rule.lower()} == planted
+
+
+def _store_table(fs, url: str):
+    """A Parquet dataset under ``url`` read back from the store, as a table."""
+    import pyarrow.dataset as ds
+    return ds.dataset(url.split("://", 1)[1], filesystem=fs, format="parquet").to_table()
+
+
+def _sorted(t):
+    keys = [c for c in ("path", "group_id", "line", "column", "rule") if c in t.column_names]
+    return t.sort_by([(k, "ascending") for k in keys]).to_pydict()
+
+
+OUTPUTS = {"inventory": (["files"], []), "checksum+scan": (["checksum/files", "scan/findings"], ["scan/scan.sarif"]),
+           "dedup": (["files", "duplicates"], ["duplicates.txt"])}
+
+
+@pytest.mark.parametrize("job", list(OUTPUTS))
+def test_out_url_holds_what_a_local_out_holds(runs, url_runs, store, job):
+    """Oracle: the same run (the same objects, options and chunks) with a local --out: every dataset
+    equal row for row, the text outputs byte for byte, summary.json's counts and results the same."""
+    _, fs, _, _ = store
+    local, _, local_summary = runs[job]["s3"]
+    url, summary = url_runs[job]
+    datasets, texts = OUTPUTS[job]
+    for name in datasets:
+        want = read_dataset(local / name)
+        got = _store_table(fs, f"{url}/{name}")
+        assert got.schema == want.schema and _sorted(got) == _sorted(want), name
+        assert got.num_rows > 0, name
+    for name in texts:
+        assert fs.cat(f"{url.split('://', 1)[1]}/{name}") == (local / name).read_bytes(), name
+    written = json.loads(fs.cat(f"{url.split('://', 1)[1]}/summary.json"))
+    assert written["out"] == url and written["dataset"] == summary["dataset"]
+    for k in ("files", "bytes", "errors", "entries"):
+        assert written[k] == local_summary[k], k
+    # the results name their files under OUT: the local one's, spelled as the URL
+    assert written["result"] == json.loads(json.dumps(local_summary["result"], default=str).replace(str(local), url))
+    assert fs.exists(f"{url.split('://', 1)[1]}/report.html")
+    # nothing staged: no temporary parts, no after-step pieces left under the URL
+    left = [p for p in fs.find(url.split("://", 1)[1]) if ".tmp" in p or "-parts/" in p]
+    assert left == []
 
 
 def test_since_reuses_objects_whose_etag_size_and_mtime_are_unchanged(store, tmp_path):
@@ -238,9 +310,10 @@ def test_objects_that_change_after_the_listing_are_error_rows(store):
     assert pc.all(pc.is_null(listing.column("inode"))).as_py()
 
 
-def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path):
+def test_cli_runs_on_the_embedded_cluster_and_writes_to_out_url(store, tmp_path):
     """Workers in other processes get the storage options: the CLI's checksum equals the oracle; its
-    output, written under --out s3://…, holds the dataset and a summary that says where it is."""
+    output, written under --out s3://…, holds the dataset and a summary that says where it is; the
+    working directory holds nothing (no local copy)."""
     import pyarrow.dataset as ds
     storage, fs, _, files = store
     root = f"s3://{BUCKET}/data"
@@ -248,11 +321,123 @@ def test_cli_runs_on_the_embedded_cluster_and_uploads_to_out_url(store, tmp_path
     r = exoflow("run", "checksum", f"{root}/d0/big", "--storage-options", storage, "--piece-size", str(PIECE),
                 "--hash", "sha256", "--workers", "2", "--out", out, "-q", cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert list(tmp_path.iterdir()) == []            # the local copy it was written to is gone
+    assert list(tmp_path.iterdir()) == []
     assert json.loads(fs.cat(f"{BUCKET}/results/one/summary.json"))["out"] == out
     t = ds.dataset(f"{BUCKET}/results/one/files", filesystem=fs, format="parquet").to_table().to_pandas()
     got = dict(zip(_rel(t["path"].tolist(), f"{root}"), t["sha256"]))
     assert got == {k: hashlib.sha256(v).hexdigest() for k, v in files.items() if k.startswith("d0/big/")}
+
+
+def test_workers_elsewhere_write_the_parts_to_the_store(store, tmp_path):
+    """A cluster whose workers run in another directory, a client in a third with its own TMPDIR:
+    dedup's parts, its after-step's groups and duplicates.txt, summary.json and report.html land
+    under the URL, and no directory of the client's or the workers' holds anything."""
+    storage, fs, _, files = store
+    client, workers, tmp = (tmp_path / n for n in ("client", "workers", "tmp"))
+    for d in (client, workers, tmp):
+        d.mkdir()
+    out = f"s3://{BUCKET}/results/elsewhere"
+    with dask_cluster(1, 2, cwd=str(workers)) as (addr, _):
+        r = exoflow("run", "dedup", f"s3://{BUCKET}/data/d0/big", "--storage-options", storage, "--scheduler", addr,
+                    "--out", out, "-q", cwd=str(client), env={**os.environ, "TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.stderr
+    assert [list(d.iterdir()) for d in (client, workers, tmp)] == [[], [], []]
+    held = {p.split("/results/elsewhere/", 1)[1] for p in fs.find(f"{BUCKET}/results/elsewhere")}
+    assert {"summary.json", "report.html", "duplicates.txt"} <= held
+    assert any(h.startswith("files/part-") for h in held) and any(h.startswith("duplicates/part-") for h in held)
+    report = fs.cat(f"{BUCKET}/results/elsewhere/duplicates.txt").decode()
+    assert "one.bin" in report and "two copy.bin" in report and "other.bin" not in report
+
+
+FAILING_JOB = """
+import dataclasses
+from exoflow.composed import load
+
+def after(f):
+    raise RuntimeError("the after-step failed on purpose")
+
+job = dataclasses.replace(load("inventory"), name="failing", after=after)
+"""
+
+
+def test_a_failed_run_leaves_nothing_under_the_url(store, tmp_path):
+    """Parts written by the workers, then the after-step fails: exit 3, one line, and the URL holds
+    nothing (as before the run)."""
+    storage, fs, _, _ = store
+    job = tmp_path / "failing.py"
+    job.write_text(FAILING_JOB)
+    out = f"s3://{BUCKET}/results/failed"
+    r = exoflow("run", str(job), f"s3://{BUCKET}/data/d1", "--storage-options", storage, "--workers", "1",
+                "--out", out, "-q", cwd=str(tmp_path))
+    assert r.returncode == 3, r.stderr
+    assert "failed on purpose" in r.stderr and "Traceback" not in r.stderr
+    assert fs.find(f"{BUCKET}/results/failed") == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failing.py"]
+
+
+def test_an_interrupted_run_leaves_nothing_under_the_url(store, tmp_path):
+    """Ctrl-C once the workers' parts are in the store (the after-step held back): exit 130, one
+    line, and the URL holds nothing."""
+    storage, fs, _, _ = store
+    out = f"{BUCKET}/results/interrupted"
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "checksum", f"s3://{BUCKET}/data/d1/s1",
+                          "--storage-options", storage, "--workers", "1", "--out", f"s3://{out}", "-q"],
+                         cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "EXOFLOW_TEST_DELAY": "after=60"})
+    try:
+        deadline = time.time() + 60
+        while not any("/files/part-" in f for f in fs.find(out)) and time.time() < deadline:
+            time.sleep(0.2)
+        assert any("/files/part-" in f for f in fs.find(out)), "no part reached the store"
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert "nothing is left under" in err and "Traceback" not in err, err
+    fs.invalidate_cache()         # this file system listed the prefix while the run wrote there
+    assert fs.find(out) == [] and list(tmp_path.iterdir()) == []
+
+
+def _run_list(listing: str, out: Path, *flags: str) -> dict:
+    """``exoflow run checksum --from-list LISTING --out OUT FLAGS`` in this process."""
+    from exoflow.composed import load
+    from exoflow.config import configure, run_parser
+    from exoflow.executors import InProcess
+    from exoflow.runner import run
+    job = load("checksum")
+    cfg = configure(job, run_parser(job, "test").parse_args(["--from-list", listing, "--chunk-files", "7",
+                                                             "--hash", "sha256", *flags])).run
+    cfg.out_dir = str(out)
+    out.mkdir()
+    return run(InProcess(), cfg)
+
+
+def test_from_list_of_object_urls(store, tmp_path):
+    """--from-list with object URLs (and a local path beside them): each object hashed as hashlib
+    says, an object that does not exist an error row; the same list read from S3 gives the same."""
+    storage, fs, local, files = store
+    names = sorted(k for k in files if k.startswith("d2/s3/"))[:12] + ["d0/big/one.bin"]
+    missing = f"s3://{BUCKET}/data/d2/no such object.txt"
+    entries = [f"s3://{BUCKET}/data/{k}" for k in names] + [missing, str(local / "top.txt")]
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(entries) + "\n")
+    fs.pipe(f"{BUCKET}/lists/list.txt", listing.read_bytes())
+    want = {f"s3://{BUCKET}/data/{k}": hashlib.sha256(files[k]).hexdigest() for k in names}
+    want[str(local / "top.txt")] = hashlib.sha256(b"top\n").hexdigest()
+    for kind, source in (("local list", str(listing)), ("list on S3", f"s3://{BUCKET}/lists/list.txt")):
+        summary = _run_list(source, tmp_path / kind, "--storage-options", storage, "--piece-size", str(PIECE))
+        t = read_dataset(tmp_path / kind / "files").to_pandas().set_index("path")
+        assert dict(t["sha256"].dropna()) == want, kind
+        assert t["error"][missing].startswith("ENOENT"), kind
+        assert t["error"].notna().sum() == 1 and summary["errors"] == 1, kind
+
+
+def test_from_list_url_that_is_not_there_is_one_line(store, tmp_path):
+    code, err = _cli("inventory", "--from-list", f"s3://{BUCKET}/lists/none.txt", "--storage-options", store[0],
+                     "--out", str(tmp_path / "out"))
+    assert code == 2 and "ENOENT" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
 
 
 def _cli(*args: str) -> tuple[int, str]:

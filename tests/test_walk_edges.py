@@ -169,7 +169,7 @@ def test_from_list_lists_a_path_once_however_spelled(tmp_path, monkeypatch):
     pieces = manifest.plan(str(listing))
     assert len(pieces) > 1
     drops = manifest.repeats([manifest.piece_keys(p) for p in pieces])
-    rows = [p for piece, drop in zip(pieces, drops) for p in manifest.collect(piece, drop).table()
+    rows = [p for piece, drop in zip(pieces, drops) for p in manifest.collect(piece, drop)
             .column("path").to_pylist()]
     assert sorted(rows) == ["t/a", "t/b"]                           # hand count: two files
 
@@ -178,7 +178,7 @@ def test_from_list_lists_a_path_once_however_spelled(tmp_path, monkeypatch):
     (tmp_path / "out" / "files").mkdir(parents=True)
     pq.write_table(pa.table({"path": ["t/a", "t//a", "t/b", None]}), tmp_path / "out" / "files" / "part-0.parquet")
     pieces = manifest.plan("out", base=str(tmp_path))
-    rows = [p for piece in pieces for p in manifest.collect(piece).table().column("path").to_pylist()]
+    rows = [p for piece in pieces for p in manifest.collect(piece).column("path").to_pylist()]
     assert sorted(rows) == [str(t / "a"), str(t / "b")]
 
 

@@ -2,9 +2,12 @@
 
 The client only cuts the file into byte ranges (text) or parts (Parquet);
 workers read their share and ``lstat`` each path, so a listing of millions
-of paths never passes through the client. A path listed twice (however spelled:
-``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed by a 128-bit hash
-of their absolute spelling, and the repeats are found from the keys alone.
+of paths never passes through the client. The file may be in object storage (a URL, read
+through fsspec with ``--storage-options``), and so may its entries: an object's URL is looked up
+on its store (``objects.Lister.add_objects``: one that is gone is a row with an ``error``). A path
+listed twice (however spelled: ``./a``, ``a``, ``a//``) is one entry: each piece's paths are keyed
+by a 128-bit hash of their absolute spelling (a URL's as written), and the repeats are found from
+the keys alone.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import xxhash
 
@@ -20,6 +24,8 @@ from exoflow.errors import UsageError
 from exoflow.longpath import stat_path
 from exoflow.sources.entries import EntryCollector
 from exoflow.fileio import describe_error
+from exoflow.options import WalkOptions
+from exoflow.sources import objects
 from exoflow.sources.walk import absolute
 
 RANGE_BYTES = 4 * 2**20
@@ -32,47 +38,87 @@ class TextRange:
     end: int
     sep: bytes
     base: str | None = None    # relative entries are below this directory (None: the worker's own)
+    storage: str = ""          # --storage-options: for a listing and entries in object storage
 
 
 @dataclass(frozen=True)
 class ParquetPart:
     path: str
     base: str | None = None
+    storage: str = ""
 
 
-def plan(listing: str, base: str | None = None) -> list[TextRange] | list[ParquetPart]:
-    """Cut a listing file into pieces for workers; bad input raises UsageError. ``base``: the directory
-    relative entries are below, for workers that do not share the client's (they are then spelled
-    from /)."""
-    path = absolute(listing)          # workers open it wherever they run; messages keep your spelling
-    if os.path.isdir(path):
-        # an exoflow output directory: its files/ dataset, not its other outputs (findings/, audit/ …)
-        top = os.path.join(path, "files") if os.path.isdir(os.path.join(path, "files")) else path
-        parts = sorted(os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs if f.endswith(".parquet"))
+class _Files:
+    """A listing's files, local or in object storage (``path`` a URL: its fsspec file system)."""
+
+    def __init__(self, path: str, storage: str) -> None:
+        self.fs, self.bare = objects.filesystem(path, storage) if objects.is_url(path) else (None, path)
+
+    def open(self, path: str):
+        return self.fs.open(self._bare(path), "rb") if self.fs else open(path, "rb")
+
+    def arrow(self, path: str) -> tuple[str, dict]:
+        """(the path, Arrow's keyword arguments) to read ``path`` with pyarrow."""
+        return (self._bare(path), {"filesystem": self.fs}) if self.fs else (path, {})
+
+    def _bare(self, path: str) -> str:
+        return self.fs._strip_protocol(path)
+
+    def kind(self) -> str:
+        """"dir", "file", raising OSError (or the store's error) where there is nothing."""
+        if self.fs is None:
+            os.stat(self.bare)
+            return "dir" if os.path.isdir(self.bare) else "file"
+        return "dir" if self.fs.info(self.bare)["type"] == "directory" else "file"
+
+    def parquet_under(self, top: str) -> list[str]:
+        """The ``*.parquet`` files below ``top``, sorted, spelled as ``top`` is."""
+        if self.fs is None:
+            return sorted(os.path.join(r, f) for r, _, fs in os.walk(top) for f in fs if f.endswith(".parquet"))
+        proto = top.split("://", 1)[0]
+        return sorted(f"{proto}://{p}" for p in self.fs.find(self._bare(top)) if p.endswith(".parquet"))
+
+
+def plan(listing: str, base: str | None = None, storage: str = "") -> list[TextRange] | list[ParquetPart]:
+    """Cut a listing file (a path, or an object's URL read with ``storage``'s options) into pieces
+    for workers; bad input raises UsageError. ``base``: the directory relative entries are below, for
+    workers that do not share the client's (they are then spelled from /)."""
+    # workers open it wherever they run; messages keep your spelling
+    path = listing if objects.is_url(listing) else absolute(listing)
+    files = _Files(path, storage)
+    try:
+        kind = files.kind()
+        if kind == "dir":
+            # an exoflow output directory: its files/ dataset, not its other outputs (findings/, audit/ …)
+            top = os.path.join(path, "files")
+            parts = files.parquet_under(top) or files.parquet_under(path)
+        else:
+            with files.open(path) as f:
+                head = f.read(4)
+                f.seek(0)
+                sample = f.read(1 << 20)
+                size = f.seek(0, os.SEEK_END)
+    except Exception as e:      # OSError, or a store's own errors
+        why = e.strerror if isinstance(e, OSError) and e.strerror else objects.describe(e)
+        raise UsageError(f"--from-list {listing}: {why}") from None
+    if kind == "dir":
         if not parts:
             raise UsageError(f"--from-list {listing}: directory holds no Parquet manifest")
         for part in parts:
-            _check_manifest(part)
-        return [ParquetPart(p, base) for p in parts]
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            size = os.fstat(f.fileno()).st_size
-            f.seek(0)
-            sample = f.read(1 << 20)
-    except OSError as e:
-        raise UsageError(f"--from-list {listing}: {e.strerror}") from None
+            _check_manifest(part, files)
+        return [ParquetPart(p, base, storage) for p in parts]
     if head == b"PAR1":
-        _check_manifest(path)
-        return [ParquetPart(path, base)]
+        _check_manifest(path, files)
+        return [ParquetPart(path, base, storage)]
     sep = b"\0" if b"\0" in sample else b"\n"
-    return [TextRange(path, s, min(s + RANGE_BYTES, size), sep, base)
+    return [TextRange(path, s, min(s + RANGE_BYTES, size), sep, base, storage)
             for s in range(0, max(size, 1), RANGE_BYTES)]
 
 
-def _check_manifest(path: str) -> None:
+def _check_manifest(path: str, files: _Files) -> None:
     try:
-        schema = pq.read_schema(path)
+        where, kw = files.arrow(path)
+        schema = pq.read_schema(where, **kw)
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise UsageError(f"--from-list {path}: not a readable Parquet file ({e})") from None
     if "path" not in schema.names:
@@ -81,7 +127,7 @@ def _check_manifest(path: str) -> None:
 
 def _read_range(r: TextRange) -> list[str]:
     """The paths whose first byte lies in [start, end)."""
-    with open(r.path, "rb") as f:
+    with _Files(r.path, r.storage).open(r.path) as f:
         if r.start > 0:
             f.seek(r.start - 1)
             if f.read(1) != r.sep:          # mid-record: the record belongs to the range before
@@ -113,16 +159,17 @@ def _paths(piece: TextRange | ParquetPart) -> list[str]:
     if isinstance(piece, TextRange):
         paths = _read_range(piece)
     else:
-        names = pq.read_schema(piece.path).names
-        paths = [p for p in raw_paths(pq.read_table(piece.path, columns=[c for c in ("path", "path_bytes")
-                                                                         if c in names])) if p is not None]
-    return [absolute(p, piece.base) for p in paths] if piece.base else paths
+        where, kw = _Files(piece.path, piece.storage).arrow(piece.path)
+        names = pq.read_schema(where, **kw).names
+        paths = [p for p in raw_paths(pq.read_table(where, columns=[c for c in ("path", "path_bytes") if c in names],
+                                                    **kw)) if p is not None]
+    return [p if objects.is_url(p) else absolute(p, piece.base) for p in paths] if piece.base else paths
 
 
 def _keys(paths: list[str]) -> np.ndarray:
     """128-bit keys of the paths' absolute spellings (``./a``, ``a`` and ``a//`` are one path)."""
     digest, cwd = xxhash.xxh3_128_digest, os.getcwd()
-    raw = b"".join(digest(os.fsencode(absolute(p, cwd))) for p in paths)
+    raw = b"".join(digest(os.fsencode(p if objects.is_url(p) else absolute(p, cwd))) for p in paths)
     return np.frombuffer(raw, dtype=np.dtype((np.void, 16)))
 
 
@@ -141,8 +188,9 @@ def repeats(keys: list[np.ndarray]) -> list[np.ndarray]:
     return [np.flatnonzero(seen[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> EntryCollector:
-    """lstat every path of a listing piece once; ``drop``: positions of paths listed before (from
+def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> pa.Table:
+    """The listing rows of a piece: ``lstat`` of every path, the store's ``info`` of every object URL
+    (``objects.Lister.add_objects``), each once; ``drop``: positions of paths listed before (from
     ``repeats`` over every piece; None: the repeats within this piece)."""
     paths = _paths(piece)
     if drop is None:
@@ -151,11 +199,13 @@ def collect(piece: TextRange | ParquetPart, drop: np.ndarray | None = None) -> E
         keep = np.ones(len(paths), dtype=bool)
         keep[drop] = False
         paths = [p for p, k in zip(paths, keep.tolist()) if k]
-    out = EntryCollector()
-    for p in paths:
+    out, stored = EntryCollector(), objects.Lister(WalkOptions(), piece.storage)
+    stored.add_objects([p for p in paths if objects.is_url(p)])
+    for p in (p for p in paths if not objects.is_url(p)):
         out.start_run(0, p.lstrip("/").split("/", 1)[0] or "/")
         try:
             out.add(p, stat_path(p, follow_symlinks=False))
         except OSError as e:
             out.add_error(p, describe_error(e))
-    return out
+    tables = [t for t in (out.table(), stored.out.table()) if t.num_rows]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else out.table()

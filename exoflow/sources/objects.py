@@ -151,13 +151,6 @@ def check_output(url: str, storage: str) -> None:
         raise UsageError(f"--out {url}: objects are stored there already; give a prefix that holds none")
 
 
-def upload(local_dir: str, url: str, storage: str) -> None:
-    """Copy the directory ``local_dir``'s tree under ``url`` (``local_dir/a/b`` -> ``url/a/b``);
-    raises as the store does."""
-    fs, path = filesystem(url, storage)
-    fs.put(local_dir.rstrip("/") + "/", path.rstrip("/"), recursive=True)
-
-
 def _mtime_ns(info: dict) -> int | None:
     """LastModified (S3), updated/mtime (GCS, local) or created (memory) in ns since the epoch."""
     value = next((info[k] for k in ("LastModified", "mtime", "updated", "created") if info.get(k) is not None), None)
@@ -231,16 +224,14 @@ class Lister:
             self.scan(stack.pop(), stack)
         return stack
 
-    def add_object(self, url: str) -> None:
-        """A PATH that is one object: a row of its own (when the size bounds keep it)."""
-        fs, path = filesystem(url, self.storage)
-        try:
-            info = fs.info(path)
-        except Exception as e:
-            self.out.add(url, {"type": "file", "size": None}, 0, None, describe(e))
-            return
-        if self.size_ok(info):
-            self.out.add(url, info, 0, None)
+    def add_objects(self, urls: list[str]) -> None:
+        """PATHs (or --from-list entries) that are single objects: a row each (when the size bounds keep
+        it), looked up concurrently; one that cannot be (gone, denied) is a row with its ``error``."""
+        for url, info in zip(urls, infos(urls, self.storage)):
+            if isinstance(info, BaseException):
+                self.out.add(url, {"type": "file", "size": None}, 0, None, describe(info))
+            elif self.size_ok(info):
+                self.out.add(url, info, 0, None)
 
     def size_ok(self, info: dict) -> bool:
         lo, hi = self.opts.min_size, self.opts.max_size
@@ -311,6 +302,41 @@ def read_range(urls: list[str], starts: list[int], ends: list[int], storage: str
     """Byte ranges ``[start, end)`` of objects, fetched concurrently."""
     fs, _ = filesystem(urls[0], storage)
     return fs.cat_ranges([filesystem(u, storage)[1] for u in urls], starts, ends, on_error="return")
+
+
+LOOKUPS = 64      # object lookups in flight at once (``infos``)
+
+
+def infos(urls: list[str], storage: str) -> list[dict | BaseException]:
+    """What the store says of each object (``info``), LOOKUPS requests at a time where its file system
+    is async (s3fs, gcsfs); the exception in place of one that could not be looked up."""
+    from fsspec.asyn import sync
+    found: dict[str, dict | BaseException] = {}
+    by_fs: dict[Any, list[tuple[str, str]]] = {}
+    for url in urls:
+        fs, path = filesystem(url, storage)
+        by_fs.setdefault(fs, []).append((url, path))
+    for fs, items in by_fs.items():
+        for i in range(0, len(items), LOOKUPS):
+            batch = items[i:i + LOOKUPS]
+            if getattr(fs, "async_impl", False):
+                got = sync(fs.loop, _gather, [fs._info(path) for _, path in batch])
+            else:
+                got = [_info_or_error(fs, path) for _, path in batch]
+            found.update((url, g) for (url, _), g in zip(batch, got))
+    return [found[u] for u in urls]
+
+
+async def _gather(coroutines: list) -> list:
+    import asyncio
+    return await asyncio.gather(*coroutines, return_exceptions=True)
+
+
+def _info_or_error(fs, path: str) -> dict | BaseException:
+    try:
+        return fs.info(path)
+    except Exception as e:
+        return e
 
 
 def info(url: str, storage: str) -> dict:

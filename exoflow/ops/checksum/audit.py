@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from exoflow import outputs
 from exoflow.ops.checksum.manifests import has_values
 from exoflow.kernels.hashing import COLUMNS
 from exoflow.paths import exact_paths
@@ -100,7 +101,8 @@ def run_audit(ex: Executor, dataset_dir: str, old_files: list[str], names: tuple
     # compare only digests the old manifest really holds (its schema has a column for every algorithm)
     digest_cols = [COLUMNS[a] for a in names if COLUMNS[a] in old_cols and has_values(old_files, COLUMNS[a])]
     base = ["path", "path_bytes", "type", "size"]
-    new = dd.read_parquet(dataset_dir, columns=base + digest_cols + ["trusted"])
+    new = dd.read_parquet(dataset_dir, columns=base + digest_cols + ["trusted"],
+                          storage_options=outputs.fsspec_options(dataset_dir))
     old = dd.read_parquet(old_files, columns=[c for c in base if c in old_cols] + digest_cols)
     meta_in = _prepare(pd.DataFrame({"path": pd.Series([], dtype=object), "path_bytes": pd.Series([], dtype=object),
                                      "type": pd.Series([], dtype=object), "size": pd.Series([], dtype="Int64"),
@@ -116,7 +118,8 @@ def run_audit(ex: Executor, dataset_dir: str, old_files: list[str], names: tuple
     paired = classified[maybe].shuffle(on="content").map_partitions(_pair_moves, meta=settled._meta)
     result = dd.concat([settled, paired])
     audit_dir = os.path.join(out_dir, "audit")
-    ex.compute(result.to_parquet(audit_dir, write_index=False, schema=AUDIT_SCHEMA, compute=False))
+    ex.compute(result.to_parquet(audit_dir, write_index=False, schema=AUDIT_SCHEMA, compute=False,
+                                 storage_options=outputs.fsspec_options(audit_dir)))
     return summarise(audit_dir, examples)
 
 
@@ -125,7 +128,7 @@ def summarise(audit_dir: str, examples: int) -> dict[str, Any]:
     counts = dict.fromkeys(STATUSES, 0)
     shown: dict[str, list] = {s: [] for s in STATUSES if s != "unchanged"}
     trusted = 0
-    for batch in ds.dataset(audit_dir, format="parquet").to_batches(columns=["status", "path", "old_path", "trusted"]):
+    for batch in outputs.dataset(audit_dir).to_batches(columns=["status", "path", "old_path", "trusted"]):
         vc = pc.value_counts(batch.column(0))
         for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
             counts[v] += c

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from exoflow.kernels.hashing import COLUMNS
 from exoflow.errors import UsageError
-from exoflow.fileio import atomic_write, escape_line
+from exoflow import outputs
+from exoflow.fileio import escape_line
 
 
 MANIFEST_COLUMNS = ["path", "path_bytes", "type", "size", "mtime_ns", "inode", "device",
@@ -142,9 +143,10 @@ def text_lines(table: pa.Table, algorithm: str) -> tuple[bytes, list[str]]:
 def write_text_part(part: str, out: str, algorithm: str) -> tuple[str, int]:
     """One Parquet part of the manifest -> its text lines in ``out`` and the names left out in
     ``out.unlisted``, one escaped name a line (a worker task); returns ``out`` and how many."""
-    data, unlisted = text_lines(pq.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]), algorithm)
+    data, unlisted = text_lines(outputs.read_table(part, columns=["path", "path_bytes", COLUMNS[algorithm]]),
+                                algorithm)
     for path, content in ((out, data), (out + ".unlisted", "".join(n + "\n" for n in unlisted).encode())):
-        with atomic_write(path, "wb") as f:
+        with outputs.atomic_write(path, "wb") as f:
             f.write(content)
     return out, len(unlisted)
 
@@ -155,10 +157,9 @@ def write_text_manifests(ex: Executor, dataset_dir: str, out_dir: str,
     Returns {alg: path} and {alg: {"names": names left out, "list": OUT/checksums.<ext>.unlisted.txt
     or None when none was}}."""
     import shutil
-    parts = sorted(os.path.join(dataset_dir, f) for f in os.listdir(dataset_dir) if f.endswith(".parquet")) \
-        if os.path.isdir(dataset_dir) else []
+    parts = outputs.parts(dataset_dir)
     tmp_dir = os.path.join(out_dir, ".text-parts")
-    os.makedirs(tmp_dir, exist_ok=True)
+    outputs.makedirs(tmp_dir)
     written, left_out = {}, {}
     for a in names:
         futures = [ex.submit(write_text_part, p, os.path.join(tmp_dir, f"{a}-{i:06d}.txt"), a)
@@ -166,19 +167,19 @@ def write_text_manifests(ex: Executor, dataset_dir: str, out_dir: str,
         target = os.path.join(out_dir, TEXT_NAMES[a])
         listing = os.path.join(out_dir, UNLISTED.format(TEXT_NAMES[a]))
         count = 0
-        with atomic_write(target, "wb") as out, atomic_write(listing, "wb") as unlisted:
+        with outputs.atomic_write(target, "wb") as out, outputs.atomic_write(listing, "wb") as unlisted:
             for fut in futures:
                 piece, n = fut.result()
                 for src, dst in ((piece, out), (piece + ".unlisted", unlisted)):
-                    with open(src, "rb") as f:
+                    with outputs.open_read(src) as f:
                         shutil.copyfileobj(f, dst, 1 << 20)
-                    os.unlink(src)
+                    outputs.remove(src)
                 count += n
         if not count:
-            os.unlink(listing)
+            outputs.remove(listing)
         written[a] = target
         left_out[a] = {"names": count, "list": listing if count else None}
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    outputs.rmtree(tmp_dir)
     return written, left_out
 
 

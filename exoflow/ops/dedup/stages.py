@@ -17,13 +17,11 @@ and its piece of the text report, and applies actions when asked.
 """
 from __future__ import annotations
 
-import glob
 import heapq
 import itertools
 import math
 import operator
 import os
-import shutil
 from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:
@@ -33,14 +31,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import xxhash
 
+from exoflow import outputs
 from exoflow.kernels.hashing import _one_shot, hash_stream
 from exoflow.batch import RESIZED, read_ends, read_files, stream
 from exoflow.chunks import read_batches
 from exoflow.paths import exact_paths
-from exoflow.fileio import atomic_write, describe_error, escape_line
+from exoflow.fileio import describe_error, escape_line
 from exoflow.sinks import write_part
 from exoflow.tables import human_bytes
 
@@ -88,7 +86,7 @@ def _candidates(piece: Slice, sizes: pa.Array, include_empty: bool) -> pa.Table:
     size in ``sizes``), read MAP_BATCH rows at a time: a map task holds its candidates, never the part.
     ``first`` is a multiple of MAP_BATCH (the batches before it are decoded and dropped)."""
     part, first, end = piece
-    f = pq.ParquetFile(part)
+    f = outputs.parquet_file(part)
     end = f.metadata.num_rows if end is None else end
     kept = []
     for batch in itertools.islice(f.iter_batches(batch_size=MAP_BATCH, columns=READ_COLUMNS),
@@ -311,12 +309,11 @@ def write_groups(result: dict[str, Any], ids: np.ndarray, out_dir: str, part: in
     name = f"part-{part:06d}.parquet"
     if table.num_rows:
         write_part(table, os.path.join(out_dir, "duplicates"), name)
-    text_dir = os.path.join(out_dir, ".report-parts")
-    os.makedirs(text_dir, exist_ok=True)
-    text = os.path.join(text_dir, f"{part:06d}.txt")
+    text = os.path.join(out_dir, ".report-parts", f"{part:06d}.txt")
+    outputs.makedirs(os.path.dirname(text))
     algorithm = params.get("hash") or "xxh3-128"
     columns = (rows[c].tolist() for c in ("group_id", "count", "size", "hash", "path"))
-    with open(text, "w", encoding="utf-8", errors="replace") as f:
+    with outputs.atomic_write(text, errors="replace") as f:
         last = None                          # rows are in group order: a header where the group changes
         for gid, n, size, digest, path in zip(*columns):
             if gid != last:
@@ -346,7 +343,7 @@ def _blocks(path: str) -> Iterator[tuple[int, str]]:
     """(group id, block text) from a report piece."""
     block: list[str] = []
     gid = 0
-    with open(path, encoding="utf-8") as f:
+    with outputs.open_read(path, "r") as f:
         for line in f:
             if line.startswith("# group ") and block:
                 yield gid, "".join(block)
@@ -360,10 +357,11 @@ def _blocks(path: str) -> Iterator[tuple[int, str]]:
 
 def merge_reports(pieces: list[str], target: str) -> None:
     """k-way merge of the sorted report pieces into one file ordered by group id (streamed)."""
-    with atomic_write(target) as out:
+    with outputs.atomic_write(target) as out:
         for _, text in heapq.merge(*(_blocks(p) for p in pieces)):
             out.write(text)
-    shutil.rmtree(os.path.dirname(pieces[0]), ignore_errors=True) if pieces else None
+    if pieces:
+        outputs.rmtree(os.path.dirname(pieces[0]))
 
 
 def _footers(parts: list[str]) -> tuple[np.ndarray, float]:
@@ -371,7 +369,7 @@ def _footers(parts: list[str]) -> tuple[np.ndarray, float]:
     Parquet footers (uncompressed sizes), without reading the data."""
     rows, nbytes = np.zeros(len(parts), np.int64), 0
     for i, p in enumerate(parts):
-        md = pq.ParquetFile(p).metadata
+        md = outputs.parquet_file(p).metadata
         rows[i] = md.num_rows
         nbytes += sum(rg.column(c).total_uncompressed_size for rg in map(md.row_group, range(md.num_row_groups))
                       for c in range(rg.num_columns) if rg.column(c).path_in_schema in READ_COLUMNS)
@@ -429,7 +427,7 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, sizes: np.ndarray, 
     summary: dict[str, Any] = {"groups": 0, "duplicate_files": 0, "files_in_groups": 0, "reclaimable": 0,
                                "stages": {"size": 0, "after_links": 0, "after_prefix": 0, "after_full": 0},
                                "hash_errors": 0, "error_examples": [], "top": [], "by_copies": []}
-    parts = sorted(glob.glob(os.path.join(glob.escape(dataset_dir), "*.parquet")))
+    parts = outputs.parts(dataset_dir)
     if not len(sizes) or not parts:
         return summary
     # A shuffle by size made of plain futures: every map task cuts its candidates into P pieces,

@@ -7,6 +7,7 @@ import os
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from exoflow import outputs
 from exoflow.plots import Table
 from exoflow.tables import human_bytes, human_count
 
@@ -17,9 +18,9 @@ def group_paths(dataset_dir: str, group_ids: list[int], limit: int = PATHS) -> d
     """The first ``limit`` paths (sorted) of each group in ``group_ids``, streamed from the
     duplicates dataset (a group of a million copies costs one batch of memory)."""
     shown: dict[int, list[str]] = {g: [] for g in group_ids}
-    if not group_ids or not os.path.isdir(dataset_dir):
+    if not group_ids or not outputs.isdir(dataset_dir):
         return shown
-    d = ds.dataset(dataset_dir, format="parquet")
+    d = outputs.dataset(dataset_dir)
     for b in d.to_batches(columns=["group_id", "path"], filter=ds.field("group_id").isin(group_ids)):
         for gid, paths in shown.items():
             if len(paths) < limit:

@@ -19,7 +19,6 @@ A file id is (part number << 32 | row in the part), the parts in name order.
 """
 from __future__ import annotations
 
-import glob
 import math
 import os
 from typing import TYPE_CHECKING, Any, Iterator
@@ -30,12 +29,12 @@ if TYPE_CHECKING:
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from exoflow.batch import stream
 from exoflow.ops.neardup.kernel import shingle_set, shingling, signature_matrix
 from exoflow.ops.neardup.lsh import band_keys, bucket_pairs, components, unique_pairs
 from exoflow.ops.neardup.minhash import Shingling
+from exoflow import outputs
 from exoflow.sinks import write_part
 
 MAP_BYTES = 8 * 2**20             # shuffled bytes a map task makes, about
@@ -54,7 +53,7 @@ def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int
               nparts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Map side: the files with a signature among rows [start, stop) of a part, as (bucket key, file
     id, signature) per band, cut into ``nparts`` pieces by key."""
-    col = pq.read_table(path, columns=["signature"]).column("signature").slice(start, stop - start)
+    col = outputs.read_table(path, columns=["signature"]).column("signature").slice(start, stop - start)
     valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False)) + start
     sig = signature_matrix(col, permutations)[valid - start]
     keys = band_keys(sig, bands, rows).ravel()                     # file-major: file i, band j at i*bands+j
@@ -85,7 +84,7 @@ def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -
 
 def fetch_rows(path: str, rows: np.ndarray, permutations: int) -> dict[str, Any]:
     """Rows ``rows`` of a signature part: path, exact name, size, signature."""
-    t = pq.read_table(path, columns=["path", "path_bytes", "size", "signature"]).take(pa.array(rows))
+    t = outputs.read_table(path, columns=["path", "path_bytes", "size", "signature"]).take(pa.array(rows))
     return {"path": t.column("path").to_pylist(), "path_bytes": t.column("path_bytes").to_pylist(),
             "size": t.column("size").to_numpy(), "signature": signature_matrix(t.column("signature"), permutations)}
 
@@ -151,7 +150,7 @@ def _shuffle(ex: Executor, parts: list[str], text_files: int, bands: int, rows: 
     nparts = max(2 * threads, math.ceil(text_files * per_file / PIECE_BYTES))
     step = max(1, MAP_BYTES // per_file)                 # rows of a part per map task
     maps = [ex.submit(band_rows, path, p, start, start + step, bands, rows, permutations, nparts)
-            for p, path in enumerate(parts) for start in range(0, pq.read_metadata(path).num_rows, step)]
+            for p, path in enumerate(parts) for start in range(0, outputs.parquet_file(path).metadata.num_rows, step)]
     reduces = [ex.submit(bucket_candidates, [ex.submit(piece, m, j) for m in maps])
                for j in range(nparts)]
     del maps
@@ -186,7 +185,7 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, params: dict[str, A
     """Stages 1-4 and the outputs (OUT/clusters, OUT/pairs); returns the summary's part."""
     sh = shingling(params)
     threshold = float(params["threshold"])
-    parts = sorted(glob.glob(os.path.join(glob.escape(dataset_dir), "*.parquet")))
+    parts = outputs.parts(dataset_dir)
     a, b, sim = _shuffle(ex, parts, text_files, bands, rows, sh.permutations) if text_files else \
         (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     a, b, sim = unique_pairs(a, b, sim)

@@ -16,7 +16,7 @@ from typing import Iterable
 from urllib.parse import quote
 
 from exoflow import __version__
-from exoflow.fileio import atomic_write
+from exoflow import outputs
 from exoflow.ops.scan.rules import Rule
 
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
@@ -127,7 +127,7 @@ def write_sarif(path: str, rules: Iterable[Rule], findings: Iterable[dict], root
     }
     head, tail = json.dumps({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}, indent=1).rsplit('"results": []', 1)
     n = 0
-    with atomic_write(path) as out:
+    with outputs.atomic_write(path) as out:
         out.write(head + '"results": [')
         for f in findings:
             out.write(("," if n else "") + "\n  " + json.dumps(result(f, rule_index, root, baseline),
