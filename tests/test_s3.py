@@ -311,3 +311,118 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, mon
                 "out no bucket": "ENOENT"}[what]
     assert expected in err
     assert not out.exists()
+
+
+# ---- a flat prefix's listing, split over tasks ---------------------------------------
+
+def flat_names() -> set[str]:
+    """The names under s3://flat/many: a numbered sequence and names made to straddle the cuts
+    (``objects.cut``): shared starts (``0``, ``00``, ``0010`` …: names that are cuts themselves),
+    non-ASCII (2, 3 and 4 UTF-8 bytes), spaces, characters below and above the digits, and a name
+    ``m`` beside a sub-prefix ``m/`` and ``m0``."""
+    names = {f"{i:05d}" for i in range(2000)}
+    names |= {"0", "00", "000", "0001", "00010", "0002", "001", "01", "1", "2", "9", "99999", "a", "a0", "a00",
+              "aa", "aaa", "é", "ée", "日本", "日本語", "😀", "z😀", "with space", " lead", "!", "~", "~~", "m",
+              "m0", "m/x", "m/y", "日本/z"}
+    return names
+
+
+@pytest.fixture(scope="module")
+def flat(store):
+    """(storage options, the bucket ``flat``): ``many/`` holds ``flat_names``; ``k1000/`` and
+    ``k1001/`` hold 1,000 and 1,001 keys, one and just over one S3 page."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    storage, fs, _, _ = store
+    fs.call_s3("create_bucket", Bucket="flat")
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    keys = {f"many/{n}" for n in flat_names()} | {f"k{n}/{i:04d}" for n in (1000, 1001) for i in range(n)}
+    for k in keys:
+        backend.put_object("flat", k, b"")
+    return storage, keys
+
+
+@pytest.mark.parametrize("prefix, page", [("many", 40), ("k1000", 1000), ("k1001", 1000)])
+def test_a_flat_prefix_is_listed_in_ranges_by_several_tasks(flat, monkeypatch, prefix, page):
+    """Listing tasks as the client runs them (each a Lister with a budget of rows, handing back what
+    it did not reach): every key once (oracle: the keys put), no task over its budget and one page."""
+    from exoflow.options import WalkOptions
+    from exoflow.sources import objects
+    storage, keys = flat
+    monkeypatch.setattr(objects, "PAGE", page)
+    root, budget = f"s3://flat/{prefix}", 150
+    stack, listed, tasks = [objects.Prefix(root, 0, None, root)], [], 0
+    while stack:
+        lister = objects.Lister(WalkOptions(hidden=True), storage)
+        stack = lister.run(stack[:4], budget) + stack[4:]
+        rows = lister.out.table().column("path").to_pylist()
+        assert len(rows) <= budget + page
+        listed += rows
+        tasks += 1
+    want = [f"s3://flat/{k}" for k in keys if k.startswith(prefix + "/")]
+    assert len(listed) == len(set(listed)) and sorted(listed) == sorted(want)
+    assert tasks > 1 if len(want) > page else tasks == 1
+
+
+def test_a_flat_prefix_spreads_over_listing_tasks_in_a_run(flat, monkeypatch, tmp_path):
+    """A whole inventory run: more than one listing task lists the one prefix (their keys counted
+    as the executor runs them), and the rows are the keys put."""
+    from exoflow import runner
+    from exoflow.executors import InProcess
+    from exoflow.sources import objects
+    storage, keys = flat
+    monkeypatch.setattr(objects, "PAGE", 40)
+    monkeypatch.setattr(runner, "BUDGET", (150, 60.0))
+
+    class Counting(InProcess):
+        parts: list[int] = []
+
+        def submit(self, fn, *args, key=None, **kw):
+            done = super().submit(fn, *args, key=key, **kw)
+            if key and key.startswith("exoflow-list-"):
+                self.parts.append(done.result()[1]["files"])
+            return done
+
+    ex = Counting()
+    run_here("inventory", "s3://flat/many", tmp_path / "out", "--storage-options", storage, "--hidden",
+             executor=ex, chunk_files=500)
+    t = read_dataset(tmp_path / "out" / "files")
+    assert sorted(t.column("path").to_pylist()) == sorted(f"s3://flat/{k}" for k in keys if k.startswith("many/"))
+    assert len(ex.parts) > 1 and max(ex.parts) <= 150 + 40
+
+
+def test_a_resumed_run_lists_the_ranges_left_not_their_prefix():
+    """--resume's frontier knows a range by its prefix and bounds (``Prefix.ident``): a root whose
+    first listing was journalled leaves its ranges to list, not the whole prefix again."""
+    from exoflow.journal import Resumed, pack
+    from exoflow.sources.objects import Prefix
+    root = Prefix("s3://b/p", 0, None, "s3://b/p")
+    r1, r2 = (Prefix(root.path, 0, None, root.root, after=a, until=u) for a, u in (("0039", "005"), ("005", None)))
+    r1a = Prefix(root.path, 0, None, root.root, after="0049", until="005")
+    done = Resumed(0.0, {"L1": {"finished": [root.ident], "left": pack([r1, r2])},
+                         "L2": {"finished": [r1.ident], "left": pack([r1a])}})
+    assert done.frontier([root], []) == ([r2, r1a], [])
+
+
+def test_cut_covers_the_rest_of_a_range_exactly():
+    """``cut``'s ranges follow one another from the page's last name to the range's end, each
+    non-empty as strings (after < until), at most SPLIT of them; oracle: a sorted list of names
+    (random, non-ASCII) split at the cuts holds each name after the page once."""
+    import bisect
+    import random
+
+    from exoflow.sources.objects import SPLIT, cut
+    rng = random.Random(7)
+    alphabet = "0123456789abz é日😀-_."
+    for _ in range(200):
+        names = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(300)})
+        k = rng.randint(1, len(names) - 2)
+        until = rng.choice([None, names[rng.randint(k, len(names) - 1)]])
+        ranges = cut(names[:k], until)
+        assert 1 <= len(ranges) <= SPLIT and ranges[0][0] == names[k - 1] and ranges[-1][1] == until
+        assert all(a < b for a, b in ranges if b is not None)
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
+        rest = [n for n in names[k:] if until is None or n <= until]
+        covered = [n for a, b in ranges for n in names[bisect.bisect_right(names, a):
+                                                         bisect.bisect_right(names, b) if b else len(names)]]
+        assert covered == rest
