@@ -426,3 +426,65 @@ def test_cut_covers_the_rest_of_a_range_exactly():
         covered = [n for a, b in ranges for n in names[bisect.bisect_right(names, a):
                                                          bisect.bisect_right(names, b) if b else len(names)]]
         assert covered == rest
+
+
+# ---- ignore files in a store ---------------------------------------------------------
+
+IGNORED_TREE = {
+    ".gitignore": b"*.log\n!keep.log\n/build/\nsecret*\ndocs/*.md\n",
+    "a.txt": b"a", "b.log": b"b", "keep.log": b"k", "secret.key": b"s", "build/x.txt": b"x",
+    "build/.gitignore": b"!*\n",                 # inside an ignored directory: never read
+    "docs/guide.md": b"g", "docs/deep/more.md": b"m", "docs/index.txt": b"i",
+    "sub/.gitignore": b"*.txt\n!important.txt\nbuild/\n", "sub/c.txt": b"c", "sub/important.txt": b"i",
+    "sub/d.md": b"d", "sub/build/y.md": b"y", "sub/deeper/e.txt": b"e", "sub/deeper/f.md": b"f",
+    "sub/deeper/.gitignore": b"!e.txt\n",        # re-includes what sub/.gitignore ignores, below it
+    "日本/.gitignore": "名前*\n".encode(), "日本/名前.txt": b"n", "日本/other.txt": b"o",
+    "sp ace/x.log": b"l", "sp ace/y.txt": b"y",
+}
+
+
+def _listed_files(out: Path, root: str) -> list[str]:
+    t = table(out, "files", root)
+    return sorted(t[t["type"] == "file"]["rel"])
+
+
+def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, tmp_path, monkeypatch):
+    """--gitignore over the same tree in the store and on disk lists the same files; oracle: git
+    ls-files --others --exclude-standard over a git repository of the local copy. Pages of 3 names:
+    the ranges of a prefix keep its rules."""
+    import os
+    import shutil
+    import subprocess
+
+    from exoflow.sources import objects
+    monkeypatch.setattr(objects, "PAGE", 3)
+    storage, fs, _, _ = store
+    local = tmp_path / "tree"
+    for k, v in IGNORED_TREE.items():
+        (local / k).parent.mkdir(parents=True, exist_ok=True)
+        (local / k).write_bytes(v)
+    fs.pipe({f"{BUCKET}/ignored/{k}": v for k, v in IGNORED_TREE.items()})
+    root = f"s3://{BUCKET}/ignored"
+    run_here("inventory", root, tmp_path / "s3", "--storage-options", storage, "--gitignore", "--hidden")
+    run_here("inventory", str(local), tmp_path / "local", "--gitignore", "--hidden")
+    got = _listed_files(tmp_path / "s3", root)
+    assert got == _listed_files(tmp_path / "local", str(local))
+    if shutil.which("git") is None:
+        pytest.skip("the oracle is git, which is not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree(local, repo)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
+    r = subprocess.run(["git", "ls-files", "-z", "--others", "--exclude-standard"], cwd=repo, check=True, env=env,
+                       capture_output=True)
+    assert got == sorted(r.stdout.decode().split("\0")[:-1])
+    assert "sub/deeper/e.txt" in got and "build/x.txt" not in got and "a.txt" in got
+
+
+def test_objects_with_glob_characters_are_read_as_named(store):
+    """An object named ``x[1].txt`` is read, not ``x1.txt`` (fsspec's ``cat`` expands globs)."""
+    from exoflow.sources.objects import fetch
+    storage, fs, _, _ = store
+    fs.pipe({f"{BUCKET}/glob/x[1].txt": b"bracketed", f"{BUCKET}/glob/x1.txt": b"plain"})
+    got = fetch([f"s3://{BUCKET}/glob/x[1].txt", f"s3://{BUCKET}/glob/x1.txt", f"s3://{BUCKET}/glob/x*"], storage)
+    assert got[:2] == [b"bracketed", b"plain"] and isinstance(got[2], FileNotFoundError)
