@@ -270,7 +270,7 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: s
     urls = [p for p in paths if objects.is_url(p)]
     if storage and not urls:
         raise UsageError("--storage-options applies to object-storage PATHs (s3://…, gs://…), and none is given")
-    stored = objects.plan(urls, storage)
+    stored = objects.plan(urls, storage, opts)
     given = []
     for p in (p for p in paths if not objects.is_url(p)):
         try:

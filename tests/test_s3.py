@@ -448,7 +448,19 @@ def _listed_files(out: Path, root: str) -> list[str]:
     return sorted(t[t["type"] == "file"]["rel"])
 
 
-def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def ignored_tree(store, tmp_path_factory):
+    """(s3:// URL, local directory) of IGNORED_TREE."""
+    _, fs, _, _ = store
+    local = tmp_path_factory.mktemp("ignored") / "tree"
+    for k, v in IGNORED_TREE.items():
+        (local / k).parent.mkdir(parents=True, exist_ok=True)
+        (local / k).write_bytes(v)
+    fs.pipe({f"{BUCKET}/ignored/{k}": v for k, v in IGNORED_TREE.items()})
+    return f"s3://{BUCKET}/ignored", local
+
+
+def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, ignored_tree, tmp_path, monkeypatch):
     """--gitignore over the same tree in the store and on disk lists the same files; oracle: git
     ls-files --others --exclude-standard over a git repository of the local copy. Pages of 3 names:
     the ranges of a prefix keep its rules."""
@@ -458,13 +470,8 @@ def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, tmp_path, mon
 
     from exoflow.sources import objects
     monkeypatch.setattr(objects, "PAGE", 3)
-    storage, fs, _, _ = store
-    local = tmp_path / "tree"
-    for k, v in IGNORED_TREE.items():
-        (local / k).parent.mkdir(parents=True, exist_ok=True)
-        (local / k).write_bytes(v)
-    fs.pipe({f"{BUCKET}/ignored/{k}": v for k, v in IGNORED_TREE.items()})
-    root = f"s3://{BUCKET}/ignored"
+    storage = store[0]
+    root, local = ignored_tree
     run_here("inventory", root, tmp_path / "s3", "--storage-options", storage, "--gitignore", "--hidden")
     run_here("inventory", str(local), tmp_path / "local", "--gitignore", "--hidden")
     got = _listed_files(tmp_path / "s3", root)
@@ -481,10 +488,16 @@ def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, tmp_path, mon
     assert "sub/deeper/e.txt" in got and "build/x.txt" not in got and "a.txt" in got
 
 
-def test_objects_with_glob_characters_are_read_as_named(store):
-    """An object named ``x[1].txt`` is read, not ``x1.txt`` (fsspec's ``cat`` expands globs)."""
-    from exoflow.sources.objects import fetch
-    storage, fs, _, _ = store
-    fs.pipe({f"{BUCKET}/glob/x[1].txt": b"bracketed", f"{BUCKET}/glob/x1.txt": b"plain"})
-    got = fetch([f"s3://{BUCKET}/glob/x[1].txt", f"s3://{BUCKET}/glob/x1.txt", f"s3://{BUCKET}/glob/x*"], storage)
-    assert got[:2] == [b"bracketed", b"plain"] and isinstance(got[2], FileNotFoundError)
+@pytest.mark.parametrize("flags", [("--gitignore",), ("--exclude", "sub", "--max-depth", "2", "--hidden")])
+def test_url_paths_inside_another_list_what_local_paths_do(store, ignored_tree, tmp_path, flags):
+    """A URL PATH inside another is left out where the outer PATH's listing reaches it, and listed as
+    named where that listing's options (ignore files, --exclude, --max-depth, hidden names) skip it:
+    no file lost, none doubled; oracle: the same PATHs in the local copy."""
+    root, local = ignored_tree
+    below = ["", "build", "sub", "sub/deeper", "sub/deeper/e.txt", "sub/c.txt", "docs/deep", "sub/.gitignore"]
+    run_here("inventory", [f"{root}/{b}".rstrip("/") for b in below], tmp_path / "s3", "--storage-options",
+             store[0], *flags)
+    run_here("inventory", [f"{local}/{b}".rstrip("/") for b in below], tmp_path / "local", *flags)
+    got = table(tmp_path / "s3", "files", root)["rel"].tolist()
+    assert sorted(got) == sorted(table(tmp_path / "local", "files", str(local))["rel"])
+    assert len(got) == len(set(got))

@@ -127,21 +127,24 @@ class ObjectRoots:
     merged: list[tuple[str, str, str]]   # (a PATH left out, "is" or "is inside", the PATH that lists it)
 
 
-def plan(urls: list[str], storage: str) -> ObjectRoots:
+def plan(urls: list[str], storage: str, opts: WalkOptions | None = None) -> ObjectRoots:
     """The URL PATHs as listing roots, each checked on the store first (``info``), each object listed
-    once (a PATH that is another, or inside another's prefix, is left out: ``merged``). Raises
-    UsageError (one line) for no such bucket or object, access denied, an endpoint that does not
-    answer, expired credentials."""
+    once (a PATH that is another, or inside another's prefix whose listing with ``opts`` reaches it,
+    is left out: ``merged``; one that listing does not reach, as ``walk.plan_roots`` says of
+    directories, is listed as named). Raises UsageError (one line) for no such bucket or object,
+    access denied, an endpoint that does not answer, expired credentials."""
+    opts = opts or WalkOptions()
     roots = ObjectRoots([], [], [])
     for url in sorted(urls, key=lambda u: u.rstrip("/").count("/")):      # outer PATHs first
         fs, path = _checking(url, storage)
+        url = url.rstrip("/") if path.rstrip("/") else url
         try:
             info = fs.info(path)
+            outer = next((p.path for p in roots.prefixes if url == p.path or (
+                url.startswith(p.path.rstrip("/") + "/") and _reaches(p, url, info, opts, storage))),
+                url if url in roots.objects else None)
         except Exception as e:      # the store's errors: botocore's, aiohttp's, OSError …
             raise UsageError(f"{url}: {describe(e)}") from None
-        url = url.rstrip("/") if path.rstrip("/") else url
-        outer = next((p.path for p in roots.prefixes if url == p.path or url.startswith(p.path.rstrip("/") + "/")),
-                     url if url in roots.objects else None)
         if outer is not None:
             roots.merged.append((url, "is" if url == outer else "is inside", outer))
         elif info["type"] == "directory":
@@ -149,6 +152,28 @@ def plan(urls: list[str], storage: str) -> ObjectRoots:
         else:
             roots.objects.append(url)
     return roots
+
+
+def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: str) -> bool:
+    """Whether the listing of the root ``outer`` lists the prefix or object ``url`` below it
+    (``info``: the store's of it): the listing's rules along that one path (--hidden,
+    --include/--exclude, --max-depth, the ignore files of the prefixes on the way, the size bounds)."""
+    from exoflow.sources.walk import _ignored
+    lister, base = Lister(opts, storage), outer.path.rstrip("/")
+    names = url[len(base) + 1:].split("/")
+    item = outer
+    for depth, name in enumerate(names, 1):
+        ignores = lister.ignores(*filesystem(item.path, storage), item) if opts.gitignore else ()
+        child = f"{item.path.rstrip('/')}/{name}"
+        is_dir = depth < len(names) or info["type"] == "directory"
+        if not lister.kept(child[len(base) + 1:], is_dir) or (ignores and _ignored(ignores, child, is_dir)):
+            return False
+        if not is_dir:
+            return lister.size_ok(info)
+        if opts.max_depth is not None and depth >= opts.max_depth:
+            return False
+        item = Prefix(child, depth, names[0], outer.root, ignores=ignores)
+    return True
 
 
 def _checking(url: str, storage: str):
