@@ -440,6 +440,8 @@ IGNORED_TREE = {
     "sub/deeper/.gitignore": b"!e.txt\n",        # re-includes what sub/.gitignore ignores, below it
     "日本/.gitignore": "名前*\n".encode(), "日本/名前.txt": b"n", "日本/other.txt": b"o",
     "sp ace/x.log": b"l", "sp ace/y.txt": b"y",
+    # names before ".gitignore": a first page of 3 ends before it
+    "odd/!a.txt": b"a", "odd/#b.log": b"b", "odd/-c.log": b"c", "odd/.gitignore": b"z.txt\n", "odd/z.txt": b"z",
 }
 
 
@@ -460,16 +462,18 @@ def ignored_tree(store, tmp_path_factory):
     return f"s3://{BUCKET}/ignored", local
 
 
-def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, ignored_tree, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", [3, 1000])
+def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, ignored_tree, tmp_path, monkeypatch, page):
     """--gitignore over the same tree in the store and on disk lists the same files; oracle: git
     ls-files --others --exclude-standard over a git repository of the local copy. Pages of 3 names:
-    the ranges of a prefix keep its rules."""
+    the ranges of a prefix keep its rules, and ignore files the first page does not reach are
+    looked up."""
     import os
     import shutil
     import subprocess
 
     from exoflow.sources import objects
-    monkeypatch.setattr(objects, "PAGE", 3)
+    monkeypatch.setattr(objects, "PAGE", page)
     storage = store[0]
     root, local = ignored_tree
     run_here("inventory", root, tmp_path / "s3", "--storage-options", storage, "--gitignore", "--hidden")

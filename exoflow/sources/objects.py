@@ -47,10 +47,10 @@ if TYPE_CHECKING:
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
 DIR_MODE = 0o040755
-# The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
-# store's own retries): per protocol, options under the user's.
 PAGE = 1000      # names per list request: S3's most
 SPLIT = 16       # the most ranges the rest of a range is cut into after a page
+# The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
+# store's own retries): per protocol, options under the user's.
 FAIL_FAST = {"s3": {"config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}}}
 
 
@@ -163,7 +163,7 @@ def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: st
     names = url[len(base) + 1:].split("/")
     item = outer
     for depth, name in enumerate(names, 1):
-        ignores = lister.ignores(*filesystem(item.path, storage), item) if opts.gitignore else ()
+        ignores = lister.ignores(item, None) if opts.gitignore else ()
         child = f"{item.path.rstrip('/')}/{name}"
         is_dir = depth < len(names) or info["type"] == "directory"
         if not lister.kept(child[len(base) + 1:], is_dir) or (ignores and _ignored(ignores, child, is_dir)):
@@ -312,15 +312,17 @@ class Lister:
         from exoflow.sources.walk import _ignored
         fs, path = filesystem(item.path, self.storage)
         try:
-            ignores = self.ignores(fs, path, item) if self.opts.gitignore and not item.after else item.ignores
             if ordered(fs, path):
                 entries, rest = page(fs, path, item)
             else:
                 entries, rest = fs.ls(path, detail=True, refresh=True), []
+            ignores = item.ignores
+            if self.opts.gitignore and not item.after:
+                ignores = self.ignores(item, _present(entries, rest))
         except Exception as e:
             self.out.add(item.path, None, item.depth, item.top, describe(e))
             return
-        self.prefixes_listed += not item.after
+        self.prefixes_listed += 0 if item.after else 1     # a prefix's ranges count once
         stack.extend(dataclasses.replace(item, after=a, until=u, ignores=ignores) for a, u in rest)
         depth, limit = item.depth + 1, self.opts.max_depth
         base = item.path.rstrip("/") + "/"
@@ -338,17 +340,31 @@ class Lister:
             elif self.size_ok(info):
                 self.out.add(url, info, depth, top)
 
-    def ignores(self, fs, path: str, item: Prefix) -> tuple[IgnoreRules, ...]:
+    def ignores(self, item: Prefix, present: set[str] | None) -> tuple[IgnoreRules, ...]:
         """The ignore rules for a prefix's names: those above it (``item.ignores``) as its own
-        ``.git`` (a prefix or an object) lets them through, and its own ignore files (read whole)."""
+        ``.git`` (a prefix or an object) lets them through, and its own ignore files (read whole).
+        ``present``: which of ``.git`` and IGNORE_FILES the prefix holds (``_present``); None: not
+        known, each is looked up."""
         from exoflow.sources.walk import IGNORE_FILES, INFO_EXCLUDE, _load_ignores, inherited
         base = item.path.rstrip("/")
-        wanted = (*IGNORE_FILES, INFO_EXCLUDE)
-        lines = dict(zip(wanted, map(_lines, fetch([f"{base}/{name}" for name in wanted], self.storage))))
-        names = {name for name in IGNORE_FILES if lines[name] is not None}
-        if lines[INFO_EXCLUDE] is not None or fs.exists(f"{path.rstrip('/')}/.git"):
-            names.add(".git")
-        return inherited(item.ignores, names) + _load_ignores(base, names, self.opts.git_excludes, lines.get)
+        wanted = [n for n in (*IGNORE_FILES, INFO_EXCLUDE)
+                  if present is None or (".git" if n == INFO_EXCLUDE else n) in present]
+        lines = dict(zip(wanted, map(_lines, fetch([f"{base}/{n}" for n in wanted], self.storage))))
+        if present is None:
+            fs, path = filesystem(item.path, self.storage)
+            present = {n for n in IGNORE_FILES if lines[n] is not None}
+            if lines[INFO_EXCLUDE] is not None or fs.exists(f"{path.rstrip('/')}/.git"):
+                present.add(".git")
+        return inherited(item.ignores, present) + _load_ignores(base, present, self.opts.git_excludes, lines.get)
+
+
+def _present(entries: list[dict], rest: list) -> set[str] | None:
+    """Which of ``.git``, ``.gitignore`` and ``.ignore`` a prefix's first listing (``entries``, and
+    ``rest``: its range left) names; None when its page ended before ``.ignore`` (not known)."""
+    from exoflow.sources.walk import IGNORE_FILES
+    if rest and rest[0][0] < max(IGNORE_FILES):
+        return None
+    return {i["name"].rstrip("/").rsplit("/", 1)[-1] for i in entries} & {".git", *IGNORE_FILES}
 
 
 def _lines(body) -> tuple[str, ...] | None:
