@@ -49,6 +49,7 @@ FILE_MODE = 0o100644          # what a listing row of an object says: a regular 
 DIR_MODE = 0o040755
 PAGE = 1000      # names per list request: S3's most
 SPLIT = 16       # the most ranges the rest of a range is cut into after a page
+NEAR = 3         # cut with the characters of this many positions from where a page's names differ
 # The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
 # store's own retries): per protocol, options under the user's.
 FAIL_FAST = {"s3": {"config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}}}
@@ -418,14 +419,16 @@ def cut(names: list[str], until: str | None, most: int = SPLIT) -> list[tuple[st
     up to ``until`` included, None: to the end) as up to ``most`` consecutive ranges (after, until)
     that cover it exactly, in order. The cuts are names made from the last one, ``last[:p] + c``:
     at each position p from where the page's names start to differ back to where ``last`` parts from
-    ``until``, each larger character c that (a sample of) the page's names have where they vary (the
-    next keys of a sequence: for ``f0049`` after ``f0000``, ``f005`` … ``f009``, ``f01`` … ``f09``,
-    ``f1`` …, the ranges of the ``0``-``9`` names one level up each). Where there are more than
-    ``most`` - 1, evenly spaced ones among them."""
+    ``until``, each larger character c that (a sample of) the page's names have where they vary in
+    the NEAR positions from where they differ (the next keys of a sequence: for ``f0049`` after
+    ``f0000``, ``f005`` … ``f009``, ``f01`` … ``f09``, ``f1`` …, the ranges of the ``0``-``9``
+    names one level up each). Where there are more than ``most`` - 1, evenly spaced ones among
+    them. Names compare as S3 orders keys (UTF-8 bytes, the same order as code points)."""
     last = names[-1]
     differ = _shared(names[0], last)
     sample = [*names[::max(1, len(names) // 64)], last]
-    varying = [i for i in range(differ, max(map(len, sample))) if len({n[i:i + 1] for n in sample}) > 1]
+    near = range(differ, min(differ + NEAR, max(map(len, sample))))     # further on: extensions, ids …
+    varying = [i for i in near if len({n[i:i + 1] for n in sample}) > 1]
     chars = sorted({n[i] for n in sample for i in varying if i < len(n)})
     start = _shared(last, until) if until is not None else 0
     marks = sorted({last[:p] + c for p in range(start, min(differ + 1, len(last))) for c in chars if c > last[p]})
