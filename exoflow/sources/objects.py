@@ -7,7 +7,7 @@ a listing task lists its prefixes one level at a time (the store's delimiter lis
 objects as listing rows and hands the sub-prefixes it did not reach back to the client. On S3
 (s3fs) a prefix is listed a page (PAGE names) at a time, and a page that does not reach the end of
 its range cuts the rest of the range into up to SPLIT ranges of names (``cut``), each listed on its
-own (StartAfter, up to its last name) and cut again while it is big: a prefix with millions of keys
+own (StartAfter, up to its last name) and cut again (into SPLIT_AGAIN) while it is big: a prefix with millions of keys
 directly under it is spread over the workers too, and a task's rows stay within its budget and one
 page. Stores without StartAfter (gcsfs, memory:// …), S3 Express directory buckets (their listings
 are not in order) and a version-aware s3fs list a prefix in one listing. With --gitignore a
@@ -48,7 +48,8 @@ URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
 DIR_MODE = 0o040755
 PAGE = 1000      # names per list request: S3's most
-SPLIT = 16       # the most ranges the rest of a range is cut into after a page
+SPLIT = 16       # the most ranges the rest of a prefix is cut into after its first page
+SPLIT_AGAIN = 4  # … and the rest of a range so cut, after its first page (more: more empty ranges)
 NEAR = 3         # cut with the characters of this many positions from where a page's names differ
 # The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
 # store's own retries): per protocol, options under the user's.
@@ -405,7 +406,7 @@ def page(fs, path: str, item: Prefix) -> tuple[list[dict], list[tuple[str, str |
              {**found[n], "name": f"{bucket}/{found[n]['Key']}", "type": "file", "size": found[n]["Size"]}
              for n in names if n > item.after and (item.until is None or n <= item.until)]
     ended = not out.get("IsTruncated") or not names or (item.until is not None and names[-1] >= item.until)
-    return infos, [] if ended else cut(names, item.until)
+    return infos, [] if ended else cut(names, item.until, SPLIT if item.until is None else SPLIT_AGAIN)
 
 
 def _shared(a: str, b: str) -> int:
