@@ -462,6 +462,18 @@ def ignored_tree(store, tmp_path_factory):
     return f"s3://{BUCKET}/ignored", local
 
 
+def test_ignore_files_apply_in_a_store_listed_in_one_listing_per_prefix(ignored_tree, tmp_path):
+    """memory:// (no StartAfter: each prefix is one listing) honours the ignore files too; oracle:
+    the local walk of the same tree."""
+    import fsspec
+    _, local = ignored_tree
+    fsspec.filesystem("memory").pipe({f"/ignored-tree/{k}": v for k, v in IGNORED_TREE.items()})
+    run_here("inventory", "memory://ignored-tree", tmp_path / "mem", "--gitignore", "--hidden")
+    run_here("inventory", str(local), tmp_path / "local", "--gitignore", "--hidden")
+    got = _listed_files(tmp_path / "mem", "memory://ignored-tree")
+    assert got == _listed_files(tmp_path / "local", str(local)) and "sub/deeper/e.txt" in got
+
+
 @pytest.mark.parametrize("page", [3, 1000])
 def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, ignored_tree, tmp_path, monkeypatch, page):
     """--gitignore over the same tree in the store and on disk lists the same files; oracle: git
