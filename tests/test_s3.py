@@ -517,3 +517,17 @@ def test_url_paths_inside_another_list_what_local_paths_do(store, ignored_tree, 
     got = table(tmp_path / "s3", "files", root)["rel"].tolist()
     assert sorted(got) == sorted(table(tmp_path / "local", "files", str(local))["rel"])
     assert len(got) == len(set(got)) and {"build/x.txt", "docs/deep/more.md", "sub/d.md"} <= set(got)
+
+
+def test_a_range_that_cannot_be_listed_is_an_error_row_that_names_it(store):
+    """A range of a prefix that fails (here: no such bucket) is the prefix's error row, which says
+    which of its names it could not list."""
+    from exoflow.options import WalkOptions
+    from exoflow.sources.objects import Lister, Prefix
+    root = "s3://no-such-bucket/p"
+    lister = Lister(WalkOptions(), store[0])
+    assert lister.run([Prefix(root, 0, None, root, after="a", until="b")], 10) == []
+    t = lister.out.table()
+    assert t.column("path").to_pylist() == [root] and t.column("type").to_pylist() == ["dir"]
+    error = t.column("error")[0].as_py()
+    assert error.startswith("ENOENT") and error.endswith("(its names after 'a' up to 'b')")

@@ -321,8 +321,10 @@ class Lister:
             ignores = item.ignores
             if self.opts.gitignore and not item.after:
                 ignores = self.ignores(item, _present(entries, rest))
-        except Exception as e:
-            self.out.add(item.path, None, item.depth, item.top, describe(e))
+        except Exception as e:     # a range's row says which names it could not list
+            where = f" (its names after {item.after!r}{f' up to {item.until!r}' if item.until else ''})" \
+                if item.after else ""
+            self.out.add(item.path, None, item.depth, item.top, describe(e) + where)
             return
         self.prefixes_listed += 0 if item.after else 1     # a prefix's ranges count once
         stack.extend(dataclasses.replace(item, after=a, until=u, ignores=ignores) for a, u in rest)
