@@ -151,8 +151,8 @@ class Resumed:
         finished = set().union(*(set(r["finished"]) for r in self.listings.values()))
         todo: dict[str, Any] = {}
         for item in [*roots, *(d for r in self.listings.values() for d in unpack(r["left"]))]:
-            if item.path not in finished:
-                todo.setdefault(item.path, item)
+            if item.ident not in finished:
+                todo.setdefault(item.ident, item)
         files_done = any(r.get("root_files") for r in self.listings.values())
         return list(todo.values()), [] if files_done else root_files
 

@@ -276,7 +276,7 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: s
     prefixes (in ``dirs``) and objects (in ``files``). Raises UsageError for a PATH that cannot be
     reached."""
     urls = [p for p in paths if objects.is_url(p)]
-    stored = objects.plan(urls, storage)
+    stored = objects.plan(urls, storage, opts)
     given = []
     for p in (p for p in paths if not objects.is_url(p)):
         try:
@@ -431,7 +431,7 @@ class _Run:
         while self.pending and self.walks_in_flight < self.slots:
             stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
-                                self.cfg.load.storage_options, record={"stack": [d.path for d in stack]})
+                                self.cfg.load.storage_options, record={"stack": [d.ident for d in stack]})
 
     def on_listing(self, mf) -> None:
         meta = mf.result()
@@ -439,7 +439,7 @@ class _Run:
         record = self.listing_info.pop(mf.key)
         name = record["name"]
         if not record.pop("restored"):     # the part is saved: the journal says what it covers
-            left, stack = {d.path for d in meta["left"]}, record.pop("stack")
+            left, stack = {d.ident for d in meta["left"]}, record.pop("stack")
             self.journal.add({**record, "finished": [p for p in stack if p not in left],
                               "left": journal.pack(meta["left"]), "dirs": meta["dirs"], "bytes": meta["bytes"],
                               "chunks": meta["chunks"]})

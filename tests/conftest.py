@@ -112,11 +112,12 @@ def out_dir(tmp_path: Path) -> Path:
 
 def run_config(spec: str, tree: Path, out: Path, *flags: str, chunk_files: int = 4):
     """The RunConfig ``exoflow run SPEC TREE --chunk-files N FLAGS --out OUT`` makes (SPEC: a job,
-    a job file or ``a+b``), with OUT created."""
+    a job file or ``a+b``; TREE: a PATH or a list of them), with OUT created."""
     from exoflow.composed import load
     from exoflow.config import configure, run_parser
     job = load(spec)
-    cfg = configure(job, run_parser(job, "test").parse_args([str(tree), "--chunk-files", str(chunk_files),
+    paths = [str(t) for t in tree] if isinstance(tree, list) else [str(tree)]
+    cfg = configure(job, run_parser(job, "test").parse_args([*paths, "--chunk-files", str(chunk_files),
                                                              *flags])).run
     cfg.out_dir = str(out)
     Path(out).mkdir()

@@ -496,3 +496,223 @@ def test_store_errors_are_one_line_exit_2_and_leave_nothing(store, tmp_path, mon
                 "out no bucket": "ENOENT"}[what]
     assert expected in err
     assert not out.exists()
+
+
+# ---- a flat prefix's listing, split over tasks ---------------------------------------
+
+def flat_names() -> set[str]:
+    """The names under s3://flat/many: a numbered sequence and names made to straddle the cuts
+    (``objects.cut``): shared starts (``0``, ``00``, ``0010`` …: names that are cuts themselves),
+    non-ASCII (2, 3 and 4 UTF-8 bytes), spaces, characters below and above the digits, and a name
+    ``m`` beside a sub-prefix ``m/`` and ``m0``."""
+    names = {f"{i:05d}" for i in range(2000)}
+    names |= {"0", "00", "000", "0001", "00010", "0002", "001", "01", "1", "2", "9", "99999", "a", "a0", "a00",
+              "aa", "aaa", "é", "ée", "日本", "日本語", "😀", "z😀", "with space", " lead", "!", "~", "~~", "m",
+              "m0", "m/x", "m/y", "日本/z"}
+    return names
+
+
+@pytest.fixture(scope="module")
+def flat(store):
+    """(storage options, the bucket ``flat``): ``many/`` holds ``flat_names``; ``k1000/`` and
+    ``k1001/`` hold 1,000 and 1,001 keys, one and just over one S3 page."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    storage, fs, _, _ = store
+    fs.call_s3("create_bucket", Bucket="flat")
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    keys = {f"many/{n}" for n in flat_names()} | {f"k{n}/{i:04d}" for n in (1000, 1001) for i in range(n)}
+    for k in keys:
+        backend.put_object("flat", k, b"")
+    return storage, keys
+
+
+@pytest.mark.parametrize("prefix, page", [("many", 40), ("k1000", 1000), ("k1001", 1000)])
+def test_a_flat_prefix_is_listed_in_ranges_by_several_tasks(flat, monkeypatch, prefix, page):
+    """Listing tasks as the client runs them (each a Lister with a budget of rows, handing back what
+    it did not reach): every key once (oracle: the keys put), no task over its budget and one page."""
+    from exoflow.options import WalkOptions
+    from exoflow.sources import objects
+    storage, keys = flat
+    monkeypatch.setattr(objects, "PAGE", page)
+    root, budget = f"s3://flat/{prefix}", 150
+    stack, listed, tasks = [objects.Prefix(root, 0, None, root)], [], 0
+    while stack:
+        lister = objects.Lister(WalkOptions(hidden=True), storage)
+        stack = lister.run(stack[:4], budget) + stack[4:]
+        rows = lister.out.table().column("path").to_pylist()
+        assert len(rows) <= budget + page
+        listed += rows
+        tasks += 1
+    want = [f"s3://flat/{k}" for k in keys if k.startswith(prefix + "/")]
+    assert len(listed) == len(set(listed)) and sorted(listed) == sorted(want)
+    assert tasks > 1 if len(want) > page else tasks == 1
+
+
+def test_a_flat_prefix_spreads_over_listing_tasks_in_a_run(flat, monkeypatch, tmp_path):
+    """A whole inventory run: more than one listing task lists the one prefix (their keys counted
+    as the executor runs them), and the rows are the keys put."""
+    from exoflow import runner
+    from exoflow.executors import InProcess
+    from exoflow.sources import objects
+    storage, keys = flat
+    monkeypatch.setattr(objects, "PAGE", 40)
+    monkeypatch.setattr(runner, "BUDGET", (150, 60.0))
+
+    class Counting(InProcess):
+        parts: list[int] = []
+
+        def submit(self, fn, *args, key=None, **kw):
+            done = super().submit(fn, *args, key=key, **kw)
+            if key and key.startswith("exoflow-list-"):
+                self.parts.append(done.result()[1]["files"])
+            return done
+
+    ex = Counting()
+    run_here("inventory", "s3://flat/many", tmp_path / "out", "--storage-options", storage, "--hidden",
+             executor=ex, chunk_files=500)
+    t = read_dataset(tmp_path / "out" / "files")
+    assert sorted(t.column("path").to_pylist()) == sorted(f"s3://flat/{k}" for k in keys if k.startswith("many/"))
+    assert len(ex.parts) > 1 and max(ex.parts) <= 150 + 40
+
+
+def test_a_resumed_run_lists_the_ranges_left_not_their_prefix():
+    """--resume's frontier knows a range by its prefix and bounds (``Prefix.ident``): a root whose
+    first listing was journalled leaves its ranges to list, not the whole prefix again."""
+    from exoflow.journal import Resumed, pack
+    from exoflow.sources.objects import Prefix
+    root = Prefix("s3://b/p", 0, None, "s3://b/p")
+    r1, r2 = (Prefix(root.path, 0, None, root.root, after=a, until=u) for a, u in (("0039", "005"), ("005", None)))
+    r1a = Prefix(root.path, 0, None, root.root, after="0049", until="005")
+    done = Resumed(0.0, {"L1": {"finished": [root.ident], "left": pack([r1, r2])},
+                         "L2": {"finished": [r1.ident], "left": pack([r1a])}})
+    assert done.frontier([root], []) == ([r2, r1a], [])
+
+
+def test_cut_covers_the_rest_of_a_range_exactly():
+    """``cut``'s ranges follow one another from the page's last name to the range's end, each
+    non-empty as strings (after < until), at most SPLIT of them; oracle: a sorted list of names
+    (random, non-ASCII) split at the cuts holds each name after the page once."""
+    import bisect
+    import random
+
+    from exoflow.sources.objects import SPLIT, cut
+    rng = random.Random(7)
+    alphabet = "0123456789abz é日😀-_."
+    for _ in range(200):
+        names = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(300)})
+        k = rng.randint(1, len(names) - 2)
+        until = rng.choice([None, names[rng.randint(k, len(names) - 1)]])
+        ranges = cut(names[:k], until)
+        assert 1 <= len(ranges) <= SPLIT and ranges[0][0] == names[k - 1] and ranges[-1][1] == until
+        assert all(a < b for a, b in ranges if b is not None)
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
+        rest = [n for n in names[k:] if until is None or n <= until]
+        covered = [n for a, b in ranges for n in names[bisect.bisect_right(names, a):
+                                                         bisect.bisect_right(names, b) if b else len(names)]]
+        assert covered == rest
+
+
+# ---- ignore files in a store ---------------------------------------------------------
+
+IGNORED_TREE = {
+    ".gitignore": b"*.log\n!keep.log\n/build/\nsecret*\ndocs/*.md\n",
+    "a.txt": b"a", "b.log": b"b", "keep.log": b"k", "secret.key": b"s", "build/x.txt": b"x",
+    "build/.gitignore": b"!*\n",                 # inside an ignored directory: never read
+    "docs/guide.md": b"g", "docs/deep/more.md": b"m", "docs/index.txt": b"i",
+    "sub/.gitignore": b"*.txt\n!important.txt\nbuild/\n", "sub/c.txt": b"c", "sub/important.txt": b"i",
+    "sub/d.md": b"d", "sub/build/y.md": b"y", "sub/deeper/e.txt": b"e", "sub/deeper/f.md": b"f",
+    "sub/deeper/.gitignore": b"!e.txt\n",        # re-includes what sub/.gitignore ignores, below it
+    "日本/.gitignore": "名前*\n".encode(), "日本/名前.txt": b"n", "日本/other.txt": b"o",
+    "sp ace/x.log": b"l", "sp ace/y.txt": b"y",
+    # names before ".gitignore": a first page of 3 ends before it
+    "odd/!a.txt": b"a", "odd/#b.log": b"b", "odd/-c.log": b"c", "odd/.gitignore": b"z.txt\n", "odd/z.txt": b"z",
+}
+
+
+def _listed_files(out: Path, root: str) -> list[str]:
+    t = table(out, "files", root)
+    return sorted(t[t["type"] == "file"]["rel"])
+
+
+@pytest.fixture(scope="module")
+def ignored_tree(store, tmp_path_factory):
+    """(s3:// URL, local directory) of IGNORED_TREE."""
+    _, fs, _, _ = store
+    local = tmp_path_factory.mktemp("ignored") / "tree"
+    for k, v in IGNORED_TREE.items():
+        (local / k).parent.mkdir(parents=True, exist_ok=True)
+        (local / k).write_bytes(v)
+    fs.pipe({f"{BUCKET}/ignored/{k}": v for k, v in IGNORED_TREE.items()})
+    return f"s3://{BUCKET}/ignored", local
+
+
+def test_ignore_files_apply_in_a_store_listed_in_one_listing_per_prefix(ignored_tree, tmp_path):
+    """memory:// (no StartAfter: each prefix is one listing) honours the ignore files too; oracle:
+    the local walk of the same tree."""
+    import fsspec
+    _, local = ignored_tree
+    fsspec.filesystem("memory").pipe({f"/ignored-tree/{k}": v for k, v in IGNORED_TREE.items()})
+    run_here("inventory", "memory://ignored-tree", tmp_path / "mem", "--gitignore", "--hidden")
+    run_here("inventory", str(local), tmp_path / "local", "--gitignore", "--hidden")
+    got = _listed_files(tmp_path / "mem", "memory://ignored-tree")
+    assert got == _listed_files(tmp_path / "local", str(local)) and "sub/deeper/e.txt" in got
+
+
+@pytest.mark.parametrize("page", [3, 1000])
+def test_ignore_files_in_a_store_apply_as_in_the_local_walk(store, ignored_tree, tmp_path, monkeypatch, page):
+    """--gitignore over the same tree in the store and on disk lists the same files; oracle: git
+    ls-files --others --exclude-standard over a git repository of the local copy. Pages of 3 names:
+    the ranges of a prefix keep its rules, and ignore files the first page does not reach are
+    looked up."""
+    import os
+    import shutil
+    import subprocess
+
+    from exoflow.sources import objects
+    monkeypatch.setattr(objects, "PAGE", page)
+    storage = store[0]
+    root, local = ignored_tree
+    run_here("inventory", root, tmp_path / "s3", "--storage-options", storage, "--gitignore", "--hidden")
+    run_here("inventory", str(local), tmp_path / "local", "--gitignore", "--hidden")
+    got = _listed_files(tmp_path / "s3", root)
+    assert got == _listed_files(tmp_path / "local", str(local))
+    if shutil.which("git") is None:
+        pytest.skip("the oracle is git, which is not installed")
+    repo = tmp_path / "repo"
+    shutil.copytree(local, repo)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True, env=env)
+    r = subprocess.run(["git", "ls-files", "-z", "--others", "--exclude-standard"], cwd=repo, check=True, env=env,
+                       capture_output=True)
+    assert got == sorted(r.stdout.decode().split("\0")[:-1])
+    assert "sub/deeper/e.txt" in got and "build/x.txt" not in got and "a.txt" in got
+
+
+def test_url_paths_inside_another_list_what_local_paths_do(store, ignored_tree, tmp_path):
+    """A URL PATH inside another is left out where the outer PATH's listing reaches it, and listed as
+    named where that listing's options skip it (build/: ignore files; sub/: --exclude; docs/deep:
+    --max-depth; .gitignore: hidden), each file once; oracle: the same PATHs in the local copy."""
+    root, local = ignored_tree
+    flags = ("--gitignore", "--exclude", "sub", "--max-depth", "2")
+    below = ["", "build", "sub", "sub/deeper/e.txt", "docs/deep", "sub/.gitignore"]
+    run_here("inventory", [f"{root}/{b}".rstrip("/") for b in below], tmp_path / "s3", "--storage-options",
+             store[0], *flags)
+    run_here("inventory", [f"{local}/{b}".rstrip("/") for b in below], tmp_path / "local", *flags)
+    got = table(tmp_path / "s3", "files", root)["rel"].tolist()
+    assert sorted(got) == sorted(table(tmp_path / "local", "files", str(local))["rel"])
+    assert len(got) == len(set(got)) and {"build/x.txt", "docs/deep/more.md", "sub/d.md"} <= set(got)
+
+
+def test_a_range_that_cannot_be_listed_is_an_error_row_that_names_it(store):
+    """A range of a prefix that fails (here: no such bucket) is the prefix's error row, which says
+    which of its names it could not list."""
+    from exoflow.options import WalkOptions
+    from exoflow.sources.objects import Lister, Prefix
+    root = "s3://no-such-bucket/p"
+    lister = Lister(WalkOptions(), store[0])
+    assert lister.run([Prefix(root, 0, None, root, after="a", until="b")], 10) == []
+    t = lister.out.table()
+    assert t.column("path").to_pylist() == [root] and t.column("type").to_pylist() == ["dir"]
+    error = t.column("error")[0].as_py()
+    assert error.startswith("ENOENT") and error.endswith("(its names after 'a' up to 'b')")

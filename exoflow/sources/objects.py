@@ -4,9 +4,18 @@ storage client of its own).
 
 Listing is spread over the workers by prefix, the way directories are (``exoflow.sources.walk``):
 a listing task lists its prefixes one level at a time (the store's delimiter listing), keeps their
-objects as listing rows and hands the sub-prefixes it did not reach back to the client. Rows fill
-the listing SCHEMA: ``path`` is the object's URL, ``type`` file (or dir: a prefix that could not be
-listed, with its ``error``), ``size``, ``mtime_ns``
+objects as listing rows and hands the sub-prefixes it did not reach back to the client. On S3
+(s3fs) a prefix is listed a page (PAGE names) at a time, and a page that does not reach the end of
+its range cuts the rest of the range into up to SPLIT ranges of names (``cut``), each listed on its
+own (StartAfter, up to its last name) and cut again (into SPLIT_AGAIN) while it is big: a prefix with millions of keys
+directly under it is spread over the workers too, and a task's rows stay within its budget and one
+page. Stores without StartAfter (gcsfs, memory:// …), S3 Express directory buckets (their listings
+are not in order) and a version-aware s3fs list a prefix in one listing. With --gitignore a
+prefix's ``.gitignore`` and ``.ignore`` objects (and, under a ``.git/`` prefix, its ``info/exclude``
+and the user's core.excludesFile) apply below it as a directory's files do in the walk.
+
+Rows fill the listing SCHEMA: ``path`` is the object's URL, ``type`` file (or dir: a prefix that
+could not be listed, with its ``error``), ``size``, ``mtime_ns``
 (LastModified), a synthetic ``mode``; no inode, device, owner or ctime; ``etag``,
 ``storage_class`` and ``version_id`` where the store has them.
 
@@ -15,13 +24,14 @@ JSON text, canonical) or else fsspec's own configuration (``FSSPEC_S3_*``, ``~/.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,9 +41,16 @@ from exoflow.options import WalkOptions
 from exoflow.paths import path_columns
 from exoflow.sources.entries import SCHEMA
 
+if TYPE_CHECKING:
+    from exoflow.sources.walk import IgnoreRules
+
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
 DIR_MODE = 0o040755
+PAGE = 1000      # names per list request: S3's most
+SPLIT = 16       # the most ranges the rest of a prefix is cut into after its first page
+SPLIT_AGAIN = 4  # … and the rest of a range so cut, after its first page (more: more empty ranges)
+NEAR = 3         # cut with the characters of this many positions from where a page's names differ
 # The client's check of a PATH fails fast on an endpoint that does not answer (the tasks keep the
 # store's own retries): per protocol, options under the user's.
 FAIL_FAST = {"s3": {"config_kwargs": {"connect_timeout": 3, "read_timeout": 10, "retries": {"max_attempts": 1}}}}
@@ -85,12 +102,24 @@ def describe(e: BaseException) -> str:
 @dataclass(frozen=True)
 class Prefix:
     """A prefix still to list (the object-storage ``DirItem``): its URL, depth (a root is 0), the
-    first name under the root (None for a root) and the root's URL."""
+    first name under the root (None for a root) and the root's URL; or a range of its names (see
+    ``cut``)."""
 
     path: str
     depth: int
     top: str | None
     root: str
+    # a range of the names below the prefix (a key's rest, or "sub/" for a sub-prefix): those after
+    # ``after`` up to ``until`` included (None: to the end); "" for the prefix's first listing
+    after: str = ""
+    until: str | None = None
+    # --gitignore: the rules of the prefixes above for the first listing, with the prefix's own for a range
+    ignores: tuple[IgnoreRules, ...] = ()
+
+    @property
+    def ident(self) -> str:
+        """What the journal knows the item by: the URL, and its range."""
+        return f"{self.path}\0{self.after}\0{self.until or ''}" if self.after else self.path
 
 
 @dataclass
@@ -100,21 +129,24 @@ class ObjectRoots:
     merged: list[tuple[str, str, str]]   # (a PATH left out, "is" or "is inside", the PATH that lists it)
 
 
-def plan(urls: list[str], storage: str) -> ObjectRoots:
+def plan(urls: list[str], storage: str, opts: WalkOptions | None = None) -> ObjectRoots:
     """The URL PATHs as listing roots, each checked on the store first (``info``), each object listed
-    once (a PATH that is another, or inside another's prefix, is left out: ``merged``). Raises
-    UsageError (one line) for no such bucket or object, access denied, an endpoint that does not
-    answer, expired credentials."""
+    once (a PATH that is another, or inside another's prefix whose listing with ``opts`` reaches it,
+    is left out: ``merged``; one that listing does not reach, as ``walk.plan_roots`` says of
+    directories, is listed as named). Raises UsageError (one line) for no such bucket or object,
+    access denied, an endpoint that does not answer, expired credentials."""
+    opts = opts or WalkOptions()
     roots = ObjectRoots([], [], [])
     for url in sorted(urls, key=lambda u: u.rstrip("/").count("/")):      # outer PATHs first
         fs, path = _checking(url, storage)
+        url = url.rstrip("/") if path.rstrip("/") else url
         try:
             info = fs.info(path)
+            outer = next((p.path for p in roots.prefixes if url == p.path or (
+                url.startswith(p.path.rstrip("/") + "/") and _reaches(p, url, info, opts, storage))),
+                url if url in roots.objects else None)
         except Exception as e:      # the store's errors: botocore's, aiohttp's, OSError …
             raise UsageError(f"{url}: {describe(e)}") from None
-        url = url.rstrip("/") if path.rstrip("/") else url
-        outer = next((p.path for p in roots.prefixes if url == p.path or url.startswith(p.path.rstrip("/") + "/")),
-                     url if url in roots.objects else None)
         if outer is not None:
             roots.merged.append((url, "is" if url == outer else "is inside", outer))
         elif info["type"] == "directory":
@@ -122,6 +154,28 @@ def plan(urls: list[str], storage: str) -> ObjectRoots:
         else:
             roots.objects.append(url)
     return roots
+
+
+def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: str) -> bool:
+    """Whether the listing of the root ``outer`` lists the prefix or object ``url`` below it
+    (``info``: the store's of it): the listing's rules along that one path (--hidden,
+    --include/--exclude, --max-depth, the ignore files of the prefixes on the way, the size bounds)."""
+    from exoflow.sources.walk import _ignored
+    lister, base = Lister(opts, storage), outer.path.rstrip("/")
+    names = url[len(base) + 1:].split("/")
+    item = outer
+    for depth, name in enumerate(names, 1):
+        ignores = lister.ignores(item, None) if opts.gitignore else ()
+        child = f"{item.path.rstrip('/')}/{name}"
+        is_dir = depth < len(names) or info["type"] == "directory"
+        if not lister.kept(child[len(base) + 1:], is_dir) or (ignores and _ignored(ignores, child, is_dir)):
+            return False
+        if not is_dir:
+            return lister.size_ok(info)
+        if opts.max_depth is not None and depth >= opts.max_depth:
+            return False
+        item = Prefix(child, depth, names[0], outer.root, ignores=ignores)
+    return True
 
 
 def _checking(url: str, storage: str):
@@ -205,7 +259,7 @@ class Rows:
 
 class Lister:
     """Lists prefixes for one listing task (``Walker``'s counterpart): --include/--exclude, --hidden,
-    --max-depth and --min-size/--max-size apply as to a tree's relative paths."""
+    --max-depth, --min-size/--max-size and --gitignore apply as to a tree's relative paths."""
 
     def __init__(self, opts: WalkOptions, storage: str) -> None:
         from exoflow.sources.walk import compiled_globs
@@ -217,7 +271,7 @@ class Lister:
 
     def run(self, stack: list[Prefix], budget: int, seconds: float = float("inf")) -> list[Prefix]:
         """List until ``budget`` rows are collected or ``seconds`` have passed; return the prefixes
-        not reached."""
+        and ranges not reached (a task's rows: at most ``budget`` and one page more)."""
         deadline = time.monotonic() + seconds
         start = len(self.out)
         while stack and len(self.out) - start < budget and time.monotonic() < deadline:
@@ -246,13 +300,25 @@ class Lister:
         return is_dir or self.include is None or self.include.match_file(rel)
 
     def scan(self, item: Prefix, stack: list[Prefix]) -> None:
+        """List ``item`` (a prefix, or a range of one): its objects become rows, its sub-prefixes
+        and the rest of its range go on ``stack``."""
+        from exoflow.sources.walk import _ignored
         fs, path = filesystem(item.path, self.storage)
         try:
-            entries = fs.ls(path, detail=True, refresh=True)
-        except Exception as e:
-            self.out.add(item.path, None, item.depth, item.top, describe(e))
+            if ordered(fs, path):
+                entries, rest = page(fs, path, item)
+            else:
+                entries, rest = fs.ls(path, detail=True, refresh=True), []
+            ignores = item.ignores
+            if self.opts.gitignore and not item.after:
+                ignores = self.ignores(item, _present(entries, rest))
+        except Exception as e:     # a range's row says which names it could not list
+            where = f" (its names after {item.after!r}{f' up to {item.until!r}' if item.until else ''})" \
+                if item.after else ""
+            self.out.add(item.path, None, item.depth, item.top, describe(e) + where)
             return
-        self.prefixes_listed += 1
+        self.prefixes_listed += 0 if item.after else 1     # a prefix's ranges count once
+        stack.extend(dataclasses.replace(item, after=a, until=u, ignores=ignores) for a, u in rest)
         depth, limit = item.depth + 1, self.opts.max_depth
         base = item.path.rstrip("/") + "/"
         for info in sorted(entries, key=lambda i: i["name"]):
@@ -261,13 +327,110 @@ class Lister:
             rel = url[len(item.root.rstrip("/")) + 1:]
             top = item.top if item.top is not None else name
             is_dir = info["type"] == "directory"
-            if not name or not self.kept(rel, is_dir):
+            if not name or not self.kept(rel, is_dir) or (ignores and _ignored(ignores, url, is_dir)):
                 continue
             if is_dir:     # listed by a task of its own, as the walk does directories (no row)
                 if limit is None or depth < limit:
-                    stack.append(Prefix(url, depth, top, item.root))
+                    stack.append(Prefix(url, depth, top, item.root, ignores=ignores))
             elif self.size_ok(info):
                 self.out.add(url, info, depth, top)
+
+    def ignores(self, item: Prefix, present: set[str] | None) -> tuple[IgnoreRules, ...]:
+        """The ignore rules for a prefix's names: those above it (``item.ignores``) as its own
+        ``.git`` (a prefix or an object) lets them through, and its own ignore files (read whole).
+        ``present``: which of ``.git`` and IGNORE_FILES the prefix holds (``_present``); None: not
+        known, each is looked up."""
+        from exoflow.sources.walk import IGNORE_FILES, INFO_EXCLUDE, _load_ignores, inherited
+        base = item.path.rstrip("/")
+        wanted = [n for n in (*IGNORE_FILES, INFO_EXCLUDE)
+                  if present is None or (".git" if n == INFO_EXCLUDE else n) in present]
+        lines = dict(zip(wanted, map(_lines, fetch([f"{base}/{n}" for n in wanted], self.storage))))
+        if present is None:
+            fs, path = filesystem(item.path, self.storage)
+            present = {n for n in IGNORE_FILES if lines[n] is not None}
+            if lines[INFO_EXCLUDE] is not None or fs.exists(f"{path.rstrip('/')}/.git"):
+                present.add(".git")
+        return inherited(item.ignores, present) + _load_ignores(base, present, self.opts.git_excludes, lines.get)
+
+
+def _present(entries: list[dict], rest: list) -> set[str] | None:
+    """Which of ``.git``, ``.gitignore`` and ``.ignore`` a prefix's first listing (``entries``, and
+    ``rest``: its range left) names; None when its page ended before ``.ignore`` (not known)."""
+    from exoflow.sources.walk import IGNORE_FILES
+    if rest and rest[0][0] < max(IGNORE_FILES):
+        return None
+    return {i["name"].rstrip("/").rsplit("/", 1)[-1] for i in entries} & {".git", *IGNORE_FILES}
+
+
+def _lines(body) -> tuple[str, ...] | None:
+    """An ignore file's lines from its bytes; None for what could not be read (an exception)."""
+    return tuple(bytes(body).decode("utf-8", "surrogateescape").splitlines()) if isinstance(body, bytes) else None
+
+
+def ordered(fs, path: str) -> bool:
+    """Whether ``page`` lists the prefix ``path``: S3 and its kin through s3fs (names in order from
+    any name on: StartAfter), but not an S3 Express directory bucket (``…--x-s3``, unordered) nor a
+    version-aware s3fs (its pages may end within a key's versions)."""
+    return (hasattr(fs, "call_s3") and not getattr(fs, "version_aware", False)
+            and not path.split("/", 1)[0].endswith("--x-s3"))
+
+
+def page(fs, path: str, item: Prefix) -> tuple[list[dict], list[tuple[str, str | None]]]:
+    """One page (up to PAGE names) of the prefix ``path``'s names in ``item``'s range, through
+    s3fs's client: their infos (as s3fs's ``ls`` gives them), and the rest of the range as ranges
+    (after, until) (``cut``; none when the page reached the range's end)."""
+    bucket, key, _ = fs.split_path(path)
+    base = key.rstrip("/") + "/" if key.strip("/") else ""
+    # every name of a range (after, until] starts with the two's common start: ask for those only
+    narrow = item.after[:_shared(item.after, item.until)] if item.until is not None else ""
+    args = {"Bucket": bucket, "Prefix": base + narrow, "Delimiter": "/", "MaxKeys": PAGE, **fs.req_kw}
+    if item.after:
+        args["StartAfter"] = base + item.after
+    while True:       # a page can be empty and truncated (deleted keys): go on to one with names
+        out = fs.call_s3("list_objects_v2", **args)
+        found = {p["Prefix"][len(base):]: None for p in out.get("CommonPrefixes", [])}
+        found.update((c["Key"][len(base):], c) for c in out.get("Contents", []))
+        if found or not out.get("IsTruncated"):
+            break
+        args["ContinuationToken"] = out["NextContinuationToken"]
+    names = sorted(found)
+    # S3 may give again the sub-prefix that ``after`` is in: a name belongs to the range it sorts in
+    infos = [{"name": f"{bucket}/{base}{n}", "type": "directory", "size": 0} if found[n] is None else
+             {**found[n], "name": f"{bucket}/{found[n]['Key']}", "type": "file", "size": found[n]["Size"]}
+             for n in names if n > item.after and (item.until is None or n <= item.until)]
+    ended = not out.get("IsTruncated") or not names or (item.until is not None and names[-1] >= item.until)
+    return infos, [] if ended else cut(names, item.until, SPLIT if item.until is None else SPLIT_AGAIN)
+
+
+def _shared(a: str, b: str) -> int:
+    """The length of the start ``a`` and ``b`` share."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+def cut(names: list[str], until: str | None, most: int = SPLIT) -> list[tuple[str, str | None]]:
+    """The rest of a range after a page of its ``names`` (sorted; the range goes on after the last,
+    up to ``until`` included, None: to the end) as up to ``most`` consecutive ranges (after, until)
+    that cover it exactly, in order. The cuts are names made from the last one, ``last[:p] + c``:
+    at each position p from where the page's names start to differ back to where ``last`` parts from
+    ``until``, each larger character c that (a sample of) the page's names have where they vary in
+    the NEAR positions from where they differ (the next keys of a sequence: for ``f0049`` after
+    ``f0000``, ``f005`` … ``f009``, ``f01`` … ``f09``, ``f1`` …, the ranges of the ``0``-``9``
+    names one level up each). Where there are more than ``most`` - 1, evenly spaced ones among
+    them. Names compare as S3 orders keys (UTF-8 bytes, the same order as code points)."""
+    last = names[-1]
+    differ = _shared(names[0], last)
+    sample = [*names[::max(1, len(names) // 64)], last]
+    near = range(differ, min(differ + NEAR, max(map(len, sample))))     # further on: extensions, ids …
+    varying = [i for i in near if len({n[i:i + 1] for n in sample}) > 1]
+    chars = sorted({n[i] for n in sample for i in varying if i < len(n)})
+    start = _shared(last, until) if until is not None else 0
+    marks = sorted({last[:p] + c for p in range(start, min(differ + 1, len(last))) for c in chars if c > last[p]})
+    marks = [m for m in marks if until is None or m < until]
+    if len(marks) >= most:
+        marks = [marks[i * len(marks) // most] for i in range(1, most)]
+    edges = [last, *marks, until]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 # ---- reading --------------------------------------------------------------------------
@@ -278,11 +441,8 @@ def fetch(urls: list[str], storage: str) -> list[bytes | BaseException]:
     if not urls:
         return []
     fs, _ = filesystem(urls[0], storage)
-    paths = [filesystem(u, storage)[1] for u in urls]
-    got = fs.cat(paths, on_error="return")
-    if not isinstance(got, dict):     # one path: fsspec returns its bytes
-        got = {paths[0]: got}
-    return [got.get(p, FileNotFoundError(p)) for p in paths]
+    # not fs.cat: it expands glob characters, and would read x1 for an object named x[1]
+    return fs.cat_ranges([filesystem(u, storage)[1] for u in urls], None, None, on_error="return")
 
 
 def open_object(url: str, storage: str, block_size: int):

@@ -88,6 +88,11 @@ class DirItem:
     views: tuple[View, ...] = OWN
     others: frozenset[tuple[int, int]] = frozenset()   # (dev, ino) of the roots: each walks its own tree
 
+    @property
+    def ident(self) -> str:
+        """What the journal knows the item by (``objects.Prefix.ident``'s counterpart)."""
+        return self.path
+
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec | None:
     """--include / --exclude globs (gitignore syntax, matched against the path under the root)."""
@@ -109,30 +114,43 @@ def _ignored(rules: tuple[IgnoreRules, ...], path: str, is_dir: bool) -> bool:
     return verdict
 
 
-def _load_ignores(dirpath: str, names: set[str], git_excludes: tuple[str, ...]) -> tuple[IgnoreRules, ...]:
+INFO_EXCLUDE = ".git/info/exclude"   # how ``_load_ignores``'s ``read`` names a repository's info/exclude
+
+
+def _load_ignores(dirpath: str, names: set[str], git_excludes: tuple[str, ...], read=None) -> tuple[IgnoreRules, ...]:
     """The ignore rules a directory adds, weakest first (a later file overrides an earlier one):
     at a repository's top (it holds ``.git``) the user's core.excludesFile, then the repository's
-    ``.git/info/exclude``, as git orders them; then ``.gitignore``, then ``.ignore`` (ripgrep's order)."""
+    ``.git/info/exclude``, as git orders them; then ``.gitignore``, then ``.ignore`` (ripgrep's order).
+    ``read(name)``: the lines of ``name`` (an IGNORE_FILES name or INFO_EXCLUDE) in the directory,
+    None when it cannot be read (default: the local file's, ``_read_local``)."""
+    read = read or functools.partial(_read_local, dirpath)
     found = []
     if ".git" in names:
         found += [IgnoreRules(dirpath, git_excludes)] if git_excludes else []
-        found += _rules(dirpath, gitignore.info_exclude(os.path.join(dirpath, ".git")), follow=True)
+        found += _rules(dirpath, read(INFO_EXCLUDE))
     for fname in IGNORE_FILES:
         if fname in names:
-            found += _rules(dirpath, os.path.join(dirpath, fname), git=fname == ".gitignore")
+            found += _rules(dirpath, read(fname), git=fname == ".gitignore")
     return tuple(found)
 
 
-def _rules(base: str, path: str | None, follow: bool = False, git: bool = True) -> list[IgnoreRules]:
-    """An ignore file's rules; one in the tree is never followed through a symlink (as git does),
-    info/exclude may be (``follow``)."""
-    lines = gitignore.read_lines(path, follow) if path else None
+def _read_local(dirpath: str, name: str) -> tuple[str, ...] | None:
+    """An ignore file's lines; one in the tree is never followed through a symlink (as git does),
+    info/exclude may be (a ``.git`` file's ``gitdir:`` is followed to it)."""
+    if name == INFO_EXCLUDE:
+        path = gitignore.info_exclude(os.path.join(dirpath, ".git"))
+        return gitignore.read_lines(path, follow=True) if path else None
+    return gitignore.read_lines(os.path.join(dirpath, name), follow=False)
+
+
+def _rules(base: str, lines: tuple[str, ...] | None, git: bool = True) -> list[IgnoreRules]:
+    """An ignore file's rules (none from one that is missing, empty or unusable, as in git)."""
     if not lines:
         return []
     try:
         _ignore_patterns(lines)   # a bad pattern fails here
     except ValueError:
-        return []                 # an unusable ignore file ignores nothing, as git does
+        return []
     return [IgnoreRules(base, lines, git=git)]
 
 
