@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from exoflow.errors import UsageError
 from exoflow.journal import identity, listing_parts, read_listing, read_run_file
@@ -77,8 +78,7 @@ class EarlierListing:
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
         self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
-        rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet")
-        rows = rows.to_table(columns=[c for c in ("path", "path_bytes", "error") if c in rows.schema.names])
+        rows = _read_dataset(out_dir, dataset, ("path", "path_bytes", "error"))
         keys = path_keys(rows)
         self.rows = PathIndex(keys)
         failed = pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False) if "error" in rows.column_names \
@@ -109,23 +109,33 @@ class EarlierListing:
 
 
 class Previous:
-    """The earlier run's dataset rows indexed by path, beside ``earlier_listing``'s verdicts.
-    Loaded once per worker process (``previous``); it holds the earlier dataset in memory."""
+    """The earlier run's dataset rows, beside ``earlier_listing``'s verdicts and its index of the
+    same rows (both read by ``_read_dataset``: in one order). Loaded once per worker process
+    (``previous``); it holds the earlier dataset in memory."""
 
     def __init__(self, out_dir: str, dataset: str) -> None:
         self.listing = earlier_listing(out_dir, dataset)
-        self.rows = ds.dataset(os.path.join(out_dir, dataset), format="parquet").to_table()
-        self.out = PathIndex(path_keys(self.rows))
+        self.rows = _read_dataset(out_dir, dataset)
 
-    def unchanged(self, table: pa.Table, one_row: bool) -> np.ndarray:
-        return self.listing.unchanged(table, one_row)
-
-    def rows_of(self, table: pa.Table) -> pa.Table:
-        """The earlier dataset's rows of ``table``'s paths (every row of each path, in path order)."""
-        first, end = self.out.find(path_keys(table))
+    def split(self, table: pa.Table, one_row: bool) -> tuple[np.ndarray, pa.Table]:
+        """(bool per row of ``table``: ``EarlierListing.unchanged``, the earlier dataset's rows of
+        those files: every row of each)."""
+        keys = path_keys(table)
+        same = self.listing.unchanged(table, one_row, keys)
+        first, end = self.listing.rows.find(keys[same])
         counts = end - first
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        return self.rows.take(pa.array(self.out.order[starts + np.arange(int(counts.sum()))], pa.int64()))
+        rows = np.sort(self.listing.rows.order[starts + np.arange(int(counts.sum()))])    # in file order: less seeking
+        return same, self.rows.take(pa.array(rows, pa.int64()))
+
+
+def _read_dataset(out_dir: str, dataset: str, columns: tuple[str, ...] | None = None) -> pa.Table:
+    """The earlier dataset (its ``columns`` that it has), its parts in name order, one chunk per column."""
+    parts = ds.dataset(os.path.join(out_dir, dataset), format="parquet")
+    names = [c for c in columns if c in parts.schema.names] if columns else None
+    files = sorted(parts.files)
+    return pa.concat_tables([pq.read_table(f, columns=names) for f in files]).combine_chunks() if files \
+        else parts.schema.empty_table().select(names or parts.schema.names)
 
 
 # One of each per worker process, built by one thread while the others wait, and built again when
@@ -172,10 +182,9 @@ def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadO
                   since: str) -> tuple[pa.Table, int]:
     """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
     were reused. The other rows go through ``job.process_chunk``; the reused rows come after them."""
-    prev = previous(since, job.dataset)
-    same = prev.unchanged(table, one_row=job.emit is None)
+    same, old = previous(since, job.dataset).split(table, one_row=job.emit is None)
     if not same.any():
         return job.process_chunk(table, params, load), 0
     fresh = job.process_chunk(table.filter(pa.array(~same)), params, load)
-    old = prev.rows_of(table.filter(pa.array(same))).select(fresh.column_names)
+    old = old.select(fresh.column_names)
     return pa.concat_tables([fresh, old], promote_options="permissive"), int(same.sum())

@@ -58,9 +58,15 @@ CHUNKS_PER_PART = 2
 
 
 def walk_budget(chunk: ChunkOptions) -> tuple[int, float]:
+    """(entries, seconds) of a listing task. With --since most files are expected unchanged: a
+    part holds CHUNKS_PER_PART chunks of reused files (``incremental.REUSED_COST`` each)."""
     if not chunk.read_order:
         return BUDGET
-    return min(BUDGET[0], CHUNKS_PER_PART * chunk.max_files), BUDGET[1]
+    per_file = 1.0
+    if chunk.reused_from:
+        from exoflow.incremental import REUSED_COST
+        per_file = REUSED_COST
+    return min(BUDGET[0], int(CHUNKS_PER_PART * chunk.max_files / per_file)), BUDGET[1]
 
 
 @dataclass

@@ -377,3 +377,7 @@ def test_path_keys_are_xxh3_128_of_the_exact_path_bytes(monkeypatch, native):
     first, end = index.find(np.vstack([want[3], want[3] + np.uint64(1)]))
     assert index.order[first[0]] in [i for i, n in enumerate(names) if n == names[3]] and end[0] > first[0]
     assert first[1] == end[1]
+    # by hand: two rows of one path (kept in their order), one row, two paths sharing a 64-bit hi
+    hand = hashing.PathIndex(np.array([[5, 1], [3, 2], [5, 1], [7, 9], [7, 8]], np.uint64))
+    first, end = hand.find(np.array([[5, 1], [3, 2], [7, 9], [7, 8], [4, 4]], np.uint64))
+    assert [hand.order[a:b].tolist() for a, b in zip(first, end)] == [[0, 2], [1], [], [], []]
