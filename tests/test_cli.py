@@ -398,14 +398,20 @@ job = Job(name="boom", description="fails after the cluster started", kernels=[b
 '''
 
 
-def test_a_run_that_fails_leaves_nothing_behind(tmp_path):
-    """New directories are removed, an existing one is left as it was (an earlier result that
-    --overwrite was to replace is put back), so a rerun is not blocked."""
+def _tree_and_failing_job(tmp_path: Path) -> tuple[Path, Path]:
+    """A tree of one file, and a job file whose kernel always fails."""
     tree = tmp_path / "t"
     tree.mkdir()
     (tree / "a.txt").write_text("a")
     job = tmp_path / "boom.py"
     job.write_text(FAILING_JOB)
+    return tree, job
+
+
+def test_a_run_that_fails_leaves_nothing_behind(tmp_path):
+    """New directories are removed, an existing one is left as it was (an earlier result that
+    --overwrite was to replace is put back), so a rerun is not blocked."""
+    tree, job = _tree_and_failing_job(tmp_path)
     prev = tmp_path / "prev"
     assert exoflow("run", "inventory", str(tree), "--out", str(prev), "-q", "--no-dashboard",
                    "--workers", "1").returncode == 0
@@ -424,11 +430,7 @@ def test_runs_leave_nothing_in_the_temporary_directory(tmp_path):
     """A finished run, a failed one and a refused one on the embedded cluster leave TMPDIR as they
     found it but for Dask's shared ``dask-scratch-space`` and its locks (multiprocessing's ``pymp-…``
     directory for the fork server's socket was left by every run: 8,600 of them on this machine)."""
-    tree = tmp_path / "t"
-    tree.mkdir()
-    (tree / "a.txt").write_text("a")
-    job = tmp_path / "boom.py"
-    job.write_text(FAILING_JOB)
+    tree, job = _tree_and_failing_job(tmp_path)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
