@@ -991,7 +991,7 @@ static inline uint64_t fmix64(uint64_t h) {       /* MurmurHash3's finalizer */
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NEARDUP_CLONES __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#define NEARDUP_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
 #else
 #define NEARDUP_CLONES
 #endif
@@ -1037,8 +1037,8 @@ static inline __attribute__((always_inline)) void emit_shingle(uint64_t g, uint3
 /* One segment d[lo:hi] into row (see minhash_spans). The shingle's fold sum t_i * Q**(size-1-i)
    rolls: the oldest token's term is taken out and the new one added. ring and starts hold the
    last ``size`` finished tokens' hashes and first bytes (circular, the oldest at ``head``).
-   Returns where to resume it when ``open``. Compiled for AVX2 too (picked at load time), where
-   the permutations run 8 at a time. */
+   Returns where to resume it when ``open``. Compiled for AVX-512 and AVX2 too (picked at load
+   time), where the permutations run 16 or 8 at a time. */
 NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssize_t lo, Py_ssize_t hi, int size,
                                                  int words, int open, int short_ok, const uint32_t *a,
                                                  const uint32_t *b, Py_ssize_t k, uint32_t *row, int64_t *count,

@@ -1,10 +1,12 @@
 """neardup's stages after the signatures are written, on the cluster.
 
-1. shuffle   map tasks (a slice of a signature part each, about MAP_BYTES of output) cut their
-             rows' (bucket key, file id, signature) per LSH band into P pieces by key (each
-             piece copied into a result of its own); reduce task j joins piece j of every map
-             (plain futures, as dedup's shuffle: pieces stay on the workers and spill like any
-             result), so one partition holds every file of its buckets.
+1. shuffle   map tasks (a signature part each, or a slice of one where the part would make more
+             than MAP_BYTES of output) cut their rows' (bucket key, file id, signature) per LSH
+             band into P pieces by key (each piece copied into a result of its own); reduce
+             task j joins piece j of every map (plain futures, as dedup's shuffle: pieces stay
+             on the workers and spill like any result), so one partition holds every file of
+             its buckets. Few, large tasks: each Dask task costs a few ms of CPU (client,
+             scheduler, worker), and a run has maps x P pieces.
 2. pairs     each reduce task pairs the files sharing a bucket and scores each pair by the
              share of equal signature values (the MinHash estimate of their Jaccard); only
              these pairs (two ids and a score) come back to the client.
@@ -36,10 +38,10 @@ from exoflow.batch import stream
 from exoflow.ops.neardup.kernel import shingle_set, shingling, signature_matrix
 from exoflow.ops.neardup.lsh import band_keys, bucket_pairs, components, unique_pairs
 from exoflow.ops.neardup.minhash import Shingling
-from exoflow.sinks import write_part
+from exoflow.sinks import read_part, write_part
 
-MAP_BYTES = 8 * 2**20             # shuffled bytes a map task makes, about
-PIECE_BYTES = 16 * 2**20          # shuffled bytes a reduce task holds, about
+MAP_BYTES = 32 * 2**20            # shuffled bytes a map task makes, at most about
+PIECE_BYTES = 32 * 2**20          # shuffled bytes a reduce task holds, about
 EXACT_PAIRS = 2_000               # pairs per exact-Jaccard task
 READ_PIECE = 16 * 2**20
 HISTOGRAM_BINS = 20               # similarity to the representative, 0.05 wide
@@ -54,7 +56,7 @@ def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int
               nparts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Map side: the files with a signature among rows [start, stop) of a part, as (bucket key, file
     id, signature) per band, cut into ``nparts`` pieces by key."""
-    col = pq.read_table(path, columns=["signature"]).column("signature").slice(start, stop - start)
+    col = read_part(path, ["signature"]).column("signature").slice(start, stop - start)
     valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False)) + start
     sig = signature_matrix(col, permutations)[valid - start]
     keys = band_keys(sig, bands, rows).ravel()                     # file-major: file i, band j at i*bands+j
@@ -85,7 +87,7 @@ def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -
 
 def fetch_rows(path: str, rows: np.ndarray, permutations: int) -> dict[str, Any]:
     """Rows ``rows`` of a signature part: path, exact name, size, signature."""
-    t = pq.read_table(path, columns=["path", "path_bytes", "size", "signature"]).take(pa.array(rows))
+    t = read_part(path, ["path", "path_bytes", "size", "signature"]).take(pa.array(rows))
     return {"path": t.column("path").to_pylist(), "path_bytes": t.column("path_bytes").to_pylist(),
             "size": t.column("size").to_numpy(), "signature": signature_matrix(t.column("signature"), permutations)}
 
