@@ -79,10 +79,23 @@ def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -
     each pair of files sharing a bucket, id_a < id_b, each pair once."""
     keys = np.concatenate([p[0] for p in pieces])
     ids = np.concatenate([p[1] for p in pieces])
-    sig = np.concatenate([p[2] for p in pieces])
     i, j = bucket_pairs(keys)
     a, b, i, j = unique_pairs(ids[i], ids[j], i, j)
-    return a, b, (sig[i] == sig[j]).mean(axis=1) if len(i) else np.zeros(0)
+    sig = _take_rows([p[2] for p in pieces], np.concatenate([i, j]))     # the pairs' rows only
+    k = sig.shape[1]
+    return a, b, np.count_nonzero(sig[: len(i)] == sig[len(i):], axis=1) / k if len(i) else np.zeros(0)
+
+
+def _take_rows(blocks: list[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (int64) of the 2-D ``blocks`` stacked, without stacking them (a reduce
+    task's pieces hold every file's signature once per band; its pairs need a few)."""
+    starts = np.cumsum([0] + [len(b) for b in blocks])
+    block = np.searchsorted(starts, index, side="right") - 1
+    out = np.empty((len(index), blocks[0].shape[1]), blocks[0].dtype)
+    for w in np.unique(block).tolist():
+        at = np.flatnonzero(block == w)
+        out[at] = blocks[w][index[at] - starts[w]]
+    return out
 
 
 def fetch_rows(path: str, rows: np.ndarray, permutations: int) -> dict[str, Any]:
