@@ -2,7 +2,7 @@
 
 1. shuffle   map tasks (a signature part each, or a slice of one where the part would make more
              than MAP_BYTES of output) cut their rows' (bucket key, file id, signature) per LSH
-             band into P pieces by key (each piece copied into a result of its own); reduce
+             band into P pieces by key (each piece gathered into a result of its own); reduce
              task j joins piece j of every map (plain futures, as dedup's shuffle: pieces stay
              on the workers and spill like any result), so one partition holds every file of
              its buckets. Few, large tasks: each Dask task costs a few ms of CPU (client,
@@ -53,9 +53,10 @@ PAIR_SCHEMA = pa.schema([("path_a", pa.string()), ("path_b", pa.string()), ("sim
 # ---- tasks (run on workers) ----------------------------------------------------------------
 
 def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int, permutations: int,
-              nparts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Map side: the files with a signature among rows [start, stop) of a part, as (bucket key, file
-    id, signature) per band, cut into ``nparts`` pieces by key."""
+              nparts: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """Map side: the files with a signature among rows [start, stop) of a part: their signatures
+    (uint32, files x permutations) and, per piece (``nparts`` of them, by bucket key), the
+    (bucket key, file id, row in the signatures) of each of their bands."""
     col = read_part(path, ["signature"]).column("signature").slice(start, stop - start)
     valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False)) + start
     sig = signature_matrix(col, permutations)[valid - start]
@@ -65,13 +66,16 @@ def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int
     dest = ((keys >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
     order = np.argsort(dest, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(dest, minlength=nparts))]).tolist()
-    return [(keys[order[a:b]], ids[order[a:b]], sig[which[order[a:b]]]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(keys[order[a:b]], ids[order[a:b]], which[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])], sig
 
 
-def piece(pieces: list[tuple[np.ndarray, ...]], j: int) -> tuple[np.ndarray, ...]:
-    """Piece j of a map's output, copied: a result of its own that Dask can spill (a reference
-    into the map's output would keep that in memory after Dask spilled it)."""
-    return tuple(a.copy() for a in pieces[j])
+def piece(mapped: tuple[list[tuple[np.ndarray, ...]], np.ndarray], j: int) -> tuple[np.ndarray, ...]:
+    """Piece j of a map's output as (bucket key, file id, signature) per band, the signatures
+    gathered here: a result of its own that Dask can spill (a reference into the map's output
+    would keep that in memory after Dask spilled it)."""
+    pieces, sig = mapped
+    keys, ids, which = pieces[j]
+    return keys.copy(), ids.copy(), sig[which]
 
 
 def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
