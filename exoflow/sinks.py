@@ -31,14 +31,6 @@ def write_part(table: pa.Table, directory: str, name: str) -> str:
     return final
 
 
-def read_part(path: str, columns: list[str] | None = None) -> pa.Table:
-    """A part's ``columns`` (all by default), decoded in the calling thread: a task runs beside
-    others on every core already, and Arrow's thread pool costs more than it gains on parts of
-    this size (8x the CPU of a 2 MB signature part on a busy 2-core machine).
-    Raises OSError or ArrowException as ``pq.read_table``."""
-    return pq.read_table(path, columns=columns, use_threads=False)
-
-
 def default_out_dir(job: str) -> str:
     """The default ``--out``: ``exoflow-JOB-YYYYmmdd-HHMMSS`` (local time) in the working directory,
     ``-2``, ``-3`` … added while the name is taken. Only a name, free when asked: ``claim_out_dir``
@@ -64,6 +56,14 @@ def _numbered(base: str):
     yield base
     for n in itertools.count(2):
         yield f"{base}-{n}"
+
+
+def read_part(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A part's ``columns`` (all by default), decoded in the calling thread: a task runs beside
+    others on every core already, and Arrow's thread pool costs more than it gains on parts of
+    this size (8x the CPU of a 2 MB signature part on a busy 2-core machine).
+    Raises OSError or ArrowException as ``pq.read_table``."""
+    return pq.read_table(path, columns=columns, use_threads=False)
 
 
 REPLACED = ".exoflow-replaced"   # inside --out: an earlier result, kept until the new run ends
