@@ -1037,7 +1037,7 @@ static inline uint64_t fmix64(uint64_t h) {       /* MurmurHash3's finalizer */
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NEARDUP_CLONES __attribute__((target_clones("avx2", "default"), optimize("O3")))
+#define NEARDUP_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"), optimize("O3")))
 #else
 #define NEARDUP_CLONES
 #endif
@@ -1070,66 +1070,107 @@ static inline __attribute__((always_inline)) void permute_min_batch(const uint32
     }
 }
 
-/* Queue a shingle's 64-bit hash in hs (*nh of them), permuting a full queue into row. */
-static inline __attribute__((always_inline)) void emit_shingle(uint64_t g, uint32_t *hs, int *nh, const uint32_t *a,
-                                                               const uint32_t *b, uint32_t *row, Py_ssize_t k) {
-    hs[(*nh)++] = (uint32_t)(fmix64(g) >> 32);
-    if (*nh == NEARDUP_BATCH) {
-        permute_min_batch(hs, a, b, row, k);
-        *nh = 0;
-    }
+#define NEARDUP_BLOCK 512                         /* shingles folded and permuted at once */
+
+/* A segment's finished tokens waiting to be folded into shingles: hashes (the last size-1 of
+   a block are kept for the next, whose first shingles need them), and scratch for the fold. */
+typedef struct {
+    uint64_t *tok;                                /* NEARDUP_BLOCK + size - 1 token hashes */
+    uint64_t *fold;                               /* NEARDUP_BLOCK shingle folds */
+    uint32_t *hash;                               /* NEARDUP_BLOCK shingle hashes */
+} Tokens;
+
+/* The n shingles of the tokens tok[0 .. n+size-2] (shingle i: tokens i .. i+size-1, folded
+   g = g * Q + t, then fmix64's top 32 bits), permuted and min-ed into row. Loops over the
+   block, so the compiler vectorises the fold and the finalizer (8 shingles at a time with
+   AVX-512) and the permutations run NEARDUP_BATCH shingles per pass over the row. */
+NEARDUP_CLONES static void shingle_block(Tokens *w, Py_ssize_t n, int size, const uint32_t *restrict a,
+                                         const uint32_t *restrict b, uint32_t *restrict row, Py_ssize_t k) {
+    const uint64_t *restrict tok = w->tok;
+    uint64_t *restrict g = w->fold;
+    uint32_t *restrict h = w->hash;
+    for (Py_ssize_t i = 0; i < n; i++)
+        g[i] = tok[i];
+    for (int m = 1; m < size; m++)
+        for (Py_ssize_t i = 0; i < n; i++)
+            g[i] = g[i] * NEARDUP_Q + tok[i + m];
+    for (Py_ssize_t i = 0; i < n; i++)
+        h[i] = (uint32_t)(fmix64(g[i]) >> 32);
+    Py_ssize_t i = 0;
+    for (; i + NEARDUP_BATCH <= n; i += NEARDUP_BATCH)
+        permute_min_batch(h + i, a, b, row, k);
+    for (; i < n; i++)
+        permute_min(h[i], a, b, row, k);
 }
 
-/* One segment d[lo:hi] into row (see minhash_spans). The shingle's fold sum t_i * Q**(size-1-i)
-   rolls: the oldest token's term is taken out and the new one added. ring and starts hold the
-   last ``size`` finished tokens' hashes and first bytes (circular, the oldest at ``head``).
-   Returns where to resume it when ``open``. Compiled for AVX2 too (picked at load time), where
-   the permutations run 8 at a time. */
+/* One segment d[lo:hi] into row (see minhash_spans): its tokens' hashes are gathered a block
+   at a time (a run of ASCII characters at once: each byte is a token, hashed byte + 1) and
+   their shingles made by shingle_block. When ``open``, starts holds the last ``size``
+   finished tokens' first bytes (circular, the oldest at ``head``) and the call returns where
+   to resume the segment; else -1. Compiled for AVX-512 and AVX2 too (picked at load time). */
 NEARDUP_CLONES static Py_ssize_t minhash_segment(const unsigned char *d, Py_ssize_t lo, Py_ssize_t hi, int size,
                                                  int words, int open, int short_ok, const uint32_t *a,
                                                  const uint32_t *b, Py_ssize_t k, uint32_t *row, int64_t *count,
-                                                 uint64_t *ring, Py_ssize_t *starts) {
-    int in_tok = 0, nh = 0, head = 0;
-    uint64_t tok = 0, g = 0, top = 1;                    /* top: Q**(size-1) */
-    uint32_t hs[NEARDUP_BATCH];
-    Py_ssize_t t = 0, tstart = 0, pending = hi;          /* t: finished tokens */
-    for (int q = 1; q < size; q++)
-        top *= NEARDUP_Q;
-    for (Py_ssize_t p = lo; p <= hi; p++) {
-        int c = p < hi ? d[p] : -1;
-        int is_tok = c >= 0 && !(words && (c == ' ' || (c >= '\t' && c <= '\r')));
-        int starts_tok = is_tok && (!in_tok || (!words && (c & 0xC0) != 0x80));
-        if (in_tok && (!is_tok || starts_tok)) {          /* a token ends before p */
-            if (c < 0 && open) {                           /* runs to the end: unfinished */
-                pending = tstart;
-            } else {
-                g = (t >= size ? g - ring[head] * top : g) * NEARDUP_Q + tok;
-                ring[head] = tok;
-                starts[head] = tstart;
-                head = head + 1 == size ? 0 : head + 1;
-                t++;
-                if (t >= size) {
-                    emit_shingle(g, hs, &nh, a, b, row, k);
-                    (*count)++;
-                }
-            }
-            in_tok = 0;
+                                                 Tokens *w, Py_ssize_t *starts) {
+    uint64_t *tok = w->tok;
+    int head = 0;
+    Py_ssize_t t = 0, nt = 0, p = lo, pending = hi;      /* t: finished tokens; nt: of them in tok */
+    const Py_ssize_t full = NEARDUP_BLOCK + size - 1;
+    for (;;) {
+        if (nt == full) {                                /* a block: keep the last size-1 tokens */
+            shingle_block(w, NEARDUP_BLOCK, size, a, b, row, k);
+            memmove(tok, tok + NEARDUP_BLOCK, (size_t)(size - 1) * sizeof *tok);
+            nt = size - 1;
         }
-        if (is_tok) {
-            if (!in_tok) {
-                in_tok = 1;
-                tok = 0;
-                tstart = p;
-            }
-            tok = tok * NEARDUP_P + (uint64_t)c + 1;
+        if (!words && !open) {                          /* a run of ASCII characters: a token a byte */
+            Py_ssize_t m = hi - p < full - nt ? hi - p : full - nt, r = 0;
+            while (r < m && d[p + r] < 0x80)
+                r++;
+            r -= r && p + r < hi && (d[p + r] & 0xC0) == 0x80;   /* the last one has continuation bytes */
+            for (Py_ssize_t i = 0; i < r; i++)
+                tok[nt + i] = (uint64_t)d[p + i] + 1;
+            p += r;
+            nt += r;
+            t += r;
+            if (nt == full)
+                continue;
+        }
+        if (words)
+            while (p < hi && is_space(d[p]))
+                p++;
+        if (p >= hi)
+            break;
+        Py_ssize_t tstart = p;
+        uint64_t h = (uint64_t)d[p++] + 1;
+        if (words)
+            for (; p < hi && !is_space(d[p]); p++)
+                h = h * NEARDUP_P + (uint64_t)d[p] + 1;
+        else                                            /* a character: its continuation bytes */
+            for (; p < hi && (d[p] & 0xC0) == 0x80; p++)
+                h = h * NEARDUP_P + (uint64_t)d[p] + 1;
+        if (p == hi && open) {                           /* runs to the end: unfinished */
+            pending = tstart;
+            break;
+        }
+        tok[nt++] = h;
+        t++;
+        if (open) {                                      /* where a next window would resume */
+            starts[head] = tstart;
+            head = head + 1 == size ? 0 : head + 1;
         }
     }
-    if (t >= 1 && t < size && short_ok && !open) {        /* g folds all t tokens */
-        emit_shingle(g, hs, &nh, a, b, row, k);
+    if (t >= size) {
+        shingle_block(w, nt - size + 1, size, a, b, row, k);
+        *count += t - size + 1;
+    } else if (t >= 1 && short_ok && !open) {             /* one shingle of all t tokens */
+        uint64_t g = 0;
+        for (Py_ssize_t i = 0; i < t; i++)
+            g = g * NEARDUP_Q + tok[i];
+        permute_min((uint32_t)(fmix64(g) >> 32), a, b, row, k);
         (*count)++;
     }
-    for (int q = 0; q < nh; q++)                           /* the queue's rest */
-        permute_min(hs[q], a, b, row, k);
+    if (!open)
+        return -1;
     Py_ssize_t j = t - size + 1;                           /* the first shingle not yet made */
     return j <= 0 ? lo : j < t ? starts[head + 1 == size ? 0 : head + 1] : pending;   /* head: token t-size */
 }
@@ -1142,7 +1183,7 @@ static PyObject *minhash_spans(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n, n2, nc, k = ab.len / (Py_ssize_t)sizeof(uint32_t);
-    uint64_t *ring = NULL;
+    Tokens w = {NULL, NULL, NULL};
     Py_ssize_t *starts = NULL;
     if (int64s(&lob, &n) < 0 || int64s(&hib, &n2) < 0 || int64s(&cb, &nc) < 0)
         goto done;
@@ -1159,9 +1200,11 @@ static PyObject *minhash_spans(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    ring = PyMem_RawMalloc(size * sizeof *ring);
+    w.tok = PyMem_RawMalloc((NEARDUP_BLOCK + (size_t)size - 1) * sizeof *w.tok);
+    w.fold = PyMem_RawMalloc(NEARDUP_BLOCK * sizeof *w.fold);
+    w.hash = PyMem_RawMalloc(NEARDUP_BLOCK * sizeof *w.hash);
     starts = PyMem_RawMalloc(size * sizeof *starts);
-    if (ring == NULL || starts == NULL) {
+    if (w.tok == NULL || w.fold == NULL || w.hash == NULL || starts == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -1174,14 +1217,16 @@ static PyObject *minhash_spans(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < n; i++) {
         int open = open_end && i == n - 1;
         Py_ssize_t resume = minhash_segment(d, lo[i], hi[i], size, words, open, short_ok, a, b, k, out + i * k,
-                                            counts + i, ring, starts);
+                                            counts + i, &w, starts);
         if (open)
             carry = resume;
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(carry);
 done:
-    PyMem_RawFree(ring);
+    PyMem_RawFree(w.tok);
+    PyMem_RawFree(w.fold);
+    PyMem_RawFree(w.hash);
     PyMem_RawFree(starts);
     PyBuffer_Release(&data);
     PyBuffer_Release(&lob);

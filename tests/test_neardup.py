@@ -216,17 +216,20 @@ def _signatures(data, lo, hi, sh, native, open_end=False, short_ok=True):
 
 def test_compiled_signatures_equal_numpy():
     """The C pass and the NumPy form: equal signatures, counts and resume points, on random bytes,
-    UTF-8, whitespace runs, empty and adjacent segments, streaming flags."""
+    UTF-8, whitespace runs, empty and adjacent segments, streaming flags; every 8th trial longer
+    than the C pass's blocks of 512 shingles (ASCII runs, a block's last characters with
+    continuation bytes)."""
     from exoflow.fileio import native
     if native is None:
         pytest.skip("exoflow._native is not built (no C compiler)")
     rng = np.random.default_rng(0)
-    alphabets = [b"ab \n", "aé€😀 \t".encode(), bytes(range(256)), b"xyz  "]
+    alphabets = [b"ab \n", "aé€😀 \t".encode(), bytes(range(256)), b"xyz  ", b"abcdefgh \n" * 6 + "é".encode()]
     for trial in range(120):
         alphabet = list(alphabets[trial % len(alphabets)])
-        m = int(rng.integers(0, 400))
+        m = int(rng.integers(0, 400)) if trial % 8 else int(rng.integers(6000, 10000))
         data = np.array(rng.choice(alphabet, m), dtype=np.uint8)
-        cuts = np.sort(rng.integers(0, m + 1, int(rng.integers(0, 10)) * 2)).astype(np.int64)
+        cuts = np.sort(rng.integers(0, m + 1, int(rng.integers(0, 10)) * 2)).astype(np.int64) if trial % 8 \
+            else np.array([0, m // 2, m // 2, m], np.int64)
         for size, words in ((1, False), (3, True), (5, False), (2, True)):
             sh = Shingling(size=size, words=words, permutations=24)
             for flags in ((False, True), (True, True), (True, False), (False, False)):

@@ -81,8 +81,10 @@ def unique_pairs(a: np.ndarray, b: np.ndarray, *values: np.ndarray) -> tuple[np.
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keep = lo != hi
     lo, hi = lo[keep], hi[keep]
-    _, first = np.unique(np.stack([lo, hi], axis=1), axis=0, return_index=True)
-    first = np.sort(first)
+    order = np.lexsort((hi, lo))                     # by (lo, hi), stable: a pair's first occurrence leads
+    head = np.ones(len(order), bool)
+    head[1:] = (lo[order][1:] != lo[order][:-1]) | (hi[order][1:] != hi[order][:-1])
+    first = np.sort(order[head])
     return (lo[first], hi[first], *(v[keep][first] for v in values))
 
 

@@ -1,10 +1,12 @@
 """neardup's stages after the signatures are written, on the cluster.
 
-1. shuffle   map tasks (a slice of a signature part each, about MAP_BYTES of output) cut their
-             rows' (bucket key, file id, signature) per LSH band into P pieces by key (each
-             piece copied into a result of its own); reduce task j joins piece j of every map
-             (plain futures, as dedup's shuffle: pieces stay on the workers and spill like any
-             result), so one partition holds every file of its buckets.
+1. shuffle   map tasks (a signature part each, or a slice of one where the part would make more
+             than MAP_BYTES of output) cut their rows' (bucket key, file id, signature) per LSH
+             band into P pieces by key (each piece gathered into a result of its own); reduce
+             task j joins piece j of every map (plain futures, as dedup's shuffle: pieces stay
+             on the workers and spill like any result), so one partition holds every file of
+             its buckets. Few, large tasks: each Dask task costs a few ms of CPU (client,
+             scheduler, worker), and a run has maps x P pieces.
 2. pairs     each reduce task pairs the files sharing a bucket and scores each pair by the
              share of equal signature values (the MinHash estimate of their Jaccard); only
              these pairs (two ids and a score) come back to the client.
@@ -37,8 +39,8 @@ from exoflow.ops.neardup.minhash import Shingling
 from exoflow import outputs
 from exoflow.sinks import write_part
 
-MAP_BYTES = 8 * 2**20             # shuffled bytes a map task makes, about
-PIECE_BYTES = 16 * 2**20          # shuffled bytes a reduce task holds, about
+MAP_BYTES = 32 * 2**20            # shuffled bytes a map task makes, at most about
+PIECE_BYTES = 32 * 2**20          # shuffled bytes a reduce task holds, about
 EXACT_PAIRS = 2_000               # pairs per exact-Jaccard task
 READ_PIECE = 16 * 2**20
 HISTOGRAM_BINS = 20               # similarity to the representative, 0.05 wide
@@ -50,9 +52,10 @@ PAIR_SCHEMA = pa.schema([("path_a", pa.string()), ("path_b", pa.string()), ("sim
 # ---- tasks (run on workers) ----------------------------------------------------------------
 
 def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int, permutations: int,
-              nparts: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Map side: the files with a signature among rows [start, stop) of a part, as (bucket key, file
-    id, signature) per band, cut into ``nparts`` pieces by key."""
+              nparts: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
+    """Map side: the files with a signature among rows [start, stop) of a part: their signatures
+    (uint32, files x permutations) and, per piece (``nparts`` of them, by bucket key), the
+    (bucket key, file id, row in the signatures) of each of their bands."""
     col = outputs.read_table(path, columns=["signature"]).column("signature").slice(start, stop - start)
     valid = np.flatnonzero(pc.is_valid(col).to_numpy(zero_copy_only=False)) + start
     sig = signature_matrix(col, permutations)[valid - start]
@@ -62,13 +65,16 @@ def band_rows(path: str, part: int, start: int, stop: int, bands: int, rows: int
     dest = ((keys >> np.uint64(32)) % np.uint64(nparts)).astype(np.int64)
     order = np.argsort(dest, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(dest, minlength=nparts))]).tolist()
-    return [(keys[order[a:b]], ids[order[a:b]], sig[which[order[a:b]]]) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(keys[order[a:b]], ids[order[a:b]], which[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:])], sig
 
 
-def piece(pieces: list[tuple[np.ndarray, ...]], j: int) -> tuple[np.ndarray, ...]:
-    """Piece j of a map's output, copied: a result of its own that Dask can spill (a reference
-    into the map's output would keep that in memory after Dask spilled it)."""
-    return tuple(a.copy() for a in pieces[j])
+def piece(mapped: tuple[list[tuple[np.ndarray, ...]], np.ndarray], j: int) -> tuple[np.ndarray, ...]:
+    """Piece j of a map's output as (bucket key, file id, signature) per band, the signatures
+    gathered here: a result of its own that Dask can spill (a reference into the map's output
+    would keep that in memory after Dask spilled it)."""
+    pieces, sig = mapped
+    keys, ids, which = pieces[j]
+    return keys.copy(), ids.copy(), sig[which]
 
 
 def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
@@ -76,10 +82,23 @@ def bucket_candidates(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -
     each pair of files sharing a bucket, id_a < id_b, each pair once."""
     keys = np.concatenate([p[0] for p in pieces])
     ids = np.concatenate([p[1] for p in pieces])
-    sig = np.concatenate([p[2] for p in pieces])
     i, j = bucket_pairs(keys)
     a, b, i, j = unique_pairs(ids[i], ids[j], i, j)
-    return a, b, (sig[i] == sig[j]).mean(axis=1) if len(i) else np.zeros(0)
+    sig = _take_rows([p[2] for p in pieces], np.concatenate([i, j]))     # the pairs' rows only
+    k = sig.shape[1]
+    return a, b, np.count_nonzero(sig[: len(i)] == sig[len(i):], axis=1) / k if len(i) else np.zeros(0)
+
+
+def _take_rows(blocks: list[np.ndarray], index: np.ndarray) -> np.ndarray:
+    """Rows ``index`` (int64) of the 2-D ``blocks`` stacked, without stacking them (a reduce
+    task's pieces hold every file's signature once per band; its pairs need a few)."""
+    starts = np.cumsum([0] + [len(b) for b in blocks])
+    block = np.searchsorted(starts, index, side="right") - 1
+    out = np.empty((len(index), blocks[0].shape[1]), blocks[0].dtype)
+    for w in np.unique(block).tolist():
+        at = np.flatnonzero(block == w)
+        out[at] = blocks[w][index[at] - starts[w]]
+    return out
 
 
 def fetch_rows(path: str, rows: np.ndarray, permutations: int) -> dict[str, Any]:
