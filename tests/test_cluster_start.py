@@ -146,3 +146,33 @@ def test_dedup_under_memory_limits_around_where_it_stops_fitting(small_file_tree
         line, = r.stderr.splitlines()
         assert line.startswith("exoflow: error: stopped: ") and "--memory-limit" in line, line
         assert "200.00 MiB" in line, line                          # the limit, as the workers have it
+
+
+
+def _blas_threads() -> int | None:
+    """The threads NumPy's OpenBLAS runs in this process (None where NumPy has no OpenBLAS)."""
+    import ctypes
+    import numpy  # noqa: F401
+    libs = sorted({line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()})
+    if not libs:
+        return None
+    lib = ctypes.CDLL(libs[0])
+    for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_"):
+        if hasattr(lib, name):
+            return getattr(lib, name)()
+    return None
+
+
+def test_embedded_workers_run_blas_in_one_thread_as_a_nanny_sets_it(monkeypatch):
+    """The embedded cluster's workers are forked from a fork server that has imported NumPy: OpenBLAS
+    read its thread count there, before any nanny could set OPENBLAS_NUM_THREADS (Dask's
+    distributed.nanny.pre-spawn-environ: one BLAS thread per worker process, the oracle). Each
+    worker's OpenBLAS runs that many threads, not one per core."""
+    import distributed  # noqa: F401   (registers Dask's defaults)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    want = int(dask.config.get("distributed.nanny.pre-spawn-environ")["OPENBLAS_NUM_THREADS"])
+    with cluster.connect(ClusterOptions(workers=2, dashboard="")) as client:
+        seen = client.run(_blas_threads)
+    if None in seen.values():
+        pytest.skip("NumPy here has no OpenBLAS")
+    assert list(seen.values()) == [want, want], seen
