@@ -716,3 +716,41 @@ def test_a_range_that_cannot_be_listed_is_an_error_row_that_names_it(store):
     assert t.column("path").to_pylist() == [root] and t.column("type").to_pylist() == ["dir"]
     error = t.column("error")[0].as_py()
     assert error.startswith("ENOENT") and error.endswith("(its names after 'a' up to 'b')")
+
+
+# ---- keys that local paths cannot be: empty names, names ending in "/" -----------------
+
+EDGE_KEYS = {"e/a.txt": b"a", "e/dbl//x.txt": b"x", "e//lead.txt": b"lead", "e/obj/": b"an object named obj/",
+             "e/obj/in.txt": b"in", "e/marker/": b"", "e/marker/in.txt": b"m", "e/trail//": b"two slashes",
+             "e/big/": bytes(range(256)) * 12, "e/s/b.txt": b"b", "//root.txt": b"r", "e/dbl//y//z": b"z"}
+
+
+@pytest.fixture(scope="module")
+def edges(store):
+    """(storage options, s3fs) with the bucket ``edges`` holding EDGE_KEYS (``e/marker/``: an empty
+    directory marker as S3 consoles make, the one key not listed)."""
+    storage, fs, _, _ = store
+    fs.call_s3("create_bucket", Bucket="edges")
+    for k, v in EDGE_KEYS.items():
+        fs.call_s3("put_object", Bucket="edges", Key=k, Body=v)
+    return storage, fs
+
+
+@pytest.mark.parametrize("path, prefix, page", [("s3://edges/e", "e/", 1000), ("s3://edges/e/", "e/", 2),
+                                                ("s3://edges/e/dbl", "e/dbl/", 1000), ("s3://edges", "", 3)])
+def test_every_key_under_a_prefix_is_a_row(edges, tmp_path, monkeypatch, path, prefix, page):
+    """Keys with empty names between slashes, leading slashes, keys ending in "/" with contents (one
+    over the piece size: streamed): each a row with the SHA-256 hashlib gives of what was stored;
+    the oracle is S3's own flat listing (list_objects_v2 without a delimiter), less empty "…/" markers."""
+    from exoflow.sources import objects
+    storage, fs = edges
+    monkeypatch.setattr(objects, "PAGE", page)          # ranges of a prefix start and end on such names too
+    raw = fs.call_s3("list_objects_v2", Bucket="edges", Prefix=prefix)["Contents"]
+    want = {f"s3://edges/{c['Key']}": hashlib.sha256(EDGE_KEYS[c["Key"]]).hexdigest()
+            for c in raw if not (c["Key"].endswith("/") and c["Size"] == 0)}
+    run_here("checksum", path, tmp_path / "out", "--storage-options", storage, "--hash", "sha256",
+             "--piece-size", "1024")
+    t = read_dataset(tmp_path / "out" / "files").to_pandas()
+    assert t["error"].isna().all(), t[t["error"].notna()]
+    assert dict(zip(t["path"], t["sha256"])) == want
+    assert len(t) == len(want)
