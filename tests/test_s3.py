@@ -8,6 +8,7 @@ error row."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import dask_cluster, exoflow, free_port, read_dataset, run_config, run_here
@@ -754,3 +756,29 @@ def test_every_key_under_a_prefix_is_a_row(edges, tmp_path, monkeypatch, path, p
     assert t["error"].isna().all(), t[t["error"].notna()]
     assert dict(zip(t["path"], t["sha256"])) == want
     assert len(t) == len(want)
+
+
+@pytest.mark.parametrize("path, out", [("s3://selfout", "s3://selfout/out/self"),
+                                       ("s3://selfout/out/", "s3a://selfout/out/self"),
+                                       ("s3://selfout", "s3://selfout//out")])
+def test_a_run_never_lists_its_own_out_url(store, tmp_path, path, out):
+    """--out under a listed prefix (another spelling of the protocol, a trailing "/" on the PATH, a
+    prefix with an empty name): the journal's run.json is there before the listing reaches the
+    prefix (and parts as it goes on), and none is a row; the oracle is the keys written before the run."""
+    storage, fs, _, _ = store
+    if not fs.exists("selfout"):
+        fs.call_s3("create_bucket", Bucket="selfout")
+        for k in ("d/a.txt", "d/b/c.txt", "out/x.txt", "out/selfish.txt", "top"):
+            fs.call_s3("put_object", Bucket="selfout", Key=k, Body=k.encode())
+    keys = [c["Key"] for c in fs.call_s3("list_objects_v2", Bucket="selfout")["Contents"]]
+    below = path.split("selfout", 1)[1].strip("/")
+    want = {f"s3://selfout/{k}" for k in keys if k.startswith(below)}
+    try:
+        run_to_url("inventory", path, out, tmp_path / "scratch", "--storage-options", storage)
+        fs.invalidate_cache()
+        assert fs.exists(f"{out.split('://', 1)[1]}/summary.json")
+        parts = [p for p in fs.find(f"{out.split('://', 1)[1]}/files/") if p.endswith(".parquet")]
+        rows = [r for p in parts for r in pq.read_table(io.BytesIO(fs.cat(p))).column("path").to_pylist()]
+        assert sorted(rows) == sorted(want)
+    finally:
+        fs.rm(out.split("://", 1)[1], recursive=True)

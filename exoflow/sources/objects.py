@@ -121,6 +121,8 @@ class Prefix:
     until: str | None = None
     # --gitignore: the rules of the prefixes above for the first listing, with the prefix's own for a range
     ignores: tuple[IgnoreRules, ...] = ()
+    # the run's own output (``place``): a sub-prefix that is it is never listed, as the walk skips --out
+    skip: tuple[str, str] | None = None
 
     @property
     def base(self) -> str:
@@ -188,6 +190,18 @@ def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: st
             return False
         item = Prefix(child, depth, names[0], outer.root, ignores=ignores)
     return True
+
+
+def place(url: str, storage: str) -> tuple[str, str]:
+    """Where the prefix ``url`` is, however it is spelled (a trailing "/", a protocol's other name:
+    ``s3a://``): (its file system's first protocol, its path there). A local path's is ("file", its
+    real path), as a ``file://`` URL's."""
+    if not is_url(url):
+        import os
+        return "file", os.path.realpath(url)
+    fs, path = filesystem(url, storage)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol, path.rstrip("/") or path
 
 
 def _checking(url: str, storage: str):
@@ -347,8 +361,8 @@ class Lister:
             if not self.kept(rel, is_dir) or (ignores and _ignored(ignores, url, is_dir)):
                 continue
             if is_dir:     # listed by a task of its own, as the walk does directories (no row)
-                if limit is None or depth < limit:
-                    stack.append(Prefix(url, depth, top, item.root, ignores=ignores))
+                if (limit is None or depth < limit) and not (item.skip and place(url, self.storage) == item.skip):
+                    stack.append(Prefix(url, depth, top, item.root, ignores=ignores, skip=item.skip))
             elif self.size_ok(info):
                 self.out.add(url, info, depth, top)
 
