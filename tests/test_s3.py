@@ -789,3 +789,31 @@ def test_a_run_never_lists_its_own_out_url(store, tmp_path, path, out):
 def _keys(fs, bucket: str, prefix: str) -> list[str]:
     """The keys under ``prefix``, from S3's flat listing (list_objects_v2, no delimiter)."""
     return [c["Key"] for c in fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_sarif_locates_object_findings_by_their_urls(store, tmp_path):
+    """SARIF 2.1.0 artifactLocation of a finding in an object: its absolute URL, no uriBaseId (a
+    base applies to relative URIs only), the key percent-encoded (spaces, non-ASCII, '#', '?'); the
+    oracle: urllib.parse takes the URI back to the key, and the log validates against the schema."""
+    import string
+    import urllib.parse
+
+    import jsonschema
+    storage, fs, _, _ = store
+    keys = ["conf/secrets.env", "conf/naïve #1?.env", "conf/a//b.env"]
+    fs.call_s3("create_bucket", Bucket="sarif")
+    for k in keys:
+        fs.call_s3("put_object", Bucket="sarif", Key=k, Body=f"aws_key = {AWS}\n".encode())
+    run_here("scan", "s3://sarif/conf", tmp_path / "out", "--storage-options", storage)
+    doc = json.loads((tmp_path / "out" / "scan.sarif").read_text())
+    schema = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+    jsonschema.validate(doc, json.loads(schema.read_text()))
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in doc["runs"][0]["results"]]
+    allowed = set(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+    found = set()
+    for loc in locations:
+        assert set(loc) == {"uri"} and set(loc["uri"]) <= allowed, loc
+        parts = urllib.parse.urlsplit(loc["uri"])
+        assert (parts.scheme, parts.netloc, parts.query, parts.fragment) == ("s3", "sarif", "", ""), loc
+        found.add(urllib.parse.unquote(parts.path)[1:])
+    assert found == set(keys)
