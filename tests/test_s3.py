@@ -817,3 +817,35 @@ def test_sarif_locates_object_findings_by_their_urls(store, tmp_path):
         assert (parts.scheme, parts.netloc, parts.query, parts.fragment) == ("s3", "sarif", "", ""), loc
         found.add(urllib.parse.unquote(parts.path)[1:])
     assert found == set(keys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "checksum", "PATH", "--verify", "URL"], ["run", "checksum", "PATH", "--since", "URL"],
+    ["run", "scan", "PATH", "--baseline", "URL"], ["run", "scan", "PATH", "--rules", "secrets,URL/rules.toml"],
+    ["run", "inventory", "PATH", "--scheduler-file", "URL"], ["run", "inventory", "PATH", "--tls-ca-file", "URL"],
+    ["show", "URL"], ["query", "URL", "select 1"], ["bench", "--result", "URL", "--compare", "URL"]])
+def test_a_url_where_only_a_local_path_is_taken_is_one_line(store, tmp_path, argv):
+    """Every option and command that takes a local path (the CLI's parsers: --verify, --since,
+    --baseline, --rules files, the cluster's FILE options, show, query, bench's files) says so of a
+    URL, as given (not made a local path), in one line, exit 2, and nothing is written."""
+    import contextlib
+    import io
+
+    from exoflow.cli import main
+    url = f"s3://{BUCKET}/results/o/cs"
+    argv = [a.replace("URL", url).replace("PATH", str(store[2] / "d1")) for a in argv]
+    if argv[0] == "run":
+        argv += ["--storage-options", store[0], "--out", str(tmp_path / "out")]
+        code, text = _cli(*argv[1:])          # in this process, as exoflow run's: no cluster
+    else:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:
+                code = e.code
+        text = err.getvalue()
+    lines = text.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert f"{url}" in lines[0] and "takes a local path, not a URL" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from exoflow.errors import UsageError
+from exoflow.errors import URL, UsageError
 from exoflow.options import WalkOptions
 from exoflow.paths import path_columns
 from exoflow.sources.entries import SCHEMA
@@ -50,7 +50,6 @@ from exoflow.sources.entries import SCHEMA
 if TYPE_CHECKING:
     from exoflow.sources.walk import IgnoreRules
 
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
 DIR_MODE = 0o040755
 PAGE = 1000      # names per list request: S3's most
