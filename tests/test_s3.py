@@ -849,3 +849,78 @@ def test_a_url_where_only_a_local_path_is_taken_is_one_line(store, tmp_path, arg
     assert code == 2 and len(lines) == 1 and "Traceback" not in lines[0], lines
     assert f"{url}" in lines[0] and "takes a local path, not a URL" in lines[0], lines
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, wait_for", [("list", "/.exoflow-journal/run.json"), ("after", "/files/part-")])
+def test_a_store_that_stops_answering_is_one_line_exit_2(tmp_path, stage, wait_for):
+    """The S3 server killed while the run lists (its listing tasks held back) or before the
+    after-step (the parts in the store): one line naming the store's failure (not an internal
+    error), exit 2, no traceback, nothing in the working directory."""
+    import s3fs
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = None
+    try:
+        options = {"key": "testing", "secret": "testing", "config_kwargs": {"retries": {"max_attempts": 1}},
+                   "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}}
+        fs = s3fs.S3FileSystem(**options, skip_instance_cache=True, use_listings_cache=False)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                fs.call_s3("create_bucket", Bucket="down")
+                break
+            except Exception:
+                time.sleep(0.2)
+        fs.pipe({f"down/data/{i}.txt": str(i).encode() for i in range(5)})
+        run = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "checksum", "s3://down/data",
+                                "--storage-options", json.dumps(options), "--workers", "1", "-q",
+                                "--out", "s3://down/out/run"], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "EXOFLOW_TEST_DELAY": f"{stage}=5"})
+        deadline = time.time() + 60
+        while not any(wait_for in k for k in _keys(fs, "down", "out/")) and time.time() < deadline:
+            time.sleep(0.1)
+        assert any(wait_for in k for k in _keys(fs, "down", "out/")), "the run wrote nothing"
+        server.kill()
+        err = run.communicate(timeout=120)[1]
+    finally:
+        server.kill()
+        if run is not None:
+            run.kill()
+    assert run.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "the object store failed" in lines[0] and "Could not connect" in lines[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_failures_are_told_from_exoflow_failures():
+    """What ends a run: the store's failures (connection refused or closed, timeouts, expired
+    credentials, 5xx answers, as botocore/aiohttp/fsspec raise them and as s3fs translates them,
+    also after a trip through pickle from a worker, which drops the chain) against exoflow's own
+    (a failing after-step, a full local disk, a bug)."""
+    import errno
+    import pickle
+
+    import aiohttp
+    from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                     EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
+    from fsspec.exceptions import FSTimeoutError
+    from s3fs.errors import translate_boto_error
+
+    from exoflow.sources.objects import store_failure
+
+    def answer(code: str, status: int):
+        return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                           "GetObject")
+    url = "http://127.0.0.1:1/b/k"
+    store = [EndpointConnectionError(endpoint_url=url), ConnectionClosedError(endpoint_url=url),
+             ConnectTimeoutError(endpoint_url=url), ReadTimeoutError(endpoint_url=url), NoCredentialsError(),
+             aiohttp.ServerDisconnectedError(), FSTimeoutError(), answer("SlowDown", 503),
+             answer("InternalError", 500), answer("ServiceUnavailable", 503), answer("ExpiredToken", 400)]
+    store += [translate_boto_error(answer(c, s)) for c, s in (("ExpiredToken", 400), ("InternalError", 500),
+                                                                ("ServiceUnavailable", 503), ("SlowDown", 503))]
+    store += [pickle.loads(pickle.dumps(e)) for e in store[-4:]]
+    ours = [RuntimeError("the after-step failed on purpose"), OSError(errno.ENOSPC, "No space left on device"),
+            PermissionError(errno.EACCES, "Permission denied"), KeyError("x"), ValueError("bad")]
+    assert [e for e in store if not store_failure(e)] == []
+    assert [e for e in ours if store_failure(e)] == []

@@ -104,6 +104,29 @@ def describe(e: BaseException) -> str:
     return _line(e)
 
 
+# where the exceptions of object storage clients come from (fsspec and the libraries under s3fs/gcsfs)
+STORE_MODULES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "fsspec", "google", "urllib3", "requests"}
+
+
+def store_failure(e: BaseException) -> bool:
+    """Whether ``e``, which stopped a run, is the store's (it stopped answering, timed out, refused
+    expired credentials, failed with a 5xx …), not exoflow's: an exception of a storage client's
+    module (in its chain too), or an OSError as s3fs translates the store's answers (no errno:
+    access denied, expired token …; EREMOTEIO: 500; EBUSY: 503) or ``batch._store_error`` makes.
+    Ask only of a run that uses a store (a local EBUSY is not one). An unknown code that s3fs makes
+    EIO is known by its chain, which a worker's exception loses on its way to the client."""
+    import errno
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__module__.split(".")[0] in STORE_MODULES:
+            return True
+        if isinstance(e, OSError) and e.errno in (None, errno.EREMOTEIO, errno.EBUSY):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 @dataclass(frozen=True)
 class Prefix:
     """A prefix still to list (the object-storage ``DirItem``): its URL, depth (a root is 0), the
