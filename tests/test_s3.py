@@ -924,3 +924,16 @@ def test_store_failures_are_told_from_exoflow_failures():
             PermissionError(errno.EACCES, "Permission denied"), KeyError("x"), ValueError("bad")]
     assert [e for e in store if not store_failure(e)] == []
     assert [e for e in ours if store_failure(e)] == []
+
+
+def test_a_file_url_path_never_lists_the_runs_local_out(tmp_path):
+    """A local --out inside a file:// PATH (spelled through a symlink): not listed; the oracle is
+    the files written before the run."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    for name in ("a.txt", "d/b.txt"):
+        (tree / name).write_text(name)
+    (tmp_path / "link").symlink_to(tree)
+    run_here("inventory", f"file://{tmp_path}/link", tree / "out")
+    t = read_dataset(tree / "out" / "files").to_pandas()
+    assert sorted(t["path"]) == [f"file://{tmp_path}/link/a.txt", f"file://{tmp_path}/link/d/b.txt"]

@@ -218,12 +218,13 @@ def place(url: str, storage: str) -> tuple[str, str]:
     """Where the prefix ``url`` is, however it is spelled (a trailing "/", a protocol's other name:
     ``s3a://``): (its file system's first protocol, its path there). A local path's is ("file", its
     real path), as a ``file://`` URL's."""
+    import os
     if not is_url(url):
-        import os
         return "file", os.path.realpath(url)
+    import os
     fs, path = filesystem(url, storage)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol, path.rstrip("/") or path
+    return protocol, os.path.realpath(path) if protocol == "file" else path.rstrip("/") or path
 
 
 def _checking(url: str, storage: str):
