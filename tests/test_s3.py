@@ -937,3 +937,16 @@ def test_a_file_url_path_never_lists_the_runs_local_out(tmp_path):
     run_here("inventory", f"file://{tmp_path}/link", tree / "out")
     t = read_dataset(tree / "out" / "files").to_pandas()
     assert sorted(t["path"]) == [f"file://{tmp_path}/link/a.txt", f"file://{tmp_path}/link/d/b.txt"]
+
+
+def test_from_list_reads_keys_with_empty_names_and_ending_in_slash(edges, tmp_path):
+    """--from-list entries that are such keys: each read (HEAD, then the bytes) to hashlib's SHA-256."""
+    storage, _ = edges
+    keys = ["e/obj/", "e/trail//", "e/dbl//x.txt", "//root.txt", "e/big/"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"s3://edges/{k}\n" for k in keys))
+    _run_list(str(listing), tmp_path / "out", "--storage-options", storage, "--piece-size", "1024")
+    t = read_dataset(tmp_path / "out" / "files").to_pandas()
+    assert t["error"].isna().all(), t[t["error"].notna()]
+    assert dict(zip(t["path"], t["sha256"])) == {f"s3://edges/{k}": hashlib.sha256(EDGE_KEYS[k]).hexdigest()
+                                                 for k in keys}
