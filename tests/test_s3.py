@@ -739,7 +739,9 @@ def edges(store):
 
 
 @pytest.mark.parametrize("path, prefix, page", [("s3://edges/e", "e/", 1000), ("s3://edges/e/", "e/", 2),
-                                                ("s3://edges/e/dbl", "e/dbl/", 1000), ("s3://edges", "", 3)])
+                                                ("s3://edges/e/dbl", "e/dbl/", 1000), ("s3://edges", "", 3),
+                                                ("s3://edges///root.txt", "//root.txt", 1000),
+                                                ("s3://edges/e/dbl//y/", "e/dbl//y/", 1000)])
 def test_every_key_under_a_prefix_is_a_row(edges, tmp_path, monkeypatch, path, prefix, page):
     """Keys with empty names between slashes, leading slashes, keys ending in "/" with contents (one
     over the piece size: streamed): each a row with the SHA-256 hashlib gives of what was stored;
