@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
