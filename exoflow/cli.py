@@ -9,7 +9,8 @@
     exoflow cluster start|status|stop|logs   a cluster kept running in the background, which runs use
 
 Exit codes: 0 success; 1 finished, but some files had errors (see the
-``error`` column); 2 usage error or unusable input; 3 internal error;
+``error`` column); 2 usage error or unusable input (or an object store that
+failed during the run); 3 internal error;
 130 interrupted.
 """
 from __future__ import annotations
