@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from exoflow import __version__
 from exoflow.backends import GPU_RESOURCE, task_resources
-from exoflow.errors import EXIT_FILE_ERRORS, EXIT_OK, UsageError
+from exoflow.errors import EXIT_FILE_ERRORS, EXIT_OK, UsageError, local_path
 
 MODES = ("serial", "cpu", "gpu")
 FORMAT = 1       # version of the saved JSON
@@ -256,11 +256,11 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated modes to run (default: {','.join(MODES)}; gpu is skipped without a GPU)")
     g.add_argument("--repeats", type=positive, default=3, metavar="N", help="measured runs per mode (default: 3)")
     g.add_argument("--warmup", type=int, default=1, metavar="N", help="unmeasured runs per mode first (default: 1)")
-    g.add_argument("--save", metavar="FILE", help="write the result, with the machine description, as JSON")
-    g.add_argument("--compare", metavar="FILE", help="compare with a saved result; exit 1 if a mode is slower")
+    g.add_argument("--save", metavar="FILE", type=local_path, help="write the result, with the machine description, as JSON")
+    g.add_argument("--compare", metavar="FILE", type=local_path, help="compare with a saved result; exit 1 if a mode is slower")
     g.add_argument("--threshold", type=_threshold, default=0.10, metavar="FRACTION",
                    help="--compare: how much slower counts as a regression (default: 0.10 = 10%%)")
-    g.add_argument("--result", metavar="FILE", help="use a saved result instead of running (with --compare)")
+    g.add_argument("--result", metavar="FILE", type=local_path, help="use a saved result instead of running (with --compare)")
 
 
 def bench(argv: Sequence[str]) -> int:

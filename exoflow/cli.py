@@ -9,7 +9,8 @@
     exoflow cluster start|status|stop|logs   a cluster kept running in the background, which runs use
 
 Exit codes: 0 success; 1 finished, but some files had errors (see the
-``error`` column); 2 usage error or unusable input; 3 internal error;
+``error`` column); 2 usage error or unusable input (or an object store that
+failed during the run); 3 internal error;
 130 interrupted.
 """
 from __future__ import annotations
@@ -62,7 +63,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.journal import check_resume
     from exoflow.results import write_main_table
     from exoflow import outputs
-    from exoflow.sources.objects import check_output, is_url
+    from exoflow.sources.objects import check_output, is_url, store_failure
+    from exoflow.sources.objects import describe as describe_store
 
     parser = run_parser(job, prog)
     add_format_options(parser, job)
@@ -119,8 +121,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
         if remote:        # no --resume for a store: what the run wrote there goes
-            if remove_url(remote, prog):
-                print(f"{prog}: interrupted; nothing is left under {remote}", file=sys.stderr)
+            why = remove_url(remote)
+            print(f"{prog}: interrupted; " + (f"nothing is left under {remote}" if why is None else
+                  f"what the run wrote under {remote} could not be removed: {why}"), file=sys.stderr)
             return EXIT_INTERRUPTED
         if cfg.out_dir:
             remove_partial_files(cfg.out_dir)
@@ -132,13 +135,19 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             discard_out_dir(cfg.out_dir, created)     # nothing written: as if never started
         print(f"{prog}: interrupted before anything was written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BaseException:
+    except BaseException as e:
         # a run that failed leaves nothing behind, and an earlier result as it was; a resumed one
         # leaves its journal, to be resumed again
-        if remote:
-            remove_url(remote, prog)
-        elif cfg.out_dir and not args.resume:
+        left = remove_url(remote) if remote else None
+        if not remote and cfg.out_dir and not args.resume:
             discard_out_dir(cfg.out_dir, created)
+        stores = remote or any(map(is_url, [*cfg.paths, cfg.from_list or ""]))
+        if stores and isinstance(e, Exception) and store_failure(e):    # not exoflow's failure: exit 2, one line
+            raise UsageError(f"the run stopped: the object store failed: {describe_store(e)}"
+                             + (f"; what the run wrote under {remote} could not be removed" if left else
+                                f"; nothing is left under {remote}" if remote else "")) from None
+        if left:
+            print(f"{prog}: warning: what the run wrote under {remote} could not be removed: {left}", file=sys.stderr)
         raise
     if not remote:
         keep_out_dir(cfg.out_dir)
@@ -158,18 +167,16 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     return max(EXIT_FILE_ERRORS if summary["errors"] else EXIT_OK, job_code)
 
 
-def remove_url(url: str, prog: str) -> bool:
+def remove_url(url: str) -> str | None:
     """Remove what a run that failed or was interrupted wrote under the --out ``url`` (it held nothing
-    before); False, and a warning line, where the store refuses."""
+    before); the store's reason where it refuses (one line), else None."""
     from exoflow import outputs
     from exoflow.sources.objects import describe
     try:
         outputs.rmtree(url)
     except Exception as e:
-        print(f"{prog}: warning: what the run wrote under {url} could not be removed: {describe(e)}",
-              file=sys.stderr)
-        return False
-    return True
+        return describe(e)
+    return None
 
 
 def _guard(fn, prog: str) -> int:

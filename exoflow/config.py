@@ -11,7 +11,7 @@ import dataclasses
 import pkgutil
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-from exoflow.errors import Parser, UsageError
+from exoflow.errors import Parser, UsageError, local_path
 from exoflow.options import ChunkOptions, ClusterOptions, Flag, LoadOptions, WalkOptions
 from exoflow.runner import RunConfig, validate
 
@@ -96,7 +96,7 @@ def run_parser(job: Job, prog: str) -> Parser:
     out.add_argument("--resume", action="store_true",
                      help="finish the run that was killed in --out DIR (same job, PATHs and options); "
                           "chunks it completed are not done again")
-    out.add_argument("--since", metavar="PREVIOUS_OUT",
+    out.add_argument("--since", metavar="PREVIOUS_OUT", type=local_path,
                      help="reuse PREVIOUS_OUT's results (same job and job options) for files whose device, "
                           "inode, size, mtime and ctime are unchanged; read the others")
     out.add_argument("--json", action="store_true", help="print the summary as JSON on stdout instead of tables")

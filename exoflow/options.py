@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from exoflow.errors import local_path
+
 
 def count_at_least(minimum: int):
     """An argparse type for job and engine options: a whole number of at least ``minimum``."""
@@ -184,16 +186,16 @@ class ClusterOptions:
 
     scheduler: str | None = flag(None, "--scheduler", metavar="ADDRESS",     # tcp:// or tls://; None = embedded
                                  help="use a running Dask scheduler (tcp://HOST:8786) instead of an embedded cluster")
-    scheduler_file: str | None = flag(None, "--scheduler-file", metavar="FILE",
+    scheduler_file: str | None = flag(None, "--scheduler-file", metavar="FILE", parse=local_path,
                                       help="use the running Dask scheduler that FILE (dask scheduler --scheduler-file) "
                                            "names")
     embedded: bool = flag(False, "--embedded", kind="switch",
                           help="start an embedded cluster for this run even when a scheduler is set or an "
                                "'exoflow cluster' runs")
-    tls_ca_file: str | None = flag(None, "--tls-ca-file", metavar="FILE",
+    tls_ca_file: str | None = flag(None, "--tls-ca-file", metavar="FILE", parse=local_path,
                                    help="TLS scheduler: the CA certificate (PEM) that signed the cluster's certificates")
-    tls_cert: str | None = flag(None, "--tls-cert", metavar="FILE", help="TLS scheduler: this client's certificate (PEM)")
-    tls_key: str | None = flag(None, "--tls-key", metavar="FILE", help="TLS scheduler: this client's private key (PEM)")
+    tls_cert: str | None = flag(None, "--tls-cert", metavar="FILE", parse=local_path, help="TLS scheduler: this client's certificate (PEM)")
+    tls_key: str | None = flag(None, "--tls-key", metavar="FILE", parse=local_path, help="TLS scheduler: this client's private key (PEM)")
     workers: int | None = flag(None, "--workers", parse=positive, metavar="N",
                                help="embedded cluster: worker processes (default: CPU cores; with --backend gpu: one per GPU)")
     threads_per_worker: int | None = flag(None, "--threads-per-worker", parse=positive, metavar="N",

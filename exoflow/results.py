@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from exoflow.errors import Parser, UsageError
+from exoflow.errors import Parser, UsageError, local_path
 
 FORMATS = ("jsonl", "csv", "paths")
 QUERY_FORMATS = ("table", "jsonl", "csv")
@@ -178,10 +178,10 @@ def main(command: str, argv: list[str]) -> int:
     """``exoflow show OUT`` and ``exoflow query OUT SQL [--format …]``."""
     if command == "show":
         p = Parser(prog="exoflow show", description="Print a finished run's tables again, from OUT/summary.json.")
-        p.add_argument("out", metavar="OUT", help="the run's output directory")
+        p.add_argument("out", metavar="OUT", type=local_path, help="the run's output directory")
         return show(p.parse_args(argv).out)
     p = Parser(prog="exoflow query", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", metavar="OUT", help="the run's output directory")
+    p.add_argument("out", metavar="OUT", type=local_path, help="the run's output directory")
     p.add_argument("sql", metavar="SQL", help="DuckDB SQL; each dataset of OUT is a view: files, findings, duplicates, audit …")
     p.add_argument("--format", choices=QUERY_FORMATS, default="table",
                    help="table (default), jsonl or csv (with a header line)")

@@ -296,17 +296,20 @@ def plan(paths: list[str], opts: WalkOptions, absolute: bool = False, storage: s
     return RootPlan(local.dirs + stored.prefixes, local.files + stored.objects, local.merged + stored.merged)
 
 
-def _skipping_out_dir(dirs: list[DirItem], out_dir: str | None) -> list[DirItem]:
-    """The run's own output directory is never walked, however it is spelled (``--out`` inside a
-    PATH, the default ``./exoflow-…`` under ``.``): it is skipped like another PATH's tree."""
+def _skipping_out_dir(dirs: list[DirItem | objects.Prefix], out_dir: str | None,
+                      storage: str) -> list[DirItem | objects.Prefix]:
+    """The run's own output directory is never walked nor listed, however it is spelled (``--out``
+    inside a PATH, the default ``./exoflow-…`` under ``.``, an --out URL under a PATH's prefix, with
+    a trailing "/" or not; a local --out under a ``file://`` PATH): it is skipped like another PATH's tree."""
+    if not out_dir:
+        return dirs
     try:
-        st = os.stat(out_dir) if out_dir and not objects.is_url(out_dir) else None
+        st = None if objects.is_url(out_dir) else os.stat(out_dir)
     except OSError:
         st = None
-    if st is None:
-        return dirs
-    return [d if isinstance(d, objects.Prefix) else dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)})
-            for d in dirs]
+    where = objects.place(out_dir, storage)
+    return [dataclasses.replace(d, skip=where) if isinstance(d, objects.Prefix) else
+            d if st is None else dataclasses.replace(d, others=d.others | {(st.st_dev, st.st_ino)}) for d in dirs]
 
 
 def validate(cfg: RunConfig) -> list[str]:
@@ -503,7 +506,7 @@ class _Run:
         self.event("run-start", sources=self.cfg.sources, out=self.cfg.out_dir)
         base = None if self.ex.shares_cwd() else os.getcwd()    # relative PATHs mean the same there?
         roots = plan(self.cfg.paths, self.cfg.walk, absolute=base is not None, storage=self.cfg.load.storage_options)
-        dirs, files = _skipping_out_dir(roots.dirs, self.cfg.out_dir), roots.files
+        dirs, files = _skipping_out_dir(roots.dirs, self.cfg.out_dir, self.cfg.load.storage_options), roots.files
         if self.resumed:       # the journalled parts again, and the walk from where they stopped
             for name, record in self.resumed.listings.items():
                 self.submit_listing(load_listing, self.journal.listing_path(name), record, restored=name)

@@ -24,7 +24,7 @@ from exoflow.ops.scan.kernel import ENGINES, engine_available, large_scans, scan
 from exoflow.ops.scan.reducer import ScanReducer, environment
 from exoflow.options import count_at_least
 from exoflow.ops.scan.sarif import Baseline, read_fingerprints, write_sarif
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, local_path
 
 
 def engine_arg(name: str) -> str:
@@ -37,6 +37,7 @@ def engine_arg(name: str) -> str:
 
 def baseline_arg(spec: str) -> Baseline:
     """--baseline: an earlier scan's output directory (its findings dataset) or SARIF file."""
+    local_path(spec)
     try:
         return Baseline(spec, read_fingerprints(spec))
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:

@@ -8,6 +8,7 @@ error row."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import dask_cluster, exoflow, free_port, read_dataset, run_config, run_here
@@ -716,3 +718,237 @@ def test_a_range_that_cannot_be_listed_is_an_error_row_that_names_it(store):
     assert t.column("path").to_pylist() == [root] and t.column("type").to_pylist() == ["dir"]
     error = t.column("error")[0].as_py()
     assert error.startswith("ENOENT") and error.endswith("(its names after 'a' up to 'b')")
+
+
+# ---- keys that local paths cannot be: empty names, names ending in "/" -----------------
+
+EDGE_KEYS = {"e/a.txt": b"a", "e/dbl//x.txt": b"x", "e//lead.txt": b"lead", "e/obj/": b"an object named obj/",
+             "e/obj/in.txt": b"in", "e/marker/": b"", "e/marker/in.txt": b"m", "e/trail//": b"two slashes",
+             "e/big/": bytes(range(256)) * 12, "e/s/b.txt": b"b", "//root.txt": b"r", "e/dbl//y//z": b"z"}
+
+
+@pytest.fixture(scope="module")
+def edges(store):
+    """(storage options, s3fs) with the bucket ``edges`` holding EDGE_KEYS (``e/marker/``: an empty
+    directory marker as S3 consoles make, the one key not listed)."""
+    storage, fs, _, _ = store
+    fs.call_s3("create_bucket", Bucket="edges")
+    for k, v in EDGE_KEYS.items():
+        fs.call_s3("put_object", Bucket="edges", Key=k, Body=v)
+    return storage, fs
+
+
+@pytest.mark.parametrize("path, prefix, page", [("s3://edges/e", "e/", 1000), ("s3://edges/e/", "e/", 2),
+                                                ("s3://edges/e/dbl", "e/dbl/", 1000), ("s3://edges", "", 3),
+                                                ("s3://edges///root.txt", "//root.txt", 1000),
+                                                ("s3://edges/e/dbl//y/", "e/dbl//y/", 1000)])
+def test_every_key_under_a_prefix_is_a_row(edges, tmp_path, monkeypatch, path, prefix, page):
+    """Keys with empty names between slashes, leading slashes, keys ending in "/" with contents (one
+    over the piece size: streamed): each a row with the SHA-256 hashlib gives of what was stored;
+    the oracle is S3's own flat listing (list_objects_v2 without a delimiter), less empty "…/" markers."""
+    from exoflow.sources import objects
+    storage, fs = edges
+    monkeypatch.setattr(objects, "PAGE", page)          # ranges of a prefix start and end on such names too
+    raw = fs.call_s3("list_objects_v2", Bucket="edges", Prefix=prefix)["Contents"]
+    want = {f"s3://edges/{c['Key']}": hashlib.sha256(EDGE_KEYS[c["Key"]]).hexdigest()
+            for c in raw if not (c["Key"].endswith("/") and c["Size"] == 0)}
+    run_here("checksum", path, tmp_path / "out", "--storage-options", storage, "--hash", "sha256",
+             "--piece-size", "1024")
+    t = read_dataset(tmp_path / "out" / "files").to_pandas()
+    assert t["error"].isna().all(), t[t["error"].notna()]
+    assert dict(zip(t["path"], t["sha256"])) == want
+    assert len(t) == len(want)
+
+
+@pytest.mark.parametrize("path, out", [("s3://selfout", "s3://selfout/out/self"),
+                                       ("s3://selfout/out/", "s3a://selfout/out/self"),
+                                       ("s3://selfout", "s3://selfout//out")])
+def test_a_run_never_lists_its_own_out_url(store, tmp_path, path, out):
+    """--out under a listed prefix (another spelling of the protocol, a trailing "/" on the PATH, a
+    prefix with an empty name): the journal's run.json is there before the listing reaches the
+    prefix (and parts as it goes on), and none is a row; the oracle is the keys written before the run."""
+    storage, fs, _, _ = store
+    if not fs.exists("selfout"):
+        fs.call_s3("create_bucket", Bucket="selfout")
+        for k in ("d/a.txt", "d/b/c.txt", "out/x.txt", "out/selfish.txt", "top"):
+            fs.call_s3("put_object", Bucket="selfout", Key=k, Body=k.encode())
+    keys = _keys(fs, "selfout", "")
+    below = path.split("selfout", 1)[1].strip("/")
+    want = {f"s3://selfout/{k}" for k in keys if k.startswith(below)}
+    try:
+        run_to_url("inventory", path, out, tmp_path / "scratch", "--storage-options", storage)
+        held = _keys(fs, "selfout", out.split("selfout/", 1)[1] + "/")      # s3fs's find misses "//"
+        assert any(k.endswith("/summary.json") for k in held)
+        parts = [k for k in held if "/files/" in k and k.endswith(".parquet")]
+        rows = [r for k in parts for r in pq.read_table(io.BytesIO(
+            fs.cat_file(f"selfout/{k}"))).column("path").to_pylist()]
+        assert sorted(rows) == sorted(want)
+    finally:
+        for k in _keys(fs, "selfout", out.split("selfout/", 1)[1] + "/"):
+            fs.call_s3("delete_object", Bucket="selfout", Key=k)
+
+
+def _keys(fs, bucket: str, prefix: str) -> list[str]:
+    """The keys under ``prefix``, from S3's flat listing (list_objects_v2, no delimiter)."""
+    return [c["Key"] for c in fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_sarif_locates_object_findings_by_their_urls(store, tmp_path):
+    """SARIF 2.1.0 artifactLocation of a finding in an object: its absolute URL, no uriBaseId (a
+    base applies to relative URIs only), the key percent-encoded (spaces, non-ASCII, '#', '?'); the
+    oracle: urllib.parse takes the URI back to the key, and the log validates against the schema."""
+    import string
+    import urllib.parse
+
+    import jsonschema
+    storage, fs, _, _ = store
+    keys = ["conf/secrets.env", "conf/naïve #1?.env", "conf/a//b.env"]
+    fs.call_s3("create_bucket", Bucket="sarif")
+    for k in keys:
+        fs.call_s3("put_object", Bucket="sarif", Key=k, Body=f"aws_key = {AWS}\n".encode())
+    run_here("scan", "s3://sarif/conf", tmp_path / "out", "--storage-options", storage)
+    doc = json.loads((tmp_path / "out" / "scan.sarif").read_text())
+    schema = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+    jsonschema.validate(doc, json.loads(schema.read_text()))
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in doc["runs"][0]["results"]]
+    allowed = set(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=%")
+    found = set()
+    for loc in locations:
+        assert set(loc) == {"uri"} and set(loc["uri"]) <= allowed, loc
+        parts = urllib.parse.urlsplit(loc["uri"])
+        assert (parts.scheme, parts.netloc, parts.query, parts.fragment) == ("s3", "sarif", "", ""), loc
+        found.add(urllib.parse.unquote(parts.path)[1:])
+    assert found == set(keys)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "checksum", "PATH", "--verify", "URL"], ["run", "checksum", "PATH", "--since", "URL"],
+    ["run", "scan", "PATH", "--baseline", "URL"], ["run", "scan", "PATH", "--rules", "secrets,URL/rules.toml"],
+    ["run", "inventory", "PATH", "--scheduler-file", "URL"], ["run", "inventory", "PATH", "--tls-ca-file", "URL"],
+    ["show", "URL"], ["query", "URL", "select 1"], ["bench", "--result", "URL", "--compare", "URL"]])
+def test_a_url_where_only_a_local_path_is_taken_is_one_line(store, tmp_path, argv):
+    """Every option and command that takes a local path (the CLI's parsers: --verify, --since,
+    --baseline, --rules files, the cluster's FILE options, show, query, bench's files) says so of a
+    URL, as given (not made a local path), in one line, exit 2, and nothing is written."""
+    import contextlib
+    import io
+
+    from exoflow.cli import main
+    url = f"s3://{BUCKET}/results/o/cs"
+    argv = [a.replace("URL", url).replace("PATH", str(store[2] / "d1")) for a in argv]
+    if argv[0] == "run":
+        argv += ["--storage-options", store[0], "--out", str(tmp_path / "out")]
+        code, text = _cli(*argv[1:])          # in this process, as exoflow run's: no cluster
+    else:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as e:
+                code = e.code
+        text = err.getvalue()
+    lines = text.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in lines[0], lines
+    assert f"{url}" in lines[0] and "takes a local path, not a URL" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stage, wait_for", [("list", "/.exoflow-journal/run.json"), ("after", "/files/part-")])
+def test_a_store_that_stops_answering_is_one_line_exit_2(tmp_path, stage, wait_for):
+    """The S3 server killed while the run lists (its listing tasks held back) or before the
+    after-step (the parts in the store): one line naming the store's failure (not an internal
+    error), exit 2, no traceback, nothing in the working directory."""
+    import s3fs
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = None
+    try:
+        options = {"key": "testing", "secret": "testing", "config_kwargs": {"retries": {"max_attempts": 1}},
+                   "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"}}
+        fs = s3fs.S3FileSystem(**options, skip_instance_cache=True, use_listings_cache=False)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                fs.call_s3("create_bucket", Bucket="down")
+                break
+            except Exception:
+                time.sleep(0.2)
+        fs.pipe({f"down/data/{i}.txt": str(i).encode() for i in range(5)})
+        run = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "checksum", "s3://down/data",
+                                "--storage-options", json.dumps(options), "--workers", "1", "-q",
+                                "--out", "s3://down/out/run"], cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "EXOFLOW_TEST_DELAY": f"{stage}=5"})
+        deadline = time.time() + 60
+        while not any(wait_for in k for k in _keys(fs, "down", "out/")) and time.time() < deadline:
+            time.sleep(0.1)
+        assert any(wait_for in k for k in _keys(fs, "down", "out/")), "the run wrote nothing"
+        server.kill()
+        err = run.communicate(timeout=120)[1]
+    finally:
+        server.kill()
+        if run is not None:
+            run.kill()
+    assert run.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "the object store failed" in lines[0] and "Could not connect" in lines[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_store_failures_are_told_from_exoflow_failures():
+    """What ends a run: the store's failures (connection refused or closed, timeouts, expired
+    credentials, 5xx answers, as botocore/aiohttp/fsspec raise them and as s3fs translates them,
+    also after a trip through pickle from a worker, which drops the chain) against exoflow's own
+    (a failing after-step, a full local disk, a bug)."""
+    import errno
+    import pickle
+
+    import aiohttp
+    from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                     EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
+    from fsspec.exceptions import FSTimeoutError
+    from s3fs.errors import translate_boto_error
+
+    from exoflow.sources.objects import store_failure
+
+    def answer(code: str, status: int):
+        return ClientError({"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                           "GetObject")
+    url = "http://127.0.0.1:1/b/k"
+    store = [EndpointConnectionError(endpoint_url=url), ConnectionClosedError(endpoint_url=url),
+             ConnectTimeoutError(endpoint_url=url), ReadTimeoutError(endpoint_url=url), NoCredentialsError(),
+             aiohttp.ServerDisconnectedError(), FSTimeoutError(), answer("SlowDown", 503),
+             answer("InternalError", 500), answer("ServiceUnavailable", 503), answer("ExpiredToken", 400)]
+    store += [translate_boto_error(answer(c, s)) for c, s in (("ExpiredToken", 400), ("InternalError", 500),
+                                                                ("ServiceUnavailable", 503), ("SlowDown", 503))]
+    store += [pickle.loads(pickle.dumps(e)) for e in store[-4:]]
+    ours = [RuntimeError("the after-step failed on purpose"), OSError(errno.ENOSPC, "No space left on device"),
+            PermissionError(errno.EACCES, "Permission denied"), KeyError("x"), ValueError("bad")]
+    assert [e for e in store if not store_failure(e)] == []
+    assert [e for e in ours if store_failure(e)] == []
+
+
+def test_a_file_url_path_never_lists_the_runs_local_out(tmp_path):
+    """A local --out inside a file:// PATH (spelled through a symlink): not listed; the oracle is
+    the files written before the run."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    for name in ("a.txt", "d/b.txt"):
+        (tree / name).write_text(name)
+    (tmp_path / "link").symlink_to(tree)
+    run_here("inventory", f"file://{tmp_path}/link", tree / "out")
+    t = read_dataset(tree / "out" / "files").to_pandas()
+    assert sorted(t["path"]) == [f"file://{tmp_path}/link/a.txt", f"file://{tmp_path}/link/d/b.txt"]
+
+
+def test_from_list_reads_keys_with_empty_names_and_ending_in_slash(edges, tmp_path):
+    """--from-list entries that are such keys: each read (HEAD, then the bytes) to hashlib's SHA-256."""
+    storage, _ = edges
+    keys = ["e/obj/", "e/trail//", "e/dbl//x.txt", "//root.txt", "e/big/"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"s3://edges/{k}\n" for k in keys))
+    _run_list(str(listing), tmp_path / "out", "--storage-options", storage, "--piece-size", "1024")
+    t = read_dataset(tmp_path / "out" / "files").to_pandas()
+    assert t["error"].isna().all(), t[t["error"].notna()]
+    assert dict(zip(t["path"], t["sha256"])) == {f"s3://edges/{k}": hashlib.sha256(EDGE_KEYS[k]).hexdigest()
+                                                 for k in keys}

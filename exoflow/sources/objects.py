@@ -14,6 +14,12 @@ are not in order) and a version-aware s3fs list a prefix in one listing. With --
 prefix's ``.gitignore`` and ``.ignore`` objects (and, under a ``.git/`` prefix, its ``info/exclude``
 and the user's core.excludesFile) apply below it as a directory's files do in the walk.
 
+Every key under a listed prefix is a row, named ``scheme://bucket/`` + the key as is: keys with
+empty names (``a//b``, ``//x``) and keys ending in "/" that hold bytes too; an empty object named
+``…/`` (the directory marker S3 consoles make) is not a file and is left out. Stores listed with
+``fs.ls`` (which drops a trailing "/") give an error row where such a key would be. A PATH's
+trailing "/" names the same prefix as without.
+
 Rows fill the listing SCHEMA: ``path`` is the object's URL, ``type`` file (or dir: a prefix that
 could not be listed, with its ``error``), ``size``, ``mtime_ns``
 (LastModified), a synthetic ``mode``; no inode, device, owner or ctime; ``etag``,
@@ -27,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from exoflow.errors import UsageError
+from exoflow.errors import URL, UsageError
 from exoflow.options import WalkOptions
 from exoflow.paths import path_columns
 from exoflow.sources.entries import SCHEMA
@@ -44,7 +49,6 @@ from exoflow.sources.entries import SCHEMA
 if TYPE_CHECKING:
     from exoflow.sources.walk import IgnoreRules
 
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 FILE_MODE = 0o100644          # what a listing row of an object says: a regular file, rw-r--r--
 DIR_MODE = 0o040755
 PAGE = 1000      # names per list request: S3's most
@@ -82,7 +86,7 @@ def filesystem(url: str, storage: str = ""):
         fs = _filesystem(protocol, storage)
     except (ImportError, ValueError) as e:
         raise UsageError(f"{url}: {_line(e)}") from None
-    return fs, fs._strip_protocol(url)
+    return fs, fs._strip_protocol(url) + url[len(url.rstrip("/")):]     # a key may end in "/"
 
 
 def _line(e: BaseException) -> str:
@@ -97,6 +101,29 @@ def describe(e: BaseException) -> str:
     if isinstance(e, PermissionError):
         return f"EACCES: access denied ({' '.join(str(e).split())})"
     return _line(e)
+
+
+# where the exceptions of object storage clients come from (fsspec and the libraries under s3fs/gcsfs)
+STORE_MODULES = {"botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "fsspec", "google", "urllib3", "requests"}
+
+
+def store_failure(e: BaseException) -> bool:
+    """Whether ``e``, which stopped a run, is the store's (it stopped answering, timed out, refused
+    expired credentials, failed with a 5xx …), not exoflow's: an exception of a storage client's
+    module (in its chain too), or an OSError as s3fs translates the store's answers (no errno:
+    access denied, expired token …; EREMOTEIO: 500; EBUSY: 503) or ``batch._store_error`` makes.
+    Ask only of a run that uses a store (a local EBUSY is not one). An unknown code that s3fs makes
+    EIO is known by its chain, which a worker's exception loses on its way to the client."""
+    import errno
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__module__.split(".")[0] in STORE_MODULES:
+            return True
+        if isinstance(e, OSError) and e.errno in (None, errno.EREMOTEIO, errno.EBUSY):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,14 @@ class Prefix:
     until: str | None = None
     # --gitignore: the rules of the prefixes above for the first listing, with the prefix's own for a range
     ignores: tuple[IgnoreRules, ...] = ()
+    # the run's own output (``place``): a sub-prefix that is it is never listed, as the walk skips --out
+    skip: tuple[str, str] | None = None
+
+    @property
+    def base(self) -> str:
+        """The URL its names follow, less their "/": its own (one ending in "/" is a prefix ``…//``),
+        a root's without trailing "/"."""
+        return self.path if self.depth else self.path.rstrip("/")
 
     @property
     def ident(self) -> str:
@@ -166,7 +201,7 @@ def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: st
     item = outer
     for depth, name in enumerate(names, 1):
         ignores = lister.ignores(item, None) if opts.gitignore else ()
-        child = f"{item.path.rstrip('/')}/{name}"
+        child = f"{item.base}/{name}"
         is_dir = depth < len(names) or info["type"] == "directory"
         if not lister.kept(child[len(base) + 1:], is_dir) or (ignores and _ignored(ignores, child, is_dir)):
             return False
@@ -176,6 +211,19 @@ def _reaches(outer: Prefix, url: str, info: dict, opts: WalkOptions, storage: st
             return False
         item = Prefix(child, depth, names[0], outer.root, ignores=ignores)
     return True
+
+
+def place(url: str, storage: str) -> tuple[str, str]:
+    """Where the prefix ``url`` is, however it is spelled (a trailing "/", a protocol's other name:
+    ``s3a://``): (its file system's first protocol, its path there). A local path's is ("file", its
+    real path), as a ``file://`` URL's."""
+    import os
+    if not is_url(url):
+        return "file", os.path.realpath(url)
+    import os
+    fs, path = filesystem(url, storage)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol, os.path.realpath(path) if protocol == "file" else path.rstrip("/") or path
 
 
 def _checking(url: str, storage: str):
@@ -320,18 +368,23 @@ class Lister:
         self.prefixes_listed += 0 if item.after else 1     # a prefix's ranges count once
         stack.extend(dataclasses.replace(item, after=a, until=u, ignores=ignores) for a, u in rest)
         depth, limit = item.depth + 1, self.opts.max_depth
-        base = item.path.rstrip("/") + "/"
         for info in sorted(entries, key=lambda i: i["name"]):
-            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
-            url = base + name
+            is_dir = info["type"] == "directory"
+            name = _name(info, path)
+            url = f"{item.base}/{name}"
+            if not is_dir and url.endswith("/") and not info["size"]:
+                continue      # a directory marker (an empty object named "…/", as S3 consoles make)
+            if not name and "rest" not in info:    # fs.ls drops a key's trailing "/": not listable there
+                self.out.add(url, None, depth, item.top, "a key with an empty name between '/'s or ending in "
+                             "'/': this store's listing cannot list it")
+                continue
             rel = url[len(item.root.rstrip("/")) + 1:]
             top = item.top if item.top is not None else name
-            is_dir = info["type"] == "directory"
-            if not name or not self.kept(rel, is_dir) or (ignores and _ignored(ignores, url, is_dir)):
+            if not self.kept(rel, is_dir) or (ignores and _ignored(ignores, url, is_dir)):
                 continue
             if is_dir:     # listed by a task of its own, as the walk does directories (no row)
-                if limit is None or depth < limit:
-                    stack.append(Prefix(url, depth, top, item.root, ignores=ignores))
+                if (limit is None or depth < limit) and not (item.skip and place(url, self.storage) == item.skip):
+                    stack.append(Prefix(url, depth, top, item.root, ignores=ignores, skip=item.skip))
             elif self.size_ok(info):
                 self.out.add(url, info, depth, top)
 
@@ -341,7 +394,7 @@ class Lister:
         ``present``: which of ``.git`` and IGNORE_FILES the prefix holds (``_present``); None: not
         known, each is looked up."""
         from exoflow.sources.walk import IGNORE_FILES, INFO_EXCLUDE, _load_ignores, inherited
-        base = item.path.rstrip("/")
+        base = item.base
         wanted = [n for n in (*IGNORE_FILES, INFO_EXCLUDE)
                   if present is None or (".git" if n == INFO_EXCLUDE else n) in present]
         lines = dict(zip(wanted, map(_lines, fetch([f"{base}/{n}" for n in wanted], self.storage))))
@@ -351,6 +404,17 @@ class Lister:
             if lines[INFO_EXCLUDE] is not None or fs.exists(f"{path.rstrip('/')}/.git"):
                 present.add(".git")
         return inherited(item.ignores, present) + _load_ignores(base, present, self.opts.git_excludes, lines.get)
+
+
+def _name(info: dict, path: str) -> str:
+    """The name of an object or sub-prefix of the prefix ``path`` (as its file system takes it)
+    that ``info`` is: ``page``'s ``rest`` (less a sub-prefix's "/"; empty for an object named as the
+    prefix, ``…/``, or a sub-prefix ``…//``), or the last name of ``fs.ls``'s (which drops a key's
+    trailing "/": empty where that leaves the prefix itself)."""
+    if "rest" in info:
+        return info["rest"][:-1] if info["type"] == "directory" else info["rest"]
+    full = info["name"].rstrip("/")
+    return "" if full == path.rstrip("/") else full.rsplit("/", 1)[-1]
 
 
 def _present(entries: list[dict], rest: list) -> set[str] | None:
@@ -379,8 +443,8 @@ def page(fs, path: str, item: Prefix) -> tuple[list[dict], list[tuple[str, str |
     """One page (up to PAGE names) of the prefix ``path``'s names in ``item``'s range, through
     s3fs's client: their infos (as s3fs's ``ls`` gives them), and the rest of the range as ranges
     (after, until) (``cut``; none when the page reached the range's end)."""
-    bucket, key, _ = fs.split_path(path)
-    base = key.rstrip("/") + "/" if key.strip("/") else ""
+    bucket, sep, key = path.partition("/")       # not fs.split_path: a key of slashes only stays
+    base = key + "/" if sep else ""              # a bucket's root: ""
     # every name of a range (after, until] starts with the two's common start: ask for those only
     narrow = item.after[:_shared(item.after, item.until)] if item.until is not None else ""
     args = {"Bucket": bucket, "Prefix": base + narrow, "Delimiter": "/", "MaxKeys": PAGE, **fs.req_kw}
@@ -395,9 +459,10 @@ def page(fs, path: str, item: Prefix) -> tuple[list[dict], list[tuple[str, str |
         args["ContinuationToken"] = out["NextContinuationToken"]
     names = sorted(found)
     # S3 may give again the sub-prefix that ``after`` is in: a name belongs to the range it sorts in
-    infos = [{"name": f"{bucket}/{base}{n}", "type": "directory", "size": 0} if found[n] is None else
-             {**found[n], "name": f"{bucket}/{found[n]['Key']}", "type": "file", "size": found[n]["Size"]}
-             for n in names if n > item.after and (item.until is None or n <= item.until)]
+    # ``rest``: the name after the prefix's key as is (empty for an object named as the prefix "…/")
+    infos = [{"name": f"{bucket}/{base}{n}", "rest": n, "type": "directory", "size": 0} if found[n] is None else
+             {**found[n], "name": f"{bucket}/{found[n]['Key']}", "rest": n, "type": "file", "size": found[n]["Size"]}
+             for n in names if (n > item.after or not item.after) and (item.until is None or n <= item.until)]
     ended = not out.get("IsTruncated") or not names or (item.until is not None and names[-1] >= item.until)
     return infos, [] if ended else cut(names, item.until, SPLIT if item.until is None else SPLIT_AGAIN)
 
@@ -450,7 +515,28 @@ def open_object(url: str, storage: str, block_size: int):
     what the store said of it when opened (size, ETag). s3fs makes each request conditional on that
     ETag, so a stream never mixes two versions (it raises instead)."""
     fs, path = filesystem(url, storage)
-    return fs.open(path, "rb", block_size=block_size, cache_type="none")
+    if not _named_as_prefix(fs, path):
+        return fs.open(path, "rb", block_size=block_size, cache_type="none")
+    head = info(url, storage)       # fs.open would drop the key's trailing "/"
+    f = fs._open(path, "rb", block_size=block_size, cache_type="none", size=head["size"])
+    f.details = head
+    return f
+
+
+def _named_as_prefix(fs, path: str) -> bool:
+    """Whether ``path`` is an S3 key that ends in "/" (s3fs's ``open`` and ``info`` take it for a prefix)."""
+    return path.endswith("/") and hasattr(fs, "call_s3")
+
+
+async def _ainfo(fs, path: str) -> dict:
+    """``fs._info(path)``; for a key ending in "/" (``_named_as_prefix``), its HEAD, as ``info`` says it."""
+    if not _named_as_prefix(fs, path):
+        return await fs._info(path)
+    bucket, _, key = path.partition("/")
+    head = await fs._call_s3("head_object", Bucket=bucket, Key=key, **fs.req_kw)
+    return {"name": path, "type": "file", "size": head["ContentLength"], "ETag": head.get("ETag"),
+            "LastModified": head.get("LastModified"), "StorageClass": head.get("StorageClass", "STANDARD"),
+            "VersionId": head.get("VersionId")}
 
 
 def details(f) -> dict:
@@ -480,7 +566,7 @@ def infos(urls: list[str], storage: str) -> list[dict | BaseException]:
         for i in range(0, len(items), LOOKUPS):
             batch = items[i:i + LOOKUPS]
             if getattr(fs, "async_impl", False):
-                got = sync(fs.loop, _gather, [fs._info(path) for _, path in batch])
+                got = sync(fs.loop, _gather, [_ainfo(fs, path) for _, path in batch])
             else:
                 got = [_info_or_error(fs, path) for _, path in batch]
             found.update((url, g) for (url, _), g in zip(batch, got))
@@ -501,5 +587,6 @@ def _info_or_error(fs, path: str) -> dict | BaseException:
 
 def info(url: str, storage: str) -> dict:
     """What the store says of one object now (size, ETag …); raises as the store does."""
+    from fsspec.asyn import sync
     fs, path = filesystem(url, storage)
-    return fs.info(path)
+    return sync(fs.loop, _ainfo, fs, path) if _named_as_prefix(fs, path) else fs.info(path)

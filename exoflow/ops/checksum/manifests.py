@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exoflow.kernels.hashing import COLUMNS
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, local_path
 from exoflow import outputs
 from exoflow.fileio import escape_line
 
@@ -90,6 +90,7 @@ def has_values(files: list[str], column: str) -> bool:
 def verify_argument(text: str) -> str:
     """argparse type for --verify: the manifest must exist and hold hashes (exit 2 otherwise)."""
     import argparse
+    local_path(text)
     try:
         manifest_algorithms(os.path.abspath(text))
     except UsageError as e:

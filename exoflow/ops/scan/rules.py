@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, local_path
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")   # ascending
 PACKS = ("secrets", "placeholders", "emoji")
@@ -261,7 +261,7 @@ def load_rules(spec: str) -> RuleSet:
         if item in PACKS:
             rules += pack(item)
         elif item.endswith((".toml", ".yaml", ".yml")) or os.sep in item:
-            rules += parse_rules(_read(item), item)
+            rules += parse_rules(_read(local_path(item)), item)
         else:
             raise UsageError(f"unknown rule pack {item!r} (packs: {', '.join(PACKS)}; or a .toml/.yaml file)")
     if not rules:

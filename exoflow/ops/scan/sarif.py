@@ -2,7 +2,8 @@
 
 Columns are Unicode code points (``columnKind: unicodeCodePoints``), 1-based, and
 ``endColumn`` is exclusive, as SARIF defines. Relative paths are written relative to
-``%SRCROOT%`` (the directory the scan was started from); others as ``file://`` URIs.
+``%SRCROOT%`` (the directory the scan was started from); others as ``file://`` URIs; objects
+(``s3://…``) as their absolute URLs.
 Only redacted text ever reaches this file: it is built from the findings dataset. Each
 result carries the finding's fingerprint in ``partialFingerprints`` (``exoflowFingerprint/v1``),
 which ``--baseline`` reads back.
@@ -18,6 +19,7 @@ from urllib.parse import quote
 from exoflow import __version__
 from exoflow import outputs
 from exoflow.ops.scan.rules import Rule
+from exoflow.sources.objects import is_url
 
 LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
@@ -82,7 +84,11 @@ def rule_descriptor(r: Rule) -> dict:
 
 
 def artifact_location(path: str, root: str) -> dict:
-    """A relative URI under %SRCROOT% where the path lies under ``root``; else a file:// URI."""
+    """A relative URI under %SRCROOT% where the path lies under ``root``; else a file:// URI; an
+    object's URL (``s3://bucket/key``) as itself, its key percent-encoded (RFC 3986), no base."""
+    if is_url(path):
+        scheme, rest = path.split("://", 1)
+        return {"uri": f"{scheme}://{quote(rest)}"}
     full = os.path.abspath(os.path.join(root, path))
     rel = os.path.relpath(full, root)
     if not rel.startswith(".."):
