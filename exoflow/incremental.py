@@ -59,11 +59,12 @@ def check_since(cfg: RunConfig) -> None:
         raise UsageError(f"--since {prev}: its listing has no {', '.join(KEY)} (made by an earlier exoflow)")
 
 
-class EarlierListing:
-    """What decides whether a file is reused, without the earlier rows themselves: the earlier run's
-    saved listing (its regular files listed without error, indexed by path, with their KEY columns
-    and ETags) and, from its dataset's path and error columns, how many rows each path has and which
-    hold an ``error``. Loaded once per worker process (``earlier_listing``)."""
+class Earlier:
+    """The earlier run: its saved listing (its regular files listed without error, indexed by path,
+    with their KEY columns and ETags) and its dataset's rows (indexed by path: how many rows each
+    path has, which hold an ``error``). Loaded once per worker process
+    (``earlier``), by a listing task (for the chunk cut) or a chunk task, whichever comes first; it
+    holds the earlier dataset in memory."""
 
     def __init__(self, out_dir: str, dataset: str) -> None:
         parts = listing_parts(out_dir)
@@ -78,11 +79,11 @@ class EarlierListing:
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
         self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
-        rows = _read_dataset(out_dir, dataset, ("path", "path_bytes", "error"))
-        keys = path_keys(rows)
-        self.rows = PathIndex(keys)
-        failed = pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False) if "error" in rows.column_names \
-            else np.zeros(rows.num_rows, bool)
+        self.rows = _read_dataset(out_dir, dataset)
+        keys = path_keys(self.rows)
+        self.by_path = PathIndex(keys)
+        failed = pc.is_valid(self.rows.column("error")).to_numpy(zero_copy_only=False) \
+            if "error" in self.rows.column_names else np.zeros(self.rows.num_rows, bool)
         self.failed = PathIndex(keys[failed])       # files whose rows hold an error are read again
 
     def unchanged(self, table: pa.Table, one_row: bool, keys: np.ndarray | None = None) -> np.ndarray:
@@ -103,44 +104,33 @@ class EarlierListing:
         first, end = self.failed.find(keys)
         ok &= end == first
         if one_row:
-            first, end = self.rows.find(keys)
+            first, end = self.by_path.find(keys)
             ok &= (end - first) == 1
         return ok
 
-
-class Previous:
-    """The earlier run's dataset rows, beside ``earlier_listing``'s verdicts and its index of the
-    same rows (both read by ``_read_dataset``: in one order). Loaded once per worker process
-    (``previous``); it holds the earlier dataset in memory."""
-
-    def __init__(self, out_dir: str, dataset: str) -> None:
-        self.listing = earlier_listing(out_dir, dataset)
-        self.rows = _read_dataset(out_dir, dataset)
-
     def split(self, table: pa.Table, one_row: bool) -> tuple[np.ndarray, pa.Table]:
-        """(bool per row of ``table``: ``EarlierListing.unchanged``, the earlier dataset's rows of
-        those files: every row of each)."""
+        """(bool per row of ``table``: ``unchanged``, the earlier dataset's rows of those files:
+        every row of each)."""
         keys = path_keys(table)
-        same = self.listing.unchanged(table, one_row, keys)
-        first, end = self.listing.rows.find(keys[same])
+        same = self.unchanged(table, one_row, keys)
+        first, end = self.by_path.find(keys[same])
         counts = end - first
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
-        rows = np.sort(self.listing.rows.order[starts + np.arange(int(counts.sum()))])    # in file order: less seeking
+        rows = np.sort(self.by_path.order[starts + np.arange(int(counts.sum()))])
         return same, self.rows.take(pa.array(rows, pa.int64()))
 
 
-def _read_dataset(out_dir: str, dataset: str, columns: tuple[str, ...] | None = None) -> pa.Table:
-    """The earlier dataset (its ``columns`` that it has), its parts in name order, one chunk per column."""
+def _read_dataset(out_dir: str, dataset: str) -> pa.Table:
+    """The earlier dataset, its parts in name order, one chunk per column."""
     parts = ds.dataset(os.path.join(out_dir, dataset), format="parquet")
-    names = [c for c in columns if c in parts.schema.names] if columns else None
     files = sorted(parts.files)
-    return pa.concat_tables([pq.read_table(f, columns=names) for f in files]).combine_chunks() if files \
-        else parts.schema.empty_table().select(names or parts.schema.names)
+    return pa.concat_tables([pq.read_table(f, use_threads=False) for f in files],
+                            promote_options="permissive").combine_chunks() if files else parts.schema.empty_table()
 
 
-# One of each per worker process, built by one thread while the others wait, and built again when
+# One per worker process, built by one thread while the others wait, and built again when
 # PREVIOUS_OUT was written again since (its summary.json's mtime): a long-lived worker serves many runs.
-_LOADING = threading.RLock()
+_LOADING = threading.Lock()
 
 
 def _stamp(out_dir: str) -> int:
@@ -150,24 +140,14 @@ def _stamp(out_dir: str) -> int:
         return 0
 
 
-def earlier_listing(out_dir: str, dataset: str) -> EarlierListing:
+def earlier(out_dir: str, dataset: str) -> Earlier:
     with _LOADING:
-        return _earlier_listing(out_dir, dataset, _stamp(out_dir))
-
-
-def previous(out_dir: str, dataset: str) -> Previous:
-    with _LOADING:
-        return _previous(out_dir, dataset, _stamp(out_dir))
+        return _earlier(out_dir, dataset, _stamp(out_dir))
 
 
 @lru_cache(maxsize=1)
-def _earlier_listing(out_dir: str, dataset: str, stamp: int) -> EarlierListing:
-    return EarlierListing(out_dir, dataset)
-
-
-@lru_cache(maxsize=1)
-def _previous(out_dir: str, dataset: str, stamp: int) -> Previous:
-    return Previous(out_dir, dataset)
+def _earlier(out_dir: str, dataset: str, stamp: int) -> Earlier:
+    return Earlier(out_dir, dataset)
 
 
 def _with_etag(table: pa.Table) -> pa.Table:
@@ -182,7 +162,7 @@ def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadO
                   since: str) -> tuple[pa.Table, int]:
     """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
     were reused. The other rows go through ``job.process_chunk``; the reused rows come after them."""
-    same, old = previous(since, job.dataset).split(table, one_row=job.emit is None)
+    same, old = earlier(since, job.dataset).split(table, one_row=job.emit is None)
     if not same.any():
         return job.process_chunk(table, params, load), 0
     fresh = job.process_chunk(table.filter(pa.array(~same)), params, load)

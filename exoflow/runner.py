@@ -159,7 +159,7 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
     bound, files = (sizes if chunk_opts.read_order else np.zeros_like(sizes)), None
     if chunk_opts.reused_from and table.num_rows:      # --since: files whose rows are reused are not read
         from exoflow import incremental
-        reused = incremental.earlier_listing(*os.path.split(chunk_opts.reused_from)).unchanged(table, one_row=False)
+        reused = incremental.earlier(*os.path.split(chunk_opts.reused_from)).unchanged(table, one_row=False)
         bound, files = np.where(reused, 0, bound), np.where(reused, incremental.REUSED_COST, 1.0)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts, files), worker=_where(),
                 seconds=time.perf_counter() - t0)
