@@ -33,7 +33,8 @@ from typing import Any, Sequence
 
 from exoflow import __version__
 from exoflow.backends import GPU_RESOURCE, task_resources
-from exoflow.errors import EXIT_FILE_ERRORS, EXIT_OK, UsageError, local_path
+from exoflow.errors import EXIT_FILE_ERRORS, EXIT_OK, UsageError
+from exoflow.options import local_path
 
 MODES = ("serial", "cpu", "gpu")
 FORMAT = 1       # version of the saved JSON

@@ -11,7 +11,8 @@ import dataclasses
 import pkgutil
 from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-from exoflow.errors import Parser, UsageError, local_path
+from exoflow.errors import Parser, UsageError
+from exoflow.options import local_path
 from exoflow.options import ChunkOptions, ClusterOptions, Flag, LoadOptions, WalkOptions
 from exoflow.runner import RunConfig, validate
 

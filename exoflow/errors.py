@@ -3,10 +3,8 @@ exoflow, so commands that need no Dask stay lean)."""
 from __future__ import annotations
 
 import argparse
-import re
 import signal
 
-URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")     # a scheme and "://": object storage (fsspec)
 
 
 class UsageError(Exception):
@@ -39,16 +37,6 @@ def check_interrupt() -> None:
     """Raise KeyboardInterrupt when a Ctrl-C came since ``catch_interrupts`` (even one Python lost)."""
     if _interrupted:
         raise KeyboardInterrupt
-
-
-def local_path(value: str) -> str:
-    """argparse type of an option or argument that takes a local file or directory (--since, --verify,
-    --baseline, exoflow show OUT …): ``value`` unchanged; raises ArgumentTypeError for a URL, which
-    only a PATH, --from-list and --out take."""
-    if URL.match(value):
-        raise argparse.ArgumentTypeError(f"{value}: takes a local path, not a URL (object storage is read "
-                                         "as a PATH or --from-list, and written with --out)")
-    return value
 
 
 class Parser(argparse.ArgumentParser):

@@ -12,7 +12,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from exoflow.errors import local_path
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")     # a scheme and "://": object storage (fsspec)
+
+
+def local_path(value: str) -> str:
+    """argparse type of an option or argument that takes a local file or directory (--since, --verify,
+    --baseline, exoflow show OUT …): ``value`` unchanged; raises ArgumentTypeError for a URL, which
+    only a PATH, --from-list and --out take."""
+    if URL.match(value):
+        raise argparse.ArgumentTypeError(f"{value}: takes a local path, not a URL (object storage is read "
+                                         "as a PATH or --from-list, and written with --out)")
+    return value
 
 
 def count_at_least(minimum: int):

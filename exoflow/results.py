@@ -20,7 +20,8 @@ from typing import IO, TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from exoflow.errors import Parser, UsageError, local_path
+from exoflow.errors import Parser, UsageError
+from exoflow.options import local_path
 
 FORMATS = ("jsonl", "csv", "paths")
 QUERY_FORMATS = ("table", "jsonl", "csv")

@@ -22,9 +22,9 @@ from exoflow import Argument, Finish, Job, Reads, WalkOptions, main, outputs
 from exoflow.ops.scan.rules import PACKS, SEVERITIES, load_rules, parse_severity
 from exoflow.ops.scan.kernel import ENGINES, engine_available, large_scans, scan_findings
 from exoflow.ops.scan.reducer import ScanReducer, environment
-from exoflow.options import count_at_least
+from exoflow.options import count_at_least, local_path
 from exoflow.ops.scan.sarif import Baseline, read_fingerprints, write_sarif
-from exoflow.errors import UsageError, local_path
+from exoflow.errors import UsageError
 
 
 def engine_arg(name: str) -> str:

@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from exoflow.errors import URL, UsageError
-from exoflow.options import WalkOptions
+from exoflow.errors import UsageError
+from exoflow.options import URL, WalkOptions
 from exoflow.paths import path_columns
 from exoflow.sources.entries import SCHEMA
 

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from exoflow.kernels.hashing import COLUMNS
-from exoflow.errors import UsageError, local_path
+from exoflow.errors import UsageError
+from exoflow.options import local_path
 from exoflow import outputs
 from exoflow.fileio import escape_line
 

@@ -36,7 +36,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from exoflow.errors import UsageError, local_path
+from exoflow.errors import UsageError
+from exoflow.options import local_path
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")   # ascending
 PACKS = ("secrets", "placeholders", "emoji")
