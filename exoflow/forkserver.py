@@ -19,14 +19,21 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.forkserver
 import signal
+import sys
 
 PRELOAD = ["exoflow._preload"]     # Dask and exoflow's runner, with the garbage collector off
+_QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 
 
 def start() -> None:
     """Start the fork server once per process (a no-op when it runs). It ignores SIGINT, and so
     do the workers it forks: the client catches Ctrl-C and stops them in order. Call from the
     main thread."""
+    # A second Ctrl-C during the teardown leaves the cluster's semaphores to multiprocessing's
+    # resource tracker (started with the fork server, with this process's warning options), which
+    # removes them and, once the command has exited, said so on its stderr.
+    if _QUIET_TRACKER not in sys.warnoptions:
+        sys.warnoptions.append(_QUIET_TRACKER)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctx = multiprocessing.get_context("forkserver")

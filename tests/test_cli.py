@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import importlib.util
 import json
@@ -220,6 +221,24 @@ def test_ctrl_c_leaves_only_complete_parts(tmp_path):
     rows = [path for part in parts() for path in pq.read_table(part).column("path").to_pylist()]
     assert 0 < len(rows) == len(set(rows)) < 20_000         # complete parts of an unfinished run
     assert {r.encode() for r in rows} <= set(walk_lstat(str(tree)))
+
+
+def test_ctrl_c_twice_is_still_one_line(tmp_path):
+    """A second SIGINT while the run winds down after the first: exit 130 and the one line, nothing
+    after it (multiprocessing's resource tracker said "leaked semaphore objects" once we had gone)."""
+    tree = make_grid(tmp_path / "t", 10, 50)
+    p = subprocess.Popen([sys.executable, "-m", "exoflow.cli", "run", "checksum", str(tree), "--out",
+                          str(tmp_path / "o"), "--chunk-files", "50", "--workers", "2", "--no-dashboard", "-q"],
+                         stderr=subprocess.PIPE, text=True, env={**os.environ, "EXOFLOW_TEST_DELAY": "chunk=2"})
+    time.sleep(4)                                       # the cluster is up, chunk tasks are running
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    with contextlib.suppress(ProcessLookupError):
+        p.send_signal(signal.SIGINT)
+    err = p.communicate(timeout=60)[1]                  # the tracker, which shares stderr, has ended too
+    assert p.returncode == 130 and "interrupted" in err, err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_readme_job_example_runs(tmp_path):
