@@ -605,43 +605,50 @@ done:
     return result;
 }
 
+/* A kernel over spans data[offsets[i]:offsets[i+1]], i < n, writing row_bytes per span into out;
+   run with the GIL released. */
+typedef void (*spans_kernel)(const unsigned char *d, const int64_t *o, Py_ssize_t n, void *out);
+
+/* Parse (data, offsets, out), check them (offsets int64, sorted, inside data; out aligned and large
+   enough for n spans of row_bytes, else ValueError naming fn) and run kernel over them. */
+static PyObject *over_spans(PyObject *args, Py_ssize_t row_bytes, const char *fn, spans_kernel kernel) {
+    Py_buffer data, offs, out;
+    if (!PyArg_ParseTuple(args, "y*y*w*", &data, &offs, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t k;
+    if (int64s(&offs, &k) < 0)
+        goto done;
+    Py_ssize_t n = k - 1;
+    if (n < 0 || out.len < n * row_bytes || (uintptr_t)out.buf % _Alignof(int64_t)) {
+        PyErr_Format(PyExc_ValueError, "%s: out is too small for the offsets", fn);
+        goto done;
+    }
+    const int64_t *o = offs.buf;
+    if (check_segments(o, o + 1, n, data.len, fn) < 0)     /* span i: [o[i], o[i+1]) */
+        goto done;
+    Py_BEGIN_ALLOW_THREADS
+    kernel(data.buf, o, n, out.buf);
+    Py_END_ALLOW_THREADS
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offs);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 /* ---- profile: byte histograms per file (the NumPy bincount in kernels/profile.py is the
    fallback, the GPU path and the reference the tests compare with) ------------------------ */
-
-/* The checks of a kernel over spans data[offsets[i]:offsets[i+1]] writing row_bytes per span
-   into out: offsets int64, sorted, inside data; out aligned and large enough. Returns the number
-   of spans, or -1 with ValueError set. */
-static Py_ssize_t spans_into(Py_buffer *data, Py_buffer *offs, Py_buffer *out, Py_ssize_t row_bytes,
-                             const char *fn) {
-    Py_ssize_t k;
-    if (int64s(offs, &k) < 0)
-        return -1;
-    Py_ssize_t n = k - 1;
-    if (n < 0 || out->len < n * row_bytes || (uintptr_t)out->buf % _Alignof(int64_t)) {
-        PyErr_Format(PyExc_ValueError, "%s: out is too small for the offsets", fn);
-        return -1;
-    }
-    const int64_t *o = offs->buf;
-    return check_segments(o, o + 1, n, data->len, fn) < 0 ? -1 : n;    /* span i: [o[i], o[i+1]) */
-}
 
 PyDoc_STRVAR(byte_histograms_doc,
 "byte_histograms(data, offsets, out)\n\n"
 "out[i, b] += the number of bytes equal to b in data[offsets[i]:offsets[i+1]] (offsets: int64,\n"
 "n + 1 of them, nondecreasing, within data; out: int64, n x 256, C order).");
 
-static PyObject *byte_histograms(PyObject *self, PyObject *args) {
-    Py_buffer data, offs, out;
-    if (!PyArg_ParseTuple(args, "y*y*w*", &data, &offs, &out))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = spans_into(&data, &offs, &out, 256 * sizeof(int64_t), "byte_histograms");
-    if (n < 0)
-        goto done;
-    const int64_t *o = offs.buf;
-    const unsigned char *d = data.buf;
-    int64_t *h = out.buf;
-    Py_BEGIN_ALLOW_THREADS
+static void histogram_spans(const unsigned char *d, const int64_t *o, Py_ssize_t n, void *out) {
+    int64_t *h = out;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t *row = h + 256 * i;
         Py_ssize_t p = o[i], end = o[i + 1];
@@ -663,14 +670,10 @@ static PyObject *byte_histograms(PyObject *self, PyObject *args) {
         for (int b = 0; b < 256; b++)
             row[b] += c[0][b] + c[1][b] + c[2][b] + c[3][b];
     }
-    Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&offs);
-    PyBuffer_Release(&out);
-    return result;
+}
+
+static PyObject *byte_histograms(PyObject *self, PyObject *args) {
+    return over_spans(args, 256 * sizeof(int64_t), "byte_histograms", histogram_spans);
 }
 
 PyDoc_STRVAR(xxh3_128_spans_doc,
@@ -679,31 +682,17 @@ PyDoc_STRVAR(xxh3_128_spans_doc,
 "span data[offsets[i]:offsets[i+1]], i < N, into out[i] = (high 64 bits, low 64 bits): offsets\n"
 "int64 (N+1), sorted, inside data; out uint64 (N, 2), writable. Raises ValueError otherwise.");
 
-static PyObject *xxh3_128_spans(PyObject *self, PyObject *args) {
-    Py_buffer data, offs, out;
-    if (!PyArg_ParseTuple(args, "y*y*w*", &data, &offs, &out))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = spans_into(&data, &offs, &out, 2 * sizeof(uint64_t), "xxh3_128_spans");
-    if (n < 0)
-        goto done;
-    const int64_t *o = offs.buf;
-    const unsigned char *d = data.buf;
-    uint64_t *h = out.buf;
-    Py_BEGIN_ALLOW_THREADS
+static void hash_spans(const unsigned char *d, const int64_t *o, Py_ssize_t n, void *out) {
+    uint64_t *h = out;
     for (Py_ssize_t i = 0; i < n; i++) {
         XXH128_hash_t x = XXH3_128bits(d + o[i], (size_t)(o[i + 1] - o[i]));
         h[2 * i] = x.high64;
         h[2 * i + 1] = x.low64;
     }
-    Py_END_ALLOW_THREADS
-    Py_INCREF(Py_None);
-    result = Py_None;
-done:
-    PyBuffer_Release(&data);
-    PyBuffer_Release(&offs);
-    PyBuffer_Release(&out);
-    return result;
+}
+
+static PyObject *xxh3_128_spans(PyObject *self, PyObject *args) {
+    return over_spans(args, 2 * sizeof(uint64_t), "xxh3_128_spans", hash_spans);
 }
 
 PyDoc_STRVAR(python_comments_doc,
