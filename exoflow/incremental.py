@@ -71,14 +71,14 @@ class Earlier:
         wanted = ["path", "path_bytes", "type", "error", "etag", *KEY]
         listing = pa.concat_tables([_with_etag(t.select([c for c in wanted if c in t.column_names]))
                                     for t in map(read_listing, parts)]) \
-            if parts else pa.table({c: [] for c in KEY + ("path", "type", "error")})
+            if parts else _with_etag(pa.table({c: [] for c in KEY + ("path", "type", "error")}))
         keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
         listing = listing.filter(keep)
         self.index = PathIndex(path_keys(listing))
         order = self.index.order
         self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
                      for k in KEY}
-        self.etag = _with_etag(listing).column("etag").take(pa.array(order, pa.int64())).fill_null("")
+        self.etag = listing.column("etag").take(pa.array(order, pa.int64())).fill_null("")
         self.rows = _read_dataset(out_dir, dataset)
         keys = path_keys(self.rows)
         self.by_path = PathIndex(keys)
@@ -86,10 +86,12 @@ class Earlier:
             if "error" in self.rows.column_names else np.zeros(self.rows.num_rows, bool)
         self.failed = PathIndex(keys[failed])       # files whose rows hold an error are read again
 
-    def unchanged(self, table: pa.Table, one_row: bool, keys: np.ndarray | None = None) -> np.ndarray:
+    def unchanged(self, table: pa.Table, one_row: bool, keys: np.ndarray | None = None,
+                  rows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Bool per row of ``table`` (listing rows): a regular file listed without error, now and
         then, whose path and KEY columns (and ETag) are as before, with no earlier row holding an
-        ``error`` (and, ``one_row``, with exactly one earlier row). ``keys``: its ``path_keys``."""
+        ``error`` (and, ``one_row``, with exactly one earlier row). ``keys``: its ``path_keys``;
+        ``rows``: their ``by_path.find``."""
         n = table.num_rows
         if not n or not len(self.index):
             return np.zeros(n, bool)
@@ -104,7 +106,7 @@ class Earlier:
         first, end = self.failed.find(keys)
         ok &= end == first
         if one_row:
-            first, end = self.by_path.find(keys)
+            first, end = self.by_path.find(keys) if rows is None else rows
             ok &= (end - first) == 1
         return ok
 
@@ -112,8 +114,9 @@ class Earlier:
         """(bool per row of ``table``: ``unchanged``, the earlier dataset's rows of those files:
         every row of each)."""
         keys = path_keys(table)
-        same = self.unchanged(table, one_row, keys)
-        first, end = self.by_path.find(keys[same])
+        first, end = self.by_path.find(keys)
+        same = self.unchanged(table, one_row, keys, (first, end))
+        first, end = first[same], end[same]
         counts = end - first
         starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
         rows = np.sort(self.by_path.order[starts + np.arange(int(counts.sum()))])
@@ -155,7 +158,6 @@ def _with_etag(table: pa.Table) -> pa.Table:
     if "etag" in table.column_names:
         return table.set_column(table.schema.get_field_index("etag"), "etag", table.column("etag").cast(pa.string()))
     return table.append_column("etag", pa.nulls(table.num_rows, pa.string()))
-
 
 
 def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,
