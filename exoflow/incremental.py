@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
+from exoflow import outputs
 from exoflow.errors import UsageError
 from exoflow.journal import identity, listing_parts, read_listing, read_run_file
 from exoflow.kernels.hashing import PathIndex, path_keys
@@ -124,11 +123,9 @@ class Earlier:
 
 
 def _read_dataset(out_dir: str, dataset: str) -> pa.Table:
-    """The earlier dataset, its parts in name order, one chunk per column."""
-    parts = ds.dataset(os.path.join(out_dir, dataset), format="parquet")
-    files = sorted(parts.files)
-    return pa.concat_tables([pq.read_table(f, use_threads=False) for f in files],
-                            promote_options="permissive").combine_chunks() if files else parts.schema.empty_table()
+    """The earlier dataset, its parts in name order (``outputs.parts``), one chunk per column."""
+    parts = outputs.parts(os.path.join(out_dir, dataset))
+    return pa.concat_tables([outputs.read_table(f) for f in parts], promote_options="permissive").combine_chunks()
 
 
 # One per worker process, built by one thread while the others wait, and built again when

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exoflow import __version__, journal, outputs, report
+from exoflow import __version__, incremental, journal, outputs, report
 from exoflow.backends import task_resources
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
@@ -62,10 +62,7 @@ def walk_budget(chunk: ChunkOptions) -> tuple[int, float]:
     part holds CHUNKS_PER_PART chunks of reused files (``incremental.REUSED_COST`` each)."""
     if not chunk.read_order:
         return BUDGET
-    per_file = 1.0
-    if chunk.reused_from:
-        from exoflow.incremental import REUSED_COST
-        per_file = REUSED_COST
+    per_file = incremental.REUSED_COST if chunk.reused_from else 1.0
     return min(BUDGET[0], int(CHUNKS_PER_PART * chunk.max_files / per_file)), BUDGET[1]
 
 
@@ -158,7 +155,6 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound, files = (sizes if chunk_opts.read_order else np.zeros_like(sizes)), None
     if chunk_opts.reused_from and table.num_rows:      # --since: files whose rows are reused are not read
-        from exoflow import incremental
         reused = incremental.earlier(*os.path.split(chunk_opts.reused_from)).unchanged(table, one_row=False)
         bound, files = np.where(reused, 0, bound), np.where(reused, incremental.REUSED_COST, 1.0)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts, files), worker=_where(),
@@ -256,7 +252,6 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     else:
         journal.test_pause("chunk")
         if since:
-            from exoflow import incremental     # --since only (pyarrow.dataset's import is 0.1 s)
             result, reused = incremental.process_chunk(job, table, params, load_opts, since)
             errors, summary = job.write_rows(result, params, out_dir, part)
         else:
@@ -321,7 +316,6 @@ def validate(cfg: RunConfig) -> list[str]:
     if cfg.from_list:
         manifest.plan(cfg.from_list, storage=cfg.load.storage_options)
     if cfg.since:
-        from exoflow import incremental
         incremental.check_since(cfg)
     return ["PATHs overlap, each file is listed once: " + ", ".join(" ".join(m) for m in merged)] if merged else []
 
