@@ -9,6 +9,7 @@ rows out of what is read). Files that had an ``error`` then are read again.
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 from functools import lru_cache
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 
 from exoflow import outputs
 from exoflow.errors import UsageError
+from exoflow.fileio import atomic_write
 from exoflow.journal import identity, listing_parts, read_listing, read_run_file
 from exoflow.kernels.hashing import PathIndex, path_keys
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from exoflow.runner import RunConfig
 
 KEY = ("device", "inode", "size", "mtime_ns", "ctime_ns")
+LAYOUT = "layout.json"     # of a saved Earlier: the arrays in arrays.bin; written last
+
 # What a reused file counts towards a chunk's --chunk-files: its rows are copied, nothing is read,
 # about what a file costs inventory, whose chunks hold 10x checksum's 5,000 files.
 REUSED_COST = 0.1
@@ -58,32 +62,98 @@ def check_since(cfg: RunConfig) -> None:
         raise UsageError(f"--since {prev}: its listing has no {', '.join(KEY)} (made by an earlier exoflow)")
 
 
+def started_ns(out_dir: str) -> int | None:
+    """When the run in ``out_dir`` started (ns since the epoch; kept by ``--resume``), or None
+    where it has no run file."""
+    held = read_run_file(out_dir)
+    return None if held is None else int(held["now"] * 1e9)
+
+
+def expected_unchanged(table: pa.Table, before: int | None) -> np.ndarray:
+    """Bool per listing row: a regular file listed without error whose ctime (an object's, which
+    has none: its mtime) is older than ``before`` (ns; None: none is). No earlier run is read: a
+    cheap estimate of ``Earlier.unchanged`` for cutting chunks, wrong only for files changed while
+    the earlier run ran or listed with an error then."""
+    if before is None or not table.num_rows:
+        return np.zeros(table.num_rows, bool)
+    when = pc.coalesce(table.column("ctime_ns"), table.column("mtime_ns"))
+    ok = pc.and_(pc.equal(table.column("type"), "file"), pc.is_null(table.column("error")))
+    return pc.fill_null(pc.and_(ok, pc.less(when, before)), False).to_numpy(zero_copy_only=False)
+
+
 class Earlier:
     """The earlier run: its saved listing (its regular files listed without error, indexed by path,
     with their KEY columns and ETags) and its dataset's rows (indexed by path: how many rows each
-    path has, which hold an ``error``). Loaded once per worker process
-    (``earlier``), by a listing task (for the chunk cut) or a chunk task, whichever comes first; it
-    holds the earlier dataset in memory."""
+    path has, which hold an ``error``). Built once per run by the ``prepare`` task, which writes it
+    where every worker maps it (``save``, ``mapped``); held per worker process (``earlier``)."""
 
-    def __init__(self, out_dir: str, dataset: str) -> None:
+    def __init__(self, index: PathIndex, meta: dict[str, np.ndarray], etag: pa.Array, rows: pa.Table,
+                 by_path: PathIndex, failed: PathIndex) -> None:
+        self.index, self.meta, self.etag = index, meta, etag
+        self.rows, self.by_path, self.failed = rows, by_path, failed
+
+    @classmethod
+    def load(cls, out_dir: str, dataset: str) -> Earlier:
+        """Read and index the run in ``out_dir`` (its ``dataset`` directory)."""
         parts = listing_parts(out_dir)
         wanted = ["path", "path_bytes", "type", "error", "etag", *KEY]
         listing = pa.concat_tables([_with_etag(t.select([c for c in wanted if c in t.column_names]))
                                     for t in map(read_listing, parts)]) \
             if parts else _with_etag(pa.table({c: [] for c in KEY + ("path", "type", "error")}))
         keep = pc.and_(pc.fill_null(pc.equal(listing.column("type"), "file"), False), pc.is_null(listing.column("error")))
-        listing = listing.filter(keep)
-        self.index = PathIndex(path_keys(listing))
-        order = self.index.order
-        self.meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[order]
-                     for k in KEY}
-        self.etag = listing.column("etag").take(pa.array(order, pa.int64())).fill_null("")
-        self.rows = _read_dataset(out_dir, dataset)
-        keys = path_keys(self.rows)
-        self.by_path = PathIndex(keys)
-        failed = pc.is_valid(self.rows.column("error")).to_numpy(zero_copy_only=False) \
-            if "error" in self.rows.column_names else np.zeros(self.rows.num_rows, bool)
-        self.failed = PathIndex(keys[failed])       # files whose rows hold an error are read again
+        if not pc.all(keep).as_py():
+            listing = listing.filter(keep)
+        index = PathIndex(path_keys(listing))
+        meta = {k: listing.column(k).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)[index.order]
+                for k in KEY}
+        etag = listing.column("etag").take(pa.array(index.order, pa.int64())).fill_null("").combine_chunks()
+        rows = _read_dataset(out_dir, dataset)
+        keys = path_keys(rows)
+        failed = pc.is_valid(rows.column("error")).to_numpy(zero_copy_only=False) \
+            if "error" in rows.column_names else np.zeros(rows.num_rows, bool)
+        # files whose rows hold an error are read again
+        return cls(index, meta, etag, rows, PathIndex(keys), PathIndex(keys[failed]))
+
+    def save(self, where: str) -> None:
+        """Write to the directory ``where`` (made if needed): the arrays in one file, the tables as
+        Arrow IPC files, ``LAYOUT`` last. Each file is renamed into place: a process that mapped
+        an earlier save keeps reading that."""
+        os.makedirs(where, exist_ok=True)
+        arrays = {f"meta.{k}": v for k, v in self.meta.items()}
+        for name in ("index", "by_path", "failed"):
+            arrays.update({f"{name}.{k}": v for k, v in getattr(self, name).arrays().items()})
+        layout, offset = {}, 0
+        with atomic_write(os.path.join(where, "arrays.bin"), "wb") as f:
+            for name, a in arrays.items():
+                a = np.ascontiguousarray(a)
+                f.write(b"\0" * (-offset % 64))
+                offset += -offset % 64
+                layout[name] = {"dtype": a.dtype.str, "count": len(a), "offset": offset}
+                f.write(memoryview(a).cast("B"))
+                offset += a.nbytes
+        for name, table in (("etag", pa.table({"etag": self.etag})), ("rows", self.rows)):
+            with atomic_write(os.path.join(where, f"{name}.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+                w.write_table(table)
+        with atomic_write(os.path.join(where, LAYOUT)) as f:
+            json.dump(layout, f)
+
+    @classmethod
+    def mapped(cls, where: str) -> Earlier:
+        """What ``save`` wrote to ``where``, memory-mapped: nothing is copied, the pages are shared
+        by every process on the host."""
+        with open(os.path.join(where, LAYOUT), encoding="utf-8") as f:
+            layout = json.load(f)
+        raw = np.memmap(os.path.join(where, "arrays.bin"), np.uint8, "r") if layout else np.zeros(0, np.uint8)
+        arrays = {name: np.frombuffer(raw, np.dtype(a["dtype"]), a["count"], a["offset"]) if a["count"]
+                  else np.zeros(0, np.dtype(a["dtype"])) for name, a in layout.items()}
+
+        def group(name: str) -> dict[str, np.ndarray]:
+            return {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(name + ".")}
+
+        etag, rows = (pa.ipc.open_file(pa.memory_map(os.path.join(where, f"{n}.arrow"))).read_all()
+                      for n in ("etag", "rows"))
+        return cls(PathIndex.from_arrays(group("index")), group("meta"), etag.column("etag"), rows,
+                   PathIndex.from_arrays(group("by_path")), PathIndex.from_arrays(group("failed")))
 
     def unchanged(self, table: pa.Table, one_row: bool, keys: np.ndarray | None = None,
                   rows: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -128,26 +198,48 @@ def _read_dataset(out_dir: str, dataset: str) -> pa.Table:
     return pa.concat_tables([outputs.read_table(f) for f in parts], promote_options="permissive").combine_chunks()
 
 
-# One per worker process, built by one thread while the others wait, and built again when
-# PREVIOUS_OUT was written again since (its summary.json's mtime): a long-lived worker serves many runs.
+# One per worker process, read by one thread while the others wait, and read again when the run
+# it stands for was written again (its LAYOUT's, or summary.json's, mtime): a long-lived worker
+# serves many runs.
 _LOADING = threading.Lock()
 
 
-def _stamp(out_dir: str) -> int:
+def _stamp(path: str) -> int:
     try:
-        return os.stat(os.path.join(out_dir, "summary.json")).st_mtime_ns
+        return os.stat(path).st_mtime_ns
     except OSError:
         return 0
 
 
-def earlier(out_dir: str, dataset: str) -> Earlier:
+def prepare(since: str, dataset: str, where: str | None) -> str:
+    """The task that builds the earlier run once for every chunk task of this run: loaded from
+    ``since`` and saved to ``where`` (a directory of the run's own output, on storage every worker
+    reads). Returns what the chunk tasks pass to ``earlier``: ``where``, or ``since`` when ``where``
+    is None (an output on object storage: each worker process loads its own)."""
+    if where is None:
+        return since
+    Earlier.load(since, dataset).save(where)
+    return where
+
+
+def earlier(source: str, dataset: str) -> Earlier:
+    """The earlier run, from ``prepare``'s ``source``: mapped where it was saved, else loaded."""
     with _LOADING:
-        return _earlier(out_dir, dataset, _stamp(out_dir))
+        layout = os.path.join(source, LAYOUT)
+        if os.path.exists(layout):
+            return _earlier(source, "", _stamp(layout))
+        return _earlier(source, dataset, _stamp(os.path.join(source, "summary.json")))
+
+
+def forget() -> None:
+    """Drop this process's earlier run (its memory, its mapped files)."""
+    with _LOADING:
+        _earlier.cache_clear()
 
 
 @lru_cache(maxsize=1)
-def _earlier(out_dir: str, dataset: str, stamp: int) -> Earlier:
-    return Earlier(out_dir, dataset)
+def _earlier(source: str, dataset: str, stamp: int) -> Earlier:
+    return Earlier.mapped(source) if not dataset else Earlier.load(source, dataset)
 
 
 def _with_etag(table: pa.Table) -> pa.Table:
@@ -158,10 +250,11 @@ def _with_etag(table: pa.Table) -> pa.Table:
 
 
 def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,
-                  since: str) -> tuple[pa.Table, int]:
+                  source: str) -> tuple[pa.Table, int]:
     """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
-    were reused. The other rows go through ``job.process_chunk``; the reused rows come after them."""
-    same, old = earlier(since, job.dataset).split(table, one_row=job.emit is None)
+    were reused (``source``: what ``prepare`` returned). The other rows go through
+    ``job.process_chunk``; the reused rows come after them."""
+    same, old = earlier(source, job.dataset).split(table, one_row=job.emit is None)
     if not same.any():
         return job.process_chunk(table, params, load), 0
     fresh = job.process_chunk(table.filter(pa.array(~same)), params, load)

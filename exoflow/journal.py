@@ -82,7 +82,7 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
         "from_list": absolute(cfg.from_list),
         "params": _canonical({k: v for k, v in cfg.params.items() if k != "now" and not is_backend_option(k)}),
         "walk": _canonical(cfg.walk),
-        "chunk": _canonical(dataclasses.replace(cfg.chunk, reused_from=None)),   # --since is below
+        "chunk": _canonical(dataclasses.replace(cfg.chunk, reused_before=None)),   # --since is below
         "load": _canonical(load),
         "since": absolute(cfg.since),
     }

@@ -170,9 +170,10 @@ class ChunkOptions:
     # Content reading: sort by (device, inode) and bound the bytes per chunk. None = whether the
     # job reads contents (Job.reads).
     read_order: bool | None = derived(None, "the job: whether it reads contents (Job.reads), or its own ChunkOptions")
-    # --since: the earlier output's dataset directory (absolute) whose unchanged files are reused,
-    # not read: they count no bytes towards max_bytes
-    reused_from: str | None = derived(None, "--since")
+    # --since: when the earlier run started (ns since the epoch). A file whose ctime (an object's
+    # mtime) is older is expected unchanged, its rows reused, not read: it counts no bytes towards
+    # max_bytes and ``incremental.REUSED_COST`` towards max_files. An estimate for the cut only.
+    reused_before: int | None = derived(None, "--since")
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ run next to them.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
+import shutil
 import time
 import uuid
 from collections import deque
@@ -62,7 +64,7 @@ def walk_budget(chunk: ChunkOptions) -> tuple[int, float]:
     part holds CHUNKS_PER_PART chunks of reused files (``incremental.REUSED_COST`` each)."""
     if not chunk.read_order:
         return BUDGET
-    per_file = incremental.REUSED_COST if chunk.reused_from else 1.0
+    per_file = incremental.REUSED_COST if chunk.reused_before is not None else 1.0
     return min(BUDGET[0], int(CHUNKS_PER_PART * chunk.max_files / per_file)), BUDGET[1]
 
 
@@ -90,8 +92,7 @@ class RunConfig:
         if self.chunk.read_order is None:   # unset: whether the job reads contents decides
             self.chunk = dataclasses.replace(self.chunk, read_order=self.job.reads_content)
         if self.since and self.chunk.read_order:
-            self.chunk = dataclasses.replace(self.chunk, reused_from=os.path.join(os.path.abspath(self.since),
-                                                                                  self.job.dataset))
+            self.chunk = dataclasses.replace(self.chunk, reused_before=incremental.started_ns(self.since))
 
     @property
     def sources(self) -> list[str]:
@@ -154,8 +155,8 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
     sizes = content_bytes(table)
     # the byte bound is about memory for contents: without reading, only the file count matters
     bound, files = (sizes if chunk_opts.read_order else np.zeros_like(sizes)), None
-    if chunk_opts.reused_from and table.num_rows:      # --since: files whose rows are reused are not read
-        reused = incremental.earlier(*os.path.split(chunk_opts.reused_from)).unchanged(table, one_row=False)
+    if chunk_opts.reused_before is not None:      # --since: files whose rows are reused are not read
+        reused = incremental.expected_unchanged(table, chunk_opts.reused_before)
         bound, files = np.where(reused, 0, bound), np.where(reused, incremental.REUSED_COST, 1.0)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts, files), worker=_where(),
                 seconds=time.perf_counter() - t0)
@@ -231,12 +232,12 @@ def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str)
 
 
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
-              load_opts: LoadOptions, out_dir: str, part: str, since: str | None = None,
+              load_opts: LoadOptions, out_dir: str, part: str, earlier: str | None = None,
               journalled: dict | None = None) -> dict:
     """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
     written to ``out_dir/<dataset>/part`` (``Job.write_chunk``); returns the counts and the reducer's
-    chunk summary for the client. ``since``: an earlier output whose rows of unchanged files are
-    reused (``exoflow.incremental``); ``journalled``: the chunk's journal record from a killed run,
+    chunk summary for the client. ``earlier``: with --since, where the earlier run whose rows of
+    unchanged files are reused was prepared (``exoflow.incremental.prepare``); ``journalled``: the chunk's journal record from a killed run,
     whose part is read back instead (``exoflow.journal``). Per-file problems are rows with an
     ``error``; an OSError of the part's write raises."""
     t0 = time.perf_counter()
@@ -251,8 +252,8 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
         errors, summary = job.summarise(result, params)
     else:
         journal.test_pause("chunk")
-        if since:
-            result, reused = incremental.process_chunk(job, table, params, load_opts, since)
+        if earlier:
+            result, reused = incremental.process_chunk(job, table, params, load_opts, earlier)
             errors, summary = job.write_rows(result, params, out_dir, part)
         else:
             errors, summary = job.write_chunk(table, params, load_opts, out_dir, part)  # loads what job.reads selects
@@ -390,10 +391,19 @@ class _Run:
         self.listing_info: dict[str, dict] = {}   # meta future key -> its journal record so far
         self.chunk_info: dict[str, dict] = {}     # chunk future key -> its journal record so far
         self.reused = 0                           # --since: files whose earlier rows were reused
-        self.since = os.path.abspath(cfg.since) if cfg.since else None   # as workers elsewhere find it
+        self.since = None                         # --since: the prepare task, whose result chunk tasks read
+        if cfg.since:       # the earlier run spelled as workers elsewhere find it, built once for all
+            self.since = ex.submit(incremental.prepare, os.path.abspath(cfg.since), cfg.job.dataset,
+                                   self.prepared_dir(), key=self.key("earlier"), priority=20)
+            self.futures[self.since.key] = self.since
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
         self.files = self.other = 0      # of the entries done: regular files, other entries
         self.total: dict | None = None
+
+    def prepared_dir(self) -> str | None:
+        """Where ``incremental.prepare`` saves the earlier run for this run's workers (None for an
+        output on object storage); removed when the run ends."""
+        return None if objects.is_url(self.cfg.out_dir) else os.path.join(self.journal.dir, "earlier")
 
     def key(self, kind: str) -> str:
         self.seq += 1
@@ -558,11 +568,14 @@ def run(executor: Executor | Client, cfg: RunConfig, progress: Progress | None =
     KeyboardInterrupt as it comes; files that cannot be read are rows with an ``error``."""
     ex = as_executor(executor)
     t0 = time.time()
-    if objects.is_url(cfg.out_dir):     # the workers write their parts straight to the store
-        outputs.register(cfg.out_dir, cfg.load.storage_options)
-        with ex.everywhere(outputs.register, outputs.unregister, cfg.out_dir, cfg.load.storage_options):
-            return _run(ex, cfg, progress, t0)
-    return _run(ex, cfg, progress, t0)
+    with contextlib.ExitStack() as stack:
+        if objects.is_url(cfg.out_dir):     # the workers write their parts straight to the store
+            outputs.register(cfg.out_dir, cfg.load.storage_options)
+            stack.enter_context(ex.everywhere(outputs.register, outputs.unregister, cfg.out_dir,
+                                              cfg.load.storage_options))
+        if cfg.since:        # no worker keeps the earlier run mapped (its files removed) once this one ends
+            stack.enter_context(ex.everywhere(incremental.forget, incremental.forget))
+        return _run(ex, cfg, progress, t0)
 
 
 def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> RunSummary:
@@ -579,6 +592,8 @@ def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> 
         r.execute()
     finally:
         log.close()
+        if cfg.since and r.prepared_dir():
+            shutil.rmtree(r.prepared_dir(), ignore_errors=True)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
         cfg.job.write_chunk(SCHEMA.empty_table(), params, cfg.load, cfg.out_dir, "part-empty.parquet")
     wall = time.time() - t0

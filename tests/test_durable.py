@@ -274,6 +274,50 @@ def test_since_counts_reused_files_lightly_when_cutting_chunks(tmp_path):
     assert _rows(tmp_path / "since" / "files") == _rows(tmp_path / "before" / "files")
 
 
+def test_since_cut_expects_unchanged_the_files_older_than_the_earlier_run(tmp_path):
+    """The cut's estimate, without reading the earlier run: a regular file whose ctime is older
+    than the earlier run's start. Counted by hand: 2 of the 4 files are older (one of them now an
+    error row), a directory never counts."""
+    from exoflow.incremental import expected_unchanged
+    listing = pa.table({"type": ["file", "file", "file", "dir", "file"],
+                        "error": [None, None, "EACCES", None, None],
+                        "ctime_ns": pa.array([10, 30, 10, 10, None], pa.int64()),
+                        "mtime_ns": pa.array([10, 10, 10, 10, 15], pa.int64())})   # an object: its mtime
+    assert expected_unchanged(listing, 20).tolist() == [True, False, False, False, True]
+    assert not expected_unchanged(listing, None).any()
+
+
+def test_since_cuts_changed_files_as_a_fresh_run_does(tmp_path):
+    """Every file touched after the earlier run: none is expected unchanged, so the chunks are as
+    many as a fresh run's, and every file is read."""
+    tree = make_tree(tmp_path / "src", dirs=4, per_dir=100)
+    first = run_here("checksum", tree, tmp_path / "before", chunk_files=50)
+    time.sleep(0.01)
+    for f in tree.rglob("*"):
+        if f.is_file():
+            os.chmod(f, 0o644)        # moves ctime: a changed file, read again
+    again = run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"), chunk_files=50)
+    assert again["chunks"] == first["chunks"] and again["since"]["files_reused"] == 0
+
+
+def test_the_earlier_run_is_prepared_once_and_mapped_alike(tmp_path):
+    """``incremental.prepare`` saves the earlier run for every worker; what a worker maps from it
+    finds the same rows as what is read straight from the earlier output, and the run removes it."""
+    from exoflow.incremental import Earlier, prepare
+    tree = make_tree(tmp_path / "src", dirs=8, per_dir=20)
+    run_here("checksum", tree, tmp_path / "before")
+    _change(tree)
+    run_here("inventory", tree, tmp_path / "now")
+    listing = pa.concat_tables(read_listing(p) for p in listing_parts(str(tmp_path / "now")))
+    where = prepare(str(tmp_path / "before"), "files", str(tmp_path / "prepared"))
+    loaded, mapped = Earlier.load(str(tmp_path / "before"), "files"), Earlier.mapped(where)
+    (same_l, rows_l), (same_m, rows_m) = loaded.split(listing, True), mapped.split(listing, True)
+    assert same_l.tolist() == same_m.tolist() and rows_l.equals(rows_m)
+    assert int((~same_l & pc.equal(listing.column("type"), "file").to_numpy(zero_copy_only=False)).sum()) == 3
+    run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"))
+    assert not (tmp_path / "since" / STATE / "earlier").exists()
+
+
 def test_since_reads_again_a_file_whose_earlier_row_holds_an_error(tmp_path):
     """An earlier row with an ``error`` (set here by hand in the earlier dataset) is not reused:
     that file is read, and gets its true digest (hashlib's oracle: xxhash's)."""

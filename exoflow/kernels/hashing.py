@@ -154,6 +154,8 @@ class PathIndex:
     its ``hi`` and ``lo`` keys, its first position in ``order`` and its number of rows. Paths that
     share a 64-bit ``hi`` (astronomically rare) count as absent: such a file is only read again."""
 
+    ARRAYS = ("order", "starts", "counts", "hi", "lo", "bucket")
+
     def __init__(self, keys: np.ndarray) -> None:
         self.order = np.argsort(keys[:, 0], kind="stable")
         hi, lo = keys[self.order, 0], keys[self.order, 1]
@@ -168,10 +170,27 @@ class PathIndex:
         self.counts[clash] = 0
         # Where each bucket of the top ``bits`` bits of ``hi`` starts (about one path per bucket: the
         # keys are hashes): a lookup reads a few neighbours, not 20 steps of a binary search.
-        bits = max(1, int(len(self.hi)).bit_length())
-        self.shift = np.uint64(64 - bits)
-        self.bucket = np.searchsorted(self.hi >> self.shift, np.arange(2**bits + 1, dtype=np.uint64))
+        self.bucket = np.searchsorted(self.hi >> self._shift(), np.arange(2**self._bits() + 1, dtype=np.uint64))
         self.widest = int(np.diff(self.bucket).max()) if len(self.hi) else 0
+
+    def _bits(self) -> int:
+        return max(1, int(len(self.hi)).bit_length())
+
+    def _shift(self) -> np.uint64:
+        return np.uint64(64 - self._bits())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The index as arrays (``ARRAYS``), for ``from_arrays`` in another process."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PathIndex:
+        """The index ``arrays`` gave, its arrays used as they are (e.g. memory-mapped, read-only)."""
+        index = cls.__new__(cls)
+        for name in cls.ARRAYS:
+            setattr(index, name, arrays[name])
+        index.widest = int(np.diff(index.bucket).max()) if len(index.hi) else 0
+        return index
 
     def __len__(self) -> int:
         return len(self.order)
@@ -183,7 +202,7 @@ class PathIndex:
         first, end = np.zeros(n, np.int64), np.zeros(n, np.int64)
         if not len(self.hi) or not n:
             return first, end
-        b = (keys[:, 0] >> self.shift).astype(np.int64)
+        b = (keys[:, 0] >> self._shift()).astype(np.int64)
         at, stop = self.bucket[b], self.bucket[b + 1]
         for _ in range(self.widest):           # the j-th path of each key's bucket
             live = np.flatnonzero(at < stop)
