@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -376,7 +377,7 @@ class _Run:
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset) if cfg.job.dataset else ""
         self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
-        self.slots = max(2, 2 * sum(ex.nthreads().values()))
+        self.slots = max(2, sum(ex.nthreads().values()))
         self.walks_in_flight = 0
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
@@ -420,7 +421,7 @@ class _Run:
         key = self.key("list")
         name = restored or f"L-{key.rsplit('-', 1)[1]}"
         save = () if restored else (self.journal.listing_path(name),)
-        lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w)
+        lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20)
         self.placed[lf.key] = self.load.add(w, "list")
         mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
@@ -432,17 +433,18 @@ class _Run:
 
     def submit_walks(self, budget: tuple[int, float] | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
-        free = self.slots - self.walks_in_flight
         self.load.update(self.ex.nthreads())
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
                                 self.cfg.job.mark, self.cfg.load.storage_options,
                                 record={"stack": [], "root_files": True})
+        free = self.slots - self.walks_in_flight
         if free <= 0 or not self.pending:
             return
-        per = math.ceil(len(self.pending) / free)
-        while self.pending and self.walks_in_flight < self.slots:
-            stack = [self.pending.popleft() for _ in range(min(per, len(self.pending)))]
+        # dealt round-robin: the pending directories come shallow (large subtrees) first
+        stacks = [list(itertools.islice(self.pending, i, None, free)) for i in range(min(free, len(self.pending)))]
+        self.pending.clear()
+        for stack in stacks:
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
                                 self.cfg.load.storage_options, record={"stack": [d.ident for d in stack]})
 
@@ -463,6 +465,7 @@ class _Run:
         self.listed += meta["files"]
         self.dirs += meta["dirs"]
         self.pending.extend(meta["left"])
+        self.submit_walks()       # before the chunks: the walk finds the work, it goes first
         cfg = self.cfg
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
@@ -480,7 +483,6 @@ class _Run:
             self.chunks_left[lf.key] = len(meta["chunks"])
         else:
             del self.futures[lf.key]
-        self.submit_walks()
 
     def on_chunk(self, cf) -> None:
         r = cf.result()
