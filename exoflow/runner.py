@@ -160,7 +160,7 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
         reused = incremental.expected_unchanged(table, chunk_opts.reused_before)
         bound, files = np.where(reused, 0, bound), np.where(reused, incremental.REUSED_COST, 1.0)
     meta.update(files=table.num_rows, bytes=int(sizes.sum()), chunks=cut(bound, chunk_opts, files), worker=_where(),
-                seconds=time.perf_counter() - t0)
+                seconds=time.perf_counter() - t0, nbytes=table.nbytes)
     return table, meta
 
 
@@ -377,7 +377,12 @@ class _Run:
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset) if cfg.job.dataset else ""
         self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
-        self.slots = max(2, sum(ex.nthreads().values()))
+        self.slots = max(2, 2 * sum(ex.nthreads().values()))
+        # listing parts in worker memory until their chunks are done (future key -> bytes): the walk
+        # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first)
+        self.held: dict[str, int] = {}
+        memory = ex.task_memory()
+        self.hold_limit = None if memory is None else memory * max(1, sum(ex.nthreads().values())) // 2
         self.walks_in_flight = 0
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
@@ -406,6 +411,12 @@ class _Run:
         output on object storage); removed when the run ends."""
         return None if objects.is_url(self.cfg.out_dir) else os.path.join(self.journal.dir, "earlier")
 
+    def walk_first(self) -> bool:
+        """Whether listing tasks go before chunk tasks (placed first, higher priority): the walk finds
+        the work and spreads it over the workers, but every part it lists ahead of the chunks stays in
+        memory; so only while the parts held are under ``hold_limit``."""
+        return self.hold_limit is None or sum(self.held.values()) < self.hold_limit
+
     def key(self, kind: str) -> str:
         self.seq += 1
         return f"exoflow-{kind}-{self.id}-{self.seq:06d}"
@@ -421,7 +432,7 @@ class _Run:
         key = self.key("list")
         name = restored or f"L-{key.rsplit('-', 1)[1]}"
         save = () if restored else (self.journal.listing_path(name),)
-        lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20)
+        lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20 if self.walk_first() else 0)
         self.placed[lf.key] = self.load.add(w, "list")
         mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"))
         self.listings[mf.key] = lf
@@ -465,7 +476,9 @@ class _Run:
         self.listed += meta["files"]
         self.dirs += meta["dirs"]
         self.pending.extend(meta["left"])
-        self.submit_walks()       # before the chunks: the walk finds the work, it goes first
+        first = self.walk_first()
+        if first:
+            self.submit_walks()
         cfg = self.cfg
         for start, stop in meta["chunks"]:
             key = self.key("chunk")
@@ -481,8 +494,11 @@ class _Run:
             self.ac.add(cf)
         if meta["chunks"]:
             self.chunks_left[lf.key] = len(meta["chunks"])
+            self.held[lf.key] = meta.get("nbytes", 0)
         else:
             del self.futures[lf.key]
+        if not first:
+            self.submit_walks()
 
     def on_chunk(self, cf) -> None:
         r = cf.result()
@@ -495,7 +511,7 @@ class _Run:
         lkey = self.chunk_of.pop(cf.key)
         self.chunks_left[lkey] -= 1
         if not self.chunks_left[lkey]:
-            del self.chunks_left[lkey]
+            del self.chunks_left[lkey], self.held[lkey]
             del self.futures[lkey]       # the listing part is no longer needed on its worker
         self.done += r["rows"]
         self.files += r["files"]

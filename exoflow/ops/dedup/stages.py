@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from exoflow import outputs
-from exoflow.kernels.hashing import _one_shot, hash_stream
+from exoflow.kernels.hashing import _one_shot, hash_stream, span_hexdigests
 from exoflow.batch import RESIZED, read_ends, read_files, stream
 from exoflow.chunks import read_batches
 from exoflow.paths import exact_paths
@@ -163,33 +163,30 @@ def _reason(e: OSError) -> str:
     return e.strerror if isinstance(e, Changed) else describe_error(e)
 
 
-def _first_digests(df: pd.DataFrame, one_shot, errors: list, read_batch: int, storage: str) -> pd.Series:
+def _first_digests(df: pd.DataFrame, algorithm: str, errors: list, read_batch: int, storage: str) -> pd.Series:
     """Per row: the whole file's hash when it is at most SUFFIX_FROM bytes (so it needs no second
     pass), else the hash of its first and last PREFIX bytes. Small files are read by the engine's
-    loader, ``read_batch`` bytes at a time; a file whose size differs from the listing is left out
-    (reason kept)."""
+    loader, ``read_batch`` bytes at a time, and hashed together (``span_hexdigests``); a file whose
+    size differs from the listing is left out (reason kept)."""
     paths, shown, sizes, which = _per_inode(df)
     small = sizes <= SUFFIX_FROM
-    digests: list[str | None] = [None] * len(paths)
+    digests = np.full(len(paths), None, dtype=object)
+    one_shot = _one_shot(algorithm)
     for a, b in read_batches(sizes, SUFFIX_FROM, read_batch):
-        data, offsets, read_errors, large = read_files(paths[a:b], small[a:b],
-                                                       int(sizes[a:b][small[a:b]].sum()) + b - a + 1, SUFFIX_FROM,
-                                                       sizes=sizes[a:b], storage=storage)
-        mv = memoryview(data)
-        offs = offsets.tolist()
-        for j, k in enumerate(range(a, b)):
+        sel = small[a:b]
+        data, offsets, read_errors, large = read_files(paths[a:b], sel, int(sizes[a:b][sel].sum()) + b - a + 1,
+                                                       SUFFIX_FROM, sizes=sizes[a:b], storage=storage)
+        failed = np.array([e is not None for e in read_errors], dtype=bool)
+        whole = sel & ~failed & ~np.asarray(large, dtype=bool) & (np.diff(offsets) == sizes[a:b])
+        digests[a:b] = span_hexdigests(algorithm, data, offsets, np.flatnonzero(whole))
+        for j in np.flatnonzero(sel & ~whole).tolist():
+            errors.append([shown[a + j], read_errors[j] if failed[j] else RESIZED])
+        for j in np.flatnonzero(~sel).tolist():
             try:
-                if not small[k]:
-                    digests[k] = _prefix_suffix(paths[k], int(sizes[k]), one_shot, storage)
-                    continue
-                if read_errors[j] is not None:
-                    raise OSError(read_errors[j])
-                if large[j] or offs[j + 1] - offs[j] != sizes[k]:
-                    raise Changed(0, RESIZED)
-                digests[k] = one_shot(mv[offs[j]:offs[j + 1]])
+                digests[a + j] = _prefix_suffix(paths[a + j], int(sizes[a + j]), one_shot, storage)
             except OSError as e:
-                errors.append([shown[k], _reason(e)])
-    return pd.Series(np.asarray(digests, dtype=object)[which], index=df.index, dtype=object)
+                errors.append([shown[a + j], _reason(e)])
+    return pd.Series(digests[which], index=df.index, dtype=object)
 
 
 def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
@@ -208,7 +205,6 @@ def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
 def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     """One shuffled partition (every candidate of its sizes) -> duplicate rows + stage counts."""
     algorithm = params.get("hash") or "xxh3-128"
-    one_shot = _one_shot(algorithm)
     stats = {"candidates": len(df)}
     errors: list = []
     df = df.sort_values("path", kind="stable").reset_index(drop=True)   # shuffled rows repeat index values
@@ -218,7 +214,7 @@ def find_duplicates(df: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     df = _paired(df, ["size"])
     stats["after_links"] = len(df)
     storage = params.get("storage") or ""
-    df = df.assign(key=_first_digests(df, one_shot, errors, params.get("read_batch") or READ_BATCH, storage))
+    df = df.assign(key=_first_digests(df, algorithm, errors, params.get("read_batch") or READ_BATCH, storage))
     df = _paired(df[df["key"].notna()], ["size", "key"])
     stats["after_prefix"] = len(df)
     whole = (df["size"] <= SUFFIX_FROM).to_numpy()            # the first pass already hashed them in full
