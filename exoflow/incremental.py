@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 KEY = ("device", "inode", "size", "mtime_ns", "ctime_ns")
 LAYOUT = "layout.json"     # of a saved Earlier: the arrays in arrays.bin; written last
 
-# What a reused file counts towards a chunk's --chunk-files: its rows are copied, nothing is read,
-# about what a file costs inventory, whose chunks hold 10x checksum's 5,000 files.
+# What a reused file counts towards a chunk's --chunk-files: its rows are copied, nothing is read
+# (about 1 µs a file, against some 10 µs to open and read a small one).
 REUSED_COST = 0.1
 
 

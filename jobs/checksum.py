@@ -55,7 +55,7 @@ job = Job(
     reducer=ChecksumReducer(),
     columns=MANIFEST_COLUMNS,
     reads=READS,                  # files not reused by --trust-mtime, hashed in cache-sized sub-batches
-    chunk=ChunkOptions(max_files=5_000, max_bytes=128 * 2**20),
+    chunk=ChunkOptions(max_files=20_000, max_bytes=512 * 2**20),
     arguments=[
         Argument("--hash", type=hash_argument, metavar="ALG[,ALG…]",
                  help="xxh3-128 (default), blake3, sha256, sha1, md5; several comma-separated "
