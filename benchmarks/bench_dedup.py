@@ -68,7 +68,7 @@ def _measure_cpu(cmd: list[str], runs: int, warmup: int = 1):
     """measure() plus CPU seconds (user, sys) per run, averaged over all runs including the warm-up:
     the resource usage of waited-for children, which includes exoflow's worker processes."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    timing = measure(cmd, runs=runs, warmup=warmup)
+    timing = measure(cmd, runs=runs, warmup=warmup, memory=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     n = runs + warmup
     return timing, ((after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n)

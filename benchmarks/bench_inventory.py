@@ -38,7 +38,7 @@ def main() -> int:
         }
         if gdu:
             tools["gdu -n -p"] = f"gdu -n -p {tree} > /dev/null"
-        res = {name: measure(cmd, runs=a.runs, shell=isinstance(cmd, str)) for name, cmd in tools.items()}
+        res = {name: measure(cmd, runs=a.runs, shell=isinstance(cmd, str), memory=True) for name, cmd in tools.items()}
         ours = n / res["exoflow run inventory"].wall
         for name, t in res.items():
             rate = n / t.wall

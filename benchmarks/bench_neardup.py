@@ -112,7 +112,7 @@ def main() -> None:
         out = os.path.join(work, "out")
         cmd = [sys.executable, "-m", "exoflow.cli", "run", "neardup", root, "--out", out, "-q", "--no-dashboard",
                "--workers", str(a.workers), "--threshold", str(THRESHOLD), "--permutations", str(PERM)]
-        ex = measure(cmd, runs=a.runs, warmup=1, prepare=lambda: shutil.rmtree(out, ignore_errors=True))
+        ex = measure(cmd, runs=a.runs, warmup=1, prepare=lambda: shutil.rmtree(out, ignore_errors=True), memory=True)
         found = {"exoflow": exoflow_pairs(out)}
         rn_wall, found["rensa"] = timed(lambda: run_rensa(root, bands, rows), a.runs)
         ds_wall, found["datasketch"] = timed(lambda: run_datasketch(root), a.runs)
