@@ -157,6 +157,10 @@ def path_keys(table: pa.Table) -> np.ndarray:
     """uint64 (N, 2): the XXH3-128 (high, low 64 bits) of each row's exact path bytes (``path_bytes``
     where set, else ``path`` in UTF-8), hashed over Arrow's buffer in C (per row in Python without
     ``_native``). Equal keys mean equal paths but for a 2**-128 chance."""
+    path = table.column("path")
+    raw = table.column("path_bytes") if "path_bytes" in table.column_names else None
+    if native is not None and not path.null_count and (raw is None or raw.null_count == len(raw)):
+        return _utf8_keys(path)          # every path is its UTF-8: hashed in place, chunk by chunk
     raw = exact_bytes(table)
     n = len(raw)
     keys = np.zeros((n, 2), np.uint64)
@@ -171,16 +175,31 @@ def path_keys(table: pa.Table) -> np.ndarray:
     return keys
 
 
+def _utf8_keys(path: pa.ChunkedArray) -> np.ndarray:
+    """``path_keys`` of a string column without nulls, over its own buffers (no copy)."""
+    keys = np.zeros((len(path), 2), np.uint64)
+    at = 0
+    for chunk in path.chunks:
+        m = len(chunk)
+        if m:
+            _, offsets, data = chunk.buffers()
+            width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+            spans = np.frombuffer(offsets, width)[chunk.offset:chunk.offset + m + 1].astype(np.int64)
+            native.xxh3_128_spans(memoryview(data) if data is not None else b"", spans, keys[at:at + m])
+        at += m
+    return keys
+
+
 class PathIndex:
     """Rows of a table found by exact path: its ``path_keys`` sorted once. ``order``: int64, the
-    table's rows in key order, the rows of one path adjacent; per distinct path (sorted by ``hi``)
+    table's rows in key order, the rows of one path adjacent (in no given order); per distinct path (sorted by ``hi``)
     its ``hi`` and ``lo`` keys, its first position in ``order`` and its number of rows. Paths that
     share a 64-bit ``hi`` (astronomically rare) count as absent: such a file is only read again."""
 
     ARRAYS = ("order", "starts", "counts", "hi", "lo", "bucket")
 
     def __init__(self, keys: np.ndarray) -> None:
-        self.order = np.argsort(keys[:, 0], kind="stable")
+        self.order = np.argsort(keys[:, 0])       # equal keys (one path's rows) end up adjacent
         hi, lo = keys[self.order, 0], keys[self.order, 1]
         new = np.ones(len(hi), bool)
         new[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
@@ -193,7 +212,8 @@ class PathIndex:
         self.counts[clash] = 0
         # Where each bucket of the top ``bits`` bits of ``hi`` starts (about one path per bucket: the
         # keys are hashes): a lookup reads a few neighbours, not 20 steps of a binary search.
-        self.bucket = np.searchsorted(self.hi >> self._shift(), np.arange(2**self._bits() + 1, dtype=np.uint64))
+        per_bucket = np.bincount((self.hi >> self._shift()).astype(np.int64), minlength=2**self._bits())
+        self.bucket = np.concatenate(([0], np.cumsum(per_bucket)))
         self.widest = int(np.diff(self.bucket).max()) if len(self.hi) else 0
 
     def _bits(self) -> int:
