@@ -356,12 +356,16 @@ class _Load:
             self.listings[worker] = self.listings.get(worker, 0) + (kind == "list")
         return worker, self.mean[kind]
 
-    def done(self, placed: tuple[str | None, float], kind: str, seconds: float) -> None:
+    def done(self, placed: tuple[str | None, float], kind: str, seconds: float | None) -> None:
+        """Take back what ``add`` counted; ``seconds``: how long the task took (None: not a task of
+        ``kind`` whose mean it tells, e.g. --since's prepare task, counted as a listing)."""
         worker, counted = placed
         if worker in self.busy:
             self.busy[worker] = max(0.0, self.busy[worker] - counted)
             if kind == "list":
                 self.listings[worker] = max(0, self.listings[worker] - 1)
+        if seconds is None:
+            return
         self.seen[kind] += 1
         self.mean[kind] += (seconds - self.mean[kind]) / self.seen[kind]
 
@@ -399,9 +403,12 @@ class _Run:
         self.reused = 0                           # --since: files whose earlier rows were reused
         self.since = None                         # --since: the prepare task, whose result chunk tasks read
         if cfg.since:       # the earlier run spelled as workers elsewhere find it, built once for all
+            w = self.load.least_busy()
             self.since = ex.submit(incremental.prepare, os.path.abspath(cfg.since), cfg.job.dataset,
-                                   self.prepared_dir(), key=self.key("earlier"), priority=20)
+                                   self.prepared_dir(), key=self.key("earlier"), where=w, priority=20)
+            self.placed[self.since.key] = self.load.add(w, "list")    # the walk starts elsewhere
             self.futures[self.since.key] = self.since
+            self.ac.add(self.since)
         self.listed = self.done = self.bytes = self.errors = self.n_chunks = self.dirs = 0
         self.files = self.other = 0      # of the entries done: regular files, other entries
         self.total: dict | None = None
@@ -543,6 +550,10 @@ class _Run:
                     self.on_listing(f)
                     if self.listing_done():      # the page's progress bar: the whole run is listed
                         self.event("listing-done", files=self.listed)
+                elif f is self.since:
+                    f.result()                   # raises what preparing the earlier run raised
+                    self.load.done(self.placed.pop(f.key), "list", None)
+                    self.submit_walks()
                 else:
                     self.on_chunk(f)
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
