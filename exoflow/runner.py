@@ -53,7 +53,9 @@ from exoflow.sources.walk import DirItem, RootPlan, Walker
 # A listing task stops at whichever comes first, entries or seconds, and hands back the
 # directories it did not reach. Time keeps tasks short where directories are small and
 # many (/usr), so an idle worker soon gets work; entries bound a task's memory.
-FIRST_BUDGET = (2_000, 0.02)     # the first task returns early so work spreads fast
+# The first task goes breadth first and returns early: the directories it leaves, the shallowest
+# (largest subtrees), are dealt round-robin to one task per worker thread.
+FIRST_BUDGET = (2_000, 0.02, True)
 BUDGET = (100_000, 0.3)
 # Jobs that read contents: chunk tasks run where their listing part is, so a part holding many
 # chunks' worth of files would load one worker; parts of a couple of chunks spread the work.
@@ -165,11 +167,12 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
 
 
 def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: list[str], opts: WalkOptions,
-              budget: tuple[int, float], chunk_opts: ChunkOptions, mark=None, storage: str = "",
+              budget: tuple, chunk_opts: ChunkOptions, mark=None, storage: str = "",
               save: str | None = None) -> tuple[pa.Table, dict]:
     """A listing task: walk ``stack`` (directories, and object-storage prefixes listed with
-    ``storage``'s options) and ``root_files`` (files and objects) within ``budget``; ``mark``:
-    ``Job.mark``; ``save``: see ``_listed``."""
+    ``storage``'s options) and ``root_files`` (files and objects) within ``budget`` ((entries,
+    seconds), or (entries, seconds, breadth first): ``Walker.run``); ``mark``: ``Job.mark``;
+    ``save``: see ``_listed``."""
     t0 = time.perf_counter()
     journal.test_pause("list")
     again = _saved(run_id, chunk_opts, t0, save)
@@ -381,7 +384,7 @@ class _Run:
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset) if cfg.job.dataset else ""
         self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
-        self.slots = max(2, 2 * sum(ex.nthreads().values()))
+        self.slots = max(2, sum(ex.nthreads().values()))
         # listing parts in worker memory until their chunks are done (future key -> bytes): the walk
         # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first)
         self.held: dict[str, int] = {}
@@ -449,7 +452,7 @@ class _Run:
         self.walks_in_flight += 1
         self.ac.add(mf)
 
-    def submit_walks(self, budget: tuple[int, float] | None = None, root_files: list[str] | None = None) -> None:
+    def submit_walks(self, budget: tuple | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
         self.load.update(self.ex.nthreads())
         if root_files:

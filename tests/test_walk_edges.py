@@ -508,3 +508,46 @@ def test_names_not_utf8_with_globs_and_ignore_files(tmp_path):
     # scan honours .gitignore and lists hidden files (.env files hold secrets): find's count
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["files"] == len(
         find(str(tree), "-not", "-name", "*.log"))
+
+
+# ---- the budget of a listing task --------------------------------------------------------
+
+def _levels(root: Path) -> Path:
+    """root/aN/bM/file: 3 directories of 3 subdirectories of 2 files each (hand count: 12 directories
+    with root's, 18 files)."""
+    for a in range(3):
+        for b in range(3):
+            d = root / f"a{a}" / f"b{b}"
+            d.mkdir(parents=True)
+            (d / "f1").write_bytes(b"1")
+            (d / "f2").write_bytes(b"2")
+    return root
+
+
+@pytest.mark.parametrize("native", NATIVE)
+def test_breadth_first_leaves_the_shallow_directories_and_depth_first_the_deep(tmp_path, native):
+    """A budget of one entry (directories are not entries): breadth first lists root and a0..a2, then
+    one bN's two files, and leaves the other 8 bN; depth first goes down to a2/b2's files and leaves
+    a0, a1 and a2's other two bN. Walking on from what is left lists every entry once."""
+    root = _levels(tmp_path / "t")
+    everything = sorted(walked([root], native))
+    for breadth_first, left_depths in ((True, [2] * 8), (False, [1, 1, 2, 2])):
+        o = WalkOptions()
+        w = Walker(o, native=native)
+        stack = w.run(list(plan([str(root)], o).dirs), 1, breadth_first=breadth_first)
+        assert sorted(d.depth for d in stack) == left_depths and len(w.out) == 2
+        w.run(stack, 10**9)
+        assert sorted(w.out.table().column("path").to_pylist()) == everything
+
+
+def test_a_listing_task_stops_at_its_bytes_of_paths(tmp_path, monkeypatch):
+    """LISTING_BYTES bounds a task's part as entries do: with room for about one directory's paths
+    (each bN holds two paths of len(prefix) + 2 characters), a task lists one or two directories."""
+    import exoflow.sources.walk as walk
+    root = _levels(tmp_path / "t")
+    monkeypatch.setattr(walk, "LISTING_BYTES", 2 * len(str(root / "a0" / "b0" / "f1")))
+    o = WalkOptions()
+    w = Walker(o)
+    stack = w.run(list(plan([str(root / "a0")], o).dirs), 10**9)     # a0: its 3 bN, then b2's files
+    assert w.out.path_bytes >= walk.LISTING_BYTES and len(stack) == 2
+    assert sorted(d.depth for d in stack) == [1, 1]

@@ -71,6 +71,7 @@ class EntryCollector:
         self.no_stat: list[int] = []                     # error rows without a stat result
         self.runs: list[tuple[int, int, str | None]] = []   # (first row, depth, top)
         self.errors: dict[int, tuple[str, str | None]] = {}  # row -> (error, type hint)
+        self.path_bytes = 0                              # of every row's path (characters, from Python)
 
     def __len__(self) -> int:
         return self.sealed + len(self.paths)
@@ -84,6 +85,7 @@ class EntryCollector:
             self.runs.append(run)
 
     def add(self, path: str, st: os.stat_result) -> None:
+        self.path_bytes += len(path)
         self.paths.append(path)
         self.stats.append(st)
 
@@ -92,12 +94,14 @@ class EntryCollector:
         self.errors[len(self)] = (error, hint)
         if st is None:
             self.no_stat.append(len(self))
+        self.path_bytes += len(path)
         self.paths.append(path)
         self.stats.append(st or _NO_STAT)
 
     def add_block(self, paths: bytes, lengths: bytes, stats: bytes) -> None:
         """Rows as ``exoflow._native.scan_dir`` returns them."""
         self._seal()
+        self.path_bytes += len(paths)
         self.blocks.append((paths, lengths, stats))
         self.sealed += len(lengths) // 8
 

@@ -12,6 +12,7 @@ when it is built; filters, and installs without a C compiler, use ``os.scandir``
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import os
@@ -31,6 +32,9 @@ from exoflow.fileio import describe_errno, describe_error
 from exoflow.fileio import native as _native
 
 IGNORE_FILES = (".gitignore", ".ignore")
+# A listing task's paths, at most (about): its part stays in a worker's memory until its chunks are
+# done, and its chunks hold these paths again; entries alone would not bound it (paths of 4 KB).
+LISTING_BYTES = 32 * 2**20
 D_TYPE_HINT = {stat_mod.S_IFREG >> 12: "file", stat_mod.S_IFLNK >> 12: "symlink", stat_mod.S_IFDIR >> 12: "dir"}
 
 
@@ -239,14 +243,20 @@ class Walker:
         limit = self.opts.max_depth
         return views if limit is None else tuple(v for v in views if depth + v[1] < limit)
 
-    def run(self, stack: list[DirItem], budget: int, seconds: float = float("inf")) -> list[DirItem]:
-        """Walk until ``budget`` entries are collected or ``seconds`` have passed;
-        return the directories not reached."""
-        start = len(self.out)
+    def run(self, stack: list[DirItem], budget: int, seconds: float = float("inf"),
+            breadth_first: bool = False) -> list[DirItem]:
+        """Walk until ``budget`` entries (or LISTING_BYTES of their paths) are collected or
+        ``seconds`` have passed; return the directories not reached. Depth first (a stack: few
+        directories pending at a time), or ``breadth_first`` (a queue: what is left is many
+        directories of similar depth, which split evenly between tasks)."""
+        start, start_bytes = len(self.out), self.out.path_bytes
         deadline = time.monotonic() + seconds
-        while stack and len(self.out) - start < budget and time.monotonic() < deadline:
-            self.scan(stack.pop(), stack)
-        return stack
+        todo = collections.deque(stack) if breadth_first else stack
+        take = todo.popleft if breadth_first else todo.pop
+        while todo and len(self.out) - start < budget and self.out.path_bytes - start_bytes < LISTING_BYTES \
+                and time.monotonic() < deadline:
+            self.scan(take(), todo)
+        return list(todo)
 
     def add_root_file(self, path: str) -> None:
         """A root that is not a directory becomes a row of its own (when the size bounds keep it)."""
