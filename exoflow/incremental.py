@@ -9,9 +9,13 @@ rows out of what is read). Files that had an ``error`` then are read again.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import threading
+import uuid
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +25,6 @@ import pyarrow.compute as pc
 
 from exoflow import outputs
 from exoflow.errors import UsageError
-from exoflow.fileio import atomic_write
 from exoflow.journal import identity, listing_parts, read_listing, read_run_file
 from exoflow.kernels.hashing import PathIndex, path_keys
 
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from exoflow.runner import RunConfig
 
 KEY = ("device", "inode", "size", "mtime_ns", "ctime_ns")
-LAYOUT = "layout.json"     # of a saved Earlier: the arrays in arrays.bin; written last
+LAYOUT = "layout.json"     # of a saved Earlier: where its arrays are in arrays.bin
+PREPARED = "earlier-"      # + the run's id: the directory of a saved Earlier in a run's journal
 
 # What a reused file counts towards a chunk's --chunk-files: its rows are copied, nothing is read
 # (about 1 µs a file, against some 10 µs to open and read a small one).
@@ -115,27 +119,36 @@ class Earlier:
         return cls(index, meta, etag, rows, PathIndex(keys), PathIndex(keys[failed]))
 
     def save(self, where: str) -> None:
-        """Write to the directory ``where`` (made if needed): the arrays in one file, the tables as
-        Arrow IPC files, ``LAYOUT`` last. Each file is renamed into place: a process that mapped
-        an earlier save keeps reading that."""
-        os.makedirs(where, exist_ok=True)
-        arrays = {f"meta.{k}": v for k, v in self.meta.items()}
-        for name in ("index", "by_path", "failed"):
-            arrays.update({f"{name}.{k}": v for k, v in getattr(self, name).arrays().items()})
-        layout, offset = {}, 0
-        with atomic_write(os.path.join(where, "arrays.bin"), "wb") as f:
-            for name, a in arrays.items():
-                a = np.ascontiguousarray(a)
-                f.write(b"\0" * (-offset % 64))
-                offset += -offset % 64
-                layout[name] = {"dtype": a.dtype.str, "count": len(a), "offset": offset}
-                f.write(memoryview(a).cast("B"))
-                offset += a.nbytes
-        for name, table in (("etag", pa.table({"etag": self.etag})), ("rows", self.rows)):
-            with atomic_write(os.path.join(where, f"{name}.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-                w.write_table(table)
-        with atomic_write(os.path.join(where, LAYOUT)) as f:
-            json.dump(layout, f)
+        """Write to the new directory ``where``: the arrays in one file, the tables as Arrow IPC
+        files, ``LAYOUT``. They are written to a directory of their own, renamed to ``where``
+        whole: a reader sees all of one save or nothing. Where ``where`` exists already (the task
+        ran twice: Dask ran it again after its worker left), that save stands and this one is dropped."""
+        tmp = f"{where}.{uuid.uuid4().hex}.tmp"
+        os.makedirs(tmp)
+        try:
+            arrays = {f"meta.{k}": v for k, v in self.meta.items()}
+            for name in ("index", "by_path", "failed"):
+                arrays.update({f"{name}.{k}": v for k, v in getattr(self, name).arrays().items()})
+            layout, offset = {}, 0
+            with open(os.path.join(tmp, "arrays.bin"), "wb") as f:
+                for name, a in arrays.items():
+                    a = np.ascontiguousarray(a)
+                    f.write(b"\0" * (-offset % 64))
+                    offset += -offset % 64
+                    layout[name] = {"dtype": a.dtype.str, "count": len(a), "offset": offset}
+                    f.write(memoryview(a).cast("B"))
+                    offset += a.nbytes
+            for name, table in (("etag", pa.table({"etag": self.etag})), ("rows", self.rows)):
+                with pa.OSFile(os.path.join(tmp, f"{name}.arrow"), "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+                    w.write_table(table)
+            with open(os.path.join(tmp, LAYOUT), "w", encoding="utf-8") as f:
+                json.dump(layout, f)
+            os.rename(tmp, where)
+        except OSError:
+            if not os.path.exists(os.path.join(where, LAYOUT)):
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def mapped(cls, where: str) -> Earlier:
@@ -211,24 +224,43 @@ def _stamp(path: str) -> int:
         return 0
 
 
-def prepare(since: str, dataset: str, where: str | None) -> str:
+def prepared_dir(journal_dir: str, run_id: str) -> str:
+    """Where ``prepare`` saves the earlier run for the run ``run_id``: a directory of its own in
+    the run's journal, so that no other run (nor a task of a killed one, still running) writes it."""
+    return os.path.join(journal_dir, f"{PREPARED}{run_id}")
+
+
+def remove_prepared(journal_dir: str) -> None:
+    """Remove every run's prepared earlier run (and half-written ones) from ``journal_dir``."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(journal_dir):
+            if name.startswith(PREPARED):
+                shutil.rmtree(os.path.join(journal_dir, name), ignore_errors=True)
+
+
+def prepare(since: str, dataset: str, where: str | None) -> tuple[str, str]:
     """The task that builds the earlier run once for every chunk task of this run: loaded from
-    ``since`` and saved to ``where`` (a directory of the run's own output, on storage every worker
-    reads). Returns what the chunk tasks pass to ``earlier``: ``where``, or ``since`` when ``where``
-    is None (an output on object storage: each worker process loads its own)."""
+    ``since`` and saved to ``where`` (``prepared_dir``, on storage every worker reads). Returns
+    what the chunk tasks pass to ``earlier``: ("mapped", ``where``), or ("load", ``since``) when
+    ``where`` is None (an output on object storage: each worker process loads its own)."""
     if where is None:
-        return since
+        return "load", since
     Earlier.load(since, dataset).save(where)
-    return where
+    return "mapped", where
 
 
-def earlier(source: str, dataset: str) -> Earlier:
-    """The earlier run, from ``prepare``'s ``source``: mapped where it was saved, else loaded."""
+def earlier(source: tuple[str, str], dataset: str) -> Earlier:
+    """The earlier run, as ``prepare`` said: mapped from where it was saved, or loaded. Raises
+    FileNotFoundError when the saved one is gone (its run ended)."""
+    kind, path = source
     with _LOADING:
-        layout = os.path.join(source, LAYOUT)
-        if os.path.exists(layout):
-            return _earlier(source, "", _stamp(layout))
-        return _earlier(source, dataset, _stamp(os.path.join(source, "summary.json")))
+        if kind == "mapped":
+            layout = os.path.join(path, LAYOUT)
+            if not os.path.exists(layout):
+                raise FileNotFoundError(errno.ENOENT, "the earlier run prepared for --since is gone "
+                                        "(its run ended or was stopped)", path)
+            return _earlier(path, "", _stamp(layout))
+        return _earlier(path, dataset, _stamp(os.path.join(path, "summary.json")))
 
 
 def forget() -> None:
@@ -250,7 +282,7 @@ def _with_etag(table: pa.Table) -> pa.Table:
 
 
 def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,
-                  source: str) -> tuple[pa.Table, int]:
+                  source: tuple[str, str]) -> tuple[pa.Table, int]:
     """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
     were reused (``source``: what ``prepare`` returned). The other rows go through
     ``job.process_chunk``; the reused rows come after them."""

@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import time
 import uuid
 from collections import deque
@@ -214,7 +213,7 @@ def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
     table = _read_saved(path)[0]
     return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
                    "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
-                   "seconds": time.perf_counter() - t0}
+                   "seconds": time.perf_counter() - t0, "nbytes": table.nbytes}
 
 
 @functools.lru_cache(maxsize=8)
@@ -419,7 +418,7 @@ class _Run:
     def prepared_dir(self) -> str | None:
         """Where ``incremental.prepare`` saves the earlier run for this run's workers (None for an
         output on object storage); removed when the run ends."""
-        return None if objects.is_url(self.cfg.out_dir) else os.path.join(self.journal.dir, "earlier")
+        return None if objects.is_url(self.cfg.out_dir) else incremental.prepared_dir(self.journal.dir, self.id)
 
     def walk_first(self) -> bool:
         """Whether listing tasks go before chunk tasks (placed first, higher priority): the walk finds
@@ -444,7 +443,7 @@ class _Run:
         save = () if restored else (self.journal.listing_path(name),)
         lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20 if self.walk_first() else 0)
         self.placed[lf.key] = self.load.add(w, "list")
-        mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"))
+        mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"), priority=30)   # tells the walk's next step
         self.listings[mf.key] = lf
         self.listing_info[mf.key] = {"kind": "listing", "name": name, "restored": bool(restored), **(record or {})}
         self.futures[lf.key] = lf
@@ -504,7 +503,7 @@ class _Run:
             self.ac.add(cf)
         if meta["chunks"]:
             self.chunks_left[lf.key] = len(meta["chunks"])
-            self.held[lf.key] = meta.get("nbytes", 0)
+            self.held[lf.key] = meta["nbytes"]
         else:
             del self.futures[lf.key]
         if not first:
@@ -616,6 +615,8 @@ def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> 
         log, resumed = journal.Journal.reopen(cfg.out_dir, cfg)
     else:
         log, resumed = journal.Journal.create(cfg.out_dir, cfg, t0), None
+    if not objects.is_url(cfg.out_dir):
+        incremental.remove_prepared(log.dir)       # a killed --since run's
     params = {"now": resumed.now if resumed else t0, **cfg.params}
     cfg = dataclasses.replace(cfg, params=params)
     r = _Run(ex, cfg, progress or Progress(False), log, resumed)
@@ -624,8 +625,8 @@ def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> 
         r.execute()
     finally:
         log.close()
-        if cfg.since and r.prepared_dir():
-            shutil.rmtree(r.prepared_dir(), ignore_errors=True)
+        if r.prepared_dir():     # this run's earlier run for --since, and any a killed run left
+            incremental.remove_prepared(log.dir)
     if r.n_chunks == 0:   # still leave a readable (empty) dataset with the job's columns
         cfg.job.write_chunk(SCHEMA.empty_table(), params, cfg.load, cfg.out_dir, "part-empty.parquet")
     wall = time.time() - t0

@@ -302,20 +302,35 @@ def test_since_cuts_changed_files_as_a_fresh_run_does(tmp_path):
 
 def test_the_earlier_run_is_prepared_once_and_mapped_alike(tmp_path):
     """``incremental.prepare`` saves the earlier run for every worker; what a worker maps from it
-    finds the same rows as what is read straight from the earlier output, and the run removes it."""
-    from exoflow.incremental import Earlier, prepare
+    finds the same rows as what is read straight from the earlier output. A second save to the
+    same place (the task run again) leaves the first whole; once its run has ended, a task that
+    still asks for it gets one clear error; the run removes it, and what a killed run left."""
+    from exoflow.incremental import Earlier, earlier, prepare, remove_prepared
     tree = make_tree(tmp_path / "src", dirs=8, per_dir=20)
     run_here("checksum", tree, tmp_path / "before")
     _change(tree)
     run_here("inventory", tree, tmp_path / "now")
     listing = pa.concat_tables(read_listing(p) for p in listing_parts(str(tmp_path / "now")))
-    where = prepare(str(tmp_path / "before"), "files", str(tmp_path / "prepared"))
+    kind, where = prepare(str(tmp_path / "before"), "files", str(tmp_path / "prepared"))
+    assert kind == "mapped"
     loaded, mapped = Earlier.load(str(tmp_path / "before"), "files"), Earlier.mapped(where)
     (same_l, rows_l), (same_m, rows_m) = loaded.split(listing, True), mapped.split(listing, True)
     assert same_l.tolist() == same_m.tolist() and rows_l.equals(rows_m)
     assert int((~same_l & pc.equal(listing.column("type"), "file").to_numpy(zero_copy_only=False)).sum()) == 3
+    first = {f.name: f.stat().st_ino for f in Path(where).iterdir()}
+    prepare(str(tmp_path / "before"), "files", where)
+    assert {f.name: f.stat().st_ino for f in Path(where).iterdir()} == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["before", "now", "prepared", "src"]   # no .tmp left
+    with pytest.raises(FileNotFoundError, match="prepared for --since is gone"):
+        earlier(("mapped", str(tmp_path / "gone")), "files")
     run_here("checksum", tree, tmp_path / "since", "--since", str(tmp_path / "before"))
-    assert not (tmp_path / "since" / STATE / "earlier").exists()
+    journal_dir = tmp_path / "since" / STATE
+    assert not [p for p in journal_dir.iterdir() if p.name.startswith("earlier-")]
+    (journal_dir / "earlier-killed00" / "x").mkdir(parents=True)     # what a killed --since run left
+    (journal_dir / "earlier-killed00.3f2a.tmp").mkdir()
+    kept = sorted(p.name for p in journal_dir.iterdir() if not p.name.startswith("earlier-"))
+    remove_prepared(str(journal_dir))                                  # as every run starts
+    assert sorted(p.name for p in journal_dir.iterdir()) == kept
 
 
 def test_since_reads_again_a_file_whose_earlier_row_holds_an_error(tmp_path):

@@ -540,14 +540,15 @@ def test_breadth_first_leaves_the_shallow_directories_and_depth_first_the_deep(t
         assert sorted(w.out.table().column("path").to_pylist()) == everything
 
 
-def test_a_listing_task_stops_at_its_bytes_of_paths(tmp_path, monkeypatch):
+@pytest.mark.parametrize("native", NATIVE)
+def test_a_listing_task_stops_at_its_bytes_of_paths(tmp_path, monkeypatch, native):
     """LISTING_BYTES bounds a task's part as entries do: with room for about one directory's paths
     (each bN holds two paths of len(prefix) + 2 characters), a task lists one or two directories."""
     import exoflow.sources.walk as walk
     root = _levels(tmp_path / "t")
     monkeypatch.setattr(walk, "LISTING_BYTES", 2 * len(str(root / "a0" / "b0" / "f1")))
     o = WalkOptions()
-    w = Walker(o)
+    w = Walker(o, native=native)
     stack = w.run(list(plan([str(root / "a0")], o).dirs), 10**9)     # a0: its 3 bN, then b2's files
     assert w.out.path_bytes >= walk.LISTING_BYTES and len(stack) == 2
     assert sorted(d.depth for d in stack) == [1, 1]

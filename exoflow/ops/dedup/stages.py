@@ -172,6 +172,7 @@ def _first_digests(df: pd.DataFrame, algorithm: str, errors: list, read_batch: i
     small = sizes <= SUFFIX_FROM
     digests = np.full(len(paths), None, dtype=object)
     one_shot = _one_shot(algorithm)
+    failures: list[tuple[int, str]] = []          # (file, reason), reported in file order
     for a, b in read_batches(sizes, SUFFIX_FROM, read_batch):
         sel = small[a:b]
         data, offsets, read_errors, large = read_files(paths[a:b], sel, int(sizes[a:b][sel].sum()) + b - a + 1,
@@ -179,13 +180,13 @@ def _first_digests(df: pd.DataFrame, algorithm: str, errors: list, read_batch: i
         failed = np.array([e is not None for e in read_errors], dtype=bool)
         whole = sel & ~failed & ~np.asarray(large, dtype=bool) & (np.diff(offsets) == sizes[a:b])
         digests[a:b] = span_hexdigests(algorithm, data, offsets, np.flatnonzero(whole))
-        for j in np.flatnonzero(sel & ~whole).tolist():
-            errors.append([shown[a + j], read_errors[j] if failed[j] else RESIZED])
+        failures += [(a + j, read_errors[j] if failed[j] else RESIZED) for j in np.flatnonzero(sel & ~whole).tolist()]
         for j in np.flatnonzero(~sel).tolist():
             try:
                 digests[a + j] = _prefix_suffix(paths[a + j], int(sizes[a + j]), one_shot, storage)
             except OSError as e:
-                errors.append([shown[a + j], _reason(e)])
+                failures.append((a + j, _reason(e)))
+    errors += [[shown[k], reason] for k, reason in sorted(failures)]
     return pd.Series(digests[which], index=df.index, dtype=object)
 
 
