@@ -404,6 +404,7 @@ class _Run:
         self.chunk_info: dict[str, dict] = {}     # chunk future key -> its journal record so far
         self.reused = 0                           # --since: files whose earlier rows were reused
         self.since = None                         # --since: the prepare task, whose result chunk tasks read
+        self.prepared = False                     # and whether it has finished
         if cfg.since:       # the earlier run spelled as workers elsewhere find it, built once for all
             w = self.load.least_busy()
             self.since = ex.submit(incremental.prepare, os.path.abspath(cfg.since), cfg.job.dataset,
@@ -458,13 +459,16 @@ class _Run:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
                                 self.cfg.job.mark, self.cfg.load.storage_options,
                                 record={"stack": [], "root_files": True})
-        free = self.slots - self.walks_in_flight
+        preparing = int(self.since is not None and not self.prepared)    # --since's task holds a slot
+        free = self.slots - self.walks_in_flight - preparing
         if free <= 0 or not self.pending:
             return
-        # dealt round-robin: the pending directories come shallow (large subtrees) first
-        stacks = [list(itertools.islice(self.pending, i, None, free)) for i in range(min(free, len(self.pending)))]
-        self.pending.clear()
-        for stack in stacks:
+        # Dealt round-robin (the pending directories come shallow, large subtrees, first); a stack
+        # is kept pending for the slot the prepare task holds.
+        n = min(free + preparing, len(self.pending))
+        stacks = [list(itertools.islice(self.pending, i, None, n)) for i in range(n)]
+        self.pending = deque(itertools.chain.from_iterable(stacks[free:]))
+        for stack in stacks[:free]:
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
                                 self.cfg.load.storage_options, record={"stack": [d.ident for d in stack]})
 
@@ -554,6 +558,7 @@ class _Run:
                         self.event("listing-done", files=self.listed)
                 elif f is self.since:
                     f.result()                   # raises what preparing the earlier run raised
+                    self.prepared = True
                     self.load.done(self.placed.pop(f.key), "list", None)
                     self.submit_walks()
                 else:
