@@ -385,10 +385,11 @@ class _Run:
         self.pending: deque[DirItem] = deque()
         self.slots = max(2, sum(ex.nthreads().values()))
         # listing parts in worker memory until their chunks are done (future key -> bytes): the walk
-        # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first)
+        # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first);
+        # never with one thread in all, where nothing runs beside the walk
         self.held: dict[str, int] = {}
-        memory = ex.task_memory()
-        self.hold_limit = None if memory is None else memory * max(1, sum(ex.nthreads().values())) // 2
+        threads, memory = sum(ex.nthreads().values()), ex.task_memory()
+        self.hold_limit = 0 if threads <= 1 else None if memory is None else memory * threads // 2
         self.walks_in_flight = 0
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
@@ -424,7 +425,7 @@ class _Run:
     def walk_first(self) -> bool:
         """Whether listing tasks go before chunk tasks (placed first, higher priority): the walk finds
         the work and spreads it over the workers, but every part it lists ahead of the chunks stays in
-        memory; so only while the parts held are under ``hold_limit``."""
+        memory; so only while the parts held are under ``hold_limit`` (None: no bound)."""
         return self.hold_limit is None or sum(self.held.values()) < self.hold_limit
 
     def key(self, kind: str) -> str:

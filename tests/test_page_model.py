@@ -16,16 +16,13 @@ from exoflow.telemetry import RunStats, fold, rate_series
 @pytest.fixture(scope="module")
 def events(tmp_path_factory) -> tuple[list[dict], dict]:
     """The events of a checksum run over 5 x 6 files in chunks of 4, its first listing task cut
-    after 4 entries: several listing tasks, so chunks finish while more are being listed (chunks
-    first: in this process each task runs as it is submitted, and the walk would otherwise go
-    ahead of every chunk)."""
+    after 4 entries: several listing tasks, so chunks finish while more are being listed."""
     base = tmp_path_factory.mktemp("page")
     tree = make_grid(base / "t", 5, 6, lambda f: b"z" * (f + 1))
     cfg = run_config("checksum", tree, base / "out")
     ex = InProcess()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner, "FIRST_BUDGET", (4, 10.0))
-        mp.setattr(runner._Run, "walk_first", lambda self: False)
         summary = runner.run(ex, cfg)
     return ex.events, summary
 
