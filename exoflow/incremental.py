@@ -124,7 +124,7 @@ class Earlier:
         whole: a reader sees all of one save or nothing. Where ``where`` exists already (the task
         ran twice: Dask ran it again after its worker left), that save stands and this one is dropped."""
         tmp = f"{where}.{uuid.uuid4().hex}.tmp"
-        os.makedirs(tmp)
+        os.mkdir(tmp)          # not makedirs: a task of a run that has ended (its OUT removed) makes nothing
         try:
             arrays = {f"meta.{k}": v for k, v in self.meta.items()}
             for name in ("index", "by_path", "failed"):
