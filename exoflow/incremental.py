@@ -259,8 +259,8 @@ def earlier(source: tuple[str, str], dataset: str) -> Earlier:
             if not os.path.exists(layout):
                 raise FileNotFoundError(errno.ENOENT, "the earlier run prepared for --since is gone "
                                         "(its run ended or was stopped)", path)
-            return _earlier(path, "", _stamp(layout))
-        return _earlier(path, dataset, _stamp(os.path.join(path, "summary.json")))
+            return _earlier(kind, path, dataset, _stamp(layout))
+        return _earlier(kind, path, dataset, _stamp(os.path.join(path, "summary.json")))
 
 
 def forget() -> None:
@@ -270,8 +270,8 @@ def forget() -> None:
 
 
 @lru_cache(maxsize=1)
-def _earlier(source: str, dataset: str, stamp: int) -> Earlier:
-    return Earlier.mapped(source) if not dataset else Earlier.load(source, dataset)
+def _earlier(kind: str, path: str, dataset: str, stamp: int) -> Earlier:
+    return Earlier.mapped(path) if kind == "mapped" else Earlier.load(path, dataset)
 
 
 def _with_etag(table: pa.Table) -> pa.Table:

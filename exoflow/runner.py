@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import itertools
 import json
-import math
 import os
 import time
 import uuid
@@ -235,7 +234,7 @@ def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str)
 
 
 def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
-              load_opts: LoadOptions, out_dir: str, part: str, earlier: str | None = None,
+              load_opts: LoadOptions, out_dir: str, part: str, earlier: tuple[str, str] | None = None,
               journalled: dict | None = None) -> dict:
     """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
     written to ``out_dir/<dataset>/part`` (``Job.write_chunk``); returns the counts and the reducer's
@@ -383,18 +382,20 @@ class _Run:
         self.dataset_dir = os.path.join(cfg.out_dir, cfg.job.dataset) if cfg.job.dataset else ""
         self.ac = ex.as_completed()
         self.pending: deque[DirItem] = deque()
-        self.slots = max(2, sum(ex.nthreads().values()))
+        nthreads = ex.nthreads()                 # one call: a round trip to the scheduler
+        threads = sum(nthreads.values())
+        self.slots = max(2, threads)
         # listing parts in worker memory until their chunks are done (future key -> bytes): the walk
         # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first);
         # never with one thread in all, where nothing runs beside the walk
         self.held: dict[str, int] = {}
-        threads, memory = sum(ex.nthreads().values()), ex.task_memory()
+        memory = ex.task_memory()
         self.hold_limit = 0 if threads <= 1 else None if memory is None else memory * threads // 2
         self.walks_in_flight = 0
         self.listings: dict[str, Any] = {}       # meta future key -> listing future
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
         self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
-        self.load = _Load(ex.nthreads())          # where the next listing task goes
+        self.load = _Load(nthreads)               # where the next listing task goes
         self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
         self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
         self.resources = task_resources(cfg.params)   # chunk tasks of a GPU run go to GPU workers

@@ -89,6 +89,12 @@ class EntryCollector:
         self.paths.append(path)
         self.stats.append(st)
 
+    def extend(self, paths: list[str], stats: list[os.stat_result]) -> None:
+        """``add`` of each of ``paths`` with its stat result."""
+        self.path_bytes += sum(map(len, paths))
+        self.paths.extend(paths)
+        self.stats.extend(stats)
+
     def add_error(self, path: str, error: str, st: os.stat_result | None = None,
                   hint: str | None = None) -> None:
         self.errors[len(self)] = (error, hint)

@@ -378,10 +378,7 @@ class Walker:
         except OSError:
             stats = None
         if stats is not None:
-            paths = [prefix + n for n in files]
-            out.path_bytes += sum(map(len, paths))
-            out.paths.extend(paths)
-            out.stats.extend(stats)
+            out.extend([prefix + n for n in files], stats)
             return
         for e, d in zip(entries, is_dir):   # something vanished or failed: one entry at a time
             if d:

@@ -137,10 +137,6 @@ def _paired(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return df[df.groupby(keys, sort=False)[keys[0]].transform("size").to_numpy() >= 2]
 
 
-class Changed(OSError):
-    """The file no longer has the size of the listing: it is left out (and reported)."""
-
-
 def _prefix_suffix(path: str, size: int, one_shot, storage: str) -> str:
     """Files over SUFFIX_FROM: the hash of their first and last PREFIX bytes (read by the engine)."""
     return one_shot(read_ends(path, size, PREFIX, storage))
@@ -157,10 +153,6 @@ def _per_inode(df: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, np.n
     which[order] = np.cumsum(new) - 1
     firsts = order[new]
     return _exact(df.iloc[firsts]), df["path"].iloc[firsts].tolist(), df["size"].to_numpy(np.int64)[firsts], which
-
-
-def _reason(e: OSError) -> str:
-    return e.strerror if isinstance(e, Changed) else describe_error(e)
 
 
 def _first_digests(df: pd.DataFrame, algorithm: str, errors: list, read_batch: int, storage: str) -> pd.Series:
@@ -185,7 +177,7 @@ def _first_digests(df: pd.DataFrame, algorithm: str, errors: list, read_batch: i
             try:
                 digests[a + j] = _prefix_suffix(paths[a + j], int(sizes[a + j]), one_shot, storage)
             except OSError as e:
-                failures.append((a + j, _reason(e)))
+                failures.append((a + j, describe_error(e)))
     errors += [[shown[k], reason] for k, reason in sorted(failures)]
     return pd.Series(digests[which], index=df.index, dtype=object)
 
@@ -199,7 +191,7 @@ def _digests(df: pd.DataFrame, fn, errors: list) -> pd.Series:
         try:
             out[k] = fn(paths[k], int(sizes[k]))
         except OSError as e:
-            errors.append([shown[k], _reason(e)])
+            errors.append([shown[k], describe_error(e)])
     return pd.Series(np.asarray(out, dtype=object)[which], index=df.index, dtype=object)
 
 
