@@ -60,6 +60,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.sinks import (check_out_dir, claim_out_dir, default_out_dir, discard_out_dir,
                                holds_results, keep_out_dir, prepare_out_dir, remove_partial_files)
     from exoflow.report import summary_line
+    from exoflow.incremental import check_since_out
     from exoflow.journal import check_resume
     from exoflow.results import write_main_table
     from exoflow import outputs
@@ -92,6 +93,8 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     out_dir = remote or (default_out_dir(job.name) if args.out is None else args.out)
     if args.resume:
         check_resume(out_dir, cfg)
+    if cfg.since and not remote:
+        check_since_out(cfg.since, out_dir)
     # fail before starting anything; create once connected
     created = [] if args.resume or remote else check_out_dir(out_dir, args.overwrite)
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))

@@ -53,7 +53,8 @@ def check_since(cfg: RunConfig) -> None:
         raise UsageError(f"--since {prev}: no listing of an exoflow run there (an output of exoflow before "
                          "--since existed cannot be used: run once without --since)")
     if held["identity"]["job"] != job.name:
-        raise UsageError(f"--since {prev}: holds a {held['identity']['job']} run, not {job.name}")
+        other = held["identity"]["job"]
+        raise UsageError(f"--since {prev}: holds {'an' if other[0] in 'aeiou' else 'a'} {other} run, not {job.name}")
     mine, theirs = identity(cfg)["params"], held["identity"]["params"]
     differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if differ:
@@ -71,6 +72,13 @@ def started_ns(out_dir: str) -> int | None:
     where it has no run file."""
     held = read_run_file(out_dir)
     return None if held is None else int(held["now"] * 1e9)
+
+
+def check_since_out(since: str, out_dir: str) -> None:
+    """Raise UsageError when --since names the run's own --out (which --overwrite replaces, and
+    --resume writes, before the earlier run is read)."""
+    if os.path.realpath(since) == os.path.realpath(out_dir):
+        raise UsageError(f"--since {since}: the same directory as --out, which this run writes: give another --out")
 
 
 def expected_unchanged(table: pa.Table, before: int | None) -> np.ndarray:

@@ -403,5 +403,17 @@ def test_since_usage_errors(tmp_path, capsys):
         assert code == 2 and message in err, (job, flags, err)
         assert len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "out").exists()
+    inventory, made = tmp_path / "inventory", tmp_path / "made"
+    _run("inventory", tree, inventory)
+    assert exoflow("run", "checksum", str(tree), "--out", str(made), "-q").returncode == 0   # an OUT --overwrite may replace
+    for job, since, out, message in (
+            ("checksum", made, made, "the same directory as --out"),    # --overwrite would remove it first
+            ("checksum", inventory, tmp_path / "out", "holds an inventory run, not checksum")):
+        listed = sorted(p.name for p in since.rglob("*"))
+        code = _guard(lambda: run_job(load(job), [str(tree), "--since", str(since), "--out", str(out), "--overwrite"],
+                                      "exoflow run"), "exoflow")
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert sorted(p.name for p in since.rglob("*")) == listed and not (tmp_path / "out").exists()
     r = exoflow("run", "checksum", str(tree), "--since", str(old), "--out", str(tmp_path / "out"))   # as a user sees it
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no listing" in r.stderr, r.stderr
