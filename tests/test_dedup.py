@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from conftest import exoflow, read_dataset
 
-from exoflow.ops.dedup.stages import READ_COLUMNS, find_duplicates, split_candidates
+from exoflow.ops.dedup.stages import MAP_BATCH, READ_COLUMNS, _slices, find_duplicates, split_candidates
 from exoflow.ops.dedup.actions import act_on_group
 
 
@@ -285,3 +285,31 @@ def test_completes_by_spilling_under_a_memory_limit_below_its_stages(tmp_path):
     assert tiers["300MiB"]["device_to_host"] is None and "host -&gt; disk" in (tmp_path / "300MiB" / "report.html").read_text()
     assert tiers["4GiB"] == {"device_to_host": None, "host_to_disk": 0} and summaries["4GiB"]["spilled_bytes"] == 0
     assert len(groups["4GiB"]) == 80 and groups["300MiB"] == groups["4GiB"] == _jdupes(tree)
+
+
+def test_map_tasks_get_about_equal_rows():
+    """The listing parts of a /usr inventory (rows counted from its parts) dealt to two map tasks:
+    whole parts, largest first to the task with fewer rows, by hand: 50,000 + 8,297 + 2,004 + 571
+    = 60,872 rows and 43,247 + 21,458 = 64,705 (dealt in order they were 95,822 and 29,755)."""
+    parts, rows = ["a", "b", "c", "d", "e", "f"], np.array([2004, 50000, 571, 43247, 8297, 21458])
+    groups = _slices(parts, rows, 1_600_000, 2)
+    assert groups == [[("a", 0, 2004), ("b", 0, 50000), ("c", 0, 571), ("e", 0, 8297)],
+                      [("d", 0, 43247), ("f", 0, 21458)]]
+    # a part larger than a task's share is cut at whole batches: 12 * 4096 = 49,152 rows
+    assert MAP_BATCH == 4096
+    groups = _slices(["big", "small"], np.array([100_000, 10]), 1_600_000, 2)
+    assert groups == [[("big", 0, 49152), ("big", 98304, 100_000)], [("big", 49152, 98304), ("small", 0, 10)]]
+    # every row once, for many shapes, and no task over its share by more than one slice
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, n_map, map_rows = int(rng.integers(1, 12)), int(rng.integers(1, 6)), int(rng.integers(1, 300_000))
+        rows = rng.integers(0, 120_000, n)
+        groups = _slices([str(i) for i in range(n)], rows, map_rows, n_map)
+        covered = sorted((int(p), a, b) for g in groups for p, a, b in g)
+        for i in range(n):
+            spans = [(a, b) for p, a, b in covered if p == i]
+            assert spans[0][0] == 0 and spans[-1][1] == max(int(rows[i]), 0)
+            assert all(b == c for (_, b), (c, _) in zip(spans, spans[1:]))
+        step = max(MAP_BATCH, min(map_rows, -(-int(rows.sum()) // n_map)) // MAP_BATCH * MAP_BATCH)
+        loads = [sum(b - a for _, a, b in g) for g in groups]
+        assert max(loads) <= -(-int(rows.sum()) // n_map) + step

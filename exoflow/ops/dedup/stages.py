@@ -366,13 +366,19 @@ def _footers(parts: list[str]) -> tuple[np.ndarray, float]:
 
 
 def _slices(parts: list[str], rows: np.ndarray, map_rows: int, n_map: int) -> list[list[Slice]]:
-    """The listing parts cut into slices of at most ``map_rows`` rows (whole MAP_BATCH batches),
-    dealt in order to ``n_map`` map tasks of about equal rows."""
-    step = max(MAP_BATCH, map_rows // MAP_BATCH * MAP_BATCH)
+    """The listing parts cut into slices of whole MAP_BATCH batches, at most ``map_rows`` rows and
+    no more than a map task's share, dealt to ``n_map`` map tasks of about equal rows: the largest
+    slice first to the task with the fewest rows so far (whole parts balance unless one is much
+    larger than the rest). Each task reads its slices in listing order."""
+    share = -(-int(rows.sum()) // n_map)
+    step = max(MAP_BATCH, min(map_rows, share) // MAP_BATCH * MAP_BATCH)
     slices = [(p, a, min(a + step, int(n))) for p, n in zip(parts, rows) for a in range(0, max(int(n), 1), step)]
-    size = np.array([b - a for _, a, b in slices], np.int64)
-    which = np.minimum(((np.cumsum(size) - size) * n_map) // max(int(size.sum()), 1), n_map - 1)
-    return [g for g in ([slices[i] for i in np.flatnonzero(which == k)] for k in range(n_map)) if g]
+    load, groups = np.zeros(n_map, np.int64), [[] for _ in range(n_map)]
+    for i in sorted(range(len(slices)), key=lambda i: slices[i][1] - slices[i][2]):
+        k = int(np.argmin(load))
+        groups[k].append(i)
+        load[k] += slices[i][2] - slices[i][1]
+    return [[slices[i] for i in sorted(g)] for g in groups if g]
 
 
 def _plan(ex: Executor, parts: list[str], candidates: int | None) -> tuple[list[list[Slice]], int, int]:
@@ -427,7 +433,10 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, sizes: np.ndarray, 
     # the sizes travel in a task, not scattered: scattered data dies with its worker (a worker the nanny
     # restarts at the memory limit) and every task after it is cancelled; a task is computed again
     sizes_f = ex.submit(np.asarray, sizes, np.int64)
-    maps = [ex.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty"))) for g in groups]
+    # spread over the workers: Dask would run them all where the sizes are, one after another
+    workers = [w for w, n in sorted(ex.nthreads().items()) for _ in range(n)] or [None]
+    maps = [ex.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty")),
+                      where=workers[i % len(workers)]) for i, g in enumerate(groups)]
     results = [ex.submit(reduce_pieces, [ex.submit(operator.getitem, m, j) for m in maps], params)
                for j in range(nparts)]
     # not held here: a map's output is released once its pieces are taken (each piece a table of its
