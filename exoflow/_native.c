@@ -1,9 +1,11 @@
-/* exoflow._native: one directory listed and lstat'ed in C; a batch of files read in C.
+/* exoflow._native: a walk's directories listed and lstat'ed in C (walk_dirs); a batch of files
+ * read in C.
  *
  * The listing task's hot loop in Python builds a DirEntry, a str and a stat_result
- * (about twenty Python objects) per file, then reads nine fields back out of each;
- * here readdir + fstatat run with the GIL released and the results come back as
- * three flat byte strings that NumPy and Arrow take without copying per entry.
+ * (about twenty Python objects) per file, then reads nine fields back out of each, and
+ * a DirItem per directory; here open + readdir + fstatat run with the GIL released, the
+ * walk's stack is kept in C, and the results come back as flat byte strings that NumPy
+ * and Arrow take without copying per entry.
  * exoflow/sources/walk.py falls back to os.scandir when this module is not built.
  * read_files does the batch loader's open/fstat/read/close per file the same way
  * (exoflow/batch.py keeps the Python loop as its fallback).
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL       /* third_party/xxhash: header-only xxHash (BSD 2-Clause) */
@@ -46,12 +49,6 @@ static int buf_put(buf_t *b, const void *src, size_t n) {
     return 0;
 }
 
-/* name (NUL-terminated) followed by two int32s: errno and d_type */
-static int put_problem(buf_t *b, const char *name, size_t nlen, int32_t err, int32_t type) {
-    int32_t tail[2] = {err, type};
-    return buf_put(b, name, nlen + 1) || buf_put(b, tail, sizeof tail);
-}
-
 /* a timespec in ns, saturated: int64 ns only reach the years 1677-2262 */
 static int64_t time_ns(const struct timespec *t) {
     int64_t ns;
@@ -65,120 +62,393 @@ static PyObject *bytes_of(buf_t *b) {
     return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len);
 }
 
-PyDoc_STRVAR(scan_dir_doc,
-"scan_dir(fd, prefix) -> (dirs, paths, lengths, stats, problems)\n\n"
-"List the directory open at ``fd`` (not closed, offset consumed) and lstat every entry\n"
-"that readdir does not report as a directory.\n\n"
-"dirs: names of subdirectories (str, surrogateescape).\n"
-"paths: prefix + name of each other entry, concatenated (bytes); lengths: their\n"
-"lengths as int64 (bytes); stats: N x 10 int64 (bytes) in the order size, blocks,\n"
-"mtime_ns, mode, uid, gid, inode, device, nlink, ctime_ns (inode and device as uint64 bits).\n"
-"problems: (name, errno, d_type) for entries whose lstat failed.\n"
-"Raises OSError if the directory cannot be read.");
+/* One directory's entries, read from ``dir`` (opened on ``fd``): subdirectory names to ``dirs``
+ * (NUL-terminated), and each other entry's prefix + name, length and lstat fields as a row
+ * (``paths``, ``lens``, ``stats``), *rows counting them. An entry whose lstat fails is a row of
+ * zero fields whose (row number, errno, d_type) as int64s go to ``problems``. Returns 0, -1 when
+ * out of memory, or the errno of a failed readdir. */
+typedef struct {
+    buf_t dirs, paths, lens, stats, problems;
+} listing_t;
 
-static PyObject *scan_dir(PyObject *self, PyObject *args) {
-    int fd;
-    const char *prefix;
-    Py_ssize_t prefix_len;
-    if (!PyArg_ParseTuple(args, "iy#", &fd, &prefix, &prefix_len))
-        return NULL;
-
-    buf_t dirs = {0}, paths = {0}, lens = {0}, stats = {0}, problems = {0};
-    int read_errno = 0, nomem = 0;
-
-    Py_BEGIN_ALLOW_THREADS
-    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);   /* closedir closes its descriptor; the caller keeps fd */
-    DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
-    if (dir == NULL) {
-        read_errno = errno;
-        if (dfd >= 0)
-            close(dfd);
-    } else {
-        for (;;) {
-            errno = 0;
-            struct dirent *de = readdir(dir);
-            if (de == NULL) {
-                read_errno = errno;
-                break;
-            }
-            const char *name = de->d_name;
-            if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
-                continue;
-            size_t nlen = strlen(name);
-            if (de->d_type == DT_DIR) {
-                if (buf_put(&dirs, name, nlen + 1)) { nomem = 1; break; }
-                continue;
-            }
-            struct stat st;
-            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                if (put_problem(&problems, name, nlen, errno, de->d_type)) { nomem = 1; break; }
-                continue;
-            }
-            if (S_ISDIR(st.st_mode)) {    /* d_type was DT_UNKNOWN */
-                if (buf_put(&dirs, name, nlen + 1)) { nomem = 1; break; }
-                continue;
-            }
-            int64_t row[N_FIELDS] = {
+static int list_entries(DIR *dir, int fd, const char *prefix, size_t prefix_len, listing_t *out, int64_t *rows) {
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(dir);
+        if (de == NULL)
+            return errno;
+        const char *name = de->d_name;
+        if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+            continue;
+        size_t nlen = strlen(name);
+        if (de->d_type == DT_DIR) {
+            if (buf_put(&out->dirs, name, nlen + 1))
+                return -1;
+            continue;
+        }
+        struct stat st;
+        int64_t row[N_FIELDS] = {0};
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            int64_t problem[3] = {*rows, errno, de->d_type};
+            if (buf_put(&out->problems, problem, sizeof problem))
+                return -1;
+        } else if (S_ISDIR(st.st_mode)) {    /* d_type was DT_UNKNOWN */
+            if (buf_put(&out->dirs, name, nlen + 1))
+                return -1;
+            continue;
+        } else {
+            int64_t fields[N_FIELDS] = {
                 (int64_t)st.st_size, (int64_t)st.st_blocks, time_ns(&st.st_mtim),
                 (int64_t)st.st_mode, (int64_t)st.st_uid, (int64_t)st.st_gid,
                 (int64_t)(uint64_t)st.st_ino, (int64_t)(uint64_t)st.st_dev, (int64_t)st.st_nlink,
                 time_ns(&st.st_ctim),
             };
-            int64_t len = (int64_t)(prefix_len + nlen);
-            if (buf_put(&paths, prefix, (size_t)prefix_len) || buf_put(&paths, name, nlen)
-                || buf_put(&lens, &len, sizeof len) || buf_put(&stats, row, sizeof row)) {
+            memcpy(row, fields, sizeof row);
+        }
+        int64_t len = (int64_t)(prefix_len + nlen);
+        if (buf_put(&out->paths, prefix, prefix_len) || buf_put(&out->paths, name, nlen)
+            || buf_put(&out->lens, &len, sizeof len) || buf_put(&out->stats, row, sizeof row))
+            return -1;
+        ++*rows;
+    }
+}
+
+static void listing_free(listing_t *l) {
+    free(l->dirs.data);
+    free(l->paths.data);
+    free(l->lens.data);
+    free(l->stats.data);
+    free(l->problems.data);
+}
+
+static int open_long(const char *path, int flags);
+
+/* walk_dirs: a directory waiting to be listed, and the (device, inode) chain of the directories
+ * above it (nodes, each pointing at its parent's; -1 ends a chain) */
+typedef struct {
+    char *path;
+    size_t len;
+    int64_t depth, origin, node;
+} walk_item_t;
+
+typedef struct {
+    int64_t dev, ino, parent;
+} walk_node_t;
+
+typedef struct {
+    walk_item_t *items;
+    size_t head, n, cap;         /* items[head:n] wait */
+    walk_node_t *nodes;
+    size_t n_nodes, cap_nodes;
+} walk_t;
+
+static int walk_push(walk_t *w, walk_item_t it) {
+    if (w->n == w->cap) {
+        if (w->head > 0) {                       /* a queue: reuse what was taken from its front */
+            memmove(w->items, w->items + w->head, (w->n - w->head) * sizeof *w->items);
+            w->n -= w->head;
+            w->head = 0;
+        }
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? 2 * w->cap : 64;
+            walk_item_t *p = realloc(w->items, cap * sizeof *p);
+            if (p == NULL)
+                return -1;
+            w->items = p;
+            w->cap = cap;
+        }
+    }
+    w->items[w->n++] = it;
+    return 0;
+}
+
+static int64_t walk_node(walk_t *w, int64_t dev, int64_t ino, int64_t parent) {
+    if (w->n_nodes == w->cap_nodes) {
+        size_t cap = w->cap_nodes ? 2 * w->cap_nodes : 256;
+        walk_node_t *p = realloc(w->nodes, cap * sizeof *p);
+        if (p == NULL)
+            return -2;
+        w->nodes = p;
+        w->cap_nodes = cap;
+    }
+    w->nodes[w->n_nodes] = (walk_node_t){dev, ino, parent};
+    return (int64_t)w->n_nodes++;
+}
+
+/* a directory that cannot be opened or read: a row of its own (its path, fields 0), as errno's problem */
+static int walk_dir_error(listing_t *out, buf_t *runs, int64_t *rows, const walk_item_t *it, int err) {
+    int64_t len = (int64_t)it->len, row[N_FIELDS] = {0};
+    int64_t run[3] = {*rows, it->depth, it->origin}, problem[3] = {*rows, err, DT_DIR};
+    if (buf_put(&out->paths, it->path, it->len) || buf_put(&out->lens, &len, sizeof len)
+        || buf_put(&out->stats, row, sizeof row) || buf_put(runs, run, sizeof run)
+        || buf_put(&out->problems, problem, sizeof problem))
+        return -1;
+    ++*rows;
+    return 0;
+}
+
+static double monotonic(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+PyDoc_STRVAR(walk_dirs_doc,
+"walk_dirs(stack, dlimits, others, budget, max_bytes, deadline, breadth_first)\n"
+"    -> (paths, lengths, stats, runs, problems, left, dirs_scanned, handoff)\n\n"
+"List and lstat a walk's directories until ``budget`` rows or ``max_bytes`` of their\n"
+"paths are collected or CLOCK_MONOTONIC (Python's time.monotonic) passes ``deadline``:\n"
+"depth first (``stack``'s last item first, subdirectories pushed in readdir order), or\n"
+"breadth first (its first item first).\n\n"
+"stack: (path bytes, depth, origin, chain) per directory; chain: the (device, inode) of the\n"
+"directories above it, a tuple of int pairs, the root's first. A subdirectory has its\n"
+"parent's origin; it is entered when its parent's depth + 1 < dlimits[origin]. A directory\n"
+"whose (device, inode) is in others[origin] (int64 pairs, bytes) is skipped below depth 0.\n\n"
+"paths: the path of each entry that readdir does not report as a directory (the\n"
+"directory's path + '/' + name), concatenated (bytes); lengths: their lengths as int64 (bytes);\n"
+"stats: N x 10 int64 (bytes) in the order size, blocks, mtime_ns, mode, uid, gid, inode,\n"
+"device, nlink, ctime_ns (inode and device as uint64 bits). runs: int64 triples (first row, depth,\n"
+"origin), one per directory that added rows. problems: int64 triples (row, errno, d_type)\n"
+"for rows whose lstat failed (their fields are 0); a directory that cannot be opened or\n"
+"read is such a row of its own (d_type DT_DIR; the rows it had listed dropped), counted in\n"
+"dirs_scanned when it was opened. left: the directories not reached, as ``stack`` gives them,\n"
+"in its order. handoff: True when the walk stopped at left's next directory (its last, or\n"
+"first when breadth first) because it is one of its own ancestors or its fstat failed: the\n"
+"caller deals with that one, then goes on. A path of PATH_MAX bytes or more is opened a\n"
+"piece at a time. Raises MemoryError, and ValueError for a malformed stack.");
+
+static PyObject *walk_dirs(PyObject *self, PyObject *args) {
+    PyObject *stack, *dlimits_obj, *others_obj;
+    Py_ssize_t budget, max_bytes;
+    double deadline;
+    int bfs;
+    if (!PyArg_ParseTuple(args, "O!O!O!nndp", &PyList_Type, &stack, &PyList_Type, &dlimits_obj, &PyList_Type,
+                          &others_obj, &budget, &max_bytes, &deadline, &bfs))
+        return NULL;
+    walk_t w = {0};
+    listing_t out = {0};
+    buf_t runs = {0};
+    PyObject *result = NULL, *left = NULL;
+    Py_ssize_t n_limits = PyList_GET_SIZE(dlimits_obj);
+    if (PyList_GET_SIZE(others_obj) != n_limits) {
+        PyErr_SetString(PyExc_ValueError, "walk_dirs: dlimits and others differ in length");
+        return NULL;
+    }
+    int64_t *dlimits = PyMem_Malloc((size_t)(n_limits ? n_limits : 1) * sizeof *dlimits);
+    const int64_t **others = PyMem_Malloc((size_t)(n_limits ? n_limits : 1) * sizeof *others);
+    size_t *n_others = PyMem_Malloc((size_t)(n_limits ? n_limits : 1) * sizeof *n_others);
+    if (dlimits == NULL || others == NULL || n_others == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n_limits; i++) {      /* the list holds the bytes while the GIL is released */
+        PyObject *o = PyList_GET_ITEM(others_obj, i);
+        dlimits[i] = PyLong_AsLongLong(PyList_GET_ITEM(dlimits_obj, i));
+        if (dlimits[i] == -1 && PyErr_Occurred())
+            goto fail;
+        if (!PyBytes_Check(o) || PyBytes_GET_SIZE(o) % 16) {
+            PyErr_SetString(PyExc_ValueError, "walk_dirs: others are bytes of int64 pairs");
+            goto fail;
+        }
+        others[i] = (const int64_t *)PyBytes_AS_STRING(o);
+        n_others[i] = (size_t)PyBytes_GET_SIZE(o) / 16;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(stack); i++) {
+        const char *path;
+        Py_ssize_t plen;
+        long long depth, origin;
+        PyObject *chain;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(stack, i), "y#LLO!", &path, &plen, &depth, &origin, &PyTuple_Type, &chain))
+            goto fail;
+        if (origin < 0 || origin >= n_limits) {
+            PyErr_SetString(PyExc_ValueError, "walk_dirs: an origin without its dlimits");
+            goto fail;
+        }
+        int64_t node = -1;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(chain); k++) {
+            unsigned long long dev, ino;
+            if (!PyArg_ParseTuple(PyTuple_GET_ITEM(chain, k), "KK", &dev, &ino))
+                goto fail;
+            if ((node = walk_node(&w, (int64_t)dev, (int64_t)ino, node)) == -2)
+                goto nomem;
+        }
+        char *copy = malloc((size_t)plen + 1);
+        if (copy == NULL)
+            goto nomem;
+        memcpy(copy, path, (size_t)plen + 1);
+        if (walk_push(&w, (walk_item_t){copy, (size_t)plen, depth, origin, node})) {
+            free(copy);
+            goto nomem;
+        }
+    }
+    int64_t rows = 0, dirs_scanned = 0;
+    int nomem = 0, handoff = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    while (w.head < w.n && rows < budget && (Py_ssize_t)out.paths.len < max_bytes && monotonic() < deadline) {
+        walk_item_t it = w.items[bfs ? w.head : w.n - 1];
+        int fd = open(it.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 && errno == ENAMETOOLONG)
+            fd = open_long(it.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            int err = errno;
+            if (bfs)
+                w.head++;
+            else
+                w.n--;
+            nomem = walk_dir_error(&out, &runs, &rows, &it, err);
+            free(it.path);
+            if (nomem)
+                break;
+            continue;
+        }
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close(fd);
+            handoff = 1;
+            break;
+        }
+        int64_t dev = (int64_t)(uint64_t)st.st_dev, ino = (int64_t)(uint64_t)st.st_ino;
+        int loop = 0;
+        for (int64_t k = it.node; k >= 0 && !loop; k = w.nodes[k].parent)
+            loop = w.nodes[k].dev == dev && w.nodes[k].ino == ino;
+        if (loop) {
+            close(fd);
+            handoff = 1;
+            break;
+        }
+        int skip = 0;
+        const int64_t *other = others[it.origin];
+        for (size_t k = 0; it.depth > 0 && k < n_others[it.origin] && !skip; k++)
+            skip = other[2 * k] == dev && other[2 * k + 1] == ino;
+        if (skip) {
+            close(fd);
+            if (bfs)
+                w.head++;
+            else
+                w.n--;
+            free(it.path);
+            continue;
+        }
+        DIR *dir = fdopendir(fd);
+        int failed = dir == NULL ? errno : 0;
+        if (dir == NULL)
+            close(fd);
+        out.dirs.len = 0;
+        size_t marks[4] = {out.paths.len, out.lens.len, out.stats.len, out.problems.len};
+        int64_t first = rows;
+        char *prefix = it.path;
+        size_t prefix_len = it.len;
+        int slash = prefix_len == 0 || prefix[prefix_len - 1] != '/';
+        if (slash) {                      /* the path's NUL becomes the '/' of its entries' prefix */
+            char *p = realloc(it.path, prefix_len + 2);
+            if (p == NULL) {
+                if (dir != NULL)
+                    closedir(dir);
+                nomem = 1;
+                break;
+            }
+            w.items[bfs ? w.head : w.n - 1].path = prefix = it.path = p;
+            prefix[prefix_len++] = '/';
+        }
+        if (dir != NULL) {
+            failed = list_entries(dir, fd, prefix, prefix_len, &out, &rows);
+            closedir(dir);
+        }
+        if (bfs)
+            w.head++;
+        else
+            w.n--;
+        dirs_scanned++;
+        if (failed) {                      /* its rows so far go: the directory is an error row */
+            out.paths.len = marks[0];
+            out.lens.len = marks[1];
+            out.stats.len = marks[2];
+            out.problems.len = marks[3];
+            rows = first;
+            it.path[it.len] = 0;
+            nomem = failed < 0 || walk_dir_error(&out, &runs, &rows, &it, failed);
+            free(it.path);
+            if (nomem)
+                break;
+            continue;
+        }
+        if (rows > first) {
+            int64_t run[3] = {first, it.depth + 1, it.origin};
+            if (buf_put(&runs, run, sizeof run)) {
+                free(it.path);
                 nomem = 1;
                 break;
             }
         }
-        closedir(dir);
+        int64_t node = it.depth + 1 < dlimits[it.origin] ? walk_node(&w, dev, ino, it.node) : -1;
+        if (node == -2) {
+            free(it.path);
+            nomem = 1;
+            break;
+        }
+        for (size_t at = 0; node >= 0 && at < out.dirs.len;) {
+            size_t nlen = strlen(out.dirs.data + at);
+            char *child = malloc(prefix_len + nlen + 1);
+            if (child == NULL || (memcpy(child, prefix, prefix_len), memcpy(child + prefix_len, out.dirs.data + at, nlen + 1),
+                                  walk_push(&w, (walk_item_t){child, prefix_len + nlen, it.depth + 1, it.origin, node}))) {
+                free(child);
+                nomem = 1;
+                break;
+            }
+            at += nlen + 1;
+        }
+        free(it.path);
+        if (nomem)
+            break;
     }
     Py_END_ALLOW_THREADS
 
-    PyObject *result = NULL, *dir_list = NULL, *problem_list = NULL;
-    if (nomem) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (read_errno) {
-        errno = read_errno;
-        PyErr_SetFromErrno(PyExc_OSError);
-        goto done;
-    }
-    if ((dir_list = PyList_New(0)) == NULL || (problem_list = PyList_New(0)) == NULL)
-        goto done;
-    for (size_t at = 0; at < dirs.len;) {
-        size_t n = strlen(dirs.data + at);
-        PyObject *s = PyUnicode_DecodeFSDefaultAndSize(dirs.data + at, (Py_ssize_t)n);
-        if (s == NULL || PyList_Append(dir_list, s)) {
-            Py_XDECREF(s);
-            goto done;
+    if (nomem)
+        goto nomem;
+    if ((left = PyList_New(0)) == NULL)
+        goto fail;
+    for (size_t i = w.head; i < w.n; i++) {
+        walk_item_t *it = &w.items[i];
+        size_t depth = 0;
+        for (int64_t k = it->node; k >= 0; k = w.nodes[k].parent)
+            depth++;
+        PyObject *chain = PyTuple_New((Py_ssize_t)depth);
+        if (chain == NULL)
+            goto fail;
+        for (int64_t k = it->node; k >= 0; k = w.nodes[k].parent) {
+            PyObject *key = Py_BuildValue("(KK)", (unsigned long long)w.nodes[k].dev, (unsigned long long)w.nodes[k].ino);
+            if (key == NULL) {
+                Py_DECREF(chain);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(chain, (Py_ssize_t)--depth, key);
         }
-        Py_DECREF(s);
-        at += n + 1;
-    }
-    for (size_t at = 0; at < problems.len;) {
-        size_t n = strlen(problems.data + at);
-        int32_t tail[2];
-        memcpy(tail, problems.data + at + n + 1, sizeof tail);
-        PyObject *item = Py_BuildValue("(O&ii)", PyUnicode_DecodeFSDefault, problems.data + at, tail[0], tail[1]);
-        if (item == NULL || PyList_Append(problem_list, item)) {
+        PyObject *item = Py_BuildValue("(y#LLN)", it->path, (Py_ssize_t)it->len, (long long)it->depth,
+                                       (long long)it->origin, chain);
+        if (item == NULL || PyList_Append(left, item)) {
             Py_XDECREF(item);
-            goto done;
+            goto fail;
         }
         Py_DECREF(item);
-        at += n + 1 + sizeof tail;
     }
-    result = Py_BuildValue("(OO&O&O&O)", dir_list, bytes_of, &paths, bytes_of, &lens, bytes_of, &stats,
-                           problem_list);
-done:
-    Py_XDECREF(dir_list);
-    Py_XDECREF(problem_list);
-    free(dirs.data);
-    free(paths.data);
-    free(lens.data);
-    free(stats.data);
-    free(problems.data);
+    result = Py_BuildValue("(O&O&O&O&O&OLO)", bytes_of, &out.paths, bytes_of, &out.lens, bytes_of, &out.stats,
+                           bytes_of, &runs, bytes_of, &out.problems, left, (long long)dirs_scanned,
+                           handoff ? Py_True : Py_False);
+    goto fail;
+nomem:
+    PyErr_NoMemory();
+fail:
+    Py_XDECREF(left);
+    for (size_t i = w.head; i < w.n; i++)
+        free(w.items[i].path);
+    free(w.items);
+    free(w.nodes);
+    listing_free(&out);
+    free(runs.data);
+    PyMem_Free(dlimits);
+    PyMem_Free(others);
+    PyMem_Free(n_others);
     return result;
 }
 
@@ -1229,7 +1499,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"extensions", extensions, METH_VARARGS, extensions_doc},
-    {"scan_dir", scan_dir, METH_VARARGS, scan_dir_doc},
+    {"walk_dirs", walk_dirs, METH_VARARGS, walk_dirs_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},
     {"token_text", token_text, METH_VARARGS, token_text_doc},
     {"count_lines", count_lines, METH_VARARGS, count_lines_doc},

@@ -552,3 +552,35 @@ def test_a_listing_task_stops_at_its_bytes_of_paths(tmp_path, monkeypatch, nativ
     stack = w.run(list(plan([str(root / "a0")], o).dirs), 10**9)     # a0: its 3 bN, then b2's files
     assert w.out.path_bytes >= walk.LISTING_BYTES and len(stack) == 2
     assert sorted(d.depth for d in stack) == [1, 1]
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+@pytest.mark.parametrize("budget, breadth_first, rounds", [(10**9, False, 1), (3, False, 9), (3, True, 9), (1, False, 40)])
+def test_the_compiled_walk_lists_what_the_python_walk_lists(tmp_path, overlapping, budget, breadth_first, rounds):
+    """``exoflow._native.walk_dirs`` (the walk's loop in C) against the os.scandir walk, an
+    independent implementation: the same rows in the same order (paths, lstat fields, depth, top
+    directory, errors), the same directories left at each budget and the same count of directories
+    listed, on an awkward tree (a device, a FIFO, a socket, names not UTF-8, links) beside
+    overlapping PATHs, with --max-depth and without."""
+    from conftest import make_awkward_tree
+    awkward = tmp_path / "awkward"
+    awkward.mkdir()
+    special = make_awkward_tree(awkward)
+    try:
+        _levels(awkward / "levels")
+        for paths, opts in [([awkward], {}), ([overlapping, overlapping / "pics"], {}), ([awkward], {"max_depth": 2})]:
+            results = []
+            for native in (True, False):
+                o = WalkOptions(**opts)
+                w = Walker(o, native=native)
+                stack, left = list(plan([str(p) for p in paths], o).dirs), []
+                for _ in range(rounds):
+                    stack = w.run(stack, budget, breadth_first=breadth_first)
+                    left.append(sorted(d.path for d in stack))
+                results.append((w.out.table(), left, w.dirs_scanned, stack))
+            (a, a_left, a_dirs, a_stack), (b, b_left, b_dirs, b_stack) = results
+            assert a.num_rows > 5 and a.equals(b)
+            assert a_left == b_left and a_dirs == b_dirs and a_stack == b_stack
+    finally:
+        special["locked"].chmod(0o755)
+        special["listable"].chmod(0o755)

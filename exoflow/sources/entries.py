@@ -105,11 +105,24 @@ class EntryCollector:
         self.stats.append(st or _NO_STAT)
 
     def add_block(self, paths: bytes, lengths: bytes, stats: bytes) -> None:
-        """Rows as ``exoflow._native.scan_dir`` returns them."""
+        """A block of rows: paths concatenated (bytes), their lengths and N x 10 stat fields (int64
+        bytes, in STAT_FIELDS' order)."""
         self._seal()
         self.path_bytes += len(paths)
         self.blocks.append((paths, lengths, stats))
         self.sealed += len(lengths) // 8
+
+    def add_rows(self, paths: bytes, lengths: bytes, stats: bytes, runs: list[tuple[int, int, str | None]],
+                 problems: list[tuple[int, str, str | None]]) -> None:
+        """Rows of many directories as ``exoflow._native.walk_dirs`` returns them: ``runs`` (first
+        row, depth, top) and ``problems`` (row, error, type hint: rows without a stat result)
+        numbered from this block's first row."""
+        base = len(self)
+        self.add_block(paths, lengths, stats)
+        self.runs.extend((base + row, depth, top) for row, depth, top in runs)
+        for row, error, hint in problems:
+            self.errors[base + row] = (error, hint)
+            self.no_stat.append(base + row)
 
     def _seal(self) -> None:
         n = len(self.paths)

@@ -8,7 +8,9 @@ non-directory entry (its fields are the inventory), and on directories only
 when following symlinks or staying on one file system needs it.
 
 Directories without filters (the common case) are listed by ``exoflow._native``
-when it is built; filters, and installs without a C compiler, use ``os.scandir``.
+when it is built: the walk's loop itself runs there (``walk_dirs``), and Python lists
+only the roots and what it cannot (a directory that is its own ancestor); filters,
+and installs without a C compiler, use ``os.scandir``.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import re
 import stat as stat_mod
 import time
 from dataclasses import dataclass
+
+import numpy as np
 
 import pathspec
 
@@ -255,8 +259,50 @@ class Walker:
         take = todo.popleft if breadth_first else todo.pop
         while todo and len(self.out) - start < budget and self.out.path_bytes - start_bytes < LISTING_BYTES \
                 and time.monotonic() < deadline:
-            self.scan(take(), todo)
+            if not self.native or not self.walk_native(todo, breadth_first, budget - (len(self.out) - start),
+                                                       LISTING_BYTES - (self.out.path_bytes - start_bytes), deadline):
+                self.scan(take(), todo)
         return list(todo)
+
+    def walk_native(self, todo: list[DirItem] | collections.deque, breadth_first: bool, budget: int,
+                    max_bytes: int, deadline: float) -> bool:
+        """Walk on in ``exoflow._native.walk_dirs`` (``scan``'s loop in C, for a walk without filters)
+        over the directories below the roots: all of ``todo`` (depth first: those above its last
+        root), until the budget (entries, ``max_bytes`` of paths,
+        ``deadline``) is spent. False when the next one is not such (a root), or when the compiled
+        walk stopped before one it leaves to ``scan``, which is then next in ``todo``: a directory
+        that is one of its own ancestors (``loop``'s row), or whose fstat failed."""
+        first = len(todo) if breadth_first else 0
+        for i in (range(len(todo)) if breadth_first else range(len(todo) - 1, -1, -1)):
+            if todo[i].top is None:
+                first = i
+                break
+        if breadth_first:
+            mine = list(todo) if first == len(todo) else []
+        else:
+            mine = todo[first + 1:] if todo[first].top is None else todo[:]
+        if not mine:
+            return False
+        limit = self.opts.max_depth
+        dlimits = [2**62 if limit is None else limit - min(k for _, k in d.views) for d in mine]
+        keys = {o: np.array(sorted(o), dtype=np.uint64).tobytes() for o in {d.others for d in mine}}
+        others = [keys[d.others] for d in mine]
+        stack = [(os.fsencode(d.path), d.depth, i, d.ancestors) for i, d in enumerate(mine)]
+        paths, lengths, stats, runs, problems, left, dirs, handoff = _native.walk_dirs(
+            stack, dlimits, others, budget, max_bytes, deadline, breadth_first)
+        self.dirs_scanned += dirs
+        runs = np.frombuffer(runs, dtype=np.int64).reshape(-1, 3).tolist()
+        problems = np.frombuffer(problems, dtype=np.int64).reshape(-1, 3).tolist()
+        self.out.add_rows(paths, lengths, stats, [(row, depth, mine[o].top) for row, depth, o in runs],
+                          [(row, describe_errno(code), D_TYPE_HINT.get(d_type)) for row, code, d_type in problems])
+        rest = [DirItem(os.fsdecode(p), depth, mine[o].top, mine[o].root, chain, mine[o].ignores, mine[o].dev,
+                        mine[o].views, mine[o].others) for p, depth, o, chain in left]
+        if breadth_first:
+            todo.clear()
+        else:
+            del todo[first + 1 if todo[first].top is None else 0:]
+        todo.extend(rest)
+        return not handoff
 
     def add_root_file(self, path: str) -> None:
         """A root that is not a directory becomes a row of its own (when the size bounds keep it)."""
@@ -312,9 +358,6 @@ class Walker:
                 return                # another PATH: its own walk lists this tree
             chain = item.ancestors + (key,)
             self.dirs_scanned += 1
-            if self.native and item.top is not None:
-                self.native_entries(item, fd, chain, stack)
-                return
             try:
                 with os.scandir(fd) as it:
                     entries = list(it)
@@ -334,22 +377,6 @@ class Walker:
                 self.scan_entries(item, fd, entries, ignores, chain, stack)
         finally:
             os.close(fd)
-
-    def native_entries(self, item: DirItem, fd: int, chain: tuple[tuple[int, int], ...],
-                       stack: list[DirItem]) -> None:
-        """One directory through ``exoflow._native.scan_dir``: subdirectories, then a block of rows."""
-        prefix, depth, descend = self.children(item)
-        try:
-            dirs, paths, lengths, stats, problems = _native.scan_dir(fd, os.fsencode(prefix))
-        except OSError as e:
-            self.unreadable(item, e)
-            return
-        if descend:
-            stack.extend(self.child(item, prefix + n, item.top, chain) for n in dirs)
-        self.out.start_run(depth, item.top)
-        self.out.add_block(paths, lengths, stats)
-        for name, code, d_type in problems:      # lstat failed: vanished, permission …
-            self.out.add_error(prefix + name, describe_errno(code), hint=D_TYPE_HINT.get(d_type))
 
     def scan_entries(self, item: DirItem, fd: int, entries: list[os.DirEntry], ignores: tuple[IgnoreRules, ...],
                      chain: tuple[tuple[int, int], ...], stack: list[DirItem]) -> None:
