@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from exoflow import __version__
 from exoflow.errors import (EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError,
-                            catch_interrupts)
+                            catch_interrupts, exit_on_interrupt)
 from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
@@ -123,6 +123,12 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
     except KeyboardInterrupt:
+        if cfg.out_dir and outputs.exists(os.path.join(cfg.out_dir, "summary.json")):   # the run's end
+            if not remote:
+                keep_out_dir(cfg.out_dir)
+            print(f"{prog}: interrupted after the run had finished; its results are in {cfg.out_dir}",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
         if remote:        # no --resume for a store: what the run wrote there goes
             why = remove_url(remote)
             print(f"{prog}: interrupted; " + (f"nothing is left under {remote}" if why is None else
@@ -222,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv:
         p.print_help(sys.stderr)
         return EXIT_USAGE
+    if argv[0] != "run":      # these commands handle Ctrl-C themselves
+        exit_on_interrupt(starting=False)
     if argv[0] in ("bench", "info"):
         from exoflow import bench
         return _guard(lambda: bench.main(argv[0], argv[1:]), f"exoflow {argv[0]}")
@@ -273,12 +281,14 @@ def _leave(code: int) -> None:
 
 
 def entry() -> None:
-    """The ``exoflow`` console command."""
+    """The ``exoflow`` command (``exoflow.__main__``, which handles a Ctrl-C during start-up)."""
+    exit_on_interrupt()
     _leave(main())
 
 
 def job_main(job: Job) -> None:
     """``python jobs/NAME.py PATH...``: the same options as ``exoflow run NAME``."""
+    exit_on_interrupt()
     prog = os.path.basename(sys.argv[0])
     _leave(_guard(lambda: run_job(job, sys.argv[1:], prog), prog))
 

@@ -263,8 +263,10 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
     memory_limit = check_memory_limit(opts.memory_limit, threads, workers)
     # Worker processes ignore Ctrl-C (SIGINT goes to the whole process group): the client
     # catches it, cancels the tasks and shuts the cluster down in order. The fork server ignores it
-    # (forkserver.start), and so do the workers it forks.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # (forkserver.start), and so do the workers it forks. One while the cluster starts is held
+    # until it has started, then stops the run as any other does.
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), warnings.catch_warnings():
         # a taken port is not a problem: another one is used and its URL printed
         warnings.filterwarnings("ignore", message=".*already in use")
@@ -296,6 +298,8 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
         attach_later(cluster.scheduler)
     with cluster, Client(cluster) as client:
         try:
+            if held:
+                raise KeyboardInterrupt
             yield client
         except BaseException:
             # interrupted or failed: the in-process scheduler may complain about comms the

@@ -35,8 +35,8 @@ import socket
 import struct
 import sys
 
-from exoflow.errors import EXIT_INTERNAL
-from exoflow.submit import CONNECT_TIMEOUT, LENGTH, identity, installation, send_line, socket_name, why
+from exoflow.errors import EXIT_INTERNAL, exit_on_interrupt
+from exoflow.submit import CONNECT_TIMEOUT, FORWARDED, LENGTH, identity, installation, send_line, socket_name, why
 
 # what a run imports: Dask and exoflow's runner (the fork server's preload), the command's run path
 WARM = ("exoflow._preload", "exoflow.cli", "exoflow.cluster", "exoflow.config", "exoflow.journal",
@@ -114,10 +114,13 @@ class Driver:
             conn.sendall(b"A\n")                    # first: a command that gave up is not run
             sys.stdout.flush()
             sys.stderr.flush()
+            # the child's signals wait until it has its handlers (a forwarded Ctrl-C could come at once)
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
             pid = os.fork()
             if pid == 0:
                 self._close_all(conn)
-                _child(request, fds)              # never returns
+                _child(request, fds, mask)        # never returns
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             print(f"exoflow driver: run {pid}: {json.dumps(request['argv'])} in {json.dumps(request['cwd'])}", flush=True)
             conn.setblocking(True)
             pidfd = os.pidfd_open(pid)
@@ -192,16 +195,20 @@ def _receive(conn: socket.socket, n: int) -> bytes:
     return data
 
 
-def _child(request: dict, fds: list[int]) -> None:
-    """Take the command's place and run what it would have run; exit with its code."""
+def _child(request: dict, fds: list[int], mask: set) -> None:
+    """Take the command's place and run what it would have run; exit with its code. ``mask``: the
+    signal mask to restore once the handlers are the command's (a Ctrl-C before the run catches
+    interrupts ends it at once, as in the command: ``errors.exit_on_interrupt``)."""
     code: object = EXIT_INTERNAL
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    exit_on_interrupt()
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)      # its line goes to the command's stderr
         os.chdir(request["cwd"])
         os.umask(request["umask"])
         os.environ.clear()

@@ -3,8 +3,8 @@ exoflow, so commands that need no Dask stay lean)."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
-
 
 
 class UsageError(Exception):
@@ -29,8 +29,26 @@ def _on_sigint(signum, frame) -> None:
 def catch_interrupts() -> None:
     """Note every Ctrl-C (``check_interrupt``) and raise KeyboardInterrupt as Python does, unless
     SIGINT is ignored (a background job) or has a handler of its own. Call from the main thread."""
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_at_once):
         signal.signal(signal.SIGINT, _on_sigint)
+
+
+def exit_on_interrupt(starting: bool = True) -> None:
+    """Start-up (``starting``): until a run catches interrupts (``catch_interrupts``) a Ctrl-C ends
+    the command at once, one line and exit 130. Start-up imports for up to a second, makes nothing
+    that needs undoing, and Python would print the traceback of the import it stopped (or a library
+    turn the interrupt into an ImportError). Not when SIGINT is ignored (a background job) or has a
+    handler of its own. ``starting=False``: a Ctrl-C raises KeyboardInterrupt again (a command
+    that starts processes undoes its work). Call from the main thread."""
+    if starting and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _exit_at_once)
+    elif not starting and signal.getsignal(signal.SIGINT) is _exit_at_once:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _exit_at_once(signum, frame) -> None:
+    os.write(2, b"exoflow: interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def check_interrupt() -> None:

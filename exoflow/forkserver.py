@@ -18,26 +18,33 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+from multiprocessing import resource_tracker
 import signal
 import sys
 
-PRELOAD = ["exoflow._preload"]     # Dask and exoflow's runner, with the garbage collector off
+# SIGINT ignored (exoflow._no_sigint); Dask and exoflow's runner, with the garbage collector off
+PRELOAD = ["exoflow._no_sigint", "exoflow._preload"]
 _QUIET_TRACKER = "ignore:resource_tracker:UserWarning"
 
 
 def start() -> None:
     """Start the fork server once per process (a no-op when it runs). It ignores SIGINT, and so
-    do the workers it forks: the client catches Ctrl-C and stops them in order. Call from the
-    main thread."""
+    do the workers it forks: the client catches Ctrl-C and stops them in order. SIGINT is blocked
+    while it starts (the server unblocks it): a Ctrl-C meanwhile comes to this process once it is
+    started, not lost. Call from the main thread."""
     # A second Ctrl-C during the teardown leaves the cluster's semaphores to multiprocessing's
     # resource tracker (started with the fork server, with this process's warning options), which
     # removes them and, once the command has exited, said so on its stderr.
     if _QUIET_TRACKER not in sys.warnoptions:
         sys.warnoptions.append(_QUIET_TRACKER)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the resource tracker first: starting it unblocks SIGINT (multiprocessing blocks and then
+    # unblocks it around that start, whatever the mask was), which would let one in while the
+    # fork server starts
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
         multiprocessing.forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -531,3 +531,39 @@ def test_ctrl_c_before_any_result_leaves_the_out_dir_as_it_was(tmp_path):
     err = first + p.communicate(timeout=60)[1]
     assert p.returncode == 130 and "interrupted before anything was written" in err, err
     assert tree_state(tmp_path) == before
+
+
+def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
+    """The command (``python -m exoflow``, what the console script runs) interrupted from its
+    imports (after Python's own start-up, ~40 ms here: a traceback there is Python's) to its
+    embedded cluster's start and the run's first tasks: exit 130 and one line, never
+    a traceback of the import it stopped, never lost while the cluster started (the run then
+    finished as if none came), nothing left in a new --out and no process of its group left."""
+    tree = make_grid(tmp_path / "t", 40, 400)
+    interrupted = 0
+    for i, delay in enumerate([0.08, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2, 1.4, 1.7]):
+        out = tmp_path / f"o{i}"
+        p = subprocess.Popen([sys.executable, "-m", "exoflow", "run", "checksum", str(tree), "--out", str(out),
+                              "--workers", "1", "--no-dashboard", "-q"], stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        time.sleep(delay)
+        if p.poll() is not None:
+            continue
+        os.killpg(p.pid, signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+        assert p.returncode == 130 and len(err.strip().splitlines()) == 1, (delay, err)
+        assert "interrupted" in err and "Traceback" not in err, err
+        assert (out / "summary.json").exists() == ("after the run had finished" in err), (delay, err)
+        if "complete parts" not in err and "finished" not in err:
+            assert not out.exists(), (delay, err)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(p.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"processes of the run left after a Ctrl-C at {delay} s")
+        interrupted += 1
+    assert interrupted >= 8, "too few runs were still going when interrupted"

@@ -117,3 +117,33 @@ def test_a_stale_or_refusing_driver_socket_falls_back_to_the_command(cluster, tm
     assert "the cluster's driver cannot take this run" in r.stderr.splitlines()[0], r.stderr
     assert rows(tmp_path / "o2") == rows(tmp_path / "o1")
     assert driver_runs(cluster) == 0
+
+
+def test_ctrl_c_at_any_moment_of_a_run_through_the_driver(cluster, tmp_path):
+    """A Ctrl-C from the command's start-up (after Python's own) to its run's, through the driver: exit 130 and one
+    line, never a traceback (a SIGINT raised in the run's child while it started could leave a lock
+    of the logging module held, and the run hung for ever), never lost (the run finished as if
+    none came), and no child of the driver left."""
+    big = make_grid(tmp_path / "big", 40, 400)
+    s = start(cluster)
+    driver = psutil.Process(s["pids"]["driver"])
+    interrupted = 0
+    for i, delay in enumerate([0.08 + 0.03 * k for k in range(19)]):
+        out = tmp_path / f"o{i}"
+        p = subprocess.Popen([sys.executable, "-m", "exoflow", "run", "checksum", str(big), "--out", str(out), "-q",
+                              "--chunk-files", "20"], env=cluster.env, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        if p.poll() is not None:          # ended before the Ctrl-C: not this case
+            continue
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+        assert p.returncode == 130 and len(err.strip().splitlines()) == 1, (delay, err)
+        assert "interrupted" in err and "Traceback" not in err, err
+        # once the summary is written the run has finished, and says so
+        assert (out / "summary.json").exists() == ("after the run had finished" in err), (delay, err)
+        deadline = time.monotonic() + 10
+        while driver.children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert driver.children() == []
+        interrupted += 1
+    assert interrupted >= 10, "too few runs were still going when interrupted"
