@@ -48,6 +48,9 @@ def check_since(cfg: RunConfig) -> None:
     prev, job = cfg.since, cfg.job
     if job.reads is None:
         raise UsageError(f"--since: the {job.name} job reads no file contents; there is nothing to reuse")
+    if not os.path.isdir(prev):
+        what = "not a directory" if os.path.lexists(prev) else "no such directory"
+        raise UsageError(f"--since {prev}: {what} (give the --out directory of an earlier {job.name} run)")
     held = read_run_file(prev)
     if held is None:
         raise UsageError(f"--since {prev}: no listing of an exoflow run there (an output of exoflow before "

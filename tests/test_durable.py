@@ -391,7 +391,10 @@ def test_since_usage_errors(tmp_path, capsys):
     cases = {
         ("scan", "--since", str(before)): "holds a checksum run, not scan",
         ("checksum", "--since", str(old)): "no listing of an exoflow run",
-        ("checksum", "--since", str(tmp_path / "nothing")): "no listing of an exoflow run",
+        ("checksum", "--since", str(tmp_path / "nothing")): "no such directory (give the --out directory of an "
+                                                            "earlier checksum run)",
+        ("checksum", "--since", str(before / "summary.json")): "not a directory",
+        ("checksum", "--since", str(tree)): "no listing of an exoflow run",
         ("checksum", "--hash", "sha256", "--since", str(before)): "other checksum options (--hash)",
         ("checksum", "--since", str(unfinished)): "did not finish",
         ("inventory", "--since", str(before)): "reads no file contents",
