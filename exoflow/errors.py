@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 
 
 class UsageError(Exception):
@@ -31,6 +32,19 @@ def catch_interrupts() -> None:
     SIGINT is ignored (a background job) or has a handler of its own. Call from the main thread."""
     if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _exit_at_once):
         signal.signal(signal.SIGINT, _on_sigint)
+        if sys.unraisablehook is not _unraisable:
+            global _unraisable_before
+            _unraisable_before, sys.unraisablehook = sys.unraisablehook, _unraisable
+
+
+_unraisable_before = sys.unraisablehook
+
+
+def _unraisable(unraisable) -> None:
+    """An interrupt raised in a finalizer is noted (``check_interrupt`` raises it again), not printed
+    as "Exception ignored in …" with its traceback; anything else goes to the hook there was."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _unraisable_before(unraisable)
 
 
 def exit_on_interrupt(starting: bool = True) -> None:
