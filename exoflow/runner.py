@@ -55,6 +55,8 @@ from exoflow.sources.walk import DirItem, RootPlan, Walker
 # (largest subtrees), are dealt round-robin to one task per worker thread.
 FIRST_BUDGET = (2_000, 0.02, True)
 BUDGET = (100_000, 0.3)
+# Seconds between two looks at the cluster's workers (which come and go) when placing listing tasks.
+WORKERS_EVERY = 1.0
 # Jobs that read contents: chunk tasks run where their listing part is, so a part holding many
 # chunks' worth of files would load one worker; parts of a couple of chunks spread the work.
 CHUNKS_PER_PART = 2
@@ -396,6 +398,7 @@ class _Run:
         self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
         self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
         self.load = _Load(nthreads)               # where the next listing task goes
+        self.workers_seen = time.monotonic()      # when self.load last learnt the workers
         self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
         self.futures: dict[str, Any] = {}        # everything in flight, for cancelling
         self.resources = task_resources(cfg.params)   # chunk tasks of a GPU run go to GPU workers
@@ -456,7 +459,9 @@ class _Run:
 
     def submit_walks(self, budget: tuple | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
-        self.load.update(self.ex.nthreads())
+        if time.monotonic() - self.workers_seen > WORKERS_EVERY:    # a round trip: not at each listing
+            self.load.update(self.ex.nthreads())
+            self.workers_seen = time.monotonic()
         if root_files:
             self.submit_listing(list_tree, [], root_files, self.cfg.walk, budget, self.cfg.chunk,
                                 self.cfg.job.mark, self.cfg.load.storage_options,
