@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from exoflow import __version__
 from exoflow.errors import (EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError,
-                            catch_interrupts, exit_on_interrupt)
+                            catch_interrupts, exit_on_interrupt, remove_mp_tempdir)
 from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
@@ -271,12 +271,7 @@ def _leave(code: int) -> None:
     that ``os._exit`` skips) has to go."""
     sys.stdout.flush()
     sys.stderr.flush()
-    if "multiprocessing" in sys.modules:
-        import shutil
-        from multiprocessing import process
-        tempdir = process.current_process()._config.get("tempdir")    # multiprocessing.util.get_temp_dir's
-        if tempdir:
-            shutil.rmtree(tempdir, ignore_errors=True)
+    remove_mp_tempdir()
     os._exit(code)
 
 

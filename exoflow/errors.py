@@ -62,7 +62,18 @@ def exit_on_interrupt(starting: bool = True) -> None:
 
 def _exit_at_once(signum, frame) -> None:
     os.write(2, b"exoflow: interrupted\n")
+    remove_mp_tempdir()
     os._exit(EXIT_INTERRUPTED)
+
+
+def remove_mp_tempdir() -> None:
+    """Remove the temporary directory multiprocessing made for this process (``pymp-…``: the fork
+    server's socket), which a finalizer would have removed, before an ``os._exit`` that skips it."""
+    process = sys.modules.get("multiprocessing.process")
+    tempdir = process.current_process()._config.get("tempdir") if process else None   # util.get_temp_dir's
+    if tempdir:
+        import shutil
+        shutil.rmtree(tempdir, ignore_errors=True)
 
 
 def check_interrupt() -> None:

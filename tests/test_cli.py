@@ -538,14 +538,15 @@ def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
     imports (after Python's own start-up, ~40 ms here: a traceback there is Python's) to its
     embedded cluster's start and the run's first tasks: exit 130 and one line, never
     a traceback of the import it stopped, never lost while the cluster started (the run then
-    finished as if none came), nothing left in a new --out and no process of its group left."""
+    finished as if none came), nothing left in a new --out or $TMPDIR and no process of its group left."""
     tree = make_grid(tmp_path / "t", 40, 400)
     interrupted = 0
     for i, delay in enumerate([0.08, 0.1, 0.2, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2, 1.4, 1.7]):
-        out = tmp_path / f"o{i}"
+        out, tmp = tmp_path / f"o{i}", tmp_path / f"tmp{i}"
+        tmp.mkdir()
         p = subprocess.Popen([sys.executable, "-m", "exoflow", "run", "checksum", str(tree), "--out", str(out),
                               "--workers", "1", "--no-dashboard", "-q"], stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, env={**os.environ, "TMPDIR": str(tmp)})
         time.sleep(delay)
         if p.poll() is not None:
             continue
@@ -556,6 +557,8 @@ def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
         assert (out / "summary.json").exists() == ("after the run had finished" in err), (delay, err)
         if "complete parts" not in err and "finished" not in err:
             assert not out.exists(), (delay, err)
+        # multiprocessing's pymp-… (the fork server's socket) goes too, though os._exit skips its finalizer
+        assert not list(tmp.glob("pymp-*")), (delay, err)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
