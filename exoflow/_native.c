@@ -287,7 +287,10 @@ static PyObject *walk_dirs(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     while (w.head < w.n && rows < budget && (Py_ssize_t)out.paths.len < max_bytes && monotonic() < deadline) {
         walk_item_t it = w.items[bfs ? w.head : w.n - 1];
-        int fd = open(it.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd;
+        do
+            fd = open(it.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (fd < 0 && errno == EINTR);
         if (fd < 0 && errno == ENAMETOOLONG)
             fd = open_long(it.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0) {

@@ -126,8 +126,9 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
         if cfg.out_dir and outputs.exists(os.path.join(cfg.out_dir, "summary.json")):   # the run's end
             if not remote:
                 keep_out_dir(cfg.out_dir)
-            print(f"{prog}: interrupted after the run had finished; its results are in {cfg.out_dir}",
-                  file=sys.stderr)
+            report = outputs.exists(os.path.join(cfg.out_dir, "report.html"))
+            print(f"{prog}: interrupted after the run had finished; its results are in {cfg.out_dir}"
+                  + ("" if report else " (but for report.html)"), file=sys.stderr)
             return EXIT_INTERRUPTED
         if remote:        # no --resume for a store: what the run wrote there goes
             why = remove_url(remote)

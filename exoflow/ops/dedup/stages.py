@@ -434,7 +434,8 @@ def run_stages(ex: Executor, dataset_dir: str, out_dir: str, sizes: np.ndarray, 
     # restarts at the memory limit) and every task after it is cancelled; a task is computed again
     sizes_f = ex.submit(np.asarray, sizes, np.int64)
     # spread over the workers: Dask would run them all where the sizes are, one after another
-    workers = [w for w, n in sorted(ex.nthreads().items()) for _ in range(n)] or [None]
+    nthreads = sorted(ex.nthreads().items())
+    workers = [w for k in range(max((n for _, n in nthreads), default=0)) for w, n in nthreads if k < n] or [None]
     maps = [ex.submit(split_candidates, g, sizes_f, nparts, bool(params.get("include_empty")),
                       where=workers[i % len(workers)]) for i, g in enumerate(groups)]
     results = [ex.submit(reduce_pieces, [ex.submit(operator.getitem, m, j) for m in maps], params)
