@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from exoflow import __version__
 from exoflow.errors import (EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError,
-                            catch_interrupts, exit_on_interrupt, remove_mp_tempdir)
+                            catch_interrupts, check_interrupt, exit_on_interrupt, held_interrupts,
+                            remove_mp_tempdir)
 from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
@@ -111,8 +112,10 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     from exoflow.cluster import connect, describe
     try:
         with connect(cluster_opts) as client:
-            cfg.out_dir = remote or (os.path.realpath(out_dir) if args.resume else
-                                     prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir), args.overwrite))
+            with held_interrupts():        # moved aside and noted as one step: a Ctrl-C puts it back
+                cfg.out_dir = remote or (os.path.realpath(out_dir) if args.resume else
+                                         prepare_out_dir(out_dir if args.out else claim_out_dir(out_dir),
+                                                         args.overwrite))
             info = describe(client)
             cfg.params = resolve_auto(cfg.params, info["gpu_workers"] > 0)
             backend = backend_named(cfg.params)
@@ -122,6 +125,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
                 + (f"; exoflow page {info['exoflow_page']}" if info["exoflow_page"] else ""))
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
+            check_interrupt()      # one that a finalizer caught while the run wound up
     except KeyboardInterrupt:
         if cfg.out_dir and outputs.exists(os.path.join(cfg.out_dir, "summary.json")):   # the run's end
             if not remote:

@@ -3,9 +3,11 @@ exoflow, so commands that need no Dask stay lean)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+from typing import Any, Iterator
 
 
 class UsageError(Exception):
@@ -64,6 +66,23 @@ def _exit_at_once(signum, frame) -> None:
     os.write(2, b"exoflow: interrupted\n")
     remove_mp_tempdir()
     os._exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def held_interrupts() -> Iterator[None]:
+    """A Ctrl-C during the block (steps that must not be cut apart) is held, and handled as it
+    would have been once the block is over. A handler, not the signal mask: Python runs handlers
+    in the main thread whichever thread the signal reached. Call from the main thread."""
+    held: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held and callable(previous):
+            previous(*held[0])
+        elif held and previous == signal.SIG_DFL:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 def remove_mp_tempdir() -> None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
-from multiprocessing import resource_tracker
 import signal
 import sys
+from multiprocessing import resource_tracker
 
 # SIGINT ignored (exoflow._no_sigint); Dask and exoflow's runner, with the garbage collector off
 PRELOAD = ["exoflow._no_sigint", "exoflow._preload"]
@@ -41,7 +41,7 @@ def start() -> None:
     # unblocks it around that start, whatever the mask was), which would let one in while the
     # fork server starts
     resource_tracker.ensure_running()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})    # the server inherits the mask
     try:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)

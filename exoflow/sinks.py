@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exoflow import outputs
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, held_interrupts
 from exoflow.fileio import TMP_SUFFIX
 from exoflow.journal import STATE
 
@@ -88,8 +88,9 @@ def check_out_dir(path: str, overwrite: bool) -> list[str]:
         raise UsageError(f"--out {path}: cannot write in {existing}")
     if missing:
         try:
-            os.mkdir(missing[0])
-            os.rmdir(missing[0])
+            with held_interrupts():         # a Ctrl-C now ends the command at once: not in between
+                os.mkdir(missing[0])
+                os.rmdir(missing[0])
         except OSError as e:
             raise UsageError(f"--out {path}: cannot create {missing[0]}: {e.strerror}") from None
     return missing

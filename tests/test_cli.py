@@ -570,3 +570,41 @@ def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
             raise AssertionError(f"processes of the run left after a Ctrl-C at {delay} s")
         interrupted += 1
     assert interrupted >= 8, "too few runs were still going when interrupted"
+
+
+def test_a_ctrl_c_while_overwrite_moves_the_earlier_result_aside_puts_it_back(tmp_path, monkeypatch, capsys):
+    """``--overwrite`` moves the earlier result aside (into OUT/.exoflow-replaced) before the run and
+    puts it back when the run writes nothing. A SIGINT sent right after the first of those moves
+    (os.rename wrapped to send it) once cut them apart: the run said "interrupted before anything
+    was written" and left the result half moved, its marker hidden, so the next run refused the
+    directory. Now the move is one step: the earlier result comes back file for file."""
+    from exoflow import sinks
+    from exoflow.cli import _guard, run_job
+    from exoflow.composed import load
+    tree = make_grid(tmp_path / "t", 2, 20)
+    out = tmp_path / "o"
+    assert exoflow("run", "inventory", str(tree), "--out", str(out), "-q").returncode == 0
+    def listing() -> dict[str, bytes]:
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    before = listing()
+    assert len(before) > 3
+    rename, moved = os.rename, []
+    def rename_then_interrupt(a, b):
+        rename(a, b)
+        moved.append(a)
+        if len(moved) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+    from exoflow import errors
+    monkeypatch.setattr(sinks.os, "rename", rename_then_interrupt)
+    monkeypatch.setattr(errors, "_interrupted", False)      # the run notes its Ctrl-C here: not for later tests
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = _guard(lambda: run_job(load("inventory"), [str(tree), "--out", str(out), "--overwrite", "--workers",
+                                                          "1", "--no-dashboard", "-q"], "exoflow run"), "exoflow")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 130 and "interrupted" in err and len(moved) > 1, err
+    assert listing() == before
+    assert exoflow("run", "inventory", str(tree), "--out", str(out), "--overwrite", "-q").returncode == 0
