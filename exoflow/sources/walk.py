@@ -272,15 +272,11 @@ class Walker:
         ``deadline``) is spent. False when the next one is not such (a root), or when the compiled
         walk stopped before one it leaves to ``scan``, which is then next in ``todo``: a directory
         that is one of its own ancestors (``loop``'s row), or whose fstat failed."""
-        first = len(todo) if breadth_first else 0
-        for i in (range(len(todo)) if breadth_first else range(len(todo) - 1, -1, -1)):
-            if todo[i].top is None:
-                first = i
-                break
-        if breadth_first:
-            mine = list(todo) if first == len(todo) else []
-        else:
-            mine = todo[first + 1:] if todo[first].top is None else todo[:]
+        if breadth_first:      # the queue's front comes first: all of it, once no root is left
+            cut = len(todo) if any(d.top is None for d in todo) else 0
+        else:                  # the stack's top comes first: what lies above its last root
+            cut = next((i + 1 for i in range(len(todo) - 1, -1, -1) if todo[i].top is None), 0)
+        mine = list(todo)[cut:]
         if not mine:
             return False
         limit = self.opts.max_depth
@@ -298,9 +294,9 @@ class Walker:
         rest = [DirItem(os.fsdecode(p), depth, mine[o].top, mine[o].root, chain, mine[o].ignores, mine[o].dev,
                         mine[o].views, mine[o].others) for p, depth, o, chain in left]
         if breadth_first:
-            todo.clear()
+            todo.clear()               # a deque: handed over whole
         else:
-            del todo[first + 1 if todo[first].top is None else 0:]
+            del todo[cut:]
         todo.extend(rest)
         return not handoff
 
