@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import ssl
 import threading
 import time
@@ -20,7 +19,7 @@ from dask.utils import format_bytes, key_split, parse_timedelta
 
 from exoflow import forkserver
 from exoflow.options import ClusterOptions
-from exoflow.errors import UsageError
+from exoflow.errors import UsageError, held_interrupts
 from exoflow.summary import ClusterInfo
 
 if TYPE_CHECKING:
@@ -263,52 +262,51 @@ def _local(opts: ClusterOptions) -> Iterator[Client]:
     memory_limit = check_memory_limit(opts.memory_limit, threads, workers)
     # Worker processes ignore Ctrl-C (SIGINT goes to the whole process group): the client
     # catches it, cancels the tasks and shuts the cluster down in order. The fork server ignores it
-    # (forkserver.start), and so do the workers it forks. One while the cluster starts is held
-    # until it has started, then stops the run as any other does.
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
-    try:
-        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), \
-                warnings.catch_warnings():
-            # a taken port is not a problem: another one is used and its URL printed
-            warnings.filterwarnings("ignore", message=".*already in use")
-            common = dict(
-                processes=True,
-                death_timeout=START_TIMEOUT,     # a worker that does not join in time fails the start
-                dashboard_address=opts.dashboard or None,
-                host="127.0.0.1",
-                silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
-                # the exoflow page and /metrics; Dask's dashboard is attached once the run is going
-                scheduler_kwargs={"preload": ["exoflow.dashboard"], "dashboard": False},
-            )
-            try:
-                forkserver.start()
-                if gpu_run(opts):            # dask-cuda workers, one per GPU, settings from exoflow.gpu
-                    from dask_cuda import LocalCUDACluster
+    # (forkserver.start), and so do the workers it forks. One while the cluster starts is held until
+    # it has started (errors.held_interrupts), then stops the run as any other does.
+    with contextlib.ExitStack() as stack:
+        with held_interrupts():
+            with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}), \
+                    warnings.catch_warnings():
+                # a taken port is not a problem: another one is used and its URL printed
+                warnings.filterwarnings("ignore", message=".*already in use")
+                common = dict(
+                    processes=True,
+                    death_timeout=START_TIMEOUT,     # a worker that does not join in time fails the start
+                    dashboard_address=opts.dashboard or None,
+                    host="127.0.0.1",
+                    silence_logs=logging.CRITICAL,  # task errors reach the client, which reports them in one line
+                    # the exoflow page and /metrics; Dask's dashboard is attached once the run is going
+                    scheduler_kwargs={"preload": ["exoflow.dashboard"], "dashboard": False},
+                )
+                try:
+                    forkserver.start()
+                    if gpu_run(opts):            # dask-cuda workers, one per GPU, settings from exoflow.gpu
+                        from dask_cuda import LocalCUDACluster
 
-                    from exoflow import gpu
-                    cluster = LocalCUDACluster(**gpu.local_cluster_kwargs(workers, threads, memory_limit), **common)
-                else:
-                    cluster = LocalCluster(n_workers=workers, threads_per_worker=threads, memory_limit=memory_limit,
-                                           **common)
-            except Exception as e:
-                raise UsageError(f"cannot start the local cluster: {_start_failure(e)}") from None
-        with cluster, Client(cluster) as client:
-            signal.signal(signal.SIGINT, previous)     # from here a Ctrl-C stops the run (and the cluster)
-            try:
-                if held:
-                    raise KeyboardInterrupt
-                if opts.dashboard != "":
-                    from exoflow.dashboard import attach_later
-                    attach_later(cluster.scheduler)
-                yield client
-            except BaseException:
-                # interrupted or failed: the in-process scheduler may complain about comms the
-                # teardown closes under it; the user gets exoflow's one line instead
-                logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
-                raise
-    finally:
-        signal.signal(signal.SIGINT, previous)
+                        from exoflow import gpu
+                        cluster = LocalCUDACluster(**gpu.local_cluster_kwargs(workers, threads, memory_limit),
+                                                   **common)
+                    else:
+                        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads,
+                                               memory_limit=memory_limit, **common)
+                except Exception as e:
+                    raise UsageError(f"cannot start the local cluster: {_start_failure(e)}") from None
+            stack.enter_context(cluster)
+            client = stack.enter_context(Client(cluster))
+            stack.push(_quiet_teardown)
+        if opts.dashboard != "":
+            from exoflow.dashboard import attach_later
+            attach_later(cluster.scheduler)
+        yield client
+
+
+def _quiet_teardown(exc_type, exc, tb) -> bool:
+    """Interrupted or failed: the in-process scheduler may complain about comms the teardown closes
+    under it; the user gets exoflow's one line instead."""
+    if exc_type is not None:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
+    return False
 
 
 class _Watch(threading.Thread):
