@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Sequence
@@ -27,7 +25,6 @@ from exoflow import __version__
 from exoflow.errors import (EXIT_FILE_ERRORS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError,
                             catch_interrupts, check_interrupt, exit_on_interrupt, held_interrupts,
                             remove_mp_tempdir)
-from exoflow.results import FORMATS
 
 if TYPE_CHECKING:
     from exoflow.job import Job
@@ -35,6 +32,7 @@ if TYPE_CHECKING:
 
 def add_format_options(p: argparse.ArgumentParser, job: Job) -> None:
     """``exoflow run``'s text output that pipes: --format and -0 (not bench's: it prints timings)."""
+    from exoflow.results import FORMATS
     g = p.add_argument_group("text output")
     g.add_argument("--format", choices=FORMATS, metavar="FORMAT",
                    help=f"write the job's main table ({job.main_table or job.dataset or 'not in a composed run'}) "
@@ -106,6 +104,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     # After a Ctrl-C, Dask's sync() can leave a cancel callback that fails in the client's event loop
     # (a NameError in distributed.utils.sync), which tornado logs with a traceback; the interrupt is
     # reported in one line below.
+    import logging
     logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
 
     from exoflow.backends import backend_named, resolve_auto
@@ -166,6 +165,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
     if not remote:
         keep_out_dir(cfg.out_dir)
     if args.json:
+        import json
         print(json.dumps(summary, indent=2, default=str))
     elif args.format:        # stdout holds only the table: pipes to jq, xargs -0, a spreadsheet …
         main_dir = os.path.join(cfg.out_dir, job.main_table or job.dataset)

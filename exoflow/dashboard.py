@@ -18,10 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Iterator
-
-if TYPE_CHECKING:
-    from distributed import Client
+from typing import Any, Iterator
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -502,18 +499,6 @@ def attach_later(scheduler) -> None:
         scheduler.loop.add_callback(attach, dash)
 
     threading.Thread(target=load, name="exoflow-dashboard", daemon=True).start()
-
-
-def page_url(client: Client) -> str | None:
-    """The URL of the exoflow page for ``client``'s scheduler, or None without page/dashboard."""
-    link = getattr(client, "dashboard_link", None)
-    if not link:
-        return None
-    try:
-        has = client.run_on_scheduler(serves, f"/{PAGE}")
-    except Exception:
-        return None
-    return link.rsplit("/", 1)[0] + f"/{PAGE}" if has else None
 
 
 def serves(path: str, dask_scheduler=None) -> bool:

@@ -39,8 +39,9 @@ from exoflow.errors import EXIT_INTERNAL, exit_on_interrupt
 from exoflow.submit import CONNECT_TIMEOUT, FORWARDED, LENGTH, identity, installation, send_line, socket_name, why
 
 # what a run imports: Dask and exoflow's runner (the fork server's preload), the command's run path
-WARM = ("exoflow._preload", "exoflow.cli", "exoflow.cluster", "exoflow.config", "exoflow.journal",
-        "exoflow.progress", "exoflow.report", "exoflow.results", "exoflow.sinks")
+WARM = ("exoflow._preload", "exoflow.cli", "exoflow.cluster", "exoflow.config", "exoflow.dashboard",
+        "exoflow.discovery", "exoflow.journal", "exoflow.pins", "exoflow.progress", "exoflow.report",
+        "exoflow.results", "exoflow.sinks", "exoflow.spilling", "pyarrow.acero", "tornado.platform.asyncio")
 
 
 def _warm() -> None:
@@ -51,6 +52,12 @@ def _warm() -> None:
     for name in WARM:
         importlib.import_module(name)
     importlib.import_module("exoflow.report")._bokeh_js()     # read once, for every run's report.html
+    # what a Client sends the scheduler when it connects: each package's version from its metadata
+    # (importlib_metadata and the email parser) and the host's (``uname -p``, a subprocess), cached
+    from distributed.versions import get_versions
+    get_versions()
+    _cache_config_files()
+    _reread_dask_config()
     from exoflow.jobs_registry import shipped
     for name in shipped():
         load(name)
@@ -242,6 +249,28 @@ def _std_streams(settings: list) -> None:
                                   line_buffering=line_buffering)
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
+
+
+def _cache_config_files() -> None:
+    """Dask's configuration files parsed once, in the driver, for every run's child while a file is
+    unchanged: each child reads them again (``_reread_dask_config``), and YAML parsed in Python costs
+    ~6 ms a file (~/.config/dask holds two once dask-jobqueue and dask-kubernetes have been imported)."""
+    import dask.config
+    load = getattr(dask.config, "_load_config_file", None)     # dask's reader of one file
+    if load is None:
+        return
+    parsed: dict[tuple, dict | None] = {}
+
+    def cached(path: str) -> dict | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return load(path)
+        key = (path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if key not in parsed:
+            parsed[key] = load(path)      # a malformed file raises, each time, as dask's reader does
+        return parsed[key]
+    dask.config._load_config_file = cached
 
 
 def _reread_dask_config() -> None:

@@ -44,6 +44,12 @@ def _scheduler_metrics(dask_scheduler=None) -> dict:
     return dict(dask_scheduler.cumulative_worker_metrics)
 
 
+def _run_record(run_id: str, dask_scheduler=None) -> tuple[dict, list[dict]]:
+    """The scheduler's cumulative fine metrics and the run's events (one round trip)."""
+    events = [msg for _, msg in dask_scheduler.get_events(TOPIC) if isinstance(msg, dict) and msg.get("run") == run_id]
+    return dict(dask_scheduler.cumulative_worker_metrics), events
+
+
 async def _flush_metrics(dask_worker=None) -> None:
     # fine metrics reach the scheduler with each heartbeat: send one now so the last chunks count
     await dask_worker.heartbeat()
@@ -64,8 +70,7 @@ def collect(client: Client, run_id: str, before: dict) -> dict[str, Any]:
     except Exception as e:   # a worker gone at the end only makes the breakdown a little short
         logger.debug("flushing worker metrics failed: %s", e)
     try:
-        metrics = client.run_on_scheduler(_scheduler_metrics)
-        events = [msg for _, msg in client.get_events(TOPIC) if isinstance(msg, dict) and msg.get("run") == run_id]
+        metrics, events = client.run_on_scheduler(_run_record, run_id)
     except Exception as e:
         logger.debug("reading scheduler metrics failed: %s", e)
         metrics, events = {}, []
@@ -121,14 +126,24 @@ def _tables_task(hook_blob: bytes | None, summary: dict) -> dict[str, Any]:
     return out
 
 
-def tables(executor: Executor, summary: dict, hook: TableHook | None) -> dict[str, Any]:
-    """The report's tables, made where the run's tasks run (the datasets are on the workers'
-    disks; a client elsewhere may not see them)."""
+def submit_tables(executor: Executor, summary: dict, hook: TableHook | None) -> Callable[[], dict[str, Any]]:
+    """Start making the report's tables where the run's tasks run (the datasets are on the workers'
+    disks; a client elsewhere may not see them); the function returned waits for them. The task
+    reads ``summary``'s result and params only, so it runs while the run's telemetry is gathered."""
     blob = cloudpickle.dumps(hook) if hook is not None else None
+    failed = lambda e: {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}",  # noqa: E731
+                        "errors": None}
     try:
-        return executor.submit(_tables_task, blob, summary, key=f"{REPORT_TASK}-{uuid.uuid4().hex[:8]}").result()
+        future = executor.submit(_tables_task, blob, summary, key=f"{REPORT_TASK}-{uuid.uuid4().hex[:8]}")
     except Exception as e:
-        return {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}", "errors": None}
+        return lambda: failed(e)
+
+    def wait() -> dict[str, Any]:
+        try:
+            return future.result()
+        except Exception as e:
+            return failed(e)
+    return wait
 
 
 # ---- the page ------------------------------------------------------------------------

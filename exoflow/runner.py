@@ -677,11 +677,12 @@ def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> 
         wall = time.time() - t0
         summary["wall_s"] = round(wall, 3)
     r.event("run-end", status="done", files=r.done, bytes=r.bytes, errors=r.errors)
+    tables = report.submit_tables(ex, summary, cfg.job.tables)    # made while the telemetry is gathered
     telemetry = ex.telemetry(r.id, metrics_before)
     summary["bytes_read"] = telemetry["bytes_read"]
     summary["spilled_bytes"] = telemetry["spilled_bytes"]
     summary["spilled_by_tier"] = telemetry["spilled_by_tier"]
     summary["time_by_activity"] = telemetry["time_by_activity"]
     write_json(os.path.join(cfg.out_dir, "summary.json"), summary)
-    report.write(cfg.out_dir, summary, telemetry, cfg.job.plots, report.tables(ex, summary, cfg.job.tables))
+    report.write(cfg.out_dir, summary, telemetry, cfg.job.plots, tables())
     return summary
