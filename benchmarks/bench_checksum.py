@@ -30,7 +30,7 @@ def main() -> int:
         print(f"\ntree {tree}: {n:,} entries, {size / 1e9:.2f} GB")
         print(f"{'tool':<36}{'median s':>10}{'min':>8}{'max':>8}{'MB/s':>9}{'exoflow/tool':>14}")
         for alg, tool in (("xxh3-128", "xxh128sum"), ("sha256", "sha256sum")):
-            exo = [sys.executable, "-m", "exoflow.cli", "run", "checksum", tree, "--hash", alg, "--out", out,
+            exo = [sys.executable, "-m", "exoflow", "run", "checksum", tree, "--hash", alg, "--out", out,
                    "--overwrite", "-q", "--no-dashboard"]
             shell = f"find {shlex.quote(tree)} -type f -print0 | xargs -0 -P{a.procs} {tool} > /dev/null"
             te = measure(exo, runs=a.runs)

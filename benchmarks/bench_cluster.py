@@ -58,7 +58,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="bench-cluster-")
     os.environ["EXOFLOW_STATE_DIR"] = os.path.join(work, "state")
     os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
-    exoflow = [sys.executable, "-m", "exoflow.cli"]
+    exoflow = [sys.executable, "-m", "exoflow"]
     print(f"machine: {machine()}; load average before: {load()}")
     shape = ["--workers", str(a.workers), "--threads-per-worker", str(a.threads_per_worker)]
     print(f"cluster: {a.workers} workers x {a.threads_per_worker} threads")

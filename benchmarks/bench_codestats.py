@@ -35,7 +35,7 @@ def main() -> None:
     print(f"machine: {machine()}\ntree: {args.tree}: {files:,} files, {nbytes / 2**20:,.0f} MiB\n")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "o")
-        ex_cmd = [sys.executable, "-m", "exoflow.cli", "run", "codestats", args.tree, "-q", "--no-dashboard",
+        ex_cmd = [sys.executable, "-m", "exoflow", "run", "codestats", args.tree, "-q", "--no-dashboard",
                   "--overwrite", "--out", out]
         ex = measure(ex_cmd, runs=args.runs, warmup=args.warmup)
         ours = {r["language"]: r for r in json.load(open(os.path.join(out, "summary.json")))["result"]["languages"]}

@@ -95,7 +95,7 @@ def main() -> None:
             # machine falls on all of them alike
             for i in range((0 if prepare else args.warmup) + args.runs):
                 for spec in specs:
-                    cmd = [sys.executable, "-m", "exoflow.cli", "run", spec, tree, "-q", "--no-dashboard",
+                    cmd = [sys.executable, "-m", "exoflow", "run", spec, tree, "-q", "--no-dashboard",
                            "--overwrite", "--out", out]
                     wall = measure(cmd, runs=1, warmup=0, prepare=prepare).wall
                     if i >= (0 if prepare else args.warmup):

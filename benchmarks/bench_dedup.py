@@ -84,7 +84,7 @@ def main() -> int:
         need(t)
     for tree, work, n, size in trees(a.trees, "bench-dedup-", lambda path: make_dup_tree(path, a.gen_files)):
         out = os.path.join(work, "out")
-        exo = [sys.executable, "-m", "exoflow.cli", "run", "dedup", tree, "--out", out, "--overwrite", "-q",
+        exo = [sys.executable, "-m", "exoflow", "run", "dedup", tree, "--out", out, "--overwrite", "-q",
                "--no-dashboard"]
         rm_out = os.path.join(work, "rmlint.json")
         tools = {

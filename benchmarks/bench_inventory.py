@@ -32,7 +32,7 @@ def main() -> int:
     for tree in a.trees:
         n, nbytes = tree_stats(tree)
         tools = {
-            "exoflow run inventory": [sys.executable, "-m", "exoflow.cli", "run", "inventory", tree, "-q",
+            "exoflow run inventory": [sys.executable, "-m", "exoflow", "run", "inventory", tree, "-q",
                                       "--no-dashboard", "--out", f"{out}/o", "--overwrite"],
             "find -printf": f"find {tree} -printf '%s %T@ %i %p\\n' > /dev/null",
         }

@@ -110,7 +110,7 @@ def main() -> None:
         size = sum(len(t.encode()) for t in texts.values())
         print(f"machine: {machine()}\ncorpus: {len(texts)} files, {size / 1e6:.1f} MB")
         out = os.path.join(work, "out")
-        cmd = [sys.executable, "-m", "exoflow.cli", "run", "neardup", root, "--out", out, "-q", "--no-dashboard",
+        cmd = [sys.executable, "-m", "exoflow", "run", "neardup", root, "--out", out, "-q", "--no-dashboard",
                "--workers", str(a.workers), "--threshold", str(THRESHOLD), "--permutations", str(PERM)]
         ex = measure(cmd, runs=a.runs, warmup=1, prepare=lambda: shutil.rmtree(out, ignore_errors=True), memory=True)
         found = {"exoflow": exoflow_pairs(out)}

@@ -77,7 +77,7 @@ def main() -> None:
         print("| backend | wall (s, median) | min | max | files/s | MiB/s |\n|---|---:|---:|---:|---:|---:|")
         walls = {}
         for b in backends:
-            cmd = [sys.executable, "-m", "exoflow.cli", "run", "profile", tree, "--backend", b, "-q",
+            cmd = [sys.executable, "-m", "exoflow", "run", "profile", tree, "--backend", b, "-q",
                    "--no-dashboard", "--overwrite", "--out", os.path.join(work, f"out-{b}")]
             t = measure(cmd, runs=args.runs, warmup=args.warmup)
             walls[b] = t.wall

@@ -55,7 +55,7 @@ def free_port() -> int:
 
 
 def exoflow(job: str, path: str, out: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "exoflow.cli", "run", job, path, "--out", out, "--overwrite", "-q",
+    return [sys.executable, "-m", "exoflow", "run", job, path, "--out", out, "--overwrite", "-q",
             "--no-dashboard", *flags]
 
 

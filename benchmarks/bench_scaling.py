@@ -65,7 +65,7 @@ def main() -> int:
     out = os.path.join(work, "out")
 
     def cmd(job: str, workers: int, *extra: str) -> list[str]:
-        return [sys.executable, "-m", "exoflow.cli", "run", job, a.tree, "--out", out, "--overwrite", "-q",
+        return [sys.executable, "-m", "exoflow", "run", job, a.tree, "--out", out, "--overwrite", "-q",
                 "--embedded", "--no-dashboard", "--workers", str(workers), "--threads-per-worker", "1", *extra]
 
     print("\n| job | workers | whole process s | files/s whole | files/s in-run | in-run vs 1 worker |")

@@ -35,7 +35,7 @@ def main() -> None:
     for tree in args.trees:
         files, nbytes = tree_stats(tree)
         with tempfile.TemporaryDirectory() as tmp:
-            ex = measure([sys.executable, "-m", "exoflow.cli", "run", "scan", tree, "--rules", args.rules, "-q",
+            ex = measure([sys.executable, "-m", "exoflow", "run", "scan", tree, "--rules", args.rules, "-q",
                           "--no-dashboard", "--no-sarif", "--overwrite", "--out", os.path.join(tmp, "o")],
                          runs=args.runs, warmup=args.warmup)
         r = measure(rg_cmd + [tree], runs=args.runs, warmup=args.warmup)

@@ -20,7 +20,7 @@ from make_tree import make_tree  # noqa: E402
 
 
 def exoflow(job: str, tree: str, out: str, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "exoflow.cli", "run", job, tree, "--out", out, "--overwrite", "-q",
+    return [sys.executable, "-m", "exoflow", "run", job, tree, "--out", out, "--overwrite", "-q",
             "--no-dashboard", *flags]
 
 
