@@ -39,8 +39,8 @@ class Executor(Protocol):
       None: the function's name and a random suffix); ``where``: a worker address to prefer;
       ``resources``: e.g. {"GPU": 1}, what a worker must advertise.
     * ``gather(futures) -> list`` of results, in order; a task's exception is raised here.
-    * ``as_completed()``: an iterable of futures as they finish, to which ``add(future)`` adds more,
-      also while it is iterated.
+    * ``as_completed()``: an iterable of (future, result) as futures finish (a task's exception raised
+      there), to which ``add(future)`` adds more, also while it is iterated.
     * ``nthreads() -> {worker: threads}``; ``cancel(futures)``.
     * ``task_memory() -> int | None``: bytes one task may use at its peak (see ``task_memory``);
       None where the workers have no memory limit (in-process: this process's memory).
@@ -136,7 +136,9 @@ class DaskExecutor:
 
     def as_completed(self):
         from distributed import as_completed
-        return as_completed()
+        # results fetched by the client's event loop as each task ends, not one round trip at a time
+        # on the thread that submits the next tasks
+        return as_completed(with_results=True)
 
     def nthreads(self):
         return self.client.nthreads()
@@ -216,7 +218,7 @@ class Done:
 
 
 class _Completed:
-    """Futures in the order they were added (each is done when added)."""
+    """(future, result) in the order the futures were added (each is done when added)."""
 
     def __init__(self) -> None:
         self.queue: collections.deque[Done] = collections.deque()
@@ -224,9 +226,10 @@ class _Completed:
     def add(self, future: Done) -> None:
         self.queue.append(future)
 
-    def __iter__(self) -> Iterator[Done]:
+    def __iter__(self) -> Iterator[tuple[Done, Any]]:
         while self.queue:
-            yield self.queue.popleft()
+            future = self.queue.popleft()
+            yield future, future.result()
 
 
 def _resolved(x: Any) -> Any:

@@ -479,8 +479,7 @@ class _Run:
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
                                 self.cfg.load.storage_options, record={"stack": [d.ident for d in stack]})
 
-    def on_listing(self, mf) -> None:
-        meta = mf.result()
+    def on_listing(self, mf, meta: dict) -> None:
         lf = self.listings.pop(mf.key)
         record = self.listing_info.pop(mf.key)
         name = record["name"]
@@ -520,8 +519,7 @@ class _Run:
         if not first:
             self.submit_walks()
 
-    def on_chunk(self, cf) -> None:
-        r = cf.result()
+    def on_chunk(self, cf, r: dict) -> None:
         del self.futures[cf.key]
         record = self.chunk_info.pop(cf.key)
         if not r["replayed"]:
@@ -558,18 +556,17 @@ class _Run:
             self.submit_list(manifest.plan(self.cfg.from_list, base, self.cfg.load.storage_options))
         self.submit_walks(FIRST_BUDGET, files)
         try:
-            for f in self.ac:
+            for f, result in self.ac:            # a task's exception is raised here
                 if f.key in self.listings:
-                    self.on_listing(f)
+                    self.on_listing(f, result)
                     if self.listing_done():      # the page's progress bar: the whole run is listed
                         self.event("listing-done", files=self.listed)
                 elif f is self.since:
-                    f.result()                   # raises what preparing the earlier run raised
                     self.prepared = True
                     self.load.done(self.placed.pop(f.key), "list", None)
                     self.submit_walks()
                 else:
-                    self.on_chunk(f)
+                    self.on_chunk(f, result)
                 self.progress.update(self.done, self.bytes, self.listed, self.listing_done())
                 check_interrupt()
             check_interrupt()
