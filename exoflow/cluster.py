@@ -38,9 +38,17 @@ def _dotted(tree: dict, prefix: str = "") -> Iterator[tuple[str, object]]:
 
 
 # Memory tiers (spill, pause, terminate) and work stealing: exoflow/dask.yaml, the one source,
-# also given to real clusters (cluster/dask.yaml links to it).
+# also given to real clusters (cluster/dask.yaml links to it); a user's own Dask settings win
+# (exoflow_settings).
 with open(os.path.join(os.path.dirname(__file__), "dask.yaml"), encoding="utf-8") as _f:
     WORKER_CONFIG = dict(_dotted(yaml.safe_load(_f)))
+
+
+def exoflow_settings() -> dict[str, object]:
+    """WORKER_CONFIG less the settings the user gave a value of their own (a DASK_* variable, a Dask
+    configuration file, dask.config.set): theirs win. One left at Dask's default value takes exoflow's."""
+    defaults = dask.config.merge(*dask.config.defaults)
+    return {k: v for k, v in WORKER_CONFIG.items() if dask.config.get(k, None) == dask.config.get(k, None, defaults)}
 
 
 # A worker process that has not joined the scheduler after this many seconds is a failed start
@@ -132,7 +140,7 @@ def connect(opts: ClusterOptions) -> Iterator[Client]:
     the workers ran out of memory (see ``watch_memory``)."""
     from exoflow.discovery import discover
     opts = discover(opts)
-    with dask.config.set(WORKER_CONFIG):
+    with dask.config.set(exoflow_settings()):
         cluster = _remote(opts) if opts.scheduler else _local(opts)
         with cluster as client, watch_memory(client, embedded=not opts.scheduler):
             _prompt(client)

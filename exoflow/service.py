@@ -136,10 +136,11 @@ def _start_parser():
 
 
 def _dask_env() -> dict[str, str]:
-    """The environment of the cluster's processes: exoflow/dask.yaml's settings as DASK_* variables."""
-    from exoflow.cluster import WORKER_CONFIG
+    """The environment of the cluster's processes: exoflow/dask.yaml's settings as DASK_* variables,
+    but those the user set otherwise (``cluster.exoflow_settings``)."""
+    from exoflow.cluster import exoflow_settings
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    for key, value in WORKER_CONFIG.items():
+    for key, value in exoflow_settings().items():
         env["DASK_" + key.upper().replace(".", "__").replace("-", "_")] = str(value)
     return env
 

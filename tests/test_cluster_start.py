@@ -176,3 +176,35 @@ def test_embedded_workers_run_blas_in_one_thread_as_a_nanny_sets_it(monkeypatch)
     if None in seen.values():
         pytest.skip("NumPy here has no OpenBLAS")
     assert list(seen.values()) == [want, want], seen
+
+
+def _settings(keys: list[str]) -> list:
+    return [dask.config.get(k) for k in keys]
+
+
+def test_a_users_dask_settings_win_over_exoflows(monkeypatch):
+    """exoflow/dask.yaml gives the workers its settings, but not over the user's own: a setting
+    given with dask.config.set (as a DASK_* variable or a config file gives it) reaches the embedded
+    cluster's workers as given, the others take exoflow's (the oracle: exoflow/dask.yaml read here);
+    ``exoflow cluster start`` hands its processes the user's DASK_* variable, not exoflow's value."""
+    import yaml
+
+    from exoflow import service
+    with open(REPO / "exoflow" / "dask.yaml", encoding="utf-8") as f:
+        ours = yaml.safe_load(f)["distributed"]
+    keys = ["distributed.admin.tick.interval", "distributed.worker.profile.interval"]
+    with dask.config.set({keys[0]: "30ms"}):
+        with cluster.connect(ClusterOptions(workers=1, dashboard="")) as client:
+            seen = list(client.run(_settings, keys).values())
+    assert seen == [["30ms", ours["worker"]["profile"]["interval"]]]
+
+    monkeypatch.setenv("DASK_DISTRIBUTED__WORKER__MEMORY__TARGET", "0.5")
+    dask.config.refresh()
+    try:
+        env = service._dask_env()
+    finally:
+        monkeypatch.delenv("DASK_DISTRIBUTED__WORKER__MEMORY__TARGET")
+        dask.config.refresh()
+    assert env["DASK_DISTRIBUTED__WORKER__MEMORY__TARGET"] == "0.5"
+    assert env["DASK_DISTRIBUTED__WORKER__MEMORY__SPILL"] == str(ours["worker"]["memory"]["spill"])
+    assert env["DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL"] == ours["admin"]["tick"]["interval"]
