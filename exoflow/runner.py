@@ -3,8 +3,9 @@
 The tasks run on an executor (``exoflow.executors``: a Dask cluster, or in this process);
 the client only steers: it hands directories to listing tasks, turns each
 listing part's chunk ranges into chunk tasks, and folds the small per-chunk
-summaries. Listing parts stay on the workers that made them, and chunk tasks
-run next to them.
+summaries. A listing task saves its part (the run's journal) and keeps it in its
+worker's memory; its chunk tasks run on any worker, taking the part from there or
+reading it back (``listing_part``).
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import functools
 import itertools
 import json
 import os
+import threading
 import time
 import uuid
+import collections
 from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -57,8 +60,8 @@ FIRST_BUDGET = (2_000, 0.02, True)
 BUDGET = (100_000, 0.3)
 # Seconds between two looks at the cluster's workers (which come and go) when placing listing tasks.
 WORKERS_EVERY = 1.0
-# Jobs that read contents: chunk tasks run where their listing part is, so a part holding many
-# chunks' worth of files would load one worker; parts of a couple of chunks spread the work.
+# Jobs that read contents: a listing part holds about this many chunks' worth of files, so a
+# chunk task on another worker than its part's reads back a part of about two chunks' rows.
 CHUNKS_PER_PART = 2
 
 
@@ -115,6 +118,62 @@ def _where() -> str | None:
 
 # the schema metadata key of a saved listing part: its run and what its walk left (see _saved)
 SAVED = b"exoflow-listing"
+
+# The listing parts a worker process made or read, by the path they are saved at, least recently
+# used first (``_handed``, ``listing_part``): a chunk task takes its rows from here, or reads the saved
+# part where it is not (made by another worker, dropped, or the worker restarted): the part is
+# saved in OUT, which every worker reads. So a chunk task depends on no task's result: the listing
+# task's result is the meta alone (no task that picks it out, and waits behind another task), and
+# an idle worker can take a chunk task from a busy one (Dask's work stealing) at the cost of a read.
+_PARTS: collections.OrderedDict[tuple[str, str], pa.Table] = collections.OrderedDict()
+_PARTS_LOCK = threading.Lock()
+# bytes of parts kept, at most: this share of the worker's memory limit (else PARTS_BYTES)
+PARTS_SHARE = 8
+PARTS_BYTES = 256 * 2**20
+
+
+def _parts_bound() -> int:
+    from distributed import get_worker
+    try:
+        limit = get_worker().memory_manager.memory_limit
+    except ValueError:         # not in a worker: executors.InProcess
+        limit = None
+    return limit // PARTS_SHARE if limit else PARTS_BYTES
+
+
+def _keep(run_id: str, path: str, table: pa.Table) -> None:
+    """Keep a listing part for its chunk tasks; drop the least recently used beyond _parts_bound(),
+    and every part of another run (a run's parts are of no use after it)."""
+    bound = _parts_bound()
+    with _PARTS_LOCK:
+        for key in [k for k in _PARTS if k[0] != run_id]:
+            del _PARTS[key]
+        _PARTS[run_id, path] = table
+        _PARTS.move_to_end((run_id, path))
+        while len(_PARTS) > 1 and sum(t.nbytes for t in _PARTS.values()) > bound:
+            _PARTS.popitem(last=False)
+
+
+def listing_part(run_id: str, path: str, forget: bool = False) -> pa.Table:
+    """The listing part saved at ``path``, kept here or read; ``forget``: not kept afterwards
+    (its last chunk task)."""
+    with _PARTS_LOCK:
+        table = _PARTS.pop((run_id, path), None) if forget else _PARTS.get((run_id, path))
+        if table is not None and not forget:
+            _PARTS.move_to_end((run_id, path))
+    if table is None:
+        table = _read_saved(path)[0]
+        if not forget:
+            _keep(run_id, path, table)
+    return table
+
+
+def _handed(run_id: str, listed: tuple[pa.Table, dict], path: str | None) -> dict:
+    """What a listing task returns: the meta; the part is kept for its chunk tasks."""
+    table, meta = listed
+    if meta["chunks"] and path:
+        _keep(run_id, path, table)
+    return meta
 
 
 def _listed(run_id: str, table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float,
@@ -177,7 +236,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
     journal.test_pause("list")
     again = _saved(run_id, chunk_opts, t0, save)
     if again:
-        return again
+        return _handed(run_id, again, save)
     with meter("list"):
         walker, lister = Walker(opts), objects.Lister(opts, storage)
         for f in root_files:
@@ -192,7 +251,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
         listed = _listed(run_id, table if mark is None else mark(table), chunk_opts,
                          {"left": left, "dirs": walker.dirs_scanned + lister.prefixes_listed}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
-    return listed
+    return _handed(run_id, listed, save)
 
 
 def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions,
@@ -201,20 +260,21 @@ def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, ch
     t0 = time.perf_counter()
     again = _saved(run_id, chunk_opts, t0, save)
     if again:
-        return again
+        return _handed(run_id, again, save)
     with meter("list"):
         listed = _listed(run_id, manifest.collect(piece, drop), chunk_opts, {"left": [], "dirs": 0}, t0, save)
     emit("listed", run_id, files=listed[1]["files"], bytes=listed[1]["bytes"], chunks=len(listed[1]["chunks"]))
-    return listed
+    return _handed(run_id, listed, save)
 
 
-def load_listing(run_id: str, path: str, record: dict) -> tuple[pa.Table, dict]:
+def load_listing(run_id: str, path: str, record: dict) -> dict:
     """A listing part a killed run saved (``--resume``), with its journalled chunks and counts."""
     t0 = time.perf_counter()
     table = _read_saved(path)[0]
-    return table, {"left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
-                   "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(),
-                   "seconds": time.perf_counter() - t0, "nbytes": table.nbytes}
+    return _handed(run_id, (table, {
+        "left": [], "dirs": record["dirs"], "files": table.num_rows, "bytes": record["bytes"],
+        "chunks": [tuple(c) for c in record["chunks"]], "worker": _where(), "seconds": time.perf_counter() - t0,
+        "nbytes": table.nbytes}), path)
 
 
 @functools.lru_cache(maxsize=8)
@@ -235,10 +295,11 @@ def _replayed(dataset_dir: str, part: str, journalled: dict | None, digest: str)
         return None
 
 
-def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int, job_blob: bytes, params: dict,
+def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes, params: dict,
               load_opts: LoadOptions, out_dir: str, part: str, earlier: tuple[str, str] | None = None,
-              journalled: dict | None = None) -> dict:
-    """The chunk task: rows ``[start, stop)`` of a listing part through the job (loading, kernels),
+              journalled: dict | None = None, last: bool = False) -> dict:
+    """The chunk task: rows ``[start, stop)`` of the listing part saved at ``listing`` (``listing_part``;
+    ``last``: its last chunk task, after which it is not kept) through the job (loading, kernels),
     written to ``out_dir/<dataset>/part`` (``Job.write_chunk``); returns the counts and the reducer's
     chunk summary for the client. ``earlier``: with --since, where the earlier run whose rows of
     unchanged files are reused was prepared (``exoflow.incremental.prepare``); ``journalled``: the chunk's journal record from a killed run,
@@ -246,7 +307,7 @@ def run_chunk(run_id: str, listed: tuple[pa.Table, dict], start: int, stop: int,
     ``error``; an OSError of the part's write raises."""
     t0 = time.perf_counter()
     job = unpack_job(job_blob)
-    table = listed[0].slice(start, stop - start)
+    table = listing_part(run_id, listing, forget=last).slice(start, stop - start)
     nbytes = int(content_bytes(table).sum())
     digest = journal.rows_hash(table)
     result = _replayed(os.path.join(out_dir, job.dataset), part, journalled, digest)
@@ -387,16 +448,16 @@ class _Run:
         nthreads = ex.nthreads()                 # one call: a round trip to the scheduler
         threads = sum(nthreads.values())
         self.slots = max(2, threads)
-        # listing parts in worker memory until their chunks are done (future key -> bytes): the walk
+        # listing parts whose chunks are not done (listing name -> bytes): the walk
         # goes ahead of the chunks while they take less than half the tasks' memory (see walk_first);
         # never with one thread in all, where nothing runs beside the walk
         self.held: dict[str, int] = {}
         memory = ex.task_memory()
         self.hold_limit = 0 if threads <= 1 else None if memory is None else memory * threads // 2
         self.walks_in_flight = 0
-        self.listings: dict[str, Any] = {}       # meta future key -> listing future
-        self.chunks_left: dict[str, int] = {}    # listing future key -> chunks not yet done
-        self.chunk_of: dict[str, str] = {}       # chunk future key -> listing future key
+        self.listings: dict[str, str] = {}       # listing future key -> where its part is saved
+        self.chunks_left: dict[str, int] = {}    # listing name -> chunks not yet done
+        self.chunk_of: dict[str, str] = {}       # chunk future key -> its listing's name
         self.load = _Load(nthreads)               # where the next listing task goes
         self.workers_seen = time.monotonic()      # when self.load last learnt the workers
         self.placed: dict[str, tuple[str | None, float]] = {}  # future key -> what self.load counted
@@ -449,13 +510,11 @@ class _Run:
         save = () if restored else (self.journal.listing_path(name),)
         lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20 if self.walk_first() else 0)
         self.placed[lf.key] = self.load.add(w, "list")
-        mf = self.ex.submit(itemgetter(1), lf, key=self.key("meta"), priority=30)   # tells the walk's next step
-        self.listings[mf.key] = lf
-        self.listing_info[mf.key] = {"kind": "listing", "name": name, "restored": bool(restored), **(record or {})}
+        self.listings[lf.key] = args[0] if restored else save[0]      # where the part is saved
+        self.listing_info[lf.key] = {"kind": "listing", "name": name, "restored": bool(restored), **(record or {})}
         self.futures[lf.key] = lf
-        self.futures[mf.key] = mf
         self.walks_in_flight += 1
-        self.ac.add(mf)
+        self.ac.add(lf)
 
     def submit_walks(self, budget: tuple | None = None, root_files: list[str] | None = None) -> None:
         budget = budget or walk_budget(self.cfg.chunk)
@@ -479,19 +538,19 @@ class _Run:
             self.submit_listing(list_tree, stack, [], self.cfg.walk, budget, self.cfg.chunk, self.cfg.job.mark,
                                 self.cfg.load.storage_options, record={"stack": [d.ident for d in stack]})
 
-    def on_listing(self, mf, meta: dict) -> None:
-        lf = self.listings.pop(mf.key)
-        record = self.listing_info.pop(mf.key)
+    def on_listing(self, lf, meta: dict) -> None:
+        path = self.listings.pop(lf.key)
+        record = self.listing_info.pop(lf.key)
         name = record["name"]
         if not record.pop("restored"):     # the part is saved: the journal says what it covers
             left, stack = {d.ident for d in meta["left"]}, record.pop("stack")
             self.journal.add({**record, "finished": [p for p in stack if p not in left],
                               "left": journal.pack(meta["left"]), "dirs": meta["dirs"], "bytes": meta["bytes"],
                               "chunks": meta["chunks"]})
-        del self.futures[mf.key]
+        del self.futures[lf.key]
         self.walks_in_flight -= 1
         self.load.done(self.placed.pop(lf.key), "list", meta["seconds"])
-        where = meta["worker"]    # chunk tasks run next to their listing part
+        where = meta["worker"]    # keeps the part: where its chunk tasks are counted (they run anywhere)
         self.listed += meta["files"]
         self.dirs += meta["dirs"]
         self.pending.extend(meta["left"])
@@ -499,23 +558,21 @@ class _Run:
         if first:
             self.submit_walks()
         cfg = self.cfg
-        for start, stop in meta["chunks"]:
+        for i, (start, stop) in enumerate(meta["chunks"]):
             key = self.key("chunk")
             done = self.resumed.chunks.get((name, start, stop)) if self.resumed else None
             part = done["part"] if done else f"part-{key.rsplit('-', 1)[1]}.parquet"
-            cf = self.ex.submit(run_chunk, self.id, lf, start, stop, self.job_blob, cfg.params, cfg.load,
-                                cfg.out_dir, part, self.since, done, key=key, priority=10,
-                                resources=self.resources)
+            cf = self.ex.submit(run_chunk, self.id, path, start, stop, self.job_blob, cfg.params, cfg.load,
+                                cfg.out_dir, part, self.since, done, i == len(meta["chunks"]) - 1, key=key,
+                                priority=10, resources=self.resources)
             self.chunk_info[cf.key] = {"kind": "chunk", "listing": name, "start": start, "stop": stop, "part": part}
             self.futures[cf.key] = cf
-            self.chunk_of[cf.key] = lf.key
+            self.chunk_of[cf.key] = name
             self.placed[cf.key] = self.load.add(where, "chunk")
             self.ac.add(cf)
         if meta["chunks"]:
-            self.chunks_left[lf.key] = len(meta["chunks"])
-            self.held[lf.key] = meta["nbytes"]
-        else:
-            del self.futures[lf.key]
+            self.chunks_left[name] = len(meta["chunks"])
+            self.held[name] = meta["nbytes"]
         if not first:
             self.submit_walks()
 
@@ -526,11 +583,10 @@ class _Run:
             self.journal.add({**record, "hash": r["hash"], "reused": r["reused"]})
         self.reused += r["reused"]
         self.load.done(self.placed.pop(cf.key), "chunk", r["seconds"])
-        lkey = self.chunk_of.pop(cf.key)
-        self.chunks_left[lkey] -= 1
-        if not self.chunks_left[lkey]:
-            del self.chunks_left[lkey], self.held[lkey]
-            del self.futures[lkey]       # the listing part is no longer needed on its worker
+        name = self.chunk_of.pop(cf.key)
+        self.chunks_left[name] -= 1
+        if not self.chunks_left[name]:
+            del self.chunks_left[name], self.held[name]
         self.done += r["rows"]
         self.files += r["files"]
         self.other += r["other"]

@@ -240,8 +240,9 @@ def test_a_listing_task_run_again_in_the_same_run_gives_its_first_answer(tmp_pat
     per worker listed 32,500 of 40,000 files, without an error. The second run of the task gives
     the first one's rows and 'left' from its saved part. Oracle: the first answer; another run's
     task walks afresh."""
+    from exoflow import runner
     from exoflow.options import ChunkOptions, WalkOptions
-    from exoflow.runner import list_tree, plan
+    from exoflow.runner import list_tree, listing_part, plan
     for d in "abc":
         (tmp_path / "t" / d).mkdir(parents=True)
         (tmp_path / "t" / d / "f").write_text(d)
@@ -249,10 +250,43 @@ def test_a_listing_task_run_again_in_the_same_run_gives_its_first_answer(tmp_pat
     save = str(tmp_path / "L-000001.arrow")
     args = (stack, [], WalkOptions(), (2, 60.0), ChunkOptions())
     first = list_tree("run1", *args, save=save)
+    rows = listing_part("run1", save)              # what its chunk tasks read
     (tmp_path / "t" / "a" / "new").write_text("x")
+    runner._PARTS.clear()                          # a worker restarted: the task runs again elsewhere
     again = list_tree("run1", *args, save=save)
-    assert again[0].equals(first[0]) and again[0].schema.metadata == first[0].schema.metadata
-    assert [d.path for d in again[1]["left"]] == [d.path for d in first[1]["left"]] and first[1]["left"]
-    assert {k: again[1][k] for k in ("files", "dirs", "chunks")} == {k: first[1][k] for k in ("files", "dirs", "chunks")}
-    other = list_tree("run2", *args, save=save)                  # the file is not this run's: a walk of the changed tree
-    assert not other[0].equals(first[0])
+    assert listing_part("run1", save).equals(rows) and rows.num_rows == 2
+    assert [d.path for d in again["left"]] == [d.path for d in first["left"]] and first["left"]
+    assert {k: again[k] for k in ("files", "dirs", "chunks")} == {k: first[k] for k in ("files", "dirs", "chunks")}
+    list_tree("run2", *args, save=save)            # the file is not this run's: a walk of the changed tree
+    assert not listing_part("run2", save).equals(rows)
+
+
+def test_chunk_tasks_take_their_listing_part_kept_or_read_back(tmp_path, monkeypatch):
+    """A chunk task depends on no task's result: it takes its listing part from those its worker
+    keeps (runner.listing_part), else reads the part its listing task saved (a worker that did not
+    make it, or dropped it). Kept parts are bounded in bytes (least recently used dropped first),
+    a run's parts go when another run keeps one, and a part's last chunk task drops it. Oracle:
+    the tables written (journal.save_listing)."""
+    import pyarrow as pa
+
+    from exoflow import journal, runner
+    monkeypatch.setattr(runner, "_PARTS", type(runner._PARTS)())
+    parts = {}
+    for name, n in (("a", 1000), ("b", 2000), ("c", 3000)):
+        parts[name] = pa.table({"path": [f"/{name}/{i}" for i in range(n)], "size": list(range(n))})
+        journal.save_listing(parts[name], str(tmp_path / name))
+    path = {k: str(tmp_path / k) for k in parts}
+    assert runner.listing_part("r1", path["a"]).equals(parts["a"])          # read back, then kept
+    assert ("r1", path["a"]) in runner._PARTS
+    monkeypatch.setattr(runner, "PARTS_BYTES", parts["a"].nbytes + parts["b"].nbytes + 1)
+    runner._keep("r1", path["b"], parts["b"])
+    runner._keep("r1", path["c"], parts["c"])                                # a and b no longer fit
+    assert list(runner._PARTS) == [("r1", path["c"])]
+    assert runner.listing_part("r1", path["b"]).equals(parts["b"])          # read back again: c goes
+    assert list(runner._PARTS) == [("r1", path["b"])]
+    kept = runner._PARTS["r1", path["b"]]
+    assert runner.listing_part("r1", path["b"], forget=True) is kept          # its last chunk: dropped
+    assert not runner._PARTS
+    runner._keep("r1", path["a"], parts["a"])
+    runner._keep("r2", path["b"], parts["b"])                                # another run: r1's go
+    assert list(runner._PARTS) == [("r2", path["b"])]
