@@ -45,7 +45,7 @@ RUN_FILE = "run.json"
 JOURNAL = "journal.jsonl"
 LISTING = "listing"
 KEEP = (".exoflow-run", ".exoflow-replaced", STATE)     # what a resumed run keeps in OUT besides its dataset
-_NUMBER = re.compile(r"-(\d+)(?:\.parquet)?$")     # L-000012, part-000013.parquet
+_NUMBER = re.compile(r"-(\d+)(?:\.parquet)?$")     # L-<run id>-000012, part-000013.parquet
 LISTING_SUFFIXES = (".arrow", ".parquet")            # the suffix listing parts are written with, then an earlier one
 
 

@@ -154,6 +154,13 @@ def _keep(run_id: str, path: str, table: pa.Table) -> None:
             _PARTS.popitem(last=False)
 
 
+def forget_parts(run_id: str) -> None:
+    """Drop the run's kept listing parts (on every worker once its chunk tasks are done)."""
+    with _PARTS_LOCK:
+        for key in [k for k in _PARTS if k[0] == run_id]:
+            del _PARTS[key]
+
+
 def listing_part(run_id: str, path: str, forget: bool = False) -> pa.Table:
     """The listing part saved at ``path``, kept here or read; ``forget``: not kept afterwards
     (its last chunk task)."""
@@ -193,8 +200,8 @@ def _listed(run_id: str, table: pa.Table, chunk_opts: ChunkOptions, meta: dict, 
 def _saved(run_id: str, chunk_opts: ChunkOptions, t0: float, save: str | None) -> tuple[pa.Table, dict] | None:
     """The part this listing task saved when it ran before in this run, else None. Dask runs a task
     again when its result was lost with its worker (restarted at its memory limit); a walk again
-    could list other directories within its time budget, while the client has already placed the
-    directories the first one left and the chunk tasks cut from its rows: files were lost."""
+    could list other directories within its time budget, and overwrite the part its chunk tasks
+    read, while the client has already placed the directories the first one left: files were lost."""
     if not save or not outputs.exists(save):
         return None
     table, note = _read_saved(save)
@@ -227,7 +234,7 @@ def _answer(table: pa.Table, chunk_opts: ChunkOptions, meta: dict, t0: float) ->
 
 def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: list[str], opts: WalkOptions,
               budget: tuple, chunk_opts: ChunkOptions, mark=None, storage: str = "",
-              save: str | None = None) -> tuple[pa.Table, dict]:
+              save: str | None = None) -> dict:
     """A listing task: walk ``stack`` (directories, and object-storage prefixes listed with
     ``storage``'s options) and ``root_files`` (files and objects) within ``budget`` ((entries,
     seconds), or (entries, seconds, breadth first): ``Walker.run``); ``mark``: ``Job.mark``;
@@ -255,7 +262,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
 
 
 def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions,
-               drop: np.ndarray | None = None, save: str | None = None) -> tuple[pa.Table, dict]:
+               drop: np.ndarray | None = None, save: str | None = None) -> dict:
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
     t0 = time.perf_counter()
     again = _saved(run_id, chunk_opts, t0, save)
@@ -466,7 +473,7 @@ class _Run:
         if self.resources:
             ex.check_resources(self.resources)
         self.seq = resumed.seq if resumed else 0     # numbers part and listing files: new ones for new work
-        self.listing_info: dict[str, dict] = {}   # meta future key -> its journal record so far
+        self.listing_info: dict[str, dict] = {}   # listing future key -> its journal record so far
         self.chunk_info: dict[str, dict] = {}     # chunk future key -> its journal record so far
         self.reused = 0                           # --since: files whose earlier rows were reused
         self.since = None                         # --since: the prepare task, whose result chunk tasks read
@@ -489,8 +496,9 @@ class _Run:
 
     def walk_first(self) -> bool:
         """Whether listing tasks go before chunk tasks (placed first, higher priority): the walk finds
-        the work and spreads it over the workers, but every part it lists ahead of the chunks stays in
-        memory; so only while the parts held are under ``hold_limit`` (None: no bound)."""
+        the work and spreads it over the workers, but every part it lists ahead of the chunks is
+        rows their tasks will hold (and parts kept in memory, up to a bound); so only while the
+        parts waiting are under ``hold_limit`` (None: no bound)."""
         return self.hold_limit is None or sum(self.held.values()) < self.hold_limit
 
     def key(self, kind: str) -> str:
@@ -506,7 +514,7 @@ class _Run:
         # task of a kind it has no duration for yet)
         w = self.load.least_busy()
         key = self.key("list")
-        name = restored or f"L-{key.rsplit('-', 1)[1]}"
+        name = restored or "L-" + key.split("-", 2)[2]     # L-<run id>-<number>: no other run's task writes it
         save = () if restored else (self.journal.listing_path(name),)
         lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20 if self.walk_first() else 0)
         self.placed[lf.key] = self.load.add(w, "list")
@@ -687,7 +695,8 @@ def _run(ex: Executor, cfg: RunConfig, progress: Progress | None, t0: float) -> 
     r = _Run(ex, cfg, progress or Progress(False), log, resumed)
     metrics_before = ex.metrics()      # for report.html: this run's share of the fine metrics
     try:
-        r.execute()
+        with ex.everywhere(forget_parts, forget_parts, r.id):   # no worker keeps them past the chunk tasks
+            r.execute()
     finally:
         log.close()
         if r.prepared_dir():     # this run's earlier run for --since, and any a killed run left

@@ -157,6 +157,14 @@ def test_resume_after_kill_during_listing(tree, reference, tmp_path):
     _resume(out, *args)
     assert _rows(out / "files") == _rows(reference["checksum"] / "files")
     assert _summary(out) == _summary(reference["checksum"])
+    # listing parts are named L-<run id>-<number>: a task of the killed run still running on a
+    # cluster kept running can never write over one the resumed run's chunk tasks read back
+    names = [r["name"] for r in _journal(out) if r["kind"] == "listing"]
+    killed = {r["name"] for r in records if r["kind"] == "listing"}
+    resumed = set(names) - killed
+    assert len(set(names)) == len(names) and killed < set(names) and resumed
+    run_of = lambda found: {n.split("-")[1] for n in found}       # noqa: E731
+    assert len(run_of(resumed)) == 1 and run_of(killed).isdisjoint(run_of(resumed))
 
 
 def test_resume_after_kill_during_after_step(tree, reference, tmp_path):
