@@ -47,7 +47,7 @@ def _scheduler_metrics(dask_scheduler=None) -> dict:
 def _run_record(run_id: str, dask_scheduler=None) -> tuple[dict, list[dict]]:
     """The scheduler's cumulative fine metrics and the run's events (one round trip)."""
     events = [msg for _, msg in dask_scheduler.get_events(TOPIC) if isinstance(msg, dict) and msg.get("run") == run_id]
-    return dict(dask_scheduler.cumulative_worker_metrics), events
+    return _scheduler_metrics(dask_scheduler), events
 
 
 async def _flush_metrics(dask_worker=None) -> None:
@@ -131,19 +131,23 @@ def submit_tables(executor: Executor, summary: dict, hook: TableHook | None) -> 
     disks; a client elsewhere may not see them); the function returned waits for them. The task
     reads ``summary``'s result and params only, so it runs while the run's telemetry is gathered."""
     blob = cloudpickle.dumps(hook) if hook is not None else None
-    failed = lambda e: {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}",  # noqa: E731
-                        "errors": None}
     try:
         future = executor.submit(_tables_task, blob, summary, key=f"{REPORT_TASK}-{uuid.uuid4().hex[:8]}")
     except Exception as e:
-        return lambda: failed(e)
+        note = _tables_failed(e)        # (``e`` is gone once the except block ends)
+        return lambda: note
 
     def wait() -> dict[str, Any]:
         try:
             return future.result()
         except Exception as e:
-            return failed(e)
+            return _tables_failed(e)
     return wait
+
+
+def _tables_failed(e: Exception) -> dict[str, Any]:
+    """The report's tables when making them failed: none, and a note saying why."""
+    return {"job": [], "job_note": f"The report's tables failed: {type(e).__name__}: {e}", "errors": None}
 
 
 # ---- the page ------------------------------------------------------------------------

@@ -134,3 +134,22 @@ def test_each_jobs_plot_shows_its_results(tmp_path, job):
         assert not browser.errors, browser.errors
     assert name in src, sorted(src)
     assert check(src[name]), src[name]
+
+
+def test_the_report_tables_say_why_they_failed_however_the_task_fails():
+    """The report's table task failing, at submission (a client already closed) or when it runs,
+    leaves report.html without those tables and one note naming the error, not a failed run."""
+    class Refusing:
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("the client is closed")
+
+    class Failing:
+        def submit(self, *args, **kwargs):
+            class Future:
+                def result(self):
+                    raise OSError("the worker is gone")
+            return Future()
+
+    for ex, why in ((Refusing(), "RuntimeError: the client is closed"), (Failing(), "OSError: the worker is gone")):
+        assert report.submit_tables(ex, {}, None)() == {
+            "job": [], "job_note": f"The report's tables failed: {why}", "errors": None}
