@@ -44,11 +44,16 @@ with open(os.path.join(os.path.dirname(__file__), "dask.yaml"), encoding="utf-8"
     WORKER_CONFIG = dict(_dotted(yaml.safe_load(_f)))
 
 
+def user_set(key: str) -> bool:
+    """Whether the Dask setting ``key`` holds a value of the user's (a DASK_* variable, a Dask
+    configuration file, dask.config.set), not Dask's default."""
+    return dask.config.get(key, None) != dask.config.get(key, None, dask.config.merge(*dask.config.defaults))
+
+
 def exoflow_settings() -> dict[str, object]:
-    """WORKER_CONFIG less the settings the user gave a value of their own (a DASK_* variable, a Dask
-    configuration file, dask.config.set): theirs win. One left at Dask's default value takes exoflow's."""
-    defaults = dask.config.merge(*dask.config.defaults)
-    return {k: v for k, v in WORKER_CONFIG.items() if dask.config.get(k, None) == dask.config.get(k, None, defaults)}
+    """WORKER_CONFIG less the settings the user gave a value of their own (``user_set``): theirs win.
+    One left at Dask's default value takes exoflow's."""
+    return {k: v for k, v in WORKER_CONFIG.items() if not user_set(k)}
 
 
 # A worker process that has not joined the scheduler after this many seconds is a failed start
@@ -163,10 +168,7 @@ def _prompt(client: Client) -> None:
 def connect_timeout() -> float:
     """Seconds: Dask's ``distributed.comm.timeouts.connect`` where the user set it, else CONNECT_TIMEOUT."""
     key = "distributed.comm.timeouts.connect"
-    value = dask.config.get(key)
-    if value == dask.config.get(key, config=dask.config.merge(*dask.config.defaults)):
-        value = CONNECT_TIMEOUT
-    return parse_timedelta(value, default="seconds")
+    return parse_timedelta(dask.config.get(key) if user_set(key) else CONNECT_TIMEOUT, default="seconds")
 
 
 async def _identity(address: str, state: dict, security=None) -> dict:

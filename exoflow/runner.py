@@ -18,8 +18,7 @@ import os
 import threading
 import time
 import uuid
-import collections
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -125,7 +124,7 @@ SAVED = b"exoflow-listing"
 # saved in OUT, which every worker reads. So a chunk task depends on no task's result: the listing
 # task's result is the meta alone (no task that picks it out, and waits behind another task), and
 # an idle worker can take a chunk task from a busy one (Dask's work stealing) at the cost of a read.
-_PARTS: collections.OrderedDict[tuple[str, str], pa.Table] = collections.OrderedDict()
+_PARTS: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
 _PARTS_LOCK = threading.Lock()
 # bytes of parts kept, at most: this share of the worker's memory limit (else PARTS_BYTES)
 PARTS_SHARE = 8
@@ -515,10 +514,11 @@ class _Run:
         w = self.load.least_busy()
         key = self.key("list")
         name = restored or "L-" + key.split("-", 2)[2]     # L-<run id>-<number>: no other run's task writes it
-        save = () if restored else (self.journal.listing_path(name),)
+        path = self.journal.listing_path(name)            # where the part is saved (or was, restored)
+        save = () if restored else (path,)
         lf = self.ex.submit(fn, self.id, *args, *save, key=key, where=w, priority=20 if self.walk_first() else 0)
         self.placed[lf.key] = self.load.add(w, "list")
-        self.listings[lf.key] = args[0] if restored else save[0]      # where the part is saved
+        self.listings[lf.key] = path
         self.listing_info[lf.key] = {"kind": "listing", "name": name, "restored": bool(restored), **(record or {})}
         self.futures[lf.key] = lf
         self.walks_in_flight += 1
