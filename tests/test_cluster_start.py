@@ -98,7 +98,9 @@ def test_workers_paused_at_their_memory_limit_stop_the_run_with_one_line(monkeyp
     limit = 512 * 2**20
     with pytest.raises(UsageError) as e:
         with cluster.connect(ClusterOptions(workers=1, memory_limit="512MiB", dashboard="")) as client:
-            client.submit(hold_memory, limit, 0.9, pure=False).result(timeout=60)   # paused at 85%
+            # paused at 85%: held for 0.5 s, so that the worker's memory monitor (every 100 ms) has paused
+            # it before the next task comes (one sent at once could come first and run)
+            client.submit(hold_memory, limit, 0.9, 0.5, pure=False).result(timeout=60)
             client.submit(len, [1, 2], key="waiting-task-1", pure=False).result(timeout=120)
     message = str(e.value)
     assert message.startswith("stopped: no task could run for 2 s: 1 of 1 workers paused at their memory limit "
