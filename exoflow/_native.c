@@ -520,6 +520,85 @@ static int open_long(const char *path, int flags) {
 #define GREW (-3)          /* grew while being read */
 #define CHANGED (-4)       /* size, mtime or ctime changed while being read */
 
+/* The paths of a list, each encoded as the file system does (PyUnicode_EncodeFSDefault), from
+   index start; NULL with the exception set on failure. Free with encoded_free. */
+static PyObject **encoded_paths(PyObject *paths, Py_ssize_t start) {
+    Py_ssize_t n = PyList_GET_SIZE(paths);
+    PyObject **encoded = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
+    if (encoded == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = start; i < n; i++) {
+        encoded[i] = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(paths, i));
+        if (encoded[i] == NULL) {
+            for (Py_ssize_t k = start; k < i; k++)
+                Py_DECREF(encoded[k]);
+            PyMem_Free(encoded);
+            return NULL;
+        }
+    }
+    return encoded;
+}
+
+static void encoded_free(PyObject **encoded, Py_ssize_t n) {
+    if (encoded == NULL)
+        return;
+    for (Py_ssize_t k = 0; k < n; k++)
+        Py_XDECREF(encoded[k]);
+    PyMem_Free(encoded);
+}
+
+/* open(path, flags) of an encoded path, a piece at a time when it is too long for one call
+   (open_long); -1 with *code set (an errno; EINVAL for a NUL byte, which would open another
+   file). No GIL needed. */
+static int open_encoded(PyObject *encoded, int flags, int32_t *code) {
+    const char *path = PyBytes_AS_STRING(encoded);
+    if (strlen(path) != (size_t)PyBytes_GET_SIZE(encoded)) {
+        *code = EINVAL;
+        return -1;
+    }
+    int fd;
+    do
+        fd = open(path, flags | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0 && errno == ENAMETOOLONG)
+        fd = open_long(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        *code = errno;
+    return fd;
+}
+
+/* read() until want bytes or end of file; the bytes read, or -1 with errno set. */
+static Py_ssize_t read_upto(int fd, char *dst, Py_ssize_t want) {
+    Py_ssize_t got = 0;
+    while (got < want) {
+        ssize_t r = read(fd, dst + got, (size_t)(want - got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += r;
+    }
+    return got;
+}
+
+/* 0 when the file behind fd still has the size, mtime and ctime of *before; else a code
+   (CHANGED, or the errno of its fstat). */
+static int32_t after_read(int fd, const struct stat *before) {
+    struct stat after;
+    if (fstat(fd, &after) != 0)
+        return errno;
+    if (after.st_size != before->st_size || after.st_mtim.tv_sec != before->st_mtim.tv_sec
+        || after.st_mtim.tv_nsec != before->st_mtim.tv_nsec || after.st_ctim.tv_sec != before->st_ctim.tv_sec
+        || after.st_ctim.tv_nsec != before->st_ctim.tv_nsec)
+        return CHANGED;
+    return 0;
+}
+
 PyDoc_STRVAR(read_files_doc,
 "read_files(paths, flags, limit, out, ends, codes, start, pos) -> (stop, pos)\n\n"
 "Read whole regular files, paths[start:], one after another into the writable buffer\n"
@@ -550,16 +629,9 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "read_files: buffers too small or bad start/pos");
         goto done;
     }
-    encoded = PyMem_Calloc(n ? (size_t)n : 1, sizeof(PyObject *));
-    if (encoded == NULL) {
-        PyErr_NoMemory();
+    encoded = encoded_paths(paths, start);
+    if (encoded == NULL)
         goto done;
-    }
-    for (Py_ssize_t i = start; i < n; i++) {
-        encoded[i] = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(paths, i));
-        if (encoded[i] == NULL)
-            goto done;
-    }
     char *buf = out.buf;
     int64_t *end = ends.buf;
     int32_t *code = codes.buf;
@@ -568,22 +640,10 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
     for (; i < n; i++) {
         code[i] = 0;
         end[i] = pos;
-        const char *path = PyBytes_AS_STRING(encoded[i]);
-        if (strlen(path) != (size_t)PyBytes_GET_SIZE(encoded[i])) {   /* would open another file */
-            code[i] = EINVAL;
+        int fd = open_encoded(encoded[i], flags, &code[i]);
+        if (fd < 0)
             continue;
-        }
-        int fd;
-        do
-            fd = open(path, flags | O_CLOEXEC);
-        while (fd < 0 && errno == EINTR);
-        if (fd < 0 && errno == ENAMETOOLONG)
-            fd = open_long(path, flags | O_CLOEXEC);
-        if (fd < 0) {
-            code[i] = errno;
-            continue;
-        }
-        struct stat st, after;
+        struct stat st;
         if (fstat(fd, &st) != 0) {
             code[i] = errno;
         } else if (!S_ISREG(st.st_mode)) {
@@ -594,32 +654,14 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
             close(fd);
             break;                                   /* no room: the caller grows the buffer */
         } else {
-            Py_ssize_t want = (Py_ssize_t)st.st_size + 1;   /* one byte more: a file that grew is noticed */
-            Py_ssize_t got = 0;
-            while (got < want) {
-                ssize_t r = read(fd, buf + pos + got, (size_t)(want - got));
-                if (r < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    code[i] = errno;
-                    break;
-                }
-                if (r == 0)
-                    break;
-                got += r;
-            }
-            if (code[i] == 0) {
-                if (got > st.st_size)
-                    code[i] = GREW;
-                else if (fstat(fd, &after) != 0)
-                    code[i] = errno;
-                else if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec
-                         || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec || after.st_ctim.tv_sec != st.st_ctim.tv_sec
-                         || after.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
-                    code[i] = CHANGED;
-                else
-                    pos += got;
-            }
+            /* one byte more than its size: a file that grew is noticed */
+            Py_ssize_t got = read_upto(fd, buf + pos, (Py_ssize_t)st.st_size + 1);
+            if (got < 0)
+                code[i] = errno;
+            else if (got > st.st_size)
+                code[i] = GREW;
+            else if ((code[i] = after_read(fd, &st)) == 0)
+                pos += got;
             end[i] = pos;
         }
         close(fd);
@@ -627,14 +669,116 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("(nn)", i, pos);
 done:
-    if (encoded != NULL) {
-        for (Py_ssize_t k = 0; k < n; k++)
-            Py_XDECREF(encoded[k]);
-        PyMem_Free(encoded);
-    }
+    encoded_free(encoded, n);
     PyBuffer_Release(&out);
     PyBuffer_Release(&ends);
     PyBuffer_Release(&codes);
+    return result;
+}
+
+PyDoc_STRVAR(xxh3_128_files_doc,
+"xxh3_128_files(paths, flags, buf, keys, sizes, codes) -> bytes read\n\n"
+"XXH3-128 (xxHash 0.8, Yann Collet; the digest of xxhash's xxh3_128 and of xxh128sum) of whole\n"
+"regular files, each read through the writable buffer ``buf`` and hashed as it is read, while\n"
+"its bytes are still in the CPU cache: open(path, flags), fstat, read to end of file (a file\n"
+"under len(buf) bytes in one piece, a larger one in pieces of len(buf)), fstat, close; the\n"
+"buffer is reused for every file, so nothing of the files is kept. A path of PATH_MAX bytes or\n"
+"more is opened a piece at a time (openat); one with a NUL byte is EINVAL.\n"
+"Per path: keys[i] (uint64 pair: high, low 64 bits, as xxh3_128_spans), sizes[i] (int64: the\n"
+"bytes hashed) and codes[i] (int32: 0, an errno, -1 (not a regular file), -3 (grew while\n"
+"read) or -4 (its size, mtime or ctime changed while read, or a file read in pieces ended\n"
+"before its size): as read_files and batch.stream judge them); keys and sizes are 0 where\n"
+"codes is not. The GIL is released while reading.");
+
+static PyObject *xxh3_128_files(PyObject *self, PyObject *args) {
+    PyObject *paths;
+    int flags;
+    Py_buffer bufb, keysb, sizesb, codesb;
+    if (!PyArg_ParseTuple(args, "O!iw*w*w*w*", &PyList_Type, &paths, &flags, &bufb, &keysb, &sizesb, &codesb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(paths);
+    PyObject **encoded = NULL;
+    XXH3_state_t *state = NULL;
+    if ((size_t)keysb.len < n * 2 * sizeof(uint64_t) || (size_t)sizesb.len < n * sizeof(int64_t)
+        || (size_t)codesb.len < n * sizeof(int32_t) || bufb.len < 2) {
+        PyErr_SetString(PyExc_ValueError, "xxh3_128_files: buffers too small");
+        goto done;
+    }
+    encoded = encoded_paths(paths, 0);
+    state = XXH3_createState();
+    if (encoded == NULL || state == NULL) {
+        if (state == NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    char *buf = bufb.buf;
+    Py_ssize_t cap = bufb.len;
+    uint64_t *key = keysb.buf;
+    int64_t *size = sizesb.buf, total = 0;
+    int32_t *code = codesb.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        code[i] = 0;
+        size[i] = key[2 * i] = key[2 * i + 1] = 0;
+        int fd = open_encoded(encoded[i], flags, &code[i]);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        XXH128_hash_t h = {0, 0};
+        Py_ssize_t got = 0;
+        if (fstat(fd, &st) != 0) {
+            code[i] = errno;
+        } else if (!S_ISREG(st.st_mode)) {
+            code[i] = NOT_REGULAR;
+        } else if (st.st_size < cap) {       /* in one piece, one byte more: growth is noticed */
+            got = read_upto(fd, buf, (Py_ssize_t)st.st_size + 1);
+            if (got < 0)
+                code[i] = errno;
+            else if (got > st.st_size)
+                code[i] = GREW;
+            else
+                h = XXH3_128bits(buf, (size_t)got);
+        } else {
+            XXH3_128bits_reset(state);
+            for (;;) {
+                Py_ssize_t r = read_upto(fd, buf, cap);
+                if (r < 0) {
+                    code[i] = errno;
+                    break;
+                }
+                XXH3_128bits_update(state, buf, (size_t)r);
+                got += r;
+                if (got > st.st_size) {
+                    code[i] = GREW;
+                    break;
+                }
+                if (r < cap)
+                    break;
+            }
+            if (code[i] == 0)
+                h = XXH3_128bits_digest(state);
+        }
+        if (code[i] == 0)      /* a file read in pieces must have its size (as stream's) */
+            code[i] = st.st_size >= cap && got != st.st_size ? CHANGED : after_read(fd, &st);
+        if (got > 0)
+            total += got;
+        if (code[i] == 0) {
+            key[2 * i] = h.high64;
+            key[2 * i + 1] = h.low64;
+            size[i] = got;
+        }
+        close(fd);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong(total);
+done:
+    XXH3_freeState(state);
+    encoded_free(encoded, n);
+    PyBuffer_Release(&bufb);
+    PyBuffer_Release(&keysb);
+    PyBuffer_Release(&sizesb);
+    PyBuffer_Release(&codesb);
     return result;
 }
 
@@ -1504,6 +1648,7 @@ static PyMethodDef methods[] = {
     {"extensions", extensions, METH_VARARGS, extensions_doc},
     {"walk_dirs", walk_dirs, METH_VARARGS, walk_dirs_doc},
     {"read_files", read_files, METH_VARARGS, read_files_doc},
+    {"xxh3_128_files", xxh3_128_files, METH_VARARGS, xxh3_128_files_doc},
     {"token_text", token_text, METH_VARARGS, token_text_doc},
     {"count_lines", count_lines, METH_VARARGS, count_lines_doc},
     {"byte_histograms", byte_histograms, METH_VARARGS, byte_histograms_doc},

@@ -94,12 +94,19 @@ class Reads:
     The engine streams each such file once, to the consumers of every job that wants it, and puts
     each consumer that got its bytes in ``Batch.streamed``; for the others the reason goes to
     ``Batch.errors``. None: large files are not read.
+    ``xxh3_only``: fn(params) -> True when, for these params, the kernels need each selected file's
+    XXH3-128 digest and not its bytes. The engine then reads the chunk's selected files in one
+    compiled pass that hashes each piece while it is in the CPU cache, through one buffer of
+    ``piece_bytes`` (``digest_batch``): one batch for the whole chunk, no data, nothing streamed,
+    the digests in ``Batch.xxh3``. Without the compiled module, or for objects, the bytes are
+    loaded as usual.
     """
 
     rows: Selector | None = None
     batch_bytes: int | None = None
     piece_bytes: int | None = None
     consume: Callable[[Batch], dict[int, Consumer]] | None = None
+    xxh3_only: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -123,6 +130,8 @@ class Batch:
     selected: np.ndarray | None = None      # bool per row: contents asked for (a selected regular file)
     storage: str = ""                       # options of the object store of URL rows (LoadOptions.storage_options)
     streamed: dict[int, Any] = field(default_factory=dict)   # large row -> its fed Consumer
+    xxh3: np.ndarray | None = None          # uint64 (num_rows, 2): XXH3-128 (high, low) of each file
+                                            # read by digest_batch (0 elsewhere); then data holds nothing
 
     @property
     def num_rows(self) -> int:
@@ -318,6 +327,13 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
     params = params or {}
     limit = min(opts.piece_bytes, reads.piece_bytes or opts.piece_bytes)
     chosen = selection(table, reads, params)
+    if reads.xxh3_only is not None and reads.xxh3_only(params) and _native is not None:
+        paths = raw_paths(table)
+        if _url_rows(paths) is None:
+            with meter("read"):
+                batch = digest_batch(table, paths, chosen, limit, params)
+            yield batch
+            return
     sizes = table.column("size").fill_null(0).to_numpy()
     if reads.batch_bytes is None:
         ranges = [(0, table.num_rows)]
@@ -330,6 +346,41 @@ def batches(table: pa.Table, reads: Reads, opts: LoadOptions, params: dict[str, 
             if reads.consume is not None:
                 stream_large(batch, reads.consume)
         yield batch
+
+
+def digest_batch(table: pa.Table, paths: list[str], rows: np.ndarray, piece_bytes: int,
+                 params: dict[str, Any]) -> Batch:
+    """One batch of ``table`` (``paths``: its ``raw_paths``) whose selected regular files (bool
+    mask ``rows``) are hashed, not kept:
+    ``_native.xxh3_128_files`` reads each through a reused per-thread buffer of ``piece_bytes``
+    and hashes it as it reads (GIL released). ``Batch.xxh3`` holds the digests (uint64 (N, 2)),
+    ``errors`` the reasons a file was not hashed (as ``load``'s), ``data`` nothing. Needs the
+    compiled module; raises nothing for per-file problems."""
+    n = table.num_rows
+    todo = np.flatnonzero(rows)
+    keys = np.zeros((len(todo), 2), dtype=np.uint64)
+    sizes = np.zeros(len(todo), dtype=np.int64)
+    codes = np.zeros(len(todo), dtype=np.int32)
+    buf = _reusable("piece", piece_bytes)[:piece_bytes]
+    total = _native.xxh3_128_files([paths[i] for i in todo.tolist()], OPEN_FLAGS, buf, keys, sizes, codes)
+    count("read", total, "bytes")
+    xxh3 = np.zeros((n, 2), dtype=np.uint64)
+    xxh3[todo] = keys
+    errors = _errors(n, todo, codes)
+    return Batch(table, params, np.zeros(0, np.uint8), np.zeros(n + 1, np.int64), errors, np.zeros(n, bool),
+                 paths, piece_bytes, rows, xxh3=xxh3)
+
+
+def _errors(n: int, rows: np.ndarray, codes: np.ndarray) -> list[str | None]:
+    """Per row of n, the reason a compiled reader's code gives (an errno or one of its own; 0 and
+    LARGE: None) for the rows it read (``codes[k]`` is row ``rows[k]``'s)."""
+    errors: list[str | None] = [None] * n
+    own = {_native.NOT_REGULAR: NOT_REGULAR, _native.GREW: GREW, _native.CHANGED: CHANGED}   # else an errno
+    for k in np.flatnonzero(codes).tolist():
+        code = int(codes[k])
+        if code != _native.LARGE:
+            errors[int(rows[k])] = own.get(code) or describe_errno(code)
+    return errors
 
 
 def load(table: pa.Table, opts: LoadOptions, params: dict[str, Any] | None = None, native: bool = True,
@@ -445,16 +496,9 @@ def _read_native(paths: list[str], is_file: np.ndarray, capacity: int,
     row_end[rows] = ends
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.maximum.accumulate(row_end, out=offsets[1:])   # rows that are not files hold no bytes
-    errors: list[str | None] = [None] * n
     large = np.zeros(n, dtype=bool)
-    own = {_native.NOT_REGULAR: NOT_REGULAR, _native.GREW: GREW, _native.CHANGED: CHANGED}   # else an errno
-    for k in np.flatnonzero(codes).tolist():
-        code, i = int(codes[k]), int(rows[k])
-        if code == _native.LARGE:
-            large[i] = True
-        else:
-            errors[i] = own.get(code) or describe_errno(code)
-    return buf[:pos], offsets, errors, large
+    large[rows[codes == _native.LARGE]] = True
+    return buf[:pos], offsets, _errors(n, rows, codes), large
 
 
 def _same_version(before: os.stat_result, after: os.stat_result) -> bool:

@@ -15,7 +15,7 @@ from conftest import exoflow, read_dataset
 from exoflow.batch import load, stream_large
 from exoflow.kernels.hashing import COLUMNS, digest_consumers, hash_batch
 from exoflow.options import LoadOptions, WalkOptions
-from exoflow.sources.walk import Walker, root_item
+from exoflow.sources.walk import Walker, native_available, root_item
 
 ORACLES = {"xxh3-128": lambda b: xxhash.xxh3_128_hexdigest(b), "blake3": lambda b: blake3.blake3(b).hexdigest(),
            "sha256": lambda b: hashlib.sha256(b).hexdigest(), "sha1": lambda b: hashlib.sha1(b).hexdigest(),
@@ -233,6 +233,30 @@ def test_default_pieces_and_read_batches_hash_every_file(tmp_path):
     rows = _digests(tmp_path / "out")
     assert {os.fsdecode(p)[2:]: (row["xxh3_128"], row["sha256"]) for p, row in rows.items()} == \
         {name: (ORACLES["xxh3-128"](data), ORACLES["sha256"](data)) for name, data in files.items()}
+    # the default, xxh3-128 alone: hashed while read (Reads.xxh3_only), the same digests
+    r = exoflow("run", "checksum", "t", "--out", str(tmp_path / "out2"), "--no-dashboard", "-q", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    rows = _digests(tmp_path / "out2")
+    assert {os.fsdecode(p)[2:]: (row["xxh3_128"], row["sha256"]) for p, row in rows.items()} == \
+        {name: (ORACLES["xxh3-128"](data), None) for name, data in files.items()}
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+def test_xxh3_alone_is_hashed_while_read_other_algorithms_are_loaded(tmp_path):
+    """The checksum job's reads: with xxh3-128 alone one batch per chunk, hashed while read and
+    holding no bytes; with any other algorithm the loaded sub-batches, as before."""
+    from exoflow.batch import batches
+    from exoflow.ops.checksum.kernel import HASH_BATCH, HASH_PIECE, READS
+    paths = []
+    for i in range(2 * HASH_BATCH // (HASH_PIECE // 2)):      # two read batches of files under a piece
+        (tmp_path / f"f{i}").write_bytes(os.urandom(HASH_PIECE // 2))
+        paths.append(str(tmp_path / f"f{i}"))
+    table = _listed(paths)
+    fused = list(batches(table, READS, LoadOptions(), {}))
+    assert len(fused) == 1 and fused[0].xxh3 is not None and fused[0].data.size == 0
+    for params in ({"hash": ("sha256",)}, {"hash": ("xxh3-128", "blake3")}):
+        loaded = list(batches(table, READS, LoadOptions(), params))
+        assert len(loaded) >= 2 and all(b.xxh3 is None and b.data.size for b in loaded)
 
 
 AWKWARD = [b"plain", b"new\nline", b"cr\rx", b"back\\slash", b"lit\\n", b"latin1-\xe9", b"repl-\xef\xbf\xbd",
@@ -280,3 +304,60 @@ def test_text_manifests_list_the_names_their_format_cannot_hold(tmp_path):
     assert left_out == {"blake3": {b"t/latin1-\xe9", b"t/repl-\xef\xbf\xbd"}, "xxh3-128": {b"t/new\nline"},
                         "sha256": set()}
     assert len(result["warnings"]) == 2
+
+
+def _listed(paths: list[str]):
+    from exoflow.sources.entries import EntryCollector
+    out = EntryCollector()
+    out.start_run(1, "t")
+    for p in paths:
+        out.add(p, os.lstat(p))
+    return out.table()
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+def test_files_hashed_while_read_equal_xxh128sum_and_the_loading_path(tmp_path):
+    """xxh3-128 alone: each file hashed as it is read, in one compiled pass through one buffer
+    (``digest_batch``). Its digests against xxh128sum's, and its per-file errors against the
+    loading path's (``load`` + ``stream_large``) on the same listing: sizes around the buffer,
+    a vanished file, a FIFO and a symlink swapped in after listing, a file that grew past the
+    buffer, and a /proc file whose listed size (0) is not its length."""
+    import numpy as np
+    from exoflow.batch import digest_batch
+    piece = 4096
+    sizes = [0, 1, 239, 241, piece - 1, piece, piece + 1, 3 * piece + 7, 70_000]
+    files = {str(tmp_path / f"s{s}"): os.urandom(s) for s in sizes}
+    for p, data in files.items():
+        Path(p).write_bytes(data)
+    odd = {n: tmp_path / n for n in ("gone", "fifo", "link", "grew", "grew-big")}
+    for p in odd.values():
+        p.write_bytes(b"12345")
+    odd["grew-big"].write_bytes(b"x" * (2 * piece))
+    paths = list(files) + [str(p) for p in odd.values()] + ["/proc/self/status"]
+    table = _listed(paths)
+    odd["gone"].unlink()
+    odd["fifo"].unlink()
+    os.mkfifo(odd["fifo"])
+    odd["link"].unlink()
+    os.symlink(next(iter(files)), odd["link"])
+    odd["grew"].write_bytes(b"1" * (piece + 10))           # now over the buffer: read in pieces
+    with open(odd["grew-big"], "ab") as f:
+        f.write(b"y")
+    got = digest_batch(table, paths, np.ones(len(paths), bool), piece, {})
+    hashed, errors = hash_batch(got, ["xxh3-128"])
+    n = len(files)
+    assert errors[:n] == [None] * n
+    assert errors[n].startswith("ENOENT") and errors[n + 2].startswith("ELOOP")
+    assert errors[n + 1] == "changed: no longer a regular file"
+    assert errors[n + 3] is None and errors[n + 4] is None      # hashed as they are when read
+    assert errors[-1] == "changed: file grew while being read"   # /proc: listed as 0 bytes
+    readable = [p for p, e in zip(paths, errors) if e is None]
+    theirs = dict(line.split(b"  ", 1)[::-1] for line in subprocess.run(
+        ["xxh128sum", "--", *readable], capture_output=True, check=True).stdout.splitlines())
+    for i, p in enumerate(paths):
+        want = theirs[os.fsencode(p)].decode() if errors[i] is None else None
+        assert hashed["xxh3_128"][i] == want, p
+    assert got.data.size == 0 and not got.large.any()
+    loaded = load(table, LoadOptions(piece_bytes=piece), {})
+    stream_large(loaded, lambda b: digest_consumers(b, ["xxh3-128"]))
+    assert hash_batch(loaded, ["xxh3-128"]) == (hashed, errors)

@@ -58,12 +58,17 @@ def span_hexdigests(name: str, data, offsets: np.ndarray, rows: np.ndarray) -> n
     if name == "xxh3-128" and native is not None:
         keys = np.empty((n, 2), np.uint64)
         native.xxh3_128_spans(data, np.ascontiguousarray(offsets, np.int64), keys)
-        hexes = _HEX[keys[rows].astype(">u8").view(np.uint8)].view("S32").ravel()
-        out[rows] = hexes.astype(str)
+        out[rows] = key_hexdigests(keys[rows])
         return out
     fn, mv, offs = _one_shot(name), memoryview(data), offsets.tolist()
     out[rows] = [fn(mv[offs[i]:offs[i + 1]]) for i in rows.tolist()]
     return out
+
+
+def key_hexdigests(keys: np.ndarray) -> np.ndarray:
+    """XXH3-128 digests as uint64 (N, 2) (high, low) -> their hex digests (str (N,), 32 characters,
+    as xxhash's ``hexdigest`` and xxh128sum write them)."""
+    return _HEX[keys.astype(">u8").view(np.uint8)].view("S32").ravel().astype(str)
 
 
 def parse_algorithms(text: str) -> tuple[str, ...]:
@@ -126,7 +131,9 @@ def digest_consumers(batch: Batch, names: Sequence[str]) -> dict[int, Digests]:
 def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str | None]], list[str | None]]:
     """Hash every loaded file of ``batch`` (its ``selected`` rows; every regular file when unset)
     with each algorithm of ``names`` (keys of COLUMNS); a large file's digests are those of its
-    consumer (``digest_consumers``, fed by the engine: ``batch.streamed``).
+    consumer (``digest_consumers``, fed by the engine: ``batch.streamed``). A batch hashed while
+    read (``batch.xxh3``, ``Reads.xxh3_only``) gives its digests, for ``names`` == (xxh3-128,)
+    only: ValueError for others.
 
     Returns ``({column: hex digests}, errors)``, one entry per row: digests are None for rows
     that were not selected or could not be read; ``errors`` holds ``batch.errors``. Raises
@@ -139,6 +146,11 @@ def hash_batch(batch: Batch, names: Sequence[str]) -> tuple[dict[str, list[str |
         return out, errors
     large = batch.large if batch.large is not None else np.zeros(n, dtype=bool)
     ok = _hashed(batch)
+    if batch.xxh3 is not None:                         # hashed while read (Reads.xxh3_only)
+        if tuple(names) != (DEFAULT,):
+            raise ValueError(f"the batch holds {DEFAULT} digests only, not {', '.join(names)}")
+        out[COLUMNS[DEFAULT]] = np.where(ok, key_hexdigests(batch.xxh3), None).tolist()
+        return out, errors
     in_buffer = np.flatnonzero(ok & ~large)            # hashed in place, slices of the buffer
     if len(in_buffer):
         data = batch.data if batch.data is not None else b""

@@ -21,8 +21,10 @@ from exoflow.kernels.hashing import COLUMNS, DEFAULT, PathIndex, digest_consumer
 from exoflow.ops.checksum.manifests import manifest_algorithms, manifest_files
 
 # Bytes are hashed right after they are copied, while they are still in the CPU cache: filling a
-# whole chunk's buffer first and hashing it afterwards took 1.7x the CPU on /usr. Files over
-# HASH_PIECE are streamed in pieces of that size; smaller ones are read in batches of HASH_BATCH.
+# whole chunk's buffer first and hashing it afterwards took 1.7x the CPU on /usr. With xxh3-128
+# alone each file is hashed as it is read, through one HASH_PIECE buffer (Reads.xxh3_only);
+# otherwise files over HASH_PIECE are streamed in pieces of that size, smaller ones read in
+# batches of HASH_BATCH.
 HASH_PIECE = 2**20
 HASH_BATCH = 4 * 2**20
 
@@ -112,7 +114,13 @@ def digests_of_large(batch: Batch) -> dict:
     return digest_consumers(batch, algorithms(batch.params))
 
 
-READS = Reads(rows=hashed_rows, batch_bytes=HASH_BATCH, piece_bytes=HASH_PIECE, consume=digests_of_large)
+def xxh3_only(params: dict[str, Any]) -> bool:
+    """``Reads.xxh3_only``: with xxh3-128 alone (the default), files are hashed while read."""
+    return algorithms(params) == (DEFAULT,)
+
+
+READS = Reads(rows=hashed_rows, batch_bytes=HASH_BATCH, piece_bytes=HASH_PIECE, consume=digests_of_large,
+              xxh3_only=xxh3_only)
 
 
 def checksum_columns(batch: Batch) -> dict[str, Any]:
