@@ -759,8 +759,10 @@ static PyObject *xxh3_128_files(PyObject *self, PyObject *args) {
             if (code[i] == 0)
                 h = XXH3_128bits_digest(state);
         }
-        if (code[i] == 0)      /* a file read in pieces must have its size (as stream's) */
-            code[i] = st.st_size >= cap && got != st.st_size ? CHANGED : after_read(fd, &st);
+        /* as the loader judges them: a file over the buffer (which it streams) must have its
+           size; one up to the buffer (which it reads whole) may be shorter (/sys's 4096) */
+        if (code[i] == 0)
+            code[i] = st.st_size > cap && got != st.st_size ? CHANGED : after_read(fd, &st);
         if (got > 0)
             total += got;
         if (code[i] == 0) {

@@ -361,3 +361,40 @@ def test_files_hashed_while_read_equal_xxh128sum_and_the_loading_path(tmp_path):
     loaded = load(table, LoadOptions(piece_bytes=piece), {})
     stream_large(loaded, lambda b: digest_consumers(b, ["xxh3-128"]))
     assert hash_batch(loaded, ["xxh3-128"]) == (hashed, errors)
+
+
+def _sysfs_files(size: int) -> list[str]:
+    """Readable sysfs settings (they change only when written, unlike counters) whose stated size is
+    ``size`` and whose content is shorter (sysfs states 4096 bytes for any length)."""
+    found = []
+    for name in ("enabled", "defrag", "use_zero_page", "hpage_pmd_size", "shmem_enabled"):
+        p = f"/sys/kernel/mm/transparent_hugepage/{name}"
+        try:
+            if os.lstat(p).st_size == size and 0 < len(Path(p).read_bytes()) < size:
+                found.append(p)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not native_available(), reason="exoflow._native is not built (no C compiler at install)")
+def test_files_whose_size_is_the_buffer_are_judged_as_the_loader_does(tmp_path):
+    """A file of exactly the buffer's size is one the loader reads whole (not streamed), where a
+    shorter read than the stated size is no error (sysfs states 4096 bytes for a few): hashed
+    while read, it gets the loader's digest, not 'changed'."""
+    import numpy as np
+    from exoflow.batch import digest_batch
+    piece = 4096
+    sysfs = _sysfs_files(piece)
+    if not sysfs:
+        pytest.skip("no readable transparent_hugepage setting in /sys here (sysfs states 4096 bytes)")
+    exact = tmp_path / "exact"
+    exact.write_bytes(os.urandom(piece))
+    paths = [str(exact), *sysfs]
+    table = _listed(paths)
+    hashed, errors = hash_batch(digest_batch(table, paths, np.ones(len(paths), bool), piece, {}), ["xxh3-128"])
+    loaded = load(table, LoadOptions(piece_bytes=piece), {})
+    stream_large(loaded, lambda b: digest_consumers(b, ["xxh3-128"]))
+    assert errors == [None] * len(paths)
+    assert hash_batch(loaded, ["xxh3-128"]) == (hashed, errors)
+    assert hashed["xxh3_128"] == [ORACLES["xxh3-128"](Path(p).read_bytes()) for p in paths]
