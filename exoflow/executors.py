@@ -191,13 +191,16 @@ class DaskExecutor:
 
     def metrics(self):
         """The scheduler's fine metrics now (before a run); from now on, each worker's spilling
-        counted per memory tier (exoflow.spilling.SpillCounter)."""
+        counted per memory tier (exoflow.spilling.SpillCounter), and its allocator set by its
+        memory limit (exoflow.allocator.HeapBlocks)."""
         from exoflow import report
+        from exoflow.allocator import HeapBlocks
         from exoflow.spilling import SpillCounter
-        try:
-            self.client.register_plugin(SpillCounter())
-        except Exception as e:       # a worker that cannot import exoflow fails the run's tasks anyway
-            report.logger.debug("counting spilled bytes per tier: %s", e)
+        for plugin in (SpillCounter(), HeapBlocks()):
+            try:
+                self.client.register_plugin(plugin)
+            except Exception as e:   # a worker that cannot import exoflow fails the run's tasks anyway
+                report.logger.debug("%s: %s", plugin.name, e)
         return report.snapshot(self.client)
 
     def telemetry(self, run_id, before):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -249,3 +250,40 @@ def test_tasks_given_to_a_paused_worker_move_to_a_running_one():
         assert client.run_on_scheduler(move_off_paused) == 3
         wait(queued, timeout=20)
         assert client.gather(queued) == [b] * 3
+
+
+def _mmapped_blocks_after_a_1mib_malloc() -> int:
+    """Blocks glibc maps on their own (mallinfo2's hblks) added by one 1 MiB malloc in this process:
+    1 at glibc's 128 KiB threshold, 0 when such blocks come from the heap."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                         "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(2**20)
+    added = libc.mallinfo2().hblks - before
+    libc.free(block)
+    return added
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only (not this C library)")
+def test_workers_with_room_take_blocks_from_the_heap_tight_ones_map_them():
+    """Dask's MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold at 128 KiB; the plugin a run
+    registers (DaskExecutor.metrics) puts it back to 32 MiB on workers with a memory limit of at least
+    allocator.ROOMY, not on tighter ones (the oracle: glibc's own count of mapped blocks)."""
+    from distributed import Client, LocalCluster
+    from exoflow.allocator import ROOMY
+    from exoflow.executors import DaskExecutor
+    for limit, mapped in ((ROOMY, 0), (250 * 2**20, 1)):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          memory_limit=limit) as c, Client(c) as client:
+            env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+            assert set(env.values()) == {"65536"}                 # Dask's, as on every nanny's worker
+            assert set(client.run(_mmapped_blocks_after_a_1mib_malloc).values()) == {1}
+            DaskExecutor(client).metrics()
+            assert set(client.run(_mmapped_blocks_after_a_1mib_malloc).values()) == {mapped}, limit
