@@ -586,6 +586,29 @@ static Py_ssize_t read_upto(int fd, char *dst, Py_ssize_t want) {
     return got;
 }
 
+/* A whole file of st->st_size bytes (fstat's) read into dst, which has room for one byte more:
+   the bytes read (more than its size: it grew), or -1 with errno set. It asks for size + 1 bytes
+   and stops once it has the size, without the read that would return end of file (one system
+   call per file fewer): a file that grows after that read has another size, mtime and ctime
+   for after_read. An empty file is read once (a /proc file says 0 bytes and holds some). */
+static Py_ssize_t read_whole(int fd, char *dst, const struct stat *st) {
+    Py_ssize_t size = (Py_ssize_t)st->st_size, got = 0;
+    while (got <= size) {
+        ssize_t r = read(fd, dst + got, (size_t)(size + 1 - got));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        got += r;
+        if (got == size)
+            break;
+    }
+    return got;
+}
+
 /* 0 when the file behind fd still has the size, mtime and ctime of *before; else a code
    (CHANGED, or the errno of its fstat). */
 static int32_t after_read(int fd, const struct stat *before) {
@@ -655,7 +678,7 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
             break;                                   /* no room: the caller grows the buffer */
         } else {
             /* one byte more than its size: a file that grew is noticed */
-            Py_ssize_t got = read_upto(fd, buf + pos, (Py_ssize_t)st.st_size + 1);
+            Py_ssize_t got = read_whole(fd, buf + pos, &st);
             if (got < 0)
                 code[i] = errno;
             else if (got > st.st_size)
@@ -732,7 +755,7 @@ static PyObject *xxh3_128_files(PyObject *self, PyObject *args) {
         } else if (!S_ISREG(st.st_mode)) {
             code[i] = NOT_REGULAR;
         } else if (st.st_size < cap) {       /* in one piece, one byte more: growth is noticed */
-            got = read_upto(fd, buf, (Py_ssize_t)st.st_size + 1);
+            got = read_whole(fd, buf, &st);
             if (got < 0)
                 code[i] = errno;
             else if (got > st.st_size)
