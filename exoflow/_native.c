@@ -625,7 +625,8 @@ static int32_t after_read(int fd, const struct stat *before) {
 PyDoc_STRVAR(read_files_doc,
 "read_files(paths, flags, limit, out, ends, codes, start, pos) -> (stop, pos)\n\n"
 "Read whole regular files, paths[start:], one after another into the writable buffer\n"
-"``out`` from byte ``pos``: open(path, flags), fstat, read to end of file, close. A path of\n"
+"``out`` from byte ``pos``: open(path, flags), fstat, read its size and one byte more (a file\n"
+"that grew is noticed), fstat, close. A path of\n"
 "PATH_MAX bytes or more is opened a piece at a time (openat).\n"
 "ends[i] (int64) is where file i's bytes end in ``out``; codes[i] (int32) is 0, an errno,\n"
 "-1 (not a regular file), -2 (larger than ``limit``: not read), -3 (grew while read) or -4\n"

@@ -191,16 +191,13 @@ class DaskExecutor:
 
     def metrics(self):
         """The scheduler's fine metrics now (before a run); from now on, each worker's spilling
-        counted per memory tier (exoflow.spilling.SpillCounter), and its allocator set by its
-        memory limit (exoflow.allocator.HeapBlocks)."""
+        counted per memory tier (exoflow.spilling.SpillCounter)."""
         from exoflow import report
-        from exoflow.allocator import HeapBlocks
         from exoflow.spilling import SpillCounter
-        for plugin in (SpillCounter(), HeapBlocks()):
-            try:
-                self.client.register_plugin(plugin)
-            except Exception as e:   # a worker that cannot import exoflow fails the run's tasks anyway
-                report.logger.debug("%s: %s", plugin.name, e)
+        try:
+            self.client.register_plugin(SpillCounter())
+        except Exception as e:       # a worker that cannot import exoflow fails the run's tasks anyway
+            report.logger.debug("counting spilled bytes per tier: %s", e)
         return report.snapshot(self.client)
 
     def telemetry(self, run_id, before):

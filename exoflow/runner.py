@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from exoflow import __version__, incremental, journal, outputs, report
+from exoflow import __version__, allocator, incremental, journal, outputs, report
 from exoflow.backends import task_resources
 from exoflow.chunks import content_bytes, cut, order_for_reading
 from exoflow.job import Finish, Job
@@ -238,6 +238,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
     ``storage``'s options) and ``root_files`` (files and objects) within ``budget`` ((entries,
     seconds), or (entries, seconds, breadth first): ``Walker.run``); ``mark``: ``Job.mark``;
     ``save``: see ``_listed``."""
+    allocator.settle()
     t0 = time.perf_counter()
     journal.test_pause("list")
     again = _saved(run_id, chunk_opts, t0, save)
@@ -263,6 +264,7 @@ def list_tree(run_id: str, stack: list[DirItem | objects.Prefix], root_files: li
 def list_piece(run_id: str, piece: manifest.TextRange | manifest.ParquetPart, chunk_opts: ChunkOptions,
                drop: np.ndarray | None = None, save: str | None = None) -> dict:
     """A piece of a --from-list listing; ``drop``: see ``manifest.collect``."""
+    allocator.settle()
     t0 = time.perf_counter()
     again = _saved(run_id, chunk_opts, t0, save)
     if again:
@@ -311,6 +313,7 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     unchanged files are reused was prepared (``exoflow.incremental.prepare``); ``journalled``: the chunk's journal record from a killed run,
     whose part is read back instead (``exoflow.journal``). Per-file problems are rows with an
     ``error``; an OSError of the part's write raises."""
+    allocator.settle()
     t0 = time.perf_counter()
     job = unpack_job(job_blob)
     table = listing_part(run_id, listing, forget=last).slice(start, stop - start)

@@ -272,18 +272,23 @@ def _mmapped_blocks_after_a_1mib_malloc() -> int:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only (not this C library)")
-def test_workers_with_room_take_blocks_from_the_heap_tight_ones_map_them():
-    """Dask's MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold at 128 KiB; the plugin a run
-    registers (DaskExecutor.metrics) puts it back to 32 MiB on workers with a memory limit of at least
-    allocator.ROOMY, not on tighter ones (the oracle: glibc's own count of mapped blocks)."""
+def test_workers_with_room_take_blocks_from_the_heap_tight_ones_map_them(tmp_path):
+    """Dask's MALLOC_TRIM_THRESHOLD_ fixes glibc's mmap threshold at 128 KiB; a run's first task on
+    a worker (allocator.settle) puts it back to 32 MiB where the memory limit is at least
+    allocator.ROOMY per thread, not on tighter workers (the oracle: glibc's own count of mapped
+    blocks)."""
     from distributed import Client, LocalCluster
+    from conftest import run_config
     from exoflow.allocator import ROOMY
-    from exoflow.executors import DaskExecutor
+    from exoflow.runner import run
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "f").write_text("x")
     for limit, mapped in ((ROOMY, 0), (250 * 2**20, 1)):
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                           memory_limit=limit) as c, Client(c) as client:
             env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
             assert set(env.values()) == {"65536"}                 # Dask's, as on every nanny's worker
             assert set(client.run(_mmapped_blocks_after_a_1mib_malloc).values()) == {1}
-            DaskExecutor(client).metrics()
+            out = tmp_path / f"out-{limit}"
+            run(client, run_config("inventory", tmp_path / "t", out))
             assert set(client.run(_mmapped_blocks_after_a_1mib_malloc).values()) == {mapped}, limit
