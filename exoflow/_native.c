@@ -569,8 +569,13 @@ static int open_encoded(PyObject *encoded, int flags, int32_t *code) {
     return fd;
 }
 
-/* read() until want bytes or end of file; the bytes read, or -1 with errno set. */
-static Py_ssize_t read_upto(int fd, char *dst, Py_ssize_t want) {
+/* read() until want bytes, end of file, or (after a read) enough bytes; the bytes read, or -1
+   with errno set. A whole file of fstat's size is read with want = size + 1, enough = size (its
+   buffer has room for one byte more): more than its size means it grew, and reading stops once
+   it has the size, without the read that would return end of file (one system call per file
+   fewer): a file that grows after that read has another size, mtime and ctime for after_read.
+   An empty file is read once (a /proc file says 0 bytes and holds some). */
+static Py_ssize_t read_upto(int fd, char *dst, Py_ssize_t want, Py_ssize_t enough) {
     Py_ssize_t got = 0;
     while (got < want) {
         ssize_t r = read(fd, dst + got, (size_t)(want - got));
@@ -582,28 +587,7 @@ static Py_ssize_t read_upto(int fd, char *dst, Py_ssize_t want) {
         if (r == 0)
             break;
         got += r;
-    }
-    return got;
-}
-
-/* A whole file of st->st_size bytes (fstat's) read into dst, which has room for one byte more:
-   the bytes read (more than its size: it grew), or -1 with errno set. It asks for size + 1 bytes
-   and stops once it has the size, without the read that would return end of file (one system
-   call per file fewer): a file that grows after that read has another size, mtime and ctime
-   for after_read. An empty file is read once (a /proc file says 0 bytes and holds some). */
-static Py_ssize_t read_whole(int fd, char *dst, const struct stat *st) {
-    Py_ssize_t size = (Py_ssize_t)st->st_size, got = 0;
-    while (got <= size) {
-        ssize_t r = read(fd, dst + got, (size_t)(size + 1 - got));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        got += r;
-        if (got == size)
+        if (got == enough)
             break;
     }
     return got;
@@ -679,7 +663,7 @@ static PyObject *read_files(PyObject *self, PyObject *args) {
             break;                                   /* no room: the caller grows the buffer */
         } else {
             /* one byte more than its size: a file that grew is noticed */
-            Py_ssize_t got = read_whole(fd, buf + pos, &st);
+            Py_ssize_t got = read_upto(fd, buf + pos, (Py_ssize_t)st.st_size + 1, (Py_ssize_t)st.st_size);
             if (got < 0)
                 code[i] = errno;
             else if (got > st.st_size)
@@ -756,7 +740,7 @@ static PyObject *xxh3_128_files(PyObject *self, PyObject *args) {
         } else if (!S_ISREG(st.st_mode)) {
             code[i] = NOT_REGULAR;
         } else if (st.st_size < cap) {       /* in one piece, one byte more: growth is noticed */
-            got = read_whole(fd, buf, &st);
+            got = read_upto(fd, buf, (Py_ssize_t)st.st_size + 1, (Py_ssize_t)st.st_size);
             if (got < 0)
                 code[i] = errno;
             else if (got > st.st_size)
@@ -766,7 +750,7 @@ static PyObject *xxh3_128_files(PyObject *self, PyObject *args) {
         } else {
             XXH3_128bits_reset(state);
             for (;;) {
-                Py_ssize_t r = read_upto(fd, buf, cap);
+                Py_ssize_t r = read_upto(fd, buf, cap, cap);
                 if (r < 0) {
                     code[i] = errno;
                     break;
