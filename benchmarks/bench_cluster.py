@@ -1,6 +1,7 @@
 """Issue 13, point 4: exoflow on a running `exoflow cluster` (warm: the run goes through its driver)
 and on its embedded cluster (cold), against the reference tools, whole process, median of runs,
-page cache warm.
+page cache warm. Each job and its tool run in turns (``common.measure_rounds``), so that the
+machine's drift from minute to minute falls on both.
 
     inventory   vs find TREE -printf …                       files/s, target >= 0.8x
     dedup       vs jdupes -r -q -m TREE                       time,    target <= 1.0x
@@ -24,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, measure, need, tree_stats  # noqa: E402
+from common import machine, measure, measure_rounds, need, tree_stats  # noqa: E402
 
 # job -> (reference tool's name, its shell command for TREE, the ratio: "rate" (exoflow's files/s over
 # the tool's, higher is better) or "time" (exoflow's time over the tool's, lower is better), target)
@@ -78,12 +79,13 @@ def main() -> int:
             for job in a.jobs:
                 name, ref_cmd, kind, target = REFERENCES[job]
                 run = [*exoflow, "run", job, tree, "--out", out, "--overwrite", "-q"]
-                ref = measure(ref_cmd.format(tree=shlex.quote(tree)), runs=a.runs, shell=True)
-                timings = [(f"exoflow run {job} (exoflow cluster, warm)", measure(run, runs=a.runs))]
+                cmds = {f"exoflow run {job} (exoflow cluster, warm)": (run, False),
+                        name: (ref_cmd.format(tree=shlex.quote(tree)), True)}
                 if not a.no_cold:
-                    timings.append((f"exoflow run {job} --embedded (cold)",
-                                    measure([*run, "--embedded", *shape, "--no-dashboard"], runs=a.runs)))
-                timings.append((name, ref))
+                    cmds[f"exoflow run {job} --embedded (cold)"] = ([*run, "--embedded", *shape, "--no-dashboard"], False)
+                timed = dict(zip(cmds, measure_rounds(list(cmds.values()), runs=a.runs)))
+                ref = timed.pop(name)
+                timings = [*timed.items(), (name, ref)]
                 for label, t in timings:
                     ratio = ""
                     if label.startswith("exoflow"):

@@ -40,37 +40,62 @@ class Timing:
     children_mb: float   # peak summed RSS of its descendants (e.g. Dask workers), MB (median)
 
 
+def _run_once(cmd: list[str] | str, shell: bool, memory: bool) -> tuple[float, float, float]:
+    """One whole-process run: (wall s, peak client RSS MB, peak descendants' RSS MB; 0 unless memory)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell)
+    peak_client = peak_kids = 0
+    if memory:
+        proc = psutil.Process(p.pid)
+        while p.poll() is None:
+            try:
+                peak_client = max(peak_client, proc.memory_info().rss)
+                peak_kids = max(peak_kids, sum(c.memory_info().rss for c in proc.children(recursive=True)))
+            except psutil.Error:
+                pass
+            time.sleep(0.01)
+    err = p.communicate()[1].decode(errors="replace")
+    wall = time.perf_counter() - t0
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"{cmd} failed ({p.returncode}): {err[-500:]}")
+    return wall, peak_client / 1e6, peak_kids / 1e6
+
+
+def _timing(samples: list[tuple[float, float, float]]) -> Timing:
+    walls = [s[0] for s in samples]
+    return Timing(statistics.median(walls), min(walls), max(walls), statistics.median(s[1] for s in samples),
+                  statistics.median(s[2] for s in samples))
+
+
 def measure(cmd: list[str] | str, runs: int = 3, warmup: int = 1, prepare=None, shell: bool = False,
             memory: bool = False) -> Timing:
     """Run ``cmd`` ``warmup`` + ``runs`` times; stdout is discarded. ``memory``: also sample the peak
     RSS of the command and its descendants every 10 ms (0 when off). The sampling walks /proc for
     descendants and takes about a fifth of a core: on a 2-core machine it slows a command that
     uses both cores (an exoflow cluster, xargs -P2) by up to a third, so timings are taken without it."""
-    walls, clients, kids = [], [], []
+    samples = []
     for i in range(warmup + runs):
         if prepare:
             prepare()
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, shell=shell)
-        peak_client = peak_kids = 0
-        if memory:
-            proc = psutil.Process(p.pid)
-            while p.poll() is None:
-                try:
-                    peak_client = max(peak_client, proc.memory_info().rss)
-                    peak_kids = max(peak_kids, sum(c.memory_info().rss for c in proc.children(recursive=True)))
-                except psutil.Error:
-                    pass
-                time.sleep(0.01)
-        err = p.communicate()[1].decode(errors="replace")
-        wall = time.perf_counter() - t0
-        if p.returncode not in (0, 1):
-            raise RuntimeError(f"{cmd} failed ({p.returncode}): {err[-500:]}")
+        sample = _run_once(cmd, shell, memory)
         if i >= warmup:
-            walls.append(wall)
-            clients.append(peak_client / 1e6)
-            kids.append(peak_kids / 1e6)
-    return Timing(statistics.median(walls), min(walls), max(walls), statistics.median(clients), statistics.median(kids))
+            samples.append(sample)
+    return _timing(samples)
+
+
+def measure_rounds(cmds: list[tuple[list[str] | str, bool]], runs: int = 3, warmup: int = 1) -> list[Timing]:
+    """Time several (command, shell) pairs side by side: ``warmup`` + ``runs`` rounds, each running
+    every command once, in reverse order every other round. A shared machine's speed drifts by
+    10-15% from one minute to the next (measured here); commands timed in turns see the same
+    minutes, so their ratio does not carry the drift that timing one after the other would."""
+    samples: list[list] = [[] for _ in cmds]
+    for i in range(warmup + runs):
+        order = list(range(len(cmds)))
+        for k in (order if i % 2 == 0 else order[::-1]):
+            sample = _run_once(cmds[k][0], cmds[k][1], memory=False)
+            if i >= warmup:
+                samples[k].append(sample)
+    return [_timing(s) for s in samples]
 
 
 def machine() -> str:
