@@ -305,11 +305,12 @@ def _temps(tree: Path) -> list[Path]:
 
 
 def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_path: Path):
-    """40 pairs in 4 directories; the run is SIGKILLed (every process of it) while each worker
-    holds the temporary directory of its 3rd change, with the new link in it (the test hook
-    PAUSE_ENV makes that moment certain). Nothing is lost, the log says what was done and
-    started, and the rerun removes exactly exoflow's leftovers, not a user's file that only
-    looks like one."""
+    """40 pairs in 4 directories; the run is SIGKILLed (every process of it) while a worker holds
+    the temporary directory of its 3rd change, with the new link in it (the test hook PAUSE_ENV
+    makes that moment certain), and the other worker has paused the same way or has no change
+    left to make (Dask does not promise that both make three). Nothing is lost, the log says
+    what was done and started, and the rerun removes exactly exoflow's leftovers, not a user's
+    file that only looks like one."""
     tree = tmp_path / "t"
     names = []
     for i in range(40):
@@ -327,11 +328,21 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
            "--no-dashboard", "-q", *args]
     p = subprocess.Popen(cmd, env={**os.environ, PAUSE_ENV: "3"}, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    logs = tmp_path / "killed/actions.log.d"
+
+    def done() -> int:
+        return sum(f.read_text().count("\tdone\t") for f in logs.iterdir()) if logs.is_dir() else 0
+
     try:
         deadline = time.monotonic() + 60
-        while len(_temps(tree)) < 3 and time.monotonic() < deadline:       # the fake + one per worker
+        while len(_temps(tree)) < 2 and time.monotonic() < deadline:       # the fake + a paused worker
             time.sleep(0.05)
-        assert len(_temps(tree)) == 3, "the run never reached its pause"
+        assert len(_temps(tree)) >= 2, "the run never reached its pause"
+        seen, still = done(), time.monotonic()                             # the other worker pauses or runs out
+        while len(_temps(tree)) < 3 and time.monotonic() - still < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if done() != seen:
+                seen, still = done(), time.monotonic()
     finally:
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
@@ -342,10 +353,10 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
             break
         time.sleep(0.05)
     left = [t for t in _temps(tree) if t != fake]
-    assert len(left) == 2
+    assert 1 <= len(left) <= 2                                         # a change in flight per paused worker
     assert all(path.read_bytes() == data for path, data in names)      # nothing lost
-    pieces = "".join(f.read_text() for f in (tmp_path / "killed/actions.log.d").iterdir())
-    assert pieces.count("\tdone\t") >= 4                                # 2 changes per worker before the pause
+    pieces = "".join(f.read_text() for f in logs.iterdir())
+    assert pieces.count("\tdone\t") >= 2 * len(left)                   # 2 changes per paused worker before it
     for t in left:
         assert "temporary name " + t.name in pieces                     # the change in flight is in the log
 
@@ -357,7 +368,7 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
     for i in range(40):
         assert os.lstat(tree / f"d{i % 4}/a{i}").st_ino == os.lstat(tree / f"d{i % 4}/b{i}").st_ino
     acts = _actions(tmp_path / "rerun")
-    assert acts["leftovers_removed"] == 2 and "leftover-kept" not in acts["counts"]
+    assert acts["leftovers_removed"] == len(left) and "leftover-kept" not in acts["counts"]
     log = (tmp_path / "rerun" / "actions.log").read_text()
     assert sorted(os.path.dirname(line.split("\t")[3]) for line in log.splitlines()
                   if "\tleftover-removed\t" in line) == sorted(map(str, left))
