@@ -85,13 +85,13 @@ def measure(cmd: list[str] | str, runs: int = 3, warmup: int = 1, prepare=None, 
 
 def measure_rounds(cmds: list[tuple[list[str] | str, bool]], runs: int = 3, warmup: int = 1) -> list[Timing]:
     """Time several (command, shell) pairs side by side: ``warmup`` + ``runs`` rounds, each running
-    every command once, in reverse order every other round. A shared machine's speed drifts by
+    every command once, the measured rounds in turn forward and reversed. A shared machine's speed drifts by
     10-15% from one minute to the next (measured here); commands timed in turns see the same
     minutes, so their ratio does not carry the drift that timing one after the other would."""
     samples: list[list] = [[] for _ in cmds]
     for i in range(warmup + runs):
         order = list(range(len(cmds)))
-        for k in (order if i % 2 == 0 else order[::-1]):
+        for k in (order if (i - warmup) % 2 == 0 else order[::-1]):
             sample = _run_once(cmds[k][0], cmds[k][1], memory=False)
             if i >= warmup:
                 samples[k].append(sample)

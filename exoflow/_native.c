@@ -25,9 +25,8 @@
 
 #define XXH_INLINE_ALL       /* third_party/xxhash: header-only xxHash (BSD 2-Clause) */
 #include "xxhash.h"
-#ifdef EXOFLOW_XXH_X86_DISPATCH  /* x86 (setup.py): XXH3 with the widest vectors the CPU has (SSE2, AVX2
-                                    or AVX-512), chosen at run time by xxHash's xxh_x86dispatch.c */
-#include "xxh_x86dispatch.h"
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#include "xxh_x86dispatch.h"   /* XXH3 with the widest vectors the CPU has, chosen at run time (_xxh_dispatch.c) */
 #endif
 
 #define N_FIELDS 10  /* size, blocks, mtime_ns, mode, uid, gid, inode, device, nlink, ctime_ns */

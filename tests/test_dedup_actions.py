@@ -21,7 +21,7 @@ import pytest
 from conftest import IS_ROOT, exoflow
 
 from exoflow.ops.dedup import actions as dedup_actions
-from exoflow.ops.dedup.actions import (PAUSE_ENV, act_on_group, canonical_patterns, keep_matches,
+from exoflow.ops.dedup.actions import (PAUSE_ENV, PAUSED_ENV, act_on_group, canonical_patterns, keep_matches,
                                        sweep_leftovers)
 
 MiB = 2**20
@@ -301,16 +301,19 @@ def test_hard_linked_set_plus_older_copy(tmp_path: Path, action: str):
 # ---- 4. killed mid --apply ----------------------------------------------------------------------
 
 def _temps(tree: Path) -> list[Path]:
-    return sorted(tree.rglob(".exoflow-dedup-*"))
+    """exoflow's temporary directories (and look-alikes) in ``tree``; os.walk, as rglob fails on a
+    directory removed while it is listed (a change finishing)."""
+    return sorted(Path(d, n) for d, dirs, files in os.walk(tree) for n in dirs + files
+                  if n.startswith(".exoflow-dedup-"))
 
 
 def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_path: Path):
     """40 pairs in 4 directories; the run is SIGKILLed (every process of it) while a worker holds
     the temporary directory of its 3rd change, with the new link in it (the test hook PAUSE_ENV
-    makes that moment certain), and the other worker has paused the same way or has no change
-    left to make (Dask does not promise that both make three). Nothing is lost, the log says
-    what was done and started, and the rerun removes exactly exoflow's leftovers, not a user's
-    file that only looks like one."""
+    makes that moment certain and leaves a mark in PAUSED_ENV's directory), and the other worker
+    has paused the same way or has no change left to make (Dask does not promise that both make
+    three). Nothing is lost, the log says what was done and started, and the rerun removes
+    exactly exoflow's leftovers, not a user's file that only looks like one."""
     tree = tmp_path / "t"
     names = []
     for i in range(40):
@@ -326,20 +329,25 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
     args = ["--action", "hardlink", "--keep", "first", "--apply", "--workers", "2", "--threads-per-worker", "1"]
     cmd = [sys.executable, "-m", "exoflow.cli", "run", "dedup", str(tree), "--out", str(tmp_path / "killed"),
            "--no-dashboard", "-q", *args]
-    p = subprocess.Popen(cmd, env={**os.environ, PAUSE_ENV: "3"}, start_new_session=True,
+    marks = tmp_path / "paused"
+    marks.mkdir()
+    p = subprocess.Popen(cmd, env={**os.environ, PAUSE_ENV: "3", PAUSED_ENV: str(marks)}, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logs = tmp_path / "killed/actions.log.d"
 
     def done() -> int:
         return sum(f.read_text().count("\tdone\t") for f in logs.iterdir()) if logs.is_dir() else 0
 
+    def paused() -> int:
+        return len(list(marks.iterdir()))
+
     try:
         deadline = time.monotonic() + 60
-        while len(_temps(tree)) < 2 and time.monotonic() < deadline:       # the fake + a paused worker
+        while not paused() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(_temps(tree)) >= 2, "the run never reached its pause"
+        assert paused(), "the run never reached its pause"
         seen, still = done(), time.monotonic()                             # the other worker pauses or runs out
-        while len(_temps(tree)) < 3 and time.monotonic() - still < 2 and time.monotonic() < deadline:
+        while paused() < 2 and time.monotonic() - still < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
             if done() != seen:
                 seen, still = done(), time.monotonic()
@@ -353,7 +361,7 @@ def test_sigkill_mid_apply_leaves_a_log_and_the_rerun_removes_its_leftovers(tmp_
             break
         time.sleep(0.05)
     left = [t for t in _temps(tree) if t != fake]
-    assert 1 <= len(left) <= 2                                         # a change in flight per paused worker
+    assert len(left) == paused()                                       # a change in flight per paused worker
     assert all(path.read_bytes() == data for path, data in names)      # nothing lost
     pieces = "".join(f.read_text() for f in logs.iterdir())
     assert pieces.count("\tdone\t") >= 2 * len(left)                   # 2 changes per paused worker before it

@@ -68,6 +68,7 @@ TEMP_RE = re.compile(r"\.exoflow-dedup-(?P<action>hardlink|symlink|delete)-(?P<d
 # Test hook (tests/test_dedup_actions.py): after making its N-th temporary name, a task sleeps, so
 # a test can SIGKILL the run in exactly that state.
 PAUSE_ENV = "EXOFLOW_TEST_PAUSE_AFTER_TEMP"
+PAUSED_ENV = "EXOFLOW_TEST_PAUSED_DIR"   # where a process that paused (PAUSE_ENV) leaves a file paused-PID
 LOCK_WAIT = 10.0                 # seconds to wait for a file another process holds locked (flock)
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2          # linux/fs.h
@@ -325,8 +326,10 @@ _TEMPS_MADE = itertools.count(1)       # temporary directories this process made
 
 def _pause_for_tests() -> None:
     """Test hook: between the last check of a name and its change (tests monkeypatch it to race
-    the change; PAUSE_ENV makes the N-th call sleep)."""
+    the change; PAUSE_ENV makes the N-th call sleep, after leaving its mark in PAUSED_ENV's directory)."""
     if next(_TEMPS_MADE) == int(os.environ.get(PAUSE_ENV) or 0):
+        if os.environ.get(PAUSED_ENV):
+            open(os.path.join(os.environ[PAUSED_ENV], f"paused-{os.getpid()}"), "w").close()
         time.sleep(3600)
 
 
