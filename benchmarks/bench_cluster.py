@@ -13,7 +13,10 @@ machine's drift from minute to minute falls on both.
     python benchmarks/bench_cluster.py --trees /usr /tmp/tree1m --jobs inventory --runs 3
 
 The cluster is started in a scratch state directory (EXOFLOW_STATE_DIR) and stopped at the end.
-The machine's load average is printed before and after: on a shared machine, compare ratios.
+The machine's load average is printed before and after: on a shared machine, compare ratios,
+and let it rest before a bench (on the 2-core machine of README, benches run back to back slowed
+exoflow, which keeps both cores and five processes busy, more than the tools: inventory 0.80x
+median against 0.92-0.97x after a rest).
 """
 from __future__ import annotations
 
