@@ -53,6 +53,10 @@ class Reducer(Protocol):
         (None for the first), which may be changed in place. Returns the new total partial."""
         ...
 
+    # Optional: ``reused(table, params) -> partial`` for the rows of a chunk that --since took from an
+    # earlier run (its files not read again), where the job counts work done (checksum: files hashed);
+    # without it they go through ``chunk`` with the rest.
+
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         """On the client after the last chunk (``total`` None when there was none): the job's summary."""
         ...
@@ -172,18 +176,26 @@ class Job:
         Raises OSError when the part cannot be written."""
         return self.write_rows(self.process_chunk(table, params, load), params, out_dir, part)
 
-    def write_rows(self, result: pa.Table, params: dict[str, Any], out_dir: str, part: str) -> tuple[int, dict]:
+    def write_rows(self, result: pa.Table, params: dict[str, Any], out_dir: str, part: str,
+                   made: int | None = None) -> tuple[int, dict]:
         """A chunk's output rows written to ``out_dir/<dataset>/part``; returns (rows with an
-        ``error``, the reducer's chunk summary)."""
+        ``error``, the reducer's chunk summary). ``made``: see ``summarise``."""
         with meter("write"):
             write_part(result, os.path.join(out_dir, self.dataset), part)
-        return self.summarise(result, params)
+        return self.summarise(result, params, made)
 
-    def summarise(self, result: pa.Table, params: dict[str, Any]) -> tuple[int, dict]:
-        """(rows of a chunk's output with an ``error``, the reducer's chunk summary)."""
+    def summarise(self, result: pa.Table, params: dict[str, Any], made: int | None = None) -> tuple[int, dict]:
+        """(rows of a chunk's output with an ``error``, the reducer's chunk summary). ``made``: with
+        --since, how many of the rows (the first) this run made; the rest are an earlier run's,
+        summarised by the reducer's ``reused`` where it has one (None: all made here)."""
         errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
         with meter("summarise"):
-            summary = self.reducer.chunk(result, params)
+            reused = getattr(self.reducer, "reused", None)
+            if made is None or made >= result.num_rows or reused is None:
+                summary = self.reducer.chunk(result, params)
+            else:
+                summary = self.reducer.merge(self.reducer.chunk(result.slice(0, made), params),
+                                             reused(result.slice(made), params))
         return errors, summary
 
     def process(self, batch: Batch) -> pa.Table:

@@ -321,14 +321,14 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     digest = journal.rows_hash(table)
     result = _replayed(os.path.join(out_dir, job.dataset), part, journalled, digest)
     replayed = result is not None
-    reused = journalled["reused"] if replayed else 0
+    reused, made = (journalled["reused"], journalled.get("made")) if replayed else (0, None)
     if replayed:
-        errors, summary = job.summarise(result, params)
+        errors, summary = job.summarise(result, params, made)
     else:
         journal.test_pause("chunk")
         if earlier:
-            result, reused = incremental.process_chunk(job, table, params, load_opts, earlier)
-            errors, summary = job.write_rows(result, params, out_dir, part)
+            result, reused, made = incremental.process_chunk(job, table, params, load_opts, earlier)
+            errors, summary = job.write_rows(result, params, out_dir, part, made)
         else:
             errors, summary = job.write_chunk(table, params, load_opts, out_dir, part)  # loads what job.reads selects
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
@@ -340,7 +340,7 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     dirs = pc.sum(pc.equal(kinds, "dir")).as_py() or 0
     return {"rows": table.num_rows, "files": files, "other": table.num_rows - files - dirs, "bytes": nbytes,
             "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0,
-            "hash": digest, "reused": reused, "replayed": replayed}
+            "hash": digest, "reused": reused, "made": made, "replayed": replayed}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -591,7 +591,7 @@ class _Run:
         del self.futures[cf.key]
         record = self.chunk_info.pop(cf.key)
         if not r["replayed"]:
-            self.journal.add({**record, "hash": r["hash"], "reused": r["reused"]})
+            self.journal.add({**record, "hash": r["hash"], "reused": r["reused"], "made": r["made"]})
         self.reused += r["reused"]
         self.load.done(self.placed.pop(cf.key), "chunk", r["seconds"])
         name = self.chunk_of.pop(cf.key)

@@ -259,6 +259,15 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
         for summary in (s, fresh):
             for k in ("regular_files", "scanned_files", "binary_files", "scanned_bytes", "sarif"):
                 summary["result"].pop(k)
+    if job == "checksum":
+        # hashed counts the files read in this run; the reused ones have their own count
+        read = [*changed.values(), tree / "d06" / "added.txt"]
+        assert (s["result"]["hashed"], s["result"]["reused"]) == (3, files - 3)
+        assert s["result"]["bytes_hashed"] == sum(p.stat().st_size for p in read)
+        assert (fresh["result"]["hashed"], fresh["result"]["reused"]) == (files, 0)
+        for summary in (s, fresh):
+            for k in ("hashed", "reused", "bytes_hashed"):
+                summary["result"].pop(k)
     assert _canonical({k: v for k, v in s.items() if k not in VARYING | {"since"}}) == \
         _canonical({k: v for k, v in fresh.items() if k not in VARYING})
     # read: the edited and the replaced file, the new one; every other file reused
@@ -268,6 +277,25 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
         for p in changed.values():
             assert rows[str(p)]["xxh3_128"] == xxhash.xxh3_128_hexdigest(p.read_bytes())
             assert rows[str(p)]["xxh3_128"] != old[str(p)]["xxh3_128"]
+
+
+def test_resumed_since_run_counts_as_the_uninterrupted_one(tmp_path):
+    """A --since run killed between chunks and resumed: the chunks it read back from the killed run
+    (journalled with how many of their rows that run made) count hashed and reused files as an
+    uninterrupted --since run does."""
+    tree = make_tree(tmp_path / "src", dirs=8, per_dir=40)
+    _run("checksum", tree, tmp_path / "before")
+    _change(tree)
+    since = ("--since", str(tmp_path / "before"))
+    whole = run_here("checksum", tree, tmp_path / "whole", *since, chunk_files=30)["result"]
+    args = ("checksum", str(tree), "--chunk-files", "30", *since)
+    records = _killed(tmp_path / "out", "chunk=0.4", _count("chunk", 2), *args)
+    assert any(r["kind"] == "chunk" and r["made"] is not None for r in records)
+    _resume(tmp_path / "out", *args)
+    resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
+    assert (whole["hashed"], whole["reused"]) == (3, whole["files"] - 3)     # _change: 3 read, 1 removed
+    for k in ("files", "hashed", "reused", "bytes_hashed", "errors"):
+        assert resumed[k] == whole[k], k
 
 
 def test_since_counts_reused_files_lightly_when_cutting_chunks(tmp_path):

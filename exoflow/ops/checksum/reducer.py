@@ -1,5 +1,5 @@
-"""The checksum summary: files hashed, files trusted (--trust-mtime), bytes read, errors;
-plus the audit's counts and examples when --verify ran."""
+"""The checksum summary: files hashed, files trusted (--trust-mtime) or reused (--since), bytes
+read, errors; plus the audit's counts and examples when --verify ran."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +9,18 @@ import pyarrow.compute as pc
 
 from exoflow.ops.checksum.summary import ChecksumPart, ChecksumSummary
 from exoflow.tables import human_bytes, human_count, table
+
+
+def summary_rows(r: dict, trust_mtime: bool = False) -> list[list[str]]:
+    """The summary's counts as (label, value) rows for the terminal and report.html; trusted with
+    --trust-mtime (or when some were), reused when --since reused some."""
+    rows = [["regular files", human_count(r.get("files", 0))], ["hashed", human_count(r.get("hashed", 0))],
+            ["bytes hashed", human_bytes(r.get("bytes_hashed", 0))], ["errors", human_count(r.get("errors", 0))]]
+    if trust_mtime or r.get("trusted"):
+        rows.insert(2, ["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(r.get("trusted", 0))])
+    if r.get("reused"):
+        rows.insert(2, ["reused (--since: unchanged, not re-hashed)", human_count(r["reused"])])
+    return rows
 
 
 class ChecksumReducer:
@@ -25,27 +37,32 @@ class ChecksumReducer:
             "hashed": int(pc.sum(hashed).as_py() or 0),
             "bytes_hashed": int(pc.sum(pc.if_else(hashed, size, 0)).as_py() or 0),
             "trusted": int(pc.sum(trusted).as_py() or 0),
+            "reused": 0,
             "errors": err.num_rows,
             "error_examples": list(zip(err.column("path").to_pylist()[:10], err.column("error").to_pylist()[:10])),
         }
 
+    def reused(self, t: pa.Table, params: dict[str, Any]) -> ChecksumPart:
+        """Rows --since took from the earlier run: their digests count as reused, not hashed."""
+        part = self.chunk(t, params)
+        part.update(reused=part["hashed"] + part["trusted"], hashed=0, bytes_hashed=0, trusted=0)
+        return part
+
     def merge(self, total: ChecksumPart | None, part: ChecksumPart) -> ChecksumPart:
         if total is None:
             return part
-        for k in ("files", "hashed", "bytes_hashed", "trusted", "errors"):
+        for k in ("files", "hashed", "bytes_hashed", "trusted", "reused", "errors"):
             total[k] += part[k]
         total["error_examples"] = (total["error_examples"] + part["error_examples"])[:10]
         return total
 
     def finish(self, total: ChecksumPart | None, params: dict[str, Any]) -> ChecksumPart:
-        return total or {"files": 0, "hashed": 0, "bytes_hashed": 0, "trusted": 0, "errors": 0, "error_examples": []}
+        return total or {"files": 0, "hashed": 0, "bytes_hashed": 0, "trusted": 0, "reused": 0, "errors": 0,
+                         "error_examples": []}
 
     def report(self, s: ChecksumSummary, params: dict[str, Any]) -> str:
-        rows = [["regular files", human_count(s["files"])], ["hashed", human_count(s["hashed"])],
-                ["bytes hashed", human_bytes(s["bytes_hashed"])], ["errors", human_count(s["errors"])]]
-        if params.get("trust_mtime"):
-            rows.insert(2, ["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(s["trusted"])])
-        parts = [table(f"Checksums ({', '.join(s.get('algorithms', []))})", ["", "value"], rows)]
+        parts = [table(f"Checksums ({', '.join(s.get('algorithms', []))})", ["", "value"],
+                       summary_rows(s, bool(params.get("trust_mtime"))))]
         for alg, path in s.get("text_manifests", {}).items():
             left = s.get("text_unlisted", {}).get(alg) or {"names": 0}
             parts.append(f"{alg} text manifest: {path}" + (

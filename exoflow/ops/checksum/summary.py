@@ -13,6 +13,7 @@ class ChecksumPart(TypedDict):
     hashed: int                     # files hashed (read) by this run
     bytes_hashed: int
     trusted: int                    # --trust-mtime: digests reused, files not read
+    reused: int                     # --since: digests of the earlier run, files not read
     errors: int
     error_examples: list[ErrorExample]   # the first 10
 

@@ -8,19 +8,16 @@ import pyarrow.dataset as ds
 
 from exoflow.plots import Table
 from exoflow.report import first_rows
-from exoflow.tables import human_bytes, human_count
 
 from exoflow.ops.checksum.audit import STATUSES
+from exoflow.ops.checksum.reducer import summary_rows
 
 SHOWN = 50      # differing files shown per audit status (all are in OUT/audit)
 
 
 def tables(summary: dict, out_dir: str) -> list[Table]:
     r = summary.get("result", {})
-    rows = [["regular files", human_count(r.get("files", 0))], ["hashed", human_count(r.get("hashed", 0))],
-            ["bytes hashed", human_bytes(r.get("bytes_hashed", 0))], ["errors", human_count(r.get("errors", 0))]]
-    if r.get("trusted"):
-        rows.insert(2, ["trusted (digest reused: size, mtime, inode, device unchanged)", human_count(r["trusted"])])
+    rows = summary_rows(r, bool(summary.get("params", {}).get("trust_mtime")))
     out = [Table(f"Checksums ({', '.join(r.get('algorithms', []))})", "checksum-results", ["", "value"], rows)]
     audit = r.get("audit")
     if not audit:
