@@ -50,12 +50,14 @@ class Reducer(Protocol):
 
     def merge(self, total: dict | None, part: dict) -> dict:
         """On the client, once per chunk as it finishes (in any order): ``part`` folded into ``total``
-        (None for the first), which may be changed in place. Returns the new total partial."""
+        (None for the first), which may be changed in place. Returns the new total partial. (Also on
+        the worker, to fold a chunk's ``reused`` partial into its ``chunk`` one.)"""
         ...
 
-    # Optional: ``reused(table, params) -> partial`` for the rows of a chunk that --since took from an
-    # earlier run (its files not read again), where the job counts work done (checksum: files hashed);
-    # without it they go through ``chunk`` with the rest.
+    # Optional: ``reused(table, params) -> partial`` (``chunk``'s shape) for the rows of a chunk that
+    # --since took from an earlier run, whose files were not read again; ``Job.summarise`` merges it
+    # with ``chunk`` of the rows the run made. For jobs that count the work a run did (checksum's
+    # files hashed); without it every row goes through ``chunk``.
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         """On the client after the last chunk (``total`` None when there was none): the job's summary."""
@@ -191,7 +193,7 @@ class Job:
         errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
         with meter("summarise"):
             reused = getattr(self.reducer, "reused", None)
-            if made is None or made >= result.num_rows or reused is None:
+            if made is None or made >= result.num_rows or not callable(reused):
                 summary = self.reducer.chunk(result, params)
             else:
                 summary = self.reducer.merge(self.reducer.chunk(result.slice(0, made), params),

@@ -322,6 +322,8 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     result = _replayed(os.path.join(out_dir, job.dataset), part, journalled, digest)
     replayed = result is not None
     reused, made = (journalled["reused"], journalled.get("made")) if replayed else (0, None)
+    if replayed and made is None and reused and job.emit is None:    # a journal of before "made":
+        made = result.num_rows - reused                               # one row per file, reused last
     if replayed:
         errors, summary = job.summarise(result, params, made)
     else:

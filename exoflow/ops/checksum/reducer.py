@@ -15,12 +15,12 @@ def summary_rows(r: dict, trust_mtime: bool = False) -> list[list[str]]:
     """The summary's counts as (label, value) rows for the terminal and report.html; trusted with
     --trust-mtime (or when some were), reused when --since reused some."""
     rows = [["regular files", human_count(r.get("files", 0))], ["hashed", human_count(r.get("hashed", 0))],
-            ["bytes hashed", human_bytes(r.get("bytes_hashed", 0))], ["errors", human_count(r.get("errors", 0))]]
+            ["bytes hashed", human_bytes(r.get("bytes_hashed", 0))]]
     if trust_mtime or r.get("trusted"):
-        rows.insert(2, ["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(r.get("trusted", 0))])
+        rows.append(["trusted (not re-hashed: size, mtime, inode, device unchanged)", human_count(r.get("trusted", 0))])
     if r.get("reused"):
-        rows.insert(2, ["reused (--since: unchanged, not re-hashed)", human_count(r["reused"])])
-    return rows
+        rows.append(["reused (--since: unchanged, not re-hashed)", human_count(r["reused"])])
+    return rows + [["errors", human_count(r.get("errors", 0))]]
 
 
 class ChecksumReducer:
@@ -43,7 +43,9 @@ class ChecksumReducer:
         }
 
     def reused(self, t: pa.Table, params: dict[str, Any]) -> ChecksumPart:
-        """Rows --since took from the earlier run: their digests count as reused, not hashed."""
+        """Rows --since took from the earlier run: their digests count as reused, neither hashed
+        nor trusted (trusted counts this run's --trust-mtime; the rows keep the earlier run's
+        ``trusted`` column, which the audit's own count reads)."""
         part = self.chunk(t, params)
         part.update(reused=part["hashed"] + part["trusted"], hashed=0, bytes_hashed=0, trusted=0)
         return part

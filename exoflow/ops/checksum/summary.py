@@ -12,8 +12,9 @@ class ChecksumPart(TypedDict):
     files: int                      # regular files
     hashed: int                     # files hashed (read) by this run
     bytes_hashed: int
-    trusted: int                    # --trust-mtime: digests reused, files not read
-    reused: int                     # --since: digests of the earlier run, files not read
+    trusted: int                    # --trust-mtime in this run: digests reused, files not read
+    reused: int                     # --since: digests of the earlier run, files not read (the audit's
+                                    # ``trusted`` counts the manifest's column, which these keep)
     errors: int
     error_examples: list[ErrorExample]   # the first 10
 
