@@ -125,6 +125,7 @@ def run_job(job: Job, argv: Sequence[str], prog: str) -> int:
             progress = Progress(enabled=not args.quiet and sys.stderr.isatty(), name=job.name)
             summary = run(client, cfg, progress)
             check_interrupt()      # one that a finalizer caught while the run wound up
+        check_interrupt()          # or while the client and its embedded cluster closed
     except KeyboardInterrupt:
         if cfg.out_dir and outputs.exists(os.path.join(cfg.out_dir, "summary.json")):   # the run's end
             if not remote:
