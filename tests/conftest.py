@@ -132,6 +132,17 @@ def run_here(spec: str, tree: Path, out: Path, *flags: str, chunk_files: int = 4
     return run(executor or InProcess(), run_config(spec, tree, out, *flags, chunk_files=chunk_files))
 
 
+def exiting(pid: int) -> bool:
+    """The process has begun to exit (PF_EXITING in /proc/PID/stat's flags, linux/sched.h; or is a
+    zombie): a signal now is not seen, and the exit code is the run's. Its teardown takes a few ms
+    after ``os._exit``, while ``Popen.poll`` still says it runs."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return True
+    return fields[0] in ("Z", "X") or bool(int(fields[6]) & 0x4)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on (free when this returns)."""
     with socket.socket() as s:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from conftest import REPO, exoflow, free_port, make_grid, on_terminal, read_dataset
+from conftest import REPO, exiting, exoflow, free_port, make_grid, on_terminal, read_dataset
 from oracle import walk_lstat
 
 from exoflow.sinks import claim_out_dir
@@ -533,17 +533,6 @@ def test_ctrl_c_before_any_result_leaves_the_out_dir_as_it_was(tmp_path):
     assert tree_state(tmp_path) == before
 
 
-def _exiting(pid: int) -> bool:
-    """The process has begun to exit (PF_EXITING in /proc/PID/stat's flags, linux/sched.h; or is a
-    zombie): a signal now is not seen, and the exit code is the run's. Its teardown takes a few ms
-    after ``os._exit``, while ``Popen.poll`` still says it runs."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    return fields[0] in ("Z", "X") or bool(int(fields[6]) & 0x4)
-
-
 def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
     """The command (``python -m exoflow``, what the console script runs) interrupted from its
     imports (after Python's own start-up, ~40 ms here: a traceback there is Python's) to its
@@ -559,7 +548,7 @@ def test_ctrl_c_at_any_moment_of_start_up(tmp_path):
                               "--workers", "1", "--no-dashboard", "-q"], stderr=subprocess.PIPE, text=True,
                              start_new_session=True, env={**os.environ, "TMPDIR": str(tmp)})
         time.sleep(delay)
-        if p.poll() is not None or _exiting(p.pid):     # finished before the Ctrl-C
+        if p.poll() is not None or exiting(p.pid):     # finished before the Ctrl-C
             p.communicate(timeout=60)
             continue
         os.killpg(p.pid, signal.SIGINT)

@@ -13,7 +13,7 @@ import time
 
 import psutil
 
-from conftest import make_grid, on_terminal
+from conftest import exiting, make_grid, on_terminal
 from test_service import Cluster, cluster, one_line_exit_2, rows  # noqa: F401  (cluster: the fixture)
 
 
@@ -133,7 +133,8 @@ def test_ctrl_c_at_any_moment_of_a_run_through_the_driver(cluster, tmp_path):
         p = subprocess.Popen([sys.executable, "-m", "exoflow", "run", "checksum", str(big), "--out", str(out), "-q",
                               "--chunk-files", "20"], env=cluster.env, stderr=subprocess.PIPE, text=True)
         time.sleep(delay)
-        if p.poll() is not None:          # ended before the Ctrl-C: not this case
+        if p.poll() is not None or exiting(p.pid):     # ended before the Ctrl-C: not this case
+            p.communicate(timeout=60)
             continue
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=60)[1]
