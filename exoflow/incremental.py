@@ -293,14 +293,13 @@ def _with_etag(table: pa.Table) -> pa.Table:
 
 
 def process_chunk(job: Job, table: pa.Table, params: dict[str, Any], load: LoadOptions,
-                  source: tuple[str, str]) -> tuple[pa.Table, int, int]:
-    """A chunk's output rows with the earlier run's rows for its unchanged files, how many files
-    were reused and how many of the rows this run made (``source``: what ``prepare`` returned). The
-    other rows go through ``job.process_chunk``; the reused rows come after them."""
+                  source: tuple[str, str]) -> tuple[pa.Table, int]:
+    """A chunk's output rows with the earlier run's rows for its unchanged files, and how many files
+    were reused (``source``: what ``prepare`` returned). The other rows go through
+    ``job.process_chunk``; the reused rows come after them."""
     same, old = earlier(source, job.dataset).split(table, one_row=job.emit is None)
     if not same.any():
-        rows = job.process_chunk(table, params, load)
-        return rows, 0, rows.num_rows
+        return job.process_chunk(table, params, load), 0
     fresh = job.process_chunk(table.filter(pa.array(~same)), params, load)
     old = old.select(fresh.column_names)
-    return pa.concat_tables([fresh, old], promote_options="permissive"), int(same.sum()), fresh.num_rows
+    return pa.concat_tables([fresh, old], promote_options="permissive"), int(same.sum())

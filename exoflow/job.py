@@ -56,8 +56,8 @@ class Reducer(Protocol):
 
     # Optional: ``reused(table, params) -> partial`` (``chunk``'s shape) for the rows of a chunk that
     # --since took from an earlier run, whose files were not read again; ``Job.summarise`` merges it
-    # with ``chunk`` of the rows the run made. For jobs that count the work a run did (checksum's
-    # files hashed); without it every row goes through ``chunk``.
+    # with ``chunk`` of the rows the run made. For jobs of one row per file (no ``emit``) that count
+    # the work a run did (checksum's files hashed); without it every row goes through ``chunk``.
 
     def finish(self, total: dict | None, params: dict[str, Any]) -> dict:
         """On the client after the last chunk (``total`` None when there was none): the job's summary."""
@@ -179,25 +179,27 @@ class Job:
         return self.write_rows(self.process_chunk(table, params, load), params, out_dir, part)
 
     def write_rows(self, result: pa.Table, params: dict[str, Any], out_dir: str, part: str,
-                   made: int | None = None) -> tuple[int, dict]:
+                   reused: int = 0) -> tuple[int, dict]:
         """A chunk's output rows written to ``out_dir/<dataset>/part``; returns (rows with an
-        ``error``, the reducer's chunk summary). ``made``: see ``summarise``."""
+        ``error``, the reducer's chunk summary). ``reused``: see ``summarise``."""
         with meter("write"):
             write_part(result, os.path.join(out_dir, self.dataset), part)
-        return self.summarise(result, params, made)
+        return self.summarise(result, params, reused)
 
-    def summarise(self, result: pa.Table, params: dict[str, Any], made: int | None = None) -> tuple[int, dict]:
-        """(rows of a chunk's output with an ``error``, the reducer's chunk summary). ``made``: with
-        --since, how many of the rows (the first) this run made; the rest are an earlier run's,
-        summarised by the reducer's ``reused`` where it has one (None: all made here)."""
+    def summarise(self, result: pa.Table, params: dict[str, Any], reused: int = 0) -> tuple[int, dict]:
+        """(rows of a chunk's output with an ``error``, the reducer's chunk summary). ``reused``: with
+        --since, how many files' rows were taken from an earlier run (``incremental.process_chunk``:
+        they come last, one per file for a job without ``emit``); the reducer's ``reused``
+        summarises those where it has one."""
         errors = pc.count(result.column("error")).as_py() if "error" in result.column_names else 0  # non-null
         with meter("summarise"):
-            reused = getattr(self.reducer, "reused", None)
-            if made is None or made >= result.num_rows or not callable(reused):
+            earlier = getattr(self.reducer, "reused", None)
+            if not reused or self.emit is not None or not callable(earlier):
                 summary = self.reducer.chunk(result, params)
             else:
+                made = result.num_rows - reused
                 summary = self.reducer.merge(self.reducer.chunk(result.slice(0, made), params),
-                                             reused(result.slice(made), params))
+                                             earlier(result.slice(made), params))
         return errors, summary
 
     def process(self, batch: Batch) -> pa.Table:

@@ -321,16 +321,14 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     digest = journal.rows_hash(table)
     result = _replayed(os.path.join(out_dir, job.dataset), part, journalled, digest)
     replayed = result is not None
-    reused, made = (journalled["reused"], journalled.get("made")) if replayed else (0, None)
-    if replayed and made is None and reused and job.emit is None:    # a journal of before "made":
-        made = result.num_rows - reused                               # one row per file, reused last
+    reused = journalled["reused"] if replayed else 0
     if replayed:
-        errors, summary = job.summarise(result, params, made)
+        errors, summary = job.summarise(result, params, reused)
     else:
         journal.test_pause("chunk")
         if earlier:
-            result, reused, made = incremental.process_chunk(job, table, params, load_opts, earlier)
-            errors, summary = job.write_rows(result, params, out_dir, part, made)
+            result, reused = incremental.process_chunk(job, table, params, load_opts, earlier)
+            errors, summary = job.write_rows(result, params, out_dir, part, reused)
         else:
             errors, summary = job.write_chunk(table, params, load_opts, out_dir, part)  # loads what job.reads selects
     emit("chunk", run_id, files=table.num_rows, bytes=nbytes, errors=errors)
@@ -342,7 +340,7 @@ def run_chunk(run_id: str, listing: str, start: int, stop: int, job_blob: bytes,
     dirs = pc.sum(pc.equal(kinds, "dir")).as_py() or 0
     return {"rows": table.num_rows, "files": files, "other": table.num_rows - files - dirs, "bytes": nbytes,
             "errors": errors, "summary": summary, "seconds": time.perf_counter() - t0,
-            "hash": digest, "reused": reused, "made": made, "replayed": replayed}
+            "hash": digest, "reused": reused, "replayed": replayed}
 
 
 # ---- the client's loop --------------------------------------------------------
@@ -593,7 +591,7 @@ class _Run:
         del self.futures[cf.key]
         record = self.chunk_info.pop(cf.key)
         if not r["replayed"]:
-            self.journal.add({**record, "hash": r["hash"], "reused": r["reused"], "made": r["made"]})
+            self.journal.add({**record, "hash": r["hash"], "reused": r["reused"]})
         self.reused += r["reused"]
         self.load.done(self.placed.pop(cf.key), "chunk", r["seconds"])
         name = self.chunk_of.pop(cf.key)

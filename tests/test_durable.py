@@ -279,11 +279,10 @@ def test_since_reuses_unchanged_files_and_reads_changed_ones(job, tmp_path):
             assert rows[str(p)]["xxh3_128"] != old[str(p)]["xxh3_128"]
 
 
-@pytest.mark.parametrize("journal_made", [True, False])
-def test_resumed_since_run_counts_as_the_uninterrupted_one(journal_made, tmp_path):
+def test_resumed_since_run_counts_as_the_uninterrupted_one(tmp_path):
     """A --since run killed between chunks and resumed: the chunks it read back from the killed run
-    (journalled with how many of their rows that run made; or not, as an earlier exoflow's journal)
-    count hashed and reused files as an uninterrupted --since run does."""
+    (each journalled with its reused files, which come last in its part) count hashed and reused
+    files as an uninterrupted --since run does."""
     tree = make_tree(tmp_path / "src", dirs=8, per_dir=40)
     _run("checksum", tree, tmp_path / "before")
     _change(tree)
@@ -291,12 +290,8 @@ def test_resumed_since_run_counts_as_the_uninterrupted_one(journal_made, tmp_pat
     whole = run_here("checksum", tree, tmp_path / "whole", *since, chunk_files=30)["result"]
     args = ("checksum", str(tree), "--chunk-files", "30", *since)
     records = _killed(tmp_path / "out", "chunk=0.4", _count("chunk", 2), *args)
-    assert any(r["kind"] == "chunk" and r["made"] is not None for r in records)
+    assert any(r["kind"] == "chunk" and r["reused"] for r in records)
     done = {r["part"]: os.stat(tmp_path / "out" / "files" / r["part"]).st_ino for r in records if r["kind"] == "chunk"}
-    if not journal_made:
-        path = tmp_path / "out" / STATE / JOURNAL
-        path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "made"}) + "\n"
-                                for r in _journal(tmp_path / "out")))
     _resume(tmp_path / "out", *args)
     assert {p: os.stat(tmp_path / "out" / "files" / p).st_ino for p in done} == done     # read back, not redone
     resumed = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
